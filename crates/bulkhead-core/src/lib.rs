@@ -12,6 +12,7 @@ mod metadata;
 mod metric;
 mod record;
 mod resource;
+mod role;
 
 pub use error::{CoreError, Result};
 pub use ids::{CollectionId, KeyId, MAX_ID_LEN, TenantId};
@@ -24,3 +25,4 @@ pub use record::{
     MAX_DIMENSION, MAX_RECORD_ID_BYTES, RecordId, validate_dimension, validate_vector,
 };
 pub use resource::{CollectionName, KeyName, TenantName};
+pub use role::Role;

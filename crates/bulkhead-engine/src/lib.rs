@@ -1,1 +1,34 @@
-//! placeholder
+//! Bulkhead's storage engine: each tenant is one RocksDB column family plus its own in-memory
+//! vector indexes, and the only way to data is a [`TenantHandle`] from [`Engine::tenant`].
+//!
+//! Contract: no public function reaches data of two tenants, or of a tenant without its
+//! handle; a write returns only once it is in the write-ahead log; an expired record is never
+//! returned. This crate is the only one that names RocksDB and must not depend on the network
+//! layer. See `docs/architecture.md` for the key layout and data flow.
+#![forbid(unsafe_code)]
+
+mod api_keys;
+mod audit;
+mod clock;
+mod codec;
+mod collection;
+mod config;
+mod engine;
+mod error;
+mod keys;
+mod record;
+mod settings;
+mod storage;
+mod sweeper;
+mod tenant;
+
+pub use api_keys::{ApiKeyRecord, SecretHash};
+pub use audit::{AuditEntry, AuditEvent};
+pub use bulkhead_index::IndexParams;
+pub use collection::CollectionSpec;
+pub use config::EngineConfig;
+pub use engine::{Engine, TenantInfo};
+pub use error::{EngineError, Result};
+pub use record::{Hit, Include, NewRecord, Query, StoredRecord};
+pub use settings::{Quota, RateLimit, TenantSettings};
+pub use tenant::{CollectionInfo, MAX_TOP_K, TenantHandle, TenantStats};

@@ -1,1 +1,24 @@
-//! placeholder
+//! In-memory vector indexes that know nothing about tenants, collections or persistence: the
+//! engine owns those concerns and hands this crate plain `u32` labels and `f32` vectors, which
+//! keeps the performance-critical code small enough to reason about and benchmark in isolation.
+//!
+//! [`VectorIndex`] is the only entry point; it starts as an exact flat scan and promotes itself
+//! to a hand-written HNSW graph once it outgrows `IndexParams::flat_threshold`.
+
+pub mod distance;
+mod error;
+mod flat;
+mod hnsw;
+mod hugepages;
+mod index;
+mod params;
+mod prefetch;
+mod scratch;
+mod store;
+mod types;
+
+pub use bulkhead_core::Metric;
+pub use error::{IndexError, Result};
+pub use index::{MAX_DIM, VectorIndex};
+pub use params::{IndexParams, MAX_EF, MAX_FLAT_THRESHOLD};
+pub use types::{IndexKind, Neighbor, SearchFilter};

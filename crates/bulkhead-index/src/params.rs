@@ -20,7 +20,13 @@ pub struct IndexParams {
 
 impl Default for IndexParams {
     fn default() -> Self {
-        Self { m: 16, ef_construction: 200, ef_search: 64, flat_threshold: 20_000, max_tombstone_ratio: 0.25 }
+        Self {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+            flat_threshold: 20_000,
+            max_tombstone_ratio: 0.25,
+        }
     }
 }
 
@@ -46,7 +52,10 @@ impl IndexParams {
             ));
         }
         if !(1..=MAX_EF).contains(&self.ef_search) {
-            return bad(format!("ef_search must be in 1..={MAX_EF}, got {}", self.ef_search));
+            return bad(format!(
+                "ef_search must be in 1..={MAX_EF}, got {}",
+                self.ef_search
+            ));
         }
         if self.flat_threshold > MAX_FLAT_THRESHOLD {
             return bad(format!(
@@ -77,18 +86,48 @@ mod tests {
         let cases = [
             IndexParams { m: 1, ..d },
             IndexParams { m: 129, ..d },
-            IndexParams { ef_construction: 15, ..d },
-            IndexParams { ef_construction: 4097, ..d },
+            IndexParams {
+                ef_construction: 15,
+                ..d
+            },
+            IndexParams {
+                ef_construction: 4097,
+                ..d
+            },
             IndexParams { ef_search: 0, ..d },
-            IndexParams { ef_search: 4097, ..d },
-            IndexParams { flat_threshold: 10_000_001, ..d },
-            IndexParams { max_tombstone_ratio: 0.0, ..d },
-            IndexParams { max_tombstone_ratio: 1.5, ..d },
-            IndexParams { max_tombstone_ratio: f32::NAN, ..d },
+            IndexParams {
+                ef_search: 4097,
+                ..d
+            },
+            IndexParams {
+                flat_threshold: 10_000_001,
+                ..d
+            },
+            IndexParams {
+                max_tombstone_ratio: 0.0,
+                ..d
+            },
+            IndexParams {
+                max_tombstone_ratio: 1.5,
+                ..d
+            },
+            IndexParams {
+                max_tombstone_ratio: f32::NAN,
+                ..d
+            },
         ];
         for p in cases {
-            assert!(matches!(p.validate(), Err(IndexError::InvalidParams(_))), "{p:?}");
+            assert!(
+                matches!(p.validate(), Err(IndexError::InvalidParams(_))),
+                "{p:?}"
+            );
         }
-        IndexParams { max_tombstone_ratio: 1.0, flat_threshold: 0, ..d }.validate().unwrap();
+        IndexParams {
+            max_tombstone_ratio: 1.0,
+            flat_threshold: 0,
+            ..d
+        }
+        .validate()
+        .unwrap();
     }
 }

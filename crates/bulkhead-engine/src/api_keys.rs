@@ -1,0 +1,56 @@
+//! API key records. Keys are control-plane state of one tenant: stored in the registry under
+//! the tenant, looked up by the hash of their secret (the secret itself is never stored), and
+//! bound to the tenant's incarnation, so deleting a tenant kills its keys even if a tenant of
+//! the same id is created later.
+
+use bulkhead_core::{KeyId, Role, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// SHA-256 of a key's secret.
+pub type SecretHash = [u8; 32];
+
+/// One API key, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub tenant: TenantId,
+    pub key_id: KeyId,
+    pub role: Role,
+    #[serde(with = "hex_hash")]
+    pub secret_hash: SecretHash,
+    pub description: String,
+    pub created_at_ms: u64,
+    /// `None`: never expires.
+    pub expires_at_ms: Option<u64>,
+    pub revoked: bool,
+    /// Set by the engine: the tenant incarnation the key was issued for.
+    #[serde(default)]
+    pub incarnation: u64,
+}
+
+impl ApiKeyRecord {
+    /// Whether the key may be used at `now_ms`.
+    pub fn is_usable(&self, now_ms: u64) -> bool {
+        !self.revoked && self.expires_at_ms.is_none_or(|e| now_ms < e)
+    }
+}
+
+mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        s.serialize_str(&hex)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() != 64 {
+            return Err(D::Error::custom("secret hash must be 64 hex digits"));
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(D::Error::custom)?;
+        }
+        Ok(out)
+    }
+}

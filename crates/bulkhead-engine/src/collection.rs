@@ -1,0 +1,256 @@
+//! A collection's settings and its in-memory state: the vector index plus the map between
+//! caller record ids and index labels. The state is derived from RocksDB and rebuilt from it on
+//! load, so it can be evicted and recreated at any time without losing anything.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use bulkhead_core::{CollectionId, Metric, RecordId, validate_dimension};
+use bulkhead_index::{IndexParams, VectorIndex};
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::is_expired;
+use crate::error::{EngineError, Result};
+
+/// What a caller chooses when creating a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionSpec {
+    pub dimension: usize,
+    pub metric: Metric,
+    /// Applied to records upserted without a TTL of their own.
+    pub default_ttl: Option<Duration>,
+    /// `None` takes the engine's defaults.
+    pub index: Option<IndexParams>,
+}
+
+impl CollectionSpec {
+    pub fn new(dimension: usize, metric: Metric) -> Self {
+        Self {
+            dimension,
+            metric,
+            default_ttl: None,
+            index: None,
+        }
+    }
+}
+
+/// Settings as stored in the tenant's column family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CollectionMeta {
+    pub dimension: usize,
+    pub metric: Metric,
+    pub default_ttl_ms: Option<u64>,
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+    pub flat_threshold: usize,
+    pub created_at_ms: u64,
+}
+
+impl CollectionMeta {
+    pub fn from_spec(spec: &CollectionSpec, defaults: IndexParams, now: u64) -> Result<Self> {
+        validate_dimension(spec.dimension)?;
+        let p = spec.index.unwrap_or(defaults);
+        p.validate()
+            .map_err(|e| EngineError::InvalidArgument(format!("index parameters: {e}")))?;
+        let default_ttl_ms = match spec.default_ttl {
+            Some(ttl) if ttl.is_zero() => {
+                return Err(EngineError::InvalidArgument(
+                    "default TTL must be positive".into(),
+                ));
+            }
+            Some(ttl) => Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            None => None,
+        };
+        Ok(Self {
+            dimension: spec.dimension,
+            metric: spec.metric,
+            default_ttl_ms,
+            m: p.m,
+            ef_construction: p.ef_construction,
+            ef_search: p.ef_search,
+            flat_threshold: p.flat_threshold,
+            created_at_ms: now,
+        })
+    }
+
+    pub fn index_params(&self) -> IndexParams {
+        IndexParams {
+            m: self.m,
+            ef_construction: self.ef_construction,
+            ef_search: self.ef_search,
+            flat_threshold: self.flat_threshold,
+            ..IndexParams::default()
+        }
+    }
+
+    pub fn spec(&self) -> CollectionSpec {
+        CollectionSpec {
+            dimension: self.dimension,
+            metric: self.metric,
+            default_ttl: self.default_ttl_ms.map(Duration::from_millis),
+            index: Some(self.index_params()),
+        }
+    }
+}
+
+/// A record's place in the index.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub id: RecordId,
+    pub expires_at_ms: u64,
+}
+
+/// Record id ↔ index label, and which labels expire when.
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    by_label: HashMap<u32, Slot>,
+    by_id: HashMap<RecordId, u32>,
+    expiring: BTreeSet<(u64, u32)>,
+    next_label: u32,
+}
+
+impl Slots {
+    pub fn label_of(&self, id: &RecordId) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn slot(&self, label: u32) -> Option<&Slot> {
+        self.by_label.get(&label)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn allocate_label(&mut self) -> Result<u32> {
+        let label = self.next_label;
+        self.next_label = label.checked_add(1).ok_or_else(|| {
+            EngineError::Storage("collection label space exhausted; reload the tenant".into())
+        })?;
+        Ok(label)
+    }
+
+    /// Points `slot.id` at `label`; returns the label it replaced.
+    pub fn assign(&mut self, label: u32, slot: Slot) -> Option<u32> {
+        if slot.expires_at_ms != 0 {
+            self.expiring.insert((slot.expires_at_ms, label));
+        }
+        let old = self.by_id.insert(slot.id.clone(), label);
+        self.by_label.insert(label, slot);
+        if let Some(old) = old {
+            self.forget_label(old);
+        }
+        old
+    }
+
+    /// Removes `id`; returns its label.
+    pub fn remove(&mut self, id: &RecordId) -> Option<u32> {
+        let label = self.by_id.remove(id)?;
+        self.forget_label(label);
+        Some(label)
+    }
+
+    fn forget_label(&mut self, label: u32) {
+        if let Some(old) = self.by_label.remove(&label)
+            && old.expires_at_ms != 0
+        {
+            self.expiring.remove(&(old.expires_at_ms, label));
+        }
+    }
+
+    /// Labels whose records have expired at `now` but haven't been swept yet. The sweeper keeps
+    /// this small, so building it per query is cheap.
+    pub fn expired_labels(&self, now: u64) -> RoaringBitmap {
+        self.expiring
+            .range(..(now.saturating_add(1), 0))
+            .map(|(_, label)| *label)
+            .collect()
+    }
+
+    /// Live (unexpired) records at `now`.
+    pub fn live_count(&self, now: u64) -> usize {
+        self.by_id.len()
+            - self
+                .expiring
+                .range(..(now.saturating_add(1), 0))
+                .filter(|(exp, _)| is_expired(*exp, now))
+                .count()
+    }
+}
+
+/// A loaded collection.
+#[derive(Debug)]
+pub(crate) struct LiveCollection {
+    pub id: CollectionId,
+    pub meta: CollectionMeta,
+    pub index: VectorIndex,
+    pub slots: RwLock<Slots>,
+    /// Serialises writers of this collection; also set once the collection is deleted.
+    pub writer: Mutex<bool>,
+}
+
+impl LiveCollection {
+    pub fn new(id: CollectionId, meta: CollectionMeta) -> Result<Self> {
+        let index = VectorIndex::new(meta.dimension, meta.metric, meta.index_params())?;
+        Ok(Self {
+            id,
+            meta,
+            index,
+            slots: RwLock::new(Slots::default()),
+            writer: Mutex::new(false),
+        })
+    }
+
+    /// Converts an index distance into the score callers see (higher is closer for cosine and
+    /// dot, the euclidean distance for l2).
+    pub fn score(&self, distance: f32) -> f32 {
+        match self.meta.metric {
+            Metric::Cosine => 1.0 - distance,
+            Metric::Dot => -distance,
+            Metric::L2 => distance.max(0.0).sqrt(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(id: &str, exp: u64) -> Slot {
+        Slot {
+            id: RecordId::new(id).unwrap(),
+            expires_at_ms: exp,
+        }
+    }
+
+    #[test]
+    fn reassigning_an_id_forgets_the_old_label() {
+        let mut s = Slots::default();
+        let a = s.allocate_label().unwrap();
+        assert_eq!(s.assign(a, slot("x", 100)), None);
+        let b = s.allocate_label().unwrap();
+        assert_eq!(s.assign(b, slot("x", 0)), Some(a));
+        assert!(s.slot(a).is_none());
+        assert_eq!(s.label_of(&RecordId::new("x").unwrap()), Some(b));
+        assert!(s.expired_labels(1_000).is_empty());
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn expired_labels_include_the_expiry_instant() {
+        let mut s = Slots::default();
+        for (i, exp) in [10u64, 20, 0].into_iter().enumerate() {
+            let l = s.allocate_label().unwrap();
+            s.assign(l, slot(&format!("r{i}"), exp));
+        }
+        assert_eq!(s.expired_labels(9).len(), 0);
+        assert_eq!(s.expired_labels(10).iter().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(s.expired_labels(25).len(), 2);
+        assert_eq!(s.live_count(25), 1);
+        assert_eq!(s.remove(&RecordId::new("r0").unwrap()), Some(0));
+        assert_eq!(s.expired_labels(25).iter().collect::<Vec<_>>(), vec![1]);
+    }
+}

@@ -1,0 +1,63 @@
+//! Engine errors. Each variant says whose fault it is, so the server can map it to a status code
+//! in one exhaustive match without guessing.
+
+use bulkhead_core::{CollectionId, CoreError, KeyId, TenantId};
+use bulkhead_index::IndexError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Caller's fault: an input failed validation.
+    #[error(transparent)]
+    Invalid(#[from] CoreError),
+    /// Caller's fault: a request field is unacceptable for a reason the core types don't cover.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Caller's fault: one record of a batch is invalid; nothing of the batch was written.
+    #[error("record {index} of the batch: {source}")]
+    InvalidRecord {
+        index: usize,
+        #[source]
+        source: CoreError,
+    },
+    /// Caller's fault: the tenant does not exist (or was deleted while the request ran).
+    #[error("tenant {0} not found")]
+    TenantNotFound(TenantId),
+    /// Caller's fault: a tenant with this id already exists.
+    #[error("tenant {0} already exists")]
+    TenantExists(TenantId),
+    /// Caller's fault: the collection does not exist in this tenant.
+    #[error("collection {0} not found")]
+    CollectionNotFound(CollectionId),
+    /// Caller's fault: a collection with this id already exists in this tenant.
+    #[error("collection {0} already exists")]
+    CollectionExists(CollectionId),
+    /// Caller's fault: no API key of this id in this tenant.
+    #[error("API key {0} not found")]
+    KeyNotFound(KeyId),
+    /// Caller's fault: an API key of this id already exists in this tenant.
+    #[error("API key {0} already exists")]
+    KeyExists(KeyId),
+    /// Caller's fault: the write would take the tenant past one of its quotas.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// Ours (or the environment's): the storage layer failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// Ours: stored bytes could not be decoded; the data directory is damaged or foreign.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// Ours: the in-memory index refused an operation the engine had validated.
+    #[error("index error: {0}")]
+    Index(#[from] IndexError),
+    /// The environment's: the data directory is unusable (permissions, another process holds the lock).
+    #[error("cannot open data directory: {0}")]
+    Open(String),
+}
+
+impl From<rocksdb::Error> for EngineError {
+    fn from(e: rocksdb::Error) -> Self {
+        EngineError::Storage(e.into_string())
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,124 @@
+//! Tenant groups: each group is one RocksDB instance holding at most `tenants_per_group` tenant
+//! column families. Creating a column family rewrites an options file that lists every column
+//! family of its instance, so bounding the instance bounds the cost of a new tenant. Groups open
+//! on first use, so a restart with thousands of tenants opens nothing but the registry.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rocksdb::{DBWithThreadMode, MultiThreaded, Options};
+
+use crate::error::{EngineError, Result};
+use crate::storage::{SharedResources, TenantStore};
+
+pub(crate) type RawDb = DBWithThreadMode<MultiThreaded>;
+
+/// An open group database together with the column-family options its tenants were created
+/// with. Field order matters: the database closes before the options (and the compaction
+/// filter inside them) are freed.
+pub(crate) struct Db {
+    raw: RawDb,
+    tenant_cf: Arc<Options>,
+}
+
+impl std::ops::Deref for Db {
+    type Target = RawDb;
+
+    fn deref(&self) -> &RawDb {
+        &self.raw
+    }
+}
+pub(crate) type GroupId = u32;
+
+const DEFAULT_CF: &str = "default";
+
+#[derive(Default)]
+struct Slot {
+    db: Mutex<Option<Arc<Db>>>,
+}
+
+pub(crate) struct Groups {
+    root: PathBuf,
+    shared: Arc<SharedResources>,
+    slots: Mutex<HashMap<GroupId, Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+impl Groups {
+    pub fn new(root: PathBuf, shared: Arc<SharedResources>) -> Self {
+        Self {
+            root,
+            shared,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, group: GroupId) -> Arc<Slot> {
+        self.slots.lock().entry(group).or_default().clone()
+    }
+
+    /// The open database of `group`, opening it if needed. `expected` names the tenant column
+    /// families the registry assigns to this group; any other one is debris of a create or
+    /// delete interrupted by a crash, and is dropped.
+    pub fn db(&self, group: GroupId, expected: impl FnOnce() -> HashSet<String>) -> Result<Arc<Db>> {
+        let slot = self.slot(group);
+        let mut guard = slot.db.lock();
+        if let Some(db) = guard.as_ref() {
+            return Ok(db.clone());
+        }
+        let path = self.root.join(group.to_string());
+        let db_opts = self.shared.db_options();
+        let tenant_cf = self.shared.tenant_cf_options();
+        let existing = if path.join("CURRENT").exists() {
+            RawDb::list_cf(&db_opts, &path)?
+        } else {
+            vec![DEFAULT_CF.to_owned()]
+        };
+        let descriptors = existing.iter().map(|name| {
+            let opts = if name == DEFAULT_CF {
+                Options::default()
+            } else {
+                (*tenant_cf).clone()
+            };
+            rocksdb::ColumnFamilyDescriptor::new(name, opts)
+        });
+        let raw = RawDb::open_cf_descriptors(&db_opts, &path, descriptors)
+            .map_err(|e| EngineError::Open(format!("{}: {}", path.display(), e.into_string())))?;
+        let db = Db {
+            raw,
+            tenant_cf,
+        };
+        let expected = expected();
+        for name in existing.iter().filter(|n| *n != DEFAULT_CF && !expected.contains(*n)) {
+            tracing::warn!(group, cf = %name, "dropping column family not in the tenant registry");
+            db.drop_cf(name)?;
+        }
+        let db = Arc::new(db);
+        *guard = Some(db.clone());
+        tracing::debug!(group, column_families = existing.len(), "tenant group opened");
+        Ok(db)
+    }
+
+    pub fn is_open(&self, group: GroupId) -> bool {
+        self.slots
+            .lock()
+            .get(&group)
+            .is_some_and(|s| s.db.lock().is_some())
+    }
+
+    pub fn create_tenant_cf(&self, db: &Db, cf_name: &str) -> Result<()> {
+        db.create_cf(cf_name, &db.tenant_cf)?;
+        Ok(())
+    }
+
+    pub fn store(&self, db: Arc<Db>, cf_name: String, sync: bool) -> TenantStore {
+        TenantStore::new(db, cf_name, sync)
+    }
+}

@@ -1,0 +1,101 @@
+//! RocksDB tuning for thousands of column families: small memtables per tenant, one block cache
+//! and one write-buffer budget for the whole process, bounded open files, and the TTL
+//! compaction filter on every tenant column family.
+
+use std::sync::Arc;
+
+use rocksdb::{BlockBasedOptions, Cache, Options, WriteBufferManager, compaction_filter::Decision};
+
+use crate::clock::{is_expired, now_ms};
+use crate::codec::{EXPIRED_MARKER, peek_expiry};
+use crate::config::EngineConfig;
+use crate::keys::RECORD;
+
+/// Memory pools shared by every RocksDB instance of the process.
+pub(crate) struct SharedResources {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+    max_open_files: i32,
+    /// One options object for every tenant column family. RocksDB keeps pointing at the
+    /// compaction filter it owns after `create_cf` returns, so it must live as long as every
+    /// database that uses it: each group holds an `Arc` of it.
+    tenant_cf: Arc<Options>,
+}
+
+impl std::fmt::Debug for SharedResources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedResources").finish_non_exhaustive()
+    }
+}
+
+impl SharedResources {
+    pub fn new(config: &EngineConfig) -> Self {
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            config.write_buffer_budget_bytes,
+            false,
+            cache.clone(),
+        );
+        let tenant_cf = Arc::new(tenant_cf_options(&cache, config.tenant_write_buffer_bytes));
+        Self {
+            cache,
+            write_buffers,
+            max_open_files: config.max_open_files_per_group,
+            tenant_cf,
+        }
+    }
+
+    /// Options of a RocksDB instance (the registry or a tenant group).
+    pub fn db_options(&self) -> Options {
+        let mut o = Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        o.set_max_open_files(self.max_open_files);
+        o.set_write_buffer_manager(&self.write_buffers);
+        // With many column families the WAL can only be recycled once every one of them has
+        // flushed; a cap forces flushes of stale memtables instead of growing the WAL forever.
+        o.set_max_total_wal_size(64 << 20);
+        o.set_keep_log_file_num(2);
+        o.set_max_background_jobs(2);
+        o.set_stats_dump_period_sec(0);
+        o.set_block_based_table_factory(&table_options(&self.cache));
+        o
+    }
+
+    /// Options of every tenant's column family.
+    pub fn tenant_cf_options(&self) -> Arc<Options> {
+        self.tenant_cf.clone()
+    }
+}
+
+fn tenant_cf_options(cache: &Cache, write_buffer_bytes: usize) -> Options {
+    let mut o = Options::default();
+    o.set_write_buffer_size(write_buffer_bytes);
+    o.set_max_write_buffer_number(2);
+    o.set_target_file_size_base(16 << 20);
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    o.set_block_based_table_factory(&table_options(cache));
+    o.set_compaction_filter("bulkhead-ttl", ttl_filter);
+    o
+}
+
+fn table_options(cache: &Cache) -> BlockBasedOptions {
+    let mut t = BlockBasedOptions::default();
+    t.set_block_cache(cache);
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    t
+}
+
+/// Backstop for the sweeper: an expired record met during compaction is replaced by a marker.
+/// The marker (not a removal) keeps shadowing any older version of the key in lower levels,
+/// which a plain removal could bring back.
+fn ttl_filter(_level: u32, key: &[u8], value: &[u8]) -> Decision {
+    if key.first() == Some(&RECORD)
+        && let Some(exp) = peek_expiry(value)
+        && is_expired(exp, now_ms())
+    {
+        return Decision::Change(&EXPIRED_MARKER);
+    }
+    Decision::Keep
+}

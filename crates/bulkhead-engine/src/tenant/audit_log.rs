@@ -1,0 +1,109 @@
+//! The tenant's audit trail: appended under a per-tenant sequence, listed in order, pruned by
+//! the tenant's retention.
+
+use std::time::Duration;
+
+use crate::audit::{AuditEntry, AuditEvent};
+use crate::clock::now_ms;
+use crate::error::{EngineError, Result};
+use crate::keys;
+use crate::storage::WriteSet;
+use crate::tenant::TenantHandle;
+
+impl TenantHandle {
+    /// Appends events (in one write) and returns them with sequence and time assigned. The write
+    /// is in the WAL before this returns, so a process crash loses nothing; it is not fsynced on
+    /// its own (see `TenantStore::write_unsynced`).
+    pub fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<AuditEvent>> {
+        let _g = self.enter()?;
+        let mut next = self.state.audit_next.lock();
+        let mut seq = match *next {
+            Some(seq) => seq,
+            None => match self.store().last_key(keys::audit_range())? {
+                Some(k) => keys::audit_seq_of(&k)? + 1,
+                None => 1,
+            },
+        };
+        let time_ms = now_ms();
+        let mut set = WriteSet::default();
+        let mut events = Vec::with_capacity(entries.len());
+        for e in entries {
+            let event = AuditEvent {
+                sequence: seq,
+                time_ms,
+                principal: e.principal,
+                operation: e.operation,
+                resource: e.resource,
+                outcome: e.outcome,
+                record_count: e.record_count,
+            };
+            set.put(
+                keys::audit_key(seq),
+                serde_json::to_vec(&event).expect("audit events always serialise"),
+            );
+            events.push(event);
+            seq += 1;
+        }
+        self.store().write_unsynced(set)?;
+        *next = Some(seq);
+        Ok(events)
+    }
+
+    /// Up to `limit` events with sequence greater than `after_sequence` and time at or after
+    /// `since_ms`, oldest first.
+    pub fn list_audit(
+        &self,
+        after_sequence: Option<u64>,
+        since_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>> {
+        let _g = self.enter()?;
+        let start = keys::audit_key(after_sequence.map_or(0, |s| s.saturating_add(1)));
+        let (_, end) = keys::audit_range();
+        let mut out = Vec::new();
+        self.store().scan((start, end), |_, v| {
+            let event: AuditEvent = serde_json::from_slice(v)
+                .map_err(|e| EngineError::Corrupt(format!("audit event: {e}")))?;
+            if since_ms.is_none_or(|t| event.time_ms >= t) {
+                out.push(event);
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    /// How long this tenant keeps audit events.
+    pub fn audit_retention(&self) -> Duration {
+        self.state
+            .record
+            .read()
+            .audit_retention_secs
+            .map_or(self.state.shared.config.default_audit_retention, Duration::from_secs)
+    }
+
+    /// Deletes audit events older than the retention; returns how many.
+    pub fn prune_audit(&self) -> Result<usize> {
+        let retention_ms = u64::try_from(self.audit_retention().as_millis()).unwrap_or(u64::MAX);
+        let cutoff = now_ms().saturating_sub(retention_ms);
+        let _g = self.enter()?;
+        let mut first_kept = None;
+        let mut pruned = 0;
+        self.store().scan(keys::audit_range(), |k, v| {
+            let event: AuditEvent = serde_json::from_slice(v)
+                .map_err(|e| EngineError::Corrupt(format!("audit event: {e}")))?;
+            if event.time_ms >= cutoff {
+                first_kept = Some(k.to_vec());
+                return Ok(false);
+            }
+            pruned += 1;
+            Ok(true)
+        })?;
+        if pruned > 0 {
+            let (start, end) = keys::audit_range();
+            let mut set = WriteSet::default();
+            set.delete_range((start, first_kept.unwrap_or(end)));
+            self.store().write(set)?;
+        }
+        Ok(pruned)
+    }
+}

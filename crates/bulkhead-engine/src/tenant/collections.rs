@@ -1,0 +1,101 @@
+//! Collection lifecycle inside one tenant.
+
+use std::sync::Arc;
+
+use bulkhead_core::CollectionId;
+
+use crate::clock::now_ms;
+use crate::collection::{CollectionMeta, CollectionSpec, LiveCollection};
+use crate::error::{EngineError, Result};
+use crate::keys;
+use crate::storage::WriteSet;
+use crate::tenant::TenantHandle;
+
+/// A collection as reported to callers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionInfo {
+    pub id: CollectionId,
+    pub spec: CollectionSpec,
+    pub created_at_ms: u64,
+    /// Unexpired records.
+    pub records: u64,
+}
+
+fn info(c: &LiveCollection) -> CollectionInfo {
+    CollectionInfo {
+        id: c.id.clone(),
+        spec: c.meta.spec(),
+        created_at_ms: c.meta.created_at_ms,
+        records: c.slots.read().live_count(now_ms()) as u64,
+    }
+}
+
+impl TenantHandle {
+    pub fn create_collection(
+        &self,
+        id: &CollectionId,
+        spec: &CollectionSpec,
+    ) -> Result<CollectionInfo> {
+        let _g = self.enter()?;
+        let meta = CollectionMeta::from_spec(spec, self.state.shared.config.default_index, now_ms())?;
+        let loaded = self.loaded()?;
+        let mut collections = loaded.collections.write();
+        if collections.contains_key(id) {
+            return Err(EngineError::CollectionExists(id.clone()));
+        }
+        let max = self.state.record.read().quota.max_collections;
+        if max > 0 && collections.len() as u64 >= max {
+            return Err(EngineError::QuotaExceeded(format!(
+                "tenant has {} collections, the quota is {max}",
+                collections.len()
+            )));
+        }
+        let live = LiveCollection::new(id.clone(), meta.clone())?;
+        let mut set = WriteSet::default();
+        set.put(
+            keys::meta_key(id),
+            serde_json::to_vec(&meta).expect("collection settings always serialise"),
+        );
+        self.store().write(set)?;
+        let out = info(&live);
+        collections.insert(id.clone(), Arc::new(live));
+        Ok(out)
+    }
+
+    pub fn get_collection(&self, id: &CollectionId) -> Result<CollectionInfo> {
+        let _g = self.enter()?;
+        Ok(info(self.collection(id)?.as_ref()))
+    }
+
+    /// All collections of this tenant, ordered by id.
+    pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
+        let _g = self.enter()?;
+        let loaded = self.loaded()?;
+        let mut out: Vec<_> = loaded.collections.read().values().map(|c| info(c)).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Deletes a collection and all its records. Expiry-index entries left behind are removed by
+    /// the next sweep.
+    pub fn delete_collection(&self, id: &CollectionId) -> Result<()> {
+        let _g = self.enter()?;
+        let loaded = self.loaded()?;
+        let live = loaded
+            .collections
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::CollectionNotFound(id.clone()))?;
+        let mut deleted = live.writer.lock();
+        let mut set = WriteSet::default();
+        set.delete(keys::meta_key(id));
+        set.delete_range(keys::record_range(id));
+        self.store().write(set)?;
+        *deleted = true;
+        loaded.collections.write().remove(id);
+        drop(deleted);
+        self.store().compact(keys::record_range(id))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Activation: a tenant's indexes are built from its column family on first use after start (or
+//! after eviction), never at engine start, so start-up cost doesn't grow with the tenant count.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bulkhead_core::CollectionId;
+
+use crate::clock::{is_expired, now_ms};
+use crate::codec;
+use crate::collection::{CollectionMeta, LiveCollection, Slot};
+use crate::error::{EngineError, Result};
+use crate::keys;
+use crate::tenant::{Loaded, TenantHandle};
+
+impl TenantHandle {
+    /// The tenant's loaded state, loading it if cold. Callers hold the gate.
+    pub(super) fn loaded(&self) -> Result<Arc<Loaded>> {
+        let mut slot = self.state.loaded.lock();
+        if let Some(loaded) = slot.as_ref() {
+            return Ok(loaded.clone());
+        }
+        let started = Instant::now();
+        let loaded = Arc::new(self.load()?);
+        *slot = Some(loaded.clone());
+        drop(slot);
+        tracing::debug!(
+            tenant = %self.id(),
+            collections = loaded.collections.read().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tenant activated"
+        );
+        self.state.shared.enforce_index_budget(&self.state);
+        Ok(loaded)
+    }
+
+    /// The loaded collection `id`, or `CollectionNotFound`.
+    pub(super) fn collection(&self, id: &CollectionId) -> Result<Arc<LiveCollection>> {
+        self.loaded()?
+            .collections
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::CollectionNotFound(id.clone()))
+    }
+
+    fn load(&self) -> Result<Loaded> {
+        let mut metas = Vec::new();
+        self.store().scan(keys::meta_range(), |k, v| {
+            let id = keys::collection_of_meta_key(k)?;
+            let meta: CollectionMeta = serde_json::from_slice(v)
+                .map_err(|e| EngineError::Corrupt(format!("collection {id} settings: {e}")))?;
+            metas.push((id, meta));
+            Ok(true)
+        })?;
+        let loaded = Loaded::default();
+        for (id, meta) in metas {
+            let live = self.load_collection(id.clone(), meta)?;
+            loaded.collections.write().insert(id, Arc::new(live));
+        }
+        Ok(loaded)
+    }
+
+    pub(super) fn load_collection(
+        &self,
+        id: CollectionId,
+        meta: CollectionMeta,
+    ) -> Result<LiveCollection> {
+        let live = LiveCollection::new(id.clone(), meta)?;
+        let now = now_ms();
+        {
+            let mut slots = live.slots.write();
+            self.store().scan(keys::record_range(&id), |k, v| {
+                let Some(value) = codec::decode(v)? else {
+                    return Ok(true);
+                };
+                if is_expired(value.expires_at_ms, now) {
+                    return Ok(true);
+                }
+                let record_id = keys::record_id_of(&id, k)?;
+                let label = slots.allocate_label()?;
+                live.index.insert(label, &value.vector)?;
+                slots.assign(
+                    label,
+                    Slot {
+                        id: record_id,
+                        expires_at_ms: value.expires_at_ms,
+                    },
+                );
+                Ok(true)
+            })?;
+        }
+        Ok(live)
+    }
+}

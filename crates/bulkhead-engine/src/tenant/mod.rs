@@ -1,0 +1,191 @@
+//! `TenantHandle`: the only way to a tenant's data. A handle wraps exactly one tenant's state
+//! (its column family and its indexes) and can only be obtained from `Engine::tenant`, so every
+//! read, write and search is scoped to one tenant by construction. There is no function in this
+//! crate that takes two tenants, and none that reaches data without a handle.
+//!
+//! ```compile_fail
+//! // A handle can't be forged: its fields are private and it has no public constructor.
+//! let forged = bulkhead_engine::TenantHandle { state: todo!() };
+//! ```
+//!
+//! ```compile_fail
+//! // Reaching data always needs a handle; the engine has no query method of its own.
+//! fn leak(engine: &bulkhead_engine::Engine, c: &bulkhead_core::CollectionId) {
+//!     let _ = engine.query(c, &bulkhead_engine::Query::new(vec![1.0], 10));
+//! }
+//! ```
+
+mod audit_log;
+mod collections;
+mod load;
+mod records;
+mod sweep;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bulkhead_core::{CollectionId, TenantId};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::clock::now_ms;
+use crate::collection::LiveCollection;
+use crate::engine::Shared;
+use crate::error::{EngineError, Result};
+use crate::storage::{TenantRecord, TenantStore};
+
+pub use collections::CollectionInfo;
+pub use records::MAX_TOP_K;
+
+/// Access to one tenant. Cheap to clone; every clone addresses the same single tenant.
+#[derive(Debug, Clone)]
+pub struct TenantHandle {
+    state: Arc<TenantState>,
+}
+
+/// Per-tenant figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantStats {
+    pub collections: usize,
+    /// Unexpired records across all collections.
+    pub records: u64,
+    /// Bytes on disk and in memtables of the tenant's column family.
+    pub bytes: u64,
+    /// Approximate memory of the tenant's loaded indexes (0 while cold).
+    pub index_bytes: u64,
+}
+
+/// The loaded (in-memory) part of a tenant: its collections and their indexes.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    collections: RwLock<HashMap<CollectionId, Arc<LiveCollection>>>,
+}
+
+impl Loaded {
+    fn memory_bytes(&self) -> usize {
+        self.collections
+            .read()
+            .values()
+            .map(|c| c.index.memory_bytes() + c.slots.read().len() * 96)
+            .sum()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct TenantState {
+    record: RwLock<TenantRecord>,
+    store: TenantStore,
+    shared: Arc<Shared>,
+    /// Held shared by every operation, exclusively by deletion and eviction: a tenant can't be
+    /// deleted or evicted under a running request. `true` once deleted.
+    gate: RwLock<bool>,
+    /// `None` while cold. Loading happens under this lock, so concurrent first requests wait
+    /// for one load instead of racing.
+    loaded: Mutex<Option<Arc<Loaded>>>,
+    /// Next audit sequence number; read from disk on first use.
+    audit_next: Mutex<Option<u64>>,
+    last_used_ms: AtomicU64,
+}
+
+impl TenantState {
+    pub(crate) fn new(record: TenantRecord, store: TenantStore, shared: Arc<Shared>) -> Self {
+        Self {
+            record: RwLock::new(record),
+            store,
+            shared,
+            gate: RwLock::new(false),
+            loaded: Mutex::new(None),
+            audit_next: Mutex::new(None),
+            last_used_ms: AtomicU64::new(now_ms()),
+        }
+    }
+
+    pub(crate) fn last_used_ms(&self) -> u64 {
+        self.last_used_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.loaded.lock().is_some()
+    }
+
+    pub(crate) fn loaded_memory_bytes(&self) -> usize {
+        self.loaded.lock().as_ref().map_or(0, |l| l.memory_bytes())
+    }
+
+    /// Drops the in-memory indexes if no request is using the tenant; they are rebuilt from
+    /// RocksDB on next use.
+    pub(crate) fn try_evict(&self) -> bool {
+        match self.gate.try_write() {
+            Some(_exclusive) => self.loaded.lock().take().is_some(),
+            None => false,
+        }
+    }
+
+    /// Waits for running requests, then marks the tenant deleted and drops its column family.
+    pub(crate) fn delete(&self) -> Result<()> {
+        let mut deleted = self.gate.write();
+        *deleted = true;
+        self.loaded.lock().take();
+        self.store.drop_column_family()
+    }
+}
+
+impl TenantHandle {
+    pub(crate) fn new(state: Arc<TenantState>) -> Self {
+        Self { state }
+    }
+
+    pub fn id(&self) -> TenantId {
+        self.state.record.read().id.clone()
+    }
+
+    /// Enters the tenant for one operation; fails if it was deleted meanwhile.
+    fn enter(&self) -> Result<RwLockReadGuard<'_, bool>> {
+        let guard = self.state.gate.read_recursive();
+        if *guard {
+            return Err(EngineError::TenantNotFound(self.id()));
+        }
+        self.state.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        Ok(guard)
+    }
+
+    fn store(&self) -> &TenantStore {
+        &self.state.store
+    }
+
+    pub fn stats(&self) -> Result<TenantStats> {
+        let _g = self.enter()?;
+        let loaded = self.loaded()?;
+        let now = now_ms();
+        let collections = loaded.collections.read();
+        let records = collections
+            .values()
+            .map(|c| c.slots.read().live_count(now) as u64)
+            .sum();
+        Ok(TenantStats {
+            collections: collections.len(),
+            records,
+            bytes: self.store().size_bytes()?,
+            index_bytes: loaded.memory_bytes() as u64,
+        })
+    }
+
+    /// Writes the tenant's memtables to table files.
+    pub fn flush(&self) -> Result<()> {
+        let _g = self.enter()?;
+        self.store().flush()
+    }
+
+    /// Paths of the table files holding this tenant's data (for operators and deletion checks).
+    pub fn table_files(&self) -> Result<Vec<PathBuf>> {
+        let _g = self.enter()?;
+        self.store().table_files()
+    }
+}
+
+impl TenantState {
+    pub(crate) fn set_record(&self, record: TenantRecord) {
+        *self.record.write() = record;
+    }
+}

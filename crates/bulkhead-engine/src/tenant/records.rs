@@ -1,0 +1,300 @@
+//! Record reads, writes and search inside one tenant. RocksDB is written first and is the
+//! truth; the index follows. Expiry is checked on every read path against the clock, so an
+//! expired record is invisible from the millisecond it expires, whatever the sweeper has done.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bulkhead_core::{CollectionId, RecordId, validate_metadata, validate_vector};
+use bulkhead_index::SearchFilter;
+
+use crate::clock::{expiry_after, is_expired, now_ms};
+use crate::codec::{self, StoredValue};
+use crate::collection::{LiveCollection, Slot};
+use crate::error::{EngineError, Result};
+use crate::keys;
+use crate::record::{Hit, NewRecord, Query, StoredRecord};
+use crate::storage::WriteSet;
+use crate::tenant::TenantHandle;
+
+/// Largest `top_k` the engine accepts; the server may set a lower limit.
+pub const MAX_TOP_K: usize = 10_000;
+
+impl TenantHandle {
+    /// Inserts or replaces records. Either the whole batch is written or nothing is: every
+    /// record is validated first, then one atomic write. Within a batch the last occurrence of
+    /// an id wins. Returns the number of records written.
+    pub fn upsert(&self, collection: &CollectionId, records: Vec<NewRecord>) -> Result<usize> {
+        let _g = self.enter()?;
+        let col = self.collection(collection)?;
+        self.validate_batch(&col, &records)?;
+        let records = last_occurrence_wins(records);
+        let now = now_ms();
+
+        let writer = col.writer.lock();
+        if *writer {
+            return Err(EngineError::CollectionNotFound(collection.clone()));
+        }
+        self.check_record_quota(&col, &records)?;
+        let mut set = WriteSet::default();
+        let mut expiries = Vec::with_capacity(records.len());
+        {
+            let slots = col.slots.read();
+            for r in &records {
+                let ttl = r.ttl.or(col.meta.default_ttl_ms.map(Duration::from_millis));
+                let expires = ttl.map_or(0, |ttl| expiry_after(now, ttl));
+                if let Some(old) = slots.label_of(&r.id).and_then(|l| slots.slot(l))
+                    && old.expires_at_ms != 0
+                {
+                    set.delete(keys::expiry_key(old.expires_at_ms, collection, &r.id));
+                }
+                if expires != 0 {
+                    set.put(keys::expiry_key(expires, collection, &r.id), Vec::new());
+                }
+                set.put(
+                    keys::record_key(collection, &r.id),
+                    codec::encode(expires, &r.vector, r.text.as_deref(), &r.metadata),
+                );
+                expiries.push(expires);
+            }
+        }
+        self.store().write(set)?;
+
+        let mut replaced = Vec::new();
+        for (r, expires) in records.iter().zip(expiries) {
+            let label = col.slots.write().allocate_label()?;
+            col.index.insert(label, &r.vector)?;
+            let old = col.slots.write().assign(
+                label,
+                Slot {
+                    id: r.id.clone(),
+                    expires_at_ms: expires,
+                },
+            );
+            replaced.extend(old);
+        }
+        for label in replaced {
+            col.index.remove(label);
+        }
+        drop(writer);
+        Ok(records.len())
+    }
+
+    fn validate_batch(&self, col: &LiveCollection, records: &[NewRecord]) -> Result<()> {
+        let max_text = self.state.shared.config.max_text_bytes;
+        for (index, r) in records.iter().enumerate() {
+            let invalid = |source| EngineError::InvalidRecord { index, source };
+            validate_vector(&r.vector, col.meta.dimension, col.meta.metric).map_err(invalid)?;
+            validate_metadata(&r.metadata).map_err(invalid)?;
+            if r.text.as_ref().is_some_and(|t| t.len() > max_text) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "record {index} of the batch: text is longer than {max_text} bytes"
+                )));
+            }
+            if r.ttl.is_some_and(|t| t.is_zero()) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "record {index} of the batch: TTL must be positive"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a batch that would take the tenant past its record or byte quota. Called under
+    /// the collection's writer lock, so concurrent batches of one collection can't both pass.
+    fn check_record_quota(&self, col: &LiveCollection, records: &[NewRecord]) -> Result<()> {
+        let quota = self.state.record.read().quota;
+        if quota.max_records > 0 {
+            let new_ids = {
+                let slots = col.slots.read();
+                records.iter().filter(|r| slots.label_of(&r.id).is_none()).count() as u64
+            };
+            let current: u64 = self
+                .loaded()?
+                .collections
+                .read()
+                .values()
+                .map(|c| c.slots.read().len() as u64)
+                .sum();
+            if current + new_ids > quota.max_records {
+                return Err(EngineError::QuotaExceeded(format!(
+                    "tenant holds {current} records, this batch adds {new_ids}, the quota is {}",
+                    quota.max_records
+                )));
+            }
+        }
+        if quota.max_stored_bytes > 0 {
+            let incoming: u64 = records
+                .iter()
+                .map(|r| {
+                    (r.vector.len() * 4 + r.text.as_ref().map_or(0, String::len) + r.id.as_str().len())
+                        as u64
+                })
+                .sum();
+            let stored = self.store().size_bytes()?;
+            if stored + incoming > quota.max_stored_bytes {
+                return Err(EngineError::QuotaExceeded(format!(
+                    "tenant stores about {stored} bytes, this batch adds {incoming}, the quota is {}",
+                    quota.max_stored_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads records by id. Missing and expired ids are left out; order follows `ids`.
+    pub fn get(&self, collection: &CollectionId, ids: &[RecordId]) -> Result<Vec<StoredRecord>> {
+        let _g = self.enter()?;
+        self.collection(collection)?;
+        let now = now_ms();
+        let keys: Vec<_> = ids.iter().map(|id| keys::record_key(collection, id)).collect();
+        let values = self.store().multi_get(&keys)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, value) in ids.iter().zip(values) {
+            if let Some(v) = live_value(value.as_deref(), now)? {
+                out.push(StoredRecord {
+                    id: id.clone(),
+                    vector: v.vector,
+                    text: v.text,
+                    metadata: v.metadata,
+                    expire_time_ms: (v.expires_at_ms != 0).then_some(v.expires_at_ms),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes records by id; returns how many existed.
+    pub fn delete(&self, collection: &CollectionId, ids: &[RecordId]) -> Result<usize> {
+        let _g = self.enter()?;
+        let col = self.collection(collection)?;
+        let writer = col.writer.lock();
+        if *writer {
+            return Err(EngineError::CollectionNotFound(collection.clone()));
+        }
+        let mut set = WriteSet::default();
+        let mut present = Vec::new();
+        {
+            let slots = col.slots.read();
+            for id in ids {
+                if let Some(slot) = slots.label_of(id).and_then(|l| slots.slot(l)) {
+                    if slot.expires_at_ms != 0 {
+                        set.delete(keys::expiry_key(slot.expires_at_ms, collection, id));
+                    }
+                    set.delete(keys::record_key(collection, id));
+                    present.push(id);
+                }
+            }
+        }
+        self.store().write(set)?;
+        let now = now_ms();
+        let mut count = 0;
+        for id in present {
+            let mut slots = col.slots.write();
+            if let Some(label) = slots.label_of(id) {
+                let expired = slots.slot(label).is_some_and(|s| is_expired(s.expires_at_ms, now));
+                slots.remove(id);
+                drop(slots);
+                col.index.remove(label);
+                count += usize::from(!expired);
+            }
+        }
+        Ok(count)
+    }
+
+    /// The `top_k` nearest unexpired records to `query.vector`, closest first.
+    pub fn query(&self, collection: &CollectionId, query: &Query) -> Result<Vec<Hit>> {
+        let _g = self.enter()?;
+        let col = self.collection(collection)?;
+        validate_vector(&query.vector, col.meta.dimension, col.meta.metric)?;
+        if query.top_k == 0 || query.top_k > MAX_TOP_K {
+            return Err(EngineError::InvalidArgument(format!(
+                "top_k must be between 1 and {MAX_TOP_K}, got {}",
+                query.top_k
+            )));
+        }
+        let now = now_ms();
+        let expired = col.slots.read().expired_labels(now);
+        let filter = SearchFilter {
+            allow: None,
+            deny: (!expired.is_empty()).then_some(&expired),
+        };
+        let neighbours = col.index.search(&query.vector, query.top_k, query.ef, filter)?;
+        let mut hits: Vec<Hit> = {
+            let slots = col.slots.read();
+            neighbours
+                .iter()
+                .filter_map(|n| {
+                    let slot = slots.slot(n.label)?;
+                    (!is_expired(slot.expires_at_ms, now)).then(|| Hit {
+                        id: slot.id.clone(),
+                        score: col.score(n.distance),
+                        text: None,
+                        metadata: None,
+                        vector: None,
+                    })
+                })
+                .collect()
+        };
+        if query.include.any() {
+            self.fill_fields(collection, &mut hits, query, now)?;
+        }
+        Ok(hits)
+    }
+
+    /// Reads the stored fields a query asked for; drops hits deleted since the search.
+    fn fill_fields(
+        &self,
+        collection: &CollectionId,
+        hits: &mut Vec<Hit>,
+        query: &Query,
+        now: u64,
+    ) -> Result<()> {
+        let keys: Vec<_> = hits.iter().map(|h| keys::record_key(collection, &h.id)).collect();
+        let values = self.store().multi_get(&keys)?;
+        let mut found: HashMap<usize, StoredValue> = HashMap::new();
+        for (i, value) in values.into_iter().enumerate() {
+            if let Some(v) = live_value(value.as_deref(), now)? {
+                found.insert(i, v);
+            }
+        }
+        let mut i = 0;
+        hits.retain_mut(|hit| {
+            let keep = match found.remove(&i) {
+                Some(v) => {
+                    hit.text = if query.include.text { v.text } else { None };
+                    hit.metadata = query.include.metadata.then_some(v.metadata);
+                    hit.vector = query.include.vector.then_some(v.vector);
+                    true
+                }
+                None => false,
+            };
+            i += 1;
+            keep
+        });
+        Ok(())
+    }
+}
+
+/// Decodes a stored value unless it is absent, an expired marker, or expired at `now`.
+fn live_value(raw: Option<&[u8]>, now: u64) -> Result<Option<StoredValue>> {
+    let Some(raw) = raw else { return Ok(None) };
+    Ok(codec::decode(raw)?.filter(|v| !is_expired(v.expires_at_ms, now)))
+}
+
+/// Keeps the last record of each id, in order of those last occurrences.
+fn last_occurrence_wins(records: Vec<NewRecord>) -> Vec<NewRecord> {
+    let mut last: HashMap<RecordId, usize> = HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.id.clone(), i);
+    }
+    if last.len() == records.len() {
+        return records;
+    }
+    records
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&r.id) == Some(i))
+        .map(|(_, r)| r)
+        .collect()
+}

@@ -1,0 +1,63 @@
+//! Helpers: engines in temporary directories, ids, and deterministic vectors.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bulkhead_core::{CollectionId, Metric, RecordId, TenantId};
+use bulkhead_engine::{CollectionSpec, Engine, EngineConfig, NewRecord, TenantHandle, TenantSettings};
+
+pub fn config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir);
+    // Tests sweep explicitly; the background sweeper must not race their assertions.
+    c.sweep_interval = Duration::from_secs(3600);
+    c
+}
+
+pub fn open(dir: &Path) -> Engine {
+    Engine::open(config(dir)).expect("engine opens")
+}
+
+pub fn tenant(id: &str) -> TenantId {
+    TenantId::new(id).unwrap()
+}
+
+pub fn coll(id: &str) -> CollectionId {
+    CollectionId::new(id).unwrap()
+}
+
+pub fn rid(id: &str) -> RecordId {
+    RecordId::new(id).unwrap()
+}
+
+/// A reproducible pseudo-random unit vector for `seed`.
+pub fn vector(seed: u64, dim: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v: Vec<f32> = (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-6);
+    v.iter_mut().for_each(|a| *a /= norm);
+    v
+}
+
+pub fn record(id: &str, seed: u64, dim: usize, text: &str) -> NewRecord {
+    let mut r = NewRecord::new(rid(id), vector(seed, dim));
+    r.text = Some(text.to_owned());
+    r
+}
+
+/// Creates tenant `id` with one cosine collection `docs` of dimension `dim`.
+pub fn tenant_with_docs(engine: &Engine, id: &str, dim: usize) -> TenantHandle {
+    engine
+        .create_tenant(&tenant(id), &TenantSettings::default())
+        .expect("tenant created");
+    let t = engine.tenant(&tenant(id)).unwrap();
+    t.create_collection(&coll("docs"), &CollectionSpec::new(dim, Metric::Cosine))
+        .expect("collection created");
+    t
+}

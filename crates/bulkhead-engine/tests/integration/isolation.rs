@@ -1,0 +1,140 @@
+//! Tenants with identical collection names, record ids and vectors never see each other.
+
+use bulkhead_engine::{Engine, EngineError, Include, Query, TenantSettings};
+
+use crate::common::*;
+
+const DIM: usize = 8;
+const RECORDS: u64 = 30;
+
+/// Every tenant gets the same ids and vectors; only the text (its owner) differs.
+fn plant(engine: &Engine, name: &str) {
+    let t = tenant_with_docs(engine, name, DIM);
+    let batch = (0..RECORDS)
+        .map(|i| record(&format!("r{i}"), i, DIM, &format!("owner={name}")))
+        .collect();
+    t.upsert(&coll("docs"), batch).unwrap();
+}
+
+fn assert_sees_only_itself(engine: &Engine, name: &str) {
+    let t = engine.tenant(&tenant(name)).unwrap();
+    let owner = format!("owner={name}");
+    let mut q = Query::new(vector(3, DIM), 1_000);
+    q.include = Include {
+        text: true,
+        metadata: true,
+        vector: true,
+    };
+    let hits = t.query(&coll("docs"), &q).unwrap();
+    assert_eq!(hits.len() as u64, RECORDS, "{name}: one hit per own record");
+    assert!(hits.iter().all(|h| h.text.as_deref() == Some(owner.as_str())));
+    let ids: Vec<_> = (0..RECORDS).map(|i| rid(&format!("r{i}"))).collect();
+    let got = t.get(&coll("docs"), &ids).unwrap();
+    assert_eq!(got.len() as u64, RECORDS);
+    assert!(got.iter().all(|r| r.text.as_deref() == Some(owner.as_str())));
+    let collections = t.list_collections().unwrap();
+    assert_eq!(collections.len(), 1);
+    assert_eq!(collections[0].records, RECORDS);
+    assert_eq!(t.stats().unwrap().records, RECORDS);
+    assert_eq!(t.id(), tenant(name));
+}
+
+fn isolation_across(count: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Small groups so the tenants spread over several RocksDB instances.
+    config.tenants_per_group = 8;
+    let engine = Engine::open(config).unwrap();
+    let names: Vec<_> = (0..count).map(|i| format!("tenant-{i}")).collect();
+    for n in &names {
+        plant(&engine, n);
+    }
+    for n in &names {
+        assert_sees_only_itself(&engine, n);
+    }
+}
+
+#[test]
+fn two_tenants_with_identical_data_are_isolated() {
+    isolation_across(2);
+}
+
+#[test]
+fn fifty_tenants_with_identical_data_are_isolated() {
+    isolation_across(50);
+}
+
+#[test]
+fn writes_and_deletes_stay_in_their_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    plant(&engine, "a");
+    plant(&engine, "b");
+    let a = engine.tenant(&tenant("a")).unwrap();
+    a.delete(&coll("docs"), &[rid("r1")]).unwrap();
+    a.upsert(&coll("docs"), vec![record("r2", 99, DIM, "owner=a")]).unwrap();
+    a.delete_collection(&coll("docs")).unwrap();
+    assert_sees_only_itself(&engine, "b");
+}
+
+#[test]
+fn deleted_and_recreated_tenant_sees_nothing_of_its_past_and_files_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    plant(&engine, "a");
+    plant(&engine, "b");
+    let old_b = engine.tenant(&tenant("b")).unwrap();
+    old_b.flush().unwrap();
+    let files = old_b.table_files().unwrap();
+    assert!(!files.is_empty(), "flushed tenant has table files");
+    assert!(files.iter().all(|f| f.exists()), "{files:?}");
+
+    engine.delete_tenant(&tenant("b")).unwrap();
+    // The old handle is dead, not silently pointed at something else.
+    assert!(matches!(
+        old_b.get(&coll("docs"), &[rid("r1")]),
+        Err(EngineError::TenantNotFound(_))
+    ));
+    assert!(matches!(
+        engine.tenant(&tenant("b")),
+        Err(EngineError::TenantNotFound(_))
+    ));
+    drop(old_b);
+    for f in &files {
+        assert!(!f.exists(), "{} survived tenant deletion", f.display());
+    }
+
+    engine
+        .create_tenant(&tenant("b"), &TenantSettings::default())
+        .unwrap();
+    let new_b = engine.tenant(&tenant("b")).unwrap();
+    assert!(new_b.list_collections().unwrap().is_empty());
+    assert!(matches!(
+        new_b.get(&coll("docs"), &[rid("r1")]),
+        Err(EngineError::CollectionNotFound(_))
+    ));
+    assert!(new_b.list_audit(None, None, 10).unwrap().is_empty());
+    assert_eq!(new_b.stats().unwrap().records, 0);
+    assert_sees_only_itself(&engine, "a");
+}
+
+#[test]
+fn unknown_and_duplicate_tenants_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    assert!(matches!(
+        engine.tenant(&tenant("ghost")),
+        Err(EngineError::TenantNotFound(_))
+    ));
+    engine
+        .create_tenant(&tenant("a"), &TenantSettings::default())
+        .unwrap();
+    assert!(matches!(
+        engine.create_tenant(&tenant("a"), &TenantSettings::default()),
+        Err(EngineError::TenantExists(_))
+    ));
+    assert!(matches!(
+        engine.delete_tenant(&tenant("ghost")),
+        Err(EngineError::TenantNotFound(_))
+    ));
+}

@@ -1,0 +1,8 @@
+//! Engine integration tests, compiled as one binary to keep link time down.
+
+mod common;
+mod crash;
+mod crud;
+mod isolation;
+mod restart;
+mod ttl;

@@ -1,0 +1,71 @@
+//! Everything acknowledged is there after a clean restart, indexes included.
+
+use bulkhead_core::Metric;
+use bulkhead_engine::{AuditEntry, CollectionSpec, IndexParams, Query};
+
+use crate::common::*;
+
+const DIM: usize = 16;
+
+#[test]
+fn restart_keeps_tenants_collections_records_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let t = tenant_with_docs(&engine, "acme", DIM);
+        let mut spec = CollectionSpec::new(DIM, Metric::L2);
+        spec.index = Some(IndexParams {
+            flat_threshold: 100,
+            ..IndexParams::default()
+        });
+        t.create_collection(&coll("graph"), &spec).unwrap();
+        let batch: Vec<_> = (0..500).map(|i| record(&format!("r{i}"), i, DIM, "t")).collect();
+        t.upsert(&coll("docs"), batch.clone()).unwrap();
+        t.upsert(&coll("graph"), batch).unwrap();
+        t.delete(&coll("docs"), &[rid("r7")]).unwrap();
+        t.append_audit(vec![AuditEntry {
+            principal: "admin".into(),
+            operation: "CreateCollection".into(),
+            resource: "tenants/acme/collections/graph".into(),
+            outcome: "OK".into(),
+            record_count: 0,
+        }])
+        .unwrap();
+        tenant_with_docs(&engine, "other", DIM);
+    }
+    let engine = open(dir.path());
+    assert_eq!(engine.tenant_count(), 2);
+    let t = engine.tenant(&tenant("acme")).unwrap();
+    let cols = t.list_collections().unwrap();
+    assert_eq!(cols.len(), 2);
+    assert_eq!(cols[0].records, 499);
+    assert_eq!(cols[1].records, 500);
+    assert_eq!(cols[1].spec.metric, Metric::L2);
+    assert!(t.get(&coll("docs"), &[rid("r7")]).unwrap().is_empty());
+    for i in [0u64, 250, 499] {
+        let hits = t
+            .query(&coll("graph"), &Query::new(vector(i, DIM), 1))
+            .unwrap();
+        assert_eq!(hits[0].id, rid(&format!("r{i}")));
+    }
+    let audit = t.list_audit(None, None, 10).unwrap();
+    assert_eq!(audit.len(), 1);
+    let next = t
+        .append_audit(vec![AuditEntry {
+            principal: "admin".into(),
+            operation: "Query".into(),
+            resource: "tenants/acme".into(),
+            outcome: "OK".into(),
+            record_count: 1,
+        }])
+        .unwrap();
+    assert_eq!(next[0].sequence, 2, "sequence continues after restart");
+}
+
+#[test]
+fn a_second_engine_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    let err = bulkhead_engine::Engine::open(config(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("cannot open"), "{err}");
+}

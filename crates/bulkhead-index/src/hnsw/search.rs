@@ -1,0 +1,140 @@
+//! The beam search every query and every insert runs. It is the hottest code in the product, so
+//! it is generic over the acceptance test (the unfiltered case compiles to no check at all) and
+//! works entirely inside a pooled [`Scratch`].
+
+use std::cmp::Reverse;
+
+use super::{Hnsw, Space};
+use crate::prefetch::prefetch_bytes;
+use crate::scratch::{Candidate, Scratch};
+
+impl Hnsw {
+    /// Greedy descent on one upper level: move to the closest neighbour until none is closer.
+    pub(super) fn greedy(
+        &self,
+        space: &Space<'_>,
+        q: &[f32],
+        mut cur: Candidate,
+        level: usize,
+    ) -> Candidate {
+        loop {
+            let mut moved = false;
+            for &n in self.links(cur.id, level) {
+                let dist = space.dist(q, n);
+                if dist < cur.dist {
+                    cur = Candidate { dist, id: n };
+                    moved = true;
+                }
+            }
+            if !moved {
+                return cur;
+            }
+        }
+    }
+
+    /// Beam search of width `ef` on `level` from `entry`, leaving up to `ef` accepted nodes in
+    /// `s.results` (farthest on top). Nodes failing `accept` are expanded but not kept; when
+    /// `filtering` is set the search keeps going until `ef` accepted nodes are found (or the
+    /// reachable graph is exhausted) instead of stopping at the first non-improving candidate.
+    /// `s` must have been reset for `self.len()` nodes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn search_layer<F: Fn(u32) -> bool>(
+        &self,
+        space: &Space<'_>,
+        q: &[f32],
+        entry: Candidate,
+        ef: usize,
+        level: usize,
+        s: &mut Scratch,
+        accept: F,
+        filtering: bool,
+    ) {
+        let Scratch {
+            visited,
+            candidates,
+            results,
+            batch,
+        } = s;
+        let vbytes = space.vector_bytes();
+        visited.insert(entry.id);
+        let mut bound = f32::INFINITY;
+        if accept(entry.id) {
+            results.push(entry);
+            bound = entry.dist;
+        }
+        candidates.push(Reverse(entry));
+
+        while let Some(Reverse(c)) = candidates.pop() {
+            if c.dist > bound && (results.len() >= ef || !filtering) {
+                break;
+            }
+            // Gather unvisited neighbours first, prefetching the first line of each vector so
+            // the loads are in flight together before the first distance needs one; each full
+            // vector is then prefetched one step ahead of its distance computation. (Measured
+            // on 60k x 384: prefetching every whole vector up front saturates the fill buffers
+            // and is slower than no prefetch at all.)
+            batch.clear();
+            for &n in self.links(c.id, level) {
+                if visited.insert(n) {
+                    prefetch_bytes(space.vector_ptr(n), 1);
+                    batch.push(n);
+                }
+            }
+            for (i, &n) in batch.iter().enumerate() {
+                if let Some(&next) = batch.get(i + 1) {
+                    prefetch_bytes(space.vector_ptr(next), vbytes);
+                }
+                let dist = space.dist(q, n);
+                if results.len() < ef || dist < bound {
+                    candidates.push(Reverse(Candidate { dist, id: n }));
+                    if level == 0 {
+                        // Its neighbour list will be read when it is popped.
+                        prefetch_bytes(self.links0_ptr(n), 1);
+                    }
+                    if accept(n) {
+                        results.push(Candidate { dist, id: n });
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                    if let Some(top) = results.peek() {
+                        bound = top.dist;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Approximate `k` nearest accepted nodes to `q`, closest first. `ef` is the beam width on
+    /// level 0 (raised to `k` if smaller).
+    #[allow(clippy::too_many_arguments)]
+    pub fn knn<F: Fn(u32) -> bool>(
+        &self,
+        space: &Space<'_>,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        s: &mut Scratch,
+        accept: F,
+        filtering: bool,
+    ) -> Vec<Candidate> {
+        let Some(entry) = self.entry else {
+            return Vec::new();
+        };
+        let mut cur = Candidate {
+            dist: space.dist(q, entry),
+            id: entry,
+        };
+        for level in (1..=self.max_level).rev() {
+            cur = self.greedy(space, q, cur, level);
+        }
+        s.reset(self.len());
+        self.search_layer(space, q, cur, ef.max(k), 0, s, accept, filtering);
+        while s.results.len() > k {
+            s.results.pop();
+        }
+        let mut out: Vec<Candidate> = s.results.drain().collect();
+        out.sort_unstable();
+        out
+    }
+}

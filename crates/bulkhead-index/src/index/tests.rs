@@ -1,0 +1,394 @@
+use std::collections::HashSet;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use roaring::RoaringBitmap;
+
+use super::*;
+use crate::distance::{normalize, scalar_distance};
+
+/// `n` points around `clusters` random centres in `[-1, 1]^dim`, reproducible from `seed`.
+/// Within a cluster the spread lies mostly in a 20-dimensional subspace (plus a little
+/// isotropic noise), like real embeddings whose intrinsic dimension is far below `dim`.
+fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
+    const LATENT: usize = 20;
+    let mut basis_rng = StdRng::seed_from_u64(0xBA515);
+    let basis: Vec<Vec<f32>> = (0..LATENT)
+        .map(|_| {
+            (0..dim)
+                .map(|_| basis_rng.random_range(-0.3..0.3))
+                .collect()
+        })
+        .collect();
+    let mut centre_rng = StdRng::seed_from_u64(0xCE27E);
+    let centres: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| {
+            (0..dim)
+                .map(|_| centre_rng.random_range(-1.0..1.0))
+                .collect()
+        })
+        .collect();
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let z: Vec<f32> = (0..LATENT).map(|_| rng.random_range(-1.0..1.0)).collect();
+            (0..dim)
+                .map(|d| {
+                    let low_rank: f32 = z.iter().zip(&basis).map(|(z, b)| z * b[d]).sum();
+                    centres[i % clusters][d] + low_rank + rng.random_range(-0.05..0.05)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Exact top-k labels by the reference distance (vectors normalised first for cosine).
+fn brute_force(metric: Metric, data: &[(u32, Vec<f32>)], q: &[f32], k: usize) -> Vec<u32> {
+    let prep = |v: &[f32]| {
+        let mut v = v.to_vec();
+        if metric == Metric::Cosine {
+            normalize(&mut v);
+        }
+        v
+    };
+    let q = prep(q);
+    let mut d: Vec<(f32, u32)> = data
+        .iter()
+        .map(|(l, v)| (scalar_distance(metric, &q, &prep(v)), *l))
+        .collect();
+    d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    d.into_iter().take(k).map(|(_, l)| l).collect()
+}
+
+fn recall(got: &[Neighbor], truth: &[u32]) -> f64 {
+    let truth: HashSet<u32> = truth.iter().copied().collect();
+    got.iter().filter(|n| truth.contains(&n.label)).count() as f64 / truth.len().max(1) as f64
+}
+
+fn hnsw_params() -> IndexParams {
+    IndexParams {
+        m: 12,
+        ef_construction: 100,
+        flat_threshold: 0,
+        max_tombstone_ratio: 1.0,
+        ..Default::default()
+    }
+}
+
+fn build(metric: Metric, params: IndexParams, data: &[(u32, Vec<f32>)]) -> VectorIndex {
+    let idx = VectorIndex::new(data[0].1.len(), metric, params).unwrap();
+    for (l, v) in data {
+        idx.insert(*l, v).unwrap();
+    }
+    idx
+}
+
+fn labelled(points: Vec<Vec<f32>>, stride: u32) -> Vec<(u32, Vec<f32>)> {
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as u32 * stride + 5, v))
+        .collect()
+}
+
+fn assert_sorted(res: &[Neighbor]) {
+    assert!(
+        res.windows(2).all(|w| w[0].distance <= w[1].distance),
+        "{res:?}"
+    );
+}
+
+#[test]
+fn flat_search_equals_brute_force() {
+    for metric in Metric::ALL {
+        let data = labelled(clustered(600, 24, 6, 1), 3);
+        let idx = build(metric, IndexParams::default(), &data);
+        assert_eq!(idx.kind(), IndexKind::Flat);
+        for q in clustered(20, 24, 6, 2) {
+            let res = idx.search(&q, 10, None, SearchFilter::default()).unwrap();
+            assert_sorted(&res);
+            let got: Vec<u32> = res.iter().map(|n| n.label).collect();
+            assert_eq!(got, brute_force(metric, &data, &q, 10), "{metric}");
+        }
+    }
+}
+
+#[test]
+fn hnsw_recall_at_10() {
+    let data = labelled(clustered(5000, 64, 50, 3), 1);
+    let queries = clustered(100, 64, 50, 4);
+    for metric in [Metric::Cosine, Metric::L2] {
+        let idx = build(metric, hnsw_params(), &data);
+        assert_eq!(idx.kind(), IndexKind::Hnsw);
+        let mut total = 0.0;
+        for q in &queries {
+            let res = idx
+                .search(q, 10, Some(64), SearchFilter::default())
+                .unwrap();
+            assert_eq!(res.len(), 10);
+            assert_sorted(&res);
+            total += recall(&res, &brute_force(metric, &data, q, 10));
+        }
+        let r = total / queries.len() as f64;
+        assert!(r >= 0.95, "{metric} recall@10 = {r}");
+    }
+}
+
+#[test]
+fn graph_degrees_are_bounded() {
+    let data = labelled(clustered(1500, 16, 10, 5), 1);
+    let idx = build(Metric::L2, hnsw_params(), &data);
+    let state = idx.state.read();
+    let g = state.graph.as_ref().unwrap();
+    for id in 0..g.len() as u32 {
+        let links = g.links(id, 0);
+        assert!(links.len() <= 2 * idx.params.m);
+        assert!(links.iter().all(|&n| n != id && (n as usize) < g.len()));
+    }
+}
+
+#[test]
+fn removed_labels_are_never_returned() {
+    let data = labelled(clustered(2000, 16, 10, 6), 2);
+    for params in [IndexParams::default(), hnsw_params()] {
+        let idx = build(Metric::Cosine, params, &data);
+        let removed: HashSet<u32> = data.iter().step_by(3).map(|(l, _)| *l).collect();
+        for &l in &removed {
+            assert!(idx.remove(l));
+            assert!(!idx.remove(l));
+            assert!(!idx.contains(l));
+        }
+        assert_eq!(idx.len(), data.len() - removed.len());
+        for (l, v) in data.iter().take(200) {
+            let res = idx.search(v, 10, None, SearchFilter::default()).unwrap();
+            assert_eq!(res.len(), 10);
+            assert!(res.iter().all(|n| !removed.contains(&n.label)));
+            if !removed.contains(l) {
+                assert_eq!(res[0].label, *l);
+            }
+        }
+    }
+}
+
+#[test]
+fn compaction_keeps_labels_and_recall() {
+    let data = labelled(clustered(3000, 32, 30, 7), 7);
+    let params = IndexParams {
+        max_tombstone_ratio: 0.25,
+        ..hnsw_params()
+    };
+    let idx = build(Metric::L2, params, &data);
+    let (gone, kept): (Vec<_>, Vec<_>) = data.iter().cloned().partition(|(l, _)| l % 10 < 3);
+    for (l, _) in &gone {
+        assert!(idx.remove(*l));
+    }
+    {
+        let state = idx.state.read();
+        // 30% removed > 25%: rebuilt once; the removals after it are tombstones again.
+        assert!(state.store.slots() < data.len());
+        assert!((state.store.tombstones().len() as f64) < 0.25 * state.store.slots() as f64);
+    }
+    assert_eq!(idx.kind(), IndexKind::Hnsw);
+    assert_eq!(idx.len(), kept.len());
+    let mut total = 0.0;
+    for (l, v) in kept.iter().step_by(15) {
+        assert!(idx.contains(*l));
+        let res = idx.search(v, 10, None, SearchFilter::default()).unwrap();
+        assert_eq!(res[0].label, *l);
+        total += recall(&res, &brute_force(Metric::L2, &kept, v, 10));
+    }
+    let r = total / kept.iter().step_by(15).count() as f64;
+    assert!(r >= 0.95, "recall after compaction {r}");
+    for (l, v) in &gone {
+        assert!(!idx.contains(*l));
+        idx.insert(*l, v).unwrap();
+    }
+    assert_eq!(idx.len(), data.len());
+}
+
+#[test]
+fn filters_are_respected() {
+    let data = labelled(clustered(3000, 16, 10, 8), 1);
+    let allow_big: RoaringBitmap = data
+        .iter()
+        .map(|(l, _)| *l)
+        .filter(|l| l % 2 == 0)
+        .collect();
+    let allow_small: RoaringBitmap = data
+        .iter()
+        .map(|(l, _)| *l)
+        .filter(|l| l % 50 == 0)
+        .collect();
+    let deny: RoaringBitmap = data
+        .iter()
+        .map(|(l, _)| *l)
+        .filter(|l| l % 3 == 0)
+        .collect();
+    for params in [IndexParams::default(), hnsw_params()] {
+        let idx = build(Metric::Dot, params, &data);
+        for q in clustered(30, 16, 10, 9) {
+            for (allow, deny) in [
+                (Some(&allow_big), None),
+                (Some(&allow_small), None),
+                (None, Some(&deny)),
+                (Some(&allow_big), Some(&deny)),
+            ] {
+                let filter = SearchFilter { allow, deny };
+                let res = idx.search(&q, 10, None, filter).unwrap();
+                assert_eq!(res.len(), 10);
+                assert_sorted(&res);
+                assert!(res.iter().all(|n| filter.accepts(n.label)));
+            }
+            // The small allow-list is scanned exactly.
+            let res = idx
+                .search(
+                    &q,
+                    5,
+                    None,
+                    SearchFilter {
+                        allow: Some(&allow_small),
+                        deny: None,
+                    },
+                )
+                .unwrap();
+            let subset: Vec<_> = data
+                .iter()
+                .filter(|(l, _)| allow_small.contains(*l))
+                .cloned()
+                .collect();
+            let got: Vec<u32> = res.iter().map(|n| n.label).collect();
+            assert_eq!(got, brute_force(Metric::Dot, &subset, &q, 5));
+        }
+        let empty = RoaringBitmap::new();
+        assert!(
+            idx.search(
+                &data[0].1,
+                10,
+                None,
+                SearchFilter {
+                    allow: Some(&empty),
+                    deny: None
+                }
+            )
+            .unwrap()
+            .is_empty()
+        );
+    }
+}
+
+#[test]
+fn promotes_from_flat_to_hnsw() {
+    let data = labelled(clustered(300, 8, 5, 10), 11);
+    let params = IndexParams {
+        flat_threshold: 200,
+        ..Default::default()
+    };
+    let idx = VectorIndex::new(8, Metric::Cosine, params).unwrap();
+    for (i, (l, v)) in data.iter().enumerate() {
+        idx.insert(*l, v).unwrap();
+        let expect = if i < 200 {
+            IndexKind::Flat
+        } else {
+            IndexKind::Hnsw
+        };
+        assert_eq!(idx.kind(), expect, "after {} inserts", i + 1);
+    }
+    for (l, v) in data.iter().step_by(7) {
+        assert_eq!(
+            idx.search(v, 1, None, SearchFilter::default()).unwrap()[0].label,
+            *l
+        );
+    }
+    assert!(idx.memory_bytes() > 300 * 8 * 4);
+    let dbg = format!("{idx:?}");
+    assert!(
+        dbg.contains("Hnsw") && dbg.contains("len: 300") && dbg.len() < 400,
+        "{dbg}"
+    );
+}
+
+#[test]
+fn rejects_bad_input() {
+    let idx = VectorIndex::new(3, Metric::Cosine, IndexParams::default()).unwrap();
+    idx.insert(1, &[1.0, 0.0, 0.0]).unwrap();
+    assert_eq!(
+        idx.insert(2, &[1.0, 0.0]),
+        Err(IndexError::DimensionMismatch {
+            expected: 3,
+            got: 2
+        })
+    );
+    assert_eq!(
+        idx.insert(1, &[0.0, 1.0, 0.0]),
+        Err(IndexError::DuplicateLabel(1))
+    );
+    assert_eq!(idx.insert(3, &[0.0, 0.0, 0.0]), Err(IndexError::ZeroVector));
+    assert_eq!(
+        idx.insert(3, &[0.0, f32::NAN, 0.0]),
+        Err(IndexError::NonFinite(1))
+    );
+    assert!(matches!(
+        idx.search(&[1.0; 4], 1, None, SearchFilter::default()),
+        Err(IndexError::DimensionMismatch {
+            expected: 3,
+            got: 4
+        })
+    ));
+    assert!(
+        idx.search(&[1.0; 3], 0, None, SearchFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(VectorIndex::new(0, Metric::L2, IndexParams::default()).is_err());
+    assert!(
+        VectorIndex::new(
+            3,
+            Metric::L2,
+            IndexParams {
+                m: 1,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    assert_eq!(idx.len(), 1);
+    // Distances follow the documented definitions.
+    let d = idx
+        .search(&[0.0, 2.0, 0.0], 1, None, SearchFilter::default())
+        .unwrap()[0]
+        .distance;
+    assert!((d - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn concurrent_searches_during_inserts() {
+    let data = labelled(clustered(1500, 16, 10, 12), 1);
+    let params = IndexParams {
+        flat_threshold: 300,
+        ..hnsw_params()
+    };
+    let idx = VectorIndex::new(16, Metric::L2, params).unwrap();
+    let queries = clustered(50, 16, 10, 13);
+    let max_label = data.len() as u32 + 5;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for (l, v) in &data {
+                idx.insert(*l, v).unwrap();
+            }
+        });
+        for t in 0..3 {
+            let (idx, queries) = (&idx, &queries);
+            s.spawn(move || {
+                for round in 0..40 {
+                    let q = &queries[(t * 7 + round) % queries.len()];
+                    let res = idx.search(q, 10, None, SearchFilter::default()).unwrap();
+                    assert!(res.len() <= 10);
+                    assert_sorted(&res);
+                    assert!(res.iter().all(|n| n.label < max_label));
+                }
+            });
+        }
+    });
+    assert_eq!(idx.len(), data.len());
+    assert_eq!(idx.kind(), IndexKind::Hnsw);
+}

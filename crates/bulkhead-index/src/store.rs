@@ -1,0 +1,188 @@
+//! Vectors live in one contiguous `Vec<f32>` indexed by a dense internal slot, because both the
+//! exact scan and the graph walk are bound by memory traffic: one allocation per vector would
+//! scatter them across the heap. Caller labels are sparse `u32`s, so a map translates them.
+
+use std::collections::HashMap;
+
+use roaring::RoaringBitmap;
+
+use crate::error::{IndexError, Result};
+
+/// Dense vector storage plus the label <-> slot mapping and slot tombstones.
+#[derive(Debug)]
+pub(crate) struct VectorStore {
+    dim: usize,
+    data: Vec<f32>,
+    /// Label of each slot (also of tombstoned slots).
+    labels: Vec<u32>,
+    /// Live labels only.
+    slot_of: HashMap<u32, u32>,
+    /// Slots whose label was removed but whose vector is still referenced by a graph.
+    tombstones: RoaringBitmap,
+}
+
+impl VectorStore {
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            data: Vec::new(),
+            labels: Vec::new(),
+            slot_of: HashMap::new(),
+            tombstones: RoaringBitmap::new(),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of slots, live or tombstoned.
+    pub fn slots(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn live(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    pub fn tombstones(&self) -> &RoaringBitmap {
+        &self.tombstones
+    }
+
+    /// All vectors, slot after slot.
+    #[inline]
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    #[inline]
+    pub fn vector(&self, slot: u32) -> &[f32] {
+        let start = slot as usize * self.dim;
+        &self.data[start..start + self.dim]
+    }
+
+    #[inline]
+    pub fn label(&self, slot: u32) -> u32 {
+        self.labels[slot as usize]
+    }
+
+    pub fn slot(&self, label: u32) -> Option<u32> {
+        self.slot_of.get(&label).copied()
+    }
+
+    pub fn contains(&self, label: u32) -> bool {
+        self.slot_of.contains_key(&label)
+    }
+
+    /// Appends a vector (already validated and normalised) and returns its slot.
+    pub fn push(&mut self, label: u32, vector: &[f32]) -> Result<u32> {
+        debug_assert_eq!(vector.len(), self.dim);
+        if self.slot_of.contains_key(&label) {
+            return Err(IndexError::DuplicateLabel(label));
+        }
+        let slot = u32::try_from(self.labels.len())
+            .ok()
+            .filter(|&s| s < u32::MAX)
+            .ok_or(IndexError::Full(self.labels.len()))?;
+        crate::hugepages::reserve(&mut self.data, self.dim);
+        self.data.extend_from_slice(vector);
+        self.labels.push(label);
+        self.slot_of.insert(label, slot);
+        Ok(slot)
+    }
+
+    /// Marks `label`'s slot dead but keeps its vector (a graph still links through it).
+    pub fn tombstone(&mut self, label: u32) -> bool {
+        match self.slot_of.remove(&label) {
+            Some(slot) => {
+                self.tombstones.insert(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `label` by moving the last slot into its place; only valid while no graph
+    /// refers to slots.
+    pub fn swap_remove(&mut self, label: u32) -> bool {
+        let Some(slot) = self.slot_of.remove(&label) else {
+            return false;
+        };
+        debug_assert!(self.tombstones.is_empty());
+        let last = (self.labels.len() - 1) as u32;
+        if slot != last {
+            let (s, l) = (slot as usize * self.dim, last as usize * self.dim);
+            self.data.copy_within(l..l + self.dim, s);
+            let moved = self.labels[last as usize];
+            self.labels[slot as usize] = moved;
+            self.slot_of.insert(moved, slot);
+        }
+        self.labels.pop();
+        self.data.truncate(last as usize * self.dim);
+        true
+    }
+
+    /// A fresh store holding only the live vectors, in slot order, under the same labels.
+    pub fn compacted(&self) -> Self {
+        let mut out = Self::new(self.dim);
+        crate::hugepages::reserve(&mut out.data, self.live() * self.dim);
+        out.labels.reserve_exact(self.live());
+        out.slot_of.reserve(self.live());
+        for slot in 0..self.slots() as u32 {
+            if !self.tombstones.contains(slot) {
+                // Labels of live slots are unique, so this cannot fail.
+                let _ = out.push(self.label(slot), self.vector(slot));
+            }
+        }
+        out
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.data.capacity() * size_of::<f32>()
+            + self.labels.capacity() * size_of::<u32>()
+            // hashbrown: key + value + one control byte per bucket.
+            + self.slot_of.capacity() * (2 * size_of::<u32>() + 1)
+            + self.tombstones.serialized_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_remove_moves_last() {
+        let mut s = VectorStore::new(2);
+        for l in [10u32, 20, 30] {
+            s.push(l, &[l as f32, 0.0]).unwrap();
+        }
+        assert!(s.swap_remove(10));
+        assert!(!s.swap_remove(10));
+        assert_eq!(s.slots(), 2);
+        assert_eq!(s.slot(30), Some(0));
+        assert_eq!(s.vector(0), &[30.0, 0.0]);
+        assert_eq!(s.label(1), 20);
+    }
+
+    #[test]
+    fn tombstone_and_compact_keep_labels() {
+        let mut s = VectorStore::new(1);
+        for l in 0..5u32 {
+            s.push(l * 7, &[l as f32]).unwrap();
+        }
+        assert!(s.tombstone(14));
+        assert!(!s.contains(14));
+        assert_eq!(s.live(), 4);
+        assert!(matches!(
+            s.push(7, &[0.0]),
+            Err(IndexError::DuplicateLabel(7))
+        ));
+        let c = s.compacted();
+        assert_eq!(c.slots(), 4);
+        assert!(c.tombstones().is_empty());
+        for l in [0u32, 7, 21, 28] {
+            let slot = c.slot(l).unwrap();
+            assert_eq!(c.vector(slot), &[(l / 7) as f32]);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The admin token: from configuration or `BULKHEAD_ADMIN_TOKEN`; otherwise the one in
+//! `<data-dir>/admin.token`, generated (mode 0600) on first start. The token itself is never
+//! logged, only where it is.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::config::ServerConfig;
+
+pub const FILE_NAME: &str = "admin.token";
+
+pub fn resolve(config: &ServerConfig) -> anyhow::Result<String> {
+    if let Some(t) = &config.admin_token {
+        tracing::info!("admin token taken from configuration");
+        return Ok(t.clone());
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let path = config.data_dir.join(FILE_NAME);
+    if path.exists() {
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_owned();
+        anyhow::ensure!(token.len() >= 16, "{} holds no usable token", path.display());
+        tracing::info!(path = %path.display(), "admin token read from file");
+        return Ok(token);
+    }
+    let token = crate::auth::new_secret();
+    write_private(&path, &token)?;
+    tracing::warn!(
+        path = %path.display(),
+        "no admin token configured: generated one and wrote it to this file (mode 0600)"
+    );
+    Ok(token)
+}
+
+fn write_private(path: &Path, token: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{token}")?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_once_with_private_mode_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..ServerConfig::default()
+        };
+        let first = resolve(&config).unwrap();
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(resolve(&config).unwrap(), first);
+        let configured = ServerConfig {
+            admin_token: Some("x".repeat(20)),
+            ..config
+        };
+        assert_eq!(resolve(&configured).unwrap(), "x".repeat(20));
+    }
+}

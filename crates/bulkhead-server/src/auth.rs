@@ -1,0 +1,109 @@
+//! Authentication: who is calling. A caller is the admin (holder of the admin token) or one API
+//! key, which belongs to exactly one tenant. Secrets are compared by SHA-256 hash; neither they
+//! nor their hashes are ever logged.
+
+use std::sync::Arc;
+
+use bulkhead_engine::{ApiKeyRecord, Engine, SecretHash};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// The authenticated caller of one request. Passed explicitly; never stored beyond the request.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Admin,
+    Key(ApiKeyRecord),
+}
+
+impl Principal {
+    /// How audit events and logs name the caller.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Principal::Admin => "admin".to_owned(),
+            Principal::Key(k) => k.key_id.to_string(),
+        }
+    }
+}
+
+pub fn hash_secret(secret: &str) -> SecretHash {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// A fresh random 256-bit secret, hex-encoded with a recognisable prefix.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("bh_{}", hex(&bytes))
+}
+
+/// A fresh key id (`k` + 16 hex digits), valid under the id rule.
+pub fn new_key_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("k{}", hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug)]
+pub struct Authenticator {
+    engine: Arc<Engine>,
+    admin_hash: SecretHash,
+}
+
+impl Authenticator {
+    pub fn new(engine: Arc<Engine>, admin_token: &str) -> Self {
+        Self {
+            engine,
+            admin_hash: hash_secret(admin_token),
+        }
+    }
+
+    /// Reads `authorization: Bearer <secret>` and resolves it. Missing, unknown, revoked and
+    /// expired credentials are all `UNAUTHENTICATED`.
+    pub fn authenticate(&self, metadata: &MetadataMap, now_ms: u64) -> Result<Principal, Status> {
+        let header = metadata
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("missing 'authorization: Bearer <secret>'"))?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <secret>'"))?;
+        let hash = hash_secret(secret);
+        if hash == self.admin_hash {
+            return Ok(Principal::Admin);
+        }
+        let key = self
+            .engine
+            .api_key_by_hash(&hash)
+            .ok_or_else(|| Status::unauthenticated("unknown API key"))?;
+        if key.revoked {
+            return Err(Status::unauthenticated("API key revoked"));
+        }
+        if !key.is_usable(now_ms) {
+            return Err(Status::unauthenticated("API key expired"));
+        }
+        Ok(Principal::Key(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_256_bit_and_ids_are_valid() {
+        let a = new_secret();
+        assert_eq!(a.len(), 3 + 64);
+        assert_ne!(a, new_secret());
+        assert!(bulkhead_core::KeyId::new(new_key_id()).is_ok());
+        assert_ne!(hash_secret(&a), hash_secret(&new_secret()));
+    }
+}

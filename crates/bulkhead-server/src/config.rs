@@ -1,0 +1,165 @@
+//! Server settings: a TOML file, then `BULKHEAD_*` environment variables, then command-line
+//! flags, each overriding the one before. `validate` runs before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bulkhead_engine::EngineConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    /// Where tenant data lives.
+    pub data_dir: PathBuf,
+    /// gRPC address; port 0 picks a free port (logged at start).
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` address; none by default.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Admin token. Prefer the `BULKHEAD_ADMIN_TOKEN` environment variable; with neither, a
+    /// token is generated into `<data-dir>/admin.token`.
+    pub admin_token: Option<String>,
+    /// fsync the WAL before acknowledging writes (see docs/operations.md).
+    pub sync_writes: bool,
+    pub tenants_per_group: usize,
+    pub block_cache_mib: usize,
+    pub write_buffer_budget_mib: usize,
+    pub index_memory_budget_mib: usize,
+    pub sweep_interval_secs: u64,
+    pub default_audit_retention_days: u64,
+    /// Largest `top_k` a query may ask for.
+    pub max_top_k: u32,
+    /// Most records in one Upsert, Get or Delete.
+    pub max_batch: usize,
+    /// Largest request message, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest time a request may run, whatever deadline the client sets.
+    pub request_timeout_secs: u64,
+    /// Export per-tenant metric series (tenants are unbounded: off by default).
+    pub per_tenant_metrics: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:7600".parse().expect("literal address"),
+            metrics_listen: None,
+            admin_token: None,
+            sync_writes: true,
+            tenants_per_group: 256,
+            block_cache_mib: 256,
+            write_buffer_budget_mib: 256,
+            index_memory_budget_mib: 4096,
+            sweep_interval_secs: 30,
+            default_audit_retention_days: 30,
+            max_top_k: 1000,
+            max_batch: 1000,
+            max_message_bytes: 64 << 20,
+            request_timeout_secs: 60,
+            per_tenant_metrics: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads `path` (TOML) if given, then applies the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, v: String) -> anyhow::Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse()
+                .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?}: {e}"))
+        }
+        if let Some(v) = var("BULKHEAD_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = var("BULKHEAD_LISTEN") {
+            self.listen = parse("BULKHEAD_LISTEN", v)?;
+        }
+        if let Some(v) = var("BULKHEAD_METRICS_LISTEN") {
+            self.metrics_listen = Some(parse("BULKHEAD_METRICS_LISTEN", v)?);
+        }
+        if let Some(v) = var("BULKHEAD_ADMIN_TOKEN") {
+            self.admin_token = Some(v);
+        }
+        if let Some(v) = var("BULKHEAD_SYNC_WRITES") {
+            self.sync_writes = parse("BULKHEAD_SYNC_WRITES", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_top_k == 0 || self.max_top_k as usize > bulkhead_engine::MAX_TOP_K {
+            bail!("max-top-k must be between 1 and {}", bulkhead_engine::MAX_TOP_K);
+        }
+        if self.max_batch == 0 {
+            bail!("max-batch must be at least 1");
+        }
+        if self.max_message_bytes < 1024 {
+            bail!("max-message-bytes must be at least 1024");
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("the admin token must be at least 16 characters");
+        }
+        if self.request_timeout_secs == 0 {
+            bail!("request-timeout-secs must be positive");
+        }
+        self.engine_config().validate()?;
+        Ok(())
+    }
+
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut e = EngineConfig::new(&self.data_dir);
+        e.sync_writes = self.sync_writes;
+        e.tenants_per_group = self.tenants_per_group;
+        e.block_cache_bytes = self.block_cache_mib << 20;
+        e.write_buffer_budget_bytes = self.write_buffer_budget_mib << 20;
+        e.index_memory_budget_bytes = self.index_memory_budget_mib << 20;
+        e.sweep_interval = Duration::from_secs(self.sweep_interval_secs.max(1));
+        e.default_audit_retention = Duration::from_secs(self.default_audit_retention_days * 86_400);
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override() {
+        let mut c: ServerConfig =
+            toml::from_str("data-dir = \"/srv/bh\"\nmax-top-k = 50\n").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/bh"));
+        assert_eq!(c.max_top_k, 50);
+        c.apply_env(|k| (k == "BULKHEAD_DATA_DIR").then(|| "/other".to_owned()))
+            .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/other"));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        assert!(toml::from_str::<ServerConfig>("no-such-key = 1").is_err());
+        let mut c = ServerConfig::default();
+        assert!(c.apply_env(|k| (k == "BULKHEAD_LISTEN").then(|| "nope".into())).is_err());
+        c.max_top_k = 0;
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! Conversions between protobuf messages and engine types. Every field from the wire is
+//! validated on the way in; errors name the field.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bulkhead_core::{Metadata, Metric, RecordId, Value};
+use bulkhead_engine::{
+    CollectionInfo, CollectionSpec, Hit, IndexParams, NewRecord, Quota, RateLimit, StoredRecord,
+    TenantInfo,
+};
+use bulkhead_proto::v1 as pb;
+use prost_types::Timestamp;
+use tonic::Status;
+
+use crate::status::core_status;
+
+pub fn timestamp_ms(ms: u64) -> Timestamp {
+    Timestamp {
+        seconds: (ms / 1000) as i64,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
+    }
+}
+
+pub fn timestamp_to_ms(t: &Timestamp) -> Result<u64, Status> {
+    if t.seconds < 0 || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Status::invalid_argument("timestamp out of range"));
+    }
+    Ok(t.seconds as u64 * 1000 + t.nanos as u64 / 1_000_000)
+}
+
+/// A positive number of seconds from the wire, or an error naming `field`.
+pub fn positive_seconds(field: &str, secs: i64) -> Result<Duration, Status> {
+    if secs <= 0 {
+        return Err(Status::invalid_argument(format!("{field} must be positive, got {secs}")));
+    }
+    Ok(Duration::from_secs(secs as u64))
+}
+
+pub fn metric(m: i32) -> Result<Metric, Status> {
+    match pb::Metric::try_from(m) {
+        Ok(pb::Metric::Cosine) => Ok(Metric::Cosine),
+        Ok(pb::Metric::Dot) => Ok(Metric::Dot),
+        Ok(pb::Metric::L2) => Ok(Metric::L2),
+        Ok(pb::Metric::Unspecified) | Err(_) => Err(Status::invalid_argument(format!(
+            "metric: unknown value {m}; expected COSINE, DOT or L2"
+        ))),
+    }
+}
+
+fn metric_to_pb(m: Metric) -> pb::Metric {
+    match m {
+        Metric::Cosine => pb::Metric::Cosine,
+        Metric::Dot => pb::Metric::Dot,
+        Metric::L2 => pb::Metric::L2,
+    }
+}
+
+pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSpec, Status> {
+    let mut spec = CollectionSpec::new(req.dimension as usize, metric(req.metric)?);
+    if let Some(ttl) = req.default_ttl_seconds {
+        spec.default_ttl = Some(positive_seconds("default_ttl_seconds", ttl)?);
+    }
+    if let Some(h) = &req.hnsw {
+        let d = IndexParams::default();
+        let pick = |v: u32, default: usize| if v == 0 { default } else { v as usize };
+        spec.index = Some(IndexParams {
+            m: pick(h.m, d.m),
+            ef_construction: pick(h.ef_construction, d.ef_construction),
+            ef_search: pick(h.ef_search, d.ef_search),
+            flat_threshold: pick(h.flat_threshold, d.flat_threshold),
+            ..d
+        });
+    }
+    Ok(spec)
+}
+
+pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
+    let p = c.spec.index.unwrap_or_default();
+    pb::Collection {
+        name,
+        dimension: c.spec.dimension as u32,
+        metric: metric_to_pb(c.spec.metric) as i32,
+        default_ttl_seconds: c.spec.default_ttl.map(|d| d.as_secs() as i64),
+        hnsw: Some(pb::HnswParams {
+            m: p.m as u32,
+            ef_construction: p.ef_construction as u32,
+            ef_search: p.ef_search as u32,
+            flat_threshold: p.flat_threshold as u32,
+        }),
+        create_time: Some(timestamp_ms(c.created_at_ms)),
+        record_count: c.records,
+    }
+}
+
+pub fn value(key: &str, v: pb::Value) -> Result<Value, Status> {
+    use pb::value::Kind;
+    match v.kind {
+        Some(Kind::StringValue(s)) => Ok(Value::String(s)),
+        Some(Kind::IntValue(i)) => Ok(Value::Int(i)),
+        Some(Kind::DoubleValue(d)) => Ok(Value::Double(d)),
+        Some(Kind::BoolValue(b)) => Ok(Value::Bool(b)),
+        Some(Kind::StringList(l)) => Ok(Value::StringList(l.values)),
+        None => Err(Status::invalid_argument(format!(
+            "metadata[{key:?}]: value has no type set"
+        ))),
+    }
+}
+
+pub fn value_to_pb(v: Value) -> pb::Value {
+    use pb::value::Kind;
+    let kind = match v {
+        Value::String(s) => Kind::StringValue(s),
+        Value::Int(i) => Kind::IntValue(i),
+        Value::Double(d) => Kind::DoubleValue(d),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::StringList(values) => Kind::StringList(pb::StringList { values }),
+    };
+    pb::Value { kind: Some(kind) }
+}
+
+pub fn metadata(map: HashMap<String, pb::Value>) -> Result<Metadata, Status> {
+    map.into_iter()
+        .map(|(k, v)| value(&k, v).map(|v| (k, v)))
+        .collect()
+}
+
+pub fn metadata_to_pb(m: Metadata) -> HashMap<String, pb::Value> {
+    m.into_iter().map(|(k, v)| (k, value_to_pb(v))).collect()
+}
+
+pub fn record_id(index: usize, id: String) -> Result<RecordId, Status> {
+    RecordId::new(id).map_err(|e| Status::invalid_argument(format!("ids[{index}]: {e}")))
+}
+
+pub fn new_record(index: usize, r: pb::Record) -> Result<NewRecord, Status> {
+    let at = |e: Status| Status::invalid_argument(format!("records[{index}]: {}", e.message()));
+    let id = RecordId::new(r.id).map_err(|e| at(core_status(e)))?;
+    let ttl = r
+        .ttl_seconds
+        .map(|s| positive_seconds("ttl_seconds", s))
+        .transpose()
+        .map_err(at)?;
+    Ok(NewRecord {
+        id,
+        vector: r.vector,
+        text: r.text,
+        metadata: metadata(r.metadata).map_err(at)?,
+        ttl,
+    })
+}
+
+pub fn stored_record_to_pb(r: StoredRecord) -> pb::Record {
+    pb::Record {
+        id: r.id.into(),
+        vector: r.vector,
+        text: r.text,
+        metadata: metadata_to_pb(r.metadata),
+        ttl_seconds: None,
+        expire_time: r.expire_time_ms.map(timestamp_ms),
+    }
+}
+
+pub fn hit_to_pb(h: Hit) -> pb::Hit {
+    pb::Hit {
+        id: h.id.into(),
+        score: h.score,
+        text: h.text,
+        metadata: h.metadata.map(metadata_to_pb).unwrap_or_default(),
+        vector: h.vector.unwrap_or_default(),
+    }
+}
+
+pub fn quota(q: Option<pb::Quota>) -> Result<Quota, Status> {
+    let q = q.unwrap_or_default();
+    let non_negative = |field: &str, v: i64| {
+        u64::try_from(v).map_err(|_| Status::invalid_argument(format!("quota.{field} must be >= 0")))
+    };
+    Ok(Quota {
+        max_collections: non_negative("max_collections", q.max_collections)?,
+        max_records: non_negative("max_records", q.max_records)?,
+        max_stored_bytes: non_negative("max_stored_bytes", q.max_stored_bytes)?,
+    })
+}
+
+pub fn rate_limit(r: Option<pb::RateLimit>) -> Result<RateLimit, Status> {
+    let r = r.unwrap_or_default();
+    if !r.requests_per_second.is_finite() || r.requests_per_second < 0.0 {
+        return Err(Status::invalid_argument(
+            "rate_limit.requests_per_second must be a finite number >= 0",
+        ));
+    }
+    let non_negative = |field: &str, v: i64| {
+        u64::try_from(v)
+            .map_err(|_| Status::invalid_argument(format!("rate_limit.{field} must be >= 0")))
+    };
+    Ok(RateLimit {
+        requests_per_second: r.requests_per_second,
+        burst: non_negative("burst", r.burst)?,
+        write_bytes_per_second: non_negative("write_bytes_per_second", r.write_bytes_per_second)?,
+    })
+}
+
+pub fn tenant_to_pb(t: &TenantInfo, default_retention: Duration) -> pb::Tenant {
+    pb::Tenant {
+        name: format!("tenants/{}", t.id),
+        create_time: Some(timestamp_ms(t.created_at_ms)),
+        quota: Some(pb::Quota {
+            max_collections: t.quota.max_collections as i64,
+            max_records: t.quota.max_records as i64,
+            max_stored_bytes: t.quota.max_stored_bytes as i64,
+        }),
+        rate_limit: Some(pb::RateLimit {
+            requests_per_second: t.rate_limit.requests_per_second,
+            burst: t.rate_limit.burst as i64,
+            write_bytes_per_second: t.rate_limit.write_bytes_per_second as i64,
+        }),
+        audit_retention_seconds: t.audit_retention.unwrap_or(default_retention).as_secs() as i64,
+        state: if t.loaded {
+            pb::TenantState::Hot
+        } else {
+            pb::TenantState::Cold
+        } as i32,
+        group: t.group,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_rejects_unknown_values() {
+        assert_eq!(metric(1).unwrap(), Metric::Cosine);
+        assert!(metric(0).is_err());
+        assert!(metric(42).is_err());
+    }
+
+    #[test]
+    fn record_errors_name_the_record() {
+        let bad = pb::Record {
+            id: String::new(),
+            ..Default::default()
+        };
+        let e = new_record(3, bad).unwrap_err();
+        assert!(e.message().starts_with("records[3]"), "{}", e.message());
+        let bad_ttl = pb::Record {
+            id: "x".into(),
+            ttl_seconds: Some(0),
+            ..Default::default()
+        };
+        assert!(new_record(0, bad_ttl).is_err());
+    }
+
+    #[test]
+    fn values_round_trip() {
+        for v in [
+            Value::String("s".into()),
+            Value::Int(-3),
+            Value::Double(0.5),
+            Value::Bool(true),
+            Value::StringList(vec!["a".into()]),
+        ] {
+            assert_eq!(value("k", value_to_pb(v.clone())).unwrap(), v);
+        }
+        assert!(value("k", pb::Value { kind: None }).is_err());
+    }
+}

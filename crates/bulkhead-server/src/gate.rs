@@ -1,0 +1,326 @@
+//! The one path every RPC takes: authenticate, parse the resource name, authorize the caller
+//! for that tenant, apply the tenant's rate limit, run the engine call off the async runtime,
+//! then audit and measure the outcome. Handlers only convert messages; every decision about
+//! who may touch which tenant is made here, once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bulkhead_core::{CollectionName, CoreError, KeyName, Role, TenantId, TenantName};
+use bulkhead_engine::{AuditEntry, Engine, EngineError, TenantHandle};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use crate::auth::{Authenticator, Principal};
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
+use crate::status::{code_name, core_status, engine_status};
+
+/// A resource name that names exactly one tenant.
+pub trait TenantResource: Sized + Send + 'static {
+    fn parse(name: &str) -> Result<Self, CoreError>;
+    fn tenant(&self) -> &TenantId;
+}
+
+impl TenantResource for TenantName {
+    fn parse(name: &str) -> Result<Self, CoreError> {
+        name.parse()
+    }
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+}
+
+impl TenantResource for CollectionName {
+    fn parse(name: &str) -> Result<Self, CoreError> {
+        name.parse()
+    }
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+}
+
+impl TenantResource for KeyName {
+    fn parse(name: &str) -> Result<Self, CoreError> {
+        name.parse()
+    }
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+}
+
+/// What one tenant-scoped call may use: the parsed resource, its tenant's handle, the caller.
+#[derive(Debug)]
+pub struct Scope<N> {
+    pub name: N,
+    pub tenant: TenantHandle,
+    pub principal: Principal,
+}
+
+/// The result of an engine call and the record count its audit event reports.
+pub type Counted<R> = Result<(R, u64), Status>;
+
+#[derive(Debug)]
+pub struct Gate {
+    pub engine: Arc<Engine>,
+    auth: Authenticator,
+    limits: RateLimiter,
+    metrics: Metrics,
+}
+
+impl Gate {
+    pub fn new(engine: Arc<Engine>, admin_token: &str, metrics: Metrics) -> Self {
+        Self {
+            auth: Authenticator::new(engine.clone(), admin_token),
+            engine,
+            limits: RateLimiter::default(),
+            metrics,
+        }
+    }
+
+    pub fn limits(&self) -> &RateLimiter {
+        &self.limits
+    }
+
+    /// Runs a call on the tenant named by `resource`, for callers holding at least `needed`
+    /// (the admin token always qualifies). `write_bytes` feeds the tenant's write-rate limit.
+    pub async fn tenant_call<N: TenantResource, R: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        method: &'static str,
+        resource: &str,
+        needed: Role,
+        write_bytes: u64,
+        body: impl FnOnce(Scope<N>) -> Counted<R> + Send + 'static,
+    ) -> Result<R, Status> {
+        let started = Instant::now();
+        let principal = match self.auth.authenticate(metadata, now_ms()) {
+            Ok(p) => p,
+            Err(status) => {
+                tracing::warn!(method, resource, reason = status.message(), "unauthenticated request");
+                return Err(self.finish_status(method, None, started, status));
+            }
+        };
+        let name = match N::parse(resource) {
+            Ok(n) => n,
+            Err(e) => {
+                let status = core_status(e);
+                self.audit_own_tenant(&principal, method, resource, &status);
+                return Err(self.finish_status(method, None, started, status));
+            }
+        };
+        let tenant_id = name.tenant().clone();
+        if let Err(status) = authorize(&principal, &tenant_id, needed) {
+            tracing::warn!(
+                method,
+                resource,
+                principal = %principal.audit_name(),
+                "permission denied"
+            );
+            self.audit_own_tenant(&principal, method, resource, &status);
+            return Err(self.finish_status(method, None, started, status));
+        }
+        let result = self
+            .run_on_tenant(&tenant_id, principal, method, resource, write_bytes, name, body)
+            .await;
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        };
+        self.metrics.observe(
+            method,
+            code_name(code),
+            Some(tenant_id.as_str()),
+            started.elapsed(),
+        );
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_on_tenant<N: TenantResource, R: Send + 'static>(
+        self: &Arc<Self>,
+        tenant_id: &TenantId,
+        principal: Principal,
+        method: &'static str,
+        resource: &str,
+        write_bytes: u64,
+        name: N,
+        body: impl FnOnce(Scope<N>) -> Counted<R> + Send + 'static,
+    ) -> Result<R, Status> {
+        let info = self.engine.tenant_info(tenant_id).map_err(engine_status)?;
+        let tenant = self.engine.tenant(tenant_id).map_err(engine_status)?;
+        let audit = Audit {
+            tenant: tenant.clone(),
+            principal: principal.audit_name(),
+            method,
+            resource: resource.to_owned(),
+        };
+        if let Err(status) = self.limits.admit(tenant_id, info.rate_limit, write_bytes) {
+            audit.write(status.code(), 0);
+            return Err(status);
+        }
+        let scope = Scope {
+            name,
+            tenant,
+            principal,
+        };
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = body(scope);
+            match &outcome {
+                Ok((_, count)) => audit.write(tonic::Code::Ok, *count),
+                Err(status) => audit.write(status.code(), 0),
+            }
+            outcome
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, method, "request task failed");
+            Status::internal("request task failed")
+        })?;
+        outcome.map(|(r, _)| r)
+    }
+
+    /// Runs an admin-only call (tenant lifecycle). A tenant key is refused, and the refusal is
+    /// audited in the key's own tenant.
+    pub async fn admin_call<R: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        method: &'static str,
+        resource: &str,
+        body: impl FnOnce(&Engine) -> Result<R, Status> + Send + 'static,
+    ) -> Result<R, Status> {
+        let started = Instant::now();
+        let principal = match self.auth.authenticate(metadata, now_ms()) {
+            Ok(p) => p,
+            Err(status) => return Err(self.finish_status(method, None, started, status)),
+        };
+        if let Principal::Key(key) = &principal {
+            let status = Status::permission_denied("this method needs the admin token");
+            tracing::warn!(method, principal = %key.key_id, "permission denied");
+            self.audit_own_tenant(&principal, method, resource, &status);
+            return Err(self.finish_status(method, None, started, status));
+        }
+        let engine = self.engine.clone();
+        let result = tokio::task::spawn_blocking(move || body(&engine))
+            .await
+            .map_err(|_| Status::internal("request task failed"))
+            .and_then(|r| r);
+        let code = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        self.metrics
+            .observe(method, code_name(code), None, started.elapsed());
+        result
+    }
+
+    /// Writes a refused attempt into the audit trail of the caller's own tenant (admins have
+    /// none; their refusals are only logged).
+    fn audit_own_tenant(&self, principal: &Principal, method: &'static str, resource: &str, status: &Status) {
+        let Principal::Key(key) = principal else {
+            return;
+        };
+        match self.engine.tenant(&key.tenant) {
+            Ok(tenant) => Audit {
+                tenant,
+                principal: principal.audit_name(),
+                method,
+                resource: resource.to_owned(),
+            }
+            .write(status.code(), 0),
+            Err(e) => tracing::error!(error = %e, "cannot audit a refused request"),
+        }
+    }
+
+    fn finish_status(
+        &self,
+        method: &'static str,
+        tenant: Option<&str>,
+        started: Instant,
+        status: Status,
+    ) -> Status {
+        self.metrics
+            .observe(method, code_name(status.code()), tenant, started.elapsed());
+        status
+    }
+}
+
+/// Whether `principal` may act on `tenant` with `needed` rights. A key of another tenant gets
+/// the same answer whether or not `tenant` exists, so keys can't probe for tenants.
+fn authorize(principal: &Principal, tenant: &TenantId, needed: Role) -> Result<(), Status> {
+    match principal {
+        Principal::Admin => Ok(()),
+        Principal::Key(key) if &key.tenant != tenant => Err(Status::permission_denied(
+            "this API key belongs to another tenant",
+        )),
+        Principal::Key(key) if !key.role.allows(needed) => Err(Status::permission_denied(format!(
+            "this API key has role {}, the method needs {needed}",
+            key.role
+        ))),
+        Principal::Key(_) => Ok(()),
+    }
+}
+
+/// One audit event about to be written to one tenant's log.
+struct Audit {
+    tenant: TenantHandle,
+    principal: String,
+    method: &'static str,
+    resource: String,
+}
+
+impl Audit {
+    fn write(self, code: tonic::Code, record_count: u64) {
+        let entry = AuditEntry {
+            principal: self.principal,
+            operation: self.method.to_owned(),
+            resource: self.resource,
+            outcome: code_name(code).to_owned(),
+            record_count,
+        };
+        match self.tenant.append_audit(vec![entry]) {
+            Ok(_) | Err(EngineError::TenantNotFound(_)) => {}
+            Err(e) => tracing::error!(error = %e, "audit append failed"),
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_engine::ApiKeyRecord;
+
+    fn key(tenant: &str, role: Role) -> Principal {
+        Principal::Key(ApiKeyRecord {
+            tenant: TenantId::new(tenant).unwrap(),
+            key_id: bulkhead_core::KeyId::new("k1").unwrap(),
+            role,
+            secret_hash: [0; 32],
+            description: String::new(),
+            created_at_ms: 0,
+            expires_at_ms: None,
+            revoked: false,
+            incarnation: 1,
+        })
+    }
+
+    #[test]
+    fn keys_reach_only_their_tenant_within_their_role() {
+        let a = TenantId::new("a").unwrap();
+        let b = TenantId::new("b").unwrap();
+        assert!(authorize(&key("a", Role::Read), &a, Role::Read).is_ok());
+        let denied = authorize(&key("a", Role::TenantAdmin), &b, Role::Read).unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        let ghost = TenantId::new("does-not-exist").unwrap();
+        let denied_ghost = authorize(&key("a", Role::TenantAdmin), &ghost, Role::Read).unwrap_err();
+        assert_eq!(denied.message(), denied_ghost.message(), "no tenant probing");
+        assert_eq!(
+            authorize(&key("a", Role::Read), &a, Role::Write).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert!(authorize(&Principal::Admin, &b, Role::TenantAdmin).is_ok());
+    }
+}

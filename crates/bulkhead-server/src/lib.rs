@@ -1,0 +1,129 @@
+//! The Bulkhead gRPC server: a thin layer over the engine that parses, authenticates and maps.
+//! Every RPC goes through [`gate::Gate`], which binds the caller to one tenant before the
+//! engine is touched; the engine makes every storage decision. This crate never names RocksDB
+//! or a column family.
+#![forbid(unsafe_code)]
+
+pub mod admin_token;
+mod auth;
+pub mod config;
+mod convert;
+mod gate;
+mod limits;
+mod metrics;
+mod services;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bulkhead_engine::Engine;
+use bulkhead_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::ServerConfig;
+
+/// Runs the server until `shutdown` resolves, then drains in-flight requests and closes the
+/// engine (everything acknowledged is already in the WAL).
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    raise_open_files_limit();
+    let admin_token = admin_token::resolve(&config)?;
+    let engine = Arc::new(
+        tokio::task::spawn_blocking({
+            let ec = config.engine_config();
+            move || Engine::open(ec)
+        })
+        .await?
+        .context("opening the data directory")?,
+    );
+    let metrics = metrics::Metrics::new(config.per_tenant_metrics);
+    if let Some(addr) = config.metrics_listen {
+        let m = metrics.clone();
+        let e = engine.clone();
+        tokio::spawn(async move {
+            if let Err(err) = m.serve(addr, e).await {
+                tracing::error!(error = %err, "metrics server failed");
+            }
+        });
+    }
+    let gate = Arc::new(gate::Gate::new(engine.clone(), &admin_token, metrics));
+    let max = config.max_message_bytes;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::record_service_server::RecordServiceServer<services::RecordApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(bulkhead_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "bulkhead listening");
+
+    let default_retention = Duration::from_secs(config.default_audit_retention_days * 86_400);
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(config.request_timeout_secs))
+        .tcp_nodelay(true)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            pb::admin_service_server::AdminServiceServer::new(services::AdminApi {
+                gate: gate.clone(),
+                default_retention,
+            })
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::key_service_server::KeyServiceServer::new(services::KeyApi { gate: gate.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::collection_service_server::CollectionServiceServer::new(services::CollectionApi {
+                gate: gate.clone(),
+            })
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::record_service_server::RecordServiceServer::new(services::RecordApi {
+                gate: gate.clone(),
+                max_batch: config.max_batch,
+                max_top_k: config.max_top_k,
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        )
+        .add_service(
+            pb::audit_service_server::AuditServiceServer::new(services::AuditApi {
+                gate: gate.clone(),
+            })
+            .max_decoding_message_size(max),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("serving gRPC")?;
+    tracing::info!("drained; closing the engine");
+    drop(gate);
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => tokio::task::spawn_blocking(move || drop(engine)).await?,
+        Err(_) => tracing::warn!("engine still referenced at shutdown; it closes with the process"),
+    }
+    tracing::info!("bulkhead stopped");
+    Ok(())
+}
+
+/// Each tenant group keeps files open; raise the soft limit to the hard limit and say so.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit raised"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
+}

@@ -1,0 +1,175 @@
+//! `AdminService`: tenant lifecycle, admin token only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_core::{TenantId, TenantName};
+use bulkhead_engine::TenantSettings;
+use bulkhead_proto::v1 as pb;
+use pb::admin_service_server::AdminService;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{positive_seconds, quota, rate_limit, tenant_to_pb};
+use crate::gate::Gate;
+use crate::status::{core_status, engine_status};
+
+#[derive(Debug)]
+pub struct AdminApi {
+    pub gate: Arc<Gate>,
+    pub default_retention: Duration,
+}
+
+fn tenant_name(name: &str) -> Result<TenantId, Status> {
+    name.parse::<TenantName>()
+        .map(|n| n.tenant)
+        .map_err(core_status)
+}
+
+fn retention(secs: i64) -> Result<Option<Duration>, Status> {
+    match secs {
+        0 => Ok(None),
+        s => positive_seconds("audit_retention_seconds", s).map(Some),
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let (md, _, req) = request.into_parts();
+        let resource = format!("tenants/{}", req.tenant_id);
+        let retention_default = self.default_retention;
+        self.gate
+            .admin_call(&md, "AdminService/CreateTenant", &resource, move |engine| {
+                let id = TenantId::new(req.tenant_id).map_err(core_status)?;
+                let settings = TenantSettings {
+                    audit_retention: retention(req.audit_retention_seconds)?,
+                    quota: quota(req.quota)?,
+                    rate_limit: rate_limit(req.rate_limit)?,
+                };
+                let info = engine.create_tenant(&id, &settings).map_err(engine_status)?;
+                tracing::info!(tenant = %id, group = info.group, "tenant created");
+                Ok(tenant_to_pb(&info, retention_default))
+            })
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let (md, _, req) = request.into_parts();
+        let retention_default = self.default_retention;
+        self.gate
+            .admin_call(&md, "AdminService/GetTenant", &req.name.clone(), move |engine| {
+                let id = tenant_name(&req.name)?;
+                let info = engine.tenant_info(&id).map_err(engine_status)?;
+                Ok(tenant_to_pb(&info, retention_default))
+            })
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let retention_default = self.default_retention;
+        self.gate
+            .admin_call(&md, "AdminService/ListTenants", "tenants", move |engine| {
+                let size = super::page_size(req.page_size, 100, 1000)?;
+                let after = super::page_token(&req.page_token)?
+                    .map(|t| {
+                        TenantId::new(t)
+                            .map_err(|_| Status::invalid_argument("page_token is not valid"))
+                    })
+                    .transpose()?;
+                let page = engine.list_tenants(after.as_ref(), size + 1);
+                let more = page.len() > size;
+                let tenants: Vec<_> = page
+                    .iter()
+                    .take(size)
+                    .map(|t| tenant_to_pb(t, retention_default))
+                    .collect();
+                let next_page_token = if more {
+                    page[size - 1].id.to_string()
+                } else {
+                    String::new()
+                };
+                Ok(pb::ListTenantsResponse {
+                    tenants,
+                    next_page_token,
+                })
+            })
+            .await
+            .map(Response::new)
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let (md, _, req) = request.into_parts();
+        let tenant = req
+            .tenant
+            .ok_or_else(|| Status::invalid_argument("tenant is required"))?;
+        let resource = tenant.name.clone();
+        let retention_default = self.default_retention;
+        let gate = self.gate.clone();
+        self.gate
+            .admin_call(&md, "AdminService/UpdateTenant", &resource, move |engine| {
+                let id = tenant_name(&tenant.name)?;
+                let current = engine.tenant_info(&id).map_err(engine_status)?;
+                let mut settings = TenantSettings {
+                    audit_retention: current.audit_retention,
+                    quota: current.quota,
+                    rate_limit: current.rate_limit,
+                };
+                let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+                if paths.is_empty() {
+                    return Err(Status::invalid_argument("update_mask must name at least one field"));
+                }
+                for path in paths {
+                    match path.as_str() {
+                        "quota" => settings.quota = quota(tenant.quota)?,
+                        "rate_limit" => settings.rate_limit = rate_limit(tenant.rate_limit)?,
+                        "audit_retention_seconds" => {
+                            settings.audit_retention = retention(tenant.audit_retention_seconds)?
+                        }
+                        other => {
+                            return Err(Status::invalid_argument(format!(
+                                "update_mask: {other:?} can't be updated; expected quota, rate_limit or audit_retention_seconds"
+                            )));
+                        }
+                    }
+                }
+                let info = engine.update_tenant(&id, &settings).map_err(engine_status)?;
+                gate.limits().forget(&id);
+                Ok(tenant_to_pb(&info, retention_default))
+            })
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_tenant(
+        &self,
+        request: Request<pb::DeleteTenantRequest>,
+    ) -> Result<Response<()>, Status> {
+        let (md, _, req) = request.into_parts();
+        let gate = self.gate.clone();
+        self.gate
+            .admin_call(&md, "AdminService/DeleteTenant", &req.name.clone(), move |engine| {
+                let id = tenant_name(&req.name)?;
+                engine.delete_tenant(&id).map_err(engine_status)?;
+                gate.limits().forget(&id);
+                tracing::info!(tenant = %id, "tenant deleted");
+                Ok(())
+            })
+            .await
+            .map(Response::new)
+    }
+}

@@ -1,0 +1,78 @@
+//! `AuditService`: a tenant's own audit trail. A tenant key reads only its own tenant's events
+//! (the gate refuses any other path).
+
+use std::sync::Arc;
+
+use bulkhead_core::{Role, TenantName};
+use bulkhead_proto::v1 as pb;
+use pb::audit_service_server::AuditService;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{timestamp_ms, timestamp_to_ms};
+use crate::gate::{Gate, Scope};
+use crate::status::engine_status;
+
+#[derive(Debug)]
+pub struct AuditApi {
+    pub gate: Arc<Gate>,
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        self.gate
+            .tenant_call(
+                &md,
+                "AuditService/ListAuditEvents",
+                &req.parent.clone(),
+                Role::Read,
+                0,
+                move |scope: Scope<TenantName>| {
+                    let size = super::page_size(req.page_size, 100, 1000)?;
+                    let after = super::page_token(&req.page_token)?
+                        .map(|t| {
+                            t.parse::<u64>()
+                                .map_err(|_| Status::invalid_argument("page_token is not valid"))
+                        })
+                        .transpose()?;
+                    let since = req.start_time.as_ref().map(timestamp_to_ms).transpose()?;
+                    let mut events = scope
+                        .tenant
+                        .list_audit(after, since, size + 1)
+                        .map_err(engine_status)?;
+                    let more = events.len() > size;
+                    events.truncate(size);
+                    let next_page_token = match (more, events.last()) {
+                        (true, Some(e)) => e.sequence.to_string(),
+                        _ => String::new(),
+                    };
+                    let n = events.len() as u64;
+                    let events = events
+                        .into_iter()
+                        .map(|e| pb::AuditEvent {
+                            sequence: e.sequence,
+                            time: Some(timestamp_ms(e.time_ms)),
+                            principal: e.principal,
+                            method: e.operation,
+                            resource: e.resource,
+                            outcome: e.outcome,
+                            record_count: e.record_count,
+                        })
+                        .collect();
+                    Ok((
+                        pb::ListAuditEventsResponse {
+                            events,
+                            next_page_token,
+                        },
+                        n,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+}

@@ -1,0 +1,150 @@
+//! `CollectionService`: collections of one tenant.
+
+use std::sync::Arc;
+
+use bulkhead_core::{CollectionId, CollectionName, Role, TenantName};
+use bulkhead_proto::v1 as pb;
+use pb::collection_service_server::CollectionService;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{collection_spec, collection_to_pb};
+use crate::gate::{Gate, Scope};
+use crate::status::{core_status, engine_status};
+
+#[derive(Debug)]
+pub struct CollectionApi {
+    pub gate: Arc<Gate>,
+}
+
+#[tonic::async_trait]
+impl CollectionService for CollectionApi {
+    async fn create_collection(
+        &self,
+        request: Request<pb::CreateCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let (md, _, req) = request.into_parts();
+        self.gate
+            .tenant_call(
+                &md,
+                "CollectionService/CreateCollection",
+                &req.parent.clone(),
+                Role::Write,
+                0,
+                move |scope: Scope<TenantName>| {
+                    let id = CollectionId::new(req.collection_id.clone()).map_err(core_status)?;
+                    let spec = collection_spec(&req)?;
+                    let info = scope
+                        .tenant
+                        .create_collection(&id, &spec)
+                        .map_err(engine_status)?;
+                    let name = CollectionName {
+                        tenant: scope.name.tenant,
+                        collection: id,
+                    };
+                    Ok((collection_to_pb(name.to_string(), &info), 0))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_collection(
+        &self,
+        request: Request<pb::GetCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let (md, _, req) = request.into_parts();
+        self.gate
+            .tenant_call(
+                &md,
+                "CollectionService/GetCollection",
+                &req.name,
+                Role::Read,
+                0,
+                move |scope: Scope<CollectionName>| {
+                    let info = scope
+                        .tenant
+                        .get_collection(&scope.name.collection)
+                        .map_err(engine_status)?;
+                    Ok((collection_to_pb(scope.name.to_string(), &info), 0))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_collections(
+        &self,
+        request: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        self.gate
+            .tenant_call(
+                &md,
+                "CollectionService/ListCollections",
+                &req.parent.clone(),
+                Role::Read,
+                0,
+                move |scope: Scope<TenantName>| {
+                    let size = super::page_size(req.page_size, 100, 1000)?;
+                    let after = super::page_token(&req.page_token)?;
+                    let all = scope.tenant.list_collections().map_err(engine_status)?;
+                    let page: Vec<_> = all
+                        .iter()
+                        .filter(|c| after.as_deref().is_none_or(|a| c.id.as_str() > a))
+                        .take(size + 1)
+                        .collect();
+                    let more = page.len() > size;
+                    let collections: Vec<_> = page
+                        .iter()
+                        .take(size)
+                        .map(|c| {
+                            let name = CollectionName {
+                                tenant: scope.name.tenant.clone(),
+                                collection: c.id.clone(),
+                            };
+                            collection_to_pb(name.to_string(), c)
+                        })
+                        .collect();
+                    let next_page_token = if more {
+                        page[size - 1].id.to_string()
+                    } else {
+                        String::new()
+                    };
+                    let n = collections.len() as u64;
+                    Ok((
+                        pb::ListCollectionsResponse {
+                            collections,
+                            next_page_token,
+                        },
+                        n,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_collection(
+        &self,
+        request: Request<pb::DeleteCollectionRequest>,
+    ) -> Result<Response<()>, Status> {
+        let (md, _, req) = request.into_parts();
+        self.gate
+            .tenant_call(
+                &md,
+                "CollectionService/DeleteCollection",
+                &req.name,
+                Role::Write,
+                0,
+                move |scope: Scope<CollectionName>| {
+                    scope
+                        .tenant
+                        .delete_collection(&scope.name.collection)
+                        .map_err(engine_status)?;
+                    Ok(((), 0))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+}

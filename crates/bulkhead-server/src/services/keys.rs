@@ -1,0 +1,161 @@
+//! `KeyService`: a tenant's API keys. The admin token may manage any tenant's keys, a
+//! TENANT_ADMIN key only its own tenant's (the gate enforces both).
+
+use std::sync::Arc;
+
+use bulkhead_core::{KeyId, KeyName, Role, TenantName};
+use bulkhead_engine::ApiKeyRecord;
+use bulkhead_proto::v1 as pb;
+use pb::key_service_server::KeyService;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{hash_secret, new_key_id, new_secret};
+use crate::convert::{positive_seconds, timestamp_ms};
+use crate::gate::{Gate, Scope, now_ms};
+use crate::status::engine_status;
+
+#[derive(Debug)]
+pub struct KeyApi {
+    pub gate: Arc<Gate>,
+}
+
+fn role(r: i32) -> Result<Role, Status> {
+    match pb::Role::try_from(r) {
+        Ok(pb::Role::Read) => Ok(Role::Read),
+        Ok(pb::Role::Write) => Ok(Role::Write),
+        Ok(pb::Role::TenantAdmin) => Ok(Role::TenantAdmin),
+        _ => Err(Status::invalid_argument(
+            "role must be READ, WRITE or TENANT_ADMIN",
+        )),
+    }
+}
+
+fn role_to_pb(r: Role) -> pb::Role {
+    match r {
+        Role::Read => pb::Role::Read,
+        Role::Write => pb::Role::Write,
+        Role::TenantAdmin => pb::Role::TenantAdmin,
+    }
+}
+
+fn key_to_pb(k: &ApiKeyRecord) -> pb::ApiKey {
+    pb::ApiKey {
+        name: format!("tenants/{}/keys/{}", k.tenant, k.key_id),
+        role: role_to_pb(k.role) as i32,
+        expire_time: k.expires_at_ms.map(timestamp_ms),
+        description: k.description.clone(),
+        create_time: Some(timestamp_ms(k.created_at_ms)),
+        revoked: k.revoked,
+    }
+}
+
+#[tonic::async_trait]
+impl KeyService for KeyApi {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let gate = self.gate.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "KeyService/CreateApiKey",
+                &req.parent.clone(),
+                Role::TenantAdmin,
+                0,
+                move |scope: Scope<TenantName>| {
+                    let role = role(req.role)?;
+                    if req.description.len() > 1024 {
+                        return Err(Status::invalid_argument(
+                            "description must be at most 1024 bytes",
+                        ));
+                    }
+                    let now = now_ms();
+                    let expires_at_ms = req
+                        .ttl_seconds
+                        .map(|s| positive_seconds("ttl_seconds", s))
+                        .transpose()?
+                        .map(|d| now + d.as_millis() as u64);
+                    let secret = new_secret();
+                    let record = ApiKeyRecord {
+                        tenant: scope.name.tenant,
+                        key_id: KeyId::new(new_key_id()).expect("generated ids are valid"),
+                        role,
+                        secret_hash: hash_secret(&secret),
+                        description: req.description,
+                        created_at_ms: now,
+                        expires_at_ms,
+                        revoked: false,
+                        incarnation: 0,
+                    };
+                    let stored = gate.engine.create_api_key(record).map_err(engine_status)?;
+                    Ok((
+                        pb::CreateApiKeyResponse {
+                            key: Some(key_to_pb(&stored)),
+                            secret,
+                        },
+                        0,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let gate = self.gate.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "KeyService/ListApiKeys",
+                &req.parent,
+                Role::TenantAdmin,
+                0,
+                move |scope: Scope<TenantName>| {
+                    let keys = gate
+                        .engine
+                        .list_api_keys(&scope.name.tenant)
+                        .map_err(engine_status)?;
+                    let n = keys.len() as u64;
+                    Ok((
+                        pb::ListApiKeysResponse {
+                            keys: keys.iter().map(key_to_pb).collect(),
+                        },
+                        n,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<()>, Status> {
+        let (md, _, req) = request.into_parts();
+        let gate = self.gate.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "KeyService/RevokeApiKey",
+                &req.name,
+                Role::TenantAdmin,
+                0,
+                move |scope: Scope<KeyName>| {
+                    gate.engine
+                        .revoke_api_key(&scope.name.tenant, &scope.name.key)
+                        .map_err(engine_status)?;
+                    tracing::info!(tenant = %scope.name.tenant, key = %scope.name.key, "API key revoked");
+                    Ok(((), 0))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+}

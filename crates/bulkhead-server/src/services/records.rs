@@ -1,0 +1,193 @@
+//! `RecordService`: records and nearest-neighbour queries in one collection.
+
+use std::sync::Arc;
+
+use bulkhead_core::{CollectionName, Role};
+use bulkhead_engine::{Include, Query};
+use bulkhead_proto::v1 as pb;
+use pb::record_service_server::RecordService;
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{hit_to_pb, new_record, record_id, stored_record_to_pb};
+use crate::gate::{Gate, Scope};
+use crate::status::engine_status;
+
+#[derive(Debug)]
+pub struct RecordApi {
+    pub gate: Arc<Gate>,
+    pub max_batch: usize,
+    pub max_top_k: u32,
+}
+
+impl RecordApi {
+    fn check_batch(&self, field: &str, n: usize) -> Result<(), Status> {
+        if n == 0 {
+            return Err(Status::invalid_argument(format!("{field} must not be empty")));
+        }
+        if n > self.max_batch {
+            return Err(Status::invalid_argument(format!(
+                "{field} has {n} entries, at most {} are allowed per request",
+                self.max_batch
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl RecordService for RecordApi {
+    async fn upsert(
+        &self,
+        request: Request<pb::UpsertRequest>,
+    ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let bytes = req.encoded_len() as u64;
+        let batch_check = self.check_batch("records", req.records.len());
+        let collection = req.collection.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "RecordService/Upsert",
+                &collection,
+                Role::Write,
+                bytes,
+                move |scope: Scope<CollectionName>| {
+                    batch_check?;
+                    let records = req
+                        .records
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| new_record(i, r))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let n = scope
+                        .tenant
+                        .upsert(&scope.name.collection, records)
+                        .map_err(engine_status)?;
+                    Ok((pb::UpsertResponse { upserted: n as u64 }, n as u64))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let batch_check = self.check_batch("ids", req.ids.len());
+        let collection = req.collection.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "RecordService/Get",
+                &collection,
+                Role::Read,
+                0,
+                move |scope: Scope<CollectionName>| {
+                    batch_check?;
+                    let ids = req
+                        .ids
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, id)| record_id(i, id))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let records = scope
+                        .tenant
+                        .get(&scope.name.collection, &ids)
+                        .map_err(engine_status)?;
+                    let n = records.len() as u64;
+                    Ok((
+                        pb::GetResponse {
+                            records: records.into_iter().map(stored_record_to_pb).collect(),
+                        },
+                        n,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let batch_check = self.check_batch("ids", req.ids.len());
+        let collection = req.collection.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "RecordService/Delete",
+                &collection,
+                Role::Write,
+                0,
+                move |scope: Scope<CollectionName>| {
+                    batch_check?;
+                    let ids = req
+                        .ids
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, id)| record_id(i, id))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let n = scope
+                        .tenant
+                        .delete(&scope.name.collection, &ids)
+                        .map_err(engine_status)?;
+                    Ok((pb::DeleteResponse { deleted: n as u64 }, n as u64))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let max_top_k = self.max_top_k;
+        let collection = req.collection.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "RecordService/Query",
+                &collection,
+                Role::Read,
+                0,
+                move |scope: Scope<CollectionName>| {
+                    if req.top_k == 0 || req.top_k > max_top_k {
+                        return Err(Status::invalid_argument(format!(
+                            "top_k must be between 1 and {max_top_k}, got {}",
+                            req.top_k
+                        )));
+                    }
+                    let query = Query {
+                        vector: req.vector,
+                        top_k: req.top_k as usize,
+                        ef: (req.ef > 0).then_some(req.ef as usize),
+                        include: Include {
+                            text: req.include_text,
+                            metadata: req.include_metadata,
+                            vector: req.include_vector,
+                        },
+                    };
+                    let hits = scope
+                        .tenant
+                        .query(&scope.name.collection, &query)
+                        .map_err(engine_status)?;
+                    let n = hits.len() as u64;
+                    Ok((
+                        pb::QueryResponse {
+                            hits: hits.into_iter().map(hit_to_pb).collect(),
+                        },
+                        n,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+}

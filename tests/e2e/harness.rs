@@ -1,0 +1,242 @@
+//! Starting and stopping a real server, and small request helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulkhead_proto::v1 as pb;
+use pb::admin_service_client::AdminServiceClient;
+use pb::audit_service_client::AuditServiceClient;
+use pb::collection_service_client::CollectionServiceClient;
+use pb::key_service_client::KeyServiceClient;
+use pb::record_service_client::RecordServiceClient;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+pub const ADMIN: &str = "e2e-admin-token-0123456789";
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let mut s = Self::start_in(temp.path(), &[]);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts a server on `dir` with extra `serve` arguments; waits until it listens.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning bulkhead");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("bulkhead listening") {
+                    let addr = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("addr="))
+                        .map(str::to_owned);
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("server did not start: {:?}", log.lock().unwrap()));
+        Self {
+            child: Some(child),
+            addr,
+            data_dir: dir.to_path_buf(),
+            _temp: None,
+            log,
+        }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connecting")
+    }
+
+    pub async fn clients(&self) -> Clients {
+        let ch = self.channel().await;
+        Clients {
+            admin: AdminServiceClient::new(ch.clone()),
+            keys: KeyServiceClient::new(ch.clone()),
+            collections: CollectionServiceClient::new(ch.clone()),
+            records: RecordServiceClient::new(ch.clone()),
+            audit: AuditServiceClient::new(ch),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Clients {
+    pub admin: AdminServiceClient<Channel>,
+    pub keys: KeyServiceClient<Channel>,
+    pub collections: CollectionServiceClient<Channel>,
+    pub records: RecordServiceClient<Channel>,
+    pub audit: AuditServiceClient<Channel>,
+}
+
+/// `msg` with `authorization: Bearer <secret>`.
+pub fn authed<T>(secret: &str, msg: T) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    r
+}
+
+pub fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> Code {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(s) => s.code(),
+    }
+}
+
+pub async fn create_tenant(c: &mut Clients, id: &str) {
+    c.admin
+        .create_tenant(authed(
+            ADMIN,
+            pb::CreateTenantRequest {
+                tenant_id: id.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+pub async fn create_key(c: &mut Clients, tenant: &str, role: pb::Role, ttl: Option<i64>) -> (String, String) {
+    let r = c
+        .keys
+        .create_api_key(authed(
+            ADMIN,
+            pb::CreateApiKeyRequest {
+                parent: format!("tenants/{tenant}"),
+                role: role as i32,
+                ttl_seconds: ttl,
+                description: "e2e".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    (r.key.unwrap().name, r.secret)
+}
+
+pub async fn create_collection(c: &mut Clients, secret: &str, tenant: &str, coll: &str, dim: u32) {
+    c.collections
+        .create_collection(authed(
+            secret,
+            pb::CreateCollectionRequest {
+                parent: format!("tenants/{tenant}"),
+                collection_id: coll.into(),
+                dimension: dim,
+                metric: pb::Metric::Cosine as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+pub fn unit(seed: u64, dim: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    v.into_iter().map(|a| a / n).collect()
+}
+
+pub fn record(id: &str, seed: u64, dim: usize, text: &str) -> pb::Record {
+    pb::Record {
+        id: id.into(),
+        vector: unit(seed, dim),
+        text: Some(text.into()),
+        ..Default::default()
+    }
+}
+
+/// A tenant with a WRITE key and a collection `docs` holding `n` records tagged with the tenant.
+pub async fn seeded_tenant(c: &mut Clients, tenant: &str, n: u64, dim: usize) -> String {
+    create_tenant(c, tenant).await;
+    let (_, secret) = create_key(c, tenant, pb::Role::Write, None).await;
+    create_collection(c, &secret, tenant, "docs", dim as u32).await;
+    let records = (0..n)
+        .map(|i| record(&format!("r{i}"), i, dim, &format!("owner={tenant}")))
+        .collect();
+    c.records
+        .upsert(authed(
+            &secret,
+            pb::UpsertRequest {
+                collection: format!("tenants/{tenant}/collections/docs"),
+                records,
+            },
+        ))
+        .await
+        .unwrap();
+    secret
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: each starts the real `bulkhead` binary on a free loopback port with a
+//! temporary data directory and talks gRPC to it. Compiled as one binary.
+
+mod harness;
+
+mod auth;
+mod crud;
+mod isolation;
+mod lifecycle;
+mod limits;
+mod names;
