@@ -28,7 +28,11 @@ async fn full_crud_and_query_flow() {
             &secret,
             pb::UpsertRequest {
                 collection: coll.clone(),
-                records: vec![with_meta, record("b", 2, 8, "beta"), record("c", 3, 8, "gamma")],
+                records: vec![
+                    with_meta,
+                    record("b", 2, 8, "beta"),
+                    record("c", 3, 8, "gamma"),
+                ],
             },
         ))
         .await
@@ -78,7 +82,10 @@ async fn full_crud_and_query_flow() {
 
     let col = c
         .collections
-        .get_collection(authed(&secret, pb::GetCollectionRequest { name: coll.clone() }))
+        .get_collection(authed(
+            &secret,
+            pb::GetCollectionRequest { name: coll.clone() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -134,13 +141,19 @@ async fn full_crud_and_query_flow() {
     ] {
         assert!(methods.contains(&m), "{m} missing from {methods:?}");
     }
-    let upsert = events.iter().find(|e| e.method == "RecordService/Upsert").unwrap();
+    let upsert = events
+        .iter()
+        .find(|e| e.method == "RecordService/Upsert")
+        .unwrap();
     assert_eq!(upsert.record_count, 3);
     assert_eq!(upsert.outcome, "OK");
     assert!(upsert.principal.starts_with('k'));
 
     c.collections
-        .delete_collection(authed(&secret, pb::DeleteCollectionRequest { name: coll.clone() }))
+        .delete_collection(authed(
+            &secret,
+            pb::DeleteCollectionRequest { name: coll.clone() },
+        ))
         .await
         .unwrap();
     let gone = c
@@ -174,9 +187,17 @@ async fn invalid_inputs_are_invalid_argument() {
         let r = c.records.clone().upsert(upsert(vec![bad])).await;
         assert_eq!(code(r), Code::InvalidArgument);
     }
-    let too_many: Vec<_> = (0..1001).map(|i| record(&format!("m{i}"), i, 8, "")).collect();
-    assert_eq!(code(c.records.upsert(upsert(too_many)).await), Code::InvalidArgument);
-    assert_eq!(code(c.records.upsert(upsert(vec![])).await), Code::InvalidArgument);
+    let too_many: Vec<_> = (0..1001)
+        .map(|i| record(&format!("m{i}"), i, 8, ""))
+        .collect();
+    assert_eq!(
+        code(c.records.upsert(upsert(too_many)).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(c.records.upsert(upsert(vec![])).await),
+        Code::InvalidArgument
+    );
 
     let query = |top_k: u32| {
         authed(
@@ -190,7 +211,10 @@ async fn invalid_inputs_are_invalid_argument() {
         )
     };
     assert_eq!(code(c.records.query(query(0)).await), Code::InvalidArgument);
-    assert_eq!(code(c.records.query(query(1001)).await), Code::InvalidArgument);
+    assert_eq!(
+        code(c.records.query(query(1001)).await),
+        Code::InvalidArgument
+    );
     assert!(c.records.query(query(1000)).await.is_ok());
 
     let bad_metric = c

@@ -1,7 +1,7 @@
 //! Starting and stopping a real server, and small request helpers.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +20,6 @@ pub const ADMIN: &str = "e2e-admin-token-0123456789";
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
-    pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -70,7 +69,6 @@ impl Server {
         Self {
             child: Some(child),
             addr,
-            data_dir: dir.to_path_buf(),
             _temp: None,
             log,
         }
@@ -163,7 +161,12 @@ pub async fn create_tenant(c: &mut Clients, id: &str) {
         .unwrap();
 }
 
-pub async fn create_key(c: &mut Clients, tenant: &str, role: pb::Role, ttl: Option<i64>) -> (String, String) {
+pub async fn create_key(
+    c: &mut Clients,
+    tenant: &str,
+    role: pb::Role,
+    ttl: Option<i64>,
+) -> (String, String) {
     let r = c
         .keys
         .create_api_key(authed(

@@ -123,8 +123,19 @@ mod tests {
     #[test]
     fn rejects_without_normalising() {
         let bad = [
-            "", "Acme", "-acme", "_acme", "acme corp", "acme/x", "acme%2fx", "..", "a.b",
-            "acme\0", " acme", "acme ", "аcme", // Cyrillic 'а'
+            "",
+            "Acme",
+            "-acme",
+            "_acme",
+            "acme corp",
+            "acme/x",
+            "acme%2fx",
+            "..",
+            "a.b",
+            "acme\0",
+            " acme",
+            "acme ",
+            "аcme",  // Cyrillic 'а'
             "ａcme", // fullwidth
         ];
         for b in bad {

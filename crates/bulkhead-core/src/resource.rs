@@ -177,7 +177,11 @@ mod tests {
         for name in bad {
             assert!(name.parse::<CollectionName>().is_err(), "{name:?} accepted");
         }
-        assert!("tenants/acme/collections/docs".parse::<TenantName>().is_err());
+        assert!(
+            "tenants/acme/collections/docs"
+                .parse::<TenantName>()
+                .is_err()
+        );
         assert!("tenants/acme/collections/k".parse::<KeyName>().is_err());
     }
 

@@ -37,8 +37,7 @@ pub fn encode(
         serde_json::to_vec(metadata).expect("metadata of plain values always serialises")
     };
     let text_len = text.map_or(0, str::len);
-    let mut out =
-        Vec::with_capacity(17 + vector.len() * 4 + text_len + meta_json.len());
+    let mut out = Vec::with_capacity(17 + vector.len() * 4 + text_len + meta_json.len());
     out.push(VERSION);
     out.extend_from_slice(&expires_at_ms.to_le_bytes());
     out.extend_from_slice(&(vector.len() as u32).to_le_bytes());

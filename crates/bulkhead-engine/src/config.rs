@@ -58,7 +58,11 @@ impl EngineConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |msg: &str| Err(EngineError::InvalidArgument(format!("engine config: {msg}")));
+        let bad = |msg: &str| {
+            Err(EngineError::InvalidArgument(format!(
+                "engine config: {msg}"
+            )))
+        };
         if self.tenants_per_group == 0 || self.tenants_per_group > 10_000 {
             return bad("tenants_per_group must be between 1 and 10000");
         }

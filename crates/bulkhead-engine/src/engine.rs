@@ -33,7 +33,6 @@ pub struct TenantInfo {
     pub rate_limit: RateLimit,
 }
 
-
 /// The registry as held in memory.
 #[derive(Debug, Default)]
 struct Directory {
@@ -253,7 +252,9 @@ impl Engine {
             .db(group, || self.shared.directory.read().cf_names_in(group))?;
         // Column family first, registry second: a crash in between leaves a column family the
         // registry doesn't list, which the next open of the group drops.
-        self.shared.groups.create_tenant_cf(&db, &record.cf_name())?;
+        self.shared
+            .groups
+            .create_tenant_cf(&db, &record.cf_name())?;
         self.shared.registry.put(&record)?;
         let mut dir = self.shared.directory.write();
         dir.next_incarnation = incarnation + 1;
@@ -309,9 +310,10 @@ impl Engine {
     pub fn list_tenants(&self, after: Option<&TenantId>, limit: usize) -> Vec<TenantInfo> {
         let dir = self.shared.directory.read();
         let range = match after {
-            Some(a) => dir
-                .records
-                .range((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded)),
+            Some(a) => dir.records.range((
+                std::ops::Bound::Excluded(a.clone()),
+                std::ops::Bound::Unbounded,
+            )),
             None => dir.records.range(..),
         };
         range.take(limit).map(|(_, r)| self.info_of(r)).collect()

@@ -59,7 +59,10 @@ fn sweep_once(shared: &Arc<Shared>) {
     let started = Instant::now();
     let (mut records, mut events) = (0, 0);
     for tenant in shared.tenants_in_open_groups() {
-        match tenant.sweep_expired().and_then(|r| Ok((r, tenant.prune_audit()?))) {
+        match tenant
+            .sweep_expired()
+            .and_then(|r| Ok((r, tenant.prune_audit()?)))
+        {
             Ok((r, e)) => {
                 records += r;
                 events += e;

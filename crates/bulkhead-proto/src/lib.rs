@@ -3,7 +3,12 @@
 //! the tests alike.
 #![forbid(unsafe_code)]
 
-#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
 pub mod v1 {
     tonic::include_proto!("bulkhead.v1");
 }

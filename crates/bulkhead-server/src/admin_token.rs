@@ -25,7 +25,11 @@ pub fn resolve(config: &ServerConfig) -> anyhow::Result<String> {
             .with_context(|| format!("reading {}", path.display()))?
             .trim()
             .to_owned();
-        anyhow::ensure!(token.len() >= 16, "{} holds no usable token", path.display());
+        anyhow::ensure!(
+            token.len() >= 16,
+            "{} holds no usable token",
+            path.display()
+        );
         tracing::info!(path = %path.display(), "admin token read from file");
         return Ok(token);
     }

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Export per-tenant metric series (tenants are unbounded: off by default).
     pub per_tenant_metrics: bool,
+    /// After SIGTERM, how long in-flight requests and open connections get to finish.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             max_message_bytes: 64 << 20,
             request_timeout_secs: 60,
             per_tenant_metrics: false,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -107,7 +110,10 @@ impl ServerConfig {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.max_top_k == 0 || self.max_top_k as usize > bulkhead_engine::MAX_TOP_K {
-            bail!("max-top-k must be between 1 and {}", bulkhead_engine::MAX_TOP_K);
+            bail!(
+                "max-top-k must be between 1 and {}",
+                bulkhead_engine::MAX_TOP_K
+            );
         }
         if self.max_batch == 0 {
             bail!("max-batch must be at least 1");
@@ -158,7 +164,10 @@ mod tests {
     fn unknown_keys_and_bad_values_are_rejected() {
         assert!(toml::from_str::<ServerConfig>("no-such-key = 1").is_err());
         let mut c = ServerConfig::default();
-        assert!(c.apply_env(|k| (k == "BULKHEAD_LISTEN").then(|| "nope".into())).is_err());
+        assert!(
+            c.apply_env(|k| (k == "BULKHEAD_LISTEN").then(|| "nope".into()))
+                .is_err()
+        );
         c.max_top_k = 0;
         assert!(c.validate().is_err());
     }

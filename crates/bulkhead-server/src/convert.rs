@@ -32,7 +32,9 @@ pub fn timestamp_to_ms(t: &Timestamp) -> Result<u64, Status> {
 /// A positive number of seconds from the wire, or an error naming `field`.
 pub fn positive_seconds(field: &str, secs: i64) -> Result<Duration, Status> {
     if secs <= 0 {
-        return Err(Status::invalid_argument(format!("{field} must be positive, got {secs}")));
+        return Err(Status::invalid_argument(format!(
+            "{field} must be positive, got {secs}"
+        )));
     }
     Ok(Duration::from_secs(secs as u64))
 }
@@ -174,7 +176,8 @@ pub fn hit_to_pb(h: Hit) -> pb::Hit {
 pub fn quota(q: Option<pb::Quota>) -> Result<Quota, Status> {
     let q = q.unwrap_or_default();
     let non_negative = |field: &str, v: i64| {
-        u64::try_from(v).map_err(|_| Status::invalid_argument(format!("quota.{field} must be >= 0")))
+        u64::try_from(v)
+            .map_err(|_| Status::invalid_argument(format!("quota.{field} must be >= 0")))
     };
     Ok(Quota {
         max_collections: non_negative("max_collections", q.max_collections)?,

@@ -49,12 +49,11 @@ impl TenantResource for KeyName {
     }
 }
 
-/// What one tenant-scoped call may use: the parsed resource, its tenant's handle, the caller.
+/// What one tenant-scoped call may use: the parsed resource and its tenant's handle.
 #[derive(Debug)]
 pub struct Scope<N> {
     pub name: N,
     pub tenant: TenantHandle,
-    pub principal: Principal,
 }
 
 /// The result of an engine call and the record count its audit event reports.
@@ -97,7 +96,12 @@ impl Gate {
         let principal = match self.auth.authenticate(metadata, now_ms()) {
             Ok(p) => p,
             Err(status) => {
-                tracing::warn!(method, resource, reason = status.message(), "unauthenticated request");
+                tracing::warn!(
+                    method,
+                    resource,
+                    reason = status.message(),
+                    "unauthenticated request"
+                );
                 return Err(self.finish_status(method, None, started, status));
             }
         };
@@ -121,7 +125,15 @@ impl Gate {
             return Err(self.finish_status(method, None, started, status));
         }
         let result = self
-            .run_on_tenant(&tenant_id, principal, method, resource, write_bytes, name, body)
+            .run_on_tenant(
+                &tenant_id,
+                principal,
+                method,
+                resource,
+                write_bytes,
+                name,
+                body,
+            )
             .await;
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
@@ -159,11 +171,7 @@ impl Gate {
             audit.write(status.code(), 0);
             return Err(status);
         }
-        let scope = Scope {
-            name,
-            tenant,
-            principal,
-        };
+        let scope = Scope { name, tenant };
         let outcome = tokio::task::spawn_blocking(move || {
             let outcome = body(scope);
             match &outcome {
@@ -201,11 +209,32 @@ impl Gate {
             return Err(self.finish_status(method, None, started, status));
         }
         let engine = self.engine.clone();
-        let result = tokio::task::spawn_blocking(move || body(&engine))
-            .await
-            .map_err(|_| Status::internal("request task failed"))
-            .and_then(|r| r);
-        let code = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        let resource_name = resource.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            let result = body(&engine);
+            // Control calls are audited in the tenant they concern, when it exists afterwards.
+            if let Ok(name) = resource_name.parse::<TenantName>()
+                && let Ok(tenant) = engine.tenant(&name.tenant)
+            {
+                let code = result
+                    .as_ref()
+                    .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+                Audit {
+                    tenant,
+                    principal: Principal::Admin.audit_name(),
+                    method,
+                    resource: resource_name,
+                }
+                .write(code, 0);
+            }
+            result
+        })
+        .await
+        .map_err(|_| Status::internal("request task failed"))
+        .and_then(|r| r);
+        let code = result
+            .as_ref()
+            .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
         self.metrics
             .observe(method, code_name(code), None, started.elapsed());
         result
@@ -213,7 +242,13 @@ impl Gate {
 
     /// Writes a refused attempt into the audit trail of the caller's own tenant (admins have
     /// none; their refusals are only logged).
-    fn audit_own_tenant(&self, principal: &Principal, method: &'static str, resource: &str, status: &Status) {
+    fn audit_own_tenant(
+        &self,
+        principal: &Principal,
+        method: &'static str,
+        resource: &str,
+        status: &Status,
+    ) {
         let Principal::Key(key) = principal else {
             return;
         };
@@ -316,9 +351,15 @@ mod tests {
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
         let ghost = TenantId::new("does-not-exist").unwrap();
         let denied_ghost = authorize(&key("a", Role::TenantAdmin), &ghost, Role::Read).unwrap_err();
-        assert_eq!(denied.message(), denied_ghost.message(), "no tenant probing");
         assert_eq!(
-            authorize(&key("a", Role::Read), &a, Role::Write).unwrap_err().code(),
+            denied.message(),
+            denied_ghost.message(),
+            "no tenant probing"
+        );
+        assert_eq!(
+            authorize(&key("a", Role::Read), &a, Role::Write)
+                .unwrap_err()
+                .code(),
             tonic::Code::PermissionDenied
         );
         assert!(authorize(&Principal::Admin, &b, Role::TenantAdmin).is_ok());

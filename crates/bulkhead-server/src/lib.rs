@@ -70,7 +70,26 @@ pub async fn serve(
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "bulkhead listening");
 
     let default_retention = Duration::from_secs(config.default_audit_retention_days * 86_400);
-    tonic::transport::Server::builder()
+    // Shutdown: stop accepting, let in-flight requests finish, but don't wait forever for
+    // clients that keep idle connections open.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.notify_waiters();
+        }
+    });
+    let drained = {
+        let stop = stop.clone();
+        async move { stop.notified().await }
+    };
+    let grace_expired = async {
+        stop.notified().await;
+        tokio::time::sleep(grace).await;
+    };
+    let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(config.request_timeout_secs))
         .tcp_nodelay(true)
         .add_service(health)
@@ -107,9 +126,14 @@ pub async fn serve(
             })
             .max_decoding_message_size(max),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .context("serving gRPC")?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drained);
+    tokio::select! {
+        served = server => served.context("serving gRPC")?,
+        () = grace_expired => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "connections still open after the grace period; closing them"
+        ),
+    }
     tracing::info!("drained; closing the engine");
     drop(gate);
     match Arc::try_unwrap(engine) {

@@ -78,7 +78,12 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Admits one request of `tenant` writing `write_bytes`, under `limit` (the tenant's current
     /// setting; a changed setting resets its buckets).
-    pub fn admit(&self, tenant: &TenantId, limit: RateLimit, write_bytes: u64) -> Result<(), Status> {
+    pub fn admit(
+        &self,
+        tenant: &TenantId,
+        limit: RateLimit,
+        write_bytes: u64,
+    ) -> Result<(), Status> {
         if limit.requests_per_second <= 0.0 && limit.write_bytes_per_second == 0 {
             return Ok(());
         }

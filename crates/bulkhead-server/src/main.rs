@@ -8,7 +8,11 @@ use bulkhead_server::ServerConfig;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "bulkhead", version, about = "Bulkhead: a vector database with hard-partitioned tenants")]
+#[command(
+    name = "bulkhead",
+    version,
+    about = "Bulkhead: a vector database with hard-partitioned tenants"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,8 +43,7 @@ struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

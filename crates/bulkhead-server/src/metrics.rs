@@ -23,7 +23,10 @@ impl Metrics {
     pub fn new(per_tenant: bool) -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("bulkhead_requests_total", "gRPC requests by method and status code"),
+            Opts::new(
+                "bulkhead_requests_total",
+                "gRPC requests by method and status code",
+            ),
             &["method", "code"],
         )
         .expect("valid metric");
@@ -41,9 +44,15 @@ impl Metrics {
             )
             .expect("valid metric")
         });
-        registry.register(Box::new(requests.clone())).expect("unique");
-        registry.register(Box::new(latency.clone())).expect("unique");
-        registry.register(Box::new(tenants.clone())).expect("unique");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("unique");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("unique");
+        registry
+            .register(Box::new(tenants.clone()))
+            .expect("unique");
         if let Some(t) = &tenant_requests {
             registry.register(Box::new(t.clone())).expect("unique");
         }

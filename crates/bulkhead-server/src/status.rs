@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn caller_errors_map_to_caller_codes() {
         let t = TenantId::new("a").unwrap();
-        assert_eq!(engine_status(EngineError::TenantNotFound(t)).code(), Code::NotFound);
+        assert_eq!(
+            engine_status(EngineError::TenantNotFound(t)).code(),
+            Code::NotFound
+        );
         let c = CollectionId::new("c").unwrap();
         assert_eq!(
             engine_status(EngineError::CollectionExists(c)).code(),

@@ -47,7 +47,9 @@ pub(crate) struct Groups {
 
 impl std::fmt::Debug for Groups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Groups").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("Groups")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +69,11 @@ impl Groups {
     /// The open database of `group`, opening it if needed. `expected` names the tenant column
     /// families the registry assigns to this group; any other one is debris of a create or
     /// delete interrupted by a crash, and is dropped.
-    pub fn db(&self, group: GroupId, expected: impl FnOnce() -> HashSet<String>) -> Result<Arc<Db>> {
+    pub fn db(
+        &self,
+        group: GroupId,
+        expected: impl FnOnce() -> HashSet<String>,
+    ) -> Result<Arc<Db>> {
         let slot = self.slot(group);
         let mut guard = slot.db.lock();
         if let Some(db) = guard.as_ref() {
@@ -91,18 +97,22 @@ impl Groups {
         });
         let raw = RawDb::open_cf_descriptors(&db_opts, &path, descriptors)
             .map_err(|e| EngineError::Open(format!("{}: {}", path.display(), e.into_string())))?;
-        let db = Db {
-            raw,
-            tenant_cf,
-        };
+        let db = Db { raw, tenant_cf };
         let expected = expected();
-        for name in existing.iter().filter(|n| *n != DEFAULT_CF && !expected.contains(*n)) {
+        for name in existing
+            .iter()
+            .filter(|n| *n != DEFAULT_CF && !expected.contains(*n))
+        {
             tracing::warn!(group, cf = %name, "dropping column family not in the tenant registry");
             db.drop_cf(name)?;
         }
         let db = Arc::new(db);
         *guard = Some(db.clone());
-        tracing::debug!(group, column_families = existing.len(), "tenant group opened");
+        tracing::debug!(
+            group,
+            column_families = existing.len(),
+            "tenant group opened"
+        );
         Ok(db)
     }
 

@@ -7,7 +7,7 @@ mod options;
 mod registry;
 mod store;
 
-pub(crate) use group::{Groups, GroupId};
+pub(crate) use group::{GroupId, Groups};
 pub(crate) use options::SharedResources;
 pub(crate) use registry::{Registry, TenantRecord};
 pub(crate) use store::{TenantStore, WriteSet};

@@ -54,7 +54,13 @@ fn tenant_key(id: &TenantId) -> Vec<u8> {
 
 /// `key/{tenant}/{key_id}`: the tenant segment first, so one tenant's keys are one range.
 fn api_key_key(tenant: &TenantId, key: &bulkhead_core::KeyId) -> Vec<u8> {
-    [KEY_PREFIX, tenant.as_str().as_bytes(), b"/", key.as_str().as_bytes()].concat()
+    [
+        KEY_PREFIX,
+        tenant.as_str().as_bytes(),
+        b"/",
+        key.as_str().as_bytes(),
+    ]
+    .concat()
 }
 
 fn synced() -> WriteOptions {

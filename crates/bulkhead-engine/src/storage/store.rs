@@ -149,7 +149,8 @@ impl TenantStore {
 
     /// Asks RocksDB to compact `[start, end)` now, so deleted and expired data leaves the disk.
     pub fn compact(&self, (start, end): (Vec<u8>, Vec<u8>)) -> Result<()> {
-        self.db.compact_range_cf(&self.cf()?, Some(start), Some(end));
+        self.db
+            .compact_range_cf(&self.cf()?, Some(start), Some(end));
         Ok(())
     }
 

@@ -74,11 +74,10 @@ impl TenantHandle {
 
     /// How long this tenant keeps audit events.
     pub fn audit_retention(&self) -> Duration {
-        self.state
-            .record
-            .read()
-            .audit_retention_secs
-            .map_or(self.state.shared.config.default_audit_retention, Duration::from_secs)
+        self.state.record.read().audit_retention_secs.map_or(
+            self.state.shared.config.default_audit_retention,
+            Duration::from_secs,
+        )
     }
 
     /// Deletes audit events older than the retention; returns how many.

@@ -37,7 +37,8 @@ impl TenantHandle {
         spec: &CollectionSpec,
     ) -> Result<CollectionInfo> {
         let _g = self.enter()?;
-        let meta = CollectionMeta::from_spec(spec, self.state.shared.config.default_index, now_ms())?;
+        let meta =
+            CollectionMeta::from_spec(spec, self.state.shared.config.default_index, now_ms())?;
         let loaded = self.loaded()?;
         let mut collections = loaded.collections.write();
         if collections.contains_key(id) {
@@ -71,7 +72,12 @@ impl TenantHandle {
     pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
         let _g = self.enter()?;
         let loaded = self.loaded()?;
-        let mut out: Vec<_> = loaded.collections.read().values().map(|c| info(c)).collect();
+        let mut out: Vec<_> = loaded
+            .collections
+            .read()
+            .values()
+            .map(|c| info(c))
+            .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }

@@ -107,7 +107,10 @@ impl TenantHandle {
         if quota.max_records > 0 {
             let new_ids = {
                 let slots = col.slots.read();
-                records.iter().filter(|r| slots.label_of(&r.id).is_none()).count() as u64
+                records
+                    .iter()
+                    .filter(|r| slots.label_of(&r.id).is_none())
+                    .count() as u64
             };
             let current: u64 = self
                 .loaded()?
@@ -127,8 +130,9 @@ impl TenantHandle {
             let incoming: u64 = records
                 .iter()
                 .map(|r| {
-                    (r.vector.len() * 4 + r.text.as_ref().map_or(0, String::len) + r.id.as_str().len())
-                        as u64
+                    (r.vector.len() * 4
+                        + r.text.as_ref().map_or(0, String::len)
+                        + r.id.as_str().len()) as u64
                 })
                 .sum();
             let stored = self.store().size_bytes()?;
@@ -147,7 +151,10 @@ impl TenantHandle {
         let _g = self.enter()?;
         self.collection(collection)?;
         let now = now_ms();
-        let keys: Vec<_> = ids.iter().map(|id| keys::record_key(collection, id)).collect();
+        let keys: Vec<_> = ids
+            .iter()
+            .map(|id| keys::record_key(collection, id))
+            .collect();
         let values = self.store().multi_get(&keys)?;
         let mut out = Vec::with_capacity(ids.len());
         for (id, value) in ids.iter().zip(values) {
@@ -192,7 +199,9 @@ impl TenantHandle {
         for id in present {
             let mut slots = col.slots.write();
             if let Some(label) = slots.label_of(id) {
-                let expired = slots.slot(label).is_some_and(|s| is_expired(s.expires_at_ms, now));
+                let expired = slots
+                    .slot(label)
+                    .is_some_and(|s| is_expired(s.expires_at_ms, now));
                 slots.remove(id);
                 drop(slots);
                 col.index.remove(label);
@@ -219,7 +228,9 @@ impl TenantHandle {
             allow: None,
             deny: (!expired.is_empty()).then_some(&expired),
         };
-        let neighbours = col.index.search(&query.vector, query.top_k, query.ef, filter)?;
+        let neighbours = col
+            .index
+            .search(&query.vector, query.top_k, query.ef, filter)?;
         let mut hits: Vec<Hit> = {
             let slots = col.slots.read();
             neighbours
@@ -250,7 +261,10 @@ impl TenantHandle {
         query: &Query,
         now: u64,
     ) -> Result<()> {
-        let keys: Vec<_> = hits.iter().map(|h| keys::record_key(collection, &h.id)).collect();
+        let keys: Vec<_> = hits
+            .iter()
+            .map(|h| keys::record_key(collection, &h.id))
+            .collect();
         let values = self.store().multi_get(&keys)?;
         let mut found: HashMap<usize, StoredValue> = HashMap::new();
         for (i, value) in values.into_iter().enumerate() {

@@ -52,7 +52,10 @@ impl TenantHandle {
         );
         let mut by_collection: BTreeMap<CollectionId, Vec<ExpiryEntry>> = BTreeMap::new();
         for e in entries {
-            by_collection.entry(e.collection.clone()).or_default().push(e);
+            by_collection
+                .entry(e.collection.clone())
+                .or_default()
+                .push(e);
         }
 
         let mut removed = 0;
@@ -103,7 +106,11 @@ impl TenantHandle {
         let mut set = WriteSet::default();
         let mut removed = 0;
         for ((entry, key), value) in entries.iter().zip(record_keys).zip(values) {
-            set.delete(keys::expiry_key(entry.expires_at_ms, &entry.collection, &entry.id));
+            set.delete(keys::expiry_key(
+                entry.expires_at_ms,
+                &entry.collection,
+                &entry.id,
+            ));
             let Some(value) = value else { continue };
             let is_marker = codec::decode(&value).ok().flatten().is_none();
             if is_marker || codec::peek_expiry(&value) == Some(entry.expires_at_ms) {

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use bulkhead_core::{CollectionId, Metric, RecordId, TenantId};
-use bulkhead_engine::{CollectionSpec, Engine, EngineConfig, NewRecord, TenantHandle, TenantSettings};
+use bulkhead_engine::{
+    CollectionSpec, Engine, EngineConfig, NewRecord, TenantHandle, TenantSettings,
+};
 
 pub fn config(dir: &Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir);

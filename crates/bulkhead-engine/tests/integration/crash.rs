@@ -40,7 +40,13 @@ fn acknowledged_writes_survive_sigkill() {
         tenant_with_docs(&engine, "acme", DIM);
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash::child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash::child_writer",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -66,7 +72,11 @@ fn acknowledged_writes_survive_sigkill() {
     let acked_records = (acked + 1) * BATCH;
     let ids: Vec<_> = (0..acked_records).map(|i| rid(&format!("r{i}"))).collect();
     let got = t.get(&coll("docs"), &ids).unwrap();
-    assert_eq!(got.len() as u64, acked_records, "every acknowledged record is stored");
+    assert_eq!(
+        got.len() as u64,
+        acked_records,
+        "every acknowledged record is stored"
+    );
     for r in &got {
         let i: u64 = r.id.as_str()[1..].parse().unwrap();
         assert_eq!(r.vector, vector(i, DIM));
@@ -81,7 +91,9 @@ fn acknowledged_writes_survive_sigkill() {
     let all: Vec<_> = (0..stored).map(|i| rid(&format!("r{i}"))).collect();
     assert_eq!(t.get(&coll("docs"), &all).unwrap().len() as u64, stored);
     for i in (0..acked_records).step_by(97) {
-        let hits = t.query(&coll("docs"), &Query::new(vector(i, DIM), 1)).unwrap();
+        let hits = t
+            .query(&coll("docs"), &Query::new(vector(i, DIM), 1))
+            .unwrap();
         assert_eq!(hits[0].id, rid(&format!("r{i}")));
     }
 }

@@ -46,8 +46,10 @@ fn upsert_of_existing_id_replaces_it_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let t = tenant_with_docs(&engine, "acme", DIM);
-    t.upsert(&coll("docs"), vec![record("a", 1, DIM, "old")]).unwrap();
-    t.upsert(&coll("docs"), vec![record("a", 2, DIM, "new")]).unwrap();
+    t.upsert(&coll("docs"), vec![record("a", 1, DIM, "old")])
+        .unwrap();
+    t.upsert(&coll("docs"), vec![record("a", 2, DIM, "new")])
+        .unwrap();
 
     let got = t.get(&coll("docs"), &[rid("a")]).unwrap();
     assert_eq!(got[0].text.as_deref(), Some("new"));
@@ -57,7 +59,9 @@ fn upsert_of_existing_id_replaces_it_everywhere() {
     let hits = t.query(&coll("docs"), &q).unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].text.as_deref(), Some("new"));
-    let hits = t.query(&coll("docs"), &Query::new(vector(2, DIM), 10)).unwrap();
+    let hits = t
+        .query(&coll("docs"), &Query::new(vector(2, DIM), 10))
+        .unwrap();
     assert!((hits[0].score - 1.0).abs() < 1e-4);
     assert_eq!(t.stats().unwrap().records, 1);
 }
@@ -76,7 +80,12 @@ fn duplicate_ids_in_one_batch_keep_the_last() {
     assert_eq!(n, 1);
     let got = t.get(&coll("docs"), &[rid("a")]).unwrap();
     assert_eq!(got[0].text.as_deref(), Some("last"));
-    assert_eq!(t.query(&coll("docs"), &Query::new(vector(1, DIM), 5)).unwrap().len(), 1);
+    assert_eq!(
+        t.query(&coll("docs"), &Query::new(vector(1, DIM), 5))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -86,12 +95,19 @@ fn delete_removes_from_storage_and_index() {
     let t = tenant_with_docs(&engine, "acme", DIM);
     t.upsert(
         &coll("docs"),
-        (0..10).map(|i| record(&format!("r{i}"), i, DIM, "x")).collect(),
+        (0..10)
+            .map(|i| record(&format!("r{i}"), i, DIM, "x"))
+            .collect(),
     )
     .unwrap();
-    assert_eq!(t.delete(&coll("docs"), &[rid("r3"), rid("nope")]).unwrap(), 1);
+    assert_eq!(
+        t.delete(&coll("docs"), &[rid("r3"), rid("nope")]).unwrap(),
+        1
+    );
     assert!(t.get(&coll("docs"), &[rid("r3")]).unwrap().is_empty());
-    let hits = t.query(&coll("docs"), &Query::new(vector(3, DIM), 10)).unwrap();
+    let hits = t
+        .query(&coll("docs"), &Query::new(vector(3, DIM), 10))
+        .unwrap();
     assert_eq!(hits.len(), 9);
     assert!(hits.iter().all(|h| h.id != rid("r3")));
 }
@@ -104,8 +120,13 @@ fn invalid_input_is_rejected_and_changes_nothing() {
     let good = record("ok", 1, DIM, "x");
     let mut nan = record("bad", 2, DIM, "x");
     nan.vector[3] = f32::NAN;
-    let err = t.upsert(&coll("docs"), vec![good.clone(), nan]).unwrap_err();
-    assert!(matches!(err, EngineError::InvalidRecord { index: 1, .. }), "{err}");
+    let err = t
+        .upsert(&coll("docs"), vec![good.clone(), nan])
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::InvalidRecord { index: 1, .. }),
+        "{err}"
+    );
     assert!(t.get(&coll("docs"), &[rid("ok")]).unwrap().is_empty());
 
     let short = NewRecord::new(rid("s"), vec![1.0; DIM - 1]);
@@ -114,14 +135,20 @@ fn invalid_input_is_rejected_and_changes_nothing() {
         Err(EngineError::InvalidRecord { index: 0, .. })
     ));
     assert!(matches!(
-        t.upsert(&coll("docs"), vec![NewRecord::new(rid("z"), vec![0.0; DIM])]),
+        t.upsert(
+            &coll("docs"),
+            vec![NewRecord::new(rid("z"), vec![0.0; DIM])]
+        ),
         Err(EngineError::InvalidRecord { .. })
     ));
     assert!(matches!(
         t.query(&coll("docs"), &Query::new(vector(1, DIM), 0)),
         Err(EngineError::InvalidArgument(_))
     ));
-    assert!(t.query(&coll("docs"), &Query::new(vec![1.0; DIM + 1], 5)).is_err());
+    assert!(
+        t.query(&coll("docs"), &Query::new(vec![1.0; DIM + 1], 5))
+            .is_err()
+    );
     assert!(matches!(
         t.upsert(&coll("nope"), vec![good]),
         Err(EngineError::CollectionNotFound(_))
@@ -130,9 +157,10 @@ fn invalid_input_is_rejected_and_changes_nothing() {
         t.create_collection(&coll("docs"), &CollectionSpec::new(DIM, Metric::Cosine)),
         Err(EngineError::CollectionExists(_))
     ));
-    assert!(t
-        .create_collection(&coll("zero"), &CollectionSpec::new(0, Metric::L2))
-        .is_err());
+    assert!(
+        t.create_collection(&coll("zero"), &CollectionSpec::new(0, Metric::L2))
+            .is_err()
+    );
     assert_eq!(t.stats().unwrap().records, 0);
 }
 
@@ -153,11 +181,15 @@ fn metrics_score_as_documented() {
         )
         .unwrap();
     }
-    let l2 = t.query(&coll("l2"), &Query::new(vec![1.0, 2.0], 2)).unwrap();
+    let l2 = t
+        .query(&coll("l2"), &Query::new(vec![1.0, 2.0], 2))
+        .unwrap();
     assert_eq!(l2[0].id, rid("near"));
     assert!((l2[0].score - 1.0).abs() < 1e-5);
     assert!((l2[1].score - 5.0).abs() < 1e-5);
-    let dot = t.query(&coll("dot"), &Query::new(vec![1.0, 2.0], 2)).unwrap();
+    let dot = t
+        .query(&coll("dot"), &Query::new(vec![1.0, 2.0], 2))
+        .unwrap();
     assert_eq!(dot[0].id, rid("far"));
     assert!((dot[0].score - 16.0).abs() < 1e-4);
 }
@@ -176,7 +208,10 @@ fn collection_past_the_flat_threshold_uses_hnsw_with_good_recall() {
     t.create_collection(&coll("exact"), &CollectionSpec::new(32, Metric::Cosine))
         .unwrap();
     for chunk in (0..2_000u64).collect::<Vec<_>>().chunks(500) {
-        let batch: Vec<_> = chunk.iter().map(|i| record(&format!("r{i}"), *i, 32, "")).collect();
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|i| record(&format!("r{i}"), *i, 32, ""))
+            .collect();
         t.upsert(&coll("big"), batch.clone()).unwrap();
         t.upsert(&coll("exact"), batch).unwrap();
     }
@@ -185,7 +220,10 @@ fn collection_past_the_flat_threshold_uses_hnsw_with_good_recall() {
         let query = Query::new(vector(10_000 + q, 32), 10);
         let exact = t.query(&coll("exact"), &query).unwrap();
         let approx = t.query(&coll("big"), &query).unwrap();
-        found += approx.iter().filter(|h| exact.iter().any(|e| e.id == h.id)).count();
+        found += approx
+            .iter()
+            .filter(|h| exact.iter().any(|e| e.id == h.id))
+            .count();
     }
     let recall = found as f64 / 500.0;
     assert!(recall >= 0.95, "recall@10 {recall}");
@@ -196,7 +234,8 @@ fn delete_collection_removes_its_records() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let t = tenant_with_docs(&engine, "acme", DIM);
-    t.upsert(&coll("docs"), vec![record("a", 1, DIM, "x")]).unwrap();
+    t.upsert(&coll("docs"), vec![record("a", 1, DIM, "x")])
+        .unwrap();
     t.delete_collection(&coll("docs")).unwrap();
     assert!(matches!(
         t.get(&coll("docs"), &[rid("a")]),
@@ -205,7 +244,11 @@ fn delete_collection_removes_its_records() {
     t.create_collection(&coll("docs"), &CollectionSpec::new(DIM, Metric::Cosine))
         .unwrap();
     assert!(t.get(&coll("docs"), &[rid("a")]).unwrap().is_empty());
-    assert!(t.query(&coll("docs"), &Query::new(vector(1, DIM), 5)).unwrap().is_empty());
+    assert!(
+        t.query(&coll("docs"), &Query::new(vector(1, DIM), 5))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -220,8 +263,13 @@ fn audit_log_appends_lists_and_pages() {
         outcome: "OK".into(),
         record_count: 3,
     };
-    let first = t.append_audit(vec![entry("Upsert"), entry("Query")]).unwrap();
-    assert_eq!(first.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![1, 2]);
+    let first = t
+        .append_audit(vec![entry("Upsert"), entry("Query")])
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     t.append_audit(vec![entry("Get")]).unwrap();
     let all = t.list_audit(None, None, 100).unwrap();
     assert_eq!(all.len(), 3);
@@ -238,7 +286,9 @@ fn stats_count_collections_records_and_bytes() {
     let t = tenant_with_docs(&engine, "acme", DIM);
     t.upsert(
         &coll("docs"),
-        (0..20).map(|i| record(&format!("r{i}"), i, DIM, "x")).collect(),
+        (0..20)
+            .map(|i| record(&format!("r{i}"), i, DIM, "x"))
+            .collect(),
     )
     .unwrap();
     let s = t.stats().unwrap();

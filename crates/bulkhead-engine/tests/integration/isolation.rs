@@ -27,11 +27,17 @@ fn assert_sees_only_itself(engine: &Engine, name: &str) {
     };
     let hits = t.query(&coll("docs"), &q).unwrap();
     assert_eq!(hits.len() as u64, RECORDS, "{name}: one hit per own record");
-    assert!(hits.iter().all(|h| h.text.as_deref() == Some(owner.as_str())));
+    assert!(
+        hits.iter()
+            .all(|h| h.text.as_deref() == Some(owner.as_str()))
+    );
     let ids: Vec<_> = (0..RECORDS).map(|i| rid(&format!("r{i}"))).collect();
     let got = t.get(&coll("docs"), &ids).unwrap();
     assert_eq!(got.len() as u64, RECORDS);
-    assert!(got.iter().all(|r| r.text.as_deref() == Some(owner.as_str())));
+    assert!(
+        got.iter()
+            .all(|r| r.text.as_deref() == Some(owner.as_str()))
+    );
     let collections = t.list_collections().unwrap();
     assert_eq!(collections.len(), 1);
     assert_eq!(collections[0].records, RECORDS);
@@ -72,7 +78,8 @@ fn writes_and_deletes_stay_in_their_tenant() {
     plant(&engine, "b");
     let a = engine.tenant(&tenant("a")).unwrap();
     a.delete(&coll("docs"), &[rid("r1")]).unwrap();
-    a.upsert(&coll("docs"), vec![record("r2", 99, DIM, "owner=a")]).unwrap();
+    a.upsert(&coll("docs"), vec![record("r2", 99, DIM, "owner=a")])
+        .unwrap();
     a.delete_collection(&coll("docs")).unwrap();
     assert_sees_only_itself(&engine, "b");
 }

@@ -19,7 +19,9 @@ fn restart_keeps_tenants_collections_records_and_audit() {
             ..IndexParams::default()
         });
         t.create_collection(&coll("graph"), &spec).unwrap();
-        let batch: Vec<_> = (0..500).map(|i| record(&format!("r{i}"), i, DIM, "t")).collect();
+        let batch: Vec<_> = (0..500)
+            .map(|i| record(&format!("r{i}"), i, DIM, "t"))
+            .collect();
         t.upsert(&coll("docs"), batch.clone()).unwrap();
         t.upsert(&coll("graph"), batch).unwrap();
         t.delete(&coll("docs"), &[rid("r7")]).unwrap();

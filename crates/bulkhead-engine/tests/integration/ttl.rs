@@ -27,12 +27,21 @@ fn expired_records_are_invisible_at_expiry_then_swept() {
     assert!(bulkhead_engine_now_ms() >= expiry);
     // Not swept yet, but already invisible everywhere.
     assert!(t.get(&coll("docs"), &[rid("short")]).unwrap().is_empty());
-    let hits = t.query(&coll("docs"), &Query::new(vector(1, DIM), 10)).unwrap();
-    assert_eq!(hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>(), vec![rid("long")]);
+    let hits = t
+        .query(&coll("docs"), &Query::new(vector(1, DIM), 10))
+        .unwrap();
+    assert_eq!(
+        hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>(),
+        vec![rid("long")]
+    );
     assert_eq!(t.stats().unwrap().records, 1);
 
     assert_eq!(t.sweep_expired().unwrap(), 1);
-    assert_eq!(t.sweep_expired().unwrap(), 0, "a second sweep finds nothing");
+    assert_eq!(
+        t.sweep_expired().unwrap(),
+        0,
+        "a second sweep finds nothing"
+    );
     assert_eq!(t.get(&coll("docs"), &[rid("long")]).unwrap().len(), 1);
 }
 
@@ -42,8 +51,12 @@ fn sweep_removes_expired_records_of_a_cold_tenant_from_disk() {
     {
         let engine = open(dir.path());
         let t = tenant_with_docs(&engine, "acme", DIM);
-        let mut batch: Vec<_> = (0..50).map(|i| record(&format!("r{i}"), i, DIM, "")).collect();
-        batch.iter_mut().for_each(|r| r.ttl = Some(Duration::from_millis(200)));
+        let mut batch: Vec<_> = (0..50)
+            .map(|i| record(&format!("r{i}"), i, DIM, ""))
+            .collect();
+        batch
+            .iter_mut()
+            .for_each(|r| r.ttl = Some(Duration::from_millis(200)));
         t.upsert(&coll("docs"), batch).unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -52,7 +65,11 @@ fn sweep_removes_expired_records_of_a_cold_tenant_from_disk() {
     let t = engine.tenant(&tenant("acme")).unwrap();
     assert_eq!(t.sweep_expired().unwrap(), 50);
     assert_eq!(t.stats().unwrap().records, 0);
-    assert!(t.query(&coll("docs"), &Query::new(vector(1, DIM), 10)).unwrap().is_empty());
+    assert!(
+        t.query(&coll("docs"), &Query::new(vector(1, DIM), 10))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -71,7 +88,10 @@ fn collection_default_ttl_applies_and_record_ttl_overrides_it() {
     let got = t
         .get(&coll("cache"), &[rid("default"), rid("keeps")])
         .unwrap();
-    assert_eq!(got.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![rid("keeps")]);
+    assert_eq!(
+        got.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        vec![rid("keeps")]
+    );
 }
 
 #[test]
@@ -82,7 +102,8 @@ fn re_upserting_before_expiry_keeps_the_record_past_the_old_expiry() {
     let mut r = record("a", 1, DIM, "v1");
     r.ttl = Some(Duration::from_millis(200));
     t.upsert(&coll("docs"), vec![r]).unwrap();
-    t.upsert(&coll("docs"), vec![record("a", 1, DIM, "v2")]).unwrap();
+    t.upsert(&coll("docs"), vec![record("a", 1, DIM, "v2")])
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(t.sweep_expired().unwrap(), 0);
     let got = t.get(&coll("docs"), &[rid("a")]).unwrap();

@@ -49,7 +49,9 @@ impl AdminService for AdminApi {
                     quota: quota(req.quota)?,
                     rate_limit: rate_limit(req.rate_limit)?,
                 };
-                let info = engine.create_tenant(&id, &settings).map_err(engine_status)?;
+                let info = engine
+                    .create_tenant(&id, &settings)
+                    .map_err(engine_status)?;
                 tracing::info!(tenant = %id, group = info.group, "tenant created");
                 Ok(tenant_to_pb(&info, retention_default))
             })
@@ -64,11 +66,16 @@ impl AdminService for AdminApi {
         let (md, _, req) = request.into_parts();
         let retention_default = self.default_retention;
         self.gate
-            .admin_call(&md, "AdminService/GetTenant", &req.name.clone(), move |engine| {
-                let id = tenant_name(&req.name)?;
-                let info = engine.tenant_info(&id).map_err(engine_status)?;
-                Ok(tenant_to_pb(&info, retention_default))
-            })
+            .admin_call(
+                &md,
+                "AdminService/GetTenant",
+                &req.name.clone(),
+                move |engine| {
+                    let id = tenant_name(&req.name)?;
+                    let info = engine.tenant_info(&id).map_err(engine_status)?;
+                    Ok(tenant_to_pb(&info, retention_default))
+                },
+            )
             .await
             .map(Response::new)
     }
@@ -162,13 +169,18 @@ impl AdminService for AdminApi {
         let (md, _, req) = request.into_parts();
         let gate = self.gate.clone();
         self.gate
-            .admin_call(&md, "AdminService/DeleteTenant", &req.name.clone(), move |engine| {
-                let id = tenant_name(&req.name)?;
-                engine.delete_tenant(&id).map_err(engine_status)?;
-                gate.limits().forget(&id);
-                tracing::info!(tenant = %id, "tenant deleted");
-                Ok(())
-            })
+            .admin_call(
+                &md,
+                "AdminService/DeleteTenant",
+                &req.name.clone(),
+                move |engine| {
+                    let id = tenant_name(&req.name)?;
+                    engine.delete_tenant(&id).map_err(engine_status)?;
+                    gate.limits().forget(&id);
+                    tracing::info!(tenant = %id, "tenant deleted");
+                    Ok(())
+                },
+            )
             .await
             .map(Response::new)
     }

@@ -23,7 +23,9 @@ pub struct RecordApi {
 impl RecordApi {
     fn check_batch(&self, field: &str, n: usize) -> Result<(), Status> {
         if n == 0 {
-            return Err(Status::invalid_argument(format!("{field} must not be empty")));
+            return Err(Status::invalid_argument(format!(
+                "{field} must not be empty"
+            )));
         }
         if n > self.max_batch {
             return Err(Status::invalid_argument(format!(

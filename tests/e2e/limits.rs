@@ -1,0 +1,119 @@
+//! Rate limits and quotas: RESOURCE_EXHAUSTED for the tenant that exceeds them, nobody else.
+
+use bulkhead_proto::v1 as pb;
+use tonic::Code;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn rate_limit_refuses_the_flooding_tenant_only() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    let noisy = seeded_tenant(&mut c, "noisy", 2, 8).await;
+    let quiet = seeded_tenant(&mut c, "quiet", 2, 8).await;
+    c.admin
+        .update_tenant(authed(
+            ADMIN,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: "tenants/noisy".into(),
+                    rate_limit: Some(pb::RateLimit {
+                        requests_per_second: 1.0,
+                        burst: 5,
+                        write_bytes_per_second: 0,
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["rate_limit".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let query = |tenant: &str, secret: &str| {
+        authed(
+            secret,
+            pb::QueryRequest {
+                collection: format!("tenants/{tenant}/collections/docs"),
+                vector: unit(1, 8),
+                top_k: 1,
+                ..Default::default()
+            },
+        )
+    };
+    let mut refused = None;
+    for _ in 0..20 {
+        if let Err(s) = c.records.query(query("noisy", &noisy)).await {
+            refused = Some(s);
+            break;
+        }
+    }
+    let refused = refused.expect("the flood was refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("rate limit"),
+        "{}",
+        refused.message()
+    );
+    for _ in 0..20 {
+        c.records.query(query("quiet", &quiet)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn quotas_refuse_writes_past_them() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    c.admin
+        .create_tenant(authed(
+            ADMIN,
+            pb::CreateTenantRequest {
+                tenant_id: "small".into(),
+                quota: Some(pb::Quota {
+                    max_collections: 1,
+                    max_records: 10,
+                    max_stored_bytes: 0,
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let (_, key) = create_key(&mut c, "small", pb::Role::Write, None).await;
+    create_collection(&mut c, &key, "small", "docs", 8).await;
+    let second = c
+        .collections
+        .create_collection(authed(
+            &key,
+            pb::CreateCollectionRequest {
+                parent: "tenants/small".into(),
+                collection_id: "more".into(),
+                dimension: 8,
+                metric: 1,
+                ..Default::default()
+            },
+        ))
+        .await;
+    let second = second.unwrap_err();
+    assert_eq!(second.code(), Code::ResourceExhausted);
+    assert!(second.message().contains("quota"));
+
+    let upsert = |range: std::ops::Range<u64>| {
+        authed(
+            &key,
+            pb::UpsertRequest {
+                collection: "tenants/small/collections/docs".into(),
+                records: range.map(|i| record(&format!("r{i}"), i, 8, "")).collect(),
+            },
+        )
+    };
+    c.records.upsert(upsert(0..8)).await.unwrap();
+    assert_eq!(
+        code(c.records.upsert(upsert(8..12)).await),
+        Code::ResourceExhausted
+    );
+    // Replacing existing records adds nothing and stays allowed.
+    c.records.upsert(upsert(0..8)).await.unwrap();
+    c.records.upsert(upsert(8..10)).await.unwrap();
+}
