@@ -11,19 +11,23 @@ pub fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
     (0..n)
         .map(|_| {
             // Sum of uniforms approximates a Gaussian well enough for direction sampling.
-            let mut v: Vec<f32> = (0..dim)
+            let v: Vec<f32> = (0..dim)
                 .map(|_| (0..4).map(|_| rng.random_range(-1.0f32..1.0)).sum())
                 .collect();
-            let norm = v
-                .iter()
-                .map(|x| x * x)
-                .sum::<f32>()
-                .sqrt()
-                .max(f32::MIN_POSITIVE);
-            v.iter_mut().for_each(|x| *x /= norm);
-            v
+            normalized(v)
         })
         .collect()
+}
+
+fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
 }
 
 /// `n` unit vectors clustered around `clusters` random centres, closer to what embedding
@@ -36,15 +40,7 @@ pub fn clustered_unit_vectors(n: usize, dim: usize, clusters: usize, seed: u64) 
         .enumerate()
         .map(|(i, e)| {
             let c = &centres[i % centres.len()];
-            let mut v: Vec<f32> = c.iter().zip(&e).map(|(c, e)| c + 0.6 * e).collect();
-            let norm = v
-                .iter()
-                .map(|x| x * x)
-                .sum::<f32>()
-                .sqrt()
-                .max(f32::MIN_POSITIVE);
-            v.iter_mut().for_each(|x| *x /= norm);
-            v
+            normalized(c.iter().zip(&e).map(|(c, e)| c + 0.6 * e).collect())
         })
         .collect()
 }

@@ -95,17 +95,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn state(self: &Arc<Self>, id: &TenantId) -> Result<Arc<TenantState>> {
-        if let Some(state) = self.active.lock().get(id) {
-            return Ok(state.clone());
-        }
-        let record = self
-            .directory
+    /// The registry entry of `id`.
+    fn record(&self, id: &TenantId) -> Result<TenantRecord> {
+        self.directory
             .read()
             .records
             .get(id)
             .cloned()
-            .ok_or_else(|| EngineError::TenantNotFound(id.clone()))?;
+            .ok_or_else(|| EngineError::TenantNotFound(id.clone()))
+    }
+
+    fn state(self: &Arc<Self>, id: &TenantId) -> Result<Arc<TenantState>> {
+        if let Some(state) = self.active.lock().get(id) {
+            return Ok(state.clone());
+        }
+        let record = self.record(id)?;
         let db = self.groups.db(record.group, || {
             self.directory.read().cf_names_in(record.group)
         })?;
@@ -278,14 +282,7 @@ impl Engine {
     pub fn update_tenant(&self, id: &TenantId, settings: &TenantSettings) -> Result<TenantInfo> {
         settings.validate()?;
         let _lifecycle = self.shared.lifecycle.lock();
-        let mut record = self
-            .shared
-            .directory
-            .read()
-            .records
-            .get(id)
-            .cloned()
-            .ok_or_else(|| EngineError::TenantNotFound(id.clone()))?;
+        let mut record = self.shared.record(id)?;
         record.audit_retention_secs = settings.audit_retention.map(|d| d.as_secs());
         record.quota = settings.quota;
         record.rate_limit = settings.rate_limit;
@@ -298,12 +295,7 @@ impl Engine {
     }
 
     pub fn tenant_info(&self, id: &TenantId) -> Result<TenantInfo> {
-        let dir = self.shared.directory.read();
-        let record = dir
-            .records
-            .get(id)
-            .ok_or_else(|| EngineError::TenantNotFound(id.clone()))?;
-        Ok(self.info_of(record))
+        Ok(self.info_of(&self.shared.record(id)?))
     }
 
     /// Up to `limit` tenants with ids greater than `after`, in id order.
@@ -346,14 +338,7 @@ impl Engine {
     /// Stores a new key of `record.tenant`, bound to the tenant's current incarnation.
     pub fn create_api_key(&self, mut record: ApiKeyRecord) -> Result<ApiKeyRecord> {
         let _lifecycle = self.shared.lifecycle.lock();
-        record.incarnation = self
-            .shared
-            .directory
-            .read()
-            .records
-            .get(&record.tenant)
-            .ok_or_else(|| EngineError::TenantNotFound(record.tenant.clone()))?
-            .incarnation;
+        record.incarnation = self.shared.record(&record.tenant)?.incarnation;
         let mut keys = self.shared.api_keys.write();
         if keys
             .values()

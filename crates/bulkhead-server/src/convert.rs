@@ -131,8 +131,14 @@ pub fn metadata_to_pb(m: Metadata) -> HashMap<String, pb::Value> {
     m.into_iter().map(|(k, v)| (k, value_to_pb(v))).collect()
 }
 
-pub fn record_id(index: usize, id: String) -> Result<RecordId, Status> {
-    RecordId::new(id).map_err(|e| Status::invalid_argument(format!("ids[{index}]: {e}")))
+/// Parses request ids; an error names the offending position.
+pub fn record_ids(ids: Vec<String>) -> Result<Vec<RecordId>, Status> {
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            RecordId::new(id).map_err(|e| Status::invalid_argument(format!("ids[{i}]: {e}")))
+        })
+        .collect()
 }
 
 pub fn new_record(index: usize, r: pb::Record) -> Result<NewRecord, Status> {

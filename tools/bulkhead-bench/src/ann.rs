@@ -12,6 +12,7 @@ use bulkhead_index::{
 };
 use clap::{Args, ValueEnum};
 
+use crate::report::{percentile_us, print_json_line, round};
 use crate::vecs::{Matrix, read_fvecs, read_ivecs};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -228,11 +229,6 @@ fn recall_at_k(results: &[Vec<u32>], truth: &Matrix<i32>, k: usize) -> f64 {
     total as f64 / (results.len() * k) as f64
 }
 
-fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
-}
-
 pub fn run(args: &AnnArgs) -> Result<()> {
     eprintln!(
         "loading {} / {} / {}",
@@ -288,8 +284,7 @@ pub fn run(args: &AnnArgs) -> Result<()> {
                 ("build_s", round(build_s, 2).into()),
                 ("threads", args.threads.into()),
             ];
-            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-            println!("{{{}}}", body.join(","));
+            print_json_line(&fields);
         } else {
             println!(
                 "{name:<6} {ef:>5} {:>4} {recall:>8.4} {qps:>10.1} {p50:>9.1} {p99:>9.1} {build_s:>8.2} {:>7}",
@@ -298,9 +293,4 @@ pub fn run(args: &AnnArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
 }

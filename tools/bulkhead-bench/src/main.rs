@@ -1,14 +1,20 @@
-//! Command-line benchmark driver. It measures the index in-process, on the same fvecs/ivecs
+//! Command-line benchmark driver. `ann` measures the index in-process, on the same fvecs/ivecs
 //! files and with the same JSON output as `tools/hnswlib_bench.py`, so the two can be compared
-//! line by line.
+//! line by line; `server` measures a running server end to end; `tenants` measures the engine at many-tenant scale. Progress goes to stderr,
+//! results to stdout.
 
 mod ann;
+mod dataset;
+mod load;
+mod report;
+mod server;
+mod tenants;
 mod vecs;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "bulkhead-bench", about = "Benchmarks for Bulkhead indexes")]
+#[command(name = "bulkhead-bench", about = "Benchmarks for Bulkhead")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,10 +24,20 @@ struct Cli {
 enum Command {
     /// Recall and throughput of an in-memory index on an ANN dataset.
     Ann(ann::AnnArgs),
+    /// End-to-end ingest and query figures against a running server.
+    Server(server::ServerArgs),
+    /// Many-tenant scale: reopen time, memory, cold-tenant first query, tenant creation.
+    Tenants(tenants::TenantsArgs),
+    /// The restarted process of `tenants` (internal).
+    #[command(hide = true)]
+    TenantsReopen(tenants::ReopenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ann(args) => ann::run(&args),
+        Command::Server(args) => server::run(&args),
+        Command::Tenants(args) => tenants::run(&args),
+        Command::TenantsReopen(args) => tenants::reopen(&args),
     }
 }

@@ -9,7 +9,7 @@ use pb::record_service_server::RecordService;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{hit_to_pb, new_record, record_id, stored_record_to_pb};
+use crate::convert::{hit_to_pb, new_record, record_ids, stored_record_to_pb};
 use crate::gate::{Gate, Scope};
 use crate::status::engine_status;
 
@@ -89,12 +89,7 @@ impl RecordService for RecordApi {
                 0,
                 move |scope: Scope<CollectionName>| {
                     batch_check?;
-                    let ids = req
-                        .ids
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, id)| record_id(i, id))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let ids = record_ids(req.ids)?;
                     let records = scope
                         .tenant
                         .get(&scope.name.collection, &ids)
@@ -128,12 +123,7 @@ impl RecordService for RecordApi {
                 0,
                 move |scope: Scope<CollectionName>| {
                     batch_check?;
-                    let ids = req
-                        .ids
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, id)| record_id(i, id))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let ids = record_ids(req.ids)?;
                     let n = scope
                         .tenant
                         .delete(&scope.name.collection, &ids)
