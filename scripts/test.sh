@@ -9,11 +9,11 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, benches included)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== doc tests" >&2
+cargo test --workspace --locked --doc
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
 else
     cargo test --workspace --locked --no-fail-fast --lib --bins --tests
 fi
-echo "== doc tests" >&2
-cargo test --workspace --locked --doc
