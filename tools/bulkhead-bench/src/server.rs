@@ -382,6 +382,17 @@ fn report(
     }
 }
 
+fn ingest_fields(vectors: usize, took: Duration) -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("vectors", vectors.into()),
+        ("seconds", round(took.as_secs_f64(), 2).into()),
+        (
+            "vectors_per_s",
+            round(vectors as f64 / took.as_secs_f64(), 1).into(),
+        ),
+    ]
+}
+
 fn query_fields(
     load: &LoadResult,
     args: &ServerArgs,
@@ -600,14 +611,7 @@ async fn run_async(args: &ServerArgs) -> Result<()> {
         "server",
         "ingest",
         &layout,
-        vec![
-            ("vectors", data.base.rows().into()),
-            ("seconds", round(ingest.as_secs_f64(), 2).into()),
-            (
-                "vectors_per_s",
-                round(data.base.rows() as f64 / ingest.as_secs_f64(), 1).into(),
-            ),
-        ],
+        ingest_fields(data.base.rows(), ingest),
     );
     eprintln!("server: querying for {:?}", args.duration);
     let load = query_remote(args, &data, &layout, &remote, args.duration, args.clients).await?;
@@ -655,14 +659,7 @@ async fn run_async(args: &ServerArgs) -> Result<()> {
             "in-process",
             "ingest",
             &layout,
-            vec![
-                ("vectors", data.base.rows().into()),
-                ("seconds", round(ingest.as_secs_f64(), 2).into()),
-                (
-                    "vectors_per_s",
-                    round(data.base.rows() as f64 / ingest.as_secs_f64(), 1).into(),
-                ),
-            ],
+            ingest_fields(data.base.rows(), ingest),
         );
         eprintln!("in-process: querying for {:?}", args.duration);
         let load = query_local(args, &data, &layout, &handles).await?;
