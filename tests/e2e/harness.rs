@@ -34,8 +34,13 @@ impl Server {
 
     /// Starts a server on `dir` with extra `serve` arguments; waits until it listens.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_at(dir, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Server::start_in`], listening on `listen`.
+    pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
             .args(extra)
             .env("BULKHEAD_ADMIN_TOKEN", ADMIN)

@@ -4,8 +4,10 @@
 mod harness;
 
 mod auth;
+mod cli;
 mod crud;
 mod isolation;
 mod lifecycle;
 mod limits;
 mod names;
+mod sdk;

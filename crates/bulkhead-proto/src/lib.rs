@@ -13,6 +13,10 @@ pub mod v1 {
     tonic::include_proto!("bulkhead.v1");
 }
 
+mod convert;
+
+pub use convert::{UntypedValue, metadata_from_pb, metadata_to_pb, value_from_pb};
+
 /// The encoded descriptor set of every Bulkhead proto file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/bulkhead_descriptor.bin"));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bulkhead_core::{Metadata, Metric, RecordId, Value};
+use bulkhead_core::{Metadata, Metric, RecordId};
 use bulkhead_engine::{
     CollectionInfo, CollectionSpec, Hit, IndexParams, NewRecord, Quota, RateLimit, StoredRecord,
     TenantInfo,
@@ -50,14 +50,6 @@ pub fn metric(m: i32) -> Result<Metric, Status> {
     }
 }
 
-fn metric_to_pb(m: Metric) -> pb::Metric {
-    match m {
-        Metric::Cosine => pb::Metric::Cosine,
-        Metric::Dot => pb::Metric::Dot,
-        Metric::L2 => pb::Metric::L2,
-    }
-}
-
 pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSpec, Status> {
     let mut spec = CollectionSpec::new(req.dimension as usize, metric(req.metric)?);
     if let Some(ttl) = req.default_ttl_seconds {
@@ -82,7 +74,7 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
     pb::Collection {
         name,
         dimension: c.spec.dimension as u32,
-        metric: metric_to_pb(c.spec.metric) as i32,
+        metric: pb::Metric::from(c.spec.metric) as i32,
         default_ttl_seconds: c.spec.default_ttl.map(|d| d.as_secs() as i64),
         hnsw: Some(pb::HnswParams {
             m: p.m as u32,
@@ -95,40 +87,8 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
     }
 }
 
-pub fn value(key: &str, v: pb::Value) -> Result<Value, Status> {
-    use pb::value::Kind;
-    match v.kind {
-        Some(Kind::StringValue(s)) => Ok(Value::String(s)),
-        Some(Kind::IntValue(i)) => Ok(Value::Int(i)),
-        Some(Kind::DoubleValue(d)) => Ok(Value::Double(d)),
-        Some(Kind::BoolValue(b)) => Ok(Value::Bool(b)),
-        Some(Kind::StringList(l)) => Ok(Value::StringList(l.values)),
-        None => Err(Status::invalid_argument(format!(
-            "metadata[{key:?}]: value has no type set"
-        ))),
-    }
-}
-
-pub fn value_to_pb(v: Value) -> pb::Value {
-    use pb::value::Kind;
-    let kind = match v {
-        Value::String(s) => Kind::StringValue(s),
-        Value::Int(i) => Kind::IntValue(i),
-        Value::Double(d) => Kind::DoubleValue(d),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::StringList(values) => Kind::StringList(pb::StringList { values }),
-    };
-    pb::Value { kind: Some(kind) }
-}
-
 pub fn metadata(map: HashMap<String, pb::Value>) -> Result<Metadata, Status> {
-    map.into_iter()
-        .map(|(k, v)| value(&k, v).map(|v| (k, v)))
-        .collect()
-}
-
-pub fn metadata_to_pb(m: Metadata) -> HashMap<String, pb::Value> {
-    m.into_iter().map(|(k, v)| (k, value_to_pb(v))).collect()
+    bulkhead_proto::metadata_from_pb(map).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// Parses request ids; an error names the offending position.
@@ -163,7 +123,7 @@ pub fn stored_record_to_pb(r: StoredRecord) -> pb::Record {
         id: r.id.into(),
         vector: r.vector,
         text: r.text,
-        metadata: metadata_to_pb(r.metadata),
+        metadata: bulkhead_proto::metadata_to_pb(r.metadata),
         ttl_seconds: None,
         expire_time: r.expire_time_ms.map(timestamp_ms),
     }
@@ -174,7 +134,10 @@ pub fn hit_to_pb(h: Hit) -> pb::Hit {
         id: h.id.into(),
         score: h.score,
         text: h.text,
-        metadata: h.metadata.map(metadata_to_pb).unwrap_or_default(),
+        metadata: h
+            .metadata
+            .map(bulkhead_proto::metadata_to_pb)
+            .unwrap_or_default(),
         vector: h.vector.unwrap_or_default(),
     }
 }
@@ -259,19 +222,5 @@ mod tests {
             ..Default::default()
         };
         assert!(new_record(0, bad_ttl).is_err());
-    }
-
-    #[test]
-    fn values_round_trip() {
-        for v in [
-            Value::String("s".into()),
-            Value::Int(-3),
-            Value::Double(0.5),
-            Value::Bool(true),
-            Value::StringList(vec!["a".into()]),
-        ] {
-            assert_eq!(value("k", value_to_pb(v.clone())).unwrap(), v);
-        }
-        assert!(value("k", pb::Value { kind: None }).is_err());
     }
 }

@@ -7,6 +7,8 @@ use anyhow::Context;
 use bulkhead_server::ServerConfig;
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bulkhead",
@@ -22,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the gRPC server.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +44,19 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors print as one chain of causes (`error: a: b`), without a backtrace: they are for the
+/// operator at the terminal, not for a debugger.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -51,6 +67,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Client(command) => cli::run(command),
     }
 }
 

@@ -13,7 +13,7 @@ use bulkhead_index::{
 use clap::{Args, ValueEnum};
 
 use crate::report::{percentile_us, print_json_line, round};
-use crate::vecs::{Matrix, read_fvecs, read_ivecs};
+use bulkhead_formats::{Matrix, read_fvecs, read_ivecs};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum IndexChoice {

@@ -1,12 +1,11 @@
 //! The debian-minilm data set as the server benches use it: base, queries, ground truth, and
 //! each row's Debian section (the tenant of multi-tenant runs) from `docs.jsonl.gz`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
-
-use crate::vecs::{Matrix, read_fvecs, read_ivecs};
+use anyhow::{Result, bail, ensure};
+use bulkhead_core::Value;
+use bulkhead_formats::{Matrix, read_documents, read_fvecs, read_ivecs};
 
 pub struct Dataset {
     pub base: Matrix<f32>,
@@ -34,23 +33,21 @@ impl Dataset {
 
 /// The section of every base row, in row order, read from `docs.jsonl.gz`.
 pub fn sections(dir: &Path, rows: usize) -> Result<Vec<String>> {
-    let path = dir.join("docs.jsonl.gz");
-    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let reader = BufReader::new(flate2::read::GzDecoder::new(file));
-    let mut out = vec![String::new(); rows];
-    for line in reader.lines() {
-        let line = line?;
-        let v: serde_json::Value = serde_json::from_str(&line)?;
-        let id = v["id"].as_u64().context("docs row without id")? as usize;
-        let section = v["tenant"].as_str().context("docs row without tenant")?;
-        ensure!(id < rows, "docs id {id} beyond base rows");
-        out[id] = section.to_owned();
-    }
+    let docs = read_documents(&dir.join("docs.jsonl.gz"), &["text".to_owned()])?;
     ensure!(
-        out.iter().all(|s| !s.is_empty()),
-        "some base rows have no section"
+        docs.len() == rows,
+        "docs.jsonl.gz has {} rows, base has {rows}",
+        docs.len()
     );
-    Ok(out)
+    docs.into_iter()
+        .enumerate()
+        .map(|(row, d)| match (d.id, d.metadata.get("tenant")) {
+            (Some(id), Some(Value::String(section))) if id == row.to_string() => {
+                Ok(section.clone())
+            }
+            _ => bail!("docs row {row}: expected id {row} and a string tenant"),
+        })
+        .collect()
 }
 
 /// A tenant id for a Debian section (`non-free/libs` → `sec-non-free-libs`).

@@ -9,7 +9,6 @@ mod load;
 mod report;
 mod server;
 mod tenants;
-mod vecs;
 
 use clap::{Parser, Subcommand};
 

@@ -30,18 +30,10 @@ fn role(r: i32) -> Result<Role, Status> {
     }
 }
 
-fn role_to_pb(r: Role) -> pb::Role {
-    match r {
-        Role::Read => pb::Role::Read,
-        Role::Write => pb::Role::Write,
-        Role::TenantAdmin => pb::Role::TenantAdmin,
-    }
-}
-
 fn key_to_pb(k: &ApiKeyRecord) -> pb::ApiKey {
     pb::ApiKey {
         name: format!("tenants/{}/keys/{}", k.tenant, k.key_id),
-        role: role_to_pb(k.role) as i32,
+        role: pb::Role::from(k.role) as i32,
         expire_time: k.expires_at_ms.map(timestamp_ms),
         description: k.description.clone(),
         create_time: Some(timestamp_ms(k.created_at_ms)),

@@ -1,10 +1,15 @@
-//! Reader for the `fvecs` / `ivecs` formats of the classic ANN benchmark datasets (each row: a
-//! little-endian `i32` dimension followed by that many 4-byte values). Kept separate so its
-//! input validation can be tested without running a benchmark.
+//! The `fvecs` / `ivecs` formats of the classic ANN benchmark datasets (each row: a
+//! little-endian `i32` dimension followed by that many 4-byte values).
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use crate::error::{FormatError, Result};
+
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return Err(FormatError::Vecs(format!($($t)*)))
+    };
+}
 
 /// A dense row-major matrix read from a `*vecs` file.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,13 +39,16 @@ pub fn read_ivecs(path: &Path) -> Result<Matrix<i32>> {
 }
 
 fn read<T>(path: &Path, conv: fn([u8; 4]) -> T) -> Result<Matrix<T>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse(&bytes, conv).with_context(|| format!("invalid vecs file {}", path.display()))
+    let bytes = std::fs::read(path).map_err(|source| FormatError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_vecs(&bytes, conv).map_err(|e| e.in_file(path))
 }
 
 /// Parses the raw bytes of a `*vecs` file. Every row must have the same positive dimension and
 /// the file must end exactly at a row boundary.
-pub fn parse<T>(bytes: &[u8], conv: fn([u8; 4]) -> T) -> Result<Matrix<T>> {
+pub fn parse_vecs<T>(bytes: &[u8], conv: fn([u8; 4]) -> T) -> Result<Matrix<T>> {
     let word = |at: usize| -> [u8; 4] { [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]] };
     if bytes.is_empty() {
         bail!("file is empty");
@@ -104,17 +112,17 @@ mod tests {
     #[test]
     fn reads_rows() {
         let bytes = encode(&[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.5]]);
-        let m = parse(&bytes, f32::from_le_bytes).unwrap();
+        let m = parse_vecs(&bytes, f32::from_le_bytes).unwrap();
         assert_eq!((m.dim, m.rows()), (3, 2));
         assert_eq!(m.row(1), &[4.0, 5.0, 6.5]);
-        let ints = parse(&bytes[..16], i32::from_le_bytes).unwrap();
+        let ints = parse_vecs(&bytes[..16], i32::from_le_bytes).unwrap();
         assert_eq!(ints.row(0)[0], 1.0f32.to_bits() as i32);
     }
 
     #[test]
     fn rejects_malformed_files() {
         let good = encode(&[&[1.0, 2.0], &[3.0, 4.0]]);
-        let err = |b: &[u8]| parse(b, f32::from_le_bytes).unwrap_err().to_string();
+        let err = |b: &[u8]| parse_vecs(b, f32::from_le_bytes).unwrap_err().to_string();
         assert!(err(&good[..good.len() - 1]).contains("truncated"));
         assert!(err(&good[..2]).contains("truncated"));
         assert!(err(&[]).contains("empty"));
@@ -129,6 +137,6 @@ mod tests {
         std::fs::write(&p, encode(&[&[0.5]])).unwrap();
         assert_eq!(read_fvecs(&p).unwrap().data, vec![0.5]);
         let missing = read_ivecs(&dir.path().join("nope.ivecs")).unwrap_err();
-        assert!(format!("{missing:#}").contains("nope.ivecs"));
+        assert!(missing.to_string().contains("nope.ivecs"));
     }
 }

@@ -1,0 +1,110 @@
+//! The entry point: one connection shared by the tenant and admin handles made from it.
+
+use std::time::Duration;
+
+use bulkhead_core::TenantId;
+use tonic::transport::Endpoint;
+
+use crate::admin::AdminClient;
+use crate::connection::{CallPolicy, Connection, Credential};
+use crate::error::Result;
+use crate::tenant::TenantClient;
+
+/// A connection to one Bulkhead server. Cheap to clone; every handle made from it shares the
+/// underlying HTTP/2 connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    connection: Connection,
+}
+
+impl Client {
+    /// Connects with the default call policy (30 s deadline, 4 attempts on `UNAVAILABLE`).
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
+        Self::builder(endpoint).connect().await
+    }
+
+    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            endpoint: endpoint.into(),
+            policy: CallPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// A handle fixed to `tenant`, authenticated with `secret` (a key of that tenant, or the
+    /// admin token). Every call it makes names `tenant` and no other.
+    pub fn tenant(&self, tenant: &str, secret: &str) -> Result<TenantClient> {
+        Ok(TenantClient::new(
+            self.connection.clone(),
+            Credential::new(secret)?,
+            TenantId::new(tenant)?,
+        ))
+    }
+
+    /// The tenant-management handle; needs the server's admin token.
+    pub fn admin(&self, admin_token: &str) -> Result<AdminClient> {
+        Ok(AdminClient::new(
+            self.connection.clone(),
+            Credential::new(admin_token)?,
+        ))
+    }
+}
+
+/// Settings for [`Client`] before connecting.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    endpoint: String,
+    policy: CallPolicy,
+    connect_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+impl ClientBuilder {
+    /// Deadline of each attempt of each call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.policy.timeout = timeout;
+        self
+    }
+
+    /// Attempts per call in all; `1` disables retries.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.policy.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// First and largest pause between attempts; each pause doubles up to `max`.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.policy.initial_backoff = initial;
+        self.policy.max_backoff = max.max(initial);
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// TLS settings for an `https://` endpoint (root store, server name, client identity).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: tonic::transport::ClientTlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    pub async fn connect(self) -> Result<Client> {
+        let endpoint = Endpoint::from_shared(self.endpoint)?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true);
+        #[cfg(feature = "tls")]
+        let endpoint = match self.tls {
+            Some(tls) => endpoint.tls_config(tls)?,
+            None => endpoint,
+        };
+        Ok(Client {
+            connection: Connection::open(endpoint, self.policy).await?,
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! Errors a caller can act on. The gRPC status code is turned into a variant once, here, so
+//! application code matches on `NotFound` or `PermissionDenied` instead of comparing codes.
+
+use tonic::{Code, Status};
+
+/// Everything the SDK can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The caller's input was rejected before anything was sent (a malformed tenant id, say).
+    #[error("invalid input: {0}")]
+    Local(#[from] bulkhead_core::CoreError),
+    /// The server rejected the request as malformed; the message names the field.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// Missing, unknown, expired or revoked credentials.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The credentials are valid but not for this tenant or this operation.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// A quota or rate limit was hit.
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
+    /// The server stayed unreachable through every retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+    /// Any other status, kept whole.
+    #[error("server error {code:?}: {message}")]
+    Server { code: Code, message: String },
+    /// The endpoint could not be parsed or reached at connect time.
+    #[error("connection: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The server sent something this SDK can't read (a metadata value without a type, say).
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    /// A credential that can't be sent as a header (not printable ASCII).
+    #[error("credential is not a valid header value")]
+    BadCredential,
+}
+
+impl ClientError {
+    /// Whether retrying the same call may succeed: only when the server was unreachable.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ClientError::Unavailable(_))
+    }
+}
+
+/// The code a status stands for. tonic reports a request lost with its connection (the server
+/// went away: broken pipe, reset) as `UNKNOWN`; like grpc-go, the SDK counts it as
+/// `UNAVAILABLE`, so it is retried. Such a request may have been applied before the connection
+/// broke: upserts and deletes are idempotent, and a retried create answers `ALREADY_EXISTS`.
+pub(crate) fn effective_code(s: &Status) -> Code {
+    if s.code() == Code::Unknown && lost_connection(s) {
+        Code::Unavailable
+    } else {
+        s.code()
+    }
+}
+
+fn lost_connection(s: &Status) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected};
+    let mut cause = std::error::Error::source(s);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected
+            );
+        }
+        cause = e.source();
+    }
+    false
+}
+
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        let message = s.message().to_owned();
+        match effective_code(&s) {
+            Code::InvalidArgument | Code::OutOfRange => ClientError::InvalidArgument(message),
+            Code::NotFound => ClientError::NotFound(message),
+            Code::AlreadyExists => ClientError::AlreadyExists(message),
+            Code::Unauthenticated => ClientError::Unauthenticated(message),
+            Code::PermissionDenied => ClientError::PermissionDenied(message),
+            Code::ResourceExhausted => ClientError::ResourceExhausted(message),
+            Code::Unavailable => ClientError::Unavailable(message),
+            Code::DeadlineExceeded => ClientError::DeadlineExceeded(message),
+            code => ClientError::Server { code, message },
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_their_variants_and_only_unavailable_retries() {
+        assert!(matches!(
+            ClientError::from(Status::permission_denied("x")),
+            ClientError::PermissionDenied(m) if m == "x"
+        ));
+        assert!(ClientError::from(Status::unavailable("down")).is_retryable());
+        assert!(!ClientError::from(Status::internal("boom")).is_retryable());
+        assert!(!ClientError::from(Status::resource_exhausted("slow")).is_retryable());
+        let mut lost = Status::unknown("transport error");
+        lost.set_source(std::sync::Arc::new(std::io::Error::from(
+            std::io::ErrorKind::BrokenPipe,
+        )));
+        assert!(ClientError::from(lost).is_retryable());
+        assert!(!ClientError::from(Status::unknown("handler panicked")).is_retryable());
+        assert!(matches!(
+            ClientError::from(Status::data_loss("d")),
+            ClientError::Server {
+                code: Code::DataLoss,
+                ..
+            }
+        ));
+    }
+}

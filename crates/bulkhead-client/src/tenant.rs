@@ -1,0 +1,336 @@
+//! The handle a RAG backend holds: fixed to one tenant at construction. Every resource name is
+//! built here from that tenant and a validated collection id, and no method takes a tenant, so
+//! code holding this handle can't address another tenant even by mistake.
+
+use std::time::{Duration, SystemTime};
+
+use bulkhead_core::{CollectionId, CollectionName, Role, TenantId, TenantName};
+use bulkhead_proto::v1 as pb;
+use pb::audit_service_client::AuditServiceClient;
+use pb::collection_service_client::CollectionServiceClient;
+use pb::record_service_client::RecordServiceClient;
+use tonic::transport::Channel;
+
+use crate::connection::{Connection, Credential, MAX_MESSAGE_BYTES};
+use crate::error::Result;
+use crate::keys;
+use crate::types::{CollectionSpec, CreatedKey, Hit, Query, Record, timestamp};
+
+/// Records per upsert request, at most (the server's default limit is 1,000).
+pub const DEFAULT_BATCH_RECORDS: usize = 500;
+/// Approximate bytes per upsert request, at most.
+pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Audit events fetched per page.
+const AUDIT_PAGE: i32 = 500;
+/// Collections fetched per page.
+const LIST_PAGE: i32 = 500;
+
+/// A client fixed to one tenant. Made by [`crate::Client::tenant`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TenantClient {
+    connection: Connection,
+    credential: Credential,
+    tenant: TenantId,
+    batch_records: usize,
+    batch_bytes: usize,
+}
+
+fn records(channel: Channel) -> RecordServiceClient<Channel> {
+    RecordServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+impl TenantClient {
+    pub(crate) fn new(connection: Connection, credential: Credential, tenant: TenantId) -> Self {
+        Self {
+            connection,
+            credential,
+            tenant,
+            batch_records: DEFAULT_BATCH_RECORDS,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+        }
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// Limits for splitting large upserts into requests (at least one record per request).
+    pub fn with_batch_limits(mut self, records: usize, bytes: usize) -> Self {
+        self.batch_records = records.max(1);
+        self.batch_bytes = bytes.max(1);
+        self
+    }
+
+    fn parent(&self) -> String {
+        TenantName {
+            tenant: self.tenant.clone(),
+        }
+        .to_string()
+    }
+
+    fn collection_name(&self, collection: &str) -> Result<String> {
+        Ok(CollectionName {
+            tenant: self.tenant.clone(),
+            collection: CollectionId::new(collection)?,
+        }
+        .to_string())
+    }
+
+    pub async fn create_collection(
+        &self,
+        collection: &str,
+        spec: &CollectionSpec,
+    ) -> Result<pb::Collection> {
+        CollectionId::new(collection)?;
+        let request = pb::CreateCollectionRequest {
+            parent: self.parent(),
+            collection_id: collection.to_owned(),
+            dimension: spec.dimension,
+            metric: pb::Metric::from(spec.metric) as i32,
+            default_ttl_seconds: spec.default_ttl.map(|t| t.as_secs() as i64),
+            hnsw: spec.hnsw,
+        };
+        self.connection
+            .call(&self.credential, request, |channel, r| async move {
+                CollectionServiceClient::new(channel)
+                    .create_collection(r)
+                    .await
+            })
+            .await
+    }
+
+    pub async fn collection(&self, collection: &str) -> Result<pb::Collection> {
+        let request = pb::GetCollectionRequest {
+            name: self.collection_name(collection)?,
+        };
+        self.connection
+            .call(&self.credential, request, |channel, r| async move {
+                CollectionServiceClient::new(channel)
+                    .get_collection(r)
+                    .await
+            })
+            .await
+    }
+
+    /// Every collection of the tenant, following pages to the end.
+    pub async fn collections(&self) -> Result<Vec<pb::Collection>> {
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::ListCollectionsRequest {
+                parent: self.parent(),
+                page_size: LIST_PAGE,
+                page_token,
+            };
+            let page = self
+                .connection
+                .call(&self.credential, request, |channel, r| async move {
+                    CollectionServiceClient::new(channel)
+                        .list_collections(r)
+                        .await
+                })
+                .await?;
+            all.extend(page.collections);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    pub async fn delete_collection(&self, collection: &str) -> Result<()> {
+        let request = pb::DeleteCollectionRequest {
+            name: self.collection_name(collection)?,
+        };
+        self.connection
+            .call(&self.credential, request, |channel, r| async move {
+                CollectionServiceClient::new(channel)
+                    .delete_collection(r)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Inserts or replaces `records`, split into requests within the batch limits. Each
+    /// request is atomic on the server; on error, earlier requests stay applied, so retrying
+    /// the whole call is safe (upsert by id is idempotent). Returns the records upserted.
+    pub async fn upsert(&self, collection: &str, records: &[Record]) -> Result<u64> {
+        let name = self.collection_name(collection)?;
+        let mut upserted = 0;
+        for chunk in chunks(records, self.batch_records, self.batch_bytes) {
+            let request = pb::UpsertRequest {
+                collection: name.clone(),
+                records: chunk.iter().map(Record::to_pb).collect(),
+            };
+            let response = self
+                .connection
+                .call(&self.credential, request, |channel, r| async move {
+                    self::records(channel).upsert(r).await
+                })
+                .await?;
+            upserted += response.upserted;
+        }
+        Ok(upserted)
+    }
+
+    /// The live records among `ids`, in request order; missing or expired ids are left out.
+    pub async fn get(&self, collection: &str, ids: &[&str]) -> Result<Vec<Record>> {
+        let request = pb::GetRequest {
+            collection: self.collection_name(collection)?,
+            ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let response = self
+            .connection
+            .call(&self.credential, request, |channel, r| async move {
+                records(channel).get(r).await
+            })
+            .await?;
+        response.records.into_iter().map(Record::from_pb).collect()
+    }
+
+    /// Deletes `ids`; returns how many existed.
+    pub async fn delete(&self, collection: &str, ids: &[&str]) -> Result<u64> {
+        let request = pb::DeleteRequest {
+            collection: self.collection_name(collection)?,
+            ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let response = self
+            .connection
+            .call(&self.credential, request, |channel, r| async move {
+                records(channel).delete(r).await
+            })
+            .await?;
+        Ok(response.deleted)
+    }
+
+    /// The nearest live records to `query.vector`, best first.
+    pub async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Hit>> {
+        let request = query.to_pb(self.collection_name(collection)?);
+        let response = self
+            .connection
+            .call(&self.credential, request, |channel, r| async move {
+                records(channel).query(r).await
+            })
+            .await?;
+        response.hits.into_iter().map(Hit::from_pb).collect()
+    }
+
+    /// Up to `limit` events of this tenant's audit trail, oldest first, from `since` on.
+    pub async fn audit_events(
+        &self,
+        since: Option<SystemTime>,
+        limit: usize,
+    ) -> Result<Vec<pb::AuditEvent>> {
+        let mut events = Vec::new();
+        let mut page_token = String::new();
+        while events.len() < limit {
+            let request = pb::ListAuditEventsRequest {
+                parent: self.parent(),
+                page_size: AUDIT_PAGE.min((limit - events.len()) as i32),
+                page_token,
+                start_time: since.map(timestamp),
+            };
+            let page = self
+                .connection
+                .call(&self.credential, request, |channel, r| async move {
+                    AuditServiceClient::new(channel).list_audit_events(r).await
+                })
+                .await?;
+            events.extend(page.events);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    /// Creates a key of this tenant (needs a TENANT_ADMIN key or the admin token).
+    pub async fn create_key(
+        &self,
+        role: Role,
+        ttl: Option<Duration>,
+        description: &str,
+    ) -> Result<CreatedKey> {
+        keys::create(
+            &self.connection,
+            &self.credential,
+            &self.tenant,
+            role,
+            ttl,
+            description,
+        )
+        .await
+    }
+
+    pub async fn keys(&self) -> Result<Vec<pb::ApiKey>> {
+        keys::list(&self.connection, &self.credential, &self.tenant).await
+    }
+
+    pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
+        keys::revoke(&self.connection, &self.credential, &self.tenant, key_id).await
+    }
+}
+
+/// Splits `records` into runs of at most `max_records` records and about `max_bytes` bytes;
+/// a single record larger than `max_bytes` travels alone.
+fn chunks(records: &[Record], max_records: usize, max_bytes: usize) -> Vec<&[Record]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, r) in records.iter().enumerate() {
+        let size = r.approximate_size();
+        if i > start && (i - start == max_records || bytes + size > max_bytes) {
+            out.push(&records[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recs(n: usize, dim: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| Record::new(i.to_string(), vec![0.0; dim]))
+            .collect()
+    }
+
+    #[test]
+    fn chunks_respect_both_limits_and_keep_every_record_once() {
+        let rs = recs(1001, 4);
+        let cs = chunks(&rs, 500, usize::MAX);
+        assert_eq!(
+            cs.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [500, 500, 1]
+        );
+        let big = recs(10, 1000);
+        let one = big[0].approximate_size();
+        let cs = chunks(&big, 100, one * 3);
+        assert!(cs.iter().all(|c| c.len() == 3 || c.len() == 1));
+        assert_eq!(cs.iter().map(|c| c.len()).sum::<usize>(), 10);
+        let ids: Vec<&str> = cs
+            .iter()
+            .flat_map(|c| c.iter().map(|r| r.id.as_str()))
+            .collect();
+        assert_eq!(ids, big.iter().map(|r| r.id.as_str()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_oversized_record_travels_alone_and_empty_input_sends_nothing() {
+        let rs = recs(3, 1000);
+        assert_eq!(chunks(&rs, 10, 1).len(), 3);
+        assert!(chunks(&[], 10, 10).is_empty());
+    }
+}

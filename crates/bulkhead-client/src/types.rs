@@ -1,0 +1,269 @@
+//! The values applications build and read: records, queries, hits and collection settings,
+//! in Rust types rather than wire messages, so a caller can't forget a field's unit or leave a
+//! metadata value untyped.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bulkhead_core::{Metadata, Metric, Value};
+use bulkhead_proto::v1 as pb;
+
+use crate::error::{ClientError, Result};
+
+/// One record to upsert, or one returned by `get`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub vector: Vec<f32>,
+    pub text: Option<String>,
+    pub metadata: Metadata,
+    /// Time to live from the upsert; `None` takes the collection's default.
+    pub ttl: Option<Duration>,
+    /// When the record expires (set on records read back, ignored on upsert).
+    pub expire_time: Option<SystemTime>,
+}
+
+impl Record {
+    pub fn new(id: impl Into<String>, vector: Vec<f32>) -> Self {
+        Self {
+            id: id.into(),
+            vector,
+            text: None,
+            metadata: Metadata::new(),
+            ttl: None,
+            expire_time: None,
+        }
+    }
+
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    pub fn with_metadata(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.metadata.insert(key.into(), value);
+        self
+    }
+
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Bytes this record takes on the wire, roughly; used to split large upserts.
+    pub(crate) fn approximate_size(&self) -> usize {
+        64 + self.id.len()
+            + self.vector.len() * 4
+            + self.text.as_ref().map_or(0, String::len)
+            + self
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + format!("{v:?}").len())
+                .sum::<usize>()
+    }
+
+    pub(crate) fn to_pb(&self) -> pb::Record {
+        pb::Record {
+            id: self.id.clone(),
+            vector: self.vector.clone(),
+            text: self.text.clone(),
+            metadata: bulkhead_proto::metadata_to_pb(self.metadata.clone()),
+            ttl_seconds: self.ttl.map(|t| t.as_secs() as i64),
+            expire_time: None,
+        }
+    }
+
+    pub(crate) fn from_pb(r: pb::Record) -> Result<Self> {
+        Ok(Self {
+            id: r.id,
+            vector: r.vector,
+            text: r.text,
+            metadata: metadata(r.metadata)?,
+            ttl: None,
+            expire_time: r.expire_time.as_ref().map(system_time),
+        })
+    }
+}
+
+/// A nearest-neighbour search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub vector: Vec<f32>,
+    pub top_k: u32,
+    pub include_text: bool,
+    pub include_metadata: bool,
+    pub include_vector: bool,
+    /// HNSW search breadth for this query; `None` uses the collection's setting.
+    pub ef: Option<u32>,
+}
+
+impl Query {
+    /// The `top_k` nearest records to `vector`, ids and scores only.
+    pub fn new(vector: Vec<f32>, top_k: u32) -> Self {
+        Self {
+            vector,
+            top_k,
+            include_text: false,
+            include_metadata: false,
+            include_vector: false,
+            ef: None,
+        }
+    }
+
+    pub fn with_text(mut self) -> Self {
+        self.include_text = true;
+        self
+    }
+
+    pub fn with_metadata(mut self) -> Self {
+        self.include_metadata = true;
+        self
+    }
+
+    pub fn with_vector(mut self) -> Self {
+        self.include_vector = true;
+        self
+    }
+
+    pub fn with_ef(mut self, ef: u32) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+
+    pub(crate) fn to_pb(&self, collection: String) -> pb::QueryRequest {
+        pb::QueryRequest {
+            collection,
+            vector: self.vector.clone(),
+            top_k: self.top_k,
+            include_text: self.include_text,
+            include_metadata: self.include_metadata,
+            include_vector: self.include_vector,
+            ef: self.ef.unwrap_or(0),
+        }
+    }
+}
+
+/// One search result, best first in the returned list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    /// Similarity for cosine and dot (higher is closer), distance for L2 (lower is closer).
+    pub score: f32,
+    pub text: Option<String>,
+    pub metadata: Metadata,
+    pub vector: Vec<f32>,
+}
+
+impl Hit {
+    pub(crate) fn from_pb(h: pb::Hit) -> Result<Self> {
+        Ok(Self {
+            id: h.id,
+            score: h.score,
+            text: h.text,
+            metadata: metadata(h.metadata)?,
+            vector: h.vector,
+        })
+    }
+}
+
+/// Settings of a new collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionSpec {
+    pub dimension: u32,
+    pub metric: Metric,
+    /// TTL given to records upserted without their own.
+    pub default_ttl: Option<Duration>,
+    /// Index parameters; zero fields keep the server's defaults.
+    pub hnsw: Option<pb::HnswParams>,
+}
+
+impl CollectionSpec {
+    pub fn new(dimension: u32, metric: Metric) -> Self {
+        Self {
+            dimension,
+            metric,
+            default_ttl: None,
+            hnsw: None,
+        }
+    }
+
+    pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    pub fn with_hnsw(mut self, params: pb::HnswParams) -> Self {
+        self.hnsw = Some(params);
+        self
+    }
+}
+
+/// A newly created API key and its secret, which the server shows this once.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    pub key: pb::ApiKey,
+    pub secret: String,
+}
+
+impl CreatedKey {
+    /// The key id: the last segment of `tenants/{tenant}/keys/{key_id}`.
+    pub fn key_id(&self) -> &str {
+        self.key.name.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+fn metadata(map: std::collections::HashMap<String, pb::Value>) -> Result<Metadata> {
+    bulkhead_proto::metadata_from_pb(map).map_err(|e| ClientError::InvalidResponse(e.to_string()))
+}
+
+pub(crate) fn system_time(t: &prost_types::Timestamp) -> SystemTime {
+    UNIX_EPOCH + Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32)
+}
+
+pub(crate) fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_the_wire_type() {
+        let r = Record::new("a", vec![1.0, 2.0])
+            .with_text("hello")
+            .with_metadata("lang", Value::String("en".into()));
+        let mut wire = r.to_pb();
+        assert_eq!(wire.ttl_seconds, None);
+        wire.expire_time = None;
+        assert_eq!(Record::from_pb(wire).unwrap(), r);
+        assert_eq!(
+            Record::new("b", vec![])
+                .with_ttl(Duration::from_secs(9))
+                .to_pb()
+                .ttl_seconds,
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 5_000);
+        assert_eq!(system_time(&timestamp(t)), t);
+    }
+
+    #[test]
+    fn created_key_id_is_the_last_segment() {
+        let k = CreatedKey {
+            key: pb::ApiKey {
+                name: "tenants/acme/keys/k0123".into(),
+                ..Default::default()
+            },
+            secret: String::new(),
+        };
+        assert_eq!(k.key_id(), "k0123");
+    }
+}

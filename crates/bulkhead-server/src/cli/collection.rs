@@ -1,0 +1,139 @@
+//! `bulkhead collection ...`: a tenant's collections.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use bulkhead_client::proto as pb;
+use bulkhead_client::{CollectionSpec, Metric};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Session;
+use super::output::{Rows, time};
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Create a collection.
+    Create {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        collection: String,
+        #[arg(long)]
+        dimension: u32,
+        /// cosine, dot or l2.
+        #[arg(long, default_value = "cosine")]
+        metric: Metric,
+        /// TTL of records upserted without one, e.g. `1h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        default_ttl: Option<Duration>,
+        #[command(flatten)]
+        hnsw: HnswArgs,
+    },
+    /// List a tenant's collections.
+    List {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+    },
+    /// Show one collection.
+    Get {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        collection: String,
+    },
+    /// Delete a collection and its records.
+    Delete {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        collection: String,
+    },
+}
+
+/// Index parameters; omitted ones keep the server's defaults.
+#[derive(Debug, clap::Args)]
+pub struct HnswArgs {
+    #[arg(long)]
+    m: Option<u32>,
+    #[arg(long)]
+    ef_construction: Option<u32>,
+    #[arg(long)]
+    ef_search: Option<u32>,
+    /// Records below which search is an exact scan.
+    #[arg(long)]
+    flat_threshold: Option<u32>,
+}
+
+impl HnswArgs {
+    fn params(&self) -> Option<pb::HnswParams> {
+        let given = [
+            self.m,
+            self.ef_construction,
+            self.ef_search,
+            self.flat_threshold,
+        ];
+        given.iter().any(Option::is_some).then(|| pb::HnswParams {
+            m: self.m.unwrap_or(0),
+            ef_construction: self.ef_construction.unwrap_or(0),
+            ef_search: self.ef_search.unwrap_or(0),
+            flat_threshold: self.flat_threshold.unwrap_or(0),
+        })
+    }
+}
+
+pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
+    match command {
+        CollectionCommand::Create {
+            tenant,
+            collection,
+            dimension,
+            metric,
+            default_ttl,
+            hnsw,
+        } => {
+            let mut spec = CollectionSpec::new(dimension, metric);
+            spec.default_ttl = default_ttl;
+            spec.hnsw = hnsw.params();
+            let c = s
+                .tenant(&tenant)?
+                .create_collection(&collection, &spec)
+                .await?;
+            s.out.one(&rows([c]));
+        }
+        CollectionCommand::List { tenant } => {
+            s.out.list(&rows(s.tenant(&tenant)?.collections().await?));
+        }
+        CollectionCommand::Get { tenant, collection } => {
+            s.out
+                .one(&rows([s.tenant(&tenant)?.collection(&collection).await?]));
+        }
+        CollectionCommand::Delete { tenant, collection } => {
+            s.tenant(&tenant)?.delete_collection(&collection).await?;
+            s.out.note(&format!(
+                "deleted tenants/{tenant}/collections/{collection}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn rows(collections: impl IntoIterator<Item = pb::Collection>) -> Rows {
+    let mut r = Rows::new(&[
+        "name",
+        "dimension",
+        "metric",
+        "records",
+        "default_ttl_seconds",
+        "create_time",
+    ]);
+    for c in collections {
+        let metric = pb::Metric::try_from(c.metric).map_or("UNKNOWN", |m| m.as_str_name());
+        r.push(vec![
+            json!(c.name),
+            json!(c.dimension),
+            json!(metric),
+            json!(c.record_count),
+            json!(c.default_ttl_seconds),
+            time(c.create_time.as_ref()),
+        ]);
+    }
+    r
+}

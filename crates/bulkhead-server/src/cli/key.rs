@@ -1,0 +1,111 @@
+//! `bulkhead key ...`: a tenant's API keys, with the admin token or a TENANT_ADMIN key.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use bulkhead_client::proto as pb;
+use bulkhead_client::{CreatedKey, Role};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Session;
+use super::output::{Rows, time};
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; its secret is printed this once.
+    Create {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        /// read, write or tenant-admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Lifetime, e.g. `90d`; without it the key lasts until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        key_id: String,
+    },
+}
+
+/// `read`, `write`, `tenant-admin` in any case, or the API's `TENANT_ADMIN` spelling.
+fn parse_role(s: &str) -> Result<Role, bulkhead_core::CoreError> {
+    s.to_ascii_uppercase().replace('-', "_").parse()
+}
+
+pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
+    match command {
+        KeyCommand::Create {
+            tenant,
+            role,
+            ttl,
+            description,
+        } => {
+            let created = s
+                .tenant(&tenant)?
+                .create_key(role, ttl, &description)
+                .await?;
+            print_created(s, &created);
+        }
+        KeyCommand::List { tenant } => {
+            let keys = s.tenant(&tenant)?.keys().await?;
+            let mut r = key_rows(&[]);
+            for k in keys {
+                r.push(key_cells(&k, vec![]));
+            }
+            s.out.list(&r);
+        }
+        KeyCommand::Revoke { tenant, key_id } => {
+            s.tenant(&tenant)?.revoke_key(&key_id).await?;
+            s.out
+                .note(&format!("revoked tenants/{tenant}/keys/{key_id}"));
+        }
+    }
+    Ok(())
+}
+
+fn print_created(s: &Session, created: &CreatedKey) {
+    let mut r = key_rows(&["secret"]);
+    r.push(key_cells(&created.key, vec![json!(created.secret)]));
+    s.out.one(&r);
+    s.out
+        .note("The secret is shown only now; store it, e.g. as BULKHEAD_KEY.");
+}
+
+fn key_rows(extra: &[&'static str]) -> Rows {
+    let mut headers = vec![
+        "name",
+        "role",
+        "description",
+        "create_time",
+        "expire_time",
+        "revoked",
+    ];
+    headers.extend_from_slice(extra);
+    Rows::new(&headers)
+}
+
+fn key_cells(k: &pb::ApiKey, extra: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    let role = pb::Role::try_from(k.role).map_or("UNKNOWN", |r| r.as_str_name());
+    let mut cells = vec![
+        json!(k.name),
+        json!(role),
+        json!(k.description),
+        time(k.create_time.as_ref()),
+        time(k.expire_time.as_ref()),
+        json!(k.revoked),
+    ];
+    cells.extend(extra);
+    cells
+}

@@ -1,0 +1,139 @@
+//! The client half of the `bulkhead` command: operators' and scripts' way into a running
+//! server, through the same SDK applications use. Each subcommand is one module; this one holds
+//! what they share: where the server is, which credential to send, and how results print.
+
+mod audit;
+mod collection;
+mod import;
+mod key;
+mod output;
+mod query;
+mod tenant;
+
+use anyhow::{Context, Result, bail};
+use bulkhead_client::{AdminClient, Client, TenantClient};
+use clap::Subcommand;
+use output::Output;
+
+/// Where the server is and what to authenticate with; flags or environment.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// Server endpoint.
+    #[arg(
+        long,
+        env = "BULKHEAD_ENDPOINT",
+        default_value = "http://127.0.0.1:7600",
+        global = true
+    )]
+    endpoint: String,
+    /// The server's admin token (tenant and key management; works for any tenant).
+    #[arg(
+        long,
+        env = "BULKHEAD_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    admin_token: Option<String>,
+    /// A tenant key's secret (data commands; TENANT_ADMIN keys also manage their tenant's keys).
+    #[arg(long, env = "BULKHEAD_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// A client subcommand with the connection flags, which its own subcommands inherit.
+#[derive(Debug, clap::Args)]
+pub struct WithRemote<T: clap::Args> {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(flatten)]
+    args: T,
+}
+
+/// A group of client subcommands with the connection flags.
+#[derive(Debug, clap::Args)]
+pub struct Group<C: Subcommand> {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    command: C,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create, list, show, update and delete tenants (admin token).
+    Tenant(Group<tenant::TenantCommand>),
+    /// Create, list and revoke a tenant's API keys.
+    Key(Group<key::KeyCommand>),
+    /// Create, list, show and delete a tenant's collections.
+    Collection(Group<collection::CollectionCommand>),
+    /// Import records from .fvecs and/or JSON lines into a collection.
+    Import(WithRemote<import::ImportArgs>),
+    /// Search a collection for the nearest records to a vector.
+    Query(WithRemote<query::QueryArgs>),
+    /// Show a tenant's audit trail.
+    Audit(WithRemote<audit::AuditArgs>),
+}
+
+pub fn run(command: ClientCommand) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match command {
+            ClientCommand::Tenant(g) => {
+                tenant::run(&Session::connect(g.remote).await?, g.command).await
+            }
+            ClientCommand::Key(g) => key::run(&Session::connect(g.remote).await?, g.command).await,
+            ClientCommand::Collection(g) => {
+                collection::run(&Session::connect(g.remote).await?, g.command).await
+            }
+            ClientCommand::Import(w) => {
+                import::run(&Session::connect(w.remote).await?, w.args).await
+            }
+            ClientCommand::Query(w) => query::run(&Session::connect(w.remote).await?, w.args).await,
+            ClientCommand::Audit(w) => audit::run(&Session::connect(w.remote).await?, w.args).await,
+        }
+    })
+}
+
+/// A connected client plus the credentials it may use.
+struct Session {
+    client: Client,
+    admin_token: Option<String>,
+    key: Option<String>,
+    out: Output,
+}
+
+impl Session {
+    async fn connect(remote: Remote) -> Result<Self> {
+        let client = Client::connect(remote.endpoint.clone())
+            .await
+            .with_context(|| format!("connecting to {}", remote.endpoint))?;
+        Ok(Self {
+            client,
+            admin_token: remote.admin_token,
+            key: remote.key,
+            out: Output { json: remote.json },
+        })
+    }
+
+    fn admin(&self) -> Result<AdminClient> {
+        let Some(token) = &self.admin_token else {
+            bail!("this command needs the admin token: --admin-token or BULKHEAD_ADMIN_TOKEN");
+        };
+        Ok(self.client.admin(token)?)
+    }
+
+    /// A handle on `tenant`, with the tenant key when one is given, else the admin token.
+    fn tenant(&self, tenant: &str) -> Result<TenantClient> {
+        let Some(secret) = self.key.as_ref().or(self.admin_token.as_ref()) else {
+            bail!(
+                "no credential: set --key / BULKHEAD_KEY (a key of tenant {tenant:?}) or --admin-token / BULKHEAD_ADMIN_TOKEN"
+            );
+        };
+        Ok(self.client.tenant(tenant, secret)?)
+    }
+}
