@@ -255,5 +255,11 @@ async fn oversized_messages_are_refused() {
         records: vec![record("x", 1, 8, &"t".repeat(10_000))],
     };
     let r = c.records.upsert(authed(&secret, big)).await;
-    assert_eq!(code(r), Code::OutOfRange);
+    let status = r.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
 }

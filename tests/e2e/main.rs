@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod crud;
 mod isolation;
+mod leakprobe;
 mod lifecycle;
 mod limits;
 mod names;

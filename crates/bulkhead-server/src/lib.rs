@@ -5,12 +5,15 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_token;
+mod audit_writer;
 mod auth;
 pub mod config;
-mod convert;
+pub mod convert;
+mod fault;
 mod gate;
 mod limits;
 mod metrics;
+mod oversize;
 mod services;
 mod status;
 
@@ -66,6 +69,9 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let local = listener.local_addr()?;
+    if fault::SKIP_TENANT_CHECK {
+        tracing::error!("FAULT-INJECTION BUILD: keys are not checked against the path's tenant");
+    }
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "bulkhead listening");
 
     let default_retention = Duration::from_secs(config.default_audit_retention_days * 86_400);
@@ -90,6 +96,9 @@ pub async fn serve(
     };
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(config.request_timeout_secs))
+        .layer(tower::util::MapResponseLayer::new(
+            oversize::refusal_is_invalid_argument,
+        ))
         .add_service(health)
         .add_service(reflection)
         .add_service(

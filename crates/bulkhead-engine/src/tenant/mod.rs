@@ -140,6 +140,12 @@ impl TenantHandle {
         self.state.record.read().id.clone()
     }
 
+    /// Whether both handles are for the same tenant incarnation (a deleted and re-created
+    /// tenant of the same id is another partition). Compares identities only; reads no data.
+    pub fn is_same_partition(&self, other: &TenantHandle) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
+    }
+
     /// Enters the tenant for one operation; fails if it was deleted meanwhile.
     fn enter(&self) -> Result<RwLockReadGuard<'_, bool>> {
         let guard = self.state.gate.read_recursive();

@@ -4,5 +4,6 @@ mod common;
 mod crash;
 mod crud;
 mod isolation;
+mod model;
 mod restart;
 mod ttl;

@@ -112,10 +112,12 @@ impl Session {
         let client = Client::connect(remote.endpoint.clone())
             .await
             .with_context(|| format!("connecting to {}", remote.endpoint))?;
+        // An empty variable (`BULKHEAD_KEY=`) means "not set", not an empty secret.
+        let given = |s: Option<String>| s.filter(|s| !s.is_empty());
         Ok(Self {
             client,
-            admin_token: remote.admin_token,
-            key: remote.key,
+            admin_token: given(remote.admin_token),
+            key: given(remote.key),
             out: Output { json: remote.json },
         })
     }

@@ -1,0 +1,108 @@
+//! A request over `max-message-bytes` is refused by tonic's decoder before any handler runs,
+//! with `OUT_OF_RANGE`. It is an invalid argument like every other input limit, and clients
+//! should see one code for "your request is too big" whichever limit caught it, so the
+//! transport's refusal is rewritten here, in the response headers (trailers-only responses) or
+//! the trailers. Only that refusal: other `OUT_OF_RANGE` answers pass through.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use tonic::body::Body as GrpcBody;
+
+/// The start of tonic's message for a request over the decoding limit.
+const TOO_LARGE: &[u8] = b"Error, decoded message length too large";
+/// `OUT_OF_RANGE` and `INVALID_ARGUMENT` as `grpc-status` values.
+const OUT_OF_RANGE: &str = "11";
+const INVALID_ARGUMENT: &str = "3";
+
+pub fn refusal_is_invalid_argument(response: http::Response<GrpcBody>) -> http::Response<GrpcBody> {
+    let mut response = response.map(|inner| GrpcBody::new(RewriteTrailers { inner }));
+    rewrite(response.headers_mut());
+    response
+}
+
+fn rewrite(headers: &mut HeaderMap) {
+    let refused_as_too_large = headers
+        .get("grpc-status")
+        .is_some_and(|s| s == OUT_OF_RANGE)
+        && headers
+            .get("grpc-message")
+            // grpc-message is percent-encoded on the wire (`Error,%20decoded%20…`).
+            .is_some_and(|m| {
+                percent_encoding::percent_decode(m.as_bytes())
+                    .collect::<Vec<u8>>()
+                    .starts_with(TOO_LARGE)
+            });
+    if refused_as_too_large {
+        headers.insert("grpc-status", HeaderValue::from_static(INVALID_ARGUMENT));
+    }
+}
+
+/// A response body whose trailers pass through [`rewrite`].
+struct RewriteTrailers {
+    inner: GrpcBody,
+}
+
+impl Body for RewriteTrailers {
+    type Data = <GrpcBody as Body>::Data;
+    type Error = <GrpcBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx).map(|frame| {
+            frame.map(|f| {
+                f.map(|frame| match frame.into_trailers() {
+                    Ok(mut trailers) => {
+                        rewrite(&mut trailers);
+                        Frame::trailers(trailers)
+                    }
+                    Err(frame) => frame,
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(status: &'static str, message: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("grpc-status", HeaderValue::from_static(status));
+        h.insert("grpc-message", HeaderValue::from_static(message));
+        h
+    }
+
+    #[test]
+    fn only_the_size_refusal_is_rewritten() {
+        let too_large = "Error, decoded message length too large: found 9 bytes";
+        let mut h = headers(OUT_OF_RANGE, too_large);
+        rewrite(&mut h);
+        assert_eq!(h["grpc-status"], INVALID_ARGUMENT);
+        let mut other = headers(OUT_OF_RANGE, "page token out of range");
+        rewrite(&mut other);
+        assert_eq!(other["grpc-status"], OUT_OF_RANGE);
+        let mut encoded = headers(
+            OUT_OF_RANGE,
+            "Error,%20decoded%20message%20length%20too%20large",
+        );
+        rewrite(&mut encoded);
+        assert_eq!(encoded["grpc-status"], INVALID_ARGUMENT);
+        let mut ok = headers("0", too_large);
+        rewrite(&mut ok);
+        assert_eq!(ok["grpc-status"], "0");
+    }
+}
