@@ -59,6 +59,19 @@ async fn rate_limit_refuses_the_flooding_tenant_only() {
     for _ in 0..20 {
         c.records.query(query("quiet", &quiet)).await.unwrap();
     }
+
+    // Refused attempts on another tenant count against the caller's own limit too, so a key
+    // can't flood the server (or its own audit trail) with calls that are denied anyway.
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(code(c.records.query(query("quiet", &noisy)).await));
+    }
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == Code::ResourceExhausted || *c == Code::PermissionDenied)
+    );
+    assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
 }
 
 #[tokio::test]

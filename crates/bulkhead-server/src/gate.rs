@@ -112,8 +112,14 @@ impl Gate {
         let name = match N::parse(resource) {
             Ok(n) => n,
             Err(e) => {
-                let status = core_status(e);
-                self.audit_own_tenant(&principal, method, resource, &status)
+                tracing::info!(
+                    method,
+                    resource = %audit_resource(resource),
+                    principal = %principal.audit_name(),
+                    "malformed resource name"
+                );
+                let status = self
+                    .refuse(&principal, method, resource, core_status(e))
                     .await;
                 return Err(self.finish_status(method, None, started, status));
             }
@@ -122,12 +128,11 @@ impl Gate {
         if let Err(status) = authorize(&principal, &tenant_id, needed) {
             tracing::warn!(
                 method,
-                resource,
+                resource = %audit_resource(resource),
                 principal = %principal.audit_name(),
                 "permission denied"
             );
-            self.audit_own_tenant(&principal, method, resource, &status)
-                .await;
+            let status = self.refuse(&principal, method, resource, status).await;
             return Err(self.finish_status(method, None, started, status));
         }
         let result = self
@@ -217,8 +222,7 @@ impl Gate {
         if let Principal::Key(key) = &principal {
             let status = Status::permission_denied("this method needs the admin token");
             tracing::warn!(method, principal = %key.key_id, "permission denied");
-            self.audit_own_tenant(&principal, method, resource, &status)
-                .await;
+            let status = self.refuse(&principal, method, resource, status).await;
             return Err(self.finish_status(method, None, started, status));
         }
         let engine = self.engine.clone();
@@ -247,31 +251,43 @@ impl Gate {
         result
     }
 
-    /// Writes a refused attempt into the audit trail of the caller's own tenant (admins have
-    /// none; their refusals are only logged).
-    async fn audit_own_tenant(
+    /// Answers a refused attempt by a key: it counts against the rate limit of the key's own
+    /// tenant (so refused calls can't be used to flood the server or the audit trail past the
+    /// tenant's limit; over it, the answer is `RESOURCE_EXHAUSTED`), and is written into that
+    /// tenant's audit trail. Admins have no tenant; their refusals are only logged.
+    async fn refuse(
         &self,
         principal: &Principal,
         method: &'static str,
         resource: &str,
-        status: &Status,
-    ) {
+        status: Status,
+    ) -> Status {
         let Principal::Key(key) = principal else {
-            return;
+            return status;
         };
-        match self.engine.tenant(&key.tenant) {
-            Ok(tenant) => {
-                Audit {
-                    tenant,
-                    principal: principal.audit_name(),
-                    method,
-                    resource: resource.to_owned(),
-                }
-                .write(&self.audit, status.code(), 0)
-                .await
+        let (info, tenant) = match (
+            self.engine.tenant_info(&key.tenant),
+            self.engine.tenant(&key.tenant),
+        ) {
+            (Ok(info), Ok(tenant)) => (info, tenant),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot audit a refused request");
+                return status;
             }
-            Err(e) => tracing::error!(error = %e, "cannot audit a refused request"),
+        };
+        let status = match self.limits.admit(&key.tenant, info.rate_limit, 0) {
+            Ok(()) => status,
+            Err(limited) => limited,
+        };
+        Audit {
+            tenant,
+            principal: principal.audit_name(),
+            method,
+            resource: resource.to_owned(),
         }
+        .write(&self.audit, status.code(), 0)
+        .await;
+        status
     }
 
     fn finish_status(
@@ -311,12 +327,34 @@ struct Audit {
     resource: String,
 }
 
+/// Longest resource string kept in an audit event or a log line, in bytes.
+const MAX_AUDITED_RESOURCE_BYTES: usize = 512;
+
+/// The resource as sent, made safe to store and display: control characters escaped (a NUL or
+/// newline can't forge a second line in a trail viewer) and cut to a bounded length.
+fn audit_resource(resource: &str) -> String {
+    let mut out = String::with_capacity(resource.len().min(MAX_AUDITED_RESOURCE_BYTES));
+    for c in resource.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > MAX_AUDITED_RESOURCE_BYTES {
+            out.push('…');
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
 impl Audit {
     async fn write(self, writer: &AuditWriter, code: tonic::Code, record_count: u64) {
         let entry = AuditEntry {
             principal: self.principal,
             operation: self.method.to_owned(),
-            resource: self.resource,
+            resource: audit_resource(&self.resource),
             outcome: code_name(code).to_owned(),
             record_count,
         };
@@ -347,6 +385,15 @@ mod tests {
             revoked: false,
             incarnation: 1,
         })
+    }
+
+    #[test]
+    fn audited_resources_are_escaped_and_bounded() {
+        assert_eq!(audit_resource("tenants/a"), "tenants/a");
+        assert_eq!(audit_resource("tenants/a\0b\nc"), "tenants/a\\u{0}b\\nc");
+        let long = audit_resource(&"é".repeat(1000));
+        assert!(long.len() <= MAX_AUDITED_RESOURCE_BYTES + '…'.len_utf8());
+        assert!(long.ends_with('…'));
     }
 
     #[test]
