@@ -11,6 +11,8 @@ echo "== cargo clippy (all targets, benches included)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== doc tests" >&2
 cargo test --workspace --locked --doc
+echo "== the leak probe catches a deliberately leaking build" >&2
+scripts/leakprobe-fault-demo.sh
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast

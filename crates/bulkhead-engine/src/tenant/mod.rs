@@ -14,6 +14,19 @@
 //!     let _ = engine.query(c, &bulkhead_engine::Query::new(vec![1.0], 10));
 //! }
 //! ```
+//!
+//! The same call through a handle of one named tenant compiles, so the test above fails for
+//! the missing tenant and nothing else:
+//!
+//! ```no_run
+//! fn scoped(
+//!     engine: &bulkhead_engine::Engine,
+//!     t: &bulkhead_core::TenantId,
+//!     c: &bulkhead_core::CollectionId,
+//! ) {
+//!     let _ = engine.tenant(t).unwrap().query(c, &bulkhead_engine::Query::new(vec![1.0], 10));
+//! }
+//! ```
 
 mod audit_log;
 mod collections;
