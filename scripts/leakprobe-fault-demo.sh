@@ -43,18 +43,24 @@ cp "$bin/bulkhead" "$work/bulkhead-faulty"
 cargo build --locked -p bulkhead-server --bin bulkhead -p bulkhead-leakprobe
 
 status=$(probe_against "$work/bulkhead-faulty" faulty)
-cat "$work/probe-faulty.txt"
 if [[ "$status" != 1 ]]; then
-    echo "FAIL: the probe exited $status against the faulty server; a leak went unnoticed" >&2
+    cat "$work/probe-faulty.txt"
+    echo "error: the probe exited $status against the faulty server; a leak went unnoticed" >&2
     exit 1
 fi
-echo "== as expected, the probe caught the faulty server (exit 1)" >&2
+caught=$(grep ' FAIL ' "$work/probe-faulty.txt" | sed 's/^[^a-z]*//' | awk '{ printf "%s ", $1 }')
+if [[ "$caught" != *cross-tenant-rpcs* ]]; then
+    cat "$work/probe-faulty.txt"
+    echo "error: the probe failed, but not on cross-tenant-rpcs, the probe this fault must trip" >&2
+    exit 1
+fi
+echo "== as expected, the probe caught the faulty server (exit 1); probes that saw the leak: $caught" >&2
 
 status=$(probe_against "$bin/bulkhead" normal)
 tail -n 3 "$work/probe-normal.txt"
 if [[ "$status" != 0 ]]; then
     cat "$work/probe-normal.txt"
-    echo "FAIL: the probe exited $status against the normal server" >&2
+    echo "error: the probe exited $status against the normal server" >&2
     exit 1
 fi
 echo "== and it passes against the normal build (exit 0)" >&2
