@@ -143,67 +143,39 @@ fn an_operator_works_only_through_the_cli() {
     assert_eq!(c["metric"], "COSINE");
 
     // Query by an fvecs row and by a stored record: the record itself comes first.
-    let hits = ok_json(bulkhead(
-        &server,
-        k,
-        &[
+    let query_docs = |args: &[&str]| {
+        let mut all = vec![
             "query",
             "--tenant",
             "acme",
             "--collection",
             "docs",
-            "--fvecs",
-            fvecs.to_str().unwrap(),
-            "--row",
-            "17",
-            "--top-k",
-            "3",
-            "--text",
-            "--metadata",
             "--json",
-        ],
-    ));
+        ];
+        all.extend_from_slice(args);
+        ok_json(bulkhead(&server, k, &all))
+    };
+    let hits = query_docs(&[
+        "--fvecs",
+        fvecs.to_str().unwrap(),
+        "--row",
+        "17",
+        "--top-k",
+        "3",
+        "--text",
+        "--metadata",
+    ]);
     assert_eq!(hits[0]["id"], "doc-17");
     assert_eq!(hits[0]["text"], "document 17");
     assert_eq!(hits[0]["metadata"], serde_json::json!({"section": "s2"}));
     assert_eq!(hits.as_array().unwrap().len(), 3);
-    let like = ok_json(bulkhead(
-        &server,
-        k,
-        &[
-            "query",
-            "--tenant",
-            "acme",
-            "--collection",
-            "docs",
-            "--like",
-            "doc-5",
-            "--top-k",
-            "1",
-            "--json",
-        ],
-    ));
+    let like = query_docs(&["--like", "doc-5", "--top-k", "1"]);
     assert_eq!(like[0]["id"], "doc-5");
     let csv = (0..8)
         .map(|i| vectors[9][i].to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let inline = ok_json(bulkhead(
-        &server,
-        k,
-        &[
-            "query",
-            "--tenant",
-            "acme",
-            "--collection",
-            "docs",
-            "--vector",
-            &csv,
-            "--top-k",
-            "1",
-            "--json",
-        ],
-    ));
+    let inline = query_docs(&["--vector", &csv, "--top-k", "1"]);
     assert_eq!(inline[0]["id"], "doc-9");
 
     // The tenant's key can't reach the other tenant; the error says why.

@@ -10,6 +10,7 @@ use pb::admin_service_client::AdminServiceClient;
 use crate::connection::{Connection, Credential};
 use crate::error::Result;
 use crate::keys;
+use crate::pages;
 use crate::types::CreatedKey;
 
 /// Tenants fetched per page.
@@ -75,9 +76,7 @@ impl AdminClient {
 
     /// Every tenant, following pages to the end.
     pub async fn tenants(&self) -> Result<Vec<pb::Tenant>> {
-        let mut all = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        pages::collect(usize::MAX, |page_token, _| async move {
             let request = pb::ListTenantsRequest {
                 page_size: LIST_PAGE,
                 page_token,
@@ -88,12 +87,9 @@ impl AdminClient {
                     AdminServiceClient::new(channel).list_tenants(r).await
                 })
                 .await?;
-            all.extend(page.tenants);
-            if page.next_page_token.is_empty() {
-                return Ok(all);
-            }
-            page_token = page.next_page_token;
-        }
+            Ok((page.tenants, page.next_page_token))
+        })
+        .await
     }
 
     /// Changes the settings given in `update`; the others stay as they are.

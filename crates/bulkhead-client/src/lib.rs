@@ -48,6 +48,7 @@ mod client;
 mod connection;
 mod error;
 mod keys;
+mod pages;
 mod tenant;
 mod types;
 

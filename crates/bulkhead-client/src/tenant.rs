@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use crate::connection::{Connection, Credential, MAX_MESSAGE_BYTES};
 use crate::error::Result;
 use crate::keys;
+use crate::pages;
 use crate::types::{CollectionSpec, CreatedKey, Hit, Query, Record, timestamp};
 
 /// Records per upsert request, at most (the server's default limit is 1,000).
@@ -116,9 +117,7 @@ impl TenantClient {
 
     /// Every collection of the tenant, following pages to the end.
     pub async fn collections(&self) -> Result<Vec<pb::Collection>> {
-        let mut all = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        pages::collect(usize::MAX, |page_token, _| async move {
             let request = pb::ListCollectionsRequest {
                 parent: self.parent(),
                 page_size: LIST_PAGE,
@@ -132,12 +131,9 @@ impl TenantClient {
                         .await
                 })
                 .await?;
-            all.extend(page.collections);
-            if page.next_page_token.is_empty() {
-                return Ok(all);
-            }
-            page_token = page.next_page_token;
-        }
+            Ok((page.collections, page.next_page_token))
+        })
+        .await
     }
 
     pub async fn delete_collection(&self, collection: &str) -> Result<()> {
@@ -224,12 +220,10 @@ impl TenantClient {
         since: Option<SystemTime>,
         limit: usize,
     ) -> Result<Vec<pb::AuditEvent>> {
-        let mut events = Vec::new();
-        let mut page_token = String::new();
-        while events.len() < limit {
+        pages::collect(limit, |page_token, wanted| async move {
             let request = pb::ListAuditEventsRequest {
                 parent: self.parent(),
-                page_size: AUDIT_PAGE.min((limit - events.len()) as i32),
+                page_size: AUDIT_PAGE.min(wanted.try_into().unwrap_or(i32::MAX)),
                 page_token,
                 start_time: since.map(timestamp),
             };
@@ -239,14 +233,9 @@ impl TenantClient {
                     AuditServiceClient::new(channel).list_audit_events(r).await
                 })
                 .await?;
-            events.extend(page.events);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
-        events.truncate(limit);
-        Ok(events)
+            Ok((page.events, page.next_page_token))
+        })
+        .await
     }
 
     /// Creates a key of this tenant (needs a TENANT_ADMIN key or the admin token).

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 
 use bulkhead_client::{CollectionSpec, Metric, Record, TenantClient};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// The collection holding the canaries, in every probe tenant.
 pub const COLLECTION: &str = "canaries";
@@ -57,14 +59,9 @@ impl Canary {
 /// The vector of canary record `record` in the tenant at `tenant_index`: a pseudo-random unit
 /// vector shared by all tenants, nudged per tenant for the upper half of the records.
 pub fn vector(record: usize, tenant_index: usize) -> Vec<f32> {
-    let mut x = (record as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = StdRng::seed_from_u64(record as u64);
     let mut v: Vec<f32> = (0..DIMENSION)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 2001) as f32 / 1000.0 - 1.0
-        })
+        .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     if record >= IDENTICAL {
         v[0] += 1e-3 * (tenant_index as f32 + 1.0);
