@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod arrow;
 mod auth;
 mod cli;
 mod crud;

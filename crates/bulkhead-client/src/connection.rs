@@ -71,6 +71,21 @@ impl Connection {
         Ok(Self { channel, policy })
     }
 
+    /// `msg` as a request with the credential and one attempt's deadline: for streaming calls,
+    /// which can't be replayed and so are never retried.
+    pub(crate) fn request<T>(&self, credential: &Credential, msg: T) -> Request<T> {
+        let mut request = Request::new(msg);
+        request.set_timeout(self.policy.timeout);
+        request
+            .metadata_mut()
+            .insert("authorization", credential.0.clone());
+        request
+    }
+
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// Sends `msg` through `send` under the call policy, authenticated as `credential`.
     pub(crate) async fn call<Req, Resp, F, Fut>(
         &self,
@@ -86,12 +101,7 @@ impl Connection {
         let mut backoff = self.policy.initial_backoff;
         let mut attempt = 1;
         loop {
-            let mut request = Request::new(msg.clone());
-            request.set_timeout(self.policy.timeout);
-            request
-                .metadata_mut()
-                .insert("authorization", credential.0.clone());
-            match send(self.channel.clone(), request).await {
+            match send(self.channel.clone(), self.request(credential, msg.clone())).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(s)
                     if effective_code(&s) == Code::Unavailable

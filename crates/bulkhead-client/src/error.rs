@@ -39,6 +39,9 @@ pub enum ClientError {
     /// The server sent something this SDK can't read (a metadata value without a type, say).
     #[error("invalid response: {0}")]
     InvalidResponse(String),
+    /// Writing exported data where the caller asked failed.
+    #[error("writing the export: {0}")]
+    Sink(String),
     /// A credential that can't be sent as a header (not printable ASCII).
     #[error("credential is not a valid header value")]
     BadCredential,

@@ -12,7 +12,7 @@ use pb::record_service_client::RecordServiceClient;
 use tonic::transport::Channel;
 
 use crate::connection::{Connection, Credential, MAX_MESSAGE_BYTES};
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 use crate::keys;
 use crate::pages;
 use crate::types::{CollectionSpec, CreatedKey, Hit, Query, Record, timestamp};
@@ -21,6 +21,8 @@ use crate::types::{CollectionSpec, CreatedKey, Hit, Query, Record, timestamp};
 pub const DEFAULT_BATCH_RECORDS: usize = 500;
 /// Approximate bytes per upsert request, at most.
 pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of Arrow stream per import message.
+const IMPORT_CHUNK_BYTES: usize = 1024 * 1024;
 /// Audit events fetched per page.
 const AUDIT_PAGE: i32 = 500;
 /// Collections fetched per page.
@@ -212,6 +214,56 @@ impl TenantClient {
             })
             .await?;
         response.hits.into_iter().map(Hit::from_pb).collect()
+    }
+
+    /// Loads an Arrow IPC stream into `collection` (schema: `id`, `vector`, optional `text`,
+    /// `metadata`, `ttl_seconds`; see `bulkhead_formats::record_schema`), sent in chunks of
+    /// 1 MiB. Each record batch of the stream is applied atomically; on error, the batches
+    /// before the bad one stay applied and the error says how many. Not retried: a stream
+    /// can't be replayed.
+    pub async fn import_arrow(&self, collection: &str, ipc: &[u8]) -> Result<pb::ImportResponse> {
+        let name = self.collection_name(collection)?;
+        let messages: Vec<pb::ImportRequest> = ipc
+            .chunks(IMPORT_CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, chunk)| pb::ImportRequest {
+                collection: if i == 0 { name.clone() } else { String::new() },
+                arrow_ipc: chunk.to_vec(),
+            })
+            .collect();
+        let request = self
+            .connection
+            .request(&self.credential, tokio_stream::iter(messages));
+        Ok(records(self.connection.channel())
+            .import(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Streams `collection` as an Arrow IPC stream into `sink`, chunk by chunk as the server
+    /// sends them; returns the bytes written. Not retried.
+    pub async fn export_arrow(
+        &self,
+        collection: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64> {
+        let request = self.connection.request(
+            &self.credential,
+            pb::ExportRequest {
+                collection: self.collection_name(collection)?,
+                batch_size: 0,
+            },
+        );
+        let mut stream = records(self.connection.channel())
+            .export(request)
+            .await?
+            .into_inner();
+        let mut written = 0;
+        while let Some(chunk) = stream.message().await? {
+            sink(&chunk.arrow_ipc).map_err(|e| ClientError::Sink(e.to_string()))?;
+            written += chunk.arrow_ipc.len() as u64;
+        }
+        Ok(written)
     }
 
     /// Up to `limit` events of this tenant's audit trail, oldest first, from `since` on.

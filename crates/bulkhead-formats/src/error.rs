@@ -11,6 +11,12 @@ pub enum FormatError {
     Vecs(String),
     #[error("line {line}: {message}")]
     Document { line: usize, message: String },
+    /// Bad Arrow input; `column` names the column at fault when there is one.
+    #[error("{}{message}", column.as_ref().map(|c| format!("column {c}: ")).unwrap_or_default())]
+    Arrow {
+        column: Option<String>,
+        message: String,
+    },
     #[error("{path}: {source}")]
     InFile {
         path: PathBuf,

@@ -117,6 +117,32 @@ fn vector(value: &Json) -> Result<Vec<f32>, String> {
         .collect()
 }
 
+/// Metadata from a JSON object text (the `metadata` column of Arrow batches).
+pub fn metadata_from_json(text: &str) -> Result<Metadata, String> {
+    match serde_json::from_str::<Json>(text) {
+        Ok(Json::Object(fields)) => {
+            let mut m = Metadata::new();
+            metadata_into(&mut m, fields)?;
+            Ok(m)
+        }
+        Ok(_) => Err("expected a JSON object".into()),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// Metadata as a plain JSON object (`{"lang": "en"}`, not tagged by type); the inverse of
+/// `metadata_from_json` for every value a record can hold.
+pub fn metadata_to_json(m: &Metadata) -> Json {
+    let plain = |v: &Value| match v {
+        Value::String(s) => Json::from(s.as_str()),
+        Value::Int(i) => Json::from(*i),
+        Value::Double(d) => Json::from(*d),
+        Value::Bool(b) => Json::from(*b),
+        Value::StringList(l) => Json::from(l.clone()),
+    };
+    Json::Object(m.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
+}
+
 fn metadata_into(into: &mut Metadata, fields: Map<String, Json>) -> Result<(), String> {
     for (k, v) in fields {
         if v.is_null() {

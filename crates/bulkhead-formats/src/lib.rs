@@ -1,12 +1,18 @@
-//! Readers for the files Bulkhead imports from and benchmarks with. The CLI's `import` and the
+//! The formats records travel in: files Bulkhead imports from and benchmarks with, and the
+//! Arrow batches of bulk import and export. The CLI's `import` and the
 //! benchmark harness read the same files; keeping the parsing here means one set of input
 //! checks, each error naming the file, row or line and field at fault.
 #![forbid(unsafe_code)]
 
+mod arrow;
 mod error;
+mod ipc_limits;
 mod jsonl;
 mod vecs;
 
+pub use arrow::{
+    RecordRow, StreamEncoder, check_schema, decode_batch, encode_batch, read_stream, record_schema,
+};
 pub use error::{FormatError, Result};
-pub use jsonl::{Document, parse_document, read_documents};
+pub use jsonl::{Document, metadata_from_json, metadata_to_json, parse_document, read_documents};
 pub use vecs::{Matrix, parse_vecs, read_fvecs, read_ivecs};

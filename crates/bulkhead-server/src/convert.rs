@@ -118,6 +118,41 @@ pub fn new_record(index: usize, r: pb::Record) -> Result<NewRecord, Status> {
     })
 }
 
+/// A record of an imported Arrow batch; errors name the batch and row.
+pub fn record_from_row(
+    batch: usize,
+    row: usize,
+    r: bulkhead_formats::RecordRow,
+) -> Result<NewRecord, Status> {
+    let at = |m: &str| Status::invalid_argument(format!("batch {batch} row {row}: {m}"));
+    let id = RecordId::new(r.id).map_err(|e| at(core_status(e).message()))?;
+    let ttl = r
+        .ttl_seconds
+        .map(|s| positive_seconds("ttl_seconds", s))
+        .transpose()
+        .map_err(|e| at(e.message()))?;
+    Ok(NewRecord {
+        id,
+        vector: r.vector,
+        text: r.text,
+        metadata: r.metadata,
+        ttl,
+    })
+}
+
+/// A stored record for export; its TTL is the time left, rounded up to whole seconds.
+pub fn stored_record_to_row(r: StoredRecord, now_ms: u64) -> bulkhead_formats::RecordRow {
+    bulkhead_formats::RecordRow {
+        id: r.id.into(),
+        vector: r.vector,
+        text: r.text,
+        metadata: r.metadata,
+        ttl_seconds: r
+            .expire_time_ms
+            .map(|at| at.saturating_sub(now_ms).div_ceil(1000).max(1) as i64),
+    }
+}
+
 pub fn stored_record_to_pb(r: StoredRecord) -> pb::Record {
     pb::Record {
         id: r.id.into(),

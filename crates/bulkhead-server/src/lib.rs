@@ -123,6 +123,7 @@ pub async fn serve(
                 gate: gate.clone(),
                 max_batch: config.max_batch,
                 max_top_k: config.max_top_k,
+                max_message_bytes: max,
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),

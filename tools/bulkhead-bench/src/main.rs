@@ -1,9 +1,10 @@
 //! Command-line benchmark driver. `ann` measures the index in-process, on the same fvecs/ivecs
 //! files and with the same JSON output as `tools/hnswlib_bench.py`, so the two can be compared
-//! line by line; `server` measures a running server end to end; `tenants` measures the engine at many-tenant scale. Progress goes to stderr,
+//! line by line; `server` measures a running server end to end; `bulk` its Arrow import and export; `tenants` measures the engine at many-tenant scale. Progress goes to stderr,
 //! results to stdout.
 
 mod ann;
+mod bulk;
 mod dataset;
 mod load;
 mod report;
@@ -25,6 +26,8 @@ enum Command {
     Ann(ann::AnnArgs),
     /// End-to-end ingest and query figures against a running server.
     Server(server::ServerArgs),
+    /// Arrow bulk import (flat and HNSW collections) and export against a running server.
+    Bulk(bulk::BulkArgs),
     /// Many-tenant scale: reopen time, memory, cold-tenant first query, tenant creation.
     Tenants(tenants::TenantsArgs),
     /// The restarted process of `tenants` (internal).
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ann(args) => ann::run(&args),
         Command::Server(args) => server::run(&args),
+        Command::Bulk(args) => bulk::run(&args),
         Command::Tenants(args) => tenants::run(&args),
         Command::TenantsReopen(args) => tenants::reopen(&args),
     }

@@ -30,6 +30,7 @@
 
 mod audit_log;
 mod collections;
+mod export;
 mod load;
 mod records;
 mod sweep;

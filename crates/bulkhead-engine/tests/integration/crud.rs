@@ -297,3 +297,42 @@ fn stats_count_collections_records_and_bytes() {
     assert!(s.bytes > 0);
     assert!(s.index_bytes > 0);
 }
+
+#[test]
+fn scanning_pages_through_live_records_in_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = tenant_with_docs(&engine, "acme", 4);
+    let mut batch: Vec<_> = (0..25)
+        .map(|i| record(&format!("r{i:02}"), i, 4, &format!("t{i}")))
+        .collect();
+    batch[3].ttl = Some(std::time::Duration::from_millis(1));
+    t.upsert(&coll("docs"), batch).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = t.scan_records(&coll("docs"), after.as_ref(), 10).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        after = page.last().map(|r| r.id.clone());
+        seen.extend(page);
+    }
+    let ids: Vec<_> = seen.iter().map(|r| r.id.to_string()).collect();
+    let want: Vec<_> = (0..25)
+        .filter(|i| *i != 3)
+        .map(|i| format!("r{i:02}"))
+        .collect();
+    assert_eq!(
+        ids, want,
+        "every live record once, in id order, the expired one left out"
+    );
+    assert_eq!(seen[0].vector, vector(0, 4));
+    assert_eq!(seen[0].text.as_deref(), Some("t0"));
+    assert!(matches!(
+        t.scan_records(&coll("missing"), None, 10),
+        Err(bulkhead_engine::EngineError::CollectionNotFound(_))
+    ));
+}

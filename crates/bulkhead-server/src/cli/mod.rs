@@ -3,6 +3,7 @@
 //! what they share: where the server is, which credential to send, and how results print.
 
 mod audit;
+mod backup;
 mod collection;
 mod import;
 mod key;
@@ -74,6 +75,10 @@ pub enum ClientCommand {
     Query(WithRemote<query::QueryArgs>),
     /// Show a tenant's audit trail.
     Audit(WithRemote<audit::AuditArgs>),
+    /// Write every collection of a tenant to a directory (Arrow IPC files and a manifest).
+    Export(WithRemote<backup::ExportArgs>),
+    /// Restore a directory written by `export` into a new (or, with --merge, existing) tenant.
+    ImportTenant(WithRemote<backup::ImportTenantArgs>),
 }
 
 pub fn run(command: ClientCommand) -> Result<()> {
@@ -95,6 +100,12 @@ pub fn run(command: ClientCommand) -> Result<()> {
             }
             ClientCommand::Query(w) => query::run(&Session::connect(w.remote).await?, w.args).await,
             ClientCommand::Audit(w) => audit::run(&Session::connect(w.remote).await?, w.args).await,
+            ClientCommand::Export(w) => {
+                backup::export(&Session::connect(w.remote).await?, w.args).await
+            }
+            ClientCommand::ImportTenant(w) => {
+                backup::import_tenant(&Session::connect(w.remote).await?, w.args).await
+            }
         }
     })
 }

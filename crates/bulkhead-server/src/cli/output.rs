@@ -117,19 +117,6 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> Json {
     }
 }
 
-/// Metadata as a plain JSON object (`{"lang": "en"}`, not tagged by type).
-pub fn metadata(m: &bulkhead_client::Metadata) -> Json {
-    use bulkhead_client::Value;
-    let plain = |v: &Value| match v {
-        Value::String(s) => Json::from(s.as_str()),
-        Value::Int(i) => Json::from(*i),
-        Value::Double(d) => Json::from(*d),
-        Value::Bool(b) => Json::from(*b),
-        Value::StringList(l) => Json::from(l.clone()),
-    };
-    Json::Object(m.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

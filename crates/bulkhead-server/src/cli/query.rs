@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::Session;
-use super::output::{Rows, metadata};
+use super::output::Rows;
 
 /// Characters of text shown per hit in tables (JSON output carries all of it).
 const TABLE_TEXT_CHARS: usize = 100;
@@ -92,7 +92,7 @@ pub async fn run(s: &Session, args: QueryArgs) -> Result<()> {
             cells.push(json!(if s.out.json { text } else { shorten(&text) }));
         }
         if args.metadata {
-            cells.push(metadata(&h.metadata));
+            cells.push(bulkhead_formats::metadata_to_json(&h.metadata));
         }
         r.push(cells);
     }

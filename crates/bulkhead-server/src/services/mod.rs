@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod bulk;
 mod collections;
 mod keys;
 mod records;

@@ -18,6 +18,8 @@ pub struct RecordApi {
     pub gate: Arc<Gate>,
     pub max_batch: usize,
     pub max_top_k: u32,
+    /// Largest request message, and largest Arrow record batch of an import.
+    pub max_message_bytes: usize,
 }
 
 impl RecordApi {
@@ -39,6 +41,22 @@ impl RecordApi {
 
 #[tonic::async_trait]
 impl RecordService for RecordApi {
+    type ExportStream = super::bulk::ExportStream;
+
+    async fn import(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportRequest>>,
+    ) -> Result<Response<pb::ImportResponse>, Status> {
+        super::bulk::import(&self.gate, request, self.max_message_bytes).await
+    }
+
+    async fn export(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        super::bulk::export(&self.gate, request).await
+    }
+
     async fn upsert(
         &self,
         request: Request<pb::UpsertRequest>,

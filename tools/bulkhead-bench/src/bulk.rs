@@ -1,0 +1,142 @@
+//! Bulk throughput against a running server: the debian-minilm set imported as an Arrow IPC
+//! stream into a flat collection and into one that builds HNSW, then exported back. The stream
+//! is encoded before the clock starts, so the figures are the server's (and the wire's), not
+//! the encoder's.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use bulkhead_client::proto as pb;
+use bulkhead_client::{Client, ClientError, CollectionSpec, Metric, TenantOptions};
+use bulkhead_formats::{RecordRow, StreamEncoder, read_documents, read_fvecs};
+use clap::Args;
+
+use crate::report::{print_json_line, round};
+
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    #[arg(long, default_value = "http://127.0.0.1:7600")]
+    endpoint: String,
+    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+    /// Directory with base.fvecs and docs.jsonl.gz.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Records per Arrow record batch.
+    #[arg(long, default_value_t = 4096)]
+    batch: usize,
+    /// Tenant to create for the run (deleted at the end).
+    #[arg(long, default_value = "bench-bulk")]
+    tenant: String,
+}
+
+pub fn run(args: &BulkArgs) -> Result<()> {
+    ensure!(args.batch > 0, "--batch must be positive");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: &BulkArgs) -> Result<()> {
+    eprintln!("bulk: reading {}", args.dataset.display());
+    let base = read_fvecs(&args.dataset.join("base.fvecs"))?;
+    let docs = read_documents(&args.dataset.join("docs.jsonl.gz"), &[])?;
+    ensure!(
+        docs.len() == base.rows(),
+        "docs and vectors differ in count"
+    );
+    let rows: Vec<RecordRow> = docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| RecordRow {
+            id: d.id.unwrap_or_else(|| i.to_string()),
+            vector: base.row(i).to_vec(),
+            text: d.text,
+            metadata: d.metadata,
+            ttl_seconds: None,
+        })
+        .collect();
+    let mut encoder = StreamEncoder::new(base.dim)?;
+    let mut ipc = Vec::new();
+    for chunk in rows.chunks(args.batch) {
+        ipc.extend(encoder.push(chunk)?);
+    }
+    ipc.extend(encoder.finish()?);
+    eprintln!(
+        "bulk: {} records, {} MiB of Arrow IPC",
+        rows.len(),
+        ipc.len() >> 20
+    );
+
+    let client = Client::builder(args.endpoint.clone())
+        .timeout(std::time::Duration::from_secs(600))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", args.endpoint))?;
+    let admin = client.admin(&args.admin_token)?;
+    match admin.delete_tenant(&args.tenant).await {
+        Ok(()) | Err(ClientError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    admin
+        .create_tenant(&args.tenant, &TenantOptions::default())
+        .await?;
+    let tenant = client.tenant(&args.tenant, &args.admin_token)?;
+    let flat = CollectionSpec::new(base.dim as u32, Metric::Cosine).with_hnsw(pb::HnswParams {
+        flat_threshold: 10_000_000,
+        ..Default::default()
+    });
+    let layouts = [
+        ("flat", flat),
+        ("hnsw", CollectionSpec::new(base.dim as u32, Metric::Cosine)),
+    ];
+    for (index, spec) in layouts {
+        tenant.create_collection(index, &spec).await?;
+        eprintln!("bulk: importing into the {index} collection");
+        let started = Instant::now();
+        let imported = tenant.import_arrow(index, &ipc).await?.imported;
+        let secs = started.elapsed().as_secs_f64();
+        print_json_line(&[
+            ("mode", "bulk".into()),
+            ("phase", "import".into()),
+            ("index", index.into()),
+            ("batch", args.batch.into()),
+            ("vectors", imported.into()),
+            ("seconds", round(secs, 2).into()),
+            ("vectors_per_s", round(imported as f64 / secs, 1).into()),
+        ]);
+    }
+    eprintln!("bulk: exporting the flat collection");
+    let started = Instant::now();
+    let mut exported = Vec::with_capacity(ipc.len());
+    let bytes = tenant
+        .export_arrow("flat", |chunk| {
+            exported.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let mut count = 0usize;
+    bulkhead_formats::read_stream(&exported[..], base.dim, usize::MAX, |batch| {
+        count += batch.len();
+        Ok(())
+    })?;
+    ensure!(
+        count == rows.len(),
+        "exported {count} records, imported {}",
+        rows.len()
+    );
+    print_json_line(&[
+        ("mode", "bulk".into()),
+        ("phase", "export".into()),
+        ("index", "flat".into()),
+        ("vectors", count.into()),
+        ("bytes", bytes.into()),
+        ("seconds", round(secs, 2).into()),
+        ("vectors_per_s", round(count as f64 / secs, 1).into()),
+    ]);
+    admin.delete_tenant(&args.tenant).await?;
+    Ok(())
+}
