@@ -26,6 +26,9 @@ pub struct BulkArgs {
     /// Records per Arrow record batch.
     #[arg(long, default_value_t = 4096)]
     batch: usize,
+    /// Skip the HNSW import (it takes about 30 s on two cores).
+    #[arg(long)]
+    no_hnsw: bool,
     /// Tenant to create for the run (deleted at the end).
     #[arg(long, default_value = "bench-bulk")]
     tenant: String,
@@ -88,10 +91,10 @@ async fn run_async(args: &BulkArgs) -> Result<()> {
         flat_threshold: 10_000_000,
         ..Default::default()
     });
-    let layouts = [
-        ("flat", flat),
-        ("hnsw", CollectionSpec::new(base.dim as u32, Metric::Cosine)),
-    ];
+    let mut layouts = vec![("flat", flat)];
+    if !args.no_hnsw {
+        layouts.push(("hnsw", CollectionSpec::new(base.dim as u32, Metric::Cosine)));
+    }
     for (index, spec) in layouts {
         tenant.create_collection(index, &spec).await?;
         eprintln!("bulk: importing into the {index} collection");

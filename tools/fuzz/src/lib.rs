@@ -100,3 +100,15 @@ pub fn upsert_request(data: &[u8]) -> bool {
     }
     accepted
 }
+
+/// An Arrow IPC import stream: any bytes are decoded to records or refused with an error, and
+/// every decoded record has the collection's dimension. (The size bounds keep a declared 2 GiB
+/// message from being allocated; the campaign would run out of memory otherwise.)
+pub fn arrow_stream(data: &[u8]) -> bool {
+    const DIMENSION: usize = 4;
+    bulkhead_formats::read_stream(data, DIMENSION, 1 << 20, |rows| {
+        assert!(rows.iter().all(|r| r.vector.len() == DIMENSION));
+        Ok(())
+    })
+    .is_ok()
+}

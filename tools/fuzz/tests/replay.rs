@@ -115,3 +115,8 @@ fn records() {
 fn upsert_requests() {
     campaign("upsert_request", bulkhead_fuzz::upsert_request);
 }
+
+#[test]
+fn arrow_streams() {
+    campaign("arrow_stream", bulkhead_fuzz::arrow_stream);
+}
