@@ -6,10 +6,9 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 
 use bulkhead_core::{CollectionName, Role};
-use bulkhead_engine::{EngineError, NewRecord, TenantHandle};
+use bulkhead_engine::{EngineError, TenantHandle};
 use bulkhead_formats::{FormatError, StreamEncoder, read_stream};
 use bulkhead_proto::v1 as pb;
 use tokio::sync::mpsc;
@@ -23,10 +22,6 @@ use crate::status::engine_status;
 /// Records per exported batch unless the request asks otherwise, and the most it may ask.
 const DEFAULT_EXPORT_BATCH: usize = 4096;
 const MAX_EXPORT_BATCH: usize = 65_536;
-/// Pages read ahead of the encoder during an export.
-const PAGES_IN_FLIGHT: usize = 2;
-/// Decoded batches waiting for the engine write.
-const DECODED_BATCHES_IN_FLIGHT: usize = 2;
 /// Request chunks buffered between the network and the decoder.
 const IMPORT_CHUNKS_IN_FLIGHT: usize = 16;
 
@@ -106,77 +101,50 @@ fn apply_stream(
         .map_err(engine_status)?
         .spec
         .dimension;
-    // Decoding the next batch overlaps with writing the previous one: on two cores that is
-    // most of the import's time either way.
-    let (decoded, batches) = std::sync::mpsc::sync_channel(DECODED_BATCHES_IN_FLIGHT);
     let mut batch_records: Vec<u64> = Vec::new();
     let mut refused: Option<Status> = None;
-    std::thread::scope(|threads| {
-        threads.spawn(move || decode(input, dimension, max_batch_bytes, &decoded));
-        for batch in batches {
-            let applied = batch.and_then(|records| {
+    let read = read_stream(input, dimension, max_batch_bytes, |rows| {
+        let batch = batch_records.len();
+        let applied = rows
+            .into_iter()
+            .enumerate()
+            .map(|(row, r)| record_from_row(batch, row, r))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|records| {
                 scope
                     .tenant
                     .upsert(collection, records)
-                    .map_err(|e| batch_status(batch_records.len(), e))
+                    .map_err(|e| batch_status(batch, e))
             });
-            match applied {
-                Ok(n) => batch_records.push(n as u64),
-                Err(status) => {
-                    refused = Some(status);
-                    break;
-                }
+        match applied {
+            Ok(n) => {
+                batch_records.push(n as u64);
+                Ok(())
+            }
+            Err(status) => {
+                refused = Some(status);
+                Err(FormatError::Arrow {
+                    column: None,
+                    message: "batch refused".into(),
+                })
             }
         }
     });
     let imported: u64 = batch_records.iter().sum();
-    match refused {
-        Some(status) => Err(Status::new(
+    let progress = format!(
+        "; {} earlier batches ({imported} records) were imported",
+        batch_records.len()
+    );
+    match (read, refused) {
+        (_, Some(status)) => Err(Status::new(
             status.code(),
-            format!(
-                "{}; {} earlier batches ({imported} records) were imported",
-                status.message(),
-                batch_records.len()
-            ),
+            format!("{}{progress}", status.message()),
         )),
-        None => Ok(pb::ImportResponse {
+        (Err(e), None) => Err(Status::invalid_argument(format!("{e}{progress}"))),
+        (Ok(()), None) => Ok(pb::ImportResponse {
             imported,
             batch_records,
         }),
-    }
-}
-
-/// Decodes the stream into engine records, batch by batch, until the end, the first error
-/// (sent as the last item), or the applier hanging up.
-fn decode(
-    input: ChunkReader,
-    dimension: usize,
-    max_batch_bytes: usize,
-    decoded: &SyncSender<Result<Vec<NewRecord>, Status>>,
-) {
-    let mut batch = 0;
-    let mut stopped = false;
-    let read = read_stream(input, dimension, max_batch_bytes, |rows| {
-        let records = rows
-            .into_iter()
-            .enumerate()
-            .map(|(row, r)| record_from_row(batch, row, r))
-            .collect::<Result<Vec<_>, _>>();
-        batch += 1;
-        stopped = records.is_err();
-        if decoded.send(records).is_err() {
-            stopped = true;
-        }
-        if stopped {
-            return Err(FormatError::Arrow {
-                column: None,
-                message: "import stopped".into(),
-            });
-        }
-        Ok(())
-    });
-    if let (Err(e), false) = (read, stopped) {
-        let _ = decoded.send(Err(Status::invalid_argument(e.to_string())));
     }
 }
 
@@ -262,8 +230,7 @@ pub async fn export(
     Ok(Response::new(ReceiverStream::new(stream)))
 }
 
-/// Encodes the collection page by page while the next page is read; stops early when the
-/// client has gone away.
+/// Encodes the collection page by page; stops early when the client has gone away.
 fn send_collection(
     tenant: &TenantHandle,
     collection: &bulkhead_core::CollectionId,
@@ -273,43 +240,27 @@ fn send_collection(
 ) -> Result<(), Status> {
     let encoding = |e: FormatError| Status::internal(format!("encoding the export: {e}"));
     let mut encoder = StreamEncoder::new(dimension).map_err(encoding)?;
-    let (read, pages) = std::sync::mpsc::sync_channel(PAGES_IN_FLIGHT);
-    std::thread::scope(|threads| {
-        threads.spawn(move || {
-            let mut after = None;
-            loop {
-                let page = tenant.scan_records(collection, after.as_ref(), batch);
-                let more = page.as_ref().is_ok_and(|p| !p.is_empty());
-                after = page
-                    .as_ref()
-                    .ok()
-                    .and_then(|p| p.last())
-                    .map(|r| r.id.clone());
-                if read.send(page).is_err() || !more {
-                    return;
-                }
-            }
-        });
-        for page in pages {
-            let page = page.map_err(engine_status)?;
-            if page.is_empty() {
-                break;
-            }
-            let now = now_ms();
-            let rows: Vec<_> = page
-                .into_iter()
-                .map(|r| stored_record_to_row(r, now))
-                .collect();
-            let bytes = encoder.push(&rows).map_err(encoding)?;
-            if out
-                .blocking_send(Ok(pb::ExportResponse { arrow_ipc: bytes }))
-                .is_err()
-            {
-                return Ok(());
-            }
+    let mut after = None;
+    loop {
+        let page = tenant
+            .scan_records(collection, after.as_ref(), batch)
+            .map_err(engine_status)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        let now = now_ms();
+        let rows: Vec<_> = page
+            .into_iter()
+            .map(|r| stored_record_to_row(r, now))
+            .collect();
+        let bytes = encoder.push(&rows).map_err(encoding)?;
+        if out
+            .blocking_send(Ok(pb::ExportResponse { arrow_ipc: bytes }))
+            .is_err()
+        {
+            return Ok(());
         }
-        let end = encoder.finish().map_err(encoding)?;
-        let _ = out.blocking_send(Ok(pb::ExportResponse { arrow_ipc: end }));
-        Ok(())
-    })
+    }
+    let end = encoder.finish().map_err(encoding)?;
+    let _ = out.blocking_send(Ok(pb::ExportResponse { arrow_ipc: end }));
+    Ok(())
 }
