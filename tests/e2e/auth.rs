@@ -1,5 +1,5 @@
 //! Credentials: missing, unknown, revoked and expired keys; READ keys can't write; tenant
-//! admins manage only their own keys.
+//! admins manage only their own keys; signed tenant tokens are held to the same rules.
 
 use std::time::Duration;
 
@@ -168,4 +168,126 @@ async fn keys_of_a_deleted_tenant_stop_working_even_if_it_is_recreated() {
     assert_eq!(code(c.records.get(get(&old)).await), Code::Unauthenticated);
     seeded_tenant(&mut c, "acme", 1, 8).await;
     assert_eq!(code(c.records.get(get(&old)).await), Code::Unauthenticated);
+}
+
+/// A server that accepts HS256 tenant tokens, and a way to mint them.
+const JWT_SECRET: &str = "e2e-jwt-secret-0123456789abcdef-0123";
+
+fn token(tenant: &str, role: &str, iat: u64, exp: u64) -> String {
+    let claims =
+        serde_json::json!({"tenant": tenant, "role": role, "iat": iat, "exp": exp, "sub": "alice"});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn signed_tenant_tokens_are_bound_to_their_tenant_role_and_incarnation() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("bulkhead.toml");
+    std::fs::write(&config, format!("jwt-hs256-secret = \"{JWT_SECRET}\"\n")).unwrap();
+    let server = Server::start_in(
+        &temp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut c = server.clients().await;
+    let acme_key = seeded_tenant(&mut c, "acme", 3, 8).await;
+    seeded_tenant(&mut c, "globex", 3, 8).await;
+    let query = |tenant: &str, secret: &str| {
+        authed(
+            secret,
+            pb::QueryRequest {
+                collection: format!("tenants/{tenant}/collections/docs"),
+                vector: unit(1, 8),
+                top_k: 3,
+                include_text: true,
+                ..Default::default()
+            },
+        )
+    };
+    let now = now_s();
+    let reader = token("acme", "READ", now, now + 60);
+    let hits = c
+        .records
+        .query(query("acme", &reader))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert!(hits.iter().all(|h| h.text.as_deref() == Some("owner=acme")));
+    assert_eq!(
+        code(c.records.query(query("globex", &reader)).await),
+        Code::PermissionDenied
+    );
+    let upsert = authed(
+        &reader,
+        pb::UpsertRequest {
+            collection: "tenants/acme/collections/docs".into(),
+            records: vec![record("x", 9, 8, "owner=acme")],
+        },
+    );
+    assert_eq!(code(c.records.upsert(upsert).await), Code::PermissionDenied);
+    assert_eq!(
+        code(
+            c.records
+                .query(query("acme", &token("acme", "READ", now - 120, now - 60)))
+                .await
+        ),
+        Code::Unauthenticated
+    );
+    let forged = format!("{}x", &reader[..reader.len() - 1]);
+    assert_eq!(
+        code(c.records.query(query("acme", &forged)).await),
+        Code::Unauthenticated
+    );
+
+    // The denial is in acme's trail under the token's subject.
+    let events = c
+        .audit
+        .list_audit_events(authed(
+            &acme_key,
+            pb::ListAuditEventsRequest {
+                parent: "tenants/acme".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.principal == "jwt:alice" && e.outcome == "PERMISSION_DENIED"),
+        "{events:?}"
+    );
+
+    // A tenant deleted and re-created doesn't honour tokens minted for its predecessor.
+    c.admin
+        .delete_tenant(authed(
+            ADMIN,
+            pb::DeleteTenantRequest {
+                name: "tenants/acme".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    seeded_tenant(&mut c, "acme", 3, 8).await;
+    assert_eq!(
+        code(c.records.query(query("acme", &reader)).await),
+        Code::Unauthenticated
+    );
+    let fresh = token("acme", "READ", now_s(), now_s() + 60);
+    c.records.query(query("acme", &fresh)).await.unwrap();
 }

@@ -1,20 +1,33 @@
-//! Authentication: who is calling. A caller is the admin (holder of the admin token) or one API
-//! key, which belongs to exactly one tenant. Secrets are compared by SHA-256 hash; neither they
-//! nor their hashes are ever logged.
+//! Authentication: who is calling. A caller is the admin (holder of the admin token) or a
+//! tenant caller bound to exactly one tenant with one role: an API key, or a token signed by a
+//! configured identity provider. Secrets are compared by SHA-256 hash; neither they nor their
+//! hashes are ever logged.
 
 use std::sync::Arc;
 
-use bulkhead_engine::{ApiKeyRecord, Engine, SecretHash};
+use bulkhead_core::{Role, TenantId};
+use bulkhead_engine::{Engine, SecretHash};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use crate::tokens::TokenVerifier;
+
 /// The authenticated caller of one request. Passed explicitly; never stored beyond the request.
 #[derive(Debug, Clone)]
 pub enum Principal {
     Admin,
-    Key(ApiKeyRecord),
+    Tenant(TenantCaller),
+}
+
+/// A caller that may act on one tenant only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantCaller {
+    pub tenant: TenantId,
+    pub role: Role,
+    /// The key id, or `jwt:<subject>` for a token: what audit events and logs show.
+    pub name: String,
 }
 
 impl Principal {
@@ -22,7 +35,7 @@ impl Principal {
     pub fn audit_name(&self) -> String {
         match self {
             Principal::Admin => "admin".to_owned(),
-            Principal::Key(k) => k.key_id.to_string(),
+            Principal::Tenant(c) => c.name.clone(),
         }
     }
 }
@@ -53,13 +66,15 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Authenticator {
     engine: Arc<Engine>,
     admin_hash: SecretHash,
+    tokens: Option<TokenVerifier>,
 }
 
 impl Authenticator {
-    pub fn new(engine: Arc<Engine>, admin_token: &str) -> Self {
+    pub fn new(engine: Arc<Engine>, admin_token: &str, tokens: Option<TokenVerifier>) -> Self {
         Self {
             engine,
             admin_hash: hash_secret(admin_token),
+            tokens,
         }
     }
 
@@ -80,6 +95,13 @@ impl Authenticator {
         if hash == self.admin_hash {
             return Ok(Principal::Admin);
         }
+        if let Some(tokens) = &self.tokens
+            && TokenVerifier::looks_like_token(secret)
+        {
+            return tokens
+                .verify(secret, &self.engine, now_ms)
+                .map(Principal::Tenant);
+        }
         let key = self
             .engine
             .api_key_by_hash(&hash)
@@ -90,7 +112,11 @@ impl Authenticator {
         if !key.is_usable(now_ms) {
             return Err(Status::unauthenticated("API key expired"));
         }
-        Ok(Principal::Key(key))
+        Ok(Principal::Tenant(TenantCaller {
+            tenant: key.tenant,
+            role: key.role,
+            name: key.key_id.to_string(),
+        }))
     }
 }
 

@@ -21,6 +21,9 @@ pub struct ServerConfig {
     /// Admin token. Prefer the `BULKHEAD_ADMIN_TOKEN` environment variable; with neither, a
     /// token is generated into `<data-dir>/admin.token`.
     pub admin_token: Option<String>,
+    /// HS256 key for tenant tokens (JWTs with `tenant`, `role`, `iat`, `exp` claims) minted by
+    /// an identity provider; none by default (API keys only). Prefer `BULKHEAD_JWT_HS256_SECRET`.
+    pub jwt_hs256_secret: Option<String>,
     /// fsync the WAL before acknowledging writes (see docs/operations.md).
     pub sync_writes: bool,
     pub tenants_per_group: usize,
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:7600".parse().expect("literal address"),
             metrics_listen: None,
             admin_token: None,
+            jwt_hs256_secret: None,
             sync_writes: true,
             tenants_per_group: 256,
             block_cache_mib: 256,
@@ -102,6 +106,9 @@ impl ServerConfig {
         if let Some(v) = var("BULKHEAD_ADMIN_TOKEN") {
             self.admin_token = Some(v);
         }
+        if let Some(v) = var("BULKHEAD_JWT_HS256_SECRET") {
+            self.jwt_hs256_secret = Some(v);
+        }
         if let Some(v) = var("BULKHEAD_SYNC_WRITES") {
             self.sync_writes = parse("BULKHEAD_SYNC_WRITES", v)?;
         }
@@ -123,6 +130,9 @@ impl ServerConfig {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("the admin token must be at least 16 characters");
+        }
+        if self.jwt_hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            bail!("jwt-hs256-secret must be at least 32 bytes");
         }
         if self.request_timeout_secs == 0 {
             bail!("request-timeout-secs must be positive");

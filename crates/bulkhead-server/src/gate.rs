@@ -17,6 +17,7 @@ use crate::fault;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::status::{code_name, core_status, engine_status};
+use crate::tokens::TokenVerifier;
 
 /// A resource name that names exactly one tenant.
 pub trait TenantResource: Sized + Send + 'static {
@@ -71,9 +72,14 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(engine: Arc<Engine>, admin_token: &str, metrics: Metrics) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        admin_token: &str,
+        tokens: Option<TokenVerifier>,
+        metrics: Metrics,
+    ) -> Self {
         Self {
-            auth: Authenticator::new(engine.clone(), admin_token),
+            auth: Authenticator::new(engine.clone(), admin_token, tokens),
             audit: AuditWriter::start(),
             engine,
             limits: RateLimiter::default(),
@@ -219,9 +225,9 @@ impl Gate {
             Ok(p) => p,
             Err(status) => return Err(self.finish_status(method, None, started, status)),
         };
-        if let Principal::Key(key) = &principal {
+        if let Principal::Tenant(caller) = &principal {
             let status = Status::permission_denied("this method needs the admin token");
-            tracing::warn!(method, principal = %key.key_id, "permission denied");
+            tracing::warn!(method, principal = %caller.name, "permission denied");
             let status = self.refuse(&principal, method, resource, status).await;
             return Err(self.finish_status(method, None, started, status));
         }
@@ -262,7 +268,7 @@ impl Gate {
         resource: &str,
         status: Status,
     ) -> Status {
-        let Principal::Key(key) = principal else {
+        let Principal::Tenant(key) = principal else {
             return status;
         };
         let (info, tenant) = match (
@@ -308,14 +314,16 @@ impl Gate {
 fn authorize(principal: &Principal, tenant: &TenantId, needed: Role) -> Result<(), Status> {
     match principal {
         Principal::Admin => Ok(()),
-        Principal::Key(key) if &key.tenant != tenant && !fault::SKIP_TENANT_CHECK => Err(
-            Status::permission_denied("this API key belongs to another tenant"),
+        Principal::Tenant(caller) if &caller.tenant != tenant && !fault::SKIP_TENANT_CHECK => Err(
+            Status::permission_denied("these credentials belong to another tenant"),
         ),
-        Principal::Key(key) if !key.role.allows(needed) => Err(Status::permission_denied(format!(
-            "this API key has role {}, the method needs {needed}",
-            key.role
-        ))),
-        Principal::Key(_) => Ok(()),
+        Principal::Tenant(caller) if !caller.role.allows(needed) => {
+            Err(Status::permission_denied(format!(
+                "these credentials have role {}, the method needs {needed}",
+                caller.role
+            )))
+        }
+        Principal::Tenant(_) => Ok(()),
     }
 }
 
@@ -371,19 +379,13 @@ pub(crate) fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bulkhead_engine::ApiKeyRecord;
+    use crate::auth::TenantCaller;
 
     fn key(tenant: &str, role: Role) -> Principal {
-        Principal::Key(ApiKeyRecord {
+        Principal::Tenant(TenantCaller {
             tenant: TenantId::new(tenant).unwrap(),
-            key_id: bulkhead_core::KeyId::new("k1").unwrap(),
             role,
-            secret_hash: [0; 32],
-            description: String::new(),
-            created_at_ms: 0,
-            expires_at_ms: None,
-            revoked: false,
-            incarnation: 1,
+            name: "k1".into(),
         })
     }
 

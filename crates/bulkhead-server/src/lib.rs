@@ -16,6 +16,7 @@ mod metrics;
 mod oversize;
 mod services;
 mod status;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,16 @@ pub async fn serve(
             }
         });
     }
-    let gate = Arc::new(gate::Gate::new(engine.clone(), &admin_token, metrics));
+    let tokens = config.jwt_hs256_secret.as_ref().map(|secret| {
+        tracing::info!("tenant tokens (HS256 JWTs) accepted");
+        tokens::TokenVerifier::hs256(secret.as_bytes())
+    });
+    let gate = Arc::new(gate::Gate::new(
+        engine.clone(),
+        &admin_token,
+        tokens,
+        metrics,
+    ));
     let max = config.max_message_bytes;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
