@@ -10,9 +10,9 @@ use arrow_array::{ArrayRef, ListArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use bulkhead_client::proto as pb;
 use bulkhead_client::{
-    Client, ClientError, CollectionSpec, Metric, Record, Role, TenantClient, TenantOptions, Value,
+    ClientError, CollectionSpec, Metric, Record, Role, TenantClient, TenantOptions, Value,
 };
-use bulkhead_formats::{RecordRow, StreamEncoder};
+use bulkhead_formats::{RecordRow, encode_stream};
 
 use crate::harness::{ADMIN, Server, unit};
 
@@ -62,9 +62,7 @@ async fn all(tenant: &TenantClient, collection: &str, ids: &[String]) -> Vec<Rec
 #[tokio::test]
 async fn a_tenant_survives_export_delete_and_restore_under_a_new_id() {
     let server = Server::start();
-    let client = Client::connect(format!("http://{}", server.addr))
-        .await
-        .unwrap();
+    let client = server.sdk().await;
     let admin = client.admin(ADMIN).unwrap();
     admin
         .create_tenant("src", &TenantOptions::default())
@@ -202,21 +200,13 @@ fn row(i: usize, dim: usize) -> RecordRow {
 }
 
 fn stream(batches: &[Vec<RecordRow>], dim: usize) -> Vec<u8> {
-    let mut e = StreamEncoder::new(dim).unwrap();
-    let mut out = Vec::new();
-    for b in batches {
-        out.extend(e.push(b).unwrap());
-    }
-    out.extend(e.finish().unwrap());
-    out
+    encode_stream(batches.iter().map(Vec::as_slice), dim).unwrap()
 }
 
 #[tokio::test]
 async fn bad_arrow_input_is_refused_with_the_column_named_and_changes_nothing() {
     let server = Server::start();
-    let client = Client::connect(format!("http://{}", server.addr))
-        .await
-        .unwrap();
+    let client = server.sdk().await;
     let admin = client.admin(ADMIN).unwrap();
     admin
         .create_tenant("acme", &TenantOptions::default())

@@ -91,6 +91,13 @@ impl Server {
             .expect("connecting")
     }
 
+    /// A Rust SDK client of this server.
+    pub async fn sdk(&self) -> bulkhead_client::Client {
+        bulkhead_client::Client::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connecting the SDK")
+    }
+
     pub async fn clients(&self) -> Clients {
         let ch = self.channel().await;
         Clients {

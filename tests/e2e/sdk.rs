@@ -10,12 +10,6 @@ use bulkhead_client::{
 
 use crate::harness::{ADMIN, Server, unit};
 
-async fn client(server: &Server) -> Client {
-    Client::connect(format!("http://{}", server.addr))
-        .await
-        .unwrap()
-}
-
 fn records(n: usize, dim: usize, owner: &str) -> Vec<Record> {
     (0..n)
         .map(|i| {
@@ -30,7 +24,7 @@ fn records(n: usize, dim: usize, owner: &str) -> Vec<Record> {
 #[tokio::test]
 async fn an_application_works_only_through_the_sdk() {
     let server = Server::start();
-    let client = client(&server).await;
+    let client = server.sdk().await;
     let admin = client.admin(ADMIN).unwrap();
     for t in ["acme", "globex"] {
         admin

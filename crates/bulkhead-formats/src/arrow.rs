@@ -244,6 +244,20 @@ impl StreamEncoder {
     }
 }
 
+/// A whole Arrow IPC stream of `batches`, in memory.
+pub fn encode_stream<'a>(
+    batches: impl IntoIterator<Item = &'a [RecordRow]>,
+    dimension: usize,
+) -> Result<Vec<u8>> {
+    let mut encoder = StreamEncoder::new(dimension)?;
+    let mut out = Vec::new();
+    for batch in batches {
+        out.extend(encoder.push(batch)?);
+    }
+    out.extend(encoder.finish()?);
+    Ok(out)
+}
+
 /// Reads an Arrow IPC stream: checks its schema for `dimension` first, then hands each batch,
 /// as rows, to `each` in order. A truncated or corrupt stream ends with an error after the
 /// batches before the damage; a message declaring a body over `max_batch_bytes` is refused
@@ -320,13 +334,7 @@ mod tests {
     }
 
     fn stream(batches: &[Vec<RecordRow>], dim: usize) -> Vec<u8> {
-        let mut encoder = StreamEncoder::new(dim).unwrap();
-        let mut out = Vec::new();
-        for b in batches {
-            out.extend(encoder.push(b).unwrap());
-        }
-        out.extend(encoder.finish().unwrap());
-        out
+        encode_stream(batches.iter().map(Vec::as_slice), dim).unwrap()
     }
 
     fn read_all(bytes: &[u8], dim: usize) -> (Vec<Vec<RecordRow>>, Result<()>) {

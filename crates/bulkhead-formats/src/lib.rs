@@ -11,7 +11,8 @@ mod jsonl;
 mod vecs;
 
 pub use arrow::{
-    RecordRow, StreamEncoder, check_schema, decode_batch, encode_batch, read_stream, record_schema,
+    RecordRow, StreamEncoder, check_schema, decode_batch, encode_batch, encode_stream, read_stream,
+    record_schema,
 };
 pub use error::{FormatError, Result};
 pub use jsonl::{Document, metadata_from_json, metadata_to_json, parse_document, read_documents};

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use bulkhead_client::proto as pb;
 use bulkhead_client::{Client, ClientError, CollectionSpec, Metric, TenantOptions};
-use bulkhead_formats::{RecordRow, StreamEncoder, read_documents, read_fvecs};
+use bulkhead_formats::{RecordRow, encode_stream, read_documents, read_fvecs};
 use clap::Args;
 
 use crate::report::{print_json_line, round};
@@ -61,12 +61,7 @@ async fn run_async(args: &BulkArgs) -> Result<()> {
             ttl_seconds: None,
         })
         .collect();
-    let mut encoder = StreamEncoder::new(base.dim)?;
-    let mut ipc = Vec::new();
-    for chunk in rows.chunks(args.batch) {
-        ipc.extend(encoder.push(chunk)?);
-    }
-    ipc.extend(encoder.finish()?);
+    let ipc = encode_stream(rows.chunks(args.batch), base.dim)?;
     eprintln!(
         "bulk: {} records, {} MiB of Arrow IPC",
         rows.len(),
