@@ -72,3 +72,51 @@ async fn first_start_without_a_token_generates_a_private_token_file() {
     assert!(log.contains("admin.token"), "{log}");
     assert!(!log.contains(token.trim()), "the token reached the log");
 }
+
+#[tokio::test]
+async fn get_tenant_reports_cold_warm_and_hot() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = |t: pb::Tenant| pb::TenantState::try_from(t.state).unwrap();
+    let get = || {
+        authed(
+            ADMIN,
+            pb::GetTenantRequest {
+                name: "tenants/acme".into(),
+            },
+        )
+    };
+    let secret;
+    {
+        let mut server = Server::start_in(temp.path(), &[]);
+        let mut c = server.clients().await;
+        secret = seeded_tenant(&mut c, "acme", 5, 8).await;
+        let hot = c.admin.get_tenant(get()).await.unwrap().into_inner();
+        assert_eq!(state(hot), pb::TenantState::Hot);
+        assert!(server.terminate().success());
+    }
+    let server = Server::start_in(temp.path(), &[]);
+    let mut c = server.clients().await;
+    let after_restart = c.admin.get_tenant(get()).await.unwrap().into_inner();
+    assert_eq!(
+        state(after_restart),
+        pb::TenantState::Cold,
+        "nothing opened yet"
+    );
+    // The first GetTenant audits into the tenant's trail, which opens its group.
+    let warm = c.admin.get_tenant(get()).await.unwrap().into_inner();
+    assert_eq!(state(warm), pb::TenantState::Warm);
+    c.records
+        .query(authed(
+            &secret,
+            pb::QueryRequest {
+                collection: "tenants/acme/collections/docs".into(),
+                vector: unit(1, 8),
+                top_k: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let hot = c.admin.get_tenant(get()).await.unwrap().into_inner();
+    assert_eq!(state(hot), pb::TenantState::Hot);
+}

@@ -29,6 +29,8 @@ pub struct TenantInfo {
     pub audit_retention: Option<Duration>,
     /// Whether the tenant's indexes are in memory now.
     pub loaded: bool,
+    /// Whether the RocksDB instance of the tenant's group is open now.
+    pub group_open: bool,
     pub quota: Quota,
     pub rate_limit: RateLimit,
 }
@@ -327,6 +329,7 @@ impl Engine {
                 .lock()
                 .get(&record.id)
                 .is_some_and(|s| s.is_loaded()),
+            group_open: self.shared.groups.is_open(record.group),
             quota: record.quota,
             rate_limit: record.rate_limit,
         }

@@ -223,10 +223,10 @@ pub fn tenant_to_pb(t: &TenantInfo, default_retention: Duration) -> pb::Tenant {
             write_bytes_per_second: t.rate_limit.write_bytes_per_second as i64,
         }),
         audit_retention_seconds: t.audit_retention.unwrap_or(default_retention).as_secs() as i64,
-        state: if t.loaded {
-            pb::TenantState::Hot
-        } else {
-            pb::TenantState::Cold
+        state: match (t.loaded, t.group_open) {
+            (true, _) => pb::TenantState::Hot,
+            (false, true) => pb::TenantState::Warm,
+            (false, false) => pb::TenantState::Cold,
         } as i32,
         group: t.group,
     }
