@@ -7,6 +7,7 @@ mod arrow;
 mod auth;
 mod cli;
 mod crud;
+mod filters;
 mod isolation;
 mod leakprobe;
 mod lifecycle;

@@ -94,6 +94,11 @@ impl TenantClient {
             metric: pb::Metric::from(spec.metric) as i32,
             default_ttl_seconds: spec.default_ttl.map(|t| t.as_secs() as i64),
             hnsw: spec.hnsw,
+            indexed_fields: spec
+                .indexed_fields
+                .iter()
+                .map(|(name, t)| (name.clone(), *t as i32))
+                .collect(),
         };
         self.connection
             .call(&self.credential, request, |channel, r| async move {

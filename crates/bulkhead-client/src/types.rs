@@ -94,6 +94,8 @@ pub struct Query {
     pub include_vector: bool,
     /// HNSW search breadth for this query; `None` uses the collection's setting.
     pub ef: Option<u32>,
+    /// Only records matching this filter over the collection's indexed fields.
+    pub filter: Option<pb::Filter>,
 }
 
 impl Query {
@@ -106,7 +108,13 @@ impl Query {
             include_metadata: false,
             include_vector: false,
             ef: None,
+            filter: None,
         }
+    }
+
+    pub fn with_filter(mut self, filter: pb::Filter) -> Self {
+        self.filter = Some(filter);
+        self
     }
 
     pub fn with_text(mut self) -> Self {
@@ -138,6 +146,7 @@ impl Query {
             include_metadata: self.include_metadata,
             include_vector: self.include_vector,
             ef: self.ef.unwrap_or(0),
+            filter: self.filter.clone(),
         }
     }
 }
@@ -174,6 +183,8 @@ pub struct CollectionSpec {
     pub default_ttl: Option<Duration>,
     /// Index parameters; zero fields keep the server's defaults.
     pub hnsw: Option<pb::HnswParams>,
+    /// Metadata fields indexed for filtered queries.
+    pub indexed_fields: std::collections::BTreeMap<String, pb::FieldType>,
 }
 
 impl CollectionSpec {
@@ -183,7 +194,17 @@ impl CollectionSpec {
             metric,
             default_ttl: None,
             hnsw: None,
+            indexed_fields: Default::default(),
         }
+    }
+
+    pub fn with_indexed_field(
+        mut self,
+        name: impl Into<String>,
+        field_type: pb::FieldType,
+    ) -> Self {
+        self.indexed_fields.insert(name.into(), field_type);
+        self
     }
 
     pub fn with_default_ttl(mut self, ttl: Duration) -> Self {

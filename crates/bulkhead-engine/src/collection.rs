@@ -2,7 +2,7 @@
 //! caller record ids and index labels. The state is derived from RocksDB and rebuilt from it on
 //! load, so it can be evicted and recreated at any time without losing anything.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use bulkhead_core::{CollectionId, Metric, RecordId, validate_dimension};
@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::is_expired;
 use crate::error::{EngineError, Result};
+use crate::fields::{FieldIndexes, FieldKey, FieldType};
+
+/// Most indexed fields one collection may declare.
+pub const MAX_INDEXED_FIELDS: usize = 32;
 
 /// What a caller chooses when creating a collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +27,8 @@ pub struct CollectionSpec {
     pub default_ttl: Option<Duration>,
     /// `None` takes the engine's defaults.
     pub index: Option<IndexParams>,
+    /// Metadata fields kept in bitmap indexes for filtered queries.
+    pub indexed_fields: BTreeMap<String, FieldType>,
 }
 
 impl CollectionSpec {
@@ -32,6 +38,7 @@ impl CollectionSpec {
             metric,
             default_ttl: None,
             index: None,
+            indexed_fields: BTreeMap::new(),
         }
     }
 }
@@ -47,6 +54,9 @@ pub(crate) struct CollectionMeta {
     pub ef_search: usize,
     pub flat_threshold: usize,
     pub created_at_ms: u64,
+    /// Absent in collections created before filters existed.
+    #[serde(default)]
+    pub indexed_fields: BTreeMap<String, FieldType>,
 }
 
 impl CollectionMeta {
@@ -64,6 +74,21 @@ impl CollectionMeta {
             Some(ttl) => Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             None => None,
         };
+        if spec.indexed_fields.len() > MAX_INDEXED_FIELDS {
+            return Err(EngineError::InvalidArgument(format!(
+                "indexed_fields: at most {MAX_INDEXED_FIELDS} fields, got {}",
+                spec.indexed_fields.len()
+            )));
+        }
+        if let Some(bad) = spec
+            .indexed_fields
+            .keys()
+            .find(|k| k.is_empty() || k.len() > bulkhead_core::MAX_METADATA_KEY_BYTES)
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "indexed_fields: {bad:?} is not a valid metadata key"
+            )));
+        }
         Ok(Self {
             dimension: spec.dimension,
             metric: spec.metric,
@@ -73,6 +98,7 @@ impl CollectionMeta {
             ef_search: p.ef_search,
             flat_threshold: p.flat_threshold,
             created_at_ms: now,
+            indexed_fields: spec.indexed_fields.clone(),
         })
     }
 
@@ -92,6 +118,7 @@ impl CollectionMeta {
             metric: self.metric,
             default_ttl: self.default_ttl_ms.map(Duration::from_millis),
             index: Some(self.index_params()),
+            indexed_fields: self.indexed_fields.clone(),
         }
     }
 }
@@ -101,18 +128,39 @@ impl CollectionMeta {
 pub(crate) struct Slot {
     pub id: RecordId,
     pub expires_at_ms: u64,
+    /// The record's values of the collection's indexed fields.
+    pub keys: Vec<FieldKey>,
 }
 
-/// Record id ↔ index label, and which labels expire when.
-#[derive(Debug, Default)]
+/// Record id ↔ index label, which labels expire when, and which hold which indexed values.
+#[derive(Debug)]
 pub(crate) struct Slots {
     by_label: HashMap<u32, Slot>,
     by_id: HashMap<RecordId, u32>,
     expiring: BTreeSet<(u64, u32)>,
     next_label: u32,
+    /// Every label in `by_label`, kept as a bitmap for filters.
+    labels: RoaringBitmap,
+    pub fields: FieldIndexes,
 }
 
 impl Slots {
+    pub fn new(indexed_fields: &BTreeMap<String, FieldType>) -> Self {
+        Self {
+            by_label: HashMap::new(),
+            by_id: HashMap::new(),
+            expiring: BTreeSet::new(),
+            next_label: 0,
+            labels: RoaringBitmap::new(),
+            fields: FieldIndexes::new(indexed_fields),
+        }
+    }
+
+    /// Every label that holds a record (expired ones included until swept).
+    pub fn labels(&self) -> &RoaringBitmap {
+        &self.labels
+    }
+
     pub fn label_of(&self, id: &RecordId) -> Option<u32> {
         self.by_id.get(id).copied()
     }
@@ -138,6 +186,8 @@ impl Slots {
         if slot.expires_at_ms != 0 {
             self.expiring.insert((slot.expires_at_ms, label));
         }
+        self.fields.insert(label, &slot.keys);
+        self.labels.insert(label);
         let old = self.by_id.insert(slot.id.clone(), label);
         self.by_label.insert(label, slot);
         if let Some(old) = old {
@@ -154,11 +204,13 @@ impl Slots {
     }
 
     fn forget_label(&mut self, label: u32) {
-        if let Some(old) = self.by_label.remove(&label)
-            && old.expires_at_ms != 0
-        {
-            self.expiring.remove(&(old.expires_at_ms, label));
+        if let Some(old) = self.by_label.remove(&label) {
+            if old.expires_at_ms != 0 {
+                self.expiring.remove(&(old.expires_at_ms, label));
+            }
+            self.fields.remove(label, &old.keys);
         }
+        self.labels.remove(label);
     }
 
     /// Labels whose records have expired at `now` but haven't been swept yet. The sweeper keeps
@@ -195,11 +247,12 @@ pub(crate) struct LiveCollection {
 impl LiveCollection {
     pub fn new(id: CollectionId, meta: CollectionMeta) -> Result<Self> {
         let index = VectorIndex::new(meta.dimension, meta.metric, meta.index_params())?;
+        let slots = RwLock::new(Slots::new(&meta.indexed_fields));
         Ok(Self {
             id,
             meta,
             index,
-            slots: RwLock::new(Slots::default()),
+            slots,
             writer: Mutex::new(false),
         })
     }
@@ -223,12 +276,13 @@ mod tests {
         Slot {
             id: RecordId::new(id).unwrap(),
             expires_at_ms: exp,
+            keys: Vec::new(),
         }
     }
 
     #[test]
     fn reassigning_an_id_forgets_the_old_label() {
-        let mut s = Slots::default();
+        let mut s = Slots::new(&BTreeMap::new());
         let a = s.allocate_label().unwrap();
         assert_eq!(s.assign(a, slot("x", 100)), None);
         let b = s.allocate_label().unwrap();
@@ -241,7 +295,7 @@ mod tests {
 
     #[test]
     fn expired_labels_include_the_expiry_instant() {
-        let mut s = Slots::default();
+        let mut s = Slots::new(&BTreeMap::new());
         for (i, exp) in [10u64, 20, 0].into_iter().enumerate() {
             let l = s.allocate_label().unwrap();
             s.assign(l, slot(&format!("r{i}"), exp));

@@ -60,6 +60,8 @@ pub struct Query {
     /// Search breadth for HNSW collections; `None` uses the collection's `ef_search`.
     pub ef: Option<usize>,
     pub include: Include,
+    /// Only records matching this filter over the collection's indexed fields.
+    pub filter: Option<crate::Filter>,
 }
 
 impl Query {
@@ -69,6 +71,7 @@ impl Query {
             top_k,
             ef: None,
             include: Include::default(),
+            filter: None,
         }
     }
 }

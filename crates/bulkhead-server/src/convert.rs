@@ -66,6 +66,11 @@ pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSp
             ..d
         });
     }
+    spec.indexed_fields = req
+        .indexed_fields
+        .iter()
+        .map(|(name, t)| crate::query_filter::field_type(name, *t).map(|t| (name.clone(), t)))
+        .collect::<Result<_, _>>()?;
     Ok(spec)
 }
 
@@ -84,6 +89,17 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
         }),
         create_time: Some(timestamp_ms(c.created_at_ms)),
         record_count: c.records,
+        indexed_fields: c
+            .spec
+            .indexed_fields
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    crate::query_filter::field_type_to_pb(*t) as i32,
+                )
+            })
+            .collect(),
     }
 }
 

@@ -14,6 +14,7 @@ mod gate;
 mod limits;
 mod metrics;
 mod oversize;
+mod query_filter;
 mod services;
 mod status;
 mod tokens;

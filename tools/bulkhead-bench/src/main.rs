@@ -6,6 +6,7 @@
 mod ann;
 mod bulk;
 mod dataset;
+mod filter;
 mod load;
 mod report;
 mod server;
@@ -26,6 +27,8 @@ enum Command {
     Ann(ann::AnnArgs),
     /// End-to-end ingest and query figures against a running server.
     Server(server::ServerArgs),
+    /// Recall and QPS of filtered queries in-process at several selectivities.
+    Filter(filter::FilterArgs),
     /// Arrow bulk import (flat and HNSW collections) and export against a running server.
     Bulk(bulk::BulkArgs),
     /// Many-tenant scale: reopen time, memory, cold-tenant first query, tenant creation.
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ann(args) => ann::run(&args),
         Command::Server(args) => server::run(&args),
         Command::Bulk(args) => bulk::run(&args),
+        Command::Filter(args) => filter::run(&args),
         Command::Tenants(args) => tenants::run(&args),
         Command::TenantsReopen(args) => tenants::reopen(&args),
     }

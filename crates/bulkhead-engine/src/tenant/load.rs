@@ -80,11 +80,14 @@ impl TenantHandle {
                 let record_id = keys::record_id_of(&id, k)?;
                 let label = slots.allocate_label()?;
                 live.index.insert(label, &value.vector)?;
+                // Stored records passed the same check when written.
+                let keys = slots.fields.keys_of(&value.metadata).unwrap_or_default();
                 slots.assign(
                     label,
                     Slot {
                         id: record_id,
                         expires_at_ms: value.expires_at_ms,
+                        keys,
                     },
                 );
                 Ok(true)

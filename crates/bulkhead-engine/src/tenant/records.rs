@@ -29,6 +29,18 @@ impl TenantHandle {
         let col = self.collection(collection)?;
         self.validate_batch(&col, &records)?;
         let records = last_occurrence_wins(records);
+        let field_keys = {
+            let slots = col.slots.read();
+            records
+                .iter()
+                .enumerate()
+                .map(|(index, r)| {
+                    slots.fields.keys_of(&r.metadata).map_err(|e| {
+                        EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
         let now = now_ms();
 
         let writer = col.writer.lock();
@@ -61,7 +73,7 @@ impl TenantHandle {
         self.store().write(set)?;
 
         let mut replaced = Vec::new();
-        for (r, expires) in records.iter().zip(expiries) {
+        for ((r, expires), keys) in records.iter().zip(expiries).zip(field_keys) {
             let label = col.slots.write().allocate_label()?;
             col.index.insert(label, &r.vector)?;
             let old = col.slots.write().assign(
@@ -69,6 +81,7 @@ impl TenantHandle {
                 Slot {
                     id: r.id.clone(),
                     expires_at_ms: expires,
+                    keys,
                 },
             );
             replaced.extend(old);
@@ -223,9 +236,16 @@ impl TenantHandle {
             )));
         }
         let now = now_ms();
-        let expired = col.slots.read().expired_labels(now);
+        let (expired, allowed) = {
+            let slots = col.slots.read();
+            let allowed = match &query.filter {
+                Some(f) => Some(f.evaluate(&slots.fields, slots.labels())?),
+                None => None,
+            };
+            (slots.expired_labels(now), allowed)
+        };
         let filter = SearchFilter {
-            allow: None,
+            allow: allowed.as_ref(),
             deny: (!expired.is_empty()).then_some(&expired),
         };
         let neighbours = col

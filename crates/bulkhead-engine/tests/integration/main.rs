@@ -3,6 +3,7 @@
 mod common;
 mod crash;
 mod crud;
+mod filters;
 mod isolation;
 mod model;
 mod restart;

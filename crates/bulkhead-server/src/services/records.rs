@@ -174,7 +174,9 @@ impl RecordService for RecordApi {
                             req.top_k
                         )));
                     }
+                    let filter = req.filter.map(crate::query_filter::filter).transpose()?;
                     let query = Query {
+                        filter,
                         vector: req.vector,
                         top_k: req.top_k as usize,
                         ef: (req.ef > 0).then_some(req.ef as usize),

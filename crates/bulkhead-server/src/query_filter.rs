@@ -1,0 +1,228 @@
+//! Query filters from the wire: shape checked here (every condition has a field and one
+//! operator, bounded depth and size), meaning checked by the engine against the collection's
+//! indexed fields. Errors name the position in the tree, e.g. `filter.must[1].condition`.
+
+use bulkhead_engine::{Condition, FieldType, Filter, Range};
+use bulkhead_proto::v1 as pb;
+use pb::condition::Op;
+use tonic::Status;
+
+use crate::convert::timestamp_to_ms;
+
+/// Deepest nesting and most nodes a filter may have.
+const MAX_DEPTH: usize = 8;
+const MAX_NODES: usize = 256;
+
+pub fn filter(f: pb::Filter) -> Result<Filter, Status> {
+    let mut nodes = 0;
+    node(f, "filter", 0, &mut nodes)
+}
+
+fn node(f: pb::Filter, at: &str, depth: usize, nodes: &mut usize) -> Result<Filter, Status> {
+    *nodes += 1;
+    if depth > MAX_DEPTH || *nodes > MAX_NODES {
+        return Err(Status::invalid_argument(format!(
+            "{at}: filters may nest {MAX_DEPTH} deep and hold {MAX_NODES} nodes"
+        )));
+    }
+    let children = |list: Vec<pb::Filter>, name: &str, nodes: &mut usize| {
+        list.into_iter()
+            .enumerate()
+            .map(|(i, c)| node(c, &format!("{at}.{name}[{i}]"), depth + 1, nodes))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Filter {
+        must: children(f.must, "must", nodes)?,
+        should: children(f.should, "should", nodes)?,
+        must_not: children(f.must_not, "must_not", nodes)?,
+        condition: f
+            .condition
+            .map(|c| condition(c, &format!("{at}.condition")))
+            .transpose()?,
+    })
+}
+
+fn condition(c: pb::Condition, at: &str) -> Result<Condition, Status> {
+    let invalid = |m: &str| Status::invalid_argument(format!("{at}: {m}"));
+    if c.field.is_empty() {
+        return Err(invalid("field is required"));
+    }
+    let field = c.field;
+    let value = |v: pb::Value, what: &str| {
+        bulkhead_proto::value_from_pb(v).ok_or_else(|| invalid(&format!("{what} has no type set")))
+    };
+    Ok(
+        match c
+            .op
+            .ok_or_else(|| invalid("no operator set (eq, in, ranges or exists)"))?
+        {
+            Op::Eq(v) => Condition::Eq {
+                field,
+                value: value(v, "eq")?,
+            },
+            Op::In(list) => {
+                if list.values.is_empty() {
+                    return Err(invalid("in needs at least one value"));
+                }
+                let values = list
+                    .values
+                    .into_iter()
+                    .map(|v| value(v, "in"))
+                    .collect::<Result<_, _>>()?;
+                Condition::In { field, values }
+            }
+            Op::IntRange(r) => Condition::Range {
+                field,
+                range: Range::Integer {
+                    gte: r.gte,
+                    gt: r.gt,
+                    lte: r.lte,
+                    lt: r.lt,
+                },
+            },
+            Op::DoubleRange(r) => {
+                if [r.gte, r.gt, r.lte, r.lt]
+                    .iter()
+                    .flatten()
+                    .any(|x| !x.is_finite())
+                {
+                    return Err(invalid("double_range bounds must be finite"));
+                }
+                Condition::Range {
+                    field,
+                    range: Range::Float {
+                        gte: r.gte,
+                        gt: r.gt,
+                        lte: r.lte,
+                        lt: r.lt,
+                    },
+                }
+            }
+            Op::TimeRange(r) => {
+                let ms = |t: Option<prost_types::Timestamp>| {
+                    t.map(|t| timestamp_to_ms(&t).map(|ms| ms as i64))
+                        .transpose()
+                };
+                Condition::Range {
+                    field,
+                    range: Range::Integer {
+                        gte: ms(r.gte)?,
+                        gt: ms(r.gt)?,
+                        lte: ms(r.lte)?,
+                        lt: ms(r.lt)?,
+                    },
+                }
+            }
+            Op::Exists(true) => Condition::Exists { field },
+            Op::Exists(false) => {
+                return Err(invalid("exists must be true; use must_not for absence"));
+            }
+        },
+    )
+}
+
+pub fn field_type(name: &str, t: i32) -> Result<FieldType, Status> {
+    match pb::FieldType::try_from(t) {
+        Ok(pb::FieldType::Keyword) => Ok(FieldType::Keyword),
+        Ok(pb::FieldType::Integer) => Ok(FieldType::Integer),
+        Ok(pb::FieldType::Float) => Ok(FieldType::Float),
+        Ok(pb::FieldType::Bool) => Ok(FieldType::Bool),
+        Ok(pb::FieldType::Unspecified) | Err(_) => Err(Status::invalid_argument(format!(
+            "indexed_fields[{name:?}]: unknown type {t}; expected KEYWORD, INTEGER, FLOAT or BOOL"
+        ))),
+    }
+}
+
+pub fn field_type_to_pb(t: FieldType) -> pb::FieldType {
+    match t {
+        FieldType::Keyword => pb::FieldType::Keyword,
+        FieldType::Integer => pb::FieldType::Integer,
+        FieldType::Float => pb::FieldType::Float,
+        FieldType::Bool => pb::FieldType::Bool,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(op: Option<Op>) -> pb::Filter {
+        pb::Filter {
+            condition: Some(pb::Condition {
+                field: "f".into(),
+                op,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_position() {
+        let nested = pb::Filter {
+            must: vec![pb::Filter::default(), cond(None)],
+            ..Default::default()
+        };
+        assert_eq!(
+            filter(nested).unwrap_err().message(),
+            "filter.must[1].condition: no operator set (eq, in, ranges or exists)"
+        );
+        let no_field = pb::Filter {
+            condition: Some(pb::Condition {
+                field: String::new(),
+                op: Some(Op::Exists(true)),
+            }),
+            ..Default::default()
+        };
+        assert!(
+            filter(no_field)
+                .unwrap_err()
+                .message()
+                .ends_with("field is required")
+        );
+        assert!(
+            filter(cond(Some(Op::Exists(false))))
+                .unwrap_err()
+                .message()
+                .contains("must_not")
+        );
+        assert!(filter(cond(Some(Op::In(pb::ValueList::default())))).is_err());
+        let nan = pb::DoubleRange {
+            gte: Some(f64::NAN),
+            ..Default::default()
+        };
+        assert!(filter(cond(Some(Op::DoubleRange(nan)))).is_err());
+        let mut deep = cond(Some(Op::Exists(true)));
+        for _ in 0..MAX_DEPTH + 1 {
+            deep = pb::Filter {
+                must: vec![deep],
+                ..Default::default()
+            };
+        }
+        assert!(filter(deep).unwrap_err().message().contains("nest"));
+    }
+
+    #[test]
+    fn time_ranges_become_millisecond_integer_ranges() {
+        let t = prost_types::Timestamp {
+            seconds: 2,
+            nanos: 5_000_000,
+        };
+        let f = filter(cond(Some(Op::TimeRange(pb::TimeRange {
+            gte: Some(t),
+            ..Default::default()
+        }))))
+        .unwrap();
+        assert_eq!(
+            f.condition,
+            Some(Condition::Range {
+                field: "f".into(),
+                range: Range::Integer {
+                    gte: Some(2005),
+                    gt: None,
+                    lte: None,
+                    lt: None
+                }
+            })
+        );
+    }
+}
