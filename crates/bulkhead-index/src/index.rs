@@ -197,9 +197,9 @@ impl VectorIndex {
     /// Up to `k` nearest live labels to `query` that pass `filter`, closest first.
     ///
     /// `ef` (default `ef_search`, never below `k`) is the HNSW beam width. When `filter.allow`
-    /// holds at most `max(1000, 4 * ef)` labels the graph is bypassed and exactly those labels
-    /// are scanned: that is cheap, exact, and avoids a graph walk that would discard nearly
-    /// every node it visits.
+    /// is selective enough (see `prefer_exact_scan`) the graph is bypassed and exactly those
+    /// labels are scanned: that is cheaper, exact, and avoids a graph walk that would discard
+    /// nearly every node it visits.
     pub fn search(
         &self,
         query: &[f32],
@@ -218,7 +218,7 @@ impl VectorIndex {
             return Ok(Vec::new());
         }
         if let Some(allow) = filter.allow
-            && allow.len() <= (4 * ef).max(1000) as u64
+            && prefer_exact_scan(allow.len(), store.live() as u64, ef, self.params.m)
         {
             let slots = allow.iter().filter_map(|label| store.slot(label));
             let deny = filter.deny;
@@ -255,6 +255,35 @@ impl VectorIndex {
                 distance: c.dist,
             })
             .collect())
+    }
+}
+
+/// Whether an allow-list of `allowed` labels out of `live` is cheaper to scan exactly than to
+/// search in the graph. A filtered graph search visits about `ef / selectivity` nodes and
+/// computes up to `2m` distances at each (the bottom layer's degree), so with
+/// `selectivity = allowed / live` it costs about `2·m·ef·live / allowed` distances against
+/// `allowed` for the exact scan: scan while `allowed² ≤ 2·m·ef·live` (and always for small
+/// lists, where the graph's fixed costs dominate).
+fn prefer_exact_scan(allowed: u64, live: u64, ef: usize, m: usize) -> bool {
+    const ALWAYS_SCAN: u64 = 1000;
+    allowed <= ALWAYS_SCAN || allowed.saturating_mul(allowed) <= 2 * (m as u64) * (ef as u64) * live
+}
+
+#[cfg(test)]
+mod planner_tests {
+    use super::prefer_exact_scan;
+
+    #[test]
+    fn selective_filters_scan_and_broad_ones_use_the_graph() {
+        // debian-minilm: 60,030 vectors, m = 16, ef = 64.
+        assert!(prefer_exact_scan(601, 60_030, 64, 16), "1%");
+        assert!(prefer_exact_scan(6_010, 60_030, 64, 16), "10%");
+        assert!(!prefer_exact_scan(30_030, 60_030, 64, 16), "50%");
+        assert!(
+            prefer_exact_scan(900, 1_000_000, 10, 4),
+            "small lists always scan"
+        );
+        assert!(!prefer_exact_scan(500_000, 1_000_000, 64, 16));
     }
 }
 
