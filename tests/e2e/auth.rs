@@ -252,19 +252,7 @@ async fn signed_tenant_tokens_are_bound_to_their_tenant_role_and_incarnation() {
     );
 
     // The denial is in acme's trail under the token's subject.
-    let events = c
-        .audit
-        .list_audit_events(authed(
-            &acme_key,
-            pb::ListAuditEventsRequest {
-                parent: "tenants/acme".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = audit_events(&mut c, &acme_key, "acme").await;
     assert!(
         events
             .iter()

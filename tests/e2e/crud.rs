@@ -119,19 +119,7 @@ async fn full_crud_and_query_flow() {
         .into_inner();
     assert_eq!(del.deleted, 1);
 
-    let events = c
-        .audit
-        .list_audit_events(authed(
-            &secret,
-            pb::ListAuditEventsRequest {
-                parent: "tenants/acme".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = audit_events(&mut c, &secret, "acme").await;
     let methods: Vec<_> = events.iter().map(|e| e.method.as_str()).collect();
     for m in [
         "RecordService/Upsert",

@@ -153,6 +153,23 @@ pub fn authed<T>(secret: &str, msg: T) -> Request<T> {
     r
 }
 
+/// The first 1,000 events of `tenant`'s audit trail, read with `secret`.
+pub async fn audit_events(c: &mut Clients, secret: &str, tenant: &str) -> Vec<pb::AuditEvent> {
+    c.audit
+        .list_audit_events(authed(
+            secret,
+            pb::ListAuditEventsRequest {
+                parent: format!("tenants/{tenant}"),
+                page_size: 1000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+}
+
 pub fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> Code {
     match r {
         Ok(v) => panic!("expected an error, got {v:?}"),

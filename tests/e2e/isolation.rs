@@ -210,20 +210,7 @@ async fn a_key_of_one_tenant_is_denied_on_every_rpc_of_another() {
     assert_eq!(admin_view.records[0].text.as_deref(), Some("owner=bravo"));
 
     // Every denial is in alpha's own trail, none in bravo's.
-    let alpha_events = c
-        .audit
-        .list_audit_events(authed(
-            &alpha_admin,
-            pb::ListAuditEventsRequest {
-                parent: "tenants/alpha".into(),
-                page_size: 1000,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let alpha_events = audit_events(&mut c, &alpha_admin, "alpha").await;
     let denied: Vec<_> = alpha_events
         .iter()
         .filter(|e| e.outcome == "PERMISSION_DENIED")
@@ -234,20 +221,7 @@ async fn a_key_of_one_tenant_is_denied_on_every_rpc_of_another() {
             .iter()
             .any(|e| e.resource == "tenants/bravo/collections/docs")
     );
-    let bravo_events = c
-        .audit
-        .list_audit_events(authed(
-            ADMIN,
-            pb::ListAuditEventsRequest {
-                parent: "tenants/bravo".into(),
-                page_size: 1000,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let bravo_events = audit_events(&mut c, ADMIN, "bravo").await;
     assert!(
         bravo_events
             .iter()
