@@ -12,6 +12,7 @@ const FILES: &[&str] = &[
     "bulkhead/v1/collections.proto",
     "bulkhead/v1/records.proto",
     "bulkhead/v1/audit.proto",
+    "bulkhead/v1/cache.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

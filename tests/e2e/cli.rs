@@ -333,3 +333,63 @@ fn import_rejects_inconsistent_input_before_sending_anything() {
     ));
     assert_eq!(listed, serde_json::json!([]));
 }
+
+#[test]
+fn the_semantic_cache_from_the_command_line() {
+    let server = Server::start();
+    ok_json(bulkhead(
+        &server,
+        None,
+        &["tenant", "create", "acme", "--json"],
+    ));
+    let t = |args: &[&str]| {
+        let mut all = vec!["cache"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--tenant", "acme", "--json"]);
+        ok_json(bulkhead(&server, None, &all))
+    };
+    let created = t(&["create", "answers", "--dimension", "3"]);
+    assert_eq!(created["name"], "tenants/acme/collections/answers");
+    let stored = t(&[
+        "store",
+        "answers",
+        "--vector",
+        "1,0,0",
+        "--prompt",
+        "hi",
+        "--response",
+        "hello",
+        "--scope",
+        "alice",
+    ]);
+    assert!(stored["id"].is_string());
+    let hit = t(&[
+        "lookup",
+        "answers",
+        "--vector",
+        "0.99,0.1,0",
+        "--scope",
+        "alice",
+    ]);
+    assert_eq!(
+        (hit["hit"].as_bool(), hit["response"].as_str()),
+        (Some(true), Some("hello"))
+    );
+    let other = t(&[
+        "lookup",
+        "answers",
+        "--vector",
+        "0.99,0.1,0",
+        "--scope",
+        "bob",
+        "--min-similarity",
+        "-1",
+    ]);
+    assert_eq!(other["hit"], false);
+    let dropped = t(&["invalidate", "answers", "--scope", "alice"]);
+    assert_eq!(dropped["invalidated"], 1);
+    assert_eq!(
+        t(&["lookup", "answers", "--vector", "1,0,0", "--scope", "alice"])["hit"],
+        false
+    );
+}

@@ -5,6 +5,7 @@ mod harness;
 
 mod arrow;
 mod auth;
+mod cache;
 mod cli;
 mod crud;
 mod filters;

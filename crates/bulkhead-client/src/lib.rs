@@ -58,4 +58,4 @@ pub use bulkhead_proto::v1 as proto;
 pub use client::{Client, ClientBuilder};
 pub use error::{ClientError, Result};
 pub use tenant::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_RECORDS, TenantClient};
-pub use types::{CollectionSpec, CreatedKey, Hit, Query, Record};
+pub use types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record};

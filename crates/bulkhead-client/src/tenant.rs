@@ -4,18 +4,19 @@
 
 use std::time::{Duration, SystemTime};
 
-use bulkhead_core::{CollectionId, CollectionName, Role, TenantId, TenantName};
+use bulkhead_core::{CacheName, CollectionId, CollectionName, Metric, Role, TenantId, TenantName};
 use bulkhead_proto::v1 as pb;
 use pb::audit_service_client::AuditServiceClient;
 use pb::collection_service_client::CollectionServiceClient;
 use pb::record_service_client::RecordServiceClient;
+use pb::semantic_cache_service_client::SemanticCacheServiceClient;
 use tonic::transport::Channel;
 
 use crate::connection::{Connection, Credential, MAX_MESSAGE_BYTES};
 use crate::error::{ClientError, Result};
 use crate::keys;
 use crate::pages;
-use crate::types::{CollectionSpec, CreatedKey, Hit, Query, Record, timestamp};
+use crate::types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record, timestamp};
 
 /// Records per upsert request, at most (the server's default limit is 1,000).
 pub const DEFAULT_BATCH_RECORDS: usize = 500;
@@ -269,6 +270,107 @@ impl TenantClient {
             written += chunk.arrow_ipc.len() as u64;
         }
         Ok(written)
+    }
+
+    fn cache_name(&self, cache: &str) -> Result<String> {
+        Ok(CacheName {
+            tenant: self.tenant.clone(),
+            cache: CollectionId::new(cache)?,
+        }
+        .to_string())
+    }
+
+    /// Creates a semantic cache: a collection of this tenant with the fields lookups filter
+    /// on. List and delete caches as collections.
+    pub async fn create_cache(
+        &self,
+        cache: &str,
+        dimension: u32,
+        metric: Metric,
+        default_ttl: Option<Duration>,
+    ) -> Result<pb::Collection> {
+        let request = pb::CreateCacheRequest {
+            parent: self.parent(),
+            cache_id: CollectionId::new(cache)?.to_string(),
+            dimension,
+            metric: pb::Metric::from(metric) as i32,
+            default_ttl_seconds: default_ttl.map(|t| t.as_secs() as i64),
+        };
+        self.connection
+            .call(&self.credential, request, |channel, r| async move {
+                SemanticCacheServiceClient::new(channel)
+                    .create_cache(r)
+                    .await
+            })
+            .await
+    }
+
+    /// Stores an answer under its prompt's embedding; `scope` (a user or session) keeps it
+    /// from every lookup of another scope. Returns the entry id.
+    pub async fn cache_store(&self, cache: &str, entry: CacheStore) -> Result<String> {
+        let request = pb::StoreRequest {
+            cache: self.cache_name(cache)?,
+            vector: entry.vector,
+            prompt: entry.prompt,
+            response: entry.response,
+            metadata: bulkhead_proto::metadata_to_pb(entry.metadata),
+            ttl_seconds: entry.ttl.map(|t| t.as_secs() as i64),
+            scope: entry.scope,
+        };
+        let response = self
+            .connection
+            .call(&self.credential, request, |channel, r| async move {
+                SemanticCacheServiceClient::new(channel).store(r).await
+            })
+            .await?;
+        Ok(response.id)
+    }
+
+    /// The most similar entry of `scope` (or of no scope) at least `min_similarity` close,
+    /// and at most `max_age` old if given.
+    pub async fn cache_lookup(
+        &self,
+        cache: &str,
+        vector: Vec<f32>,
+        min_similarity: f32,
+        max_age: Option<Duration>,
+        scope: Option<&str>,
+    ) -> Result<Option<pb::CacheEntry>> {
+        let request = pb::LookupRequest {
+            cache: self.cache_name(cache)?,
+            vector,
+            min_similarity,
+            max_age_seconds: max_age.map(|a| a.as_secs() as i64),
+            scope: scope.map(str::to_owned),
+        };
+        let response = self
+            .connection
+            .call(&self.credential, request, |channel, r| async move {
+                SemanticCacheServiceClient::new(channel).lookup(r).await
+            })
+            .await?;
+        Ok(response.entry.filter(|_| response.hit))
+    }
+
+    /// Drops the entries `ids`, or every entry of `scope` when `ids` is empty.
+    pub async fn cache_invalidate(
+        &self,
+        cache: &str,
+        ids: &[&str],
+        scope: Option<&str>,
+    ) -> Result<u64> {
+        let request = pb::InvalidateRequest {
+            cache: self.cache_name(cache)?,
+            ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+            scope: scope.map(str::to_owned),
+        };
+        let response = self
+            .connection
+            .call(&self.credential, request, |channel, r| async move {
+                SemanticCacheServiceClient::new(channel).invalidate(r).await
+            })
+            .await?;
+        Ok(response.invalidated)
     }
 
     /// Up to `limit` events of this tenant's audit trail, oldest first, from `since` on.

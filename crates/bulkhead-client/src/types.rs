@@ -218,6 +218,21 @@ impl CollectionSpec {
     }
 }
 
+/// An answer to store in a semantic cache.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CacheStore {
+    /// The prompt's embedding.
+    pub vector: Vec<f32>,
+    pub prompt: String,
+    pub response: String,
+    /// Caller metadata; keys starting with `_` are reserved.
+    pub metadata: Metadata,
+    /// Lifetime; `None` takes the cache's default.
+    pub ttl: Option<Duration>,
+    /// A user or session within the tenant that alone may find this entry.
+    pub scope: Option<String>,
+}
+
 /// A newly created API key and its secret, which the server shows this once.
 #[derive(Debug, Clone)]
 pub struct CreatedKey {

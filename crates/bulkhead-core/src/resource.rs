@@ -11,6 +11,7 @@ use crate::ids::{CollectionId, KeyId, TenantId};
 const TENANTS: &str = "tenants";
 const COLLECTIONS: &str = "collections";
 const KEYS: &str = "keys";
+const CACHES: &str = "caches";
 
 /// Splits `name` into exactly `N` segments, or fails with `expected` as the explanation.
 fn segments<'a, const N: usize>(name: &'a str, expected: &'static str) -> Result<[&'a str; N]> {
@@ -134,6 +135,46 @@ impl fmt::Display for KeyName {
     }
 }
 
+/// `tenants/{tenant}/caches/{cache}`: a semantic cache, stored as the tenant's collection of
+/// the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheName {
+    pub tenant: TenantId,
+    pub cache: CollectionId,
+}
+
+impl CacheName {
+    const SHAPE: &'static str = "tenants/{tenant}/caches/{cache}";
+
+    /// The collection that holds the cache.
+    pub fn collection(&self) -> CollectionName {
+        CollectionName {
+            tenant: self.tenant.clone(),
+            collection: self.cache.clone(),
+        }
+    }
+}
+
+impl FromStr for CacheName {
+    type Err = CoreError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        let [t, tenant, c, cache] = segments::<4>(name, Self::SHAPE)?;
+        literal(name, t, TENANTS, Self::SHAPE)?;
+        literal(name, c, CACHES, Self::SHAPE)?;
+        Ok(Self {
+            tenant: tenant.parse()?,
+            cache: cache.parse()?,
+        })
+    }
+}
+
+impl fmt::Display for CacheName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{TENANTS}/{}/{CACHES}/{}", self.tenant, self.cache)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +189,21 @@ mod tests {
         assert_eq!(t.tenant.as_str(), "acme");
         let k: KeyName = "tenants/acme/keys/k1".parse().unwrap();
         assert_eq!(k.key.as_str(), "k1");
+        let cache: CacheName = "tenants/acme/caches/answers".parse().unwrap();
+        assert_eq!(
+            cache.collection().to_string(),
+            "tenants/acme/collections/answers"
+        );
+        assert!(
+            "tenants/acme/collections/answers"
+                .parse::<CacheName>()
+                .is_err()
+        );
+        assert!(
+            "tenants/acme/caches/answers"
+                .parse::<CollectionName>()
+                .is_err()
+        );
     }
 
     #[test]
@@ -190,6 +246,7 @@ mod tests {
         let segment = prop_oneof![
             Just("tenants".to_owned()),
             Just("collections".to_owned()),
+            Just("caches".to_owned()),
             Just("..".to_owned()),
             Just(String::new()),
             "[a-z0-9_-]{1,8}",
@@ -204,8 +261,14 @@ mod tests {
         fn every_string_names_exactly_one_tenant_or_none(name in name_like()) {
             let as_tenant = name.parse::<TenantName>();
             let as_collection = name.parse::<CollectionName>();
+            let as_cache = name.parse::<CacheName>();
             // The grammars are disjoint: no string is two kinds of resource.
-            prop_assert!(!(as_tenant.is_ok() && as_collection.is_ok()));
+            let kinds = [as_tenant.is_ok(), as_collection.is_ok(), as_cache.is_ok()];
+            prop_assert!(kinds.iter().filter(|k| **k).count() <= 1);
+            if let Ok(c) = as_cache {
+                prop_assert_eq!(c.to_string(), name.clone());
+                prop_assert_eq!(name.split('/').nth(1), Some(c.tenant.as_str()));
+            }
             if let Ok(t) = as_tenant {
                 prop_assert_eq!(t.to_string(), name.clone());
                 prop_assert_eq!(name.split('/').nth(1), Some(t.tenant.as_str()));
@@ -222,6 +285,7 @@ mod tests {
             let _ = name.parse::<CollectionName>();
             let _ = name.parse::<TenantName>();
             let _ = name.parse::<KeyName>();
+            let _ = name.parse::<CacheName>();
         }
 
         #[test]

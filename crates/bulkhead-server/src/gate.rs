@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bulkhead_core::{CollectionName, CoreError, KeyName, Role, TenantId, TenantName};
+use bulkhead_core::{CacheName, CollectionName, CoreError, KeyName, Role, TenantId, TenantName};
 use bulkhead_engine::{AuditEntry, Engine, TenantHandle};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -35,6 +35,15 @@ impl TenantResource for TenantName {
 }
 
 impl TenantResource for CollectionName {
+    fn parse(name: &str) -> Result<Self, CoreError> {
+        name.parse()
+    }
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+}
+
+impl TenantResource for CacheName {
     fn parse(name: &str) -> Result<Self, CoreError> {
         name.parse()
     }

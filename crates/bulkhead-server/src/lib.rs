@@ -140,6 +140,12 @@ pub async fn serve(
             .max_encoding_message_size(max),
         )
         .add_service(
+            pb::semantic_cache_service_server::SemanticCacheServiceServer::new(
+                services::CacheApi { gate: gate.clone() },
+            )
+            .max_decoding_message_size(max),
+        )
+        .add_service(
             pb::audit_service_server::AuditServiceServer::new(services::AuditApi {
                 gate: gate.clone(),
             })

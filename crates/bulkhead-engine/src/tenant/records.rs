@@ -224,6 +224,24 @@ impl TenantHandle {
         Ok(count)
     }
 
+    /// Deletes every record of `collection` matching `filter`; returns how many were live.
+    pub fn delete_where(&self, collection: &CollectionId, filter: &crate::Filter) -> Result<usize> {
+        let ids: Vec<RecordId> = {
+            let _g = self.enter()?;
+            let col = self.collection(collection)?;
+            let slots = col.slots.read();
+            let matching = filter.evaluate(&slots.fields, slots.labels())?;
+            matching
+                .iter()
+                .filter_map(|label| slots.slot(label).map(|s| s.id.clone()))
+                .collect()
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.delete(collection, &ids)
+    }
+
     /// The `top_k` nearest unexpired records to `query.vector`, closest first.
     pub fn query(&self, collection: &CollectionId, query: &Query) -> Result<Vec<Hit>> {
         let _g = self.enter()?;

@@ -4,6 +4,7 @@
 
 mod audit;
 mod backup;
+mod cache;
 mod collection;
 mod import;
 mod key;
@@ -69,6 +70,8 @@ pub enum ClientCommand {
     Key(Group<key::KeyCommand>),
     /// Create, list, show and delete a tenant's collections.
     Collection(Group<collection::CollectionCommand>),
+    /// Create a semantic cache, store and look up answers, invalidate entries.
+    Cache(Group<cache::CacheCommand>),
     /// Import records from .fvecs and/or JSON lines into a collection.
     Import(WithRemote<import::ImportArgs>),
     /// Search a collection for the nearest records to a vector.
@@ -92,6 +95,9 @@ pub fn run(command: ClientCommand) -> Result<()> {
                 tenant::run(&Session::connect(g.remote).await?, g.command).await
             }
             ClientCommand::Key(g) => key::run(&Session::connect(g.remote).await?, g.command).await,
+            ClientCommand::Cache(g) => {
+                cache::run(&Session::connect(g.remote).await?, g.command).await
+            }
             ClientCommand::Collection(g) => {
                 collection::run(&Session::connect(g.remote).await?, g.command).await
             }

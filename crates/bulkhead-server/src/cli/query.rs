@@ -100,7 +100,7 @@ pub async fn run(s: &Session, args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
-fn parse_vector(s: &str) -> Result<Vec<f32>> {
+pub fn parse_vector(s: &str) -> Result<Vec<f32>> {
     s.split(',')
         .enumerate()
         .map(|(i, x)| {

@@ -4,12 +4,14 @@
 mod admin;
 mod audit;
 mod bulk;
+mod cache;
 mod collections;
 mod keys;
 mod records;
 
 pub use admin::AdminApi;
 pub use audit::AuditApi;
+pub use cache::CacheApi;
 pub use collections::CollectionApi;
 pub use keys::KeyApi;
 pub use records::RecordApi;

@@ -3,6 +3,7 @@
 //! tenant if the server let them, then the restart, and last the one that deletes a tenant.
 
 mod audit_trail;
+mod cache;
 mod collisions;
 mod credentials;
 mod cross_tenant;
@@ -53,6 +54,10 @@ pub async fn run_all(f: &Fixture, plan: &Plan) -> Vec<ProbeResult> {
     if let Some(cmd) = &plan.restart_cmd {
         results.extend(restart::run(f, cmd).await);
     }
+    // After the visibility checks (and their repetition after a restart), which expect each
+    // tenant to hold exactly one collection: the cache is a second one.
+    progress("semantic cache");
+    results.push(cache::run(f).await);
     progress("deleting and re-creating a tenant");
     results.extend(recreate::run(f).await);
     results
