@@ -6,7 +6,8 @@
 #![forbid(unsafe_code)]
 
 use bulkhead_core::{
-    CollectionName, KeyName, Metric, TenantId, TenantName, validate_metadata, validate_vector,
+    CacheName, CollectionName, KeyName, Metric, TenantId, TenantName, validate_metadata,
+    validate_vector,
 };
 use bulkhead_proto::v1 as pb;
 use prost::Message;
@@ -29,6 +30,10 @@ pub fn resource_name(data: &[u8]) -> bool {
         accepted = true;
     }
     if let Ok(n) = name.parse::<KeyName>() {
+        canonical(name, &n.to_string(), &n.tenant, second_segment);
+        accepted = true;
+    }
+    if let Ok(n) = name.parse::<CacheName>() {
         canonical(name, &n.to_string(), &n.tenant, second_segment);
         accepted = true;
     }
