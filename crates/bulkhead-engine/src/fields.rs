@@ -119,22 +119,13 @@ impl FieldIndexes {
                 continue;
             };
             match (ty, value) {
-                (FieldType::Keyword, Value::String(s)) => {
-                    keys.push(FieldKey::Keyword(i, s.clone()))
-                }
                 (FieldType::Keyword, Value::StringList(l)) => {
                     keys.extend(l.iter().map(|s| FieldKey::Keyword(i, s.clone())));
                 }
-                (FieldType::Integer, Value::Int(n)) => keys.push(FieldKey::Integer(i, *n)),
-                (FieldType::Float, Value::Double(x)) => {
-                    keys.push(FieldKey::Float(i, OrderedF64::new(*x)))
-                }
-                (FieldType::Float, Value::Int(n)) => {
-                    keys.push(FieldKey::Float(i, OrderedF64::new(*n as f64)))
-                }
-                (FieldType::Bool, Value::Bool(b)) => keys.push(FieldKey::Bool(i, *b)),
-                (ty, _) => {
-                    return Err(format!("metadata.{name}: expected {ty} (an indexed field)"));
+                _ => {
+                    keys.push(key_of(i, *ty, value).ok_or_else(|| {
+                        format!("metadata.{name}: expected {ty} (an indexed field)")
+                    })?)
                 }
             }
         }
@@ -220,6 +211,20 @@ impl FieldIndexes {
             Postings::Bool(pair) => union(&mut pair.iter()),
         }
     }
+}
+
+/// The key a single value gives field `field` of type `ty`, or `None` when the types differ
+/// (an integer counts as a float). The one mapping from values to keys, for records and
+/// filters alike.
+pub(crate) fn key_of(field: usize, ty: FieldType, value: &Value) -> Option<FieldKey> {
+    Some(match (ty, value) {
+        (FieldType::Keyword, Value::String(s)) => FieldKey::Keyword(field, s.clone()),
+        (FieldType::Integer, Value::Int(n)) => FieldKey::Integer(field, *n),
+        (FieldType::Float, Value::Double(x)) => FieldKey::Float(field, OrderedF64::new(*x)),
+        (FieldType::Float, Value::Int(n)) => FieldKey::Float(field, OrderedF64::new(*n as f64)),
+        (FieldType::Bool, Value::Bool(b)) => FieldKey::Bool(field, *b),
+        _ => return None,
+    })
 }
 
 fn key_field(key: &FieldKey) -> usize {

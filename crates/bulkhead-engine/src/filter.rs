@@ -8,7 +8,7 @@ use bulkhead_core::Value;
 use roaring::RoaringBitmap;
 
 use crate::error::{EngineError, Result};
-use crate::fields::{FieldIndexes, FieldKey, FieldType, OrderedF64};
+use crate::fields::{FieldIndexes, FieldKey, FieldType, key_of};
 
 /// A boolean tree of conditions: a record matches a node when it matches every `must`, at
 /// least one `should` (if there are any), no `must_not`, and the node's own condition.
@@ -136,14 +136,7 @@ fn upper<T: PartialOrd + Copy>(lte: Option<T>, lt: Option<T>) -> Bound<T> {
 
 fn key(fields: &FieldIndexes, field: &str, value: &Value) -> Result<FieldKey> {
     let (i, ty) = fields.field(field)?;
-    Ok(match (ty, value) {
-        (FieldType::Keyword, Value::String(s)) => FieldKey::Keyword(i, s.clone()),
-        (FieldType::Integer, Value::Int(n)) => FieldKey::Integer(i, *n),
-        (FieldType::Float, Value::Double(x)) => FieldKey::Float(i, OrderedF64::new(*x)),
-        (FieldType::Float, Value::Int(n)) => FieldKey::Float(i, OrderedF64::new(*n as f64)),
-        (FieldType::Bool, Value::Bool(b)) => FieldKey::Bool(i, *b),
-        (ty, v) => return Err(mismatch(field, ty, &format!("{v:?}"))),
-    })
+    key_of(i, ty, value).ok_or_else(|| mismatch(field, ty, &format!("{value:?}")))
 }
 
 fn mismatch(field: &str, ty: FieldType, got: &str) -> EngineError {

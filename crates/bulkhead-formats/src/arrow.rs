@@ -73,7 +73,7 @@ fn vector_type(dimension: usize) -> DataType {
 }
 
 /// Checks a schema against the fixed one for `dimension`; the error names the column.
-pub fn check_schema(schema: &Schema, dimension: usize) -> Result<()> {
+fn check_schema(schema: &Schema, dimension: usize) -> Result<()> {
     for field in schema.fields() {
         let want = match field.name().as_str() {
             ID => DataType::Utf8,
@@ -114,7 +114,7 @@ pub fn check_schema(schema: &Schema, dimension: usize) -> Result<()> {
 }
 
 /// A batch whose schema passed `check_schema`, as rows.
-pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<RecordRow>> {
+fn decode_batch(batch: &RecordBatch) -> Result<Vec<RecordRow>> {
     let column = |name: &str| batch.column_by_name(name);
     let ids = column(ID)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
@@ -169,7 +169,7 @@ fn optional<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<Option
 }
 
 /// Rows as one batch of the full schema.
-pub fn encode_batch(rows: &[RecordRow], dimension: usize) -> Result<RecordBatch> {
+fn encode_batch(rows: &[RecordRow], dimension: usize) -> Result<RecordBatch> {
     let mut values = Vec::with_capacity(rows.len() * dimension);
     for r in rows {
         if r.vector.len() != dimension {

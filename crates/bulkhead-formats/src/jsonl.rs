@@ -47,7 +47,7 @@ pub fn read_documents(path: &Path, skip: &[String]) -> Result<Vec<Document>> {
 }
 
 /// Parses line number `line` (1-based, for messages).
-pub fn parse_document(line: usize, text: &str, skip: &[String]) -> Result<Document> {
+fn parse_document(line: usize, text: &str, skip: &[String]) -> Result<Document> {
     let fail = |message: String| FormatError::Document { line, message };
     let object = match serde_json::from_str::<Json>(text) {
         Ok(Json::Object(o)) => o,

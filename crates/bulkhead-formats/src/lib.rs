@@ -10,10 +10,7 @@ mod ipc_limits;
 mod jsonl;
 mod vecs;
 
-pub use arrow::{
-    RecordRow, StreamEncoder, check_schema, decode_batch, encode_batch, encode_stream, read_stream,
-    record_schema,
-};
+pub use arrow::{RecordRow, StreamEncoder, encode_stream, read_stream, record_schema};
 pub use error::{FormatError, Result};
-pub use jsonl::{Document, metadata_from_json, metadata_to_json, parse_document, read_documents};
-pub use vecs::{Matrix, parse_vecs, read_fvecs, read_ivecs};
+pub use jsonl::{Document, metadata_from_json, metadata_to_json, read_documents};
+pub use vecs::{Matrix, read_fvecs, read_ivecs};

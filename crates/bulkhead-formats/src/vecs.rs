@@ -48,7 +48,7 @@ fn read<T>(path: &Path, conv: fn([u8; 4]) -> T) -> Result<Matrix<T>> {
 
 /// Parses the raw bytes of a `*vecs` file. Every row must have the same positive dimension and
 /// the file must end exactly at a row boundary.
-pub fn parse_vecs<T>(bytes: &[u8], conv: fn([u8; 4]) -> T) -> Result<Matrix<T>> {
+fn parse_vecs<T>(bytes: &[u8], conv: fn([u8; 4]) -> T) -> Result<Matrix<T>> {
     let word = |at: usize| -> [u8; 4] { [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]] };
     if bytes.is_empty() {
         bail!("file is empty");

@@ -6,15 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bulkhead_core::{
-    CacheName, CollectionId, CollectionName, Metric, RecordId, Role, TenantName, Value,
-};
+use bulkhead_core::{CacheName, CollectionId, Metric, RecordId, Role, TenantName, Value};
 use bulkhead_engine::{Condition, FieldType, Filter, Include, NewRecord, Query, Range};
 use bulkhead_proto::v1 as pb;
 use pb::semantic_cache_service_server::SemanticCacheService;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{collection_to_pb, metadata, metric, positive_seconds, record_ids};
+use crate::convert::{metadata, metric, positive_seconds, record_ids};
 use crate::gate::{Gate, Scope, now_ms};
 use crate::status::{core_status, engine_status};
 
@@ -83,15 +81,7 @@ impl SemanticCacheService for CacheApi {
                         (SCOPE.to_owned(), FieldType::Keyword),
                         (STORED_AT.to_owned(), FieldType::Integer),
                     ]);
-                    let info = scope
-                        .tenant
-                        .create_collection(&id, &spec)
-                        .map_err(engine_status)?;
-                    let name = CollectionName {
-                        tenant: scope.name.tenant,
-                        collection: id,
-                    };
-                    Ok((collection_to_pb(name.to_string(), &info), 0))
+                    super::collections::create(scope, id, &spec)
                 },
             )
             .await
