@@ -27,6 +27,14 @@ pub struct EngineConfig {
     pub tenant_write_buffer_bytes: usize,
     /// `max_open_files` of each group's RocksDB instance.
     pub max_open_files_per_group: i32,
+    /// Most group instances open at once; past it the least recently used idle group closes.
+    /// Lowered at open to what the process's open-files limit allows.
+    pub max_open_groups: usize,
+    /// A group none of whose tenants was used for this long is closed by the sweeper.
+    pub group_idle_close: Duration,
+    /// Closed groups the sweeper opens, sweeps and closes again per round, in turn, so expired
+    /// records of idle tenants leave the disk too.
+    pub closed_groups_swept_per_round: usize,
     /// Memory the in-memory indexes of all tenants may use before idle tenants are evicted.
     pub index_memory_budget_bytes: usize,
     /// How often expired records are swept and audit logs pruned.
@@ -44,11 +52,14 @@ impl EngineConfig {
         Self {
             data_dir: data_dir.into(),
             sync_writes: true,
-            tenants_per_group: 256,
+            tenants_per_group: 64,
             block_cache_bytes: 256 << 20,
             write_buffer_budget_bytes: 256 << 20,
             tenant_write_buffer_bytes: 2 << 20,
-            max_open_files_per_group: 256,
+            max_open_files_per_group: 128,
+            max_open_groups: 512,
+            group_idle_close: Duration::from_secs(600),
+            closed_groups_swept_per_round: 4,
             index_memory_budget_bytes: 4 << 30,
             sweep_interval: Duration::from_secs(30),
             default_audit_retention: Duration::from_secs(30 * 24 * 3600),
@@ -71,6 +82,12 @@ impl EngineConfig {
         }
         if self.max_open_files_per_group < 16 && self.max_open_files_per_group != -1 {
             return bad("max_open_files_per_group must be -1 (unlimited) or at least 16");
+        }
+        if self.max_open_groups == 0 {
+            return bad("max_open_groups must be at least 1");
+        }
+        if self.group_idle_close.is_zero() {
+            return bad("group_idle_close must be positive");
         }
         if self.sweep_interval.is_zero() {
             return bad("sweep_interval must be positive");

@@ -2,8 +2,9 @@
 //! `Engine::tenant`. Tenant lifecycle (create, delete, list) is control-plane and returns only
 //! registry facts; every data operation is a method of the `TenantHandle` it returns.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bulkhead_core::{KeyId, TenantId};
@@ -14,7 +15,7 @@ use crate::clock::now_ms;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::settings::{Quota, RateLimit, TenantSettings};
-use crate::storage::{GroupId, Groups, Registry, SharedResources, TenantRecord};
+use crate::storage::{GroupId, Groups, Registry, SharedResources, TenantRecord, open_group_cap};
 use crate::sweeper::Sweeper;
 use crate::tenant::{TenantHandle, TenantState};
 
@@ -35,24 +36,32 @@ pub struct TenantInfo {
     pub rate_limit: RateLimit,
 }
 
-/// The registry as held in memory.
+/// The registry as held in memory, indexed by group too so that work on one group (opening,
+/// closing, sweeping) costs its own tenants, not the whole registry.
 #[derive(Debug, Default)]
 struct Directory {
     records: BTreeMap<TenantId, TenantRecord>,
-    group_sizes: BTreeMap<GroupId, usize>,
+    members: BTreeMap<GroupId, BTreeSet<TenantId>>,
     next_incarnation: u64,
 }
 
 impl Directory {
+    /// Adds `record`, or replaces the entry of the same tenant.
     fn insert(&mut self, record: TenantRecord) {
-        *self.group_sizes.entry(record.group).or_default() += 1;
+        self.members
+            .entry(record.group)
+            .or_default()
+            .insert(record.id.clone());
         self.records.insert(record.id.clone(), record);
     }
 
     fn remove(&mut self, id: &TenantId) -> Option<TenantRecord> {
         let record = self.records.remove(id)?;
-        if let Some(n) = self.group_sizes.get_mut(&record.group) {
-            *n -= 1;
+        if let Some(members) = self.members.get_mut(&record.group) {
+            members.remove(id);
+            if members.is_empty() {
+                self.members.remove(&record.group);
+            }
         }
         Some(record)
     }
@@ -60,11 +69,11 @@ impl Directory {
     /// The lowest group with room, or a new one.
     fn group_with_room(&self, per_group: usize) -> GroupId {
         let mut candidate = 0;
-        for (group, size) in &self.group_sizes {
+        for (group, members) in &self.members {
             if *group != candidate {
                 return candidate;
             }
-            if *size < per_group {
+            if members.len() < per_group {
                 return *group;
             }
             candidate = group + 1;
@@ -72,10 +81,19 @@ impl Directory {
         candidate
     }
 
+    fn members_of(&self, group: GroupId) -> Vec<TenantId> {
+        self.members
+            .get(&group)
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn cf_names_in(&self, group: GroupId) -> HashSet<String> {
-        self.records
-            .values()
-            .filter(|r| r.group == group)
+        self.members
+            .get(&group)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.records.get(id))
             .map(TenantRecord::cf_name)
             .collect()
     }
@@ -94,6 +112,10 @@ pub(crate) struct Shared {
     api_keys: RwLock<HashMap<SecretHash, ApiKeyRecord>>,
     /// Serialises tenant creation and deletion.
     lifecycle: Mutex<()>,
+    /// Most groups open at once (`max_open_groups` fitted to the open-files limit).
+    open_group_cap: usize,
+    /// Memory of every loaded tenant's indexes, as last counted.
+    loaded_index_bytes: AtomicUsize,
 }
 
 impl Shared {
@@ -118,42 +140,151 @@ impl Shared {
         let store = self
             .groups
             .store(db, record.cf_name(), self.config.sync_writes);
-        let mut active = self.active.lock();
-        let state = active
+        let state = self
+            .active
+            .lock()
             .entry(id.clone())
-            .or_insert_with(|| Arc::new(TenantState::new(record, store, self.clone())));
-        Ok(state.clone())
+            .or_insert_with(|| Arc::new(TenantState::new(record.clone(), store, self.clone())))
+            .clone();
+        self.enforce_open_group_cap(record.group);
+        Ok(state)
+    }
+
+    /// Closes `group`'s RocksDB instance if none of its tenants is in use: no request, sweep or
+    /// handle holds one. Their states (and loaded indexes) are dropped with it; the next request
+    /// reopens the group and waits for that, it never fails for it.
+    pub(crate) fn close_group(&self, group: GroupId) -> bool {
+        self.groups.close_if(group, |db| {
+            let registered = self.directory.read().members_of(group);
+            let mut active = self.active.lock();
+            let members: Vec<TenantId> = registered
+                .into_iter()
+                .filter(|id| active.contains_key(id))
+                .collect();
+            // The map holds the only reference to an unused state, and each state's store
+            // holds one reference to the database besides the group's own.
+            let unused = members.iter().all(|id| Arc::strong_count(&active[id]) == 1);
+            if !unused || Arc::strong_count(db) != 1 + members.len() {
+                return false;
+            }
+            for id in &members {
+                active.remove(id);
+            }
+            true
+        })
+    }
+
+    /// Closes every open group unused for at least `idle_for`; returns how many closed.
+    pub(crate) fn close_idle_groups(&self, idle_for: Duration) -> usize {
+        let cutoff = now_ms().saturating_sub(idle_for.as_millis() as u64);
+        self.groups
+            .open_groups()
+            .into_iter()
+            .filter(|(_, last_used)| *last_used <= cutoff)
+            .filter(|(group, _)| self.close_group(*group))
+            .count()
+    }
+
+    /// While more groups than the cap are open, closes the least recently used idle ones
+    /// (never `keep`, the group just used). Groups in use stay open, so the cap can be
+    /// exceeded briefly under load rather than failing a request.
+    fn enforce_open_group_cap(&self, keep: GroupId) {
+        let mut open = self.groups.open_groups();
+        if open.len() <= self.open_group_cap {
+            return;
+        }
+        let mut excess = open.len() - self.open_group_cap;
+        open.sort_by_key(|(_, last_used)| *last_used);
+        for (group, _) in open {
+            if excess == 0 {
+                break;
+            }
+            if group != keep && self.close_group(group) {
+                excess -= 1;
+            }
+        }
+        if excess > 0 {
+            tracing::debug!(excess, "more tenant groups open than the cap: all in use");
+        }
+    }
+
+    /// Opens a closed group, sweeps its tenants and closes it again; returns the records and
+    /// audit events removed. Skips (returning zeros) a group that is open meanwhile.
+    pub(crate) fn sweep_closed_group(self: &Arc<Self>, group: GroupId) -> Result<(usize, usize)> {
+        if self.groups.is_open(group) {
+            return Ok((0, 0));
+        }
+        let (mut records, mut events) = (0, 0);
+        for id in self.directory.read().members_of(group) {
+            let tenant = match self.state(&id) {
+                Ok(state) => TenantHandle::new(state),
+                Err(EngineError::TenantNotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            match tenant
+                .sweep_expired()
+                .and_then(|r| Ok((r, tenant.prune_audit()?)))
+            {
+                Ok((r, e)) => {
+                    records += r;
+                    events += e;
+                }
+                Err(EngineError::TenantNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.close_group(group);
+        Ok((records, events))
+    }
+
+    /// Groups holding tenants that are closed now, in id order.
+    pub(crate) fn closed_groups(&self) -> Vec<GroupId> {
+        let groups: Vec<GroupId> = self.directory.read().members.keys().copied().collect();
+        groups
+            .into_iter()
+            .filter(|g| !self.groups.is_open(*g))
+            .collect()
+    }
+
+    /// Moves the loaded-index total by `add` minus `remove` bytes; returns the new total.
+    pub(crate) fn count_index_bytes(&self, add: usize, remove: usize) -> usize {
+        let after_add = self.loaded_index_bytes.fetch_add(add, Ordering::Relaxed) + add;
+        self.loaded_index_bytes.fetch_sub(remove, Ordering::Relaxed);
+        after_add.saturating_sub(remove)
     }
 
     /// Evicts the least recently used idle tenants' indexes while the loaded total exceeds the
-    /// budget. `current` (the tenant just loaded) is never evicted by its own load.
-    pub(crate) fn enforce_index_budget(&self, current: &TenantState) {
+    /// budget. `current` (the tenant just loaded) is never evicted by its own load. The total is
+    /// kept as tenants load and unload, so a load under the budget costs no scan of the
+    /// tenants; the sweeper recounts it each round, as indexes grow with writes.
+    pub(crate) fn enforce_index_budget(&self, current: Option<&TenantState>) {
         let budget = self.config.index_memory_budget_bytes;
-        let mut loaded: Vec<_> = self
-            .active
-            .lock()
-            .values()
-            .filter(|s| s.is_loaded())
-            .cloned()
-            .collect();
-        let mut total: usize = loaded.iter().map(|s| s.loaded_memory_bytes()).sum();
-        if total <= budget {
+        if self.loaded_index_bytes.load(Ordering::Relaxed) <= budget {
             return;
         }
+        let active: Vec<_> = self.active.lock().values().cloned().collect();
+        let mut loaded: Vec<_> = active.into_iter().filter(|s| s.is_loaded()).collect();
         loaded.sort_by_key(|s| s.last_used_ms());
         for state in loaded {
-            if total <= budget {
+            if self.loaded_index_bytes.load(Ordering::Relaxed) <= budget {
                 break;
             }
-            if std::ptr::eq(Arc::as_ptr(&state), current) {
+            if current.is_some_and(|c| std::ptr::eq(Arc::as_ptr(&state), c)) {
                 continue;
             }
-            let bytes = state.loaded_memory_bytes();
-            if state.try_evict() {
-                total = total.saturating_sub(bytes);
+            if let Some(bytes) = state.try_evict() {
                 tracing::debug!(bytes, "evicted an idle tenant's indexes");
             }
         }
+    }
+
+    /// Recounts every loaded tenant's index memory, then enforces the budget.
+    pub(crate) fn recount_index_bytes(&self) {
+        let active: Vec<_> = self.active.lock().values().cloned().collect();
+        for state in active {
+            state.recount_index_bytes();
+        }
+        self.enforce_index_budget(None);
     }
 
     /// Handles of every tenant whose group is open (the sweeper's work list).
@@ -188,6 +319,7 @@ impl Engine {
         std::fs::create_dir_all(&groups_dir)
             .map_err(|e| EngineError::Open(format!("{}: {e}", groups_dir.display())))?;
         let resources = Arc::new(SharedResources::new(&config));
+        let open_group_cap = open_group_cap(&config);
         let registry = Registry::open(&config.data_dir.join("system"), &resources)?;
         let (records, next_incarnation) = registry.load()?;
         let mut directory = Directory {
@@ -211,11 +343,15 @@ impl Engine {
             active: Mutex::new(HashMap::new()),
             api_keys: RwLock::new(api_keys),
             lifecycle: Mutex::new(()),
+            open_group_cap,
+            loaded_index_bytes: AtomicUsize::new(0),
         });
         tracing::info!(
             data_dir = %shared.config.data_dir.display(),
             tenants = tenant_count,
             sync_writes = shared.config.sync_writes,
+            tenants_per_group = shared.config.tenants_per_group,
+            max_open_groups = open_group_cap,
             "engine opened"
         );
         let sweeper = Sweeper::start(shared.clone());
@@ -262,9 +398,13 @@ impl Engine {
             .groups
             .create_tenant_cf(&db, &record.cf_name())?;
         self.shared.registry.put(&record)?;
-        let mut dir = self.shared.directory.write();
-        dir.next_incarnation = incarnation + 1;
-        dir.insert(record.clone());
+        {
+            let mut dir = self.shared.directory.write();
+            dir.next_incarnation = incarnation + 1;
+            dir.insert(record.clone());
+        }
+        drop(db);
+        self.shared.enforce_open_group_cap(group);
         Ok(self.info_of(&record))
     }
 
@@ -315,6 +455,18 @@ impl Engine {
 
     pub fn tenant_count(&self) -> usize {
         self.shared.directory.read().records.len()
+    }
+
+    /// Tenant groups whose RocksDB instance is open now.
+    pub fn open_group_count(&self) -> usize {
+        self.shared.groups.open_groups().len()
+    }
+
+    /// Closes every tenant group none of whose tenants was used for `idle_for` and none of
+    /// whose tenants is in use now (the sweeper does this with `group_idle_close`); returns how
+    /// many closed. Their tenants reopen on their next request.
+    pub fn close_idle_groups(&self, idle_for: Duration) -> usize {
+        self.shared.close_idle_groups(idle_for)
     }
 
     fn info_of(&self, record: &TenantRecord) -> TenantInfo {

@@ -1,8 +1,9 @@
-//! The background sweeper: one thread per engine that periodically sweeps expired records and
-//! prunes audit logs, tenant by tenant, through ordinary tenant handles. Tenants of groups not
-//! opened since start are left until their group opens: their expired records are already
-//! invisible to reads, and opening thousands of idle groups just to sweep them would undo lazy
-//! start-up.
+//! The background sweeper: one thread per engine that, each round, sweeps expired records and
+//! prunes audit logs tenant by tenant through ordinary tenant handles, recounts the memory of
+//! loaded indexes (they grow with writes) against the budget, closes groups that have
+//! been idle for `group_idle_close`, and then opens, sweeps and closes again a few closed
+//! groups in turn. Sweeping every closed group each round would undo lazy opening; taking them
+//! in turn bounds the work per round and still reaches every tenant's expired records.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::engine::Shared;
 use crate::error::EngineError;
+use crate::storage::GroupId;
 
 #[derive(Debug)]
 pub(crate) struct Sweeper {
@@ -30,6 +32,7 @@ impl Sweeper {
             .name("bulkhead-sweeper".into())
             .spawn(move || {
                 let (lock, cvar) = &*signal;
+                let mut next_closed = 0;
                 loop {
                     {
                         let mut stopped = lock.lock();
@@ -41,7 +44,7 @@ impl Sweeper {
                         }
                     }
                     let Some(shared) = weak.upgrade() else { return };
-                    sweep_once(&shared);
+                    sweep_once(&shared, &mut next_closed);
                 }
             })
             .expect("spawning the sweeper thread");
@@ -55,7 +58,7 @@ impl Sweeper {
     }
 }
 
-fn sweep_once(shared: &Arc<Shared>) {
+fn sweep_once(shared: &Arc<Shared>, next_closed: &mut GroupId) {
     let started = Instant::now();
     let (mut records, mut events) = (0, 0);
     for tenant in shared.tenants_in_open_groups() {
@@ -71,12 +74,46 @@ fn sweep_once(shared: &Arc<Shared>) {
             Err(e) => tracing::error!(tenant = %tenant.id(), error = %e, "sweep failed"),
         }
     }
-    if records + events > 0 {
+    shared.recount_index_bytes();
+    let closed = shared.close_idle_groups(shared.config.group_idle_close);
+    for group in closed_groups_in_turn(shared, next_closed) {
+        match shared.sweep_closed_group(group) {
+            Ok((r, e)) => {
+                records += r;
+                events += e;
+            }
+            Err(e) => tracing::error!(group, error = %e, "sweep of a closed group failed"),
+        }
+    }
+    if records + events + closed > 0 {
         tracing::info!(
             expired_records = records,
             audit_events = events,
+            idle_groups_closed = closed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "sweep finished"
         );
     }
+}
+
+/// The next `closed_groups_swept_per_round` closed groups at or after `next`, wrapping around;
+/// advances `next` past them.
+fn closed_groups_in_turn(shared: &Shared, next: &mut GroupId) -> Vec<GroupId> {
+    let closed = shared.closed_groups();
+    let take = shared
+        .config
+        .closed_groups_swept_per_round
+        .min(closed.len());
+    let start = closed.partition_point(|g| g < next);
+    let turn: Vec<GroupId> = closed
+        .iter()
+        .cycle()
+        .skip(start)
+        .take(take)
+        .copied()
+        .collect();
+    if let Some(last) = turn.last() {
+        *next = last + 1;
+    }
+    turn
 }

@@ -27,6 +27,10 @@ pub struct ServerConfig {
     /// fsync the WAL before acknowledging writes (see docs/operations.md).
     pub sync_writes: bool,
     pub tenants_per_group: usize,
+    /// Most tenant groups open at once (lowered to fit the open-files limit).
+    pub max_open_groups: usize,
+    /// A group unused for this long is closed; its tenants reopen it on their next request.
+    pub group_idle_close_secs: u64,
     pub block_cache_mib: usize,
     pub write_buffer_budget_mib: usize,
     pub index_memory_budget_mib: usize,
@@ -48,6 +52,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let engine = EngineConfig::new("./data");
         Self {
             data_dir: PathBuf::from("./data"),
             listen: "127.0.0.1:7600".parse().expect("literal address"),
@@ -55,7 +60,9 @@ impl Default for ServerConfig {
             admin_token: None,
             jwt_hs256_secret: None,
             sync_writes: true,
-            tenants_per_group: 256,
+            tenants_per_group: engine.tenants_per_group,
+            max_open_groups: engine.max_open_groups,
+            group_idle_close_secs: engine.group_idle_close.as_secs(),
             block_cache_mib: 256,
             write_buffer_budget_mib: 256,
             index_memory_budget_mib: 4096,
@@ -145,6 +152,8 @@ impl ServerConfig {
         let mut e = EngineConfig::new(&self.data_dir);
         e.sync_writes = self.sync_writes;
         e.tenants_per_group = self.tenants_per_group;
+        e.max_open_groups = self.max_open_groups;
+        e.group_idle_close = Duration::from_secs(self.group_idle_close_secs);
         e.block_cache_bytes = self.block_cache_mib << 20;
         e.write_buffer_budget_bytes = self.write_buffer_budget_mib << 20;
         e.index_memory_budget_bytes = self.index_memory_budget_mib << 20;

@@ -36,7 +36,6 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    raise_open_files_limit();
     let admin_token = admin_token::resolve(&config)?;
     let engine = Arc::new(
         tokio::task::spawn_blocking({
@@ -172,12 +171,4 @@ pub async fn serve(
     }
     tracing::info!("bulkhead stopped");
     Ok(())
-}
-
-/// Each tenant group keeps files open; raise the soft limit to the hard limit and say so.
-fn raise_open_files_limit() {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::info!(limit, "open files limit raised"),
-        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
-    }
 }

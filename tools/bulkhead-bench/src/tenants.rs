@@ -1,11 +1,14 @@
 //! `tenants` mode: the many-tenant scale figures. Populates `--count` tenants with
 //! `--per-tenant` vectors each, then restarts the engine in a fresh child process (so memory
-//! figures are the reopened process's alone) and measures reopen time, resident memory after
-//! reopen and after touching `--touch` tenants, the first query of a cold tenant, and the cost
-//! of creating more tenants at that scale.
+//! figures are the reopened process's alone) and measures there: reopen time, time to the first
+//! served query and to a warm working set of `--touch` tenants, resident memory, the first query
+//! of a cold tenant, hot tenants' query latency while cold tenants are being activated, and the
+//! cost of creating more tenants at that scale.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -30,9 +33,12 @@ pub struct TenantsArgs {
     /// Tenants touched (queried) after the restart.
     #[arg(long, default_value_t = 100)]
     touch: usize,
-    /// Tenant column families per RocksDB instance.
-    #[arg(long, default_value_t = 256)]
-    tenants_per_group: usize,
+    /// Tenant column families per RocksDB instance (default: the engine's).
+    #[arg(long)]
+    tenants_per_group: Option<usize>,
+    /// Seconds hot tenants are queried, alone and then while cold tenants are activated.
+    #[arg(long, default_value_t = 5)]
+    hot_phase_secs: u64,
     /// Data directory; reused if it already holds the tenants. Default: a temporary directory,
     /// deleted afterwards.
     #[arg(long)]
@@ -55,6 +61,8 @@ pub struct ReopenArgs {
     touch: usize,
     #[arg(long)]
     tenants_per_group: usize,
+    #[arg(long)]
+    hot_phase_secs: u64,
 }
 
 fn tenant_id(i: usize) -> TenantId {
@@ -142,10 +150,13 @@ pub fn run(args: &TenantsArgs) -> Result<()> {
     if args.per_tenant == 0 || args.count == 0 {
         bail!("--count and --per-tenant must be positive");
     }
+    let tenants_per_group = args
+        .tenants_per_group
+        .unwrap_or(EngineConfig::new(&dir).tenants_per_group);
     let populate_started = Instant::now();
     let mut create = {
         // Bulk population doesn't fsync each batch; the restart below reads it all back.
-        let engine = Engine::open(config(&dir, args.tenants_per_group, false))?;
+        let engine = Engine::open(config(&dir, tenants_per_group, false))?;
         let existing = engine.tenant_count();
         if existing > args.count {
             bail!(
@@ -170,7 +181,8 @@ pub fn run(args: &TenantsArgs) -> Result<()> {
         .args(["--count", &args.count.to_string()])
         .args(["--dim", &args.dim.to_string()])
         .args(["--touch", &args.touch.to_string()])
-        .args(["--tenants-per-group", &args.tenants_per_group.to_string()])
+        .args(["--tenants-per-group", &tenants_per_group.to_string()])
+        .args(["--hot-phase-secs", &args.hot_phase_secs.to_string()])
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running the reopen child")?;
@@ -185,7 +197,7 @@ pub fn run(args: &TenantsArgs) -> Result<()> {
         ("tenants", args.count.into()),
         ("per_tenant", args.per_tenant.into()),
         ("dim", args.dim.into()),
-        ("tenants_per_group", args.tenants_per_group.into()),
+        ("tenants_per_group", tenants_per_group.into()),
         ("populate_s", round(populate_s, 1).into()),
         (
             "create_p50_ms",
@@ -195,18 +207,12 @@ pub fn run(args: &TenantsArgs) -> Result<()> {
             "create_p99_ms",
             round(percentile_us(&create, 0.99) / 1e3, 2).into(),
         ),
-        ("reopen_s", field("reopen_s")),
-        ("rss_after_reopen_mib", field("rss_after_reopen_mib")),
-        ("cold_query_ms", field("cold_query_ms")),
-        (
-            "cold_query_open_group_ms",
-            field("cold_query_open_group_ms"),
-        ),
         ("touched", args.touch.into()),
-        ("rss_after_touch_mib", field("rss_after_touch_mib")),
-        ("create_more_p50_ms", field("create_more_p50_ms")),
-        ("create_more_p99_ms", field("create_more_p99_ms")),
     ];
+    let fields: Vec<_> = fields
+        .into_iter()
+        .chain(REOPEN_FIELDS.iter().map(|k| (*k, field(k))))
+        .collect();
     if args.json {
         print_json_line(&fields);
     } else {
@@ -222,6 +228,28 @@ fn time_ms(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     f()?;
     Ok(t0.elapsed().as_secs_f64() * 1e3)
 }
+
+/// The figures the restarted process reports, in output order.
+const REOPEN_FIELDS: &[&str] = &[
+    "reopen_s",
+    "first_served_s",
+    "rss_after_reopen_mib",
+    "cold_query_ms",
+    "cold_query_open_group_ms",
+    "warm_s",
+    "rss_after_touch_mib",
+    "open_groups_after_touch",
+    "hot_p99_alone_us",
+    "hot_p99_activating_us",
+    "hot_p99_ratio",
+    "activations",
+    "activations_per_s",
+    "create_more_p50_ms",
+    "create_more_p99_ms",
+];
+
+/// Hot tenants queried in turn on one thread during the latency phases.
+const HOT_TENANTS: usize = 8;
 
 /// The restarted process: reports its figures as one JSON object on stdout.
 pub fn reopen(args: &ReopenArgs) -> Result<()> {
@@ -248,11 +276,54 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
     // A cold tenant whose group is closed too, then a cold tenant in the now open group.
     let cold = args.count / 2;
     let cold_query_ms = time_ms(|| first_query(cold))?;
+    let first_served_s = t0.elapsed().as_secs_f64();
     let cold_query_open_group_ms = time_ms(|| first_query(cold + 1))?;
-    for _ in 0..args.touch {
-        first_query(rng.random_range(0..args.count))?;
+    let touched: BTreeSet<usize> = (0..args.touch)
+        .map(|_| rng.random_range(0..args.count))
+        .collect();
+    for &i in &touched {
+        first_query(i)?;
     }
+    let warm_s = t0.elapsed().as_secs_f64();
     let rss_after_touch = rss_mib()?;
+    let open_groups_after_touch = engine.open_group_count();
+    eprintln!(
+        "working set of {} tenants warm after {warm_s:.2} s",
+        args.touch
+    );
+
+    let hot: Vec<usize> = touched.iter().copied().take(HOT_TENANTS).collect();
+    anyhow::ensure!(!hot.is_empty(), "--touch must be at least 1");
+    let phase = Duration::from_secs(args.hot_phase_secs);
+    let alone = hot_latencies(&engine, &hot, &query, phase)?;
+    let stop = AtomicBool::new(false);
+    let (activating, (activations, activating_for)) = std::thread::scope(|s| {
+        let activator = s.spawn(|| -> Result<(usize, Duration)> {
+            let began = Instant::now();
+            let mut n = 0;
+            for i in cold_order(args.count, args.tenants_per_group) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if !touched.contains(&i) && i != cold && i != cold + 1 {
+                    first_query(i)?;
+                    n += 1;
+                }
+            }
+            Ok((n, began.elapsed()))
+        });
+        let latencies = hot_latencies(&engine, &hot, &query, phase);
+        stop.store(true, Ordering::Relaxed);
+        let activations = activator
+            .join()
+            .map_err(|_| anyhow::anyhow!("activator panicked"))?;
+        Ok::<_, anyhow::Error>((latencies?, activations?))
+    })?;
+    let hot_p99_alone = percentile_us(&alone, 0.99);
+    let hot_p99_activating = percentile_us(&activating, 0.99);
+    eprintln!(
+        "hot p99 {hot_p99_alone:.1} µs alone, {hot_p99_activating:.1} µs during {activations} cold activations"
+    );
 
     let mut create_more = Vec::new();
     for i in 0..20 {
@@ -266,13 +337,27 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
 
     print_json_line(&[
         ("reopen_s", round(reopen_s, 3).into()),
+        ("first_served_s", round(first_served_s, 3).into()),
         ("rss_after_reopen_mib", round(rss_after_reopen, 1).into()),
         ("cold_query_ms", round(cold_query_ms, 2).into()),
         (
             "cold_query_open_group_ms",
             round(cold_query_open_group_ms, 2).into(),
         ),
+        ("warm_s", round(warm_s, 3).into()),
         ("rss_after_touch_mib", round(rss_after_touch, 1).into()),
+        ("open_groups_after_touch", open_groups_after_touch.into()),
+        ("hot_p99_alone_us", round(hot_p99_alone, 1).into()),
+        ("hot_p99_activating_us", round(hot_p99_activating, 1).into()),
+        (
+            "hot_p99_ratio",
+            round(hot_p99_activating / hot_p99_alone.max(1.0), 2).into(),
+        ),
+        ("activations", activations.into()),
+        (
+            "activations_per_s",
+            round(activations as f64 / activating_for.as_secs_f64(), 1).into(),
+        ),
         (
             "create_more_p50_ms",
             round(percentile_us(&create_more, 0.5) / 1e3, 2).into(),
@@ -283,4 +368,34 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
         ),
     ]);
     Ok(())
+}
+
+/// Every tenant once, one per group in turn (group 0's first, group 1's first, …), so while
+/// groups are closed nearly every activation opens one.
+fn cold_order(count: usize, per_group: usize) -> impl Iterator<Item = usize> {
+    let groups = count.div_ceil(per_group);
+    (0..groups * per_group)
+        .map(move |k| (k % groups) * per_group + k / groups)
+        .filter(move |i| *i < count)
+}
+
+/// Queries `hot` tenants in turn for `phase`; returns the sorted latencies.
+fn hot_latencies(
+    engine: &Engine,
+    hot: &[usize],
+    query: &Query,
+    phase: Duration,
+) -> Result<Vec<Duration>> {
+    let mut latencies = Vec::new();
+    let began = Instant::now();
+    for &i in hot.iter().cycle() {
+        if began.elapsed() >= phase {
+            break;
+        }
+        let t = Instant::now();
+        engine.tenant(&tenant_id(i))?.query(&docs(), query)?;
+        latencies.push(t.elapsed());
+    }
+    latencies.sort_unstable();
+    Ok(latencies)
 }

@@ -1,15 +1,19 @@
 //! Tenant groups: each group is one RocksDB instance holding at most `tenants_per_group` tenant
 //! column families. Creating a column family rewrites an options file that lists every column
 //! family of its instance, so bounding the instance bounds the cost of a new tenant. Groups open
-//! on first use, so a restart with thousands of tenants opens nothing but the registry.
+//! on first use, so a restart with thousands of tenants opens nothing but the registry, and an
+//! idle group closes again, so memory and file descriptors follow the working set, not the
+//! tenant count.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use rocksdb::{DBWithThreadMode, MultiThreaded, Options};
 
+use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
 use crate::storage::{SharedResources, TenantStore};
 
@@ -21,6 +25,18 @@ pub(crate) type RawDb = DBWithThreadMode<MultiThreaded>;
 pub(crate) struct Db {
     raw: RawDb,
     tenant_cf: Arc<Options>,
+    /// Last time any of the group's tenants was used; idle groups are closed by age.
+    last_used_ms: AtomicU64,
+}
+
+impl Db {
+    pub fn touch(&self) {
+        self.last_used_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn last_used_ms(&self) -> u64 {
+        self.last_used_ms.load(Ordering::Relaxed)
+    }
 }
 
 impl std::ops::Deref for Db {
@@ -97,7 +113,11 @@ impl Groups {
         });
         let raw = RawDb::open_cf_descriptors(&db_opts, &path, descriptors)
             .map_err(|e| EngineError::Open(format!("{}: {}", path.display(), e.into_string())))?;
-        let db = Db { raw, tenant_cf };
+        let db = Db {
+            raw,
+            tenant_cf,
+            last_used_ms: AtomicU64::new(now_ms()),
+        };
         let expected = expected();
         for name in existing
             .iter()
@@ -121,6 +141,50 @@ impl Groups {
             .lock()
             .get(&group)
             .is_some_and(|s| s.db.lock().is_some())
+    }
+
+    /// The open groups with the time each was last used.
+    pub fn open_groups(&self) -> Vec<(GroupId, u64)> {
+        let slots: Vec<_> = self
+            .slots
+            .lock()
+            .iter()
+            .map(|(g, s)| (*g, s.clone()))
+            .collect();
+        slots
+            .into_iter()
+            .filter_map(|(g, s)| s.db.lock().as_ref().map(|db| (g, db.last_used_ms())))
+            .collect()
+    }
+
+    /// Closes `group` if `release` agrees. `release` runs with the group locked (so nothing can
+    /// reopen it meanwhile) and must drop every other reference to the database before
+    /// returning `true`; if one is left anyway the group stays open. The database is closed
+    /// before this returns, so a later open never finds the previous instance still holding
+    /// the directory's lock.
+    pub fn close_if(&self, group: GroupId, release: impl FnOnce(&Arc<Db>) -> bool) -> bool {
+        let Some(slot) = self.slots.lock().get(&group).cloned() else {
+            return false;
+        };
+        let mut guard = slot.db.lock();
+        let Some(db) = guard.as_ref() else {
+            return false;
+        };
+        if !release(db) {
+            return false;
+        }
+        let db = guard.take().expect("checked above");
+        match Arc::try_unwrap(db) {
+            Ok(db) => {
+                drop(db);
+                tracing::debug!(group, "tenant group closed");
+                true
+            }
+            Err(still_shared) => {
+                *guard = Some(still_shared);
+                false
+            }
+        }
     }
 
     pub fn create_tenant_cf(&self, db: &Db, cf_name: &str) -> Result<()> {

@@ -3,11 +3,13 @@
 //! column family or issue a raw key against the wrong one.
 
 mod group;
+mod limits;
 mod options;
 mod registry;
 mod store;
 
 pub(crate) use group::{GroupId, Groups};
+pub(crate) use limits::open_group_cap;
 pub(crate) use options::SharedResources;
 pub(crate) use registry::{Registry, TenantRecord};
 pub(crate) use store::{TenantStore, WriteSet};

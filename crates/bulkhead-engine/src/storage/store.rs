@@ -61,6 +61,11 @@ impl TenantStore {
         Self { db, cf_name, sync }
     }
 
+    /// Marks the tenant's group as in use now (idle groups are closed by age).
+    pub fn touch(&self) {
+        self.db.touch();
+    }
+
     fn cf(&self) -> Result<Arc<BoundColumnFamily<'_>>> {
         self.db
             .cf_handle(&self.cf_name)

@@ -84,7 +84,7 @@ impl TenantHandle {
     pub fn prune_audit(&self) -> Result<usize> {
         let retention_ms = u64::try_from(self.audit_retention().as_millis()).unwrap_or(u64::MAX);
         let cutoff = now_ms().saturating_sub(retention_ms);
-        let _g = self.enter()?;
+        let _g = self.enter_for_maintenance()?;
         let mut first_kept = None;
         let mut pruned = 0;
         self.store().scan(keys::audit_range(), |k, v| {

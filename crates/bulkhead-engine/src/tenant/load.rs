@@ -30,7 +30,7 @@ impl TenantHandle {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "tenant activated"
         );
-        self.state.shared.enforce_index_budget(&self.state);
+        self.state.index_grew();
         Ok(loaded)
     }
 

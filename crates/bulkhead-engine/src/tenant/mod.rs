@@ -38,7 +38,7 @@ mod sweep;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bulkhead_core::{CollectionId, TenantId};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
@@ -100,6 +100,8 @@ pub(crate) struct TenantState {
     /// Next audit sequence number; read from disk on first use.
     audit_next: Mutex<Option<u64>>,
     last_used_ms: AtomicU64,
+    /// This tenant's share of the engine's loaded-index total, as last counted.
+    counted_index_bytes: AtomicUsize,
 }
 
 impl TenantState {
@@ -112,6 +114,28 @@ impl TenantState {
             loaded: Mutex::new(None),
             audit_next: Mutex::new(None),
             last_used_ms: AtomicU64::new(now_ms()),
+            counted_index_bytes: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets this tenant's share of the loaded-index total to `bytes`; returns the new total.
+    fn count_index_bytes(&self, bytes: usize) -> usize {
+        let before = self.counted_index_bytes.swap(bytes, Ordering::Relaxed);
+        self.shared.count_index_bytes(bytes, before)
+    }
+
+    /// Brings this tenant's share of the loaded-index total up to date.
+    pub(crate) fn recount_index_bytes(&self) {
+        self.count_index_bytes(self.loaded_memory_bytes());
+    }
+
+    /// After this tenant's indexes loaded or grew: recounts them, and evicts idle tenants if the
+    /// total is now over the budget.
+    fn index_grew(&self) {
+        if self.count_index_bytes(self.loaded_memory_bytes())
+            > self.shared.config.index_memory_budget_bytes
+        {
+            self.shared.enforce_index_budget(Some(self));
         }
     }
 
@@ -128,12 +152,14 @@ impl TenantState {
     }
 
     /// Drops the in-memory indexes if no request is using the tenant; they are rebuilt from
-    /// RocksDB on next use.
-    pub(crate) fn try_evict(&self) -> bool {
-        match self.gate.try_write() {
-            Some(_exclusive) => self.loaded.lock().take().is_some(),
-            None => false,
-        }
+    /// RocksDB on next use. Returns the bytes released, or `None` if the tenant was in use or
+    /// not loaded.
+    pub(crate) fn try_evict(&self) -> Option<usize> {
+        let _exclusive = self.gate.try_write()?;
+        self.loaded.lock().take()?;
+        let bytes = self.counted_index_bytes.load(Ordering::Relaxed);
+        self.count_index_bytes(0);
+        Some(bytes)
     }
 
     /// Waits for running requests, then marks the tenant deleted and drops its column family.
@@ -141,7 +167,15 @@ impl TenantState {
         let mut deleted = self.gate.write();
         *deleted = true;
         self.loaded.lock().take();
+        self.count_index_bytes(0);
         self.store.drop_column_family()
+    }
+}
+
+impl Drop for TenantState {
+    /// A state goes when its group closes or its tenant is deleted; its indexes leave the total.
+    fn drop(&mut self) {
+        self.count_index_bytes(0);
     }
 }
 
@@ -162,11 +196,19 @@ impl TenantHandle {
 
     /// Enters the tenant for one operation; fails if it was deleted meanwhile.
     fn enter(&self) -> Result<RwLockReadGuard<'_, bool>> {
+        let guard = self.enter_for_maintenance()?;
+        self.state.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        self.state.store.touch();
+        Ok(guard)
+    }
+
+    /// Enters the tenant for background maintenance, which doesn't count as use: sweeping an
+    /// idle tenant must not keep its indexes loaded or its group open.
+    fn enter_for_maintenance(&self) -> Result<RwLockReadGuard<'_, bool>> {
         let guard = self.state.gate.read_recursive();
         if *guard {
             return Err(EngineError::TenantNotFound(self.id()));
         }
-        self.state.last_used_ms.store(now_ms(), Ordering::Relaxed);
         Ok(guard)
     }
 

@@ -90,6 +90,7 @@ impl TenantHandle {
             col.index.remove(label);
         }
         drop(writer);
+        self.state.index_grew();
         Ok(records.len())
     }
 

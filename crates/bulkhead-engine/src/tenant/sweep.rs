@@ -34,7 +34,7 @@ impl TenantHandle {
     }
 
     fn sweep_batch(&self) -> Result<(usize, bool)> {
-        let _g = self.enter()?;
+        let _g = self.enter_for_maintenance()?;
         let now = now_ms();
         let mut entries = Vec::new();
         self.store().scan(keys::expired_range(now), |k, _| {

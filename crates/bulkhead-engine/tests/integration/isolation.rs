@@ -8,7 +8,7 @@ const DIM: usize = 8;
 const RECORDS: u64 = 30;
 
 /// Every tenant gets the same ids and vectors; only the text (its owner) differs.
-fn plant(engine: &Engine, name: &str) {
+pub(crate) fn plant(engine: &Engine, name: &str) {
     let t = tenant_with_docs(engine, name, DIM);
     let batch = (0..RECORDS)
         .map(|i| record(&format!("r{i}"), i, DIM, &format!("owner={name}")))
@@ -16,7 +16,7 @@ fn plant(engine: &Engine, name: &str) {
     t.upsert(&coll("docs"), batch).unwrap();
 }
 
-fn assert_sees_only_itself(engine: &Engine, name: &str) {
+pub(crate) fn assert_sees_only_itself(engine: &Engine, name: &str) {
     let t = engine.tenant(&tenant(name)).unwrap();
     let owner = format!("owner={name}");
     let mut q = Query::new(vector(3, DIM), 1_000);

@@ -4,6 +4,7 @@ mod common;
 mod crash;
 mod crud;
 mod filters;
+mod groups;
 mod isolation;
 mod model;
 mod restart;

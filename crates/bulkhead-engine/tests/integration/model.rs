@@ -2,6 +2,8 @@
 //! collection names, record ids and vectors, run against the engine and a plain in-memory
 //! model side by side. Every observation (get, query, list, stats) must match the model, and
 //! every record observed must be one the asking tenant wrote into its current incarnation.
+//! Groups hold two tenants and are closed and reopened at random, so tenants move between open
+//! and closed instances throughout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -37,6 +39,8 @@ enum Op {
         seed: u64,
     },
     Sweep(usize),
+    /// Closes every tenant group not in use; the next operation reopens what it needs.
+    CloseIdleGroups,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -51,6 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => t.clone().prop_map(Op::Get),
         3 => (t.clone(), 0..4u64).prop_map(|(tenant, seed)| Op::Query { tenant, seed }),
         1 => t.prop_map(Op::Sweep),
+        1 => Just(Op::CloseIdleGroups),
     ]
 }
 
@@ -186,6 +191,13 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
             check(
                 stats.records == live,
                 &format!("after sweep {} records, model {live}", stats.records),
+            )?;
+        }
+        Op::CloseIdleGroups => {
+            engine.close_idle_groups(Duration::ZERO);
+            check(
+                engine.open_group_count() == 0,
+                "a group stayed open with no tenant in use",
             )?;
         }
     }
