@@ -215,7 +215,8 @@ impl Shared {
             return Ok((0, 0));
         }
         let (mut records, mut events) = (0, 0);
-        for id in self.directory.read().members_of(group) {
+        let members = self.directory.read().members_of(group);
+        for id in members {
             let tenant = match self.state(&id) {
                 Ok(state) => TenantHandle::new(state),
                 Err(EngineError::TenantNotFound(_)) => continue,
