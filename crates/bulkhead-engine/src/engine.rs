@@ -16,7 +16,7 @@ use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::settings::{Quota, RateLimit, TenantSettings};
 use crate::storage::{GroupId, Groups, Registry, SharedResources, TenantRecord, open_group_cap};
-use crate::sweeper::Sweeper;
+use crate::sweeper::{Signal, Sweeper};
 use crate::tenant::{TenantHandle, TenantState};
 
 /// Registry facts about a tenant (no data).
@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     open_group_cap: usize,
     /// Memory of every loaded tenant's indexes, as last counted.
     loaded_index_bytes: AtomicUsize,
+    /// Wakes the sweeper thread for work requests shouldn't wait for.
+    signal: Arc<Signal>,
 }
 
 impl Shared {
@@ -146,7 +148,7 @@ impl Shared {
             .entry(id.clone())
             .or_insert_with(|| Arc::new(TenantState::new(record.clone(), store, self.clone())))
             .clone();
-        self.enforce_open_group_cap(record.group);
+        self.note_group_opened();
         Ok(state)
     }
 
@@ -154,6 +156,9 @@ impl Shared {
     /// handle holds one. Their states (and loaded indexes) are dropped with it; the next request
     /// reopens the group and waits for that, it never fails for it.
     pub(crate) fn close_group(&self, group: GroupId) -> bool {
+        // Flushed first, outside every lock, so the next open replays no log; a write that
+        // lands in between is in the log and replayed, so nothing depends on this.
+        self.flush_group(group);
         self.groups.close_if(group, |db| {
             let registered = self.directory.read().members_of(group);
             let mut active = self.active.lock();
@@ -185,10 +190,17 @@ impl Shared {
             .count()
     }
 
-    /// While more groups than the cap are open, closes the least recently used idle ones
-    /// (never `keep`, the group just used). Groups in use stay open, so the cap can be
-    /// exceeded briefly under load rather than failing a request.
-    fn enforce_open_group_cap(&self, keep: GroupId) {
+    /// After a group may have opened: past the cap, asks the sweeper thread to close some.
+    fn note_group_opened(&self) {
+        if self.groups.open_count() > self.open_group_cap {
+            self.signal.over_group_cap();
+        }
+    }
+
+    /// While more groups than the cap are open, closes the least recently used idle ones.
+    /// Groups in use stay open, so the cap can be exceeded briefly under load rather than
+    /// failing a request.
+    pub(crate) fn enforce_open_group_cap(&self) {
         let mut open = self.groups.open_groups();
         if open.len() <= self.open_group_cap {
             return;
@@ -199,12 +211,23 @@ impl Shared {
             if excess == 0 {
                 break;
             }
-            if group != keep && self.close_group(group) {
+            if self.close_group(group) {
                 excess -= 1;
             }
         }
         if excess > 0 {
             tracing::debug!(excess, "more tenant groups open than the cap: all in use");
+        }
+    }
+
+    /// Writes the memtables of an open group's tenants to table files.
+    fn flush_group(&self, group: GroupId) {
+        let Some(db) = self.groups.open_db(group) else {
+            return;
+        };
+        let names = self.directory.read().cf_names_in(group);
+        if let Err(e) = db.flush_column_families(&names) {
+            tracing::warn!(group, error = %e, "flushing a tenant group before closing it");
         }
     }
 
@@ -346,6 +369,7 @@ impl Engine {
             lifecycle: Mutex::new(()),
             open_group_cap,
             loaded_index_bytes: AtomicUsize::new(0),
+            signal: Arc::new(Signal::default()),
         });
         tracing::info!(
             data_dir = %shared.config.data_dir.display(),
@@ -355,7 +379,7 @@ impl Engine {
             max_open_groups = open_group_cap,
             "engine opened"
         );
-        let sweeper = Sweeper::start(shared.clone());
+        let sweeper = Sweeper::start(shared.clone(), shared.signal.clone());
         Ok(Self {
             shared,
             sweeper: Some(sweeper),
@@ -405,7 +429,7 @@ impl Engine {
             dir.insert(record.clone());
         }
         drop(db);
-        self.shared.enforce_open_group_cap(group);
+        self.shared.note_group_opened();
         Ok(self.info_of(&record))
     }
 
@@ -460,7 +484,7 @@ impl Engine {
 
     /// Tenant groups whose RocksDB instance is open now.
     pub fn open_group_count(&self) -> usize {
-        self.shared.groups.open_groups().len()
+        self.shared.groups.open_count()
     }
 
     /// Closes every tenant group none of whose tenants was used for `idle_for` and none of
@@ -559,7 +583,11 @@ impl Drop for Engine {
             sweeper.stop();
         }
         // Tenant states point back at `Shared`; clearing the map breaks the cycle so the
-        // databases close.
+        // databases close. Each group is flushed as it closes, so the next start replays no
+        // write-ahead log.
         self.shared.active.lock().clear();
+        for (group, _) in self.shared.groups.open_groups() {
+            self.shared.close_group(group);
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! loaded indexes (they grow with writes) against the budget, closes groups that have
 //! been idle for `group_idle_close`, and then opens, sweeps and closes again a few closed
 //! groups in turn. Sweeping every closed group each round would undo lazy opening; taking them
-//! in turn bounds the work per round and still reaches every tenant's expired records.
+//! in turn bounds the work per round and still reaches every tenant's expired records. Between
+//! rounds it closes least recently used groups when a request has opened one past the cap.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,45 +16,78 @@ use crate::engine::Shared;
 use crate::error::EngineError;
 use crate::storage::GroupId;
 
+/// How requests and the engine reach the sweeper thread: a request that opened a group past
+/// the cap asks it to close the least recently used ones, so the request itself never waits
+/// for another group's flush and close.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    state: Mutex<SignalState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SignalState {
+    stop: bool,
+    over_group_cap: bool,
+}
+
+impl Signal {
+    pub fn over_group_cap(&self) {
+        self.state.lock().over_group_cap = true;
+        self.wake.notify_one();
+    }
+
+    fn stop(&self) {
+        self.state.lock().stop = true;
+        self.wake.notify_all();
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Sweeper {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    signal: Arc<Signal>,
     thread: JoinHandle<()>,
 }
 
 impl Sweeper {
-    pub fn start(shared: Arc<Shared>) -> Self {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = stop.clone();
+    pub fn start(shared: Arc<Shared>, signal: Arc<Signal>) -> Self {
         let interval = shared.config.sweep_interval;
         let weak = Arc::downgrade(&shared);
         drop(shared);
+        let thread_signal = signal.clone();
         let thread = std::thread::Builder::new()
             .name("bulkhead-sweeper".into())
             .spawn(move || {
-                let (lock, cvar) = &*signal;
+                let signal = &*thread_signal;
                 let mut next_closed = 0;
+                let mut next_sweep = Instant::now() + interval;
                 loop {
-                    {
-                        let mut stopped = lock.lock();
-                        if !*stopped {
-                            cvar.wait_for(&mut stopped, interval);
+                    let over_group_cap = {
+                        let mut state = signal.state.lock();
+                        while !state.stop && !state.over_group_cap && Instant::now() < next_sweep {
+                            signal.wake.wait_until(&mut state, next_sweep);
                         }
-                        if *stopped {
+                        if state.stop {
                             return;
                         }
-                    }
+                        std::mem::take(&mut state.over_group_cap)
+                    };
                     let Some(shared) = weak.upgrade() else { return };
-                    sweep_once(&shared, &mut next_closed);
+                    if over_group_cap {
+                        shared.enforce_open_group_cap();
+                    }
+                    if Instant::now() >= next_sweep {
+                        sweep_once(&shared, &mut next_closed);
+                        next_sweep = Instant::now() + interval;
+                    }
                 }
             })
             .expect("spawning the sweeper thread");
-        Self { stop, thread }
+        Self { signal, thread }
     }
 
     pub fn stop(self) {
-        *self.stop.0.lock() = true;
-        self.stop.1.notify_all();
+        self.signal.stop();
         let _ = self.thread.join();
     }
 }

@@ -14,6 +14,10 @@ mod tenants;
 
 use clap::{Parser, Subcommand};
 
+/// The server's allocator, so in-process and end-to-end figures compare like with like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "bulkhead-bench", about = "Benchmarks for Bulkhead")]
 struct Cli {

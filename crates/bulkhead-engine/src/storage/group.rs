@@ -8,10 +8,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use rocksdb::{DBWithThreadMode, MultiThreaded, Options};
+use rocksdb::{DBWithThreadMode, FlushOptions, MultiThreaded, Options};
 
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
@@ -37,6 +37,18 @@ impl Db {
     pub fn last_used_ms(&self) -> u64 {
         self.last_used_ms.load(Ordering::Relaxed)
     }
+
+    /// Writes the memtables of the named column families to table files and waits for it, so
+    /// that reopening the group replays no write-ahead log.
+    pub fn flush_column_families(&self, cf_names: &HashSet<String>) -> Result<()> {
+        let handles: Vec<_> = cf_names.iter().filter_map(|n| self.cf_handle(n)).collect();
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<_> = handles.iter().collect();
+        self.flush_cfs_opt(&refs, &FlushOptions::default())?;
+        Ok(())
+    }
 }
 
 impl std::ops::Deref for Db {
@@ -59,6 +71,7 @@ pub(crate) struct Groups {
     root: PathBuf,
     shared: Arc<SharedResources>,
     slots: Mutex<HashMap<GroupId, Arc<Slot>>>,
+    open: AtomicUsize,
 }
 
 impl std::fmt::Debug for Groups {
@@ -75,6 +88,7 @@ impl Groups {
             root,
             shared,
             slots: Mutex::new(HashMap::new()),
+            open: AtomicUsize::new(0),
         }
     }
 
@@ -128,6 +142,7 @@ impl Groups {
         }
         let db = Arc::new(db);
         *guard = Some(db.clone());
+        self.open.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             group,
             column_families = existing.len(),
@@ -143,7 +158,18 @@ impl Groups {
             .is_some_and(|s| s.db.lock().is_some())
     }
 
-    /// The open groups with the time each was last used.
+    pub fn open_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The database of `group` if it is open now (never opens it).
+    pub fn open_db(&self, group: GroupId) -> Option<Arc<Db>> {
+        let slot = self.slots.lock().get(&group).cloned()?;
+        slot.db.lock().clone()
+    }
+
+    /// The open groups with the time each was last used (skipping any being opened or closed
+    /// at this moment).
     pub fn open_groups(&self) -> Vec<(GroupId, u64)> {
         let slots: Vec<_> = self
             .slots
@@ -151,9 +177,13 @@ impl Groups {
             .iter()
             .map(|(g, s)| (*g, s.clone()))
             .collect();
+        // A slot locked right now is being opened or closed: neither is a group to act on.
         slots
             .into_iter()
-            .filter_map(|(g, s)| s.db.lock().as_ref().map(|db| (g, db.last_used_ms())))
+            .filter_map(|(g, s)| {
+                let db = s.db.try_lock()?;
+                db.as_ref().map(|db| (g, db.last_used_ms()))
+            })
             .collect()
     }
 
@@ -177,6 +207,7 @@ impl Groups {
         match Arc::try_unwrap(db) {
             Ok(db) => {
                 drop(db);
+                self.open.fetch_sub(1, Ordering::Relaxed);
                 tracing::debug!(group, "tenant group closed");
                 true
             }
