@@ -240,6 +240,7 @@ const REOPEN_FIELDS: &[&str] = &[
     "rss_after_touch_mib",
     "open_groups_after_touch",
     "hot_p99_alone_us",
+    "hot_p99_busy_neighbour_us",
     "hot_p99_activating_us",
     "hot_p99_ratio",
     "activations",
@@ -296,6 +297,7 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
     anyhow::ensure!(!hot.is_empty(), "--touch must be at least 1");
     let phase = Duration::from_secs(args.hot_phase_secs);
     let alone = hot_latencies(&engine, &hot, &query, phase)?;
+    let busy_neighbour = with_busy_neighbour(|| hot_latencies(&engine, &hot, &query, phase))?;
     let stop = AtomicBool::new(false);
     let (activating, (activations, activating_for)) = std::thread::scope(|s| {
         let activator = s.spawn(|| -> Result<(usize, Duration)> {
@@ -321,8 +323,10 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
     })?;
     let hot_p99_alone = percentile_us(&alone, 0.99);
     let hot_p99_activating = percentile_us(&activating, 0.99);
+    let hot_p99_busy_neighbour = percentile_us(&busy_neighbour, 0.99);
     eprintln!(
-        "hot p99 {hot_p99_alone:.1} µs alone, {hot_p99_activating:.1} µs during {activations} cold activations"
+        "hot p99 {hot_p99_alone:.1} µs alone, {hot_p99_busy_neighbour:.1} µs beside a memory-bound \
+         thread, {hot_p99_activating:.1} µs during {activations} cold activations"
     );
 
     let mut create_more = Vec::new();
@@ -348,6 +352,10 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
         ("rss_after_touch_mib", round(rss_after_touch, 1).into()),
         ("open_groups_after_touch", open_groups_after_touch.into()),
         ("hot_p99_alone_us", round(hot_p99_alone, 1).into()),
+        (
+            "hot_p99_busy_neighbour_us",
+            round(hot_p99_busy_neighbour, 1).into(),
+        ),
         ("hot_p99_activating_us", round(hot_p99_activating, 1).into()),
         (
             "hot_p99_ratio",
@@ -377,6 +385,27 @@ fn cold_order(count: usize, per_group: usize) -> impl Iterator<Item = usize> {
     (0..groups * per_group)
         .map(move |k| (k % groups) * per_group + k / groups)
         .filter(move |i| *i < count)
+}
+
+/// Runs `measure` while another thread streams through 64 MiB of memory, doing nothing with
+/// the engine: the control for the activation phase, showing what any busy neighbour on the
+/// other core costs the hot thread (shared last-level cache and memory bandwidth).
+fn with_busy_neighbour<T>(measure: impl FnOnce() -> Result<T>) -> Result<T> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut from = vec![1u8; 32 << 20];
+            let mut to = vec![0u8; 32 << 20];
+            while !stop.load(Ordering::Relaxed) {
+                to.copy_from_slice(&from);
+                std::mem::swap(&mut from, &mut to);
+                std::hint::black_box(&to);
+            }
+        });
+        let result = measure();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
 }
 
 /// Queries `hot` tenants in turn for `phase`; returns the sorted latencies.
