@@ -243,6 +243,9 @@ const REOPEN_FIELDS: &[&str] = &[
     "hot_p99_busy_neighbour_us",
     "hot_p99_activating_us",
     "hot_p99_ratio",
+    "hot_runqueue_wait_alone_ms",
+    "hot_runqueue_wait_busy_neighbour_ms",
+    "hot_runqueue_wait_activating_ms",
     "activations",
     "activations_per_s",
     "create_more_p50_ms",
@@ -321,9 +324,10 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("activator panicked"))?;
         Ok::<_, anyhow::Error>((latencies?, activations?))
     })?;
-    let hot_p99_alone = percentile_us(&alone, 0.99);
-    let hot_p99_activating = percentile_us(&activating, 0.99);
-    let hot_p99_busy_neighbour = percentile_us(&busy_neighbour, 0.99);
+    let hot_p99_alone = percentile_us(&alone.latencies, 0.99);
+    let hot_p99_activating = percentile_us(&activating.latencies, 0.99);
+    let hot_p99_busy_neighbour = percentile_us(&busy_neighbour.latencies, 0.99);
+    let waited_ms = |p: &HotPhase| round(p.runqueue_wait.as_secs_f64() * 1e3, 1);
     eprintln!(
         "hot p99 {hot_p99_alone:.1} µs alone, {hot_p99_busy_neighbour:.1} µs beside a memory-bound \
          thread, {hot_p99_activating:.1} µs during {activations} cold activations"
@@ -360,6 +364,15 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
         (
             "hot_p99_ratio",
             round(hot_p99_activating / hot_p99_alone.max(1.0), 2).into(),
+        ),
+        ("hot_runqueue_wait_alone_ms", waited_ms(&alone).into()),
+        (
+            "hot_runqueue_wait_busy_neighbour_ms",
+            waited_ms(&busy_neighbour).into(),
+        ),
+        (
+            "hot_runqueue_wait_activating_ms",
+            waited_ms(&activating).into(),
         ),
         ("activations", activations.into()),
         (
@@ -408,14 +421,34 @@ fn with_busy_neighbour<T>(measure: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// Queries `hot` tenants in turn for `phase`; returns the sorted latencies.
+/// One hot phase: sorted query latencies, and how long the querying thread sat runnable but
+/// without a CPU (from `/proc/thread-self/schedstat`), which tells CPU contention apart from
+/// waiting on the engine.
+struct HotPhase {
+    latencies: Vec<Duration>,
+    runqueue_wait: Duration,
+}
+
+/// Time this thread has spent waiting on a run queue (Linux schedstat, second field).
+fn runqueue_wait() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    let ns: u64 = stat
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .context("malformed /proc/thread-self/schedstat")?;
+    Ok(Duration::from_nanos(ns))
+}
+
+/// Queries `hot` tenants in turn for `phase`.
 fn hot_latencies(
     engine: &Engine,
     hot: &[usize],
     query: &Query,
     phase: Duration,
-) -> Result<Vec<Duration>> {
+) -> Result<HotPhase> {
     let mut latencies = Vec::new();
+    let waited_before = runqueue_wait()?;
     let began = Instant::now();
     for &i in hot.iter().cycle() {
         if began.elapsed() >= phase {
@@ -426,5 +459,8 @@ fn hot_latencies(
         latencies.push(t.elapsed());
     }
     latencies.sort_unstable();
-    Ok(latencies)
+    Ok(HotPhase {
+        latencies,
+        runqueue_wait: runqueue_wait()?.saturating_sub(waited_before),
+    })
 }
