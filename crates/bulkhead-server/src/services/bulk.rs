@@ -20,7 +20,7 @@ use crate::gate::{Gate, Scope, now_ms};
 use crate::status::engine_status;
 
 /// Records per exported batch unless the request asks otherwise, and the most it may ask.
-const DEFAULT_EXPORT_BATCH: usize = 4096;
+const DEFAULT_EXPORT_BATCH: usize = 256;
 const MAX_EXPORT_BATCH: usize = 65_536;
 /// Request chunks buffered between the network and the decoder.
 const IMPORT_CHUNKS_IN_FLIGHT: usize = 16;
