@@ -106,8 +106,9 @@ pub(crate) struct Shared {
     registry: Registry,
     groups: Groups,
     directory: RwLock<Directory>,
-    /// Tenants touched since start; the rest are only registry entries.
-    active: Mutex<HashMap<TenantId, Arc<TenantState>>>,
+    /// Tenants used since their group opened; the rest are only registry entries. Read on
+    /// every request, written only on activation, group close and deletion.
+    active: RwLock<HashMap<TenantId, Arc<TenantState>>>,
     /// API keys by secret hash; mirrors the registry.
     api_keys: RwLock<HashMap<SecretHash, ApiKeyRecord>>,
     /// Serialises tenant creation and deletion.
@@ -132,7 +133,7 @@ impl Shared {
     }
 
     fn state(self: &Arc<Self>, id: &TenantId) -> Result<Arc<TenantState>> {
-        if let Some(state) = self.active.lock().get(id) {
+        if let Some(state) = self.active.read().get(id) {
             return Ok(state.clone());
         }
         let record = self.record(id)?;
@@ -144,7 +145,7 @@ impl Shared {
             .store(db, record.cf_name(), self.config.sync_writes);
         let state = self
             .active
-            .lock()
+            .write()
             .entry(id.clone())
             .or_insert_with(|| Arc::new(TenantState::new(record.clone(), store, self.clone())))
             .clone();
@@ -161,7 +162,7 @@ impl Shared {
         self.flush_group(group);
         self.groups.close_if(group, |db| {
             let registered = self.directory.read().members_of(group);
-            let mut active = self.active.lock();
+            let mut active = self.active.write();
             let members: Vec<TenantId> = registered
                 .into_iter()
                 .filter(|id| active.contains_key(id))
@@ -170,12 +171,13 @@ impl Shared {
             // holds one reference to the database besides the group's own.
             let unused = members.iter().all(|id| Arc::strong_count(&active[id]) == 1);
             if !unused || Arc::strong_count(db) != 1 + members.len() {
-                return false;
+                return None;
             }
-            for id in &members {
-                active.remove(id);
-            }
-            true
+            // Taken out under the lock, freed (indexes and all) after it: requests looking up
+            // other tenants don't wait for that.
+            let states: Vec<Arc<TenantState>> =
+                members.iter().filter_map(|id| active.remove(id)).collect();
+            Some(states)
         })
     }
 
@@ -286,7 +288,7 @@ impl Shared {
         if self.loaded_index_bytes.load(Ordering::Relaxed) <= budget {
             return;
         }
-        let active: Vec<_> = self.active.lock().values().cloned().collect();
+        let active: Vec<_> = self.active.read().values().cloned().collect();
         let mut loaded: Vec<_> = active.into_iter().filter(|s| s.is_loaded()).collect();
         loaded.sort_by_key(|s| s.last_used_ms());
         for state in loaded {
@@ -304,7 +306,7 @@ impl Shared {
 
     /// Recounts every loaded tenant's index memory, then enforces the budget.
     pub(crate) fn recount_index_bytes(&self) {
-        let active: Vec<_> = self.active.lock().values().cloned().collect();
+        let active: Vec<_> = self.active.read().values().cloned().collect();
         for state in active {
             state.recount_index_bytes();
         }
@@ -364,7 +366,7 @@ impl Engine {
             config,
             registry,
             directory: RwLock::new(directory),
-            active: Mutex::new(HashMap::new()),
+            active: RwLock::new(HashMap::new()),
             api_keys: RwLock::new(api_keys),
             lifecycle: Mutex::new(()),
             open_group_cap,
@@ -442,7 +444,7 @@ impl Engine {
         self.shared.registry.delete(id)?;
         self.shared.directory.write().remove(id);
         self.shared.api_keys.write().retain(|_, k| &k.tenant != id);
-        self.shared.active.lock().remove(id);
+        self.shared.active.write().remove(id);
         state.delete()
     }
 
@@ -455,7 +457,7 @@ impl Engine {
         record.rate_limit = settings.rate_limit;
         self.shared.registry.put(&record)?;
         self.shared.directory.write().insert(record.clone());
-        if let Some(state) = self.shared.active.lock().get(id) {
+        if let Some(state) = self.shared.active.read().get(id) {
             state.set_record(record.clone());
         }
         Ok(self.info_of(&record))
@@ -503,7 +505,7 @@ impl Engine {
             loaded: self
                 .shared
                 .active
-                .lock()
+                .read()
                 .get(&record.id)
                 .is_some_and(|s| s.is_loaded()),
             group_open: self.shared.groups.is_open(record.group),
@@ -585,7 +587,7 @@ impl Drop for Engine {
         // Tenant states point back at `Shared`; clearing the map breaks the cycle so the
         // databases close. Each group is flushed as it closes, so the next start replays no
         // write-ahead log.
-        self.shared.active.lock().clear();
+        self.shared.active.write().clear();
         for (group, _) in self.shared.groups.open_groups() {
             self.shared.close_group(group);
         }

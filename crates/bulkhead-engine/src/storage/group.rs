@@ -188,11 +188,12 @@ impl Groups {
     }
 
     /// Closes `group` if `release` agrees. `release` runs with the group locked (so nothing can
-    /// reopen it meanwhile) and must drop every other reference to the database before
-    /// returning `true`; if one is left anyway the group stays open. The database is closed
-    /// before this returns, so a later open never finds the previous instance still holding
-    /// the directory's lock.
-    pub fn close_if(&self, group: GroupId, release: impl FnOnce(&Arc<Db>) -> bool) -> bool {
+    /// reopen it meanwhile) and hands over every other reference to the database it found
+    /// (`None`: keep the group open). They are dropped after `release` has returned, so it can
+    /// give up its own locks first; if a reference is left anyway the group stays open. The
+    /// database is closed before this returns, so a later open never finds the previous
+    /// instance still holding the directory's lock.
+    pub fn close_if<R>(&self, group: GroupId, release: impl FnOnce(&Arc<Db>) -> Option<R>) -> bool {
         let Some(slot) = self.slots.lock().get(&group).cloned() else {
             return false;
         };
@@ -200,9 +201,10 @@ impl Groups {
         let Some(db) = guard.as_ref() else {
             return false;
         };
-        if !release(db) {
+        let Some(references) = release(db) else {
             return false;
-        }
+        };
+        drop(references);
         let db = guard.take().expect("checked above");
         match Arc::try_unwrap(db) {
             Ok(db) => {
