@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod audit;
+mod background;
 mod clock;
 mod codec;
 mod collection;

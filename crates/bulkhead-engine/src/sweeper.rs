@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::background::lower_current_thread_priority;
 use crate::engine::Shared;
 use crate::error::EngineError;
 use crate::storage::GroupId;
@@ -58,6 +59,7 @@ impl Sweeper {
         let thread = std::thread::Builder::new()
             .name("bulkhead-sweeper".into())
             .spawn(move || {
+                lower_current_thread_priority();
                 let signal = &*thread_signal;
                 let mut next_closed = 0;
                 let mut next_sweep = Instant::now() + interval;

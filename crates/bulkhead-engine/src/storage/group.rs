@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use rocksdb::{DBWithThreadMode, FlushOptions, MultiThreaded, Options};
 
+use crate::background::at_background_priority;
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
 use crate::storage::{SharedResources, TenantStore};
@@ -112,21 +113,25 @@ impl Groups {
         let path = self.root.join(group.to_string());
         let db_opts = self.shared.db_options();
         let tenant_cf = self.shared.tenant_cf_options();
-        let existing = if path.join("CURRENT").exists() {
-            RawDb::list_cf(&db_opts, &path)?
-        } else {
-            vec![DEFAULT_CF.to_owned()]
-        };
-        let descriptors = existing.iter().map(|name| {
-            let opts = if name == DEFAULT_CF {
-                Options::default()
+        let (existing, raw) = at_background_priority(|| -> Result<_> {
+            let existing = if path.join("CURRENT").exists() {
+                RawDb::list_cf(&db_opts, &path)?
             } else {
-                (*tenant_cf).clone()
+                vec![DEFAULT_CF.to_owned()]
             };
-            rocksdb::ColumnFamilyDescriptor::new(name, opts)
-        });
-        let raw = RawDb::open_cf_descriptors(&db_opts, &path, descriptors)
-            .map_err(|e| EngineError::Open(format!("{}: {}", path.display(), e.into_string())))?;
+            let descriptors = existing.iter().map(|name| {
+                let opts = if name == DEFAULT_CF {
+                    Options::default()
+                } else {
+                    (*tenant_cf).clone()
+                };
+                rocksdb::ColumnFamilyDescriptor::new(name, opts)
+            });
+            let raw = RawDb::open_cf_descriptors(&db_opts, &path, descriptors).map_err(|e| {
+                EngineError::Open(format!("{}: {}", path.display(), e.into_string()))
+            })?;
+            Ok((existing, raw))
+        })?;
         let db = Db {
             raw,
             tenant_cf,

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use rocksdb::{BlockBasedOptions, Cache, Options, WriteBufferManager, compaction_filter::Decision};
+use rocksdb::{
+    BlockBasedOptions, Cache, Env, Options, WriteBufferManager, compaction_filter::Decision,
+};
 
 use crate::clock::{is_expired, now_ms};
 use crate::codec::{EXPIRED_MARKER, peek_expiry};
@@ -20,6 +22,9 @@ pub(crate) struct SharedResources {
     /// compaction filter it owns after `create_cf` returns, so it must live as long as every
     /// database that uses it: each group holds an `Arc` of it.
     tenant_cf: Arc<Options>,
+    /// RocksDB's environment with its compaction threads at low CPU priority, so compactions
+    /// yield to requests (flushes keep normal priority: starving them would stall writes).
+    env: Option<Env>,
 }
 
 impl std::fmt::Debug for SharedResources {
@@ -37,11 +42,22 @@ impl SharedResources {
             cache.clone(),
         );
         let tenant_cf = Arc::new(tenant_cf_options(&cache, config.tenant_write_buffer_bytes));
+        let env = match Env::new() {
+            Ok(mut env) => {
+                env.lower_thread_pool_cpu_priority();
+                Some(env)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "RocksDB environment: compactions keep normal priority");
+                None
+            }
+        };
         Self {
             cache,
             write_buffers,
             max_open_files: config.max_open_files_per_group,
             tenant_cf,
+            env,
         }
     }
 
@@ -59,6 +75,9 @@ impl SharedResources {
         o.set_max_background_jobs(2);
         o.set_stats_dump_period_sec(0);
         o.set_block_based_table_factory(&table_options(&self.cache));
+        if let Some(env) = &self.env {
+            o.set_env(env);
+        }
         o
     }
 

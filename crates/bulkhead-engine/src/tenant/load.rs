@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bulkhead_core::CollectionId;
 
+use crate::background::at_background_priority;
 use crate::clock::{is_expired, now_ms};
 use crate::codec;
 use crate::collection::{CollectionMeta, LiveCollection, Slot};
@@ -21,7 +22,7 @@ impl TenantHandle {
             return Ok(loaded.clone());
         }
         let started = Instant::now();
-        let loaded = Arc::new(self.load()?);
+        let loaded = Arc::new(at_background_priority(|| self.load())?);
         *slot = Some(loaded.clone());
         drop(slot);
         tracing::debug!(
