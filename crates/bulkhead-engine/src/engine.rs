@@ -247,17 +247,9 @@ impl Shared {
                 Err(EngineError::TenantNotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            match tenant
-                .sweep_expired()
-                .and_then(|r| Ok((r, tenant.prune_audit()?)))
-            {
-                Ok((r, e)) => {
-                    records += r;
-                    events += e;
-                }
-                Err(EngineError::TenantNotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
+            let (r, e) = tenant.maintain()?;
+            records += r;
+            events += e;
         }
         self.close_group(group);
         Ok((records, events))

@@ -14,7 +14,6 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::background::lower_current_thread_priority;
 use crate::engine::Shared;
-use crate::error::EngineError;
 use crate::storage::GroupId;
 
 /// How requests and the engine reach the sweeper thread: a request that opened a group past
@@ -98,15 +97,11 @@ fn sweep_once(shared: &Arc<Shared>, next_closed: &mut GroupId) {
     let started = Instant::now();
     let (mut records, mut events) = (0, 0);
     for tenant in shared.tenants_in_open_groups() {
-        match tenant
-            .sweep_expired()
-            .and_then(|r| Ok((r, tenant.prune_audit()?)))
-        {
+        match tenant.maintain() {
             Ok((r, e)) => {
                 records += r;
                 events += e;
             }
-            Err(EngineError::TenantNotFound(_)) => {}
             Err(e) => tracing::error!(tenant = %tenant.id(), error = %e, "sweep failed"),
         }
     }

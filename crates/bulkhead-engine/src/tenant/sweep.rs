@@ -9,7 +9,7 @@ use bulkhead_core::CollectionId;
 use crate::clock::now_ms;
 use crate::codec;
 use crate::collection::LiveCollection;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::keys::{self, ExpiryEntry};
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
@@ -31,6 +31,18 @@ impl TenantHandle {
             }
         }
         Ok(removed)
+    }
+
+    /// One maintenance pass: expired records swept and audit events past retention pruned;
+    /// returns how many of each. A tenant deleted meanwhile has nothing left to maintain.
+    pub(crate) fn maintain(&self) -> Result<(usize, usize)> {
+        match self
+            .sweep_expired()
+            .and_then(|records| Ok((records, self.prune_audit()?)))
+        {
+            Err(EngineError::TenantNotFound(_)) => Ok((0, 0)),
+            done => done,
+        }
     }
 
     fn sweep_batch(&self) -> Result<(usize, bool)> {
