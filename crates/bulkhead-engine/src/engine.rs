@@ -307,14 +307,16 @@ impl Shared {
 
     /// Handles of every tenant whose group is open (the sweeper's work list).
     pub(crate) fn tenants_in_open_groups(self: &Arc<Self>) -> Vec<TenantHandle> {
-        let ids: Vec<_> = self
-            .directory
-            .read()
-            .records
-            .values()
-            .filter(|r| self.groups.is_open(r.group))
-            .map(|r| r.id.clone())
-            .collect();
+        // Through the group index: the open groups' members, not a pass over every registered
+        // tenant with a group lookup each (which waited on any group being opened, with the
+        // registry read-locked).
+        let open = self.groups.open_groups();
+        let ids: Vec<TenantId> = {
+            let directory = self.directory.read();
+            open.iter()
+                .flat_map(|(group, _)| directory.members_of(*group))
+                .collect()
+        };
         ids.iter()
             .filter_map(|id| self.state(id).ok().map(TenantHandle::new))
             .collect()

@@ -124,17 +124,15 @@ impl TenantState {
         self.shared.count_index_bytes(bytes, before)
     }
 
-    /// Brings this tenant's share of the loaded-index total up to date.
-    pub(crate) fn recount_index_bytes(&self) {
-        self.count_index_bytes(self.loaded_memory_bytes());
+    /// Brings this tenant's share of the loaded-index total up to date; returns the new total.
+    pub(crate) fn recount_index_bytes(&self) -> usize {
+        self.count_index_bytes(self.loaded_memory_bytes())
     }
 
     /// After this tenant's indexes loaded or grew: recounts them, and evicts idle tenants if the
     /// total is now over the budget.
     fn index_grew(&self) {
-        if self.count_index_bytes(self.loaded_memory_bytes())
-            > self.shared.config.index_memory_budget_bytes
-        {
+        if self.recount_index_bytes() > self.shared.config.index_memory_budget_bytes {
             self.shared.enforce_index_budget(Some(self));
         }
     }
