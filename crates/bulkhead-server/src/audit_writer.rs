@@ -99,3 +99,72 @@ fn write_batch(batch: Vec<Pending>) {
         let _ = w.send(());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_core::TenantId;
+    use bulkhead_engine::{Engine, EngineConfig, TenantSettings};
+    use std::sync::Arc;
+
+    fn entry(principal: String) -> AuditEntry {
+        AuditEntry {
+            principal,
+            operation: "RecordService.Query".into(),
+            resource: "tenants/t/collections/c".into(),
+            outcome: "OK".into(),
+            record_count: 0,
+        }
+    }
+
+    fn principals(tenant: &TenantHandle) -> Vec<String> {
+        let mut p: Vec<String> = tenant
+            .list_audit(None, None, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.principal)
+            .collect();
+        p.sort();
+        p
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_concurrent_event_is_in_its_own_tenants_trail_when_its_request_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        let names = ["a", "b"];
+        let tenants: Vec<TenantHandle> = names
+            .iter()
+            .map(|t| {
+                let id = TenantId::new(*t).unwrap();
+                engine
+                    .create_tenant(&id, &TenantSettings::default())
+                    .unwrap();
+                engine.tenant(&id).unwrap()
+            })
+            .collect();
+        let writer = Arc::new(AuditWriter::start());
+        let mut tasks = Vec::new();
+        for i in 0..400 {
+            let (writer, tenant) = (writer.clone(), tenants[i % 2].clone());
+            tasks.push(tokio::spawn(async move {
+                let me = format!("{}-{i:03}", names[i % 2]);
+                writer.append(tenant.clone(), entry(me.clone())).await;
+                assert!(
+                    principals(&tenant).contains(&me),
+                    "{me} returned before its event was written"
+                );
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for (t, name) in tenants.iter().zip(names) {
+            let expected: Vec<String> = (0..400)
+                .filter(|i| names[i % 2] == name)
+                .map(|i| format!("{name}-{i:03}"))
+                .collect();
+            assert_eq!(principals(t), expected, "tenant {name}");
+        }
+    }
+}
