@@ -24,7 +24,8 @@ pub struct LoadResult {
     pub wall: Duration,
 }
 
-/// Runs the load. `pick` chooses (tenant, query) for each request; `call` performs it.
+/// Runs the load. `pick` chooses (tenant, query) for each request; `call(client, tenant, query)`
+/// performs it, `client` being the caller's index in `0..clients`.
 pub async fn drive<P, C, F>(
     clients: usize,
     duration: Duration,
@@ -33,7 +34,7 @@ pub async fn drive<P, C, F>(
 ) -> Result<LoadResult>
 where
     P: Fn(&mut StdRng) -> (usize, usize) + Send + Sync + 'static,
-    C: Fn(usize, usize) -> F + Send + Sync + 'static,
+    C: Fn(usize, usize, usize) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Vec<u64>>> + Send,
 {
     let pick = Arc::new(pick);
@@ -51,7 +52,7 @@ where
             while Instant::now() < deadline {
                 let (tenant, query) = pick(&mut rng);
                 let t0 = Instant::now();
-                let ids = call(tenant, query).await?;
+                let ids = call(c, tenant, query).await?;
                 lat.push(t0.elapsed());
                 answers.push(Answer { tenant, query, ids });
             }

@@ -11,6 +11,7 @@ mod load;
 mod report;
 mod server;
 mod tenants;
+mod unary;
 
 use clap::{Parser, Subcommand};
 

@@ -2,7 +2,9 @@
 //! then query QPS, latency percentiles and recall under `--clients` concurrent callers —
 //! single-tenant, or with the 59 Debian sections as tenants and Zipf-skewed popularity. With
 //! `--in-process` the same data and load also run against an engine in this process, for the
-//! gRPC overhead; with `--flood` a rate-limited tenant is flooded while another is measured.
+//! gRPC overhead; the two modes then take turns for `--rounds` rounds, so that a drift in the
+//! speed of a shared machine falls on both, and the QPS ratio is reported per round. With
+//! `--flood` a rate-limited tenant is flooded while another is measured.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,7 +17,8 @@ use bulkhead_engine::{
     CollectionSpec, Engine, EngineConfig, NewRecord, Query, TenantHandle, TenantSettings,
 };
 use bulkhead_proto::v1 as pb;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use http::HeaderValue;
 use rand::Rng;
 use tonic::Request;
 use tonic::transport::Channel;
@@ -23,6 +26,7 @@ use tonic::transport::Channel;
 use crate::dataset::{Dataset, sections, tenant_for_section};
 use crate::load::{LoadResult, drive};
 use crate::report::{percentile_us, print_json_line, round};
+use crate::unary::UnaryCaller;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -50,9 +54,19 @@ pub struct ServerArgs {
     /// Records per Upsert.
     #[arg(long, default_value_t = 500)]
     batch: usize,
+    /// Client the query load calls through.
+    #[arg(long, value_enum, default_value_t = GrpcClient::H2)]
+    grpc_client: GrpcClient,
     /// Also run the same ingest and load against an engine inside this process.
     #[arg(long)]
     in_process: bool,
+    /// Query phases per mode; with `--in-process` the two modes alternate, round by round.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Seconds to wait after the ingests before querying, so the flushes and compactions they
+    /// started don't fall on the first rounds.
+    #[arg(long, default_value_t = 0)]
+    settle_secs: u64,
     /// Also measure a quiet tenant's latency while a rate-limited tenant is flooded.
     #[arg(long)]
     flood: bool,
@@ -130,6 +144,30 @@ fn authed<T>(secret: &str, msg: T) -> Request<T> {
     r
 }
 
+/// The gRPC client the query load calls through.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GrpcClient {
+    /// One write per call (see `unary.rs`), like grpc-go and grpc-core clients.
+    H2,
+    /// tonic's generated client: three writes per call.
+    Tonic,
+}
+
+#[derive(Clone)]
+enum Caller {
+    H2(Arc<UnaryCaller>),
+    Tonic(Channel),
+}
+
+const QUERY_PATH: &str = "/bulkhead.v1.RecordService/Query";
+
+async fn connect(endpoint: &str) -> Result<Channel> {
+    Channel::from_shared(endpoint.to_owned())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))
+}
+
 struct Remote {
     channel: Channel,
     admin: String,
@@ -138,10 +176,7 @@ struct Remote {
 }
 
 async fn setup_remote(args: &ServerArgs, layout: &Layout, dim: usize) -> Result<Remote> {
-    let channel = Channel::from_shared(args.endpoint.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {}", args.endpoint))?;
+    let channel = connect(&args.endpoint).await?;
     let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
     let mut keys_api = pb::key_service_client::KeyServiceClient::new(channel.clone());
     let mut colls = pb::collection_service_client::CollectionServiceClient::new(channel.clone());
@@ -430,32 +465,56 @@ async fn query_remote(
     duration: Duration,
     clients: usize,
 ) -> Result<LoadResult> {
-    let (keys, tenants, channel) = (
-        remote.keys.clone(),
-        layout.tenants.clone(),
-        remote.channel.clone(),
-    );
+    // One connection per caller, as separate application processes would hold.
+    let mut callers = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        callers.push(match args.grpc_client {
+            GrpcClient::H2 => Caller::H2(Arc::new(UnaryCaller::connect(&args.endpoint).await?)),
+            GrpcClient::Tonic => Caller::Tonic(connect(&args.endpoint).await?),
+        });
+    }
+    let authorization = remote
+        .keys
+        .iter()
+        .map(|k| HeaderValue::try_from(format!("Bearer {k}")).context("ASCII secret"))
+        .collect::<Result<Vec<_>>>()?;
+    let collections: Vec<String> = layout
+        .tenants
+        .iter()
+        .map(|t| format!("tenants/{t}/collections/docs"))
+        .collect();
     let (data2, layout2, k, ef) = (data.clone(), layout.clone(), args.k as u32, args.ef as u32);
     let nq = data.queries.rows();
     drive(
         clients,
         duration,
         move |rng| layout2.pick(rng, nq),
-        move |t, q| {
-            let mut client = pb::record_service_client::RecordServiceClient::new(channel.clone());
-            let req = authed(
-                &keys[t],
-                pb::QueryRequest {
-                    collection: format!("tenants/{}/collections/docs", tenants[t]),
-                    vector: data2.queries.row(q).to_vec(),
-                    top_k: k,
-                    ef,
-                    ..Default::default()
-                },
-            );
+        move |c, t, q| {
+            let request = pb::QueryRequest {
+                collection: collections[t].clone(),
+                vector: data2.queries.row(q).to_vec(),
+                top_k: k,
+                ef,
+                ..Default::default()
+            };
+            let (caller, authorization) = (callers[c].clone(), authorization[t].clone());
             async move {
-                let hits = client.query(req).await?.into_inner().hits;
-                hits.iter()
+                let reply: pb::QueryResponse = match caller {
+                    Caller::H2(h2) => h2.call(QUERY_PATH, &authorization, &request).await?,
+                    Caller::Tonic(channel) => {
+                        let mut request = Request::new(request);
+                        request
+                            .metadata_mut()
+                            .insert("authorization", authorization.to_str()?.parse()?);
+                        pb::record_service_client::RecordServiceClient::new(channel)
+                            .query(request)
+                            .await?
+                            .into_inner()
+                    }
+                };
+                reply
+                    .hits
+                    .iter()
                     .map(|h| h.id.parse::<u64>().context("non-numeric id"))
                     .collect()
             }
@@ -477,7 +536,7 @@ async fn query_local(
         args.clients,
         args.duration,
         move |rng| layout2.pick(rng, nq),
-        move |t, q| {
+        move |_, t, q| {
             let handle = handles[t].clone();
             let mut query = Query::new(data2.queries.row(q).to_vec(), k);
             query.ef = Some(ef);
@@ -527,7 +586,7 @@ async fn flood(
         args.clients,
         phase,
         |_| (0, 0),
-        move |_, _| {
+        move |_, _, _| {
             let mut c =
                 pb::collection_service_client::CollectionServiceClient::new(channel.clone());
             let req = authed(
@@ -587,13 +646,58 @@ async fn flood(
 
 pub fn run(args: &ServerArgs) -> Result<()> {
     ensure!(
-        args.clients > 0 && args.batch > 0,
-        "--clients and --batch must be positive"
+        args.clients > 0 && args.batch > 0 && args.rounds > 0,
+        "--clients, --batch and --rounds must be positive"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread drives every caller: the harness shares the cores with the server it measures,
+    // and a single event loop spends the least CPU per request (no wake-ups across threads).
+    // In-process calls still run on the blocking pool, one thread per concurrent caller.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run_async(args))
+}
+
+/// The in-process engine of `--in-process`, with the same tenants and data as the server.
+struct Local {
+    handles: Vec<TenantHandle>,
+    _engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup_local(
+    args: &ServerArgs,
+    data: &Arc<Dataset>,
+    layout: &Arc<Layout>,
+    dim: usize,
+) -> Result<Local> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::open(EngineConfig::new(dir.path()))?;
+    let mut handles = Vec::new();
+    for t in &layout.tenants {
+        let id = TenantId::new(t.clone())?;
+        engine.create_tenant(&id, &TenantSettings::default())?;
+        let h = engine.tenant(&id)?;
+        h.create_collection(
+            &CollectionId::new("docs")?,
+            &CollectionSpec::new(dim, Metric::Cosine),
+        )?;
+        handles.push(h);
+    }
+    eprintln!("in-process: ingesting");
+    let ingest = ingest_local(args, data, layout, &handles).await?;
+    report(
+        args,
+        "in-process",
+        "ingest",
+        layout,
+        ingest_fields(data.base.rows(), ingest),
+    );
+    Ok(Local {
+        handles,
+        _engine: engine,
+        _dir: dir,
+    })
 }
 
 async fn run_async(args: &ServerArgs) -> Result<()> {
@@ -613,16 +717,57 @@ async fn run_async(args: &ServerArgs) -> Result<()> {
         &layout,
         ingest_fields(data.base.rows(), ingest),
     );
-    eprintln!("server: querying for {:?}", args.duration);
-    let load = query_remote(args, &data, &layout, &remote, args.duration, args.clients).await?;
-    let r = recall(&data, &layout, &load, args.k, single);
-    report(
-        args,
-        "server",
-        "query",
-        &layout,
-        query_fields(&load, args, r),
-    );
+    let local = match args.in_process {
+        true => Some(setup_local(args, &data, &layout, dim).await?),
+        false => None,
+    };
+    if args.settle_secs > 0 {
+        eprintln!("waiting {} s for the ingests to settle", args.settle_secs);
+        tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    }
+    // The two modes take turns, so a drift in the machine's speed (a shared VM) falls on both.
+    let (mut server_qps, mut local_qps) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        eprintln!(
+            "round {round}/{}: server: querying for {:?}",
+            args.rounds, args.duration
+        );
+        let load = query_remote(args, &data, &layout, &remote, args.duration, args.clients).await?;
+        let r = recall(&data, &layout, &load, args.k, single);
+        server_qps.push(load.latencies.len() as f64 / load.wall.as_secs_f64());
+        report(
+            args,
+            "server",
+            "query",
+            &layout,
+            round_fields(round, query_fields(&load, args, r)),
+        );
+        if let Some(local) = &local {
+            eprintln!(
+                "round {round}: in-process: querying for {:?}",
+                args.duration
+            );
+            let load = query_local(args, &data, &layout, &local.handles).await?;
+            let r = recall(&data, &layout, &load, args.k, single);
+            local_qps.push(load.latencies.len() as f64 / load.wall.as_secs_f64());
+            report(
+                args,
+                "in-process",
+                "query",
+                &layout,
+                round_fields(round, query_fields(&load, args, r)),
+            );
+        }
+    }
+    if !local_qps.is_empty() {
+        report(
+            args,
+            "server/in-process",
+            "qps-ratio",
+            &layout,
+            ratio_fields(&server_qps, &local_qps),
+        );
+    }
     if args.flood {
         flood(args, &data, &layout, &remote).await?;
     }
@@ -637,40 +782,70 @@ async fn run_async(args: &ServerArgs) -> Result<()> {
             ))
             .await?;
     }
-
-    if args.in_process {
-        let dir = tempfile::tempdir()?;
-        let engine = Engine::open(EngineConfig::new(dir.path()))?;
-        let mut handles = Vec::new();
-        for t in &layout.tenants {
-            let id = TenantId::new(t.clone())?;
-            engine.create_tenant(&id, &TenantSettings::default())?;
-            let h = engine.tenant(&id)?;
-            h.create_collection(
-                &CollectionId::new("docs")?,
-                &CollectionSpec::new(dim, Metric::Cosine),
-            )?;
-            handles.push(h);
-        }
-        eprintln!("in-process: ingesting");
-        let ingest = ingest_local(args, &data, &layout, &handles).await?;
-        report(
-            args,
-            "in-process",
-            "ingest",
-            &layout,
-            ingest_fields(data.base.rows(), ingest),
-        );
-        eprintln!("in-process: querying for {:?}", args.duration);
-        let load = query_local(args, &data, &layout, &handles).await?;
-        let r = recall(&data, &layout, &load, args.k, single);
-        report(
-            args,
-            "in-process",
-            "query",
-            &layout,
-            query_fields(&load, args, r),
-        );
-    }
     Ok(())
+}
+
+/// The per-round QPS ratios (min, median, max) and the ratio of the two modes' mean QPS.
+fn ratio_fields(server: &[f64], local: &[f64]) -> Vec<(&'static str, serde_json::Value)> {
+    let mut ratios: Vec<f64> = server.iter().zip(local).map(|(s, l)| s / l).collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    let median = (ratios[(n - 1) / 2] + ratios[n / 2]) / 2.0;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    vec![
+        ("rounds", n.into()),
+        ("min", round(ratios[0], 3).into()),
+        ("median", round(median, 3).into()),
+        ("max", round(ratios[n - 1], 3).into()),
+        ("server_mean_qps", round(mean(server), 1).into()),
+        ("in_process_mean_qps", round(mean(local), 1).into()),
+        (
+            "mean_qps_ratio",
+            round(mean(server) / mean(local), 3).into(),
+        ),
+    ]
+}
+
+fn round_fields(
+    round: usize,
+    fields: Vec<(&'static str, serde_json::Value)>,
+) -> Vec<(&'static str, serde_json::Value)> {
+    let mut all = vec![("round", round.into())];
+    all.extend(fields);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(fields: &[(&str, serde_json::Value)], name: &str) -> f64 {
+        fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .unwrap()
+            .1
+            .as_f64()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_of_rounds_averages_the_middle_two() {
+        let f = ratio_fields(&[6.0, 7.0, 5.0, 8.0], &[10.0; 4]);
+        assert_eq!(field(&f, "min"), 0.5);
+        assert_eq!(field(&f, "median"), 0.65);
+        assert_eq!(field(&f, "max"), 0.8);
+        assert_eq!(field(&f, "mean_qps_ratio"), 0.65);
+        let odd = ratio_fields(&[6.0, 9.0, 5.0], &[10.0, 10.0, 10.0]);
+        assert_eq!(field(&odd, "median"), 0.6);
+    }
+
+    #[test]
+    fn the_mean_ratio_weighs_rounds_by_their_qps() {
+        let f = ratio_fields(&[5.0, 10.0], &[10.0, 10.0]);
+        assert_eq!(field(&f, "mean_qps_ratio"), 0.75);
+        let f = ratio_fields(&[5.0, 5.0], &[5.0, 15.0]);
+        assert_eq!(field(&f, "mean_qps_ratio"), 0.5);
+        assert_eq!(field(&f, "median"), 0.667);
+    }
 }
