@@ -367,7 +367,8 @@ fn exact_top_k(data: &Dataset, rows: &[usize], query: usize, k: usize) -> Vec<u6
 }
 
 /// Mean recall@k over the distinct (tenant, query) pairs answered.
-fn recall(data: &Dataset, layout: &Layout, load: &LoadResult, k: usize, single: bool) -> f64 {
+fn recall(data: &Dataset, layout: &Layout, load: &LoadResult, k: usize) -> f64 {
+    let single = layout.tenants.len() == 1;
     let mut seen = HashSet::new();
     let (mut hit, mut total) = (0usize, 0usize);
     for a in &load.answers {
@@ -437,10 +438,7 @@ fn query_fields(
         ("k", args.k.into()),
         ("ef", args.ef.into()),
         ("queries", load.latencies.len().into()),
-        (
-            "qps",
-            round(load.latencies.len() as f64 / load.wall.as_secs_f64(), 1).into(),
-        ),
+        ("qps", round(qps(load), 1).into()),
         (
             "p50_us",
             round(percentile_us(&load.latencies, 0.50), 1).into(),
@@ -704,7 +702,6 @@ async fn run_async(args: &ServerArgs) -> Result<()> {
     eprintln!("loading {}", args.dataset.display());
     let data = Arc::new(Dataset::load(&args.dataset)?);
     let layout = Arc::new(layout(args, &data)?);
-    let single = layout.tenants.len() == 1;
     let dim = data.base.dim;
 
     eprintln!("server: creating {} tenant(s)", layout.tenants.len());
@@ -733,30 +730,21 @@ async fn run_async(args: &ServerArgs) -> Result<()> {
             args.rounds, args.duration
         );
         let load = query_remote(args, &data, &layout, &remote, args.duration, args.clients).await?;
-        let r = recall(&data, &layout, &load, args.k, single);
-        server_qps.push(load.latencies.len() as f64 / load.wall.as_secs_f64());
-        report(
-            args,
-            "server",
-            "query",
-            &layout,
-            round_fields(round, query_fields(&load, args, r)),
-        );
+        server_qps.push(report_round(args, "server", round, &data, &layout, &load));
         if let Some(local) = &local {
             eprintln!(
                 "round {round}: in-process: querying for {:?}",
                 args.duration
             );
             let load = query_local(args, &data, &layout, &local.handles).await?;
-            let r = recall(&data, &layout, &load, args.k, single);
-            local_qps.push(load.latencies.len() as f64 / load.wall.as_secs_f64());
-            report(
+            local_qps.push(report_round(
                 args,
                 "in-process",
-                "query",
+                round,
+                &data,
                 &layout,
-                round_fields(round, query_fields(&load, args, r)),
-            );
+                &load,
+            ));
         }
     }
     if !local_qps.is_empty() {
@@ -806,13 +794,24 @@ fn ratio_fields(server: &[f64], local: &[f64]) -> Vec<(&'static str, serde_json:
     ]
 }
 
-fn round_fields(
+/// Reports one mode's query phase of `round`; returns its QPS.
+fn report_round(
+    args: &ServerArgs,
+    mode: &str,
     round: usize,
-    fields: Vec<(&'static str, serde_json::Value)>,
-) -> Vec<(&'static str, serde_json::Value)> {
-    let mut all = vec![("round", round.into())];
-    all.extend(fields);
-    all
+    data: &Dataset,
+    layout: &Layout,
+    load: &LoadResult,
+) -> f64 {
+    let r = recall(data, layout, load, args.k);
+    let mut fields = vec![("round", round.into())];
+    fields.extend(query_fields(load, args, r));
+    report(args, mode, "query", layout, fields);
+    qps(load)
+}
+
+fn qps(load: &LoadResult) -> f64 {
+    load.latencies.len() as f64 / load.wall.as_secs_f64()
 }
 
 #[cfg(test)]
