@@ -471,6 +471,7 @@ async fn query_remote(
             GrpcClient::Tonic => Caller::Tonic(connect(&args.endpoint).await?),
         });
     }
+    let keys = remote.keys.clone();
     let authorization = remote
         .keys
         .iter()
@@ -496,16 +497,13 @@ async fn query_remote(
                 ..Default::default()
             };
             let (caller, authorization) = (callers[c].clone(), authorization[t].clone());
+            let key = keys[t].clone();
             async move {
                 let reply: pb::QueryResponse = match caller {
                     Caller::H2(h2) => h2.call(QUERY_PATH, &authorization, &request).await?,
                     Caller::Tonic(channel) => {
-                        let mut request = Request::new(request);
-                        request
-                            .metadata_mut()
-                            .insert("authorization", authorization.to_str()?.parse()?);
                         pb::record_service_client::RecordServiceClient::new(channel)
-                            .query(request)
+                            .query(authed(&key, request))
                             .await?
                             .into_inner()
                     }
