@@ -89,7 +89,7 @@ impl Gate {
     ) -> Self {
         Self {
             auth: Authenticator::new(engine.clone(), admin_token, tokens),
-            audit: AuditWriter::start(),
+            audit: AuditWriter::default(),
             engine,
             limits: RateLimiter::default(),
             metrics,
@@ -193,7 +193,7 @@ impl Gate {
             tenant: tenant.clone(),
             principal: principal.audit_name(),
             method,
-            resource: resource.to_owned(),
+            resource: audit_resource(resource),
         };
         if let Err(status) = self.limits.admit(tenant_id, info.rate_limit, write_bytes) {
             audit.write(&self.audit, status.code(), 0).await;
@@ -256,7 +256,7 @@ impl Gate {
                 tenant,
                 principal: Principal::Admin.audit_name(),
                 method,
-                resource: resource.to_owned(),
+                resource: audit_resource(resource),
             }
             .write(&self.audit, code, 0)
             .await;
@@ -298,7 +298,7 @@ impl Gate {
             tenant,
             principal: principal.audit_name(),
             method,
-            resource: resource.to_owned(),
+            resource: audit_resource(resource),
         }
         .write(&self.audit, status.code(), 0)
         .await;
@@ -341,6 +341,7 @@ struct Audit {
     tenant: TenantHandle,
     principal: String,
     method: &'static str,
+    /// Already escaped and bounded by [`audit_resource`].
     resource: String,
 }
 
@@ -352,16 +353,17 @@ const MAX_AUDITED_RESOURCE_BYTES: usize = 512;
 fn audit_resource(resource: &str) -> String {
     let mut out = String::with_capacity(resource.len().min(MAX_AUDITED_RESOURCE_BYTES));
     for c in resource.chars() {
-        let piece: String = if c.is_control() {
-            c.escape_default().collect()
+        let kept = out.len();
+        if c.is_control() {
+            out.extend(c.escape_default());
         } else {
-            c.to_string()
-        };
-        if out.len() + piece.len() > MAX_AUDITED_RESOURCE_BYTES {
+            out.push(c);
+        }
+        if out.len() > MAX_AUDITED_RESOURCE_BYTES {
+            out.truncate(kept);
             out.push('…');
             break;
         }
-        out.push_str(&piece);
     }
     out
 }
@@ -371,7 +373,7 @@ impl Audit {
         let entry = AuditEntry {
             principal: self.principal,
             operation: self.method.to_owned(),
-            resource: audit_resource(&self.resource),
+            resource: self.resource,
             outcome: code_name(code).to_owned(),
             record_count,
         };
