@@ -6,13 +6,12 @@
 //! Why not a dedicated writer thread: handing each event to a thread and waking the request
 //! again cost two cross-thread wake-ups per request, about as much CPU as the append itself;
 //! dropping them raised end-to-end query QPS by 3–7 points of in-process QPS in an A/B
-//! (docs/benchmarks.md). Why not every
-//! request appending on its own: concurrent appends of one tenant serialise on its sequence
-//! lock, and a tenant flooding the server with refused calls would hold every runtime worker in
-//! that queue. Here at most one worker appends at a time, the others never block, and under load
-//! many requests share one write. A writer that keeps finding new events hands the rest to the
-//! blocking pool after a few rounds, so a flood can't keep a runtime worker. Batches are per
-//! tenant partition: one write never spans two tenants.
+//! (docs/benchmarks.md). Why not every request appending on its own: concurrent appends of one
+//! tenant serialise on its sequence lock, and a tenant flooding the server with refused calls
+//! would hold every runtime worker in that queue. Here at most one worker appends at a time, the
+//! others never block, and under load many requests share one write. A writer that keeps
+//! finding new events hands the rest to the blocking pool after a few rounds, so a flood can't
+//! keep a runtime worker. Batches are per tenant partition: one write never spans two tenants.
 
 use bulkhead_engine::{AuditEntry, EngineError, TenantHandle};
 use parking_lot::Mutex;
