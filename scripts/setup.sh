@@ -14,3 +14,11 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulkhead-target}"
 mkdir -p "$CARGO_TARGET_DIR"
+
+# Installs the cargo subcommand $1 at version $2 from crates.io unless that version is there.
+ensure_cargo_tool() {
+    if ! "$1" --version 2>/dev/null | grep -qF "$2"; then
+        echo "setup: installing $1 $2" >&2
+        cargo install --locked --quiet "$1@$2"
+    fi
+}

@@ -7,6 +7,20 @@ source scripts/setup.sh
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
+# Every cargo invocation below must resolve the same features for each dependency, or RocksDB's
+# C++ is compiled once per feature set (it was six times). The workspace-hack crate pins the
+# union; this fails when a dependency change left it stale (fix: `cargo hakari generate`).
+echo "== one feature set per dependency (cargo hakari)" >&2
+ensure_cargo_tool cargo-hakari 0.9.39
+cargo hakari generate --diff --quiet || {
+    echo "error: crates/bulkhead-workspace-hack is stale: run cargo hakari generate" >&2
+    exit 1
+}
+cargo hakari manage-deps --dry-run --quiet || {
+    echo "error: a workspace crate lacks the workspace-hack dependency: run cargo hakari manage-deps" >&2
+    exit 1
+}
+cargo hakari verify >/dev/null
 echo "== cargo clippy (all targets, benches included)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== doc tests" >&2

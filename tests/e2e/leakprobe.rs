@@ -13,14 +13,12 @@ use serde_json::Value as Json;
 
 use crate::harness::{ADMIN, Server};
 
-/// The probe binary, next to `bulkhead` in the same target dir and profile; built there first
-/// if this run did not build it (it belongs to another package).
+/// The probe binary, next to `bulkhead` in the same target dir and profile, built by this
+/// test every time (a no-op when it is current) so a stale probe from an older checkout is
+/// never the one that passes.
 fn leakprobe() -> PathBuf {
     let profile_dir = Path::new(env!("CARGO_BIN_EXE_bulkhead")).parent().unwrap();
     let probe = profile_dir.join("bulkhead-leakprobe");
-    if probe.exists() {
-        return probe;
-    }
     let mut cargo = Command::new(env!("CARGO"));
     cargo
         .args(["build", "--offline", "-p", "bulkhead-leakprobe"])
