@@ -327,8 +327,8 @@ class BackgroundCommands(DoccheckCase):
             FENCE
 
             FENCEconsole background timeout=20
-            $ sleep 60 & echo $! > child.pid; echo $BASHPID > server.pid; \
-                sleep 0.3; echo "listening on 7600" | tee $PORT_FILE; wait
+            $ trap 'echo TERM > got-term; exit' TERM; sleep 60 & echo $! > child.pid; \
+                echo $BASHPID > server.pid; sleep 0.3; echo "listening on 7600" | tee $PORT_FILE; wait
             listening on [int]
             FENCE
             """)
@@ -338,11 +338,30 @@ class BackgroundCommands(DoccheckCase):
             listening on 7600
             FENCE
             """)
+        start = time.monotonic()
         status, out, err = self.run_doccheck(server, client)
+        self.assertLess(time.monotonic() - start, doccheck.KILL_GRACE)  # it obeyed SIGTERM
         self.assertEqual(status, 0, out + err)
         self.assertTotals(out, 3, 0)
+        self.assertEqual(self.read("run/got-term"), "TERM\n")
         for pid_file in ("run/server.pid", "run/child.pid"):
             self.assertFalse(alive(int(self.read(pid_file))), pid_file)
+
+    def test_stopping_does_not_wait_for_zombies(self):
+        # The subshell around sh dies at once, leaving sh to exit 0.3 s later as an orphan.
+        # Where PID 1 never reaps orphans (a container without an init), its zombie stays in
+        # the group and must not count as alive, or stopping takes the whole grace period.
+        # Where PID 1 reaps, even late, this passes either way.
+        page = self.page("orphan.md", """\
+            FENCEconsole background
+            $ sh -c 'trap "sleep 0.3; exit" TERM; echo up; while :; do sleep 0.05; done'
+            up
+            FENCE
+            """)
+        start = time.monotonic()
+        status, out, err = self.run_doccheck(page)
+        self.assertEqual(status, 0, out + err)
+        self.assertLess(time.monotonic() - start, doccheck.KILL_GRACE)
 
     def test_expected_line_never_printed(self):
         page = self.page("never.md", """\
@@ -439,6 +458,24 @@ class FormatErrors(DoccheckCase):
         status, out, err = self.run_doccheck(good, bad)
         self.assertEqual(status, 2)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "ran")))
+
+
+class ShellOutput(unittest.TestCase):
+    """The sentinel protocol, below the normalization that would hide a stray newline."""
+
+    def test_output_is_exactly_what_the_command_printed(self):
+        shell = doccheck.Shell(".", dict(os.environ))
+        self.addCleanup(shell.close)
+        for command, output, status in [
+            ("printf 'no newline'", "no newline", 0),
+            ("echo line", "line\n", 0),
+            ("printf 'a\\n\\n'", "a\n\n", 0),
+            ("echo err >&2; false", "err\n", 1),
+            ("true", "", 0),
+        ]:
+            with self.subTest(command):
+                outcome = shell.run(command, 10)
+                self.assertEqual((outcome.output, outcome.status, outcome.problem), (output, status, None))
 
 
 class Matching(unittest.TestCase):
