@@ -207,7 +207,7 @@ def parse_console(path, first_line, body, timeout, background):
     while k < len(body):
         if not body[k].startswith("$ "):
             if body[k].strip():
-                raise FormatError(f"output before the first command at {path}:{first_line + k}")
+                raise FormatError(f"text before the first `$ ` command at {path}:{first_line + k}")
             k += 1
             continue
         line = first_line + k

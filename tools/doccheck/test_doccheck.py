@@ -442,7 +442,7 @@ class FormatErrors(DoccheckCase):
 
     def test_output_before_the_first_command(self):
         self.assertFormatError("FENCEconsole\nhello\n$ echo hello\nFENCE\n",
-                               "output before the first command")
+                               "text before the first `$ ` command")
 
     def test_unclosed_fence(self):
         self.assertFormatError("FENCEconsole\n$ echo hi\n", "unclosed fence at bad.md:1")
