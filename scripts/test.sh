@@ -27,6 +27,9 @@ echo "== doc tests" >&2
 cargo test --workspace --locked --doc
 echo "== the leak probe catches a deliberately leaking build" >&2
 scripts/leakprobe-fault-demo.sh
+echo "== every command of the README and docs/ against a real server" >&2
+python3 -m unittest discover -s tools/doccheck -q
+scripts/check-docs.sh
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast

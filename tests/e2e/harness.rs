@@ -17,6 +17,14 @@ use tonic::{Code, Request, Status};
 
 pub const ADMIN: &str = "e2e-admin-token-0123456789";
 
+/// The `bulkhead` binary under test: this build's, or the one `BULKHEAD_E2E_BIN` names, which
+/// runs the suite against another build (to show a new test failing on the code before a fix).
+pub fn bulkhead_bin() -> std::path::PathBuf {
+    std::env::var_os("BULKHEAD_E2E_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bulkhead").into())
+}
+
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
@@ -39,11 +47,26 @@ impl Server {
 
     /// Like [`Server::start_in`], listening on `listen`.
     pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        Self::start_with_admin_token(dir, listen, extra, Some(ADMIN))
+    }
+
+    /// Like [`Server::start_at`] with `admin_token` as `BULKHEAD_ADMIN_TOKEN`, or none at all
+    /// (the server then generates one into the data directory).
+    pub fn start_with_admin_token(
+        dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        admin_token: Option<&str>,
+    ) -> Self {
+        let mut command = Command::new(bulkhead_bin());
+        match admin_token {
+            Some(token) => command.env("BULKHEAD_ADMIN_TOKEN", token),
+            None => command.env_remove("BULKHEAD_ADMIN_TOKEN"),
+        };
+        let mut child = command
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
             .args(extra)
-            .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())

@@ -5,6 +5,7 @@ mod harness;
 
 mod arrow;
 mod auth;
+mod backup;
 mod cache;
 mod cli;
 mod crud;
@@ -14,4 +15,5 @@ mod leakprobe;
 mod lifecycle;
 mod limits;
 mod names;
+mod operator;
 mod sdk;

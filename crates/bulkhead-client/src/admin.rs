@@ -8,7 +8,7 @@ use bulkhead_proto::v1 as pb;
 use pb::admin_service_client::AdminServiceClient;
 
 use crate::connection::{Connection, Credential};
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 use crate::keys;
 use crate::pages;
 use crate::types::CreatedKey;
@@ -24,8 +24,76 @@ pub struct TenantOptions {
     pub audit_retention: Option<Duration>,
 }
 
-/// A change to a tenant's settings: only the `Some` fields are changed.
-pub type TenantUpdate = TenantOptions;
+/// A change to a tenant's settings: only the `Some` fields are changed, each on its own (the
+/// request's field mask names each one, so an unset limit is never reset). 0 means unlimited.
+#[derive(Debug, Clone, Default)]
+pub struct TenantUpdate {
+    pub max_collections: Option<u64>,
+    pub max_records: Option<u64>,
+    pub max_stored_bytes: Option<u64>,
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<u64>,
+    pub write_bytes_per_second: Option<u64>,
+    /// Zero restores the server's default retention.
+    pub audit_retention: Option<Duration>,
+}
+
+impl TenantUpdate {
+    /// The request's tenant fields and the mask paths naming exactly the fields given.
+    fn to_wire(&self, name: String) -> (pb::Tenant, Vec<String>) {
+        let mut paths = Vec::new();
+        let mut quota = pb::Quota::default();
+        let mut rate = pb::RateLimit::default();
+        let mut set = |given: bool, path: &str| {
+            if given {
+                paths.push(path.to_owned());
+            }
+            given
+        };
+        if set(self.max_collections.is_some(), "quota.max_collections") {
+            quota.max_collections = wire_i64(self.max_collections);
+        }
+        if set(self.max_records.is_some(), "quota.max_records") {
+            quota.max_records = wire_i64(self.max_records);
+        }
+        if set(self.max_stored_bytes.is_some(), "quota.max_stored_bytes") {
+            quota.max_stored_bytes = wire_i64(self.max_stored_bytes);
+        }
+        if set(
+            self.requests_per_second.is_some(),
+            "rate_limit.requests_per_second",
+        ) {
+            rate.requests_per_second = self.requests_per_second.unwrap_or_default();
+        }
+        if set(self.burst.is_some(), "rate_limit.burst") {
+            rate.burst = wire_i64(self.burst);
+        }
+        if set(
+            self.write_bytes_per_second.is_some(),
+            "rate_limit.write_bytes_per_second",
+        ) {
+            rate.write_bytes_per_second = wire_i64(self.write_bytes_per_second);
+        }
+        let mut audit_retention_seconds = 0;
+        if set(self.audit_retention.is_some(), "audit_retention_seconds") {
+            audit_retention_seconds = self.audit_retention.map_or(0, |d| d.as_secs() as i64);
+        }
+        let tenant = pb::Tenant {
+            name,
+            quota: Some(quota),
+            rate_limit: Some(rate),
+            audit_retention_seconds,
+            ..Default::default()
+        };
+        (tenant, paths)
+    }
+}
+
+/// A limit as the wire's int64; values past `i64::MAX` saturate (the server refuses nothing
+/// that large as a limit, it is unlimited in practice).
+fn wire_i64(v: Option<u64>) -> i64 {
+    v.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
 
 /// The admin handle. Made by [`crate::Client::admin`]; cheap to clone.
 #[derive(Debug, Clone)]
@@ -94,22 +162,9 @@ impl AdminClient {
 
     /// Changes the settings given in `update`; the others stay as they are.
     pub async fn update_tenant(&self, tenant: &str, update: &TenantUpdate) -> Result<pb::Tenant> {
-        let mut paths = Vec::new();
-        let mut wire = pb::Tenant {
-            name: tenant_name(tenant)?,
-            ..Default::default()
-        };
-        if let Some(q) = update.quota {
-            wire.quota = Some(q);
-            paths.push("quota".to_owned());
-        }
-        if let Some(r) = update.rate_limit {
-            wire.rate_limit = Some(r);
-            paths.push("rate_limit".to_owned());
-        }
-        if let Some(d) = update.audit_retention {
-            wire.audit_retention_seconds = d.as_secs() as i64;
-            paths.push("audit_retention_seconds".to_owned());
+        let (wire, paths) = update.to_wire(tenant_name(tenant)?);
+        if paths.is_empty() {
+            return Err(ClientError::EmptyUpdate);
         }
         let request = pb::UpdateTenantRequest {
             tenant: Some(wire),

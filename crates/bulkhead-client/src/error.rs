@@ -42,6 +42,9 @@ pub enum ClientError {
     /// Writing exported data where the caller asked failed.
     #[error("writing the export: {0}")]
     Sink(String),
+    /// A tenant update that names no setting; nothing was sent.
+    #[error("nothing to update: give at least one setting")]
+    EmptyUpdate,
     /// A credential that can't be sent as a header (not printable ASCII).
     #[error("credential is not a valid header value")]
     BadCredential,

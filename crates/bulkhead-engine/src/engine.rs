@@ -479,6 +479,15 @@ impl Engine {
     }
 
     /// Tenant groups whose RocksDB instance is open now.
+    /// Writes every open group's memtables to table files. For a shutdown that can't drop the
+    /// engine (a connection held past the grace period still references it): the process then
+    /// exits without the flush `Drop` does, and the next start would replay the logs.
+    pub fn flush_open_groups(&self) {
+        for (group, _) in self.shared.groups.open_groups() {
+            self.shared.flush_group(group);
+        }
+    }
+
     pub fn open_group_count(&self) -> usize {
         self.shared.groups.open_count()
     }

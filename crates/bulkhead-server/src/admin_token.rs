@@ -1,6 +1,7 @@
 //! The admin token: from configuration or `BULKHEAD_ADMIN_TOKEN`; otherwise the one in
 //! `<data-dir>/admin.token`, generated (mode 0600) on first start. The token itself is never
-//! logged, only where it is.
+//! logged, only where it is. When a configured token replaces a generated one, the file is
+//! removed: left behind, it looks like the credential to use and is refused.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,18 +14,16 @@ use crate::config::ServerConfig;
 pub const FILE_NAME: &str = "admin.token";
 
 pub fn resolve(config: &ServerConfig) -> anyhow::Result<String> {
+    let path = config.data_dir.join(FILE_NAME);
     if let Some(t) = &config.admin_token {
         tracing::info!("admin token taken from configuration");
+        remove_if_stale(&path, t)?;
         return Ok(t.clone());
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let path = config.data_dir.join(FILE_NAME);
     if path.exists() {
-        let token = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .trim()
-            .to_owned();
+        let token = read(&path)?;
         anyhow::ensure!(
             token.len() >= 16,
             "{} holds no usable token",
@@ -40,6 +39,26 @@ pub fn resolve(config: &ServerConfig) -> anyhow::Result<String> {
         "no admin token configured: generated one and wrote it to this file (mode 0600)"
     );
     Ok(token)
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .trim()
+        .to_owned())
+}
+
+/// Removes a generated token file that no longer holds the server's token.
+fn remove_if_stale(path: &Path, configured: &str) -> anyhow::Result<()> {
+    if !path.exists() || read(path)? == configured {
+        return Ok(());
+    }
+    std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "removed the generated admin token: the configured token replaces it, and the old one no longer works"
+    );
+    Ok(())
 }
 
 fn write_private(path: &Path, token: &str) -> anyhow::Result<()> {
@@ -78,5 +97,25 @@ mod tests {
             ..config
         };
         assert_eq!(resolve(&configured).unwrap(), "x".repeat(20));
+        assert!(
+            !dir.path().join(FILE_NAME).exists(),
+            "the generated token was replaced, so its file is gone"
+        );
+    }
+
+    #[test]
+    fn a_configured_token_equal_to_the_file_keeps_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..ServerConfig::default()
+        };
+        let generated = resolve(&config).unwrap();
+        let configured = ServerConfig {
+            admin_token: Some(generated.clone()),
+            ..config
+        };
+        assert_eq!(resolve(&configured).unwrap(), generated);
+        assert!(dir.path().join(FILE_NAME).exists());
     }
 }

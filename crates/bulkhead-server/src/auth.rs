@@ -105,7 +105,9 @@ impl Authenticator {
         let key = self
             .engine
             .api_key_by_hash(&hash)
-            .ok_or_else(|| Status::unauthenticated("unknown API key"))?;
+            .ok_or_else(|| Status::unauthenticated(
+                "unknown credential: neither the admin token nor an API key of a live tenant (was the admin token rotated, or the key's tenant deleted?)",
+            ))?;
         if key.revoked {
             return Err(Status::unauthenticated("API key revoked"));
         }

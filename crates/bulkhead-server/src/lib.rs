@@ -29,6 +29,24 @@ use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
 
+/// How long shutdown waits for finished connections' tasks to let go of the engine.
+const ENGINE_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// The engine once every other reference is gone, waiting up to `wait`: connection tasks that
+/// served their last request drop their handles a moment after the server future resolves, so
+/// checking once would find them on every clean shutdown. Still shared after `wait`: `Err`.
+async fn sole_owner<T>(mut engine: Arc<T>, wait: Duration) -> Result<T, Arc<T>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => return Ok(engine),
+            Err(shared) if tokio::time::Instant::now() >= deadline => return Err(shared),
+            Err(shared) => engine = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Runs the server until `shutdown` resolves, then drains in-flight requests and closes the
 /// engine (everything acknowledged is already in the WAL).
 pub async fn serve(
@@ -36,6 +54,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    // Bind before anything touches the data directory: a port in use must leave no trace.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     let admin_token = admin_token::resolve(&config)?;
     let engine = Arc::new(
         tokio::task::spawn_blocking({
@@ -70,14 +92,20 @@ pub async fn serve(
     health_reporter
         .set_serving::<pb::record_service_server::RecordServiceServer<services::RecordApi>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(bulkhead_proto::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: grpcurl before 1.8.8, Python's grpc_reflection client and many
+    // GUI tools speak only v1alpha. Health is registered too, so `Health/Check` resolves.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(bulkhead_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .context("building the reflection service")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building the v1alpha reflection service")?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
     let local = listener.local_addr()?;
     if fault::SKIP_TENANT_CHECK {
         tracing::error!("FAULT-INJECTION BUILD: keys are not checked against the path's tenant");
@@ -110,7 +138,8 @@ pub async fn serve(
             oversize::refusal_is_invalid_argument,
         ))
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(
             pb::admin_service_server::AdminServiceServer::new(services::AdminApi {
                 gate: gate.clone(),
@@ -158,17 +187,51 @@ pub async fn serve(
         );
     tokio::select! {
         served = server => served.context("serving gRPC")?,
-        () = grace_expired => tracing::warn!(
+        // Clients that pool connections keep them open (hyper#4170): routine, nothing lost.
+        () = grace_expired => tracing::info!(
             grace_secs = grace.as_secs(),
             "connections still open after the grace period; closing them"
         ),
     }
     tracing::info!("drained; closing the engine");
     drop(gate);
-    match Arc::try_unwrap(engine) {
+    match sole_owner(engine, ENGINE_RELEASE_WAIT).await {
         Ok(engine) => tokio::task::spawn_blocking(move || drop(engine)).await?,
-        Err(_) => tracing::warn!("engine still referenced at shutdown; it closes with the process"),
+        Err(engine) => {
+            let flushing = engine.clone();
+            tokio::task::spawn_blocking(move || flushing.flush_open_groups()).await?;
+            tracing::info!(
+                references = Arc::strong_count(&engine) - 1,
+                "connections held past the grace period still reference the engine; its groups are flushed and it closes with the process"
+            );
+        }
     }
     tracing::info!("bulkhead stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_waits_for_late_references_but_not_forever() {
+        let engine = Arc::new("engine".to_owned());
+        let late = engine.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            drop(late);
+        });
+        assert_eq!(
+            sole_owner(engine, Duration::from_secs(10)).await.unwrap(),
+            "engine"
+        );
+
+        let engine = Arc::new(());
+        let _kept = engine.clone();
+        let still_shared = sole_owner(engine, Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        assert_eq!(Arc::strong_count(&still_shared), 2);
+    }
 }

@@ -14,6 +14,9 @@ use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::tenant::{Loaded, TenantHandle};
 
+/// Activations at least this long are logged at INFO.
+const SLOW_ACTIVATION: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl TenantHandle {
     /// The tenant's loaded state, loading it if cold. Callers hold the gate.
     pub(super) fn loaded(&self) -> Result<Arc<Loaded>> {
@@ -25,12 +28,25 @@ impl TenantHandle {
         let loaded = Arc::new(at_background_priority(|| self.load())?);
         *slot = Some(loaded.clone());
         drop(slot);
-        tracing::debug!(
-            tenant = %self.id(),
-            collections = loaded.collections.read().len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "tenant activated"
-        );
+        let elapsed = started.elapsed();
+        let collections = loaded.collections.read().len();
+        // A big tenant's activation rebuilds its graphs and takes seconds: operators need to
+        // see why a first request was slow; quick ones stay at debug.
+        if elapsed >= SLOW_ACTIVATION {
+            tracing::info!(
+                tenant = %self.id(),
+                collections,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "tenant activated (indexes rebuilt from storage)"
+            );
+        } else {
+            tracing::debug!(
+                tenant = %self.id(),
+                collections,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "tenant activated"
+            );
+        }
         self.state.index_grew();
         Ok(loaded)
     }

@@ -84,24 +84,35 @@ pub async fn run(s: &Session, args: ImportArgs) -> Result<()> {
     let started = Instant::now();
     let mut in_flight = JoinSet::new();
     let mut imported = 0u64;
+    let mut failure = None;
     let mut batches = records.chunks(args.batch).map(<[Record]>::to_vec);
     loop {
-        while in_flight.len() < args.concurrency {
+        while failure.is_none() && in_flight.len() < args.concurrency {
             let Some(batch) = batches.next() else { break };
             let (tenant, collection) = (tenant.clone(), args.collection.clone());
             in_flight.spawn(async move { tenant.upsert(&collection, &batch).await });
         }
+        // After a failure, the batches already sent are still awaited, so the count of what
+        // went in is exact.
         let Some(done) = in_flight.join_next().await else {
             break;
         };
-        let n = done.context("upload task failed")?.with_context(|| {
-            format!(
-                "importing into tenants/{}/collections/{}",
-                args.tenant, args.collection
-            )
-        })?;
-        imported += n;
-        progress.inc(n);
+        match done.context("upload task failed")? {
+            Ok(n) => {
+                imported += n;
+                progress.inc(n);
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        progress.finish_and_clear();
+        return Err(anyhow::Error::new(e).context(format!(
+            "import into tenants/{}/collections/{} stopped: {imported} of {total} records were imported (each batch is applied whole or not at all); rerunning the import is safe, records with the same id are replaced",
+            args.tenant, args.collection
+        )));
     }
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();

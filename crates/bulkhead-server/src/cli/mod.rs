@@ -139,11 +139,22 @@ impl Session {
         })
     }
 
+    fn admin_token(&self) -> Result<&str> {
+        match &self.admin_token {
+            Some(token) => Ok(token),
+            None => {
+                bail!("this command needs the admin token: --admin-token or BULKHEAD_ADMIN_TOKEN")
+            }
+        }
+    }
+
     fn admin(&self) -> Result<AdminClient> {
-        let Some(token) = &self.admin_token else {
-            bail!("this command needs the admin token: --admin-token or BULKHEAD_ADMIN_TOKEN");
-        };
-        Ok(self.client.admin(token)?)
+        Ok(self.client.admin(self.admin_token()?)?)
+    }
+
+    /// A handle on `tenant` with the admin token, for commands that made the tenant themselves.
+    fn admin_tenant(&self, tenant: &str) -> Result<TenantClient> {
+        Ok(self.client.tenant(tenant, self.admin_token()?)?)
     }
 
     /// A handle on `tenant`, with the tenant key when one is given, else the admin token.

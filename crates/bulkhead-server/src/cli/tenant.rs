@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use bulkhead_client::TenantOptions;
 use bulkhead_client::proto as pb;
+use bulkhead_client::{TenantOptions, TenantUpdate};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -37,39 +37,61 @@ pub enum TenantCommand {
 pub struct Settings {
     /// Most collections (0 = unlimited).
     #[arg(long)]
-    max_collections: Option<i64>,
+    max_collections: Option<u64>,
     /// Most live records (0 = unlimited).
     #[arg(long)]
-    max_records: Option<i64>,
+    max_records: Option<u64>,
     /// Most stored bytes (0 = unlimited).
     #[arg(long)]
-    max_stored_bytes: Option<i64>,
-    /// Requests per second (0 = unlimited); with --burst.
+    max_stored_bytes: Option<u64>,
+    /// Requests per second (0 = unlimited).
     #[arg(long)]
     requests_per_second: Option<f64>,
-    #[arg(long, requires = "requests_per_second")]
-    burst: Option<i64>,
+    /// Requests allowed at once above the rate (0 = one second's worth).
+    #[arg(long)]
+    burst: Option<u64>,
+    /// Bytes written per second (0 = unlimited).
+    #[arg(long)]
+    write_bytes_per_second: Option<u64>,
     /// How long audit events are kept, e.g. `30d`.
     #[arg(long, value_parser = humantime::parse_duration)]
     audit_retention: Option<Duration>,
 }
 
 impl Settings {
+    /// A new tenant's settings: the limits not given are unlimited.
     fn options(&self) -> TenantOptions {
-        let quota_given = self.max_collections.is_some()
-            || self.max_records.is_some()
-            || self.max_stored_bytes.is_some();
+        let u = self.update();
+        let quota_given =
+            u.max_collections.is_some() || u.max_records.is_some() || u.max_stored_bytes.is_some();
+        let rate_given = u.requests_per_second.is_some()
+            || u.burst.is_some()
+            || u.write_bytes_per_second.is_some();
+        let wire = |v: Option<u64>| v.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX));
         TenantOptions {
             quota: quota_given.then(|| pb::Quota {
-                max_collections: self.max_collections.unwrap_or(0),
-                max_records: self.max_records.unwrap_or(0),
-                max_stored_bytes: self.max_stored_bytes.unwrap_or(0),
+                max_collections: wire(u.max_collections),
+                max_records: wire(u.max_records),
+                max_stored_bytes: wire(u.max_stored_bytes),
             }),
-            rate_limit: self.requests_per_second.map(|rps| pb::RateLimit {
-                requests_per_second: rps,
-                burst: self.burst.unwrap_or(0),
-                write_bytes_per_second: 0,
+            rate_limit: rate_given.then(|| pb::RateLimit {
+                requests_per_second: u.requests_per_second.unwrap_or(0.0),
+                burst: wire(u.burst),
+                write_bytes_per_second: wire(u.write_bytes_per_second),
             }),
+            audit_retention: u.audit_retention,
+        }
+    }
+
+    /// A change of exactly the settings given; the others keep their values.
+    fn update(&self) -> TenantUpdate {
+        TenantUpdate {
+            max_collections: self.max_collections,
+            max_records: self.max_records,
+            max_stored_bytes: self.max_stored_bytes,
+            requests_per_second: self.requests_per_second,
+            burst: self.burst,
+            write_bytes_per_second: self.write_bytes_per_second,
             audit_retention: self.audit_retention,
         }
     }
@@ -87,7 +109,7 @@ pub async fn run(s: &Session, command: TenantCommand) -> Result<()> {
         TenantCommand::Get { tenant } => s.out.one(&rows([admin.tenant(&tenant).await?])),
         TenantCommand::Update { tenant, settings } => {
             s.out.one(&rows([admin
-                .update_tenant(&tenant, &settings.options())
+                .update_tenant(&tenant, &settings.update())
                 .await?]));
         }
         TenantCommand::Delete { tenant } => {
@@ -104,21 +126,31 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
         "state",
         "group",
         "create_time",
+        "max_collections",
         "max_records",
+        "max_stored_bytes",
         "requests_per_second",
+        "burst",
+        "write_bytes_per_second",
         "audit_retention_seconds",
     ]);
     for t in tenants {
         let state = pb::TenantState::try_from(t.state)
             .map_or("UNKNOWN", |s| s.as_str_name())
             .trim_start_matches("TENANT_STATE_");
+        let quota = t.quota.unwrap_or_default();
+        let rate = t.rate_limit.unwrap_or_default();
         r.push(vec![
             json!(t.name),
             json!(state),
             json!(t.group),
             time(t.create_time.as_ref()),
-            json!(t.quota.map_or(0, |q| q.max_records)),
-            json!(t.rate_limit.map_or(0.0, |l| l.requests_per_second)),
+            json!(quota.max_collections),
+            json!(quota.max_records),
+            json!(quota.max_stored_bytes),
+            json!(rate.requests_per_second),
+            json!(rate.burst),
+            json!(rate.write_bytes_per_second),
             json!(t.audit_retention_seconds),
         ]);
     }

@@ -32,6 +32,64 @@ fn retention(secs: i64) -> Result<Option<Duration>, Status> {
     }
 }
 
+/// The mask paths `UpdateTenant` accepts: a whole message replaces every limit in it, a leaf
+/// path changes that limit alone, so a client can change one limit without knowing the others.
+const UPDATABLE: &[&str] = &[
+    "quota",
+    "quota.max_collections",
+    "quota.max_records",
+    "quota.max_stored_bytes",
+    "rate_limit",
+    "rate_limit.requests_per_second",
+    "rate_limit.burst",
+    "rate_limit.write_bytes_per_second",
+    "audit_retention_seconds",
+];
+
+/// Applies the fields of `tenant` named by `paths` to `settings`; everything else is kept.
+fn apply_update_mask(
+    settings: &mut TenantSettings,
+    tenant: &pb::Tenant,
+    paths: &[String],
+) -> Result<(), Status> {
+    if paths.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "update_mask must name at least one field: {}",
+            UPDATABLE.join(", ")
+        )));
+    }
+    let new_quota = quota(tenant.quota)?;
+    let new_rate = rate_limit(tenant.rate_limit)?;
+    for path in paths {
+        match path.as_str() {
+            "quota" => settings.quota = new_quota,
+            "quota.max_collections" => settings.quota.max_collections = new_quota.max_collections,
+            "quota.max_records" => settings.quota.max_records = new_quota.max_records,
+            "quota.max_stored_bytes" => {
+                settings.quota.max_stored_bytes = new_quota.max_stored_bytes
+            }
+            "rate_limit" => settings.rate_limit = new_rate,
+            "rate_limit.requests_per_second" => {
+                settings.rate_limit.requests_per_second = new_rate.requests_per_second
+            }
+            "rate_limit.burst" => settings.rate_limit.burst = new_rate.burst,
+            "rate_limit.write_bytes_per_second" => {
+                settings.rate_limit.write_bytes_per_second = new_rate.write_bytes_per_second
+            }
+            "audit_retention_seconds" => {
+                settings.audit_retention = retention(tenant.audit_retention_seconds)?
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "update_mask: {other:?} can't be updated; expected one of {}",
+                    UPDATABLE.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn create_tenant(
@@ -137,24 +195,10 @@ impl AdminService for AdminApi {
                     rate_limit: current.rate_limit,
                 };
                 let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
-                if paths.is_empty() {
-                    return Err(Status::invalid_argument("update_mask must name at least one field"));
-                }
-                for path in paths {
-                    match path.as_str() {
-                        "quota" => settings.quota = quota(tenant.quota)?,
-                        "rate_limit" => settings.rate_limit = rate_limit(tenant.rate_limit)?,
-                        "audit_retention_seconds" => {
-                            settings.audit_retention = retention(tenant.audit_retention_seconds)?
-                        }
-                        other => {
-                            return Err(Status::invalid_argument(format!(
-                                "update_mask: {other:?} can't be updated; expected quota, rate_limit or audit_retention_seconds"
-                            )));
-                        }
-                    }
-                }
-                let info = engine.update_tenant(&id, &settings).map_err(engine_status)?;
+                apply_update_mask(&mut settings, &tenant, &paths)?;
+                let info = engine
+                    .update_tenant(&id, &settings)
+                    .map_err(engine_status)?;
                 gate.limits().forget(&id);
                 Ok(tenant_to_pb(&info, retention_default))
             })
@@ -183,5 +227,110 @@ impl AdminService for AdminApi {
             )
             .await
             .map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_engine::{Quota, RateLimit};
+
+    fn current() -> TenantSettings {
+        TenantSettings {
+            audit_retention: Some(Duration::from_secs(3600)),
+            quota: Quota {
+                max_collections: 3,
+                max_records: 100,
+                max_stored_bytes: 1 << 20,
+            },
+            rate_limit: RateLimit {
+                requests_per_second: 50.0,
+                burst: 80,
+                write_bytes_per_second: 1000,
+            },
+        }
+    }
+
+    fn update(paths: &[&str], tenant: pb::Tenant) -> Result<TenantSettings, Status> {
+        let mut settings = current();
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        apply_update_mask(&mut settings, &tenant, &paths)?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn a_leaf_path_changes_that_limit_alone() {
+        let tenant = pb::Tenant {
+            quota: Some(pb::Quota {
+                max_records: 0,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = update(&["quota.max_records"], tenant).unwrap();
+        let mut want = current();
+        want.quota.max_records = 0;
+        assert_eq!(got, want);
+
+        let tenant = pb::Tenant {
+            rate_limit: Some(pb::RateLimit {
+                requests_per_second: 10.0,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = update(&["rate_limit.requests_per_second"], tenant).unwrap();
+        let mut want = current();
+        want.rate_limit.requests_per_second = 10.0;
+        assert_eq!(got, want, "burst and write bandwidth are kept");
+    }
+
+    #[test]
+    fn a_whole_message_path_replaces_every_limit_in_it() {
+        let tenant = pb::Tenant {
+            quota: Some(pb::Quota {
+                max_records: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = update(&["quota"], tenant).unwrap();
+        assert_eq!(
+            got.quota,
+            Quota {
+                max_collections: 0,
+                max_records: 7,
+                max_stored_bytes: 0
+            }
+        );
+        assert_eq!(got.rate_limit, current().rate_limit);
+    }
+
+    #[test]
+    fn unknown_empty_and_invalid_masks_are_refused() {
+        let err = update(&["quota.max_record"], pb::Tenant::default()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            err.message().contains("quota.max_records"),
+            "{}",
+            err.message()
+        );
+        assert_eq!(
+            update(&[], pb::Tenant::default()).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        let negative = pb::Tenant {
+            quota: Some(pb::Quota {
+                max_records: -1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = update(&["quota.max_records"], negative).unwrap_err();
+        assert!(
+            err.message().contains("quota.max_records"),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -1,0 +1,397 @@
+//! What an operator meets outside the data path: updating one limit without resetting the
+//! others, an import stopped midway that says how far it got, health and reflection that
+//! generic gRPC tools can use, a shutdown that warns only when something is wrong, a failed
+//! bind that leaves no trace, and a rotated admin token that doesn't linger on disk.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bulkhead_proto::v1 as pb;
+use serde_json::Value as Json;
+use tokio_stream::StreamExt;
+
+use crate::harness::{ADMIN, Server, authed, bulkhead_bin, unit};
+
+fn bulkhead(server: &Server, args: &[&str]) -> Output {
+    Command::new(bulkhead_bin())
+        .args(args)
+        .env("BULKHEAD_ENDPOINT", format!("http://{}", server.addr))
+        .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
+        .env_remove("BULKHEAD_KEY")
+        .env_remove("BULKHEAD_TENANT")
+        .output()
+        .expect("running bulkhead")
+}
+
+fn json_of(out: Output) -> Json {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const LIMITS: [&str; 7] = [
+    "max_collections",
+    "max_records",
+    "max_stored_bytes",
+    "requests_per_second",
+    "burst",
+    "write_bytes_per_second",
+    "audit_retention_seconds",
+];
+
+#[test]
+fn a_tenant_update_changes_only_the_limits_given() {
+    let server = Server::start();
+    let created = json_of(bulkhead(
+        &server,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--max-collections",
+            "3",
+            "--max-records",
+            "100",
+            "--max-stored-bytes",
+            "1000000",
+            "--requests-per-second",
+            "50",
+            "--burst",
+            "80",
+            "--write-bytes-per-second",
+            "4096",
+            "--audit-retention",
+            "1d",
+            "--json",
+        ],
+    ));
+    for limit in LIMITS {
+        assert!(created[limit].as_f64().unwrap() > 0.0, "{limit}: {created}");
+    }
+    let updated = json_of(bulkhead(
+        &server,
+        &["tenant", "update", "acme", "--max-records", "0", "--json"],
+    ));
+    let mut want = created.clone();
+    want["max_records"] = 0.into();
+    for limit in LIMITS {
+        assert_eq!(updated[limit], want[limit], "{limit}");
+    }
+    let updated = json_of(bulkhead(
+        &server,
+        &[
+            "tenant",
+            "update",
+            "acme",
+            "--requests-per-second",
+            "10",
+            "--json",
+        ],
+    ));
+    want["requests_per_second"] = 10.0.into();
+    for limit in LIMITS {
+        assert_eq!(updated[limit], want[limit], "{limit}");
+    }
+    // The collection quota of 3 still holds.
+    for (i, outcome) in [true, true, true, false].into_iter().enumerate() {
+        let out = bulkhead(
+            &server,
+            &[
+                "collection",
+                "create",
+                &format!("c{i}"),
+                "--tenant",
+                "acme",
+                "--dimension",
+                "3",
+            ],
+        );
+        assert_eq!(out.status.success(), outcome, "collection {i}: {out:?}");
+    }
+}
+
+#[tokio::test]
+async fn update_masks_name_leaf_fields_and_unknown_ones_are_refused() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    crate::harness::create_tenant(&mut c, "acme").await;
+    let update = |paths: &[&str], tenant: pb::Tenant| {
+        authed(
+            ADMIN,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: "tenants/acme".into(),
+                    ..tenant
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: paths.iter().map(|p| p.to_string()).collect(),
+                }),
+            },
+        )
+    };
+    let both = pb::Tenant {
+        quota: Some(pb::Quota {
+            max_collections: 5,
+            max_records: 9,
+            max_stored_bytes: 0,
+        }),
+        ..Default::default()
+    };
+    let t = c
+        .admin
+        .update_tenant(update(&["quota"], both))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.quota.unwrap().max_collections, 5);
+    let only_records = pb::Tenant {
+        quota: Some(pb::Quota {
+            max_records: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let t = c
+        .admin
+        .update_tenant(update(&["quota.max_records"], only_records))
+        .await
+        .unwrap()
+        .into_inner();
+    let q = t.quota.unwrap();
+    assert_eq!((q.max_collections, q.max_records), (5, 1));
+    let refused = c
+        .admin
+        .update_tenant(update(&["quota.bogus"], pb::Tenant::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("quota.max_records"));
+}
+
+fn write_fvecs(path: &Path, rows: usize, dim: usize) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for i in 0..rows {
+        f.write_all(&(dim as i32).to_le_bytes()).unwrap();
+        for x in unit(i as u64, dim) {
+            f.write_all(&x.to_le_bytes()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_import_stopped_by_a_quota_says_how_many_records_went_in() {
+    let server = Server::start();
+    json_of(bulkhead(
+        &server,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--max-records",
+            "1200",
+            "--json",
+        ],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let fvecs = dir.path().join("v.fvecs");
+    write_fvecs(&fvecs, 3000, 4);
+    let out = bulkhead(
+        &server,
+        &[
+            "import",
+            "--tenant",
+            "acme",
+            "--collection",
+            "docs",
+            "--create",
+            "--fvecs",
+            fvecs.to_str().unwrap(),
+            "--batch",
+            "500",
+            "--concurrency",
+            "1",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1000 of 3000 records were imported"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resource exhausted"), "{stderr}");
+}
+
+/// Lists the services over reflection `v1` and resolves the health service's file.
+async fn reflection_v1(server: &Server) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let ask = |m: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(m),
+    };
+    let requests = tokio_stream::iter([
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "grpc.health.v1.Health".into(),
+        )),
+    ]);
+    let answers: Vec<ServerReflectionResponse> = client
+        .server_reflection_info(requests)
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Result<_, _>>()
+        .await
+        .unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(file)) = &answers[1].message_response else {
+        panic!("health's file not resolved: {:?}", answers[1]);
+    };
+    assert!(!file.file_descriptor_proto.is_empty());
+    match &answers[0].message_response {
+        Some(MessageResponse::ListServicesResponse(l)) => {
+            l.service.iter().map(|s| s.name.clone()).collect()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The same over `v1alpha`, which grpcurl before 1.8.8 and Python's client speak.
+async fn reflection_v1alpha(server: &Server) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::{ServerReflectionRequest, ServerReflectionResponse};
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let ask = |m: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(m),
+    };
+    let requests = tokio_stream::iter([
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "grpc.health.v1.Health".into(),
+        )),
+    ]);
+    let answers: Vec<ServerReflectionResponse> = client
+        .server_reflection_info(requests)
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Result<_, _>>()
+        .await
+        .unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(file)) = &answers[1].message_response else {
+        panic!("health's file not resolved: {:?}", answers[1]);
+    };
+    assert!(!file.file_descriptor_proto.is_empty());
+    match &answers[0].message_response {
+        Some(MessageResponse::ListServicesResponse(l)) => {
+            l.service.iter().map(|s| s.name.clone()).collect()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn health_and_both_reflection_versions_serve_generic_tools() {
+    let server = Server::start();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    for services in [
+        reflection_v1(&server).await,
+        reflection_v1alpha(&server).await,
+    ] {
+        for wanted in [
+            "grpc.health.v1.Health",
+            "bulkhead.v1.RecordService",
+            "bulkhead.v1.SemanticCacheService",
+        ] {
+            assert!(
+                services.iter().any(|s| s == wanted),
+                "{wanted} in {services:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_clean_shutdown_logs_no_warning_and_closes_the_engine() {
+    let mut server = Server::start();
+    // A client that comes and goes, as the CLI does.
+    json_of(bulkhead(&server, &["tenant", "create", "acme", "--json"]));
+    assert!(server.terminate().success());
+    let log = server.log();
+    let warnings: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert!(
+        !log.iter().any(|l| l.contains("still reference")),
+        "the engine was dropped: {log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("bulkhead stopped")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn a_failed_bind_leaves_no_data_directory_behind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(bulkhead_bin())
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .env_remove("BULKHEAD_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("binding {addr}")), "{stderr}");
+    assert!(!data.exists(), "no data directory (nor admin token) made");
+}
+
+#[tokio::test]
+async fn a_rotated_admin_token_does_not_linger_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    let mut first = Server::start_with_admin_token(dir.path(), "127.0.0.1:0", &[], None);
+    let generated = std::fs::read_to_string(&token_file).unwrap();
+    assert!(first.terminate().success());
+
+    let mut rotated = Server::start_with_admin_token(dir.path(), "127.0.0.1:0", &[], Some(ADMIN));
+    assert!(!token_file.exists(), "the replaced token's file is removed");
+    let mut c = rotated.clients().await;
+    let refused = c
+        .admin
+        .list_tenants(authed(generated.trim(), pb::ListTenantsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(
+        refused.message().contains("rotated"),
+        "{}",
+        refused.message()
+    );
+    assert!(rotated.terminate().success());
+}
