@@ -331,11 +331,36 @@ async fn health_and_both_reflection_versions_serve_generic_tools() {
     }
 }
 
+/// Scrapes `/metrics` once on a kept-alive connection, which is returned still open.
+fn scrape_metrics(server: &Server) -> std::net::TcpStream {
+    use std::io::Read;
+    let addr = server
+        .log()
+        .iter()
+        .find_map(|l| {
+            l.contains("metrics listening")
+                .then(|| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")))
+                .flatten()
+                .map(str::to_owned)
+        })
+        .expect("the metrics address is logged");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bulkhead\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &head[..n]);
+    stream
+}
+
 #[test]
 fn a_clean_shutdown_logs_no_warning_and_closes_the_engine() {
-    let mut server = Server::start();
-    // A client that comes and goes, as the CLI does.
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(data.path(), &["--metrics-listen", "127.0.0.1:0"]);
+    // A client that comes and goes, as the CLI does, and a scraper that keeps its connection.
     json_of(bulkhead(&server, &["tenant", "create", "acme", "--json"]));
+    let _scraper = scrape_metrics(&server);
     assert!(server.terminate().success());
     let log = server.log();
     let warnings: Vec<&String> = log
@@ -347,10 +372,7 @@ fn a_clean_shutdown_logs_no_warning_and_closes_the_engine() {
         !log.iter().any(|l| l.contains("still reference")),
         "the engine was dropped: {log:#?}"
     );
-    assert!(
-        log.iter().any(|l| l.contains("bulkhead stopped")),
-        "{log:#?}"
-    );
+    assert!(log.iter().any(|l| l.contains("bulkhead stopped")), "{log:#?}");
 }
 
 #[test]

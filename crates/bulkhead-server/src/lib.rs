@@ -70,7 +70,7 @@ pub async fn serve(
     let metrics = metrics::Metrics::new(config.per_tenant_metrics);
     if let Some(addr) = config.metrics_listen {
         let m = metrics.clone();
-        let e = engine.clone();
+        let e = Arc::downgrade(&engine);
         tokio::spawn(async move {
             if let Err(err) = m.serve(addr, e).await {
                 tracing::error!(error = %err, "metrics server failed");

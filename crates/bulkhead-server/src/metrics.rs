@@ -2,7 +2,7 @@
 //! only when enabled, because tenants are unbounded — request counts per tenant.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
 
 use bulkhead_engine::Engine;
@@ -84,14 +84,20 @@ impl Metrics {
         String::from_utf8(out).expect("prometheus text is UTF-8")
     }
 
-    /// Serves `GET /metrics` on `addr` until the process ends.
-    pub async fn serve(self, addr: SocketAddr, engine: Arc<Engine>) -> anyhow::Result<()> {
+    /// Serves `GET /metrics` on `addr` until the process ends. It holds the engine weakly: a
+    /// scraper's kept-alive connection must not keep the engine from closing at shutdown.
+    pub async fn serve(self, addr: SocketAddr, engine: Weak<Engine>) -> anyhow::Result<()> {
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
                 let metrics = self.clone();
-                let engine = engine.clone();
-                async move { metrics.render(&engine) }
+                let engine = engine.upgrade();
+                async move {
+                    match engine {
+                        Some(engine) => Ok(metrics.render(&engine)),
+                        None => Err(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+                    }
+                }
             }),
         );
         let listener = tokio::net::TcpListener::bind(addr).await?;
