@@ -7,6 +7,7 @@ mod arrow;
 mod auth;
 mod cache;
 mod cli;
+mod cli_usability;
 mod crud;
 mod filters;
 mod isolation;

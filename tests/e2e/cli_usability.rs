@@ -1,0 +1,100 @@
+//! The command line as a new user met it (issue 22): each test drives one papercut through the
+//! real `bulkhead` binary against a real server, and failed before its fix.
+
+use std::process::Output;
+
+use serde_json::Value as Json;
+
+use crate::cli::{bulkhead, ok_json, write_fvecs};
+use crate::harness::{Server, unit};
+
+/// A server with the tenant `acme`.
+fn with_acme() -> Server {
+    let server = Server::start();
+    ok_json(bulkhead(
+        &server,
+        None,
+        &["tenant", "create", "acme", "--json"],
+    ));
+    server
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The line of `text` that starts with `prefix`, without the prefix.
+fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(prefix))
+}
+
+const MORE: &str = "more events: rerun with --page-token ";
+
+#[test]
+fn audit_says_when_events_were_left_out_and_continues_from_a_token() {
+    let server = with_acme();
+    let dir = tempfile::tempdir().unwrap();
+    // 150 upserts of one record each: more events than the default --limit of 100.
+    let fvecs = dir.path().join("v.fvecs");
+    write_fvecs(&fvecs, &(0..150).map(|i| unit(i, 4)).collect::<Vec<_>>());
+    ok_json(bulkhead(
+        &server,
+        None,
+        &[
+            "import",
+            "--tenant",
+            "acme",
+            "--collection",
+            "docs",
+            "--create",
+            "--fvecs",
+            fvecs.to_str().unwrap(),
+            "--batch",
+            "1",
+            "--json",
+        ],
+    ));
+    let audit = |extra: &[&str]| {
+        let mut args = vec!["audit", "--tenant", "acme", "--json"];
+        args.extend_from_slice(extra);
+        bulkhead(&server, None, &args)
+    };
+    let first = audit(&[]);
+    let note = stderr(&first);
+    let first = ok_json(first);
+    assert_eq!(first.as_array().unwrap().len(), 100);
+    let token = line_after(&note, MORE)
+        .unwrap_or_else(|| panic!("no sign of the events left out: {note:?}"))
+        .to_owned();
+
+    let rest = audit(&["--page-token", &token, "--limit", "1000"]);
+    assert!(line_after(&stderr(&rest), MORE).is_none(), "{rest:?}");
+    let rest = ok_json(rest);
+    let sequences = |events: &Json| -> Vec<u64> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["sequence"].as_u64().unwrap())
+            .collect()
+    };
+    let (a, b) = (sequences(&first), sequences(&rest));
+    assert!(a.last() < b.first(), "the next page starts after the first");
+    let upserts = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest.as_array().unwrap())
+        .filter(|e| e["method"] == "RecordService/Upsert")
+        .count();
+    assert_eq!(upserts, 150, "both pages together hold every event once");
+
+    // The table says so too, below the table.
+    let table = bulkhead(
+        &server,
+        None,
+        &["audit", "--tenant", "acme", "--limit", "3"],
+    );
+    assert!(table.status.success(), "{table:?}");
+    assert!(line_after(&stderr(&table), MORE).is_some(), "{table:?}");
+}
