@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 
 use crate::cli::{bulkhead, ok_json, write_fvecs};
 use crate::harness::{Server, unit};
@@ -97,4 +97,68 @@ fn audit_says_when_events_were_left_out_and_continues_from_a_token() {
     );
     assert!(table.status.success(), "{table:?}");
     assert!(line_after(&stderr(&table), MORE).is_some(), "{table:?}");
+}
+
+#[test]
+fn mutating_commands_print_json_with_json() {
+    let server = with_acme();
+    let key = ok_json(bulkhead(
+        &server,
+        None,
+        &[
+            "key", "create", "--tenant", "acme", "--role", "write", "--json",
+        ],
+    ));
+    let name = key["name"].as_str().unwrap();
+    let id = name.rsplit('/').next().unwrap();
+    assert_eq!(
+        ok_json(bulkhead(
+            &server,
+            None,
+            &["key", "revoke", "--tenant", "acme", id, "--json"],
+        )),
+        json!({ "revoked": name })
+    );
+    ok_json(bulkhead(
+        &server,
+        None,
+        &[
+            "collection",
+            "create",
+            "--tenant",
+            "acme",
+            "docs",
+            "--dimension",
+            "4",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        ok_json(bulkhead(
+            &server,
+            None,
+            &["collection", "delete", "--tenant", "acme", "docs", "--json"],
+        )),
+        json!({ "deleted": "tenants/acme/collections/docs" })
+    );
+    // Without --json, people still get a sentence.
+    let create = [
+        "collection",
+        "create",
+        "--tenant",
+        "acme",
+        "docs",
+        "--dimension",
+        "4",
+    ];
+    assert!(bulkhead(&server, None, &create).status.success());
+    let table = bulkhead(
+        &server,
+        None,
+        &["collection", "delete", "--tenant", "acme", "docs"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&table.stdout),
+        "deleted tenants/acme/collections/docs\n"
+    );
 }

@@ -107,9 +107,10 @@ pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
         }
         CollectionCommand::Delete { tenant, collection } => {
             s.tenant(&tenant)?.delete_collection(&collection).await?;
-            s.out.note(&format!(
-                "deleted tenants/{tenant}/collections/{collection}"
-            ));
+            s.out.done(
+                "deleted",
+                &format!("tenants/{tenant}/collections/{collection}"),
+            );
         }
     }
     Ok(())

@@ -69,7 +69,7 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
         KeyCommand::Revoke { tenant, key_id } => {
             s.tenant(&tenant)?.revoke_key(&key_id).await?;
             s.out
-                .note(&format!("revoked tenants/{tenant}/keys/{key_id}"));
+                .done("revoked", &format!("tenants/{tenant}/keys/{key_id}"));
         }
     }
     Ok(())
