@@ -5,7 +5,7 @@ use std::process::Output;
 
 use serde_json::{Value as Json, json};
 
-use crate::cli::{bulkhead, ok_json, write_fvecs};
+use crate::cli::{bulkhead, failure, ok_json, write_fvecs};
 use crate::harness::{Server, unit};
 
 /// A server with the tenant `acme`.
@@ -97,6 +97,70 @@ fn audit_says_when_events_were_left_out_and_continues_from_a_token() {
     );
     assert!(table.status.success(), "{table:?}");
     assert!(line_after(&stderr(&table), MORE).is_some(), "{table:?}");
+}
+
+#[test]
+fn key_revoke_takes_the_name_key_list_prints_and_says_each_error_once() {
+    let server = with_acme();
+    ok_json(bulkhead(
+        &server,
+        None,
+        &["tenant", "create", "globex", "--json"],
+    ));
+    let created = ok_json(bulkhead(
+        &server,
+        None,
+        &[
+            "key", "create", "--tenant", "acme", "--role", "read", "--json",
+        ],
+    ));
+    let listed = ok_json(bulkhead(
+        &server,
+        None,
+        &["key", "list", "--tenant", "acme", "--json"],
+    ));
+    let name = listed[0]["name"].as_str().unwrap().to_owned();
+    assert_eq!(created["name"], name.as_str());
+
+    // A name of another tenant's key is refused before anything is sent.
+    let other = name.replace("tenants/acme/", "tenants/globex/");
+    let e = failure(bulkhead(
+        &server,
+        None,
+        &["key", "revoke", "--tenant", "acme", &other],
+    ));
+    assert!(
+        e.contains("belongs to tenant \"globex\", not to --tenant \"acme\""),
+        "{e}"
+    );
+
+    let revoked = bulkhead(&server, None, &["key", "revoke", "--tenant", "acme", &name]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&revoked.stdout).trim(),
+        format!("revoked {name}")
+    );
+    let listed = ok_json(bulkhead(
+        &server,
+        None,
+        &["key", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(listed[0]["revoked"], true);
+
+    // Errors say what is wrong once.
+    let missing = failure(bulkhead(
+        &server,
+        None,
+        &["key", "revoke", "--tenant", "acme", "nokey"],
+    ));
+    assert_eq!(missing.matches("not found").count(), 1, "{missing}");
+    assert!(missing.contains("nokey"), "{missing}");
+    let malformed = failure(bulkhead(
+        &server,
+        None,
+        &["key", "revoke", "--tenant", "acme", "No-Key"],
+    ));
+    assert_eq!(malformed.matches("invalid").count(), 1, "{malformed}");
 }
 
 #[test]

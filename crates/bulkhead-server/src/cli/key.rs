@@ -1,10 +1,13 @@
 //! `bulkhead key ...`: a tenant's API keys, with the admin token or a TENANT_ADMIN key.
+//! `revoke` takes a key as `key list` prints it (`tenants/T/keys/ID`) as well as its bare id,
+//! so a listed name can be pasted back.
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail, ensure};
 use bulkhead_client::proto as pb;
-use bulkhead_client::{CreatedKey, Role};
+use bulkhead_client::{ClientError, CreatedKey, Role};
+use bulkhead_core::{KeyId, KeyName};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -35,6 +38,7 @@ pub enum KeyCommand {
     Revoke {
         #[arg(long, env = "BULKHEAD_TENANT")]
         tenant: String,
+        /// The key's id, or its name as `key list` prints it: tenants/TENANT/keys/ID.
         key_id: String,
     },
 }
@@ -42,6 +46,20 @@ pub enum KeyCommand {
 /// `read`, `write`, `tenant-admin` in any case, or the API's `TENANT_ADMIN` spelling.
 fn parse_role(s: &str) -> Result<Role, bulkhead_core::CoreError> {
     s.to_ascii_uppercase().replace('-', "_").parse()
+}
+
+/// The key id `key` gives: itself, or the last segment of a full name of `tenant`'s.
+fn parse_key_id(tenant: &str, key: &str) -> Result<KeyId> {
+    if !key.contains('/') {
+        return Ok(KeyId::new(key)?);
+    }
+    let name: KeyName = key.parse()?;
+    ensure!(
+        name.tenant.as_str() == tenant,
+        "key {key} belongs to tenant {:?}, not to --tenant {tenant:?}",
+        name.tenant.as_str()
+    );
+    Ok(name.key)
 }
 
 pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
@@ -67,9 +85,15 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
             s.out.list(&r);
         }
         KeyCommand::Revoke { tenant, key_id } => {
-            s.tenant(&tenant)?.revoke_key(&key_id).await?;
+            let id = parse_key_id(&tenant, &key_id)?;
+            match s.tenant(&tenant)?.revoke_key(id.as_str()).await {
+                // The server's message names the key and says it is missing; the SDK's
+                // "not found:" prefix would say so twice.
+                Err(ClientError::NotFound(message)) => bail!(message),
+                r => r?,
+            }
             s.out
-                .done("revoked", &format!("tenants/{tenant}/keys/{key_id}"));
+                .done("revoked", &format!("tenants/{tenant}/keys/{id}"));
         }
     }
     Ok(())
@@ -108,4 +132,26 @@ fn key_cells(k: &pb::ApiKey, extra: Vec<serde_json::Value>) -> Vec<serde_json::V
     ];
     cells.extend(extra);
     cells
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_its_id_or_a_full_name_of_the_same_tenant() {
+        let id = |key: &str| parse_key_id("acme", key).map(|id| id.as_str().to_owned());
+        assert_eq!(id("k1").unwrap(), "k1");
+        assert_eq!(id("tenants/acme/keys/k1").unwrap(), "k1");
+        assert_eq!(
+            id("K1!").unwrap_err().to_string(),
+            "invalid key id \"K1!\": must start with a lowercase ASCII letter or digit"
+        );
+        let other = id("tenants/globex/keys/k1").unwrap_err();
+        assert_eq!(
+            other.to_string(),
+            "key tenants/globex/keys/k1 belongs to tenant \"globex\", not to --tenant \"acme\""
+        );
+        assert!(id("tenants/acme/collections/k1").is_err());
+    }
 }
