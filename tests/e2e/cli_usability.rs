@@ -164,6 +164,50 @@ fn key_revoke_takes_the_name_key_list_prints_and_says_each_error_once() {
 }
 
 #[test]
+fn the_usage_line_shows_the_connection_flags_as_optional() {
+    // The helper sets BULKHEAD_ENDPOINT and BULKHEAD_ADMIN_TOKEN, as a configured shell does;
+    // clap counted them as given and printed them in the usage line as if required.
+    let server = Server::start();
+    let usage = |out: &Output| {
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(out));
+        line_after(&text, "Usage: ")
+            .unwrap_or_else(|| panic!("no usage line: {text}"))
+            .to_owned()
+    };
+    let help = bulkhead(&server, None, &["tenant", "list", "--help"]);
+    assert!(help.status.success(), "{help:?}");
+    assert_eq!(usage(&help), "bulkhead tenant list [OPTIONS]");
+    let help_text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help_text.contains("--endpoint <ENDPOINT>")
+            && help_text.contains("[env: BULKHEAD_ADMIN_TOKEN"),
+        "the flags are still listed, with their variables: {help_text}"
+    );
+    for (args, expected) in [
+        (
+            &["tenant", "get"][..],
+            "bulkhead tenant get [OPTIONS] <TENANT>",
+        ),
+        (
+            &["tenant", "list", "--no-such-flag"],
+            "bulkhead tenant list [OPTIONS]",
+        ),
+        (
+            &["key", "create", "--tenant", "acme", "--key", "k"],
+            "bulkhead key create [OPTIONS] --tenant <TENANT> --role <ROLE>",
+        ),
+        (
+            &["query", "--tenant", "acme"],
+            "bulkhead query [OPTIONS] --tenant <TENANT> --collection <COLLECTION>",
+        ),
+    ] {
+        let out = bulkhead(&server, None, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert_eq!(usage(&out), expected, "{args:?}");
+    }
+}
+
+#[test]
 fn mutating_commands_print_json_with_json() {
     let server = with_acme();
     let key = ok_json(bulkhead(
