@@ -270,3 +270,34 @@ fn mutating_commands_print_json_with_json() {
         "deleted tenants/acme/collections/docs\n"
     );
 }
+
+#[test]
+fn role_takes_exactly_read_write_and_tenant_admin() {
+    let server = with_acme();
+    const VALUES: &str = "[possible values: read, write, tenant-admin]";
+    for wrong in ["admin", "TENANT_ADMIN", "Read"] {
+        let out = bulkhead(
+            &server,
+            None,
+            &["key", "create", "--tenant", "acme", "--role", wrong],
+        );
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let e = stderr(&out);
+        assert!(e.contains(VALUES), "{wrong}: {e}");
+        assert!(!e.contains("WRITE"), "only the values the flag takes: {e}");
+    }
+    let help = bulkhead(&server, None, &["key", "create", "--help"]);
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains(VALUES),
+        "{help:?}"
+    );
+    for role in ["read", "write", "tenant-admin"] {
+        ok_json(bulkhead(
+            &server,
+            None,
+            &[
+                "key", "create", "--tenant", "acme", "--role", role, "--json",
+            ],
+        ));
+    }
+}

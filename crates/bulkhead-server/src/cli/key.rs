@@ -8,7 +8,7 @@ use anyhow::{Result, bail, ensure};
 use bulkhead_client::proto as pb;
 use bulkhead_client::{ClientError, CreatedKey, Role};
 use bulkhead_core::{KeyId, KeyName};
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::Session;
@@ -20,9 +20,9 @@ pub enum KeyCommand {
     Create {
         #[arg(long, env = "BULKHEAD_TENANT")]
         tenant: String,
-        /// read, write or tenant-admin.
-        #[arg(long, value_parser = parse_role)]
-        role: Role,
+        /// What the key may do; each role includes the ones before it.
+        #[arg(long)]
+        role: RoleArg,
         /// Lifetime, e.g. `90d`; without it the key lasts until revoked.
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
@@ -43,9 +43,22 @@ pub enum KeyCommand {
     },
 }
 
-/// `read`, `write`, `tenant-admin` in any case, or the API's `TENANT_ADMIN` spelling.
-fn parse_role(s: &str) -> Result<Role, bulkhead_core::CoreError> {
-    s.to_ascii_uppercase().replace('-', "_").parse()
+/// The roles as the command line spells them (clap lists exactly these on a bad value).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Read,
+    Write,
+    TenantAdmin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Read => Role::Read,
+            RoleArg::Write => Role::Write,
+            RoleArg::TenantAdmin => Role::TenantAdmin,
+        }
+    }
 }
 
 /// The key id `key` gives: itself, or the last segment of a full name of `tenant`'s.
@@ -72,7 +85,7 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
         } => {
             let created = s
                 .tenant(&tenant)?
-                .create_key(role, ttl, &description)
+                .create_key(role.into(), ttl, &description)
                 .await?;
             print_created(s, &created);
         }
