@@ -301,3 +301,111 @@ fn role_takes_exactly_read_write_and_tenant_admin() {
         ));
     }
 }
+
+/// `bulkhead args... --tenant acme --json` as the admin; its JSON.
+fn as_acme(server: &Server, args: &[&str]) -> Json {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--tenant", "acme", "--json"]);
+    ok_json(bulkhead(server, None, &all))
+}
+
+/// 30 JSON-lines records of dimension 4: `lang` cycles en/de/fr, `year` is 2000 + i % 10,
+/// `score` is i / 10, and every 4th has `public: true`.
+fn tagged_docs(dir: &std::path::Path) -> String {
+    let lines: Vec<String> = (0..30u64)
+        .map(|i| {
+            let lang = ["en", "de", "fr"][i as usize % 3];
+            let mut d = json!({
+                "id": format!("r{i}"),
+                "vector": unit(i, 4),
+                "lang": lang,
+                "year": 2000 + i % 10,
+                "score": i as f64 / 10.0,
+            });
+            if i % 4 == 0 {
+                d["public"] = json!(true);
+            }
+            d.to_string()
+        })
+        .collect();
+    let path = dir.join("d.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+const EVERY_TYPE: [&str; 8] = [
+    "--index",
+    "lang=keyword",
+    "--index",
+    "year=integer",
+    "--index",
+    "score=float",
+    "--index",
+    "public=bool",
+];
+
+#[test]
+fn indexed_fields_are_declared_on_create_and_shown_by_get() {
+    let server = with_acme();
+    let dir = tempfile::tempdir().unwrap();
+    let mut create = vec!["collection", "create", "docs", "--dimension", "4"];
+    create.extend_from_slice(&EVERY_TYPE);
+    let created = as_acme(&server, &create);
+    let declared =
+        json!({"lang": "KEYWORD", "public": "BOOL", "score": "FLOAT", "year": "INTEGER"});
+    assert_eq!(created["indexed_fields"], declared);
+    assert_eq!(
+        as_acme(&server, &["collection", "get", "docs"])["indexed_fields"],
+        declared
+    );
+    let table = bulkhead(
+        &server,
+        None,
+        &["collection", "get", "--tenant", "acme", "docs"],
+    );
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("indexed_fields") && table.contains("\"year\":\"INTEGER\""),
+        "{table}"
+    );
+    let bad_type = failure(bulkhead(
+        &server,
+        None,
+        &[
+            "collection",
+            "create",
+            "--tenant",
+            "acme",
+            "x",
+            "--dimension",
+            "4",
+            "--index",
+            "year=int",
+        ],
+    ));
+    assert!(
+        bad_type.contains("expected keyword, integer, float or bool"),
+        "{bad_type}"
+    );
+
+    // `import --create` declares them too; without --create, --index is refused.
+    let docs = tagged_docs(dir.path());
+    let import = [
+        "import",
+        "--collection",
+        "more",
+        "--index",
+        "lang=keyword",
+        "--docs",
+        &docs,
+    ];
+    let without_create = bulkhead(&server, None, &import);
+    assert_eq!(without_create.status.code(), Some(2), "{without_create:?}");
+    let mut with_create = import.to_vec();
+    with_create.push("--create");
+    assert_eq!(as_acme(&server, &with_create)["imported"], 30);
+    assert_eq!(
+        as_acme(&server, &["collection", "get", "more"])["indexed_fields"],
+        json!({"lang": "KEYWORD"})
+    );
+}

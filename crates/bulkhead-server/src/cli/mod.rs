@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod cache;
 mod collection;
+mod fields;
 mod import;
 mod key;
 mod output;
