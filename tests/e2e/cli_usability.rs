@@ -409,3 +409,96 @@ fn indexed_fields_are_declared_on_create_and_shown_by_get() {
         json!({"lang": "KEYWORD"})
     );
 }
+
+/// `bulkhead query` on acme's `docs` for all hits, with these `--where` conditions.
+fn query<'a>(conditions: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "query",
+        "--tenant",
+        "acme",
+        "--collection",
+        "docs",
+        "--vector",
+        "1,0,0,0",
+        "--top-k",
+        "100",
+    ];
+    for c in conditions {
+        args.extend_from_slice(&["--where", c]);
+    }
+    args
+}
+
+#[test]
+fn query_where_filters_on_indexed_fields_typed_by_their_declaration() {
+    let server = with_acme();
+    let dir = tempfile::tempdir().unwrap();
+    let mut create = vec!["collection", "create", "docs", "--dimension", "4"];
+    create.extend_from_slice(&EVERY_TYPE);
+    as_acme(&server, &create);
+    let docs = tagged_docs(dir.path());
+    as_acme(
+        &server,
+        &["import", "--collection", "docs", "--docs", &docs],
+    );
+
+    let ids = |conditions: &[&str]| -> Vec<u64> {
+        let mut args = query(conditions);
+        args.push("--json");
+        let hits = ok_json(bulkhead(&server, None, &args));
+        let mut ids: Vec<u64> = hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap()[1..].parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let expect = |pred: fn(u64) -> bool| (0..30).filter(|i| pred(*i)).collect::<Vec<u64>>();
+    assert_eq!(ids(&["lang=de"]), expect(|i| i % 3 == 1));
+    assert_eq!(ids(&["lang!=de"]), expect(|i| i % 3 != 1));
+    assert_eq!(ids(&["lang in en, fr"]), expect(|i| i % 3 != 1));
+    assert_eq!(
+        ids(&["year>=2005", "year<2008"]),
+        expect(|i| (5..8).contains(&(i % 10)))
+    );
+    assert_eq!(ids(&["year>2007"]), expect(|i| i % 10 > 7));
+    assert_eq!(ids(&["year<=2001"]), expect(|i| i % 10 <= 1));
+    assert_eq!(ids(&["year=2003"]), expect(|i| i % 10 == 3));
+    assert_eq!(ids(&["score>1.5"]), expect(|i| i > 15));
+    assert_eq!(ids(&["public exists"]), expect(|i| i % 4 == 0));
+    assert_eq!(ids(&["public=true", "lang=en"]), expect(|i| i % 12 == 0));
+
+    // Refused before the query is sent, naming the problem.
+    let refused = |condition: &str| failure(bulkhead(&server, None, &query(&[condition])));
+    let e = refused("color=red");
+    assert!(
+        e.contains(
+            "field \"color\" is not indexed in collection docs; \
+             its indexed fields: lang, public, score, year"
+        ),
+        "{e}"
+    );
+    let e = refused("year>=soon");
+    assert!(
+        e.contains("\"year\" is an integer field; \"soon\" is not an integer"),
+        "{e}"
+    );
+    assert!(refused("lang>=en").contains("\"lang\" is a keyword field"));
+    assert!(refused("public=yes").contains("not true or false"));
+    let malformed = bulkhead(&server, None, &query(&["lang ~ en"]));
+    assert_eq!(malformed.status.code(), Some(2), "{malformed:?}");
+    assert!(
+        stderr(&malformed).contains("expected field=value"),
+        "{malformed:?}"
+    );
+    let audit = as_acme(&server, &["audit", "--limit", "1000"]);
+    let sent_badly = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["method"] == "RecordService/Query" && e["outcome"] != "OK")
+        .count();
+    assert_eq!(sent_badly, 0, "{audit}");
+}

@@ -81,6 +81,14 @@ pub fn to_json(c: &pb::Collection) -> Json {
         .into()
 }
 
+/// A type as `--index` spells it, for messages.
+pub fn type_name(t: pb::FieldType) -> &'static str {
+    TYPES
+        .iter()
+        .find(|(_, ty)| *ty == t)
+        .map_or("unknown", |(name, _)| name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +134,6 @@ mod tests {
             to_json(&c).to_string(),
             r#"{"lang":"KEYWORD","year":"INTEGER"}"#
         );
+        assert_eq!(type_name(pb::FieldType::Float), "float");
     }
 }

@@ -7,6 +7,7 @@ mod backup;
 mod cache;
 mod collection;
 mod fields;
+mod filter;
 mod import;
 mod key;
 mod output;
