@@ -161,6 +161,15 @@ fn key_revoke_takes_the_name_key_list_prints_and_says_each_error_once() {
         &["key", "revoke", "--tenant", "acme", "No-Key"],
     ));
     assert_eq!(malformed.matches("invalid").count(), 1, "{malformed}");
+    // So do other commands' not-found and already-exists errors.
+    let again = failure(bulkhead(&server, None, &["tenant", "create", "acme"]));
+    assert_eq!(again.matches("already exists").count(), 1, "{again}");
+    let gone = failure(bulkhead(
+        &server,
+        None,
+        &["collection", "get", "--tenant", "acme", "nope"],
+    ));
+    assert_eq!(gone.matches("not found").count(), 1, "{gone}");
 }
 
 #[test]

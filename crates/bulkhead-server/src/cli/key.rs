@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, ensure};
 use bulkhead_client::proto as pb;
-use bulkhead_client::{ClientError, CreatedKey, Role};
+use bulkhead_client::{CreatedKey, Role};
 use bulkhead_core::{KeyId, KeyName};
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
@@ -99,12 +99,7 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
         }
         KeyCommand::Revoke { tenant, key_id } => {
             let id = parse_key_id(&tenant, &key_id)?;
-            match s.tenant(&tenant)?.revoke_key(id.as_str()).await {
-                // The server's message names the key and says it is missing; the SDK's
-                // "not found:" prefix would say so twice.
-                Err(ClientError::NotFound(message)) => bail!(message),
-                r => r?,
-            }
+            s.tenant(&tenant)?.revoke_key(id.as_str()).await?;
             s.out
                 .done("revoked", &format!("tenants/{tenant}/keys/{id}"));
         }
