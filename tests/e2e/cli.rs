@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use crate::harness::{ADMIN, Server, unit};
 
 /// Runs `bulkhead args...` against `server`, with `key` as BULKHEAD_KEY when given.
-fn bulkhead(server: &Server, key: Option<&str>, args: &[&str]) -> Output {
+pub(crate) fn bulkhead(server: &Server, key: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
     cmd.args(args)
         .env("BULKHEAD_ENDPOINT", format!("http://{}", server.addr))
@@ -27,7 +27,7 @@ fn bulkhead(server: &Server, key: Option<&str>, args: &[&str]) -> Output {
 }
 
 /// The JSON a successful command printed.
-fn ok_json(out: Output) -> Json {
+pub(crate) fn ok_json(out: Output) -> Json {
     assert!(
         out.status.success(),
         "failed: {}",
@@ -38,12 +38,12 @@ fn ok_json(out: Output) -> Json {
 }
 
 /// The error line of a failed command.
-fn failure(out: Output) -> String {
+pub(crate) fn failure(out: Output) -> String {
     assert!(!out.status.success(), "expected failure: {out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+pub(crate) fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
     let mut f = std::fs::File::create(path).unwrap();
     for r in rows {
         f.write_all(&(r.len() as i32).to_le_bytes()).unwrap();

@@ -8,6 +8,7 @@ mod auth;
 mod backup;
 mod cache;
 mod cli;
+mod cli_usability;
 mod crud;
 mod filters;
 mod isolation;

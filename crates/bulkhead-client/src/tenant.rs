@@ -379,21 +379,37 @@ impl TenantClient {
         since: Option<SystemTime>,
         limit: usize,
     ) -> Result<Vec<pb::AuditEvent>> {
-        pages::collect(limit, |page_token, wanted| async move {
-            let request = pb::ListAuditEventsRequest {
-                parent: self.parent(),
-                page_size: AUDIT_PAGE.min(wanted.try_into().unwrap_or(i32::MAX)),
-                page_token,
-                start_time: since.map(timestamp),
-            };
-            let page = self
-                .connection
-                .call(&self.credential, request, |channel, r| async move {
-                    AuditServiceClient::new(channel).list_audit_events(r).await
-                })
-                .await?;
-            Ok((page.events, page.next_page_token))
-        })
+        Ok(self.audit_page(since, "", limit).await?.0)
+    }
+
+    /// Like [`audit_events`](Self::audit_events), continuing after the event `page_token`
+    /// stands for (empty: from the oldest), and also returning the token that continues after
+    /// the events returned: empty when there are no more.
+    pub async fn audit_page(
+        &self,
+        since: Option<SystemTime>,
+        page_token: &str,
+        limit: usize,
+    ) -> Result<(Vec<pb::AuditEvent>, String)> {
+        pages::collect_from(
+            page_token.to_owned(),
+            limit,
+            |page_token, wanted| async move {
+                let request = pb::ListAuditEventsRequest {
+                    parent: self.parent(),
+                    page_size: AUDIT_PAGE.min(wanted.try_into().unwrap_or(i32::MAX)),
+                    page_token,
+                    start_time: since.map(timestamp),
+                };
+                let page = self
+                    .connection
+                    .call(&self.credential, request, |channel, r| async move {
+                        AuditServiceClient::new(channel).list_audit_events(r).await
+                    })
+                    .await?;
+                Ok((page.events, page.next_page_token))
+            },
+        )
         .await
     }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bulkhead_server::ServerConfig;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cli;
 
@@ -70,11 +70,35 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let cli = parse();
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Client(command) => cli::run(command),
     }
+}
+
+/// The command line, parsed like `Cli::parse` does, but with each command's usage line fixed
+/// to the one its `--help` shows. clap otherwise builds the usage line of a usage error from
+/// the options given, counting those taken from the environment: with BULKHEAD_ADMIN_TOKEN set,
+/// a missing argument printed `Usage: bulkhead tenant get --endpoint <ENDPOINT> --admin-token
+/// <ADMIN_TOKEN> <TENANT>`, as if the optional connection flags were required.
+fn parse() -> Cli {
+    let mut command = Cli::command();
+    command.build();
+    let mut command = with_help_usage(command);
+    let mut matches = command.clone().get_matches();
+    Cli::from_arg_matches_mut(&mut matches)
+        .map_err(|e| e.format(&mut command))
+        .unwrap_or_else(|e| e.exit())
+}
+
+/// `command` and its subcommands, each with its help usage as its only usage.
+fn with_help_usage(mut command: clap::Command) -> clap::Command {
+    let usage = command.render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_owned();
+    command
+        .override_usage(usage)
+        .mut_subcommands(with_help_usage)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -1,4 +1,7 @@
 //! `bulkhead audit`: who did what to a tenant, including the attempts that were denied.
+//! Events come oldest first, `--limit` at a time; when more remain, a last line on stderr
+//! gives the `--page-token` that continues, so a cut-off listing never passes for the whole
+//! trail (stdout stays one table or one JSON array, as before).
 
 use std::time::SystemTime;
 
@@ -19,6 +22,9 @@ pub struct AuditArgs {
     /// Only events from this time on: RFC 3339 (`2026-11-24T10:00:00Z`) or an age (`1h`).
     #[arg(long, value_parser = parse_since)]
     since: Option<SystemTime>,
+    /// Continue after the events already shown (the token a previous run printed).
+    #[arg(long)]
+    page_token: Option<String>,
 }
 
 fn parse_since(s: &str) -> Result<SystemTime> {
@@ -34,9 +40,13 @@ fn parse_since(s: &str) -> Result<SystemTime> {
 }
 
 pub async fn run(s: &Session, args: AuditArgs) -> Result<()> {
-    let events = s
+    let (events, next_page_token) = s
         .tenant(&args.tenant)?
-        .audit_events(args.since, args.limit)
+        .audit_page(
+            args.since,
+            args.page_token.as_deref().unwrap_or_default(),
+            args.limit,
+        )
         .await?;
     let mut r = Rows::new(&[
         "sequence",
@@ -59,6 +69,9 @@ pub async fn run(s: &Session, args: AuditArgs) -> Result<()> {
         ]);
     }
     s.out.list(&r);
+    if !next_page_token.is_empty() {
+        eprintln!("more events: rerun with --page-token {next_page_token}");
+    }
     Ok(())
 }
 

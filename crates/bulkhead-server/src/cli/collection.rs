@@ -9,6 +9,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::Session;
+use super::fields::{self, IndexArg};
 use super::output::{Rows, time};
 
 #[derive(Debug, Subcommand)]
@@ -26,6 +27,10 @@ pub enum CollectionCommand {
         /// TTL of records upserted without one, e.g. `1h`.
         #[arg(long, value_parser = humantime::parse_duration)]
         default_ttl: Option<Duration>,
+        /// Index a metadata field for `query --where`, as FIELD=TYPE with TYPE keyword,
+        /// integer, float or bool (repeatable).
+        #[arg(long = "index", value_name = "FIELD=TYPE")]
+        indexes: Vec<IndexArg>,
         #[command(flatten)]
         hnsw: HnswArgs,
     },
@@ -87,11 +92,13 @@ pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
             dimension,
             metric,
             default_ttl,
+            indexes,
             hnsw,
         } => {
             let mut spec = CollectionSpec::new(dimension, metric);
             spec.default_ttl = default_ttl;
             spec.hnsw = hnsw.params();
+            spec.indexed_fields = fields::declared(&indexes)?;
             let c = s
                 .tenant(&tenant)?
                 .create_collection(&collection, &spec)
@@ -107,9 +114,10 @@ pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
         }
         CollectionCommand::Delete { tenant, collection } => {
             s.tenant(&tenant)?.delete_collection(&collection).await?;
-            s.out.note(&format!(
-                "deleted tenants/{tenant}/collections/{collection}"
-            ));
+            s.out.done(
+                "deleted",
+                &format!("tenants/{tenant}/collections/{collection}"),
+            );
         }
     }
     Ok(())
@@ -123,6 +131,7 @@ pub fn rows(collections: impl IntoIterator<Item = pb::Collection>) -> Rows {
         "records",
         "default_ttl_seconds",
         "create_time",
+        "indexed_fields",
     ]);
     for c in collections {
         let metric = pb::Metric::try_from(c.metric).map_or("UNKNOWN", |m| m.as_str_name());
@@ -133,6 +142,7 @@ pub fn rows(collections: impl IntoIterator<Item = pb::Collection>) -> Rows {
             json!(c.record_count),
             json!(c.default_ttl_seconds),
             time(c.create_time.as_ref()),
+            fields::to_json(&c),
         ]);
     }
     r

@@ -36,6 +36,9 @@ pub struct ImportArgs {
     create: bool,
     #[arg(long, default_value = "cosine")]
     metric: Metric,
+    /// With --create: index a metadata field, as FIELD=TYPE (see `collection create`).
+    #[arg(long = "index", value_name = "FIELD=TYPE", requires = "create")]
+    indexes: Vec<super::fields::IndexArg>,
     /// TTL for records that have none of their own, e.g. `7d`.
     #[arg(long, value_parser = humantime::parse_duration)]
     ttl: Option<Duration>,
@@ -72,7 +75,8 @@ pub async fn run(s: &Session, args: ImportArgs) -> Result<()> {
     }
     let tenant = s.tenant(&args.tenant)?;
     if args.create {
-        let spec = CollectionSpec::new(dimension as u32, args.metric);
+        let mut spec = CollectionSpec::new(dimension as u32, args.metric);
+        spec.indexed_fields = super::fields::declared(&args.indexes)?;
         match tenant.create_collection(&args.collection, &spec).await {
             Ok(_) | Err(ClientError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),

@@ -1,11 +1,14 @@
 //! `bulkhead key ...`: a tenant's API keys, with the admin token or a TENANT_ADMIN key.
+//! `revoke` takes a key as `key list` prints it (`tenants/T/keys/ID`) as well as its bare id,
+//! so a listed name can be pasted back.
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use bulkhead_client::proto as pb;
 use bulkhead_client::{CreatedKey, Role};
-use clap::Subcommand;
+use bulkhead_core::{KeyId, KeyName};
+use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::Session;
@@ -17,9 +20,9 @@ pub enum KeyCommand {
     Create {
         #[arg(long, env = "BULKHEAD_TENANT")]
         tenant: String,
-        /// read, write or tenant-admin.
-        #[arg(long, value_parser = parse_role)]
-        role: Role,
+        /// What the key may do; each role includes the ones before it.
+        #[arg(long)]
+        role: RoleArg,
         /// Lifetime, e.g. `90d`; without it the key lasts until revoked.
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
@@ -35,13 +38,41 @@ pub enum KeyCommand {
     Revoke {
         #[arg(long, env = "BULKHEAD_TENANT")]
         tenant: String,
+        /// The key's id, or its name as `key list` prints it: tenants/TENANT/keys/ID.
         key_id: String,
     },
 }
 
-/// `read`, `write`, `tenant-admin` in any case, or the API's `TENANT_ADMIN` spelling.
-fn parse_role(s: &str) -> Result<Role, bulkhead_core::CoreError> {
-    s.to_ascii_uppercase().replace('-', "_").parse()
+/// The roles as the command line spells them (clap lists exactly these on a bad value).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Read,
+    Write,
+    TenantAdmin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Read => Role::Read,
+            RoleArg::Write => Role::Write,
+            RoleArg::TenantAdmin => Role::TenantAdmin,
+        }
+    }
+}
+
+/// The key id `key` gives: itself, or the last segment of a full name of `tenant`'s.
+fn parse_key_id(tenant: &str, key: &str) -> Result<KeyId> {
+    if !key.contains('/') {
+        return Ok(KeyId::new(key)?);
+    }
+    let name: KeyName = key.parse()?;
+    ensure!(
+        name.tenant.as_str() == tenant,
+        "key {key} belongs to tenant {:?}, not to --tenant {tenant:?}",
+        name.tenant.as_str()
+    );
+    Ok(name.key)
 }
 
 pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
@@ -54,7 +85,7 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
         } => {
             let created = s
                 .tenant(&tenant)?
-                .create_key(role, ttl, &description)
+                .create_key(role.into(), ttl, &description)
                 .await?;
             print_created(s, &created);
         }
@@ -67,9 +98,10 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
             s.out.list(&r);
         }
         KeyCommand::Revoke { tenant, key_id } => {
-            s.tenant(&tenant)?.revoke_key(&key_id).await?;
+            let id = parse_key_id(&tenant, &key_id)?;
+            s.tenant(&tenant)?.revoke_key(id.as_str()).await?;
             s.out
-                .note(&format!("revoked tenants/{tenant}/keys/{key_id}"));
+                .done("revoked", &format!("tenants/{tenant}/keys/{id}"));
         }
     }
     Ok(())
@@ -108,4 +140,26 @@ fn key_cells(k: &pb::ApiKey, extra: Vec<serde_json::Value>) -> Vec<serde_json::V
     ];
     cells.extend(extra);
     cells
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_its_id_or_a_full_name_of_the_same_tenant() {
+        let id = |key: &str| parse_key_id("acme", key).map(|id| id.as_str().to_owned());
+        assert_eq!(id("k1").unwrap(), "k1");
+        assert_eq!(id("tenants/acme/keys/k1").unwrap(), "k1");
+        assert_eq!(
+            id("K1!").unwrap_err().to_string(),
+            "invalid key id \"K1!\": must start with a lowercase ASCII letter or digit"
+        );
+        let other = id("tenants/globex/keys/k1").unwrap_err();
+        assert_eq!(
+            other.to_string(),
+            "key tenants/globex/keys/k1 belongs to tenant \"globex\", not to --tenant \"acme\""
+        );
+        assert!(id("tenants/acme/collections/k1").is_err());
+    }
 }

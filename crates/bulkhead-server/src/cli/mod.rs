@@ -6,14 +6,16 @@ mod audit;
 mod backup;
 mod cache;
 mod collection;
+mod fields;
+mod filter;
 mod import;
 mod key;
 mod output;
 mod query;
 mod tenant;
 
-use anyhow::{Context, Result, bail};
-use bulkhead_client::{AdminClient, Client, TenantClient};
+use anyhow::{Context, Result, anyhow, bail};
+use bulkhead_client::{AdminClient, Client, ClientError, TenantClient};
 use clap::Subcommand;
 use output::Output;
 
@@ -89,7 +91,7 @@ pub fn run(command: ClientCommand) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let done = runtime.block_on(async move {
         match command {
             ClientCommand::Tenant(g) => {
                 tenant::run(&Session::connect(g.remote).await?, g.command).await
@@ -113,7 +115,18 @@ pub fn run(command: ClientCommand) -> Result<()> {
                 backup::import_tenant(&Session::connect(w.remote).await?, w.args).await
             }
         }
-    })
+    });
+    done.map_err(said_once)
+}
+
+/// The server's not-found and already-exists messages name the thing and say what is wrong
+/// ("API key k1 not found"); after the SDK's category ("not found: ...") they said it twice.
+fn said_once(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<ClientError>() {
+        Ok(ClientError::NotFound(m) | ClientError::AlreadyExists(m)) => anyhow!(m),
+        Ok(other) => other.into(),
+        Err(e) => e,
+    }
 }
 
 /// A connected client plus the credentials it may use.

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
-use serde_json::{Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -89,6 +89,16 @@ impl Output {
         println!("{t}");
     }
 
+    /// What a command without a result object did to `name`: `{"deleted": name}` for scripts,
+    /// `deleted name` for people, so `--json` always prints one value.
+    pub fn done(&self, action: &str, name: &str) {
+        if self.json {
+            println!("{}", json!({ action: name }));
+        } else {
+            println!("{action} {name}");
+        }
+    }
+
     /// A line for people only (JSON output stays one value).
     pub fn note(&self, message: &str) {
         if !self.json {
@@ -120,7 +130,6 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn json_rows_are_objects_keyed_by_header() {

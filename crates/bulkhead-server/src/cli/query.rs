@@ -9,6 +9,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::Session;
+use super::fields;
+use super::filter::{self, Condition};
 use super::output::Rows;
 
 /// Characters of text shown per hit in tables (JSON output carries all of it).
@@ -42,10 +44,23 @@ pub struct QueryArgs {
     /// Include each hit's metadata.
     #[arg(long)]
     metadata: bool,
+    /// Only records whose indexed metadata meet COND (repeatable; all must hold):
+    /// field=value, field!=value, field>=n, field<=n, field>n, field<n, "field in a,b,c" or
+    /// "field exists". Values take the field's declared type. A record without the field
+    /// meets only `!=`.
+    #[arg(long = "where", value_name = "COND")]
+    conditions: Vec<Condition>,
 }
 
 pub async fn run(s: &Session, args: QueryArgs) -> Result<()> {
     let tenant = s.tenant(&args.tenant)?;
+    let filter = if args.conditions.is_empty() {
+        None
+    } else {
+        let c = tenant.collection(&args.collection).await?;
+        let types = fields::types(&c);
+        Some(filter::filter(&args.conditions, &args.collection, &types)?)
+    };
     let vector = match (&args.vector, &args.fvecs, &args.like) {
         (Some(v), _, _) => parse_vector(v)?,
         (_, Some(path), _) => {
@@ -74,6 +89,7 @@ pub async fn run(s: &Session, args: QueryArgs) -> Result<()> {
     query.include_text = args.text;
     query.include_metadata = args.metadata;
     query.ef = args.ef;
+    query.filter = filter;
     let hits = tenant.query(&args.collection, &query).await?;
     let mut headers = vec!["rank", "id", "score"];
     if args.text {
