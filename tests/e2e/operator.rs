@@ -112,6 +112,8 @@ fn a_tenant_update_changes_only_the_limits_given() {
         );
         assert_eq!(out.status.success(), outcome, "collection {i}: {out:?}");
     }
+    let deleted = json_of(bulkhead(&server, &["tenant", "delete", "acme", "--json"]));
+    assert_eq!(deleted, serde_json::json!({"deleted": "tenants/acme"}));
 }
 
 #[tokio::test]
@@ -372,7 +374,10 @@ fn a_clean_shutdown_logs_no_warning_and_closes_the_engine() {
         !log.iter().any(|l| l.contains("still reference")),
         "the engine was dropped: {log:#?}"
     );
-    assert!(log.iter().any(|l| l.contains("bulkhead stopped")), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("bulkhead stopped")),
+        "{log:#?}"
+    );
 }
 
 #[test]

@@ -121,7 +121,12 @@ pub fn run(command: ClientCommand) -> Result<()> {
 
 /// The server's not-found and already-exists messages name the thing and say what is wrong
 /// ("API key k1 not found"); after the SDK's category ("not found: ...") they said it twice.
+/// An error with context around it is kept whole: the context says what was going on (how far
+/// an import got, that a restore was rolled back), and a downcast would drop it.
 fn said_once(e: anyhow::Error) -> anyhow::Error {
+    if e.chain().nth(1).is_some() {
+        return e;
+    }
     match e.downcast::<ClientError>() {
         Ok(ClientError::NotFound(m) | ClientError::AlreadyExists(m)) => anyhow!(m),
         Ok(other) => other.into(),

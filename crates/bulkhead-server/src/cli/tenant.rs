@@ -114,7 +114,7 @@ pub async fn run(s: &Session, command: TenantCommand) -> Result<()> {
         }
         TenantCommand::Delete { tenant } => {
             admin.delete_tenant(&tenant).await?;
-            s.out.note(&format!("deleted tenants/{tenant}"));
+            s.out.done("deleted", &format!("tenants/{tenant}"));
         }
     }
     Ok(())
