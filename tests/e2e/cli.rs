@@ -7,11 +7,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value as Json;
 
-use crate::harness::{ADMIN, Server, unit};
+use crate::harness::{ADMIN, Server, bulkhead_bin, unit};
 
 /// Runs `bulkhead args...` against `server`, with `key` as BULKHEAD_KEY when given.
 pub(crate) fn bulkhead(server: &Server, key: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    let mut cmd = Command::new(bulkhead_bin());
     cmd.args(args)
         .env("BULKHEAD_ENDPOINT", format!("http://{}", server.addr))
         .env_remove("BULKHEAD_KEY")

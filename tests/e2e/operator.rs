@@ -4,34 +4,13 @@
 //! bind that leaves no trace, and a rotated admin token that doesn't linger on disk.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use bulkhead_proto::v1 as pb;
-use serde_json::Value as Json;
 use tokio_stream::StreamExt;
 
+use crate::cli::{bulkhead, ok_json, write_fvecs};
 use crate::harness::{ADMIN, Server, authed, bulkhead_bin, unit};
-
-fn bulkhead(server: &Server, args: &[&str]) -> Output {
-    Command::new(bulkhead_bin())
-        .args(args)
-        .env("BULKHEAD_ENDPOINT", format!("http://{}", server.addr))
-        .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
-        .env_remove("BULKHEAD_KEY")
-        .env_remove("BULKHEAD_TENANT")
-        .output()
-        .expect("running bulkhead")
-}
-
-fn json_of(out: Output) -> Json {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 const LIMITS: [&str; 7] = [
     "max_collections",
@@ -46,8 +25,9 @@ const LIMITS: [&str; 7] = [
 #[test]
 fn a_tenant_update_changes_only_the_limits_given() {
     let server = Server::start();
-    let created = json_of(bulkhead(
+    let created = ok_json(bulkhead(
         &server,
+        None,
         &[
             "tenant",
             "create",
@@ -72,8 +52,9 @@ fn a_tenant_update_changes_only_the_limits_given() {
     for limit in LIMITS {
         assert!(created[limit].as_f64().unwrap() > 0.0, "{limit}: {created}");
     }
-    let updated = json_of(bulkhead(
+    let updated = ok_json(bulkhead(
         &server,
+        None,
         &["tenant", "update", "acme", "--max-records", "0", "--json"],
     ));
     let mut want = created.clone();
@@ -81,8 +62,9 @@ fn a_tenant_update_changes_only_the_limits_given() {
     for limit in LIMITS {
         assert_eq!(updated[limit], want[limit], "{limit}");
     }
-    let updated = json_of(bulkhead(
+    let updated = ok_json(bulkhead(
         &server,
+        None,
         &[
             "tenant",
             "update",
@@ -100,6 +82,7 @@ fn a_tenant_update_changes_only_the_limits_given() {
     for (i, outcome) in [true, true, true, false].into_iter().enumerate() {
         let out = bulkhead(
             &server,
+            None,
             &[
                 "collection",
                 "create",
@@ -112,7 +95,11 @@ fn a_tenant_update_changes_only_the_limits_given() {
         );
         assert_eq!(out.status.success(), outcome, "collection {i}: {out:?}");
     }
-    let deleted = json_of(bulkhead(&server, &["tenant", "delete", "acme", "--json"]));
+    let deleted = ok_json(bulkhead(
+        &server,
+        None,
+        &["tenant", "delete", "acme", "--json"],
+    ));
     assert_eq!(deleted, serde_json::json!({"deleted": "tenants/acme"}));
 }
 
@@ -174,21 +161,12 @@ async fn update_masks_name_leaf_fields_and_unknown_ones_are_refused() {
     assert!(refused.message().contains("quota.max_records"));
 }
 
-fn write_fvecs(path: &Path, rows: usize, dim: usize) {
-    let mut f = std::fs::File::create(path).unwrap();
-    for i in 0..rows {
-        f.write_all(&(dim as i32).to_le_bytes()).unwrap();
-        for x in unit(i as u64, dim) {
-            f.write_all(&x.to_le_bytes()).unwrap();
-        }
-    }
-}
-
 #[test]
 fn an_import_stopped_by_a_quota_says_how_many_records_went_in() {
     let server = Server::start();
-    json_of(bulkhead(
+    ok_json(bulkhead(
         &server,
+        None,
         &[
             "tenant",
             "create",
@@ -200,9 +178,11 @@ fn an_import_stopped_by_a_quota_says_how_many_records_went_in() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let fvecs = dir.path().join("v.fvecs");
-    write_fvecs(&fvecs, 3000, 4);
+    let rows: Vec<Vec<f32>> = (0..3000).map(|i| unit(i, 4)).collect();
+    write_fvecs(&fvecs, &rows);
     let out = bulkhead(
         &server,
+        None,
         &[
             "import",
             "--tenant",
@@ -227,79 +207,55 @@ fn an_import_stopped_by_a_quota_says_how_many_records_went_in() {
     assert!(stderr.contains("resource exhausted"), "{stderr}");
 }
 
-/// Lists the services over reflection `v1` and resolves the health service's file.
-async fn reflection_v1(server: &Server) -> Vec<String> {
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
-    let mut client = ServerReflectionClient::new(server.channel().await);
-    let ask = |m: MessageRequest| ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(m),
-    };
-    let requests = tokio_stream::iter([
-        ask(MessageRequest::ListServices(String::new())),
-        ask(MessageRequest::FileContainingSymbol(
-            "grpc.health.v1.Health".into(),
-        )),
-    ]);
-    let answers: Vec<ServerReflectionResponse> = client
-        .server_reflection_info(requests)
-        .await
-        .unwrap()
-        .into_inner()
-        .collect::<Result<_, _>>()
-        .await
-        .unwrap();
-    let Some(MessageResponse::FileDescriptorResponse(file)) = &answers[1].message_response else {
-        panic!("health's file not resolved: {:?}", answers[1]);
-    };
-    assert!(!file.file_descriptor_proto.is_empty());
-    match &answers[0].message_response {
-        Some(MessageResponse::ListServicesResponse(l)) => {
-            l.service.iter().map(|s| s.name.clone()).collect()
+/// `async fn $name(server) -> service names`: lists the services over one reflection version
+/// and checks that it resolves the health service's file. A macro, since each version has its
+/// own generated types.
+macro_rules! reflection_client {
+    ($name:ident, $version:ident) => {
+        async fn $name(server: &Server) -> Vec<String> {
+            use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+            use tonic_reflection::pb::$version::{
+                ServerReflectionRequest, ServerReflectionResponse,
+            };
+            let mut client = ServerReflectionClient::new(server.channel().await);
+            let ask = |m: MessageRequest| ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(m),
+            };
+            let requests = tokio_stream::iter([
+                ask(MessageRequest::ListServices(String::new())),
+                ask(MessageRequest::FileContainingSymbol(
+                    "grpc.health.v1.Health".into(),
+                )),
+            ]);
+            let answers: Vec<ServerReflectionResponse> = client
+                .server_reflection_info(requests)
+                .await
+                .unwrap()
+                .into_inner()
+                .collect::<Result<_, _>>()
+                .await
+                .unwrap();
+            let Some(MessageResponse::FileDescriptorResponse(file)) = &answers[1].message_response
+            else {
+                panic!("health's file not resolved: {:?}", answers[1]);
+            };
+            assert!(!file.file_descriptor_proto.is_empty());
+            match &answers[0].message_response {
+                Some(MessageResponse::ListServicesResponse(l)) => {
+                    l.service.iter().map(|s| s.name.clone()).collect()
+                }
+                other => panic!("{other:?}"),
+            }
         }
-        other => panic!("{other:?}"),
-    }
+    };
 }
 
-/// The same over `v1alpha`, which grpcurl before 1.8.8 and Python's client speak.
-async fn reflection_v1alpha(server: &Server) -> Vec<String> {
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::{ServerReflectionRequest, ServerReflectionResponse};
-    let mut client = ServerReflectionClient::new(server.channel().await);
-    let ask = |m: MessageRequest| ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(m),
-    };
-    let requests = tokio_stream::iter([
-        ask(MessageRequest::ListServices(String::new())),
-        ask(MessageRequest::FileContainingSymbol(
-            "grpc.health.v1.Health".into(),
-        )),
-    ]);
-    let answers: Vec<ServerReflectionResponse> = client
-        .server_reflection_info(requests)
-        .await
-        .unwrap()
-        .into_inner()
-        .collect::<Result<_, _>>()
-        .await
-        .unwrap();
-    let Some(MessageResponse::FileDescriptorResponse(file)) = &answers[1].message_response else {
-        panic!("health's file not resolved: {:?}", answers[1]);
-    };
-    assert!(!file.file_descriptor_proto.is_empty());
-    match &answers[0].message_response {
-        Some(MessageResponse::ListServicesResponse(l)) => {
-            l.service.iter().map(|s| s.name.clone()).collect()
-        }
-        other => panic!("{other:?}"),
-    }
-}
+reflection_client!(reflection_v1, v1);
+// grpcurl before 1.8.8 and Python's grpc_reflection speak only v1alpha.
+reflection_client!(reflection_v1alpha, v1alpha);
 
 #[tokio::test]
 async fn health_and_both_reflection_versions_serve_generic_tools() {
@@ -361,7 +317,11 @@ fn a_clean_shutdown_logs_no_warning_and_closes_the_engine() {
     let data = tempfile::tempdir().unwrap();
     let mut server = Server::start_in(data.path(), &["--metrics-listen", "127.0.0.1:0"]);
     // A client that comes and goes, as the CLI does, and a scraper that keeps its connection.
-    json_of(bulkhead(&server, &["tenant", "create", "acme", "--json"]));
+    ok_json(bulkhead(
+        &server,
+        None,
+        &["tenant", "create", "acme", "--json"],
+    ));
     let _scraper = scrape_metrics(&server);
     assert!(server.terminate().success());
     let log = server.log();
