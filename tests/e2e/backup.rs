@@ -3,7 +3,7 @@
 //! filtered queries, quotas, rate limits and audit retention — and a restore must never leave
 //! a half-made tenant behind, whatever credentials the shell happens to export.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -36,6 +36,17 @@ fn succeeded(out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `bulkhead export` of tenant `src` into `dir/backup`, which it returns.
+fn export_src(server: &Server, dir: &Path) -> PathBuf {
+    let out = dir.join("backup");
+    succeeded(&bulkhead(
+        server,
+        None,
+        &["export", "--tenant", "src", "--out", out.to_str().unwrap()],
+    ));
+    out
 }
 
 fn limits() -> TenantOptions {
@@ -164,13 +175,8 @@ async fn a_restored_tenant_serves_as_before_with_a_foreign_key_exported() {
         .unwrap()
         .secret;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("backup");
+    let out = export_src(&server, dir.path());
     let out_s = out.to_str().unwrap();
-    succeeded(&bulkhead(
-        &server,
-        None,
-        &["export", "--tenant", "src", "--out", out_s],
-    ));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["format"], "bulkhead-export/2");
@@ -247,13 +253,8 @@ async fn a_failed_restore_leaves_no_tenant_behind_and_says_so() {
     let admin = client.admin(ADMIN).unwrap();
     populate(&client, "src").await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("backup");
+    let out = export_src(&server, dir.path());
     let out_s = out.to_str().unwrap();
-    succeeded(&bulkhead(
-        &server,
-        None,
-        &["export", "--tenant", "src", "--out", out_s],
-    ));
     corrupt(&out.join("docs.arrows"));
 
     let failed = bulkhead(&server, None, &["import-tenant", out_s, "--tenant", "dst"]);

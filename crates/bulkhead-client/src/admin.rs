@@ -39,6 +39,17 @@ pub struct TenantUpdate {
 }
 
 impl TenantUpdate {
+    /// A new tenant's settings from the same fields: the limits not given are unlimited.
+    pub fn to_options(&self) -> TenantOptions {
+        let (tenant, paths) = self.to_wire(String::new());
+        let given = |prefix: &str| paths.iter().any(|p| p.starts_with(prefix));
+        TenantOptions {
+            quota: tenant.quota.filter(|_| given("quota.")),
+            rate_limit: tenant.rate_limit.filter(|_| given("rate_limit.")),
+            audit_retention: self.audit_retention,
+        }
+    }
+
     /// The request's tenant fields and the mask paths naming exactly the fields given.
     fn to_wire(&self, name: String) -> (pb::Tenant, Vec<String>) {
         let mut paths = Vec::new();
@@ -221,5 +232,33 @@ impl AdminClient {
             key_id,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_names_each_given_limit_and_creates_only_the_given_groups() {
+        let update = TenantUpdate {
+            max_records: Some(7),
+            burst: Some(u64::MAX),
+            ..Default::default()
+        };
+        let (wire, paths) = update.to_wire("tenants/a".into());
+        assert_eq!(paths, ["quota.max_records", "rate_limit.burst"]);
+        assert_eq!(wire.quota.unwrap().max_records, 7);
+        assert_eq!(wire.rate_limit.unwrap().burst, i64::MAX, "saturates");
+
+        let options = update.to_options();
+        assert_eq!(options.quota.unwrap().max_records, 7);
+        assert_eq!(options.rate_limit.unwrap().requests_per_second, 0.0);
+        let only_retention = TenantUpdate {
+            audit_retention: Some(Duration::from_secs(60)),
+            ..Default::default()
+        }
+        .to_options();
+        assert!(only_retention.quota.is_none() && only_retention.rate_limit.is_none());
     }
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use bulkhead_client::TenantUpdate;
 use bulkhead_client::proto as pb;
-use bulkhead_client::{TenantOptions, TenantUpdate};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -59,30 +59,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// A new tenant's settings: the limits not given are unlimited.
-    fn options(&self) -> TenantOptions {
-        let u = self.update();
-        let quota_given =
-            u.max_collections.is_some() || u.max_records.is_some() || u.max_stored_bytes.is_some();
-        let rate_given = u.requests_per_second.is_some()
-            || u.burst.is_some()
-            || u.write_bytes_per_second.is_some();
-        let wire = |v: Option<u64>| v.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX));
-        TenantOptions {
-            quota: quota_given.then(|| pb::Quota {
-                max_collections: wire(u.max_collections),
-                max_records: wire(u.max_records),
-                max_stored_bytes: wire(u.max_stored_bytes),
-            }),
-            rate_limit: rate_given.then(|| pb::RateLimit {
-                requests_per_second: u.requests_per_second.unwrap_or(0.0),
-                burst: wire(u.burst),
-                write_bytes_per_second: wire(u.write_bytes_per_second),
-            }),
-            audit_retention: u.audit_retention,
-        }
-    }
-
     /// A change of exactly the settings given; the others keep their values.
     fn update(&self) -> TenantUpdate {
         TenantUpdate {
@@ -102,7 +78,7 @@ pub async fn run(s: &Session, command: TenantCommand) -> Result<()> {
     match command {
         TenantCommand::Create { tenant, settings } => {
             s.out.one(&rows([admin
-                .create_tenant(&tenant, &settings.options())
+                .create_tenant(&tenant, &settings.update().to_options())
                 .await?]));
         }
         TenantCommand::List => s.out.list(&rows(admin.tenants().await?)),
