@@ -31,3 +31,24 @@ pub struct AuditEntry {
     pub outcome: String,
     pub record_count: u64,
 }
+
+/// Who is writing, for the audit event a write carries in its own batch (see
+/// `TenantHandle::audited`). The outcome of a committed write is always `OK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditStamp {
+    pub principal: String,
+    pub operation: String,
+    pub resource: String,
+}
+
+impl AuditStamp {
+    pub(crate) fn entry(&self, record_count: u64) -> AuditEntry {
+        AuditEntry {
+            principal: self.principal.clone(),
+            operation: self.operation.clone(),
+            resource: self.resource.clone(),
+            outcome: "OK".to_owned(),
+            record_count,
+        }
+    }
+}

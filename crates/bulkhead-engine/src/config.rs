@@ -45,6 +45,12 @@ pub struct EngineConfig {
     pub default_index: IndexParams,
     /// Longest record text, in bytes.
     pub max_text_bytes: usize,
+    /// Most API keys one tenant may hold, revoked ones included (each is a registry entry
+    /// read at every start).
+    pub max_api_keys_per_tenant: usize,
+    /// Most elements of one list-valued metadata field that is indexed: each element is a
+    /// posting in the tenant's memory, so a list is bounded like the record's other parts.
+    pub max_indexed_list_len: usize,
 }
 
 impl EngineConfig {
@@ -65,6 +71,8 @@ impl EngineConfig {
             default_audit_retention: Duration::from_secs(30 * 24 * 3600),
             default_index: IndexParams::default(),
             max_text_bytes: 1 << 20,
+            max_api_keys_per_tenant: 1_000,
+            max_indexed_list_len: 256,
         }
     }
 
@@ -91,6 +99,12 @@ impl EngineConfig {
         }
         if self.sweep_interval.is_zero() {
             return bad("sweep_interval must be positive");
+        }
+        if self.max_api_keys_per_tenant == 0 {
+            return bad("max_api_keys_per_tenant must be at least 1");
+        }
+        if self.max_indexed_list_len == 0 {
+            return bad("max_indexed_list_len must be at least 1");
         }
         self.default_index.validate()?;
         Ok(())

@@ -14,6 +14,7 @@ use crate::api_keys::{ApiKeyRecord, SecretHash};
 use crate::clock::now_ms;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
+use crate::key_table::KeyTable;
 use crate::settings::{Quota, RateLimit, TenantSettings};
 use crate::storage::{GroupId, Groups, Registry, SharedResources, TenantRecord, open_group_cap};
 use crate::sweeper::{Signal, Sweeper};
@@ -109,9 +110,10 @@ pub(crate) struct Shared {
     /// Tenants used since their group opened; the rest are only registry entries. Read on
     /// every request, written only on activation, group close and deletion.
     active: RwLock<HashMap<TenantId, Arc<TenantState>>>,
-    /// API keys by secret hash; mirrors the registry.
-    api_keys: RwLock<HashMap<SecretHash, ApiKeyRecord>>,
-    /// Serialises tenant creation and deletion.
+    /// API keys; mirrors the registry.
+    api_keys: KeyTable,
+    /// Serialises tenant creation and deletion (never held while waiting for a tenant's
+    /// requests or for another tenant's keys).
     lifecycle: Mutex<()>,
     /// Most groups open at once (`max_open_groups` fitted to the open-files limit).
     open_group_cap: usize,
@@ -347,11 +349,7 @@ impl Engine {
             ..Directory::default()
         };
         let tenant_count = records.len();
-        let api_keys = registry
-            .load_api_keys()?
-            .into_iter()
-            .map(|k| (k.secret_hash, k))
-            .collect();
+        let api_keys = KeyTable::new(registry.load_api_keys()?);
         for r in records {
             directory.insert(r);
         }
@@ -361,7 +359,7 @@ impl Engine {
             registry,
             directory: RwLock::new(directory),
             active: RwLock::new(HashMap::new()),
-            api_keys: RwLock::new(api_keys),
+            api_keys,
             lifecycle: Mutex::new(()),
             open_group_cap,
             loaded_index_bytes: AtomicUsize::new(0),
@@ -382,9 +380,21 @@ impl Engine {
         })
     }
 
-    /// The only way to a tenant's data.
+    /// The only way to a tenant's data. May open the tenant's group (file I/O): callers on an
+    /// async runtime try [`Engine::tenant_if_active`] first.
     pub fn tenant(&self, id: &TenantId) -> Result<TenantHandle> {
         self.shared.state(id).map(TenantHandle::new)
+    }
+
+    /// A handle of `id` if its group is open and it has been used since (no I/O, no waiting on
+    /// another tenant's activation); `None` means `tenant` has work to do.
+    pub fn tenant_if_active(&self, id: &TenantId) -> Option<TenantHandle> {
+        self.shared
+            .active
+            .read()
+            .get(id)
+            .cloned()
+            .map(TenantHandle::new)
     }
 
     pub fn create_tenant(&self, id: &TenantId, settings: &TenantSettings) -> Result<TenantInfo> {
@@ -429,16 +439,21 @@ impl Engine {
         Ok(self.info_of(&record))
     }
 
-    /// Deletes a tenant: waits for its running requests, removes it from the registry, drops
-    /// its column family (RocksDB deletes the files) and its indexes. A tenant later created
-    /// with the same id gets a new column family and sees nothing of this one.
+    /// Deletes a tenant: removes it from the registry (from then on no new request finds it),
+    /// then waits for its running requests, drops its column family (RocksDB deletes the files)
+    /// and its indexes. The wait is outside the lifecycle lock, so a tenant with slow requests
+    /// delays only its own deletion. A tenant later created with the same id gets a new column
+    /// family and sees nothing of this one.
     pub fn delete_tenant(&self, id: &TenantId) -> Result<()> {
-        let _lifecycle = self.shared.lifecycle.lock();
-        let state = self.shared.state(id)?;
-        self.shared.registry.delete(id)?;
-        self.shared.directory.write().remove(id);
-        self.shared.api_keys.write().retain(|_, k| &k.tenant != id);
-        self.shared.active.write().remove(id);
+        let state = {
+            let _lifecycle = self.shared.lifecycle.lock();
+            let state = self.shared.state(id)?;
+            self.shared.registry.delete(id)?;
+            self.shared.directory.write().remove(id);
+            self.shared.active.write().remove(id);
+            state
+        };
+        self.shared.api_keys.remove_tenant(id);
         state.delete()
     }
 
@@ -520,19 +535,26 @@ impl Engine {
 
 /// API keys: control-plane records of one tenant each.
 impl Engine {
-    /// Stores a new key of `record.tenant`, bound to the tenant's current incarnation.
+    /// Stores a new key of `record.tenant`, bound to the tenant's current incarnation. A tenant
+    /// holds at most `max_api_keys_per_tenant` keys, revoked ones included.
     pub fn create_api_key(&self, mut record: ApiKeyRecord) -> Result<ApiKeyRecord> {
-        let _lifecycle = self.shared.lifecycle.lock();
+        let lock = self.shared.api_keys.mutation_lock(&record.tenant);
+        let _serialised = lock.lock();
         record.incarnation = self.shared.record(&record.tenant)?.incarnation;
-        let mut keys = self.shared.api_keys.write();
-        if keys
-            .values()
-            .any(|k| k.tenant == record.tenant && k.key_id == record.key_id)
-        {
+        let keys = &self.shared.api_keys;
+        if keys.get(&record.tenant, &record.key_id).is_some() {
             return Err(EngineError::KeyExists(record.key_id.clone()));
         }
+        let cap = self.shared.config.max_api_keys_per_tenant;
+        let held = keys.count(&record.tenant);
+        if held >= cap {
+            return Err(EngineError::QuotaExceeded(format!(
+                "tenant {} holds {held} API keys (revoked ones included), the limit is {cap}",
+                record.tenant
+            )));
+        }
         self.shared.registry.put_api_key(&record)?;
-        keys.insert(record.secret_hash, record.clone());
+        keys.put(record.clone());
         Ok(record)
     }
 
@@ -540,7 +562,7 @@ impl Engine {
     /// key was issued for. Expiry and revocation are the caller's to check (`is_usable`), so it
     /// can tell them apart in its answer.
     pub fn api_key_by_hash(&self, hash: &SecretHash) -> Option<ApiKeyRecord> {
-        let key = self.shared.api_keys.read().get(hash).cloned()?;
+        let key = self.shared.api_keys.by_hash(hash)?;
         let alive = self
             .shared
             .directory
@@ -554,30 +576,21 @@ impl Engine {
     /// The keys of one tenant, ordered by id.
     pub fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>> {
         self.tenant_info(tenant)?;
-        let mut keys: Vec<_> = self
-            .shared
-            .api_keys
-            .read()
-            .values()
-            .filter(|k| &k.tenant == tenant)
-            .cloned()
-            .collect();
-        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-        Ok(keys)
+        Ok(self.shared.api_keys.of_tenant(tenant))
     }
 
     /// Marks a key revoked; it fails authentication from then on.
     pub fn revoke_api_key(&self, tenant: &TenantId, key_id: &KeyId) -> Result<ApiKeyRecord> {
-        let _lifecycle = self.shared.lifecycle.lock();
-        let mut keys = self.shared.api_keys.write();
-        let key = keys
-            .values_mut()
-            .find(|k| &k.tenant == tenant && &k.key_id == key_id)
+        let lock = self.shared.api_keys.mutation_lock(tenant);
+        let _serialised = lock.lock();
+        let mut revoked = self
+            .shared
+            .api_keys
+            .get(tenant, key_id)
             .ok_or_else(|| EngineError::KeyNotFound(key_id.clone()))?;
-        let mut revoked = key.clone();
         revoked.revoked = true;
         self.shared.registry.put_api_key(&revoked)?;
-        *key = revoked.clone();
+        self.shared.api_keys.put(revoked.clone());
         Ok(revoked)
     }
 }

@@ -112,7 +112,13 @@ impl FieldIndexes {
 
     /// The keys `metadata` gives the indexed fields; a value of the wrong type is an error
     /// naming the field (the record is refused, so an index never misses a record).
-    pub fn keys_of(&self, metadata: &Metadata) -> std::result::Result<Vec<FieldKey>, String> {
+    /// The postings of `metadata`'s indexed fields. A list field gives one per distinct element
+    /// and may have at most `max_list_len` elements.
+    pub fn keys_of(
+        &self,
+        metadata: &Metadata,
+        max_list_len: usize,
+    ) -> std::result::Result<Vec<FieldKey>, String> {
         let mut keys = Vec::new();
         for (i, (name, ty)) in self.names.iter().zip(&self.types).enumerate() {
             let Some(value) = metadata.get(name) else {
@@ -120,7 +126,18 @@ impl FieldIndexes {
             };
             match (ty, value) {
                 (FieldType::Keyword, Value::StringList(l)) => {
-                    keys.extend(l.iter().map(|s| FieldKey::Keyword(i, s.clone())));
+                    if l.len() > max_list_len {
+                        return Err(format!(
+                            "metadata.{name}: {} elements in an indexed list, the limit is {max_list_len}",
+                            l.len()
+                        ));
+                    }
+                    let distinct: std::collections::BTreeSet<&String> = l.iter().collect();
+                    keys.extend(
+                        distinct
+                            .into_iter()
+                            .map(|s| FieldKey::Keyword(i, s.clone())),
+                    );
                 }
                 _ => {
                     keys.push(key_of(i, *ty, value).ok_or_else(|| {
@@ -275,19 +292,25 @@ mod tests {
         let (year, _) = f.field("year").unwrap();
         let (score, _) = f.field("score").unwrap();
         let a = f
-            .keys_of(&meta(&[
-                ("lang", Value::StringList(vec!["en".into(), "de".into()])),
-                ("year", Value::Int(2020)),
-                ("score", Value::Double(-0.5)),
-            ]))
+            .keys_of(
+                &meta(&[
+                    ("lang", Value::StringList(vec!["en".into(), "de".into()])),
+                    ("year", Value::Int(2020)),
+                    ("score", Value::Double(-0.5)),
+                ]),
+                8,
+            )
             .unwrap();
         let b = f
-            .keys_of(&meta(&[
-                ("lang", Value::String("en".into())),
-                ("year", Value::Int(2024)),
-                ("score", Value::Double(2.0)),
-                ("public", Value::Bool(true)),
-            ]))
+            .keys_of(
+                &meta(&[
+                    ("lang", Value::String("en".into())),
+                    ("year", Value::Int(2024)),
+                    ("score", Value::Double(2.0)),
+                    ("public", Value::Bool(true)),
+                ]),
+                8,
+            )
             .unwrap();
         f.insert(1, &a);
         f.insert(2, &b);
@@ -328,7 +351,7 @@ mod tests {
     fn wrong_types_and_unknown_fields_are_named() {
         let f = indexes();
         let e = f
-            .keys_of(&meta(&[("year", Value::String("2020".into()))]))
+            .keys_of(&meta(&[("year", Value::String("2020".into()))]), 8)
             .unwrap_err();
         assert_eq!(e, "metadata.year: expected integer (an indexed field)");
         assert!(
@@ -338,7 +361,7 @@ mod tests {
                 .contains("\"nope\" is not indexed")
         );
         assert!(
-            f.keys_of(&meta(&[("other", Value::Bool(true))]))
+            f.keys_of(&meta(&[("other", Value::Bool(true))]), 8)
                 .unwrap()
                 .is_empty()
         );
@@ -351,5 +374,24 @@ mod tests {
             assert!(OrderedF64::new(w[0]) <= OrderedF64::new(w[1]), "{w:?}");
         }
         assert!(OrderedF64::new(-1.0) < OrderedF64::new(-0.5));
+    }
+}
+
+#[cfg(test)]
+mod list_limits {
+    use super::*;
+
+    #[test]
+    fn an_indexed_list_is_bounded_and_gives_one_posting_per_distinct_element() {
+        let f = FieldIndexes::new(&[("tags".to_owned(), FieldType::Keyword)].into());
+        let list = |n: usize| -> Metadata {
+            [("tags".to_owned(), Value::StringList(vec!["same".into(); n]))].into()
+        };
+        assert_eq!(f.keys_of(&list(4), 4).unwrap().len(), 1);
+        let refused = f.keys_of(&list(5), 4).unwrap_err();
+        assert!(
+            refused.contains("5 elements") && refused.contains("limit is 4"),
+            "{refused}"
+        );
     }
 }

@@ -166,7 +166,7 @@ mod tests {
                 ("year".to_owned(), Value::Int(*year)),
             ]
             .into();
-            f.insert(label as u32, &f.keys_of(&m).unwrap());
+            f.insert(label as u32, &f.keys_of(&m, usize::MAX).unwrap());
             all.insert(label as u32);
         }
         all.insert(9); // a live record without metadata

@@ -18,6 +18,7 @@ mod engine;
 mod error;
 mod fields;
 mod filter;
+mod key_table;
 mod keys;
 mod record;
 mod settings;
@@ -26,7 +27,7 @@ mod sweeper;
 mod tenant;
 
 pub use api_keys::{ApiKeyRecord, SecretHash};
-pub use audit::{AuditEntry, AuditEvent};
+pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use bulkhead_index::IndexParams;
 pub use collection::CollectionSpec;
 pub use config::EngineConfig;

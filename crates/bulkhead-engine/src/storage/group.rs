@@ -156,11 +156,12 @@ impl Groups {
         Ok(db)
     }
 
+    /// Whether `group` is open. Never waits for a group being opened or closed (that takes
+    /// seconds for a big group, and every request's registry read asks this): one in progress
+    /// reads as closed.
     pub fn is_open(&self, group: GroupId) -> bool {
-        self.slots
-            .lock()
-            .get(&group)
-            .is_some_and(|s| s.db.lock().is_some())
+        let slot = self.slots.lock().get(&group).cloned();
+        slot.is_some_and(|s| s.db.try_lock().is_some_and(|db| db.is_some()))
     }
 
     pub fn open_count(&self) -> usize {

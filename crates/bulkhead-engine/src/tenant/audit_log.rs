@@ -1,46 +1,89 @@
 //! The tenant's audit trail: appended under a per-tenant sequence, listed in order, pruned by
-//! the tenant's retention.
+//! the tenant's retention. A write made through an audited handle carries its own event in its
+//! own RocksDB batch, so a committed write without its event can't exist, whatever happens to
+//! the request after the engine call (a cancelled client, a crash).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::audit::{AuditEntry, AuditEvent};
+use parking_lot::MutexGuard;
+
+use crate::audit::{AuditEntry, AuditEvent, AuditStamp};
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
 
+/// The identity a handle's writes are audited under, and how many it committed.
+#[derive(Debug)]
+pub(crate) struct WriteAudit {
+    stamp: AuditStamp,
+    committed: AtomicU64,
+}
+
 impl TenantHandle {
+    /// This handle with every write it makes audited under `stamp`: the event goes into the
+    /// write's own batch. Reads through it are not audited (the caller audits those).
+    pub fn audited(&self, stamp: AuditStamp) -> TenantHandle {
+        TenantHandle {
+            state: self.state.clone(),
+            audit: Some(Arc::new(WriteAudit {
+                stamp,
+                committed: AtomicU64::new(0),
+            })),
+        }
+    }
+
+    /// How many writes this handle (or a clone of it) committed with their audit event.
+    pub fn audited_writes(&self) -> u64 {
+        self.audit
+            .as_ref()
+            .map_or(0, |a| a.committed.load(Ordering::Acquire))
+    }
+
+    /// Applies `set` atomically, with the handle's audit event (reporting `record_count`) in the
+    /// same batch when the handle is audited. The sequence lock is held across the write so
+    /// events are committed in sequence order; writes to one collection are serial anyway.
+    pub(crate) fn commit(&self, mut set: WriteSet, record_count: u64) -> Result<()> {
+        let Some(audit) = &self.audit else {
+            return self.store().write(set);
+        };
+        let mut next = self.state.audit_next.lock();
+        let seq = self.next_audit_sequence(&next)?;
+        let event = stamped(seq, now_ms(), audit.stamp.entry(record_count));
+        set.put(keys::audit_key(seq), encode_event(&event));
+        self.store().write(set)?;
+        *next = Some(seq + 1);
+        audit.committed.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// The next free sequence number, read from disk on first use.
+    fn next_audit_sequence(&self, next: &MutexGuard<'_, Option<u64>>) -> Result<u64> {
+        match **next {
+            Some(seq) => Ok(seq),
+            None => match self.store().last_key(keys::audit_range())? {
+                Some(k) => Ok(keys::audit_seq_of(&k)? + 1),
+                None => Ok(1),
+            },
+        }
+    }
+
     /// Appends events (in one write) and returns them with sequence and time assigned. The write
     /// is in the WAL before this returns, so a process crash loses nothing; it is not fsynced on
     /// its own (see `TenantStore::write_unsynced`).
     pub fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<AuditEvent>> {
         let _g = self.enter()?;
         let mut next = self.state.audit_next.lock();
-        let mut seq = match *next {
-            Some(seq) => seq,
-            None => match self.store().last_key(keys::audit_range())? {
-                Some(k) => keys::audit_seq_of(&k)? + 1,
-                None => 1,
-            },
-        };
+        let mut seq = self.next_audit_sequence(&next)?;
         let time_ms = now_ms();
         let mut set = WriteSet::default();
         let mut events = Vec::with_capacity(entries.len());
         for e in entries {
-            let event = AuditEvent {
-                sequence: seq,
-                time_ms,
-                principal: e.principal,
-                operation: e.operation,
-                resource: e.resource,
-                outcome: e.outcome,
-                record_count: e.record_count,
-            };
-            set.put(
-                keys::audit_key(seq),
-                serde_json::to_vec(&event).expect("audit events always serialise"),
-            );
+            let event = stamped(seq, time_ms, e);
+            set.put(keys::audit_key(seq), encode_event(&event));
             events.push(event);
             seq += 1;
         }
@@ -105,4 +148,20 @@ impl TenantHandle {
         }
         Ok(pruned)
     }
+}
+
+fn stamped(sequence: u64, time_ms: u64, e: AuditEntry) -> AuditEvent {
+    AuditEvent {
+        sequence,
+        time_ms,
+        principal: e.principal,
+        operation: e.operation,
+        resource: e.resource,
+        outcome: e.outcome,
+        record_count: e.record_count,
+    }
+}
+
+fn encode_event(event: &AuditEvent) -> Vec<u8> {
+    serde_json::to_vec(event).expect("audit events always serialise")
 }

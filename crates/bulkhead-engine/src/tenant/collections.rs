@@ -57,7 +57,7 @@ impl TenantHandle {
             keys::meta_key(id),
             serde_json::to_vec(&meta).expect("collection settings always serialise"),
         );
-        self.store().write(set)?;
+        self.commit(set, 0)?;
         let out = info(&live);
         collections.insert(id.clone(), Arc::new(live));
         Ok(out)
@@ -97,7 +97,7 @@ impl TenantHandle {
         let mut set = WriteSet::default();
         set.delete(keys::meta_key(id));
         set.delete_range(keys::record_range(id));
-        self.store().write(set)?;
+        self.commit(set, 0)?;
         *deleted = true;
         loaded.collections.write().remove(id);
         drop(deleted);

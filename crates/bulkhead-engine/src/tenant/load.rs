@@ -98,7 +98,10 @@ impl TenantHandle {
                 let label = slots.allocate_label()?;
                 live.index.insert(label, &value.vector)?;
                 // Stored records passed the same check when written.
-                let keys = slots.fields.keys_of(&value.metadata).unwrap_or_default();
+                let keys = slots
+                    .fields
+                    .keys_of(&value.metadata, usize::MAX)
+                    .unwrap_or_default();
                 slots.assign(
                     label,
                     Slot {

@@ -56,6 +56,8 @@ pub use records::MAX_TOP_K;
 #[derive(Debug, Clone)]
 pub struct TenantHandle {
     state: Arc<TenantState>,
+    /// Set on a handle made by [`TenantHandle::audited`]: its writes carry their audit event.
+    audit: Option<Arc<audit_log::WriteAudit>>,
 }
 
 /// Per-tenant figures.
@@ -141,12 +143,22 @@ impl TenantState {
         self.last_used_ms.load(Ordering::Relaxed)
     }
 
+    /// Whether the indexes are in memory. Never waits: the `loaded` lock is held for the whole
+    /// of an activation, and registry reads about this tenant (from any request) must not wait
+    /// on it; an activation in progress reads as not loaded.
     pub(crate) fn is_loaded(&self) -> bool {
-        self.loaded.lock().is_some()
+        self.loaded
+            .try_lock()
+            .map_or(false, |loaded| loaded.is_some())
     }
 
+    /// The memory of the loaded indexes; while an activation (or another holder of the lock)
+    /// is in progress, the figure last counted, rather than waiting for it.
     pub(crate) fn loaded_memory_bytes(&self) -> usize {
-        self.loaded.lock().as_ref().map_or(0, |l| l.memory_bytes())
+        match self.loaded.try_lock() {
+            Some(loaded) => loaded.as_ref().map_or(0, |l| l.memory_bytes()),
+            None => self.counted_index_bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// Drops the in-memory indexes if no request is using the tenant; they are rebuilt from
@@ -179,7 +191,7 @@ impl Drop for TenantState {
 
 impl TenantHandle {
     pub(crate) fn new(state: Arc<TenantState>) -> Self {
-        Self { state }
+        Self { state, audit: None }
     }
 
     pub fn id(&self) -> TenantId {

@@ -29,15 +29,21 @@ impl TenantHandle {
         let col = self.collection(collection)?;
         self.validate_batch(&col, &records)?;
         let records = last_occurrence_wins(records);
+        let max_list_len = self.state.shared.config.max_indexed_list_len;
         let field_keys = {
             let slots = col.slots.read();
             records
                 .iter()
                 .enumerate()
                 .map(|(index, r)| {
-                    slots.fields.keys_of(&r.metadata).map_err(|e| {
-                        EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
-                    })
+                    slots
+                        .fields
+                        .keys_of(&r.metadata, max_list_len)
+                        .map_err(|e| {
+                            EngineError::InvalidArgument(format!(
+                                "record {index} of the batch: {e}"
+                            ))
+                        })
                 })
                 .collect::<Result<Vec<_>>>()?
         };
@@ -70,7 +76,7 @@ impl TenantHandle {
                 expiries.push(expires);
             }
         }
-        self.store().write(set)?;
+        self.commit(set, records.len() as u64)?;
 
         let mut replaced = Vec::new();
         for ((r, expires), keys) in records.iter().zip(expiries).zip(field_keys) {
@@ -207,7 +213,7 @@ impl TenantHandle {
                 }
             }
         }
-        self.store().write(set)?;
+        self.commit(set, present.len() as u64)?;
         let now = now_ms();
         let mut count = 0;
         for id in present {

@@ -1,5 +1,6 @@
 //! A child process upserts in a loop and is killed with SIGKILL; every record it had
-//! acknowledged must be there after reopening, and the index must agree with RocksDB.
+//! acknowledged must be there after reopening, the index must agree with RocksDB, and every
+//! batch that landed must have its audit event (the event rides in the batch's own write).
 //!
 //! The child is this same test binary running the ignored test `crash::child_writer`, which
 //! prints one line per acknowledged batch.
@@ -7,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use bulkhead_engine::{EngineConfig, Query};
+use bulkhead_engine::{AuditStamp, EngineConfig, Query};
 
 use crate::common::*;
 
@@ -22,7 +23,11 @@ fn child_writer() {
     let mut config = EngineConfig::new(&dir);
     config.sweep_interval = std::time::Duration::from_secs(3600);
     let engine = bulkhead_engine::Engine::open(config).unwrap();
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.tenant(&tenant("acme")).unwrap().audited(AuditStamp {
+        principal: "writer".into(),
+        operation: "RecordService/Upsert".into(),
+        resource: "tenants/acme/collections/docs".into(),
+    });
     for b in 0.. {
         let batch = (b * BATCH..(b + 1) * BATCH)
             .map(|i| record(&format!("r{i}"), i, DIM, &format!("n{i}")))
@@ -96,4 +101,15 @@ fn acknowledged_writes_survive_sigkill() {
             .unwrap();
         assert_eq!(hits[0].id, rid(&format!("r{i}")));
     }
+    let events = t.list_audit(None, None, usize::MAX).unwrap();
+    assert_eq!(
+        events.len() as u64,
+        stored / BATCH,
+        "one audit event per landed batch, no more, no less"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.principal == "writer" && e.outcome == "OK" && e.record_count == BATCH)
+    );
 }
