@@ -37,4 +37,4 @@ pub use fields::FieldType;
 pub use filter::{Condition, Filter, Range};
 pub use record::{Hit, Include, NewRecord, Query, StoredRecord};
 pub use settings::{Quota, RateLimit, TenantSettings};
-pub use tenant::{CollectionInfo, MAX_TOP_K, TenantHandle, TenantStats};
+pub use tenant::{AuditPage, CollectionInfo, MAX_TOP_K, TenantHandle, TenantStats};

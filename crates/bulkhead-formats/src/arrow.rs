@@ -17,11 +17,13 @@ use std::sync::Arc;
 use arrow_array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
 };
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use bulkhead_core::Metadata;
 
 use crate::error::{FormatError, Result};
-use crate::ipc_limits::BoundedIpc;
+use crate::ipc_limits::IpcFrames;
 use crate::jsonl::{metadata_from_json, metadata_to_json};
 
 const ID: &str = "id";
@@ -263,31 +265,118 @@ pub fn encode_stream<'a>(
 /// batches before the damage; a message declaring a body over `max_batch_bytes` is refused
 /// before anything is allocated for it.
 pub fn read_stream<R: Read>(
-    input: R,
+    mut input: R,
     dimension: usize,
     max_batch_bytes: usize,
     mut each: impl FnMut(Vec<RecordRow>) -> Result<()>,
 ) -> Result<()> {
-    let input = BoundedIpc::new(input, max_batch_bytes);
-    let mut reader = contained("the stream header", || {
-        arrow_ipc::reader::StreamReader::try_new(input, None)
-    })?
-    .map_err(|e| FormatError::Arrow {
-        column: None,
-        message: format!("not an Arrow IPC stream: {e}"),
-    })?;
-    check_schema(&reader.schema(), dimension)?;
-    for n in 0.. {
-        let Some(batch) = contained(&format!("batch {n}"), || reader.next())? else {
-            break;
-        };
-        let batch = batch.map_err(|e| FormatError::Arrow {
+    let mut decoder = BatchDecoder::new(dimension, max_batch_bytes, usize::MAX);
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = input.read(&mut chunk).map_err(|e| FormatError::Arrow {
             column: None,
-            message: format!("batch {n}: {e}"),
+            message: format!("reading the stream: {e}"),
         })?;
-        each(contained(&format!("batch {n}"), || decode_batch(&batch))??)?;
+        if n == 0 {
+            return decoder.finish();
+        }
+        for rows in decoder.push(&chunk[..n])? {
+            each(rows)?;
+        }
     }
-    Ok(())
+}
+
+/// An Arrow IPC stream decoded as its bytes arrive, for callers that must not block waiting for
+/// the next ones (an import over the network): `push` returns the batches the bytes complete.
+/// Memory stays at one batch: a message declaring a body over `max_batch_bytes`, or a batch of
+/// more than `max_batch_rows` rows, is refused.
+#[derive(Debug)]
+pub struct BatchDecoder {
+    frames: IpcFrames,
+    decoder: StreamDecoder,
+    dimension: usize,
+    max_batch_rows: usize,
+    schema_checked: bool,
+    batches: usize,
+}
+
+impl BatchDecoder {
+    pub fn new(dimension: usize, max_batch_bytes: usize, max_batch_rows: usize) -> Self {
+        Self {
+            frames: IpcFrames::new(max_batch_bytes),
+            decoder: StreamDecoder::new(),
+            dimension,
+            max_batch_rows,
+            schema_checked: false,
+            batches: 0,
+        }
+    }
+
+    /// The rows of each record batch that `bytes` completes, in order.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<RecordRow>>> {
+        self.frames.check(bytes).map_err(|e| FormatError::Arrow {
+            column: None,
+            message: if self.schema_checked {
+                format!("batch {}: {e}", self.batches)
+            } else {
+                format!("not an Arrow IPC stream: {e}")
+            },
+        })?;
+        let mut buffer = Buffer::from(bytes.to_vec());
+        let mut out = Vec::new();
+        while !buffer.is_empty() {
+            let n = self.batches;
+            let step = if self.schema_checked {
+                format!("batch {n}")
+            } else {
+                "the stream header".to_owned()
+            };
+            let decoded = contained(&step, || self.decoder.decode(&mut buffer))?.map_err(|e| {
+                FormatError::Arrow {
+                    column: None,
+                    message: if self.schema_checked {
+                        format!("batch {n}: {e}")
+                    } else {
+                        format!("not an Arrow IPC stream: {e}")
+                    },
+                }
+            })?;
+            if !self.schema_checked
+                && let Some(schema) = self.decoder.schema()
+            {
+                check_schema(&schema, self.dimension)?;
+                self.schema_checked = true;
+            }
+            let Some(batch) = decoded else { continue };
+            if batch.num_rows() > self.max_batch_rows {
+                return Err(FormatError::Arrow {
+                    column: None,
+                    message: format!(
+                        "batch {n} has {} rows, at most {} are accepted per batch",
+                        batch.num_rows(),
+                        self.max_batch_rows
+                    ),
+                });
+            }
+            out.push(contained(&format!("batch {n}"), || decode_batch(&batch))??);
+            self.batches += 1;
+        }
+        Ok(out)
+    }
+
+    /// Checks that the stream ended where a stream may end (not inside a message).
+    pub fn finish(&mut self) -> Result<()> {
+        if !self.schema_checked {
+            return Err(FormatError::Arrow {
+                column: None,
+                message: "not an Arrow IPC stream: it ended before its schema".into(),
+            });
+        }
+        self.decoder.finish().map_err(|e| FormatError::Arrow {
+            column: None,
+            message: format!("after batch {}: the stream is truncated ({e})", self.batches),
+        })
+    }
 }
 
 /// Runs one step of Arrow's decoder, turning a panic into an error. The decoder trusts parts
@@ -470,5 +559,26 @@ mod tests {
         .unwrap();
         let e = decode_batch(&batch).unwrap_err().to_string();
         assert!(e.starts_with("column metadata: row 1:"), "{e}");
+    }
+
+    #[test]
+    fn pushed_bytes_decode_to_the_same_batches_however_they_are_cut() {
+        let batches = [rows(5, 3), rows(2, 3)];
+        let bytes = stream(&batches, 3);
+        for cut in [1, 7, 64, bytes.len()] {
+            let mut decoder = BatchDecoder::new(3, 1 << 20, 5);
+            let mut got = Vec::new();
+            for chunk in bytes.chunks(cut) {
+                got.extend(decoder.push(chunk).unwrap());
+            }
+            decoder.finish().unwrap();
+            assert_eq!(got, batches, "chunks of {cut} bytes");
+        }
+        let mut strict = BatchDecoder::new(3, 1 << 20, 4);
+        let refused = strict.push(&bytes).unwrap_err().to_string();
+        assert!(refused.contains("batch 0 has 5 rows, at most 4"), "{refused}");
+        let mut cut_short = BatchDecoder::new(3, 1 << 20, 5);
+        cut_short.push(&bytes[..bytes.len() - 10]).unwrap();
+        assert!(cut_short.finish().is_err(), "a stream cut inside a message");
     }
 }

@@ -3,8 +3,6 @@
 //! streams come from the network, so every message's declared sizes are checked here, as the
 //! bytes pass through on their way to the reader, before the reader can act on them.
 
-use std::io::Read;
-
 /// Largest flatbuffer header of one IPC message; real ones are a few KiB.
 const MAX_METADATA_BYTES: usize = 1024 * 1024;
 const CONTINUATION: [u8; 4] = [0xFF; 4];
@@ -25,25 +23,24 @@ enum Frame {
     End,
 }
 
-/// A reader that passes an Arrow IPC stream through unchanged, failing as soon as a message
+/// Follows an Arrow IPC stream's framing as its bytes arrive, failing as soon as a message
 /// declares metadata over 1 MiB or a body over `max_body_bytes`.
 #[derive(Debug)]
-pub(crate) struct BoundedIpc<R> {
-    inner: R,
+pub(crate) struct IpcFrames {
     frame: Frame,
     max_body_bytes: u64,
 }
 
-impl<R: Read> BoundedIpc<R> {
-    pub(crate) fn new(inner: R, max_body_bytes: usize) -> Self {
+impl IpcFrames {
+    pub(crate) fn new(max_body_bytes: usize) -> Self {
         Self {
-            inner,
             frame: Frame::Prefix(Vec::with_capacity(8)),
             max_body_bytes: max_body_bytes as u64,
         }
     }
 
-    fn check(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+    /// Takes the next bytes of the stream.
+    pub(crate) fn check(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
         while !data.is_empty() {
             match &mut self.frame {
@@ -106,13 +103,5 @@ impl<R: Read> BoundedIpc<R> {
             }
         }
         Ok(())
-    }
-}
-
-impl<R: Read> Read for BoundedIpc<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.check(&buf[..n])?;
-        Ok(n)
     }
 }

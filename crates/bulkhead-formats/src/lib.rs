@@ -10,7 +10,9 @@ mod ipc_limits;
 mod jsonl;
 mod vecs;
 
-pub use arrow::{RecordRow, StreamEncoder, encode_stream, read_stream, record_schema};
+pub use arrow::{
+    BatchDecoder, RecordRow, StreamEncoder, encode_stream, read_stream, record_schema,
+};
 pub use error::{FormatError, Result};
 pub use jsonl::{Document, metadata_from_json, metadata_to_json, read_documents};
 pub use vecs::{Matrix, read_fvecs, read_ivecs};

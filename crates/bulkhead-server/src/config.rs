@@ -48,6 +48,35 @@ pub struct ServerConfig {
     pub per_tenant_metrics: bool,
     /// After SIGTERM, how long in-flight requests and open connections get to finish.
     pub shutdown_grace_secs: u64,
+    /// Threads of the search pool that runs every read; 0: twice the CPU count.
+    pub search_threads: usize,
+    /// Most search-pool threads one tenant's reads may hold; 0: the CPU count (with the
+    /// default pool, half of it).
+    pub search_threads_per_tenant: usize,
+    /// Most requests of one tenant in flight at once; past it, `RESOURCE_EXHAUSTED`.
+    pub tenant_requests_in_flight: usize,
+    /// Most Import and Export streams one tenant may hold open.
+    pub tenant_open_streams: usize,
+    /// Most writes of one tenant running at once; more wait their turn. 0: the CPU count.
+    pub tenant_concurrent_writes: usize,
+    /// Requests/s of a tenant that sets no rate limit of its own (0: unlimited).
+    pub default_requests_per_second: f64,
+    /// Burst of a tenant that sets no rate limit of its own.
+    pub default_burst: u64,
+    /// Written bytes/s of a tenant that sets no write limit of its own (0: unlimited).
+    pub default_write_bytes_per_second: u64,
+    /// Share of its tenant's request rate one API key or token subject may use, in (0, 1].
+    pub principal_rate_share: f64,
+    /// Most concurrent streams (calls) on one HTTP/2 connection.
+    pub max_streams_per_connection: u32,
+    /// An Import or Export stream that moves nothing for this long is ended.
+    pub stream_idle_timeout_secs: u64,
+    /// Longest an Import or Export stream may run.
+    pub stream_timeout_secs: u64,
+    /// Most API keys one tenant may hold, revoked ones included.
+    pub max_api_keys_per_tenant: usize,
+    /// Most elements of a list-valued metadata field that is indexed.
+    pub max_indexed_list_len: usize,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +103,20 @@ impl Default for ServerConfig {
             request_timeout_secs: 60,
             per_tenant_metrics: false,
             shutdown_grace_secs: 10,
+            search_threads: 0,
+            search_threads_per_tenant: 0,
+            tenant_requests_in_flight: 64,
+            tenant_open_streams: 8,
+            tenant_concurrent_writes: 0,
+            default_requests_per_second: 1000.0,
+            default_burst: 2000,
+            default_write_bytes_per_second: 64 << 20,
+            principal_rate_share: 1.0,
+            max_streams_per_connection: 128,
+            stream_idle_timeout_secs: 30,
+            stream_timeout_secs: 3600,
+            max_api_keys_per_tenant: engine.max_api_keys_per_tenant,
+            max_indexed_list_len: engine.max_indexed_list_len,
         }
     }
 }
@@ -144,8 +187,46 @@ impl ServerConfig {
         if self.request_timeout_secs == 0 {
             bail!("request-timeout-secs must be positive");
         }
+        if self.tenant_requests_in_flight == 0 || self.tenant_open_streams == 0 {
+            bail!("tenant-requests-in-flight and tenant-open-streams must be at least 1");
+        }
+        if !self.default_requests_per_second.is_finite() || self.default_requests_per_second < 0.0
+        {
+            bail!("default-requests-per-second must be a finite number >= 0");
+        }
+        if !(self.principal_rate_share > 0.0 && self.principal_rate_share <= 1.0) {
+            bail!("principal-rate-share must be in (0, 1]");
+        }
+        if self.max_streams_per_connection == 0 {
+            bail!("max-streams-per-connection must be at least 1");
+        }
+        if self.stream_idle_timeout_secs == 0 || self.stream_timeout_secs == 0 {
+            bail!("stream-idle-timeout-secs and stream-timeout-secs must be positive");
+        }
         self.engine_config().validate()?;
         Ok(())
+    }
+
+    /// The search pool's size and one tenant's share of it.
+    pub fn search_pool(&self) -> (usize, usize) {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = match self.search_threads {
+            0 => 2 * cpus,
+            n => n,
+        };
+        let per_tenant = match self.search_threads_per_tenant {
+            0 => cpus,
+            n => n,
+        };
+        (threads, per_tenant.min(threads))
+    }
+
+    /// Concurrent writes per tenant.
+    pub fn concurrent_writes(&self) -> usize {
+        match self.tenant_concurrent_writes {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
     }
 
     pub fn engine_config(&self) -> EngineConfig {
@@ -159,6 +240,8 @@ impl ServerConfig {
         e.index_memory_budget_bytes = self.index_memory_budget_mib << 20;
         e.sweep_interval = Duration::from_secs(self.sweep_interval_secs.max(1));
         e.default_audit_retention = Duration::from_secs(self.default_audit_retention_days * 86_400);
+        e.max_api_keys_per_tenant = self.max_api_keys_per_tenant;
+        e.max_indexed_list_len = self.max_indexed_list_len;
         e
     }
 }

@@ -1,20 +1,23 @@
 //! The one path every RPC takes: authenticate, parse the resource name, authorize the caller
-//! for that tenant, apply the tenant's rate limit, run the engine call off the async runtime,
-//! then audit and measure the outcome. Handlers only convert messages; every decision about
+//! for that tenant, admit it within the tenant's share (requests in flight, rate limits of the
+//! tenant and of the caller), run the engine call off the async runtime (reads on the fair
+//! search pool, writes on the blocking pool, a bounded number per tenant), then audit and
+//! measure the outcome. Handlers only convert messages; every decision about
 //! who may touch which tenant is made here, once.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bulkhead_core::{CacheName, CollectionName, CoreError, KeyName, Role, TenantId, TenantName};
-use bulkhead_engine::{AuditEntry, Engine, TenantHandle};
+use bulkhead_engine::{AuditEntry, AuditStamp, Engine, TenantHandle};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use crate::admission::{FairPool, JobPanicked, Slot, TenantSlots, WriteTurns};
 use crate::audit_writer::AuditWriter;
 use crate::auth::{Authenticator, Principal};
 use crate::fault;
-use crate::limits::RateLimiter;
+use crate::limits::{RateDefaults, RateLimiter};
 use crate::metrics::Metrics;
 use crate::status::{code_name, core_status, engine_status};
 use crate::tokens::TokenVerifier;
@@ -61,7 +64,8 @@ impl TenantResource for KeyName {
     }
 }
 
-/// What one tenant-scoped call may use: the parsed resource and its tenant's handle.
+/// What one tenant-scoped call may use: the parsed resource and its tenant's handle. For calls
+/// that write, the handle is audited: each write it makes carries its audit event.
 #[derive(Debug)]
 pub struct Scope<N> {
     pub name: N,
@@ -71,6 +75,14 @@ pub struct Scope<N> {
 /// The result of an engine call and the record count its audit event reports.
 pub type Counted<R> = Result<(R, u64), Status>;
 
+/// Each tenant's share of the server (see `ServerConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct Shares {
+    pub requests_in_flight: usize,
+    pub open_streams: usize,
+    pub concurrent_writes: usize,
+}
+
 #[derive(Debug)]
 pub struct Gate {
     pub engine: Arc<Engine>,
@@ -78,6 +90,11 @@ pub struct Gate {
     auth: Authenticator,
     limits: RateLimiter,
     metrics: Metrics,
+    search: FairPool,
+    shares: Shares,
+    in_flight: TenantSlots,
+    streams: TenantSlots,
+    writes: WriteTurns,
 }
 
 impl Gate {
@@ -86,13 +103,21 @@ impl Gate {
         admin_token: &str,
         tokens: Option<TokenVerifier>,
         metrics: Metrics,
+        search: FairPool,
+        shares: Shares,
+        rates: RateDefaults,
     ) -> Self {
         Self {
             auth: Authenticator::new(engine.clone(), admin_token, tokens),
             audit: AuditWriter::default(),
             engine,
-            limits: RateLimiter::default(),
+            limits: RateLimiter::new(rates),
             metrics,
+            search,
+            shares,
+            in_flight: TenantSlots::new("requests in flight"),
+            streams: TenantSlots::new("open streams"),
+            writes: WriteTurns::new(shares.concurrent_writes),
         }
     }
 
@@ -100,8 +125,42 @@ impl Gate {
         &self.limits
     }
 
+    /// A slot for one long-lived stream (import, export) of `tenant`, held until the stream
+    /// ends; a tenant at its limit is refused.
+    pub fn open_stream(&self, tenant: &TenantId) -> Result<Slot, Status> {
+        self.streams.try_take(tenant, self.shares.open_streams)
+    }
+
+    /// Whether the caller of `metadata` is still allowed `needed` on `tenant`: a key revoked
+    /// or expired while its stream is open ends the stream.
+    pub fn still_authorized(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &TenantId,
+        needed: Role,
+    ) -> Result<(), Status> {
+        let principal = self.auth.authenticate(metadata, now_ms())?;
+        authorize(&principal, tenant, needed)
+    }
+
+    /// Runs one step of a stream's work (an export page) on the search pool, in `tenant`'s turn.
+    pub async fn stream_step<R: Send + 'static>(
+        &self,
+        tenant: &TenantId,
+        step: impl FnOnce() -> Result<R, Status> + Send + 'static,
+    ) -> Result<R, Status> {
+        self.search
+            .run(tenant, step)
+            .await
+            .unwrap_or_else(|JobPanicked| Err(Status::internal("stream step failed")))
+    }
+
     /// Runs a call on the tenant named by `resource`, for callers holding at least `needed`
     /// (the admin token always qualifies). `write_bytes` feeds the tenant's write-rate limit.
+    ///
+    /// Once admitted, the call runs to its end, audit event included, in a task of its own:
+    /// a client that cancels (a deadline, a reset stream) stops waiting for the answer but
+    /// can't leave a committed write or a finished read unaudited.
     pub async fn tenant_call<N: TenantResource, R: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
@@ -150,18 +209,21 @@ impl Gate {
             let status = self.refuse(&principal, method, resource, status).await;
             return Err(self.finish_status(method, None, started, status));
         }
-        let result = self
-            .run_on_tenant(
-                &tenant_id,
-                principal,
-                method,
-                resource,
-                write_bytes,
-                name,
-                needed,
-                body,
-            )
-            .await;
+        let call = Call {
+            tenant_id: tenant_id.clone(),
+            principal,
+            method,
+            resource: audit_resource(resource),
+            write_bytes,
+            needed,
+        };
+        let gate = self.clone();
+        let result = tokio::spawn(async move { gate.run_on_tenant(call, name, body).await })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, method, "request task failed");
+                Err(Status::internal("request task failed"))
+            });
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
             Err(s) => s.code(),
@@ -175,49 +237,89 @@ impl Gate {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_on_tenant<N: TenantResource, R: Send + 'static>(
-        self: &Arc<Self>,
-        tenant_id: &TenantId,
-        principal: Principal,
-        method: &'static str,
-        resource: &str,
-        write_bytes: u64,
+        self: Arc<Self>,
+        call: Call,
         name: N,
-        needed: Role,
         body: impl FnOnce(Scope<N>) -> Counted<R> + Send + 'static,
     ) -> Result<R, Status> {
-        let info = self.engine.tenant_info(tenant_id).map_err(engine_status)?;
-        let tenant = self.engine.tenant(tenant_id).map_err(engine_status)?;
+        let info = self
+            .engine
+            .tenant_info(&call.tenant_id)
+            .map_err(engine_status)?;
+        let admitted = self
+            .in_flight
+            .try_take(&call.tenant_id, self.shares.requests_in_flight)
+            .and_then(|slot| {
+                let principal = call.principal.audit_name();
+                self.limits
+                    .admit(&call.tenant_id, &principal, info.rate_limit, call.write_bytes)
+                    .map(|()| slot)
+            });
+        let tenant = self.handle(&call.tenant_id).await?;
         let audit = Audit {
             tenant: tenant.clone(),
-            principal: principal.audit_name(),
-            method,
-            resource: audit_resource(resource),
+            principal: call.principal.audit_name(),
+            method: call.method,
+            resource: call.resource,
         };
-        if let Err(status) = self.limits.admit(tenant_id, info.rate_limit, write_bytes) {
-            audit.write(&self.audit, status.code(), 0).await;
-            return Err(status);
-        }
-        let scope = Scope { name, tenant };
-        // Reads are short CPU-bound index searches and cached lookups: running them on the
-        // runtime's worker saves two thread hand-offs per request. Writes wait for an fsync,
-        // so they go to the blocking pool.
-        let outcome = if needed == Role::Read {
-            body(scope)
-        } else {
-            tokio::task::spawn_blocking(move || body(scope))
+        let _in_flight = match admitted {
+            Ok(slot) => slot,
+            Err(status) => {
+                audit.write(&self.audit, status.code(), 0).await;
+                return Err(status);
+            }
+        };
+        let (outcome, audited) = if call.needed == Role::Read {
+            let scope = Scope { name, tenant };
+            let outcome = self
+                .search
+                .run(&call.tenant_id, move || body(scope))
                 .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, method, "request task failed");
-                    Status::internal("request task failed")
-                })?
+                .unwrap_or_else(|JobPanicked| {
+                    tracing::error!(method = call.method, "request panicked");
+                    Err(Status::internal("request task failed"))
+                });
+            (outcome, false)
+        } else {
+            let _turn = self.writes.wait_for_turn(&call.tenant_id).await;
+            let writer = tenant.audited(AuditStamp {
+                principal: audit.principal.clone(),
+                operation: call.method.to_owned(),
+                resource: audit.resource.clone(),
+            });
+            let scope = Scope {
+                name,
+                tenant: writer.clone(),
+            };
+            let outcome = tokio::task::spawn_blocking(move || body(scope))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, method = call.method, "request task failed");
+                    Err(Status::internal("request task failed"))
+                });
+            (outcome, writer.audited_writes() > 0)
         };
         match &outcome {
+            // Its writes carried their own events.
+            Ok(_) if audited => {}
             Ok((_, count)) => audit.write(&self.audit, tonic::Code::Ok, *count).await,
             Err(status) => audit.write(&self.audit, status.code(), 0).await,
         }
         outcome.map(|(r, _)| r)
+    }
+
+    /// `id`'s handle. Opening a closed group is file I/O: it goes to the blocking pool, so an
+    /// async worker never waits on it.
+    async fn handle(&self, id: &TenantId) -> Result<TenantHandle, Status> {
+        if let Some(handle) = self.engine.tenant_if_active(id) {
+            return Ok(handle);
+        }
+        let (engine, id) = (self.engine.clone(), id.clone());
+        tokio::task::spawn_blocking(move || engine.tenant(&id))
+            .await
+            .map_err(|_| Status::internal("request task failed"))?
+            .map_err(engine_status)
     }
 
     /// Runs an admin-only call (tenant lifecycle). A tenant key is refused, and the refusal is
@@ -240,27 +342,39 @@ impl Gate {
             let status = self.refuse(&principal, method, resource, status).await;
             return Err(self.finish_status(method, None, started, status));
         }
-        let engine = self.engine.clone();
-        let result = tokio::task::spawn_blocking(move || body(&engine))
-            .await
-            .map_err(|_| Status::internal("request task failed"))
-            .and_then(|r| r);
+        let gate = self.clone();
+        let resource = resource.to_owned();
+        // In a task of its own, like tenant calls: the audit event is written even if the
+        // caller goes away.
+        let result = tokio::spawn(async move {
+            let engine = gate.engine.clone();
+            let result = tokio::task::spawn_blocking(move || body(&engine))
+                .await
+                .map_err(|_| Status::internal("request task failed"))
+                .and_then(|r| r);
+            let code = result
+                .as_ref()
+                .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+            // Control calls are audited in the tenant they concern, when it exists afterwards.
+            if let Ok(name) = resource.parse::<TenantName>()
+                && let Ok(tenant) = gate.handle(&name.tenant).await
+            {
+                Audit {
+                    tenant,
+                    principal: Principal::Admin.audit_name(),
+                    method,
+                    resource: audit_resource(&resource),
+                }
+                .write(&gate.audit, code, 0)
+                .await;
+            }
+            result
+        })
+        .await
+        .unwrap_or_else(|_| Err(Status::internal("request task failed")));
         let code = result
             .as_ref()
             .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
-        // Control calls are audited in the tenant they concern, when it exists afterwards.
-        if let Ok(name) = resource.parse::<TenantName>()
-            && let Ok(tenant) = self.engine.tenant(&name.tenant)
-        {
-            Audit {
-                tenant,
-                principal: Principal::Admin.audit_name(),
-                method,
-                resource: audit_resource(resource),
-            }
-            .write(&self.audit, code, 0)
-            .await;
-        }
         self.metrics
             .observe(method, code_name(code), None, started.elapsed());
         result
@@ -280,19 +394,26 @@ impl Gate {
         let Principal::Tenant(key) = principal else {
             return status;
         };
-        let (info, tenant) = match (
-            self.engine.tenant_info(&key.tenant),
-            self.engine.tenant(&key.tenant),
-        ) {
-            (Ok(info), Ok(tenant)) => (info, tenant),
-            (Err(e), _) | (_, Err(e)) => {
+        let info = match self.engine.tenant_info(&key.tenant) {
+            Ok(info) => info,
+            Err(e) => {
                 tracing::error!(error = %e, "cannot audit a refused request");
                 return status;
             }
         };
-        let status = match self.limits.admit(&key.tenant, info.rate_limit, 0) {
+        let status = match self
+            .limits
+            .admit(&key.tenant, &key.name, info.rate_limit, 0)
+        {
             Ok(()) => status,
             Err(limited) => limited,
+        };
+        let tenant = match self.handle(&key.tenant).await {
+            Ok(tenant) => tenant,
+            Err(e) => {
+                tracing::error!(error = %e.message(), "cannot audit a refused request");
+                return status;
+            }
         };
         Audit {
             tenant,
@@ -316,6 +437,17 @@ impl Gate {
             .observe(method, code_name(status.code()), tenant, started.elapsed());
         status
     }
+}
+
+/// One admitted tenant call, as the gate runs and audits it.
+struct Call {
+    tenant_id: TenantId,
+    principal: Principal,
+    method: &'static str,
+    /// Already escaped and bounded by [`audit_resource`].
+    resource: String,
+    write_bytes: u64,
+    needed: Role,
 }
 
 /// Whether `principal` may act on `tenant` with `needed` rights. A key of another tenant gets

@@ -4,6 +4,7 @@
 //! or a column family.
 #![forbid(unsafe_code)]
 
+mod admission;
 pub mod admin_token;
 mod audit_writer;
 mod auth;
@@ -81,12 +82,35 @@ pub async fn serve(
         tracing::info!("tenant tokens (HS256 JWTs) accepted");
         tokens::TokenVerifier::hs256(secret.as_bytes())
     });
+    let (search_threads, search_per_tenant) = config.search_pool();
+    let search = admission::FairPool::new(search_threads, search_per_tenant)
+        .context("starting the search pool")?;
+    let shares = gate::Shares {
+        requests_in_flight: config.tenant_requests_in_flight,
+        open_streams: config.tenant_open_streams,
+        concurrent_writes: config.concurrent_writes(),
+    };
+    let rates = limits::RateDefaults {
+        tenant: bulkhead_engine::RateLimit {
+            requests_per_second: config.default_requests_per_second,
+            burst: config.default_burst,
+            write_bytes_per_second: config.default_write_bytes_per_second,
+        },
+        principal_share: config.principal_rate_share,
+    };
     let gate = Arc::new(gate::Gate::new(
         engine.clone(),
         &admin_token,
         tokens,
         metrics,
+        search,
+        shares,
+        rates,
     ));
+    let streams = services::StreamLimits {
+        idle: Duration::from_secs(config.stream_idle_timeout_secs),
+        total: Duration::from_secs(config.stream_timeout_secs),
+    };
     let max = config.max_message_bytes;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -134,6 +158,7 @@ pub async fn serve(
     };
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(config.request_timeout_secs))
+        .max_concurrent_streams(Some(config.max_streams_per_connection))
         .layer(tower::util::MapResponseLayer::new(
             oversize::refusal_is_invalid_argument,
         ))
@@ -163,6 +188,7 @@ pub async fn serve(
                 max_batch: config.max_batch,
                 max_top_k: config.max_top_k,
                 max_message_bytes: max,
+                streams,
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),

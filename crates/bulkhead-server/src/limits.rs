@@ -1,5 +1,8 @@
-//! Per-tenant rate limits: token buckets for requests and for written bytes, one pair per
-//! tenant, keyed by tenant id, so one tenant's flood drains only its own buckets.
+//! Rate limits: token buckets for requests and for written bytes, one pair per tenant, keyed by
+//! tenant id, so one tenant's flood drains only its own buckets; and inside each tenant, a
+//! request bucket per principal (API key, token subject) holding a share of the tenant's rate,
+//! so one runaway key can't lock its tenant's other callers out. A tenant without limits of its
+//! own gets the server's defaults: no tenant is unlimited unless an operator says so.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,7 +31,9 @@ impl Bucket {
         }
     }
 
-    /// Takes `n` tokens if there are enough; an unlimited bucket (rate 0) always allows.
+    /// Takes `n` tokens if there are enough; an unlimited bucket (rate 0) always allows. A
+    /// take larger than the whole bucket (one message bigger than a second of bandwidth) passes
+    /// when the bucket is full and leaves it in debt, so it is slowed, not refused forever.
     fn try_take(&mut self, n: f64) -> bool {
         if self.rate <= 0.0 {
             return true;
@@ -37,7 +42,7 @@ impl Bucket {
         let elapsed = now.duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
         self.updated = now;
-        if self.tokens >= n {
+        if self.tokens >= n.min(self.capacity) {
             self.tokens -= n;
             true
         } else {
@@ -51,39 +56,103 @@ struct TenantBuckets {
     limit: RateLimit,
     requests: Bucket,
     write_bytes: Bucket,
+    principals: HashMap<String, Bucket>,
 }
+
+/// Principals whose buckets a tenant keeps; past it, full (idle) ones are dropped.
+const PRINCIPALS_KEPT: usize = 256;
 
 impl TenantBuckets {
     fn new(limit: RateLimit) -> Self {
-        let burst = if limit.burst > 0 {
-            limit.burst as f64
-        } else {
-            limit.requests_per_second.max(1.0)
-        };
         let bytes = limit.write_bytes_per_second as f64;
         Self {
             limit,
-            requests: Bucket::new(limit.requests_per_second, burst),
+            requests: Bucket::new(limit.requests_per_second, burst_of(limit)),
             // One second of bandwidth as burst.
             write_bytes: Bucket::new(bytes, bytes),
+            principals: HashMap::new(),
         }
+    }
+
+    fn principal(&mut self, name: &str, share: f64) -> &mut Bucket {
+        if !self.principals.contains_key(name) && self.principals.len() >= PRINCIPALS_KEPT {
+            self.principals.retain(|_, b| b.tokens < b.capacity);
+        }
+        let limit = self.limit;
+        self.principals.entry(name.to_owned()).or_insert_with(|| {
+            Bucket::new(
+                limit.requests_per_second * share,
+                (burst_of(limit) * share).max(1.0),
+            )
+        })
     }
 }
 
-#[derive(Debug, Default)]
+fn burst_of(limit: RateLimit) -> f64 {
+    if limit.burst > 0 {
+        limit.burst as f64
+    } else {
+        limit.requests_per_second.max(1.0)
+    }
+}
+
+/// The server-wide side of rate limiting (see `ServerConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct RateDefaults {
+    /// Applies, field by field, where a tenant's own setting is 0 (unset).
+    pub tenant: RateLimit,
+    /// The share of its tenant's request rate one principal may use, in (0, 1].
+    pub principal_share: f64,
+}
+
+#[derive(Debug)]
 pub struct RateLimiter {
+    defaults: RateDefaults,
     tenants: RwLock<HashMap<TenantId, Arc<Mutex<TenantBuckets>>>>,
 }
 
 impl RateLimiter {
-    /// Admits one request of `tenant` writing `write_bytes`, under `limit` (the tenant's current
-    /// setting; a changed setting resets its buckets).
+    pub fn new(defaults: RateDefaults) -> Self {
+        Self {
+            defaults,
+            tenants: RwLock::default(),
+        }
+    }
+
+    /// The limit `tenant` runs under: its own setting, with the server's default for each
+    /// field it leaves at 0.
+    pub fn effective(&self, own: RateLimit) -> RateLimit {
+        let d = self.defaults.tenant;
+        let rps_set = own.requests_per_second > 0.0;
+        RateLimit {
+            requests_per_second: if rps_set {
+                own.requests_per_second
+            } else {
+                d.requests_per_second
+            },
+            burst: match (own.burst, rps_set) {
+                (0, true) => 0,
+                (0, false) => d.burst,
+                (b, _) => b,
+            },
+            write_bytes_per_second: if own.write_bytes_per_second > 0 {
+                own.write_bytes_per_second
+            } else {
+                d.write_bytes_per_second
+            },
+        }
+    }
+
+    /// Admits one request of `principal` in `tenant` writing `write_bytes`, under `own` (the
+    /// tenant's current setting; a changed setting resets its buckets).
     pub fn admit(
         &self,
         tenant: &TenantId,
-        limit: RateLimit,
+        principal: &str,
+        own: RateLimit,
         write_bytes: u64,
     ) -> Result<(), Status> {
+        let limit = self.effective(own);
         if limit.requests_per_second <= 0.0 && limit.write_bytes_per_second == 0 {
             return Ok(());
         }
@@ -100,6 +169,14 @@ impl RateLimiter {
         let mut b = buckets.lock();
         if b.limit != limit {
             *b = TenantBuckets::new(limit);
+        }
+        let share = self.defaults.principal_share;
+        if share < 1.0 && !b.principal(principal, share).try_take(1.0) {
+            return Err(Status::resource_exhausted(format!(
+                "{principal} exceeded its share of tenant {tenant}'s rate limit ({:.1} of {} requests/s)",
+                limit.requests_per_second * share,
+                limit.requests_per_second
+            )));
         }
         if !b.requests.try_take(1.0) {
             return Err(Status::resource_exhausted(format!(
@@ -133,30 +210,70 @@ mod tests {
         }
     }
 
-    #[test]
-    fn burst_then_refuse_and_tenants_are_independent() {
-        let l = RateLimiter::default();
-        let a = TenantId::new("a").unwrap();
-        let b = TenantId::new("b").unwrap();
-        for _ in 0..5 {
-            l.admit(&a, limit(0.001, 5), 0).unwrap();
-        }
-        let err = l.admit(&a, limit(0.001, 5), 0).unwrap_err();
-        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        l.admit(&b, limit(0.001, 5), 0).unwrap();
-        l.admit(&b, RateLimit::default(), 0).unwrap();
+    fn limiter(share: f64) -> RateLimiter {
+        RateLimiter::new(RateDefaults {
+            tenant: RateLimit::default(),
+            principal_share: share,
+        })
     }
 
     #[test]
-    fn write_bytes_are_limited() {
-        let l = RateLimiter::default();
+    fn burst_then_refuse_and_tenants_are_independent() {
+        let l = limiter(1.0);
+        let a = TenantId::new("a").unwrap();
+        let b = TenantId::new("b").unwrap();
+        for _ in 0..5 {
+            l.admit(&a, "k", limit(0.001, 5), 0).unwrap();
+        }
+        let err = l.admit(&a, "k", limit(0.001, 5), 0).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        l.admit(&b, "k", limit(0.001, 5), 0).unwrap();
+        l.admit(&b, "k", RateLimit::default(), 0).unwrap();
+    }
+
+    #[test]
+    fn one_principal_gets_its_share_and_leaves_the_rest_to_the_others() {
+        let l = limiter(0.5);
+        let a = TenantId::new("a").unwrap();
+        for _ in 0..5 {
+            l.admit(&a, "runaway", limit(0.001, 10), 0).unwrap();
+        }
+        let err = l.admit(&a, "runaway", limit(0.001, 10), 0).unwrap_err();
+        assert!(err.message().contains("runaway exceeded its share"), "{err:?}");
+        l.admit(&a, "other", limit(0.001, 10), 0)
+            .expect("another key of the tenant still gets in");
+    }
+
+    #[test]
+    fn write_bytes_are_limited_and_a_message_bigger_than_the_bucket_is_slowed_not_refused() {
+        let l = limiter(1.0);
         let a = TenantId::new("a").unwrap();
         let lim = RateLimit {
             requests_per_second: 0.0,
             burst: 0,
             write_bytes_per_second: 1000,
         };
-        l.admit(&a, lim, 800).unwrap();
-        assert!(l.admit(&a, lim, 800).is_err());
+        l.admit(&a, "k", lim, 800).unwrap();
+        assert!(l.admit(&a, "k", lim, 800).is_err());
+        let b = TenantId::new("b").unwrap();
+        l.admit(&b, "k", lim, 5000).expect("a full bucket lets one big message through");
+        assert!(l.admit(&b, "k", lim, 1).is_err(), "and is in debt after it");
+    }
+
+    #[test]
+    fn unset_fields_take_the_servers_defaults() {
+        let l = RateLimiter::new(RateDefaults {
+            tenant: RateLimit {
+                requests_per_second: 100.0,
+                burst: 200,
+                write_bytes_per_second: 1 << 20,
+            },
+            principal_share: 1.0,
+        });
+        assert_eq!(l.effective(RateLimit::default()).requests_per_second, 100.0);
+        assert_eq!(l.effective(RateLimit::default()).burst, 200);
+        let own = l.effective(limit(5.0, 0));
+        assert_eq!((own.requests_per_second, own.burst), (5.0, 0));
+        assert_eq!(own.write_bytes_per_second, 1 << 20);
     }
 }

@@ -12,6 +12,9 @@ use crate::convert::timestamp_to_ms;
 /// Deepest nesting and most nodes a filter may have.
 const MAX_DEPTH: usize = 8;
 const MAX_NODES: usize = 256;
+/// Most values of one `in` condition: each is a posting list to union, so the list bounds the
+/// work of evaluating the filter.
+const MAX_IN_VALUES: usize = 1024;
 
 pub fn filter(f: pb::Filter) -> Result<Filter, Status> {
     let mut nodes = 0;
@@ -63,6 +66,12 @@ fn condition(c: pb::Condition, at: &str) -> Result<Condition, Status> {
             Op::In(list) => {
                 if list.values.is_empty() {
                     return Err(invalid("in needs at least one value"));
+                }
+                if list.values.len() > MAX_IN_VALUES {
+                    return Err(invalid(&format!(
+                        "in holds {} values, at most {MAX_IN_VALUES} are accepted",
+                        list.values.len()
+                    )));
                 }
                 let values = list
                     .values

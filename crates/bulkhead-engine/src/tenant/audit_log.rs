@@ -16,6 +16,14 @@ use crate::keys;
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
 
+/// One page of a tenant's audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// Set when the scan budget ran out before the page filled: continue after this sequence.
+    pub resume_after: Option<u64>,
+}
+
 /// The identity a handle's writes are audited under, and how many it committed.
 #[derive(Debug)]
 pub(crate) struct WriteAudit {
@@ -100,19 +108,45 @@ impl TenantHandle {
         since_ms: Option<u64>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
+        Ok(self
+            .list_audit_page(after_sequence, since_ms, limit, usize::MAX)?
+            .events)
+    }
+
+    /// Like `list_audit`, reading at most `scan_budget` events: a `since_ms` that matches
+    /// nothing in a long trail costs one budget, not the trail. `resume_after` is set when the
+    /// budget ran out first: the sequence to continue after.
+    pub fn list_audit_page(
+        &self,
+        after_sequence: Option<u64>,
+        since_ms: Option<u64>,
+        limit: usize,
+        scan_budget: usize,
+    ) -> Result<AuditPage> {
         let _g = self.enter()?;
         let start = keys::audit_key(after_sequence.map_or(0, |s| s.saturating_add(1)));
         let (_, end) = keys::audit_range();
-        let mut out = Vec::new();
+        let mut events = Vec::new();
+        let mut scanned = 0;
+        let mut resume_after = None;
         self.store().scan((start, end), |_, v| {
             let event: AuditEvent = serde_json::from_slice(v)
                 .map_err(|e| EngineError::Corrupt(format!("audit event: {e}")))?;
+            scanned += 1;
+            let sequence = event.sequence;
             if since_ms.is_none_or(|t| event.time_ms >= t) {
-                out.push(event);
+                events.push(event);
             }
-            Ok(out.len() < limit)
+            if events.len() < limit && scanned >= scan_budget {
+                resume_after = Some(sequence);
+                return Ok(false);
+            }
+            Ok(events.len() < limit)
         })?;
-        Ok(out)
+        Ok(AuditPage {
+            events,
+            resume_after,
+        })
     }
 
     /// How long this tenant keeps audit events.

@@ -49,6 +49,7 @@ use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::storage::{TenantRecord, TenantStore};
 
+pub use audit_log::AuditPage;
 pub use collections::CollectionInfo;
 pub use records::MAX_TOP_K;
 

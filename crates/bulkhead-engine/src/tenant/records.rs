@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bulkhead_core::{CollectionId, RecordId, validate_metadata, validate_vector};
-use bulkhead_index::SearchFilter;
+use bulkhead_index::{MAX_EF, SearchFilter};
 
 use crate::clock::{expiry_after, is_expired, now_ms};
 use crate::codec::{self, StoredValue};
@@ -258,6 +258,11 @@ impl TenantHandle {
             return Err(EngineError::InvalidArgument(format!(
                 "top_k must be between 1 and {MAX_TOP_K}, got {}",
                 query.top_k
+            )));
+        }
+        if let Some(ef) = query.ef.filter(|ef| *ef > MAX_EF) {
+            return Err(EngineError::InvalidArgument(format!(
+                "ef must be at most {MAX_EF}, got {ef}"
             )));
         }
         let now = now_ms();

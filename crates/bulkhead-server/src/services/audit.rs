@@ -12,6 +12,10 @@ use crate::convert::{timestamp_ms, timestamp_to_ms};
 use crate::gate::{Gate, Scope};
 use crate::status::engine_status;
 
+/// Most events one ListAuditEvents call reads; past it, the page ends early with a token to
+/// continue from (a `start_time` that matches nothing can't make one call read a whole trail).
+const AUDIT_SCAN_BUDGET: usize = 10_000;
+
 #[derive(Debug)]
 pub struct AuditApi {
     pub gate: Arc<Gate>,
@@ -40,14 +44,16 @@ impl AuditService for AuditApi {
                         })
                         .transpose()?;
                     let since = req.start_time.as_ref().map(timestamp_to_ms).transpose()?;
-                    let mut events = scope
+                    let page = scope
                         .tenant
-                        .list_audit(after, since, size + 1)
+                        .list_audit_page(after, since, size + 1, AUDIT_SCAN_BUDGET)
                         .map_err(engine_status)?;
+                    let mut events = page.events;
                     let more = events.len() > size;
                     events.truncate(size);
-                    let next_page_token = match (more, events.last()) {
-                        (true, Some(e)) => e.sequence.to_string(),
+                    let next_page_token = match (more, events.last(), page.resume_after) {
+                        (true, Some(e), _) => e.sequence.to_string(),
+                        (false, _, Some(resume)) => resume.to_string(),
                         _ => String::new(),
                     };
                     let n = events.len() as u64;

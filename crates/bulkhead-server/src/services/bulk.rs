@@ -1,17 +1,24 @@
-//! Bulk import and export of one collection as an Arrow IPC stream. Import reads the stream as
-//! it arrives (a blocking reader fed from the request stream, so memory stays at a few chunks)
-//! and applies each record batch in one atomic engine write; a bad batch stops the import with
+//! Bulk import and export of one collection as an Arrow IPC stream. No thread ever waits on the
+//! client: bytes are received and sent on the async runtime, with an idle and a total deadline,
+//! and only complete work goes to the pools (decoding a received batch and applying it,
+//! encoding one page). A tenant holds a bounded number of streams open.
+//!
+//! Import applies each record batch as a call of its own through the gate: the caller is
+//! authenticated again (a key revoked mid-import stops it), the batch's bytes count against the
+//! write-rate limit, and the write carries its audit event. A bad batch stops the import with
 //! the batches before it applied and nothing of it. Export pages through the collection in id
-//! order on a blocking thread and streams the encoded batches back as they are made.
+//! order, one page per turn on the search pool.
 
-use std::io::Read;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bulkhead_core::{CollectionName, Role};
+use bulkhead_core::{CollectionId, CollectionName, Role, TenantId};
 use bulkhead_engine::{EngineError, TenantHandle};
-use bulkhead_formats::{FormatError, StreamEncoder, read_stream};
+use bulkhead_formats::{BatchDecoder, FormatError, RecordRow, StreamEncoder};
 use bulkhead_proto::v1 as pb;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout_at};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -19,132 +26,234 @@ use crate::convert::{record_from_row, stored_record_to_row};
 use crate::gate::{Gate, Scope, now_ms};
 use crate::status::engine_status;
 
-/// Records per exported batch unless the request asks otherwise, and the most it may ask.
+/// Records per exported batch unless the request asks otherwise, and the most it may ask (a
+/// page is built in memory before it is sent).
 const DEFAULT_EXPORT_BATCH: usize = 256;
-const MAX_EXPORT_BATCH: usize = 65_536;
-/// Request chunks buffered between the network and the decoder.
-const IMPORT_CHUNKS_IN_FLIGHT: usize = 16;
+const MAX_EXPORT_BATCH: usize = 4096;
+/// Encoded pages waiting for the client, per export.
+const EXPORT_PAGES_IN_FLIGHT: usize = 2;
+const IMPORT: &str = "RecordService/Import";
 
-pub type ExportStream = ReceiverStream<Result<pb::ExportResponse, Status>>;
+/// How long a stream may run, and may go without moving a message.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl StreamLimits {
+    /// The deadline of the next message: the idle limit from now, within the total.
+    fn next_deadline(&self, total_deadline: Instant) -> Instant {
+        (Instant::now() + self.idle).min(total_deadline)
+    }
+
+    fn exceeded(&self, total_deadline: Instant, what: &str) -> Status {
+        if Instant::now() >= total_deadline {
+            Status::deadline_exceeded(format!(
+                "{what}: the stream ran past its limit of {} s (stream-timeout-secs)",
+                self.total.as_secs()
+            ))
+        } else {
+            Status::deadline_exceeded(format!(
+                "{what}: nothing moved for {} s (stream-idle-timeout-secs)",
+                self.idle.as_secs()
+            ))
+        }
+    }
+}
+
+/// What an import may hold per batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportLimits {
+    pub max_batch_bytes: usize,
+    pub max_batch_rows: usize,
+    pub streams: StreamLimits,
+}
+
+pub type ExportStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::ExportResponse, Status>> + Send + 'static>,
+>;
 
 pub async fn import(
     gate: &Arc<Gate>,
     request: Request<Streaming<pb::ImportRequest>>,
-    max_batch_bytes: usize,
+    limits: ImportLimits,
 ) -> Result<Response<pb::ImportResponse>, Status> {
+    let total_deadline = Instant::now() + limits.streams.total;
     let (md, _, mut stream) = request.into_parts();
-    let first = stream.message().await?.ok_or_else(|| {
-        Status::invalid_argument("empty import stream: the first message must name the collection")
-    })?;
+    let first = next_message(&mut stream, limits.streams, total_deadline)
+        .await?
+        .ok_or_else(|| {
+            Status::invalid_argument(
+                "empty import stream: the first message must name the collection",
+            )
+        })?;
     if first.collection.is_empty() {
         return Err(Status::invalid_argument(
             "collection: required in the first message",
         ));
     }
     let collection = first.collection.clone();
-    let first_bytes = first.arrow_ipc.len() as u64;
-    let (chunks, incoming) = mpsc::channel(IMPORT_CHUNKS_IN_FLIGHT);
-    tokio::spawn(forward_chunks(first, stream, chunks));
-    gate.tenant_call(
-        &md,
-        "RecordService/Import",
-        &collection,
-        Role::Write,
-        first_bytes,
-        move |scope: Scope<CollectionName>| {
-            let response = apply_stream(&scope, ChunkReader::new(incoming), max_batch_bytes)?;
-            let n = response.imported;
-            Ok((response, n))
-        },
-    )
-    .await
-    .map(Response::new)
-}
-
-/// Feeds the request's Arrow bytes to the decoder; a broken request stream or a message naming
-/// another collection ends the byte stream with an error.
-async fn forward_chunks(
-    first: pb::ImportRequest,
-    mut stream: Streaming<pb::ImportRequest>,
-    chunks: mpsc::Sender<Result<Vec<u8>, String>>,
-) {
-    let name = first.collection;
-    if chunks.send(Ok(first.arrow_ipc)).await.is_err() {
-        return;
-    }
-    loop {
-        let next = match stream.message().await {
-            Ok(None) => return,
-            Ok(Some(m)) if !m.collection.is_empty() && m.collection != name => Err(format!(
-                "collection: every message must name {name} or nothing, got {}",
-                m.collection
-            )),
-            Ok(Some(m)) => Ok(m.arrow_ipc),
-            Err(status) => Err(format!("request stream failed: {}", status.message())),
-        };
-        let failed = next.is_err();
-        if chunks.send(next).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
-fn apply_stream(
-    scope: &Scope<CollectionName>,
-    input: ChunkReader,
-    max_batch_bytes: usize,
-) -> Result<pb::ImportResponse, Status> {
-    let collection = &scope.name.collection;
-    let dimension = scope
-        .tenant
-        .get_collection(collection)
-        .map_err(engine_status)?
-        .spec
-        .dimension;
-    let mut batch_records: Vec<u64> = Vec::new();
-    let mut refused: Option<Status> = None;
-    let read = read_stream(input, dimension, max_batch_bytes, |rows| {
-        let batch = batch_records.len();
-        let applied = rows
-            .into_iter()
-            .enumerate()
-            .map(|(row, r)| record_from_row(batch, row, r))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|records| {
-                scope
+    let (tenant, dimension) = gate
+        .tenant_call(
+            &md,
+            IMPORT,
+            &collection,
+            Role::Write,
+            0,
+            |scope: Scope<CollectionName>| {
+                let info = scope
                     .tenant
-                    .upsert(collection, records)
-                    .map_err(|e| batch_status(batch, e))
-            });
-        match applied {
-            Ok(n) => {
-                batch_records.push(n as u64);
-                Ok(())
-            }
-            Err(status) => {
-                refused = Some(status);
-                Err(FormatError::Arrow {
-                    column: None,
-                    message: "batch refused".into(),
-                })
-            }
-        }
-    });
-    let imported: u64 = batch_records.iter().sum();
-    let progress = format!(
-        "; {} earlier batches ({imported} records) were imported",
-        batch_records.len()
-    );
-    match (read, refused) {
-        (_, Some(status)) => Err(Status::new(
-            status.code(),
-            format!("{}{progress}", status.message()),
+                    .get_collection(&scope.name.collection)
+                    .map_err(engine_status)?;
+                Ok(((scope.name.tenant, info.spec.dimension), 0))
+            },
+        )
+        .await?;
+    let _open = gate.open_stream(&tenant)?;
+    let mut import = Import {
+        gate: gate.clone(),
+        metadata: md,
+        tenant,
+        collection,
+        decoder: Some(BatchDecoder::new(
+            dimension,
+            limits.max_batch_bytes,
+            limits.max_batch_rows,
         )),
-        (Err(e), None) => Err(Status::invalid_argument(format!("{e}{progress}"))),
-        (Ok(()), None) => Ok(pb::ImportResponse {
-            imported,
-            batch_records,
-        }),
+        batch_records: Vec::new(),
+        unpaid_bytes: 0,
+    };
+    let mut next = Some(first);
+    while let Some(message) = next {
+        import.take(message).await?;
+        next = next_message(&mut stream, limits.streams, total_deadline)
+            .await
+            .map_err(|s| import.with_progress(s))?;
+    }
+    import.finish().await
+}
+
+/// One import under way.
+struct Import {
+    gate: Arc<Gate>,
+    metadata: tonic::metadata::MetadataMap,
+    tenant: TenantId,
+    collection: String,
+    /// Out while it decodes on the blocking pool.
+    decoder: Option<BatchDecoder>,
+    batch_records: Vec<u64>,
+    /// Bytes received since the last applied batch, charged to the write-rate limit with it.
+    unpaid_bytes: u64,
+}
+
+impl Import {
+    async fn take(&mut self, message: pb::ImportRequest) -> Result<(), Status> {
+        if !message.collection.is_empty() && message.collection != self.collection {
+            return Err(self.with_progress(Status::invalid_argument(format!(
+                "collection: every message must name {} or nothing, got {}",
+                self.collection, message.collection
+            ))));
+        }
+        self.gate
+            .still_authorized(&self.metadata, &self.tenant, Role::Write)
+            .map_err(|s| self.with_progress(s))?;
+        self.unpaid_bytes += message.arrow_ipc.len() as u64;
+        let bytes = message.arrow_ipc;
+        let batches = self
+            .decode(move |decoder| decoder.push(&bytes))
+            .await?;
+        for rows in batches {
+            self.apply(rows).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Response<pb::ImportResponse>, Status> {
+        self.decode(|decoder| decoder.finish().map(|()| Vec::new()))
+            .await?;
+        Ok(Response::new(pb::ImportResponse {
+            imported: self.batch_records.iter().sum(),
+            batch_records: self.batch_records,
+        }))
+    }
+
+    /// Runs the decoder on the blocking pool: decoding a batch of up to `max_batch_bytes` is
+    /// bounded but not cheap.
+    async fn decode(
+        &mut self,
+        step: impl FnOnce(&mut BatchDecoder) -> bulkhead_formats::Result<Vec<Vec<RecordRow>>>
+        + Send
+        + 'static,
+    ) -> Result<Vec<Vec<RecordRow>>, Status> {
+        let mut decoder = self.decoder.take().expect("one decode at a time");
+        let (decoder, decoded) = tokio::task::spawn_blocking(move || {
+            let decoded = step(&mut decoder);
+            (decoder, decoded)
+        })
+        .await
+        .map_err(|_| Status::internal("decoding the import failed"))?;
+        self.decoder = Some(decoder);
+        decoded.map_err(|e: FormatError| self.with_progress(Status::invalid_argument(e.to_string())))
+    }
+
+    async fn apply(&mut self, rows: Vec<RecordRow>) -> Result<(), Status> {
+        let batch = self.batch_records.len();
+        let bytes = std::mem::take(&mut self.unpaid_bytes);
+        let applied = self
+            .gate
+            .tenant_call(
+                &self.metadata,
+                IMPORT,
+                &self.collection,
+                Role::Write,
+                bytes,
+                move |scope: Scope<CollectionName>| {
+                    let records = rows
+                        .into_iter()
+                        .enumerate()
+                        .map(|(row, r)| record_from_row(batch, row, r))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let n = scope
+                        .tenant
+                        .upsert(&scope.name.collection, records)
+                        .map_err(|e| batch_status(batch, e))? as u64;
+                    Ok((n, n))
+                },
+            )
+            .await
+            .map_err(|s| self.with_progress(s))?;
+        self.batch_records.push(applied);
+        Ok(())
+    }
+
+    /// `status` with what was imported before it.
+    fn with_progress(&self, status: Status) -> Status {
+        let imported: u64 = self.batch_records.iter().sum();
+        Status::new(
+            status.code(),
+            format!(
+                "{}; {} earlier batches ({imported} records) were imported",
+                status.message(),
+                self.batch_records.len()
+            ),
+        )
+    }
+}
+
+/// The next request message, waiting at most the idle limit (and never past the total).
+async fn next_message(
+    stream: &mut Streaming<pb::ImportRequest>,
+    limits: StreamLimits,
+    total_deadline: Instant,
+) -> Result<Option<pb::ImportRequest>, Status> {
+    match timeout_at(limits.next_deadline(total_deadline), stream.message()).await {
+        Ok(Ok(message)) => Ok(message),
+        Ok(Err(status)) => Err(Status::new(
+            status.code(),
+            format!("request stream failed: {}", status.message()),
+        )),
+        Err(_) => Err(limits.exceeded(total_deadline, "import")),
     }
 }
 
@@ -156,45 +265,10 @@ fn batch_status(batch: usize, e: EngineError) -> Status {
     )
 }
 
-/// The request's byte chunks as a blocking `Read`, for the Arrow decoder on the blocking pool.
-struct ChunkReader {
-    incoming: mpsc::Receiver<Result<Vec<u8>, String>>,
-    current: Vec<u8>,
-    at: usize,
-}
-
-impl ChunkReader {
-    fn new(incoming: mpsc::Receiver<Result<Vec<u8>, String>>) -> Self {
-        Self {
-            incoming,
-            current: Vec::new(),
-            at: 0,
-        }
-    }
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.current.len() {
-            match self.incoming.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(chunk)) => {
-                    self.current = chunk;
-                    self.at = 0;
-                }
-                Some(Err(message)) => return Err(std::io::Error::other(message)),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
 pub async fn export(
     gate: &Arc<Gate>,
     request: Request<pb::ExportRequest>,
+    limits: StreamLimits,
 ) -> Result<Response<ExportStream>, Status> {
     let (md, _, req) = request.into_parts();
     let batch = match req.batch_size as usize {
@@ -221,46 +295,87 @@ pub async fn export(
             },
         )
         .await?;
-    let (out, stream) = mpsc::channel(4);
-    tokio::task::spawn_blocking(move || {
-        if let Err(status) = send_collection(&tenant, &collection, dimension, batch, &out) {
-            let _ = out.blocking_send(Err(status));
+    let tenant_id = tenant.id();
+    let open = gate.open_stream(&tenant_id)?;
+    let (pages, data) = mpsc::channel(EXPORT_PAGES_IN_FLIGHT);
+    // The failure goes on a channel of its own, so it can always be posted even when the
+    // client has left the data channel full.
+    let (failure, failed) = mpsc::channel(1);
+    let export = Export {
+        gate: gate.clone(),
+        tenant_id,
+        tenant,
+        collection,
+        batch,
+        limits,
+    };
+    tokio::spawn(async move {
+        let _open = open;
+        if let Err(status) = export.run(dimension, &pages).await {
+            let _ = failure.try_send(Err(status));
         }
     });
-    Ok(Response::new(ReceiverStream::new(stream)))
+    let stream = ReceiverStream::new(data).chain(ReceiverStream::new(failed));
+    Ok(Response::new(Box::pin(stream)))
 }
 
-/// Encodes the collection page by page; stops early when the client has gone away.
-fn send_collection(
-    tenant: &TenantHandle,
-    collection: &bulkhead_core::CollectionId,
-    dimension: usize,
+/// One export under way.
+struct Export {
+    gate: Arc<Gate>,
+    tenant_id: TenantId,
+    tenant: TenantHandle,
+    collection: CollectionId,
     batch: usize,
-    out: &mpsc::Sender<Result<pb::ExportResponse, Status>>,
-) -> Result<(), Status> {
-    let encoding = |e: FormatError| Status::internal(format!("encoding the export: {e}"));
-    let mut encoder = StreamEncoder::new(dimension).map_err(encoding)?;
-    let mut after = None;
-    loop {
-        let page = tenant
-            .scan_records(collection, after.as_ref(), batch)
-            .map_err(engine_status)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        let now = now_ms();
-        let rows: Vec<_> = page
-            .into_iter()
-            .map(|r| stored_record_to_row(r, now))
-            .collect();
-        let bytes = encoder.push(&rows).map_err(encoding)?;
-        if out
-            .blocking_send(Ok(pb::ExportResponse { arrow_ipc: bytes }))
-            .is_err()
-        {
-            return Ok(());
+    limits: StreamLimits,
+}
+
+type Pages = mpsc::Sender<Result<pb::ExportResponse, Status>>;
+
+impl Export {
+    /// Encodes and sends page after page; stops early when the client has gone away.
+    async fn run(self, dimension: usize, pages: &Pages) -> Result<(), Status> {
+        let total_deadline = Instant::now() + self.limits.total;
+        let encoding = |e: FormatError| Status::internal(format!("encoding the export: {e}"));
+        let mut encoder = Some(StreamEncoder::new(dimension).map_err(encoding)?);
+        let mut after = None;
+        loop {
+            let (tenant, collection, batch) =
+                (self.tenant.clone(), self.collection.clone(), self.batch);
+            let mut enc = encoder.take().expect("the encoder is back after each page");
+            let (page, last, enc) = self
+                .gate
+                .stream_step(&self.tenant_id, move || {
+                    let page = tenant
+                        .scan_records(&collection, after.as_ref(), batch)
+                        .map_err(engine_status)?;
+                    let last = page.last().map(|r| r.id.clone());
+                    let now = now_ms();
+                    let rows: Vec<_> = page
+                        .into_iter()
+                        .map(|r| stored_record_to_row(r, now))
+                        .collect();
+                    let (bytes, enc) = match last {
+                        Some(_) => (enc.push(&rows).map_err(encoding)?, Some(enc)),
+                        None => (enc.finish().map_err(encoding)?, None),
+                    };
+                    Ok((bytes, last, enc))
+                })
+                .await?;
+            encoder = enc;
+            let done = last.is_none();
+            after = last;
+            let sent = timeout_at(
+                self.limits.next_deadline(total_deadline),
+                pages.send(Ok(pb::ExportResponse { arrow_ipc: page })),
+            )
+            .await;
+            match sent {
+                Ok(Ok(())) if done => return Ok(()),
+                Ok(Ok(())) => {}
+                // The client went away.
+                Ok(Err(_)) => return Ok(()),
+                Err(_) => return Err(self.limits.exceeded(total_deadline, "export")),
+            }
         }
     }
-    let end = encoder.finish().map_err(encoding)?;
-    let _ = out.blocking_send(Ok(pb::ExportResponse { arrow_ipc: end }));
-    Ok(())
 }

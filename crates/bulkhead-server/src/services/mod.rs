@@ -11,6 +11,7 @@ mod records;
 
 pub use admin::AdminApi;
 pub use audit::AuditApi;
+pub use bulk::StreamLimits;
 pub use cache::CacheApi;
 pub use collections::CollectionApi;
 pub use keys::KeyApi;

@@ -20,6 +20,7 @@ pub struct RecordApi {
     pub max_top_k: u32,
     /// Largest request message, and largest Arrow record batch of an import.
     pub max_message_bytes: usize,
+    pub streams: super::bulk::StreamLimits,
 }
 
 impl RecordApi {
@@ -47,14 +48,19 @@ impl RecordService for RecordApi {
         &self,
         request: Request<tonic::Streaming<pb::ImportRequest>>,
     ) -> Result<Response<pb::ImportResponse>, Status> {
-        super::bulk::import(&self.gate, request, self.max_message_bytes).await
+        let limits = super::bulk::ImportLimits {
+            max_batch_bytes: self.max_message_bytes,
+            max_batch_rows: self.max_batch,
+            streams: self.streams,
+        };
+        super::bulk::import(&self.gate, request, limits).await
     }
 
     async fn export(
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        super::bulk::export(&self.gate, request).await
+        super::bulk::export(&self.gate, request, self.streams).await
     }
 
     async fn upsert(
