@@ -8,6 +8,7 @@ mod bulk;
 mod dataset;
 mod filter;
 mod load;
+mod parallel;
 mod report;
 mod server;
 mod tenants;

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use bulkhead_core::{CollectionId, Metric, RecordId, TenantId};
@@ -25,6 +25,7 @@ use tonic::transport::Channel;
 
 use crate::dataset::{Dataset, sections, tenant_for_section};
 use crate::load::{LoadResult, drive};
+use crate::parallel::parallel;
 use crate::report::{percentile_us, print_json_line, round};
 use crate::unary::UnaryCaller;
 
@@ -233,41 +234,6 @@ fn batches(layout: &Layout, batch: usize) -> Vec<(usize, Vec<usize>)> {
         .enumerate()
         .flat_map(|(t, rows)| rows.chunks(batch).map(move |c| (t, c.to_vec())))
         .collect()
-}
-
-/// Runs `work` over `items` with `clients` concurrent workers; returns the wall time.
-async fn parallel<I, W, F>(clients: usize, items: Vec<I>, work: W) -> Result<Duration>
-where
-    I: Send + 'static,
-    W: Fn(I) -> F + Send + Sync + 'static,
-    F: std::future::Future<Output = Result<()>> + Send,
-{
-    let total = items.len();
-    let queue = Arc::new(parking_lot::Mutex::new(items));
-    let work = Arc::new(work);
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (queue, work, done) = (queue.clone(), work.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let Some(item) = queue.lock().pop() else {
-                    break;
-                };
-                work(item).await?;
-                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if d.is_multiple_of(20) || d == total {
-                    eprintln!("ingest: {d}/{total} batches");
-                }
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(started.elapsed())
 }
 
 fn row_vector(data: &Dataset, row: usize) -> Vec<f32> {
