@@ -27,7 +27,7 @@ use crate::dataset::{Dataset, sections, tenant_for_section};
 use crate::load::{LoadResult, drive};
 use crate::parallel::parallel;
 use crate::report::{percentile_us, print_json_line, round};
-use crate::unary::UnaryCaller;
+use crate::unary::{UnaryCaller, method};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -159,8 +159,6 @@ enum Caller {
     H2(Arc<UnaryCaller>),
     Tonic(Channel),
 }
-
-const QUERY_PATH: &str = "/bulkhead.v1.RecordService/Query";
 
 async fn connect(endpoint: &str) -> Result<Channel> {
     Channel::from_shared(endpoint.to_owned())?
@@ -466,7 +464,7 @@ async fn query_remote(
             let key = keys[t].clone();
             async move {
                 let reply: pb::QueryResponse = match caller {
-                    Caller::H2(h2) => h2.call(QUERY_PATH, &authorization, &request).await?,
+                    Caller::H2(h2) => h2.call(method::QUERY, &authorization, &request).await?,
                     Caller::Tonic(channel) => {
                         pb::record_service_client::RecordServiceClient::new(channel)
                             .query(authed(&key, request))
