@@ -18,6 +18,12 @@ use http::HeaderValue;
 /// Paths of the methods the benches call.
 pub mod method {
     pub const QUERY: &str = "/bulkhead.v1.RecordService/Query";
+    pub const UPSERT: &str = "/bulkhead.v1.RecordService/Upsert";
+    pub const IMPORT: &str = "/bulkhead.v1.RecordService/Import";
+    pub const EXPORT: &str = "/bulkhead.v1.RecordService/Export";
+    pub const LIST_AUDIT_EVENTS: &str = "/bulkhead.v1.AuditService/ListAuditEvents";
+    pub const CREATE_API_KEY: &str = "/bulkhead.v1.KeyService/CreateApiKey";
+    pub const REVOKE_API_KEY: &str = "/bulkhead.v1.KeyService/RevokeApiKey";
 }
 
 /// One HTTP/2 connection to the server.
