@@ -1,13 +1,16 @@
 //! Command-line benchmark driver. `ann` measures the index in-process, on the same fvecs/ivecs
 //! files and with the same JSON output as `tools/hnswlib_bench.py`, so the two can be compared
-//! line by line; `server` measures a running server end to end; `bulk` its Arrow import and export; `tenants` measures the engine at many-tenant scale. Progress goes to stderr,
-//! results to stdout.
+//! line by line; `server` measures a running server end to end; `bulk` its Arrow import and export; `tenants` measures the engine at many-tenant scale; `neighbours` measures how
+//! well a running server keeps one tenant's abuse from reaching another. Progress goes to
+//! stderr, results to stdout.
 
 mod ann;
 mod bulk;
 mod dataset;
 mod filter;
 mod load;
+mod neighbours;
+mod parallel;
 mod report;
 mod server;
 mod tenants;
@@ -36,6 +39,8 @@ enum Command {
     Filter(filter::FilterArgs),
     /// Arrow bulk import (flat and HNSW collections) and export against a running server.
     Bulk(bulk::BulkArgs),
+    /// Failure isolation: a tenant's latency and errors while another attacks the server.
+    Neighbours(neighbours::NeighboursArgs),
     /// Many-tenant scale: reopen time, memory, cold-tenant first query, tenant creation.
     Tenants(tenants::TenantsArgs),
     /// The restarted process of `tenants` (internal).
@@ -49,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => server::run(&args),
         Command::Bulk(args) => bulk::run(&args),
         Command::Filter(args) => filter::run(&args),
+        Command::Neighbours(args) => neighbours::run(&args),
         Command::Tenants(args) => tenants::run(&args),
         Command::TenantsReopen(args) => tenants::reopen(&args),
     }

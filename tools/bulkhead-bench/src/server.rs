@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use bulkhead_core::{CollectionId, Metric, RecordId, TenantId};
@@ -25,8 +25,9 @@ use tonic::transport::Channel;
 
 use crate::dataset::{Dataset, sections, tenant_for_section};
 use crate::load::{LoadResult, drive};
+use crate::parallel::parallel;
 use crate::report::{percentile_us, print_json_line, round};
-use crate::unary::UnaryCaller;
+use crate::unary::{UnaryCaller, method};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -159,8 +160,6 @@ enum Caller {
     Tonic(Channel),
 }
 
-const QUERY_PATH: &str = "/bulkhead.v1.RecordService/Query";
-
 async fn connect(endpoint: &str) -> Result<Channel> {
     Channel::from_shared(endpoint.to_owned())?
         .connect()
@@ -233,41 +232,6 @@ fn batches(layout: &Layout, batch: usize) -> Vec<(usize, Vec<usize>)> {
         .enumerate()
         .flat_map(|(t, rows)| rows.chunks(batch).map(move |c| (t, c.to_vec())))
         .collect()
-}
-
-/// Runs `work` over `items` with `clients` concurrent workers; returns the wall time.
-async fn parallel<I, W, F>(clients: usize, items: Vec<I>, work: W) -> Result<Duration>
-where
-    I: Send + 'static,
-    W: Fn(I) -> F + Send + Sync + 'static,
-    F: std::future::Future<Output = Result<()>> + Send,
-{
-    let total = items.len();
-    let queue = Arc::new(parking_lot::Mutex::new(items));
-    let work = Arc::new(work);
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (queue, work, done) = (queue.clone(), work.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let Some(item) = queue.lock().pop() else {
-                    break;
-                };
-                work(item).await?;
-                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if d.is_multiple_of(20) || d == total {
-                    eprintln!("ingest: {d}/{total} batches");
-                }
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(started.elapsed())
 }
 
 fn row_vector(data: &Dataset, row: usize) -> Vec<f32> {
@@ -500,7 +464,7 @@ async fn query_remote(
             let key = keys[t].clone();
             async move {
                 let reply: pb::QueryResponse = match caller {
-                    Caller::H2(h2) => h2.call(QUERY_PATH, &authorization, &request).await?,
+                    Caller::H2(h2) => h2.call(method::QUERY, &authorization, &request).await?,
                     Caller::Tonic(channel) => {
                         pb::record_service_client::RecordServiceClient::new(channel)
                             .query(authed(&key, request))

@@ -15,6 +15,17 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
 use http::HeaderValue;
 
+/// Paths of the methods the benches call.
+pub mod method {
+    pub const QUERY: &str = "/bulkhead.v1.RecordService/Query";
+    pub const UPSERT: &str = "/bulkhead.v1.RecordService/Upsert";
+    pub const IMPORT: &str = "/bulkhead.v1.RecordService/Import";
+    pub const EXPORT: &str = "/bulkhead.v1.RecordService/Export";
+    pub const LIST_AUDIT_EVENTS: &str = "/bulkhead.v1.AuditService/ListAuditEvents";
+    pub const CREATE_API_KEY: &str = "/bulkhead.v1.KeyService/CreateApiKey";
+    pub const REVOKE_API_KEY: &str = "/bulkhead.v1.KeyService/RevokeApiKey";
+}
+
 /// One HTTP/2 connection to the server.
 pub struct UnaryCaller {
     send: SendRequest<Bytes>,
@@ -24,21 +35,7 @@ pub struct UnaryCaller {
 impl UnaryCaller {
     /// Connects to `endpoint` (`http://host:port`, cleartext HTTP/2).
     pub async fn connect(endpoint: &str) -> Result<Self> {
-        let uri: http::Uri = endpoint
-            .parse()
-            .with_context(|| format!("invalid endpoint {endpoint:?}"))?;
-        ensure!(
-            uri.scheme_str() == Some("http"),
-            "the h2 caller speaks cleartext HTTP/2 only; use --grpc-client tonic for {endpoint}"
-        );
-        let authority = uri
-            .authority()
-            .with_context(|| format!("endpoint {endpoint:?} has no host:port"))?
-            .to_string();
-        let tcp = tokio::net::TcpStream::connect(&authority)
-            .await
-            .with_context(|| format!("connecting to {endpoint}"))?;
-        tcp.set_nodelay(true)?;
+        let (tcp, authority) = connect_tcp(endpoint).await?;
         let (send, connection) = h2::client::handshake(tcp)
             .await
             .with_context(|| format!("HTTP/2 handshake with {endpoint}"))?;
@@ -57,14 +54,21 @@ impl UnaryCaller {
         authorization: &HeaderValue,
         message: &Req,
     ) -> Result<Resp> {
-        let request = http::Request::post(format!("http://{}{path}", self.authority))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .header("authorization", authorization)
-            .body(())?;
+        self.call_framed(path, authorization, frame(message)).await
+    }
+
+    /// Like [`call`](Self::call) with a message already framed by [`frame`], so that a request
+    /// sent many times is encoded once.
+    pub async fn call_framed<Resp: prost::Message + Default>(
+        &self,
+        path: &str,
+        authorization: &HeaderValue,
+        framed: Bytes,
+    ) -> Result<Resp> {
+        let request = grpc_request(&self.authority, path, authorization)?;
         let mut send = self.send.clone().ready().await?;
         let (response, mut body) = send.send_request(request, false)?;
-        body.send_data(frame(message), true)?;
+        body.send_data(framed, true)?;
         let (parts, mut recv) = response.await?.into_parts();
         ensure!(
             parts.status == http::StatusCode::OK,
@@ -85,8 +89,57 @@ impl UnaryCaller {
     }
 }
 
+/// A TCP connection to `endpoint` (`http://host:port`) with Nagle off, and its authority.
+pub async fn connect_tcp(endpoint: &str) -> Result<(tokio::net::TcpStream, String)> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .with_context(|| format!("invalid endpoint {endpoint:?}"))?;
+    ensure!(
+        uri.scheme_str() == Some("http"),
+        "the h2 caller speaks cleartext HTTP/2 only; use --grpc-client tonic for {endpoint}"
+    );
+    let authority = uri
+        .authority()
+        .with_context(|| format!("endpoint {endpoint:?} has no host:port"))?
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect(&authority)
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    tcp.set_nodelay(true)?;
+    Ok((tcp, authority))
+}
+
+/// The headers of a gRPC call of `path`; the message follows as the request body.
+pub fn grpc_request(
+    authority: &str,
+    path: &str,
+    authorization: &HeaderValue,
+) -> Result<http::Request<()>> {
+    Ok(http::Request::post(format!("http://{authority}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", authorization)
+        .body(())?)
+}
+
+/// A call's status other than OK, as the error of the call, so that callers can count
+/// failures by code.
+#[derive(Debug)]
+pub struct Status {
+    pub code: tonic::Code,
+    pub message: String,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "gRPC status {:?}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Status {}
+
 /// `message` with gRPC's length prefix (uncompressed).
-fn frame(message: &impl prost::Message) -> Bytes {
+pub fn frame(message: &impl prost::Message) -> Bytes {
     let len = message.encoded_len();
     let mut out = BytesMut::with_capacity(5 + len);
     out.put_u8(0);
@@ -110,18 +163,44 @@ fn unframe<M: prost::Message + Default>(mut reply: Bytes) -> Result<M> {
     Ok(M::decode(reply)?)
 }
 
-/// Fails with the call's status if `headers` carry one other than OK.
-fn grpc_status(headers: &http::HeaderMap) -> Result<()> {
-    match headers.get("grpc-status").map(HeaderValue::to_str) {
-        None | Some(Ok("0")) => Ok(()),
-        Some(code) => {
-            let message = headers
-                .get("grpc-message")
-                .and_then(|m| m.to_str().ok())
-                .unwrap_or("");
-            bail!("gRPC status {}: {message}", code.unwrap_or("?"))
+/// Fails with the call's [`Status`] if `headers` carry one other than OK.
+pub fn grpc_status(headers: &http::HeaderMap) -> Result<()> {
+    let Some(code) = headers.get("grpc-status") else {
+        return Ok(());
+    };
+    let code = match code.to_str().ok().and_then(|c| c.parse::<i32>().ok()) {
+        Some(0) => return Ok(()),
+        Some(c) => tonic::Code::from_i32(c),
+        None => bail!("unreadable grpc-status {code:?}"),
+    };
+    let message = headers
+        .get("grpc-message")
+        .map_or_else(String::new, |m| percent_decoded(m.as_bytes()));
+    Err(Status { code, message }.into())
+}
+
+/// A `grpc-message` as written: the wire percent-encodes `%` and bytes outside printable ASCII.
+fn percent_decoded(wire: &[u8]) -> String {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(wire.len());
+    let mut i = 0;
+    while i < wire.len() {
+        let escaped = match wire.get(i..i + 3) {
+            Some([b'%', h, l]) => hex(*h).zip(hex(*l)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(wire[i]);
+                i += 1;
+            }
         }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -168,7 +247,18 @@ mod tests {
         assert!(grpc_status(&h).is_ok());
         h.insert("grpc-status", HeaderValue::from_static("7"));
         h.insert("grpc-message", HeaderValue::from_static("denied"));
-        let e = grpc_status(&h).unwrap_err().to_string();
-        assert!(e.contains('7') && e.contains("denied"), "{e}");
+        let e = grpc_status(&h).unwrap_err();
+        let status = e.downcast_ref::<Status>().unwrap();
+        assert_eq!(status.code, tonic::Code::PermissionDenied);
+        assert!(e.to_string().contains("denied"), "{e}");
+    }
+
+    #[test]
+    fn status_messages_are_percent_decoded() {
+        assert_eq!(
+            percent_decoded(b"ef 100%25 too wide %E2%80%94 max 10"),
+            "ef 100% too wide \u{2014} max 10"
+        );
+        assert_eq!(percent_decoded(b"odd %4 and %zz"), "odd %4 and %zz");
     }
 }

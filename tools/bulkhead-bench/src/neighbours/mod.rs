@@ -1,0 +1,186 @@
+//! `neighbours` mode: failure isolation under a hostile neighbour. A victim tenant keeps a
+//! steady load on a running server while an attacker tenant on the same server does its worst,
+//! one kind of attack at a time. The victim's p99 under attack against its p99 alone says
+//! whether one tenant's abuse reaches another; its p99 after the attack, whether the server
+//! recovers once the attacker is gone. A failing scenario is a finding, not an error: the run
+//! exits 0 whatever it measured, and nonzero only if it couldn't set up or measure.
+
+mod attack;
+mod loops;
+mod outcomes;
+mod report;
+mod setup;
+mod streams;
+mod victim;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use clap::{Args, ValueEnum};
+use http::HeaderValue;
+
+use self::attack::{Scenario, Target};
+use self::report::ScenarioResult;
+use self::setup::{FLAT, HNSW, Plan};
+use self::victim::VictimLoad;
+use crate::dataset::Dataset;
+use crate::report::print_json_line;
+
+#[derive(Debug, Clone, Args)]
+pub struct NeighboursArgs {
+    #[arg(long, default_value = "http://127.0.0.1:7600")]
+    endpoint: String,
+    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+    /// Directory with base.fvecs, query.fvecs and groundtruth.ivecs.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// The measured tenant (deleted and made afresh if it exists; deleted at the end).
+    #[arg(long, default_value = "victim")]
+    victim: String,
+    /// The hostile tenant (deleted and made afresh if it exists; deleted at the end).
+    #[arg(long, default_value = "attacker")]
+    attacker: String,
+    /// Records of the victim's collection (the data set's first rows).
+    #[arg(long, default_value_t = 20_000)]
+    victim_records: usize,
+    /// Records of each of the attacker's two collections [default: the whole data set].
+    #[arg(long)]
+    attacker_records: Option<usize>,
+    /// Victim requests per second, on a fixed schedule: 90% top-10 queries, 10% upserts.
+    #[arg(long, default_value_t = 200.0)]
+    victim_rate: f64,
+    /// Seconds of each phase of a scenario: baseline, attack, recovery.
+    #[arg(long, default_value_t = 10)]
+    phase: u64,
+    /// Attacks to run, comma-separated, in the order given.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Scenario::value_variants().to_vec())]
+    scenarios: Vec<Scenario>,
+    /// Export streams the `export-streams` attack holds open.
+    #[arg(long, default_value_t = 1000)]
+    streams: usize,
+    /// Import streams the `slow-import` attack trickles.
+    #[arg(long, default_value_t = 64)]
+    slow_imports: usize,
+    /// Seconds of quiet before each scenario, for the previous one's work to drain.
+    #[arg(long, default_value_t = 2)]
+    settle_secs: u64,
+    /// Concurrent writers loading the records.
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    /// Deadline of every call, the victim's and the attacker's.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+    /// Print the summary table to stdout, after the JSON lines (default: stderr).
+    #[arg(long)]
+    markdown: bool,
+}
+
+fn bearer(secret: &str) -> Result<HeaderValue> {
+    HeaderValue::try_from(format!("Bearer {secret}")).context("the key is not a valid header")
+}
+
+pub fn run(args: &NeighboursArgs) -> Result<()> {
+    ensure!(
+        args.victim_rate > 0.0 && args.phase > 0 && args.writers > 0 && args.victim_records > 0,
+        "--victim-rate, --phase, --writers and --victim-records must be positive"
+    );
+    eprintln!("neighbours: reading {}", args.dataset.display());
+    let data = Arc::new(Dataset::load(&args.dataset)?);
+    let rows = data.base.rows();
+    let attacker_records = args.attacker_records.unwrap_or(rows);
+    ensure!(
+        args.victim_records <= rows && (1..=rows).contains(&attacker_records),
+        "the data set has {rows} rows: --victim-records and --attacker-records must be 1..={rows}"
+    );
+    let plan = Plan {
+        endpoint: &args.endpoint,
+        admin_token: &args.admin_token,
+        victim: &args.victim,
+        attacker: &args.attacker,
+        victim_records: args.victim_records,
+        attacker_records,
+        writers: args.writers,
+    };
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let keys = setup.block_on(setup::prepare(&plan, &data))?;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let victim = VictimLoad {
+        endpoint: args.endpoint.clone(),
+        authorization: bearer(&keys.victim_write)?,
+        collection: format!("tenants/{}/collections/{HNSW}", args.victim),
+        data: data.clone(),
+        records: args.victim_records,
+        rate: args.victim_rate,
+        timeout,
+    };
+    let target = Arc::new(Target {
+        endpoint: args.endpoint.clone(),
+        tenant: format!("tenants/{}", args.attacker),
+        hnsw: format!("tenants/{}/collections/{HNSW}", args.attacker),
+        flat: format!("tenants/{}/collections/{FLAT}", args.attacker),
+        read: bearer(&keys.attacker_read)?,
+        write: bearer(&keys.attacker_write)?,
+        admin: bearer(&keys.attacker_admin)?,
+        data,
+        records: attacker_records,
+        streams: args.streams,
+        slow_imports: args.slow_imports,
+        timeout,
+    });
+    let mut results = Vec::new();
+    for (i, &scenario) in args.scenarios.iter().enumerate() {
+        let result = measure(args, scenario, i as u64, &victim, &target)?;
+        print_json_line(&result.json_fields(args.victim_rate, args.phase));
+        results.push(result);
+    }
+    let table = report::markdown(&results);
+    if args.markdown {
+        print!("{table}");
+    } else {
+        eprint!("{table}");
+    }
+    setup.block_on(setup::remove(&plan))
+}
+
+/// One scenario: the victim alone, then under attack, then alone again after the attacker
+/// has been stopped and its connections closed.
+fn measure(
+    args: &NeighboursArgs,
+    scenario: Scenario,
+    index: u64,
+    victim: &VictimLoad,
+    target: &Arc<Target>,
+) -> Result<ScenarioResult> {
+    let phase = Duration::from_secs(args.phase);
+    std::thread::sleep(Duration::from_secs(args.settle_secs));
+    eprintln!("{scenario}: baseline, {} s", args.phase);
+    let baseline = victim.run(phase, 3 * index)?;
+    eprintln!("{scenario}: starting the attack");
+    let running = attack::start(scenario, target)?;
+    eprintln!(
+        "{scenario}: attack under way ({:?}), {} s",
+        running.counts(),
+        args.phase
+    );
+    let attack = victim.run(phase, 3 * index + 1);
+    let (attacker, notes) = running.stop();
+    let attack = attack?;
+    eprintln!(
+        "{scenario}: attack stopped ({attacker:?}); recovery, {} s",
+        args.phase
+    );
+    let recovery = victim.run(phase, 3 * index + 2)?;
+    Ok(ScenarioResult {
+        scenario,
+        baseline: (&baseline).into(),
+        attack: (&attack).into(),
+        recovery: (&recovery).into(),
+        attacker,
+        notes,
+    })
+}
