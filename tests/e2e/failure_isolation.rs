@@ -19,6 +19,21 @@ fn server_with(settings: &str) -> (Server, tempfile::TempDir) {
     (server, dir)
 }
 
+/// A connection that grants the server almost no flow-control window: what a client that
+/// never reads looks like from the server (it can send a few hundred bytes, then must wait).
+async fn stingy_records(
+    server: &Server,
+) -> pb::record_service_client::RecordServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .initial_stream_window_size(Some(256))
+        .initial_connection_window_size(Some(65_535))
+        .connect()
+        .await
+        .unwrap();
+    pb::record_service_client::RecordServiceClient::new(channel)
+}
+
 fn export_request(secret: &str, tenant: &str) -> tonic::Request<pb::ExportRequest> {
     authed(
         secret,
@@ -44,8 +59,7 @@ async fn unread_export_streams_of_one_tenant_stall_nobody_else() {
     let mut connections = Vec::new();
     let mut refused = 0;
     for _ in 0..10 {
-        let mut records =
-            pb::record_service_client::RecordServiceClient::new(server.channel().await);
+        let mut records = stingy_records(&server).await;
         for _ in 0..60 {
             match records.export(export_request(&attacker, "attacker")).await {
                 Ok(stream) => held.push(stream),
@@ -58,7 +72,6 @@ async fn unread_export_streams_of_one_tenant_stall_nobody_else() {
         }
         connections.push(records);
     }
-    assert!(refused > 0, "the tenant's streams are bounded");
     let deadline = Duration::from_secs(20);
     let upsert = c.records.upsert(authed(
         &victim,
@@ -79,6 +92,7 @@ async fn unread_export_streams_of_one_tenant_stall_nobody_else() {
     })
     .await
     .expect("key creation is not stalled");
+    assert!(refused > 0, "the tenant's streams are bounded");
     drop((held, connections));
 }
 
@@ -89,13 +103,14 @@ async fn a_stalled_export_ends_at_the_idle_limit_and_frees_its_slot() {
     let (server, _dir) = server_with("tenant-open-streams = 1\nstream-idle-timeout-secs = 1\n");
     let mut c = server.clients().await;
     let secret = seeded_tenant(&mut c, "t", 400, 64).await;
-    let mut records = pb::record_service_client::RecordServiceClient::new(server.channel().await);
-    let stalled = records
-        .export(export_request(&secret, "t"))
-        .await
-        .unwrap();
+    let mut records = stingy_records(&server).await;
+    let stalled = records.export(export_request(&secret, "t")).await.unwrap();
     let second = c.records.export(export_request(&secret, "t")).await;
-    assert_eq!(code(second), Code::ResourceExhausted, "one stream at a time");
+    assert_eq!(
+        code(second),
+        Code::ResourceExhausted,
+        "one stream at a time"
+    );
     let mut freed = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -104,7 +119,10 @@ async fn a_stalled_export_ends_at_the_idle_limit_and_frees_its_slot() {
             break;
         }
     }
-    assert!(freed, "the stalled stream's slot came back after the idle limit");
+    assert!(
+        freed,
+        "the stalled stream's slot came back after the idle limit"
+    );
     let mut stalled = stalled.into_inner();
     let mut ended_with = None;
     while let Some(item) = stalled.message().await.transpose() {
@@ -254,7 +272,11 @@ async fn per_request_work_is_bounded() {
     };
     let wide = c.records.query(query(100_000, None)).await.unwrap_err();
     assert_eq!(wide.code(), Code::InvalidArgument);
-    assert!(wide.message().contains("ef must be at most"), "{}", wide.message());
+    assert!(
+        wide.message().contains("ef must be at most"),
+        "{}",
+        wide.message()
+    );
     let huge_in = pb::Filter {
         condition: Some(pb::Condition {
             field: "tags".into(),
@@ -271,7 +293,11 @@ async fn per_request_work_is_bounded() {
     };
     let refused = c.records.query(query(0, Some(huge_in))).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
-    assert!(refused.message().contains("at most 1024"), "{}", refused.message());
+    assert!(
+        refused.message().contains("at most 1024"),
+        "{}",
+        refused.message()
+    );
 }
 
 /// Key operations take the tenant's own lock and are capped per tenant.
@@ -297,7 +323,11 @@ async fn a_tenant_holds_a_bounded_number_of_keys() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted);
-    assert!(refused.message().contains("the limit is 3"), "{}", refused.message());
+    assert!(
+        refused.message().contains("the limit is 3"),
+        "{}",
+        refused.message()
+    );
     create_key(&mut c, "other", pb::Role::Read, None).await;
 }
 
@@ -330,7 +360,11 @@ async fn defaults_limit_every_tenant_and_keys_share_their_tenants_rate() {
     }
     let refused = refused.expect("the runaway key is limited by default");
     assert_eq!(refused.code(), Code::ResourceExhausted);
-    assert!(refused.message().contains("its share"), "{}", refused.message());
+    assert!(
+        refused.message().contains("its share"),
+        "{}",
+        refused.message()
+    );
     c.collections
         .list_collections(list(&other))
         .await
@@ -387,5 +421,9 @@ async fn a_revoked_key_stops_an_open_import() {
         .unwrap();
     let status = outcome.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-    assert!(status.message().contains("1 earlier batches (3 records)"), "{}", status.message());
+    assert!(
+        status.message().contains("1 earlier batches (3 records)"),
+        "{}",
+        status.message()
+    );
 }

@@ -374,7 +374,10 @@ impl BatchDecoder {
         }
         self.decoder.finish().map_err(|e| FormatError::Arrow {
             column: None,
-            message: format!("after batch {}: the stream is truncated ({e})", self.batches),
+            message: format!(
+                "after batch {}: the stream is truncated ({e})",
+                self.batches
+            ),
         })
     }
 }
@@ -576,7 +579,10 @@ mod tests {
         }
         let mut strict = BatchDecoder::new(3, 1 << 20, 4);
         let refused = strict.push(&bytes).unwrap_err().to_string();
-        assert!(refused.contains("batch 0 has 5 rows, at most 4"), "{refused}");
+        assert!(
+            refused.contains("batch 0 has 5 rows, at most 4"),
+            "{refused}"
+        );
         let mut cut_short = BatchDecoder::new(3, 1 << 20, 5);
         cut_short.push(&bytes[..bytes.len() - 10]).unwrap();
         assert!(cut_short.finish().is_err(), "a stream cut inside a message");

@@ -190,8 +190,7 @@ impl ServerConfig {
         if self.tenant_requests_in_flight == 0 || self.tenant_open_streams == 0 {
             bail!("tenant-requests-in-flight and tenant-open-streams must be at least 1");
         }
-        if !self.default_requests_per_second.is_finite() || self.default_requests_per_second < 0.0
-        {
+        if !self.default_requests_per_second.is_finite() || self.default_requests_per_second < 0.0 {
             bail!("default-requests-per-second must be a finite number >= 0");
         }
         if !(self.principal_rate_share > 0.0 && self.principal_rate_share <= 1.0) {

@@ -131,6 +131,20 @@ impl Gate {
         self.streams.try_take(tenant, self.shares.open_streams)
     }
 
+    /// Authenticates a request from its headers alone, before its message is read: a caller
+    /// without a valid credential can't make the server decode (up to `max-message-bytes` of)
+    /// anything. Which tenant it may reach is decided later, in `tenant_call`.
+    pub fn authenticate_headers(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let started = Instant::now();
+        self.auth
+            .authenticate(metadata, now_ms())
+            .map(drop)
+            .map_err(|status| {
+                tracing::warn!(reason = status.message(), "unauthenticated request");
+                self.finish_status(BEFORE_DECODING, None, started, status)
+            })
+    }
+
     /// Whether the caller of `metadata` is still allowed `needed` on `tenant`: a key revoked
     /// or expired while its stream is open ends the stream.
     pub fn still_authorized(
@@ -253,7 +267,12 @@ impl Gate {
             .and_then(|slot| {
                 let principal = call.principal.audit_name();
                 self.limits
-                    .admit(&call.tenant_id, &principal, info.rate_limit, call.write_bytes)
+                    .admit(
+                        &call.tenant_id,
+                        &principal,
+                        info.rate_limit,
+                        call.write_bytes,
+                    )
                     .map(|()| slot)
             });
         let tenant = self.handle(&call.tenant_id).await?;
@@ -438,6 +457,9 @@ impl Gate {
         status
     }
 }
+
+/// The method name metrics give requests refused before their message was decoded.
+const BEFORE_DECODING: &str = "(refused before decoding)";
 
 /// One admitted tenant call, as the gate runs and audits it.
 struct Call {

@@ -4,8 +4,8 @@
 //! or a column family.
 #![forbid(unsafe_code)]
 
-mod admission;
 pub mod admin_token;
+mod admission;
 mod audit_writer;
 mod auth;
 pub mod config;
@@ -46,6 +46,24 @@ async fn sole_owner<T>(mut engine: Arc<T>, wait: Duration) -> Result<T, Arc<T>> 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// `service` checking each caller's credential from the headers, before tonic decodes the
+/// message: every service with tenant data goes behind it.
+fn authenticated<S>(
+    gate: Arc<gate::Gate>,
+    service: S,
+) -> tonic::service::interceptor::InterceptedService<
+    S,
+    impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone,
+> {
+    tonic::service::interceptor::InterceptedService::new(
+        service,
+        move |request: tonic::Request<()>| {
+            gate.authenticate_headers(request.metadata())?;
+            Ok(request)
+        },
+    )
 }
 
 /// Runs the server until `shutdown` resolves, then drains in-flight requests and closes the
@@ -165,24 +183,28 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(authenticated(
+            gate.clone(),
             pb::admin_service_server::AdminServiceServer::new(services::AdminApi {
                 gate: gate.clone(),
                 default_retention,
             })
             .max_decoding_message_size(max),
-        )
-        .add_service(
+        ))
+        .add_service(authenticated(
+            gate.clone(),
             pb::key_service_server::KeyServiceServer::new(services::KeyApi { gate: gate.clone() })
                 .max_decoding_message_size(max),
-        )
-        .add_service(
+        ))
+        .add_service(authenticated(
+            gate.clone(),
             pb::collection_service_server::CollectionServiceServer::new(services::CollectionApi {
                 gate: gate.clone(),
             })
             .max_decoding_message_size(max),
-        )
-        .add_service(
+        ))
+        .add_service(authenticated(
+            gate.clone(),
             pb::record_service_server::RecordServiceServer::new(services::RecordApi {
                 gate: gate.clone(),
                 max_batch: config.max_batch,
@@ -192,19 +214,21 @@ pub async fn serve(
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
-        )
-        .add_service(
+        ))
+        .add_service(authenticated(
+            gate.clone(),
             pb::semantic_cache_service_server::SemanticCacheServiceServer::new(
                 services::CacheApi { gate: gate.clone() },
             )
             .max_decoding_message_size(max),
-        )
-        .add_service(
+        ))
+        .add_service(authenticated(
+            gate.clone(),
             pb::audit_service_server::AuditServiceServer::new(services::AuditApi {
                 gate: gate.clone(),
             })
             .max_decoding_message_size(max),
-        )
+        ))
         // Nagle's algorithm on accepted sockets costs a delayed-ACK round (tens of ms) on small
         // responses; the incoming stream has to disable it itself.
         .serve_with_incoming_shutdown(

@@ -239,7 +239,10 @@ mod tests {
             l.admit(&a, "runaway", limit(0.001, 10), 0).unwrap();
         }
         let err = l.admit(&a, "runaway", limit(0.001, 10), 0).unwrap_err();
-        assert!(err.message().contains("runaway exceeded its share"), "{err:?}");
+        assert!(
+            err.message().contains("runaway exceeded its share"),
+            "{err:?}"
+        );
         l.admit(&a, "other", limit(0.001, 10), 0)
             .expect("another key of the tenant still gets in");
     }
@@ -256,7 +259,8 @@ mod tests {
         l.admit(&a, "k", lim, 800).unwrap();
         assert!(l.admit(&a, "k", lim, 800).is_err());
         let b = TenantId::new("b").unwrap();
-        l.admit(&b, "k", lim, 5000).expect("a full bucket lets one big message through");
+        l.admit(&b, "k", lim, 5000)
+            .expect("a full bucket lets one big message through");
         assert!(l.admit(&b, "k", lim, 1).is_err(), "and is in debt after it");
     }
 

@@ -39,7 +39,10 @@ impl Queues {
                 .is_some_and(|q| q.running < per_tenant_threads && !q.jobs.is_empty())
         })?;
         let tenant = self.ring.remove(at).expect("position is in the ring");
-        let queue = self.tenants.get_mut(&tenant).expect("ring tenants have queues");
+        let queue = self
+            .tenants
+            .get_mut(&tenant)
+            .expect("ring tenants have queues");
         let job = queue.jobs.pop_front().expect("checked non-empty");
         queue.running += 1;
         if !queue.jobs.is_empty() {
@@ -179,9 +182,7 @@ mod tests {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     let (released, cv) = &*release;
-                    let _g = cv
-                        .wait_while(released.lock().unwrap(), |r| !*r)
-                        .unwrap();
+                    let _g = cv.wait_while(released.lock().unwrap(), |r| !*r).unwrap();
                     running.fetch_sub(1, Ordering::SeqCst);
                 })
                 .await
@@ -200,7 +201,11 @@ mod tests {
         for f in flood {
             f.await.unwrap();
         }
-        assert_eq!(most.load(Ordering::SeqCst), 1, "the attacker held one thread at most");
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            1,
+            "the attacker held one thread at most"
+        );
     }
 
     #[tokio::test]

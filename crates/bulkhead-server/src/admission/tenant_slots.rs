@@ -75,11 +75,18 @@ mod tests {
         let _second = slots.try_take(&a, 2).unwrap();
         let refused = slots.try_take(&a, 2).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        assert!(refused.message().contains("2 open streams at its limit of 2"));
+        assert!(
+            refused
+                .message()
+                .contains("2 open streams at its limit of 2")
+        );
         let _other = slots.try_take(&b, 2).unwrap();
         drop(first);
         let _again = slots.try_take(&a, 2).unwrap();
         drop((_again, _second, _other));
-        assert!(slots.taken.lock().is_empty(), "released slots leave no entry");
+        assert!(
+            slots.taken.lock().is_empty(),
+            "released slots leave no entry"
+        );
     }
 }

@@ -160,9 +160,7 @@ impl Import {
             .map_err(|s| self.with_progress(s))?;
         self.unpaid_bytes += message.arrow_ipc.len() as u64;
         let bytes = message.arrow_ipc;
-        let batches = self
-            .decode(move |decoder| decoder.push(&bytes))
-            .await?;
+        let batches = self.decode(move |decoder| decoder.push(&bytes)).await?;
         for rows in batches {
             self.apply(rows).await?;
         }
@@ -194,7 +192,8 @@ impl Import {
         .await
         .map_err(|_| Status::internal("decoding the import failed"))?;
         self.decoder = Some(decoder);
-        decoded.map_err(|e: FormatError| self.with_progress(Status::invalid_argument(e.to_string())))
+        decoded
+            .map_err(|e: FormatError| self.with_progress(Status::invalid_argument(e.to_string())))
     }
 
     async fn apply(&mut self, rows: Vec<RecordRow>) -> Result<(), Status> {
