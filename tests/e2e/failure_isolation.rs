@@ -164,7 +164,6 @@ async fn a_write_cancelled_at_any_point_is_absent_or_audited() {
             pb::GetRequest {
                 collection: "tenants/t/collections/docs".into(),
                 ids,
-                ..Default::default()
             },
         ))
         .await

@@ -150,7 +150,7 @@ impl TenantState {
     pub(crate) fn is_loaded(&self) -> bool {
         self.loaded
             .try_lock()
-            .map_or(false, |loaded| loaded.is_some())
+            .is_some_and(|loaded| loaded.is_some())
     }
 
     /// The memory of the loaded indexes; while an activation (or another holder of the lock)
