@@ -426,3 +426,31 @@ async fn a_revoked_key_stops_an_open_import() {
         status.message()
     );
 }
+
+/// A request of a method that carries no records is cut off at `max-read-message-bytes` as it
+/// arrives, before tonic decodes it on an async worker.
+#[tokio::test]
+async fn an_oversized_query_is_refused_before_it_is_decoded() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, 8).await;
+    let refused = c
+        .records
+        .query(authed(
+            &secret,
+            pb::QueryRequest {
+                collection: "tenants/t/collections/docs".into(),
+                vector: vec![0.5; 300_000],
+                top_k: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("max-read-message-bytes"),
+        "{}",
+        refused.message()
+    );
+}

@@ -9,8 +9,8 @@
 const BACKGROUND_NICENESS: i32 = 10;
 
 /// Lowers the calling thread's CPU priority for the rest of its life; for threads that only do
-/// background work.
-pub(crate) fn lower_current_thread_priority() {
+/// background work (the sweeper's, the server's borrowed engine threads).
+pub fn lower_current_thread_priority() {
     let tid = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICENESS) {
         tracing::debug!(error = %e, "could not lower a background thread's priority");

@@ -42,23 +42,26 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// Largest request message, in bytes.
     pub max_message_bytes: usize,
+    /// Largest request of a method that carries no records (all but Upsert, Import and the
+    /// cache's Store), in bytes; `max-message-bytes` if that is lower.
+    pub max_read_message_bytes: usize,
     /// Longest time a request may run, whatever deadline the client sets.
     pub request_timeout_secs: u64,
     /// Export per-tenant metric series (tenants are unbounded: off by default).
     pub per_tenant_metrics: bool,
     /// After SIGTERM, how long in-flight requests and open connections get to finish.
     pub shutdown_grace_secs: u64,
-    /// Threads of the search pool that runs every read; 0: twice the CPU count.
-    pub search_threads: usize,
-    /// Most search-pool threads one tenant's reads may hold; 0: the CPU count (with the
-    /// default pool, half of it).
-    pub search_threads_per_tenant: usize,
+    /// Normal-priority threads of the engine pool every request's engine work runs on; 0: the
+    /// CPU count.
+    pub engine_threads: usize,
+    /// Most of those one tenant may hold; 0: half the CPU count (at least 1).
+    pub engine_threads_per_tenant: usize,
+    /// Lowest-priority threads running tenants' work past their share; 0: the CPU count.
+    pub borrowed_engine_threads: usize,
     /// Most requests of one tenant in flight at once; past it, `RESOURCE_EXHAUSTED`.
     pub tenant_requests_in_flight: usize,
     /// Most Import and Export streams one tenant may hold open.
     pub tenant_open_streams: usize,
-    /// Most writes of one tenant running at once; more wait their turn. 0: the CPU count.
-    pub tenant_concurrent_writes: usize,
     /// Requests/s of a tenant that sets no rate limit of its own (0: unlimited).
     pub default_requests_per_second: f64,
     /// Burst of a tenant that sets no rate limit of its own.
@@ -100,14 +103,15 @@ impl Default for ServerConfig {
             max_top_k: 1000,
             max_batch: 1000,
             max_message_bytes: 64 << 20,
+            max_read_message_bytes: 1 << 20,
             request_timeout_secs: 60,
             per_tenant_metrics: false,
             shutdown_grace_secs: 10,
-            search_threads: 0,
-            search_threads_per_tenant: 0,
+            engine_threads: 0,
+            engine_threads_per_tenant: 0,
+            borrowed_engine_threads: 0,
             tenant_requests_in_flight: 64,
             tenant_open_streams: 8,
-            tenant_concurrent_writes: 0,
             default_requests_per_second: 1000.0,
             default_burst: 2000,
             default_write_bytes_per_second: 64 << 20,
@@ -178,6 +182,9 @@ impl ServerConfig {
         if self.max_message_bytes < 1024 {
             bail!("max-message-bytes must be at least 1024");
         }
+        if self.max_read_message_bytes < 1024 {
+            bail!("max-read-message-bytes must be at least 1024");
+        }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("the admin token must be at least 16 characters");
         }
@@ -206,25 +213,16 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// The search pool's size and one tenant's share of it.
-    pub fn search_pool(&self) -> (usize, usize) {
+    /// The engine pool's size and one tenant's share of it.
+    pub fn engine_pool(&self) -> crate::admission::PoolSize {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = match self.search_threads {
-            0 => 2 * cpus,
-            n => n,
-        };
-        let per_tenant = match self.search_threads_per_tenant {
-            0 => cpus,
-            n => n,
-        };
-        (threads, per_tenant.min(threads))
-    }
-
-    /// Concurrent writes per tenant.
-    pub fn concurrent_writes(&self) -> usize {
-        match self.tenant_concurrent_writes {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
+        let or = |set: usize, default: usize| if set == 0 { default } else { set };
+        let share_threads = or(self.engine_threads, cpus);
+        crate::admission::PoolSize {
+            share_threads,
+            borrowed_threads: or(self.borrowed_engine_threads, cpus),
+            per_tenant_share: or(self.engine_threads_per_tenant, (cpus / 2).max(1))
+                .min(share_threads),
         }
     }
 

@@ -1,8 +1,7 @@
 //! The one path every RPC takes: authenticate, parse the resource name, authorize the caller
 //! for that tenant, admit it within the tenant's share (requests in flight, rate limits of the
-//! tenant and of the caller), run the engine call off the async runtime (reads on the fair
-//! search pool, writes on the blocking pool, a bounded number per tenant), then audit and
-//! measure the outcome. Handlers only convert messages; every decision about
+//! tenant and of the caller), run the engine call off the async runtime on the fair engine
+//! pool, then audit and measure the outcome. Handlers only convert messages; every decision about
 //! who may touch which tenant is made here, once.
 
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use bulkhead_engine::{AuditEntry, AuditStamp, Engine, TenantHandle};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
-use crate::admission::{FairPool, JobPanicked, Slot, TenantSlots, WriteTurns};
+use crate::admission::{FairPool, JobPanicked, Refusals, Slot, TenantSlots};
 use crate::audit_writer::AuditWriter;
 use crate::auth::{Authenticator, Principal};
 use crate::fault;
@@ -80,7 +79,6 @@ pub type Counted<R> = Result<(R, u64), Status>;
 pub struct Shares {
     pub requests_in_flight: usize,
     pub open_streams: usize,
-    pub concurrent_writes: usize,
 }
 
 #[derive(Debug)]
@@ -90,11 +88,11 @@ pub struct Gate {
     auth: Authenticator,
     limits: RateLimiter,
     metrics: Metrics,
-    search: FairPool,
+    pool: FairPool,
     shares: Shares,
     in_flight: TenantSlots,
     streams: TenantSlots,
-    writes: WriteTurns,
+    over_limit: Refusals,
 }
 
 impl Gate {
@@ -103,7 +101,7 @@ impl Gate {
         admin_token: &str,
         tokens: Option<TokenVerifier>,
         metrics: Metrics,
-        search: FairPool,
+        pool: FairPool,
         shares: Shares,
         rates: RateDefaults,
     ) -> Self {
@@ -113,11 +111,11 @@ impl Gate {
             engine,
             limits: RateLimiter::new(rates),
             metrics,
-            search,
+            pool,
             shares,
             in_flight: TenantSlots::new("requests in flight"),
             streams: TenantSlots::new("open streams"),
-            writes: WriteTurns::new(shares.concurrent_writes),
+            over_limit: Refusals::default(),
         }
     }
 
@@ -157,13 +155,13 @@ impl Gate {
         authorize(&principal, tenant, needed)
     }
 
-    /// Runs one step of a stream's work (an export page) on the search pool, in `tenant`'s turn.
+    /// Runs one step of a stream's work (an export page) on the engine pool, in `tenant`'s turn.
     pub async fn stream_step<R: Send + 'static>(
         &self,
         tenant: &TenantId,
         step: impl FnOnce() -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
-        self.search
+        self.pool
             .run(tenant, step)
             .await
             .unwrap_or_else(|JobPanicked| Err(Status::internal("stream step failed")))
@@ -285,40 +283,33 @@ impl Gate {
         let _in_flight = match admitted {
             Ok(slot) => slot,
             Err(status) => {
-                audit.write(&self.audit, status.code(), 0).await;
+                if let Some(refusals) = self.over_limit.count(&call.tenant_id, now_ms()) {
+                    audit.write(&self.audit, status.code(), refusals).await;
+                }
                 return Err(status);
             }
         };
-        let (outcome, audited) = if call.needed == Role::Read {
-            let scope = Scope { name, tenant };
-            let outcome = self
-                .search
-                .run(&call.tenant_id, move || body(scope))
-                .await
-                .unwrap_or_else(|JobPanicked| {
-                    tracing::error!(method = call.method, "request panicked");
-                    Err(Status::internal("request task failed"))
-                });
-            (outcome, false)
-        } else {
-            let _turn = self.writes.wait_for_turn(&call.tenant_id).await;
-            let writer = tenant.audited(AuditStamp {
+        // Calls that may write get a handle whose writes carry their audit event.
+        let writer = (call.needed != Role::Read).then(|| {
+            tenant.audited(AuditStamp {
                 principal: audit.principal.clone(),
                 operation: call.method.to_owned(),
                 resource: audit.resource.clone(),
-            });
-            let scope = Scope {
-                name,
-                tenant: writer.clone(),
-            };
-            let outcome = tokio::task::spawn_blocking(move || body(scope))
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, method = call.method, "request task failed");
-                    Err(Status::internal("request task failed"))
-                });
-            (outcome, writer.audited_writes() > 0)
+            })
+        });
+        let scope = Scope {
+            name,
+            tenant: writer.clone().unwrap_or(tenant),
         };
+        let outcome = self
+            .pool
+            .run(&call.tenant_id, move || body(scope))
+            .await
+            .unwrap_or_else(|JobPanicked| {
+                tracing::error!(method = call.method, "request panicked");
+                Err(Status::internal("request task failed"))
+            });
+        let audited = writer.is_some_and(|w| w.audited_writes() > 0);
         match &outcome {
             // Its writes carried their own events.
             Ok(_) if audited => {}
@@ -420,12 +411,15 @@ impl Gate {
                 return status;
             }
         };
-        let status = match self
+        let (status, count) = match self
             .limits
             .admit(&key.tenant, &key.name, info.rate_limit, 0)
         {
-            Ok(()) => status,
-            Err(limited) => limited,
+            Ok(()) => (status, 0),
+            Err(limited) => match self.over_limit.count(&key.tenant, now_ms()) {
+                Some(refusals) => (limited, refusals),
+                None => return limited,
+            },
         };
         let tenant = match self.handle(&key.tenant).await {
             Ok(tenant) => tenant,
@@ -440,7 +434,7 @@ impl Gate {
             method,
             resource: audit_resource(resource),
         }
-        .write(&self.audit, status.code(), 0)
+        .write(&self.audit, status.code(), count)
         .await;
         status
     }

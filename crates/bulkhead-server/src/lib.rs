@@ -17,6 +17,7 @@ mod metrics;
 mod oversize;
 mod query_filter;
 mod services;
+mod small_requests;
 mod status;
 mod tokens;
 
@@ -100,13 +101,11 @@ pub async fn serve(
         tracing::info!("tenant tokens (HS256 JWTs) accepted");
         tokens::TokenVerifier::hs256(secret.as_bytes())
     });
-    let (search_threads, search_per_tenant) = config.search_pool();
-    let search = admission::FairPool::new(search_threads, search_per_tenant)
-        .context("starting the search pool")?;
+    let pool =
+        admission::FairPool::new(config.engine_pool()).context("starting the engine pool")?;
     let shares = gate::Shares {
         requests_in_flight: config.tenant_requests_in_flight,
         open_streams: config.tenant_open_streams,
-        concurrent_writes: config.concurrent_writes(),
     };
     let rates = limits::RateDefaults {
         tenant: bulkhead_engine::RateLimit {
@@ -121,7 +120,7 @@ pub async fn serve(
         &admin_token,
         tokens,
         metrics,
-        search,
+        pool,
         shares,
         rates,
     ));
@@ -179,6 +178,9 @@ pub async fn serve(
         .max_concurrent_streams(Some(config.max_streams_per_connection))
         .layer(tower::util::MapResponseLayer::new(
             oversize::refusal_is_invalid_argument,
+        ))
+        .layer(tower::util::MapRequestLayer::new(
+            small_requests::capped_at(config.max_read_message_bytes.min(max)),
         ))
         .add_service(health)
         .add_service(reflection_v1)

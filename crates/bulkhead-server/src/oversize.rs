@@ -2,7 +2,9 @@
 //! with `OUT_OF_RANGE`. It is an invalid argument like every other input limit, and clients
 //! should see one code for "your request is too big" whichever limit caught it, so the
 //! transport's refusal is rewritten here, in the response headers (trailers-only responses) or
-//! the trailers. Only that refusal: other `OUT_OF_RANGE` answers pass through.
+//! the trailers. Only that refusal: other `OUT_OF_RANGE` answers pass through. The same goes
+//! for a body cut off at `max-read-message-bytes` (`small_requests`), which tonic reports as
+//! `UNKNOWN` with the body's error: it gets a message naming the limit.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,6 +18,10 @@ const TOO_LARGE: &[u8] = b"Error, decoded message length too large";
 /// `OUT_OF_RANGE` and `INVALID_ARGUMENT` as `grpc-status` values.
 const OUT_OF_RANGE: &str = "11";
 const INVALID_ARGUMENT: &str = "3";
+const UNKNOWN: &str = "2";
+/// The error of a body cut off by `http_body_util::Limited`, as tonic reports it.
+const CUT_OFF: &[u8] = b"length limit exceeded";
+const CUT_OFF_EXPLAINED: &str = "the request is larger than max-read-message-bytes allows for this method (only Upsert, Import and the cache's Store take larger requests)";
 
 pub fn refusal_is_invalid_argument(response: http::Response<GrpcBody>) -> http::Response<GrpcBody> {
     let mut response = response.map(|inner| GrpcBody::new(RewriteTrailers { inner }));
@@ -24,19 +30,22 @@ pub fn refusal_is_invalid_argument(response: http::Response<GrpcBody>) -> http::
 }
 
 fn rewrite(headers: &mut HeaderMap) {
-    let refused_as_too_large = headers
-        .get("grpc-status")
-        .is_some_and(|s| s == OUT_OF_RANGE)
-        && headers
+    let status = |code: &str| headers.get("grpc-status").is_some_and(|s| s == code);
+    let message_starts = |prefix: &[u8]| {
+        headers
             .get("grpc-message")
             // grpc-message is percent-encoded on the wire (`Error,%20decoded%20…`).
             .is_some_and(|m| {
                 percent_encoding::percent_decode(m.as_bytes())
                     .collect::<Vec<u8>>()
-                    .starts_with(TOO_LARGE)
-            });
-    if refused_as_too_large {
+                    .starts_with(prefix)
+            })
+    };
+    if status(OUT_OF_RANGE) && message_starts(TOO_LARGE) {
         headers.insert("grpc-status", HeaderValue::from_static(INVALID_ARGUMENT));
+    } else if status(UNKNOWN) && message_starts(CUT_OFF) {
+        headers.insert("grpc-status", HeaderValue::from_static(INVALID_ARGUMENT));
+        headers.insert("grpc-message", HeaderValue::from_static(CUT_OFF_EXPLAINED));
     }
 }
 
@@ -101,6 +110,15 @@ mod tests {
         );
         rewrite(&mut encoded);
         assert_eq!(encoded["grpc-status"], INVALID_ARGUMENT);
+        let mut cut_off = headers(UNKNOWN, "length limit exceeded");
+        rewrite(&mut cut_off);
+        assert_eq!(cut_off["grpc-status"], INVALID_ARGUMENT);
+        assert!(
+            cut_off["grpc-message"]
+                .to_str()
+                .unwrap()
+                .contains("max-read-message-bytes")
+        );
         let mut ok = headers("0", too_large);
         rewrite(&mut ok);
         assert_eq!(ok["grpc-status"], "0");

@@ -1,9 +1,18 @@
-//! The search pool: a fixed set of threads that run tenants' CPU-bound reads (searches, scans,
-//! filters, audit listings) off the async runtime, taking tenants in turn. Each tenant has its
-//! own queue; a free thread takes the next job of the next tenant in the ring that is under
-//! its share of threads, so a tenant with a thousand queued jobs gets one turn like a tenant
-//! with one. A tenant never holds more than `per_tenant_threads`, so the others always have a
-//! thread to run on. A job whose caller has gone away (a cancelled request) is skipped.
+//! The engine pool: the threads every request's engine work runs on (searches, scans, filters,
+//! audit listings, writes), taking tenants in turn, so no async worker ever runs it. Each
+//! tenant has its own queue; a free thread takes the next job of the next tenant in the ring,
+//! so a tenant with a thousand queued jobs gets one turn like a tenant with one.
+//!
+//! Two classes of thread. *Share* threads (one per CPU) run at normal priority, and a tenant
+//! holds at most `share` of them (half the CPUs by default): the others always find one free,
+//! so one tenant's load can't make another's requests queue. *Borrowed* threads run at
+//! background priority (the engine's background niceness) and take a tenant's jobs past its
+//! share: alone on the server,
+//! a tenant still uses every core, but as soon as another tenant has work, the kernel gives
+//! that work's normal-priority thread the CPU first. Fairness of queueing comes from the ring,
+//! fairness of CPU from the priorities: neither depends on jobs being short.
+//!
+//! A job whose caller has gone away (a cancelled request) is skipped.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -15,10 +24,17 @@ use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Share,
+    Borrowed,
+}
+
 #[derive(Default)]
 struct TenantQueue {
     jobs: VecDeque<Job>,
-    running: usize,
+    on_share: usize,
+    borrowed: usize,
 }
 
 #[derive(Default)]
@@ -26,17 +42,25 @@ struct Queues {
     tenants: HashMap<TenantId, TenantQueue>,
     /// Tenants with queued jobs, in turn order.
     ring: VecDeque<TenantId>,
+    /// Share threads waiting for work.
+    idle_share: usize,
     stopping: bool,
 }
 
 impl Queues {
-    /// The next job of the first tenant in the ring under its share; that tenant goes to the
-    /// back of the ring.
-    fn next(&mut self, per_tenant_threads: usize) -> Option<(TenantId, Job)> {
+    /// The next job a thread of `class` may run: the first tenant in the ring under its share
+    /// (share threads), or past it (borrowed threads; also any tenant while no share thread is
+    /// idle, so no work waits while a core could run it). That tenant goes to the back.
+    fn next(&mut self, class: Class, share: usize) -> Option<(TenantId, Job)> {
+        let idle_share = self.idle_share;
         let at = self.ring.iter().position(|t| {
-            self.tenants
-                .get(t)
-                .is_some_and(|q| q.running < per_tenant_threads && !q.jobs.is_empty())
+            self.tenants.get(t).is_some_and(|q| {
+                !q.jobs.is_empty()
+                    && match class {
+                        Class::Share => q.on_share < share,
+                        Class::Borrowed => q.on_share >= share || idle_share == 0,
+                    }
+            })
         })?;
         let tenant = self.ring.remove(at).expect("position is in the ring");
         let queue = self
@@ -44,17 +68,23 @@ impl Queues {
             .get_mut(&tenant)
             .expect("ring tenants have queues");
         let job = queue.jobs.pop_front().expect("checked non-empty");
-        queue.running += 1;
+        match class {
+            Class::Share => queue.on_share += 1,
+            Class::Borrowed => queue.borrowed += 1,
+        }
         if !queue.jobs.is_empty() {
             self.ring.push_back(tenant.clone());
         }
         Some((tenant, job))
     }
 
-    fn finished(&mut self, tenant: &TenantId) {
+    fn finished(&mut self, tenant: &TenantId, class: Class) {
         if let Some(queue) = self.tenants.get_mut(tenant) {
-            queue.running -= 1;
-            if queue.running == 0 && queue.jobs.is_empty() {
+            match class {
+                Class::Share => queue.on_share -= 1,
+                Class::Borrowed => queue.borrowed -= 1,
+            }
+            if queue.on_share + queue.borrowed == 0 && queue.jobs.is_empty() {
                 self.tenants.remove(tenant);
             }
         }
@@ -63,8 +93,16 @@ impl Queues {
 
 struct Shared {
     queues: Mutex<Queues>,
-    work: Condvar,
-    per_tenant_threads: usize,
+    share_work: Condvar,
+    borrowed_work: Condvar,
+    share: usize,
+}
+
+impl Shared {
+    fn wake(&self) {
+        self.share_work.notify_one();
+        self.borrowed_work.notify_one();
+    }
 }
 
 /// Stops its threads when dropped (after the jobs they are running).
@@ -75,7 +113,7 @@ pub struct FairPool {
 impl std::fmt::Debug for FairPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FairPool")
-            .field("per_tenant_threads", &self.shared.per_tenant_threads)
+            .field("share", &self.shared.share)
             .finish_non_exhaustive()
     }
 }
@@ -84,18 +122,29 @@ impl std::fmt::Debug for FairPool {
 #[derive(Debug)]
 pub struct JobPanicked;
 
+/// The pool's size: threads of each class, and one tenant's share of the share threads.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    pub share_threads: usize,
+    pub borrowed_threads: usize,
+    pub per_tenant_share: usize,
+}
+
 impl FairPool {
-    pub fn new(threads: usize, per_tenant_threads: usize) -> std::io::Result<Self> {
+    pub fn new(size: PoolSize) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
-            work: Condvar::new(),
-            per_tenant_threads: per_tenant_threads.max(1),
+            share_work: Condvar::new(),
+            borrowed_work: Condvar::new(),
+            share: size.per_tenant_share.max(1),
         });
-        for i in 0..threads.max(1) {
+        let classes = std::iter::repeat_n(Class::Share, size.share_threads.max(1))
+            .chain(std::iter::repeat_n(Class::Borrowed, size.borrowed_threads));
+        for (i, class) in classes.enumerate() {
             let shared = shared.clone();
             std::thread::Builder::new()
-                .name(format!("bulkhead-search-{i}"))
-                .spawn(move || work(&shared))?;
+                .name(format!("bulkhead-engine-{i}"))
+                .spawn(move || work(&shared, class))?;
         }
         Ok(Self { shared })
     }
@@ -124,7 +173,7 @@ impl FairPool {
                 q.ring.push_back(tenant.clone());
             }
         }
-        self.shared.work.notify_one();
+        self.shared.wake();
         result.await.map_err(|_| JobPanicked)
     }
 }
@@ -132,26 +181,40 @@ impl FairPool {
 impl Drop for FairPool {
     fn drop(&mut self) {
         self.shared.queues.lock().stopping = true;
-        self.shared.work.notify_all();
+        self.shared.share_work.notify_all();
+        self.shared.borrowed_work.notify_all();
     }
 }
 
-fn work(shared: &Shared) {
+fn work(shared: &Shared, class: Class) {
+    if class == Class::Borrowed {
+        bulkhead_engine::lower_current_thread_priority();
+    }
+    let ready = match class {
+        Class::Share => &shared.share_work,
+        Class::Borrowed => &shared.borrowed_work,
+    };
     let mut q = shared.queues.lock();
     loop {
         if q.stopping {
             return;
         }
-        let Some((tenant, job)) = q.next(shared.per_tenant_threads) else {
-            shared.work.wait(&mut q);
+        let Some((tenant, job)) = q.next(class, shared.share) else {
+            if class == Class::Share {
+                q.idle_share += 1;
+            }
+            ready.wait(&mut q);
+            if class == Class::Share {
+                q.idle_share -= 1;
+            }
             continue;
         };
         drop(q);
         job();
         q = shared.queues.lock();
-        q.finished(&tenant);
-        // The tenant may have jobs that waited for its share: another thread may take one.
-        shared.work.notify_one();
+        q.finished(&tenant, class);
+        // A tenant may have jobs that waited for its share, or for a thread.
+        shared.wake();
     }
 }
 
@@ -165,52 +228,104 @@ mod tests {
         TenantId::new(name).unwrap()
     }
 
+    fn pool(share_threads: usize, borrowed_threads: usize, per_tenant_share: usize) -> FairPool {
+        FairPool::new(PoolSize {
+            share_threads,
+            borrowed_threads,
+            per_tenant_share,
+        })
+        .unwrap()
+    }
+
+    /// Jobs that block until released, counting how many of them run at once.
+    #[derive(Clone, Default)]
+    struct Blocked {
+        running: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+        release: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl Blocked {
+        fn job(&self) -> impl FnOnce() + Send + 'static {
+            let this = self.clone();
+            move || {
+                let now = this.running.fetch_add(1, Ordering::SeqCst) + 1;
+                this.most.fetch_max(now, Ordering::SeqCst);
+                let (released, cv) = &*this.release;
+                let _g = cv.wait_while(released.lock().unwrap(), |r| !*r).unwrap();
+                this.running.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+
+        fn release(&self) {
+            *self.release.0.lock().unwrap() = true;
+            self.release.1.notify_all();
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_tenant_with_a_deep_queue_leaves_a_thread_for_the_others() {
-        let pool = Arc::new(FairPool::new(2, 1).unwrap());
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        // The attacker's jobs block until the victim's job has run: if the attacker could take
-        // both threads, the victim would never run.
-        let release = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    async fn a_tenant_with_a_deep_queue_leaves_a_share_thread_for_the_others() {
+        let pool = Arc::new(pool(2, 2, 1));
+        let blocked = Blocked::default();
         let mut flood = Vec::new();
         for _ in 0..20 {
-            let (pool, running, most, release) =
-                (pool.clone(), running.clone(), most.clone(), release.clone());
+            let (pool, job) = (pool.clone(), blocked.job());
             flood.push(tokio::spawn(async move {
-                pool.run(&t("attacker"), move || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    let (released, cv) = &*release;
-                    let _g = cv.wait_while(released.lock().unwrap(), |r| !*r).unwrap();
-                    running.fetch_sub(1, Ordering::SeqCst);
-                })
-                .await
-                .unwrap();
+                pool.run(&t("attacker"), job).await.unwrap();
             }));
         }
-        while running.load(Ordering::SeqCst) == 0 {
+        // The attacker fills its share thread and both borrowed threads; if it could take
+        // every thread, the victim's job would never run.
+        while blocked.running.load(Ordering::SeqCst) < 3 {
             tokio::task::yield_now().await;
         }
-        tokio::time::timeout(Duration::from_secs(10), pool.run(&t("victim"), || ()))
-            .await
-            .expect("the victim ran beside the attacker's blocked job")
-            .unwrap();
-        *release.0.lock().unwrap() = true;
-        release.1.notify_all();
+        let on = tokio::time::timeout(
+            Duration::from_secs(10),
+            pool.run(&t("victim"), || {
+                std::thread::current().name().map(str::to_owned)
+            }),
+        )
+        .await
+        .expect("the victim ran beside the attacker's blocked jobs")
+        .unwrap();
+        blocked.release();
         for f in flood {
             f.await.unwrap();
         }
         assert_eq!(
-            most.load(Ordering::SeqCst),
-            1,
-            "the attacker held one thread at most"
+            blocked.most.load(Ordering::SeqCst),
+            3,
+            "one share thread, two borrowed"
+        );
+        assert!(on.is_some_and(|n| n.starts_with("bulkhead-engine-")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_alone_runs_on_its_share_and_every_borrowed_thread() {
+        let pool = Arc::new(pool(2, 2, 1));
+        let blocked = Blocked::default();
+        let mut jobs = Vec::new();
+        for _ in 0..5 {
+            let (pool, job) = (pool.clone(), blocked.job());
+            jobs.push(tokio::spawn(async move { pool.run(&t("a"), job).await }));
+        }
+        while blocked.running.load(Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
+        blocked.release();
+        for j in jobs {
+            j.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            blocked.most.load(Ordering::SeqCst),
+            3,
+            "its share thread and both borrowed ones, never the share thread kept for others"
         );
     }
 
     #[tokio::test]
     async fn a_panicking_job_is_reported_and_the_pool_goes_on() {
-        let pool = FairPool::new(1, 1).unwrap();
+        let pool = pool(1, 0, 1);
         assert!(pool.run(&t("a"), || panic!("boom")).await.is_err());
         assert_eq!(pool.run(&t("a"), || 7).await.unwrap(), 7);
     }
@@ -229,7 +344,7 @@ mod tests {
             q.ring.push_back(t(tenant));
         }
         let mut order = Vec::new();
-        while let Some((tenant, _)) = q.next(usize::MAX) {
+        while let Some((tenant, _)) = q.next(Class::Share, usize::MAX) {
             order.push(tenant.as_str().to_owned());
         }
         assert_eq!(order, ["a", "b", "c", "a", "c", "a"]);

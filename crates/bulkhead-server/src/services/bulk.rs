@@ -7,7 +7,7 @@
 //! authenticated again (a key revoked mid-import stops it), the batch's bytes count against the
 //! write-rate limit, and the write carries its audit event. A bad batch stops the import with
 //! the batches before it applied and nothing of it. Export pages through the collection in id
-//! order, one page per turn on the search pool.
+//! order, one page per turn on the engine pool.
 
 use std::sync::Arc;
 use std::time::Duration;
