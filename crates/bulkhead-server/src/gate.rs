@@ -286,6 +286,7 @@ impl Gate {
                 if let Some(refusals) = self.over_limit.count(&call.tenant_id, now_ms()) {
                     audit.write(&self.audit, status.code(), refusals).await;
                 }
+                tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
                 return Err(status);
             }
         };
@@ -416,10 +417,13 @@ impl Gate {
             .admit(&key.tenant, &key.name, info.rate_limit, 0)
         {
             Ok(()) => (status, 0),
-            Err(limited) => match self.over_limit.count(&key.tenant, now_ms()) {
-                Some(refusals) => (limited, refusals),
-                None => return limited,
-            },
+            Err(limited) => {
+                tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
+                match self.over_limit.count(&key.tenant, now_ms()) {
+                    Some(refusals) => (limited, refusals),
+                    None => return limited,
+                }
+            }
         };
         let tenant = match self.handle(&key.tenant).await {
             Ok(tenant) => tenant,
@@ -451,6 +455,12 @@ impl Gate {
         status
     }
 }
+
+/// How long a request over its tenant's limits waits for its refusal. The wait holds no thread
+/// and no slot, but a client flooding in a loop (each call sent when the last one returned) is
+/// slowed to a few calls a second per connection instead of costing the server tens of
+/// thousands of refusals a second.
+const OVER_LIMIT_PUSHBACK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The method name metrics give requests refused before their message was decoded.
 const BEFORE_DECODING: &str = "(refused before decoding)";
