@@ -17,6 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bulkhead_core::TenantId;
 use parking_lot::{Condvar, Mutex};
@@ -37,9 +38,30 @@ struct TenantQueue {
     borrowed: usize,
 }
 
+/// A tenant's recent use of the pool, in threads busy (a decaying average over about a second).
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    busy: f64,
+    at: Instant,
+}
+
+/// How long usage is remembered (the average's time constant).
+const USAGE_WINDOW: Duration = Duration::from_secs(1);
+
+impl Usage {
+    fn now(&self, now: Instant) -> f64 {
+        let age = now.saturating_duration_since(self.at).as_secs_f64();
+        self.busy * (-age / USAGE_WINDOW.as_secs_f64()).exp()
+    }
+}
+
 #[derive(Default)]
 struct Queues {
     tenants: HashMap<TenantId, TenantQueue>,
+    /// Recent use per tenant, kept while it is above a trace.
+    usage: HashMap<TenantId, Usage>,
+    /// Normal-priority threads in the pool.
+    share_threads: usize,
     /// Tenants with queued jobs, in turn order.
     ring: VecDeque<TenantId>,
     /// Share threads waiting for work.
@@ -51,14 +73,20 @@ impl Queues {
     /// The next job a thread of `class` may run: the first tenant in the ring under its share
     /// (share threads), or past it (borrowed threads; also any tenant while no share thread is
     /// idle, so no work waits while a core could run it). That tenant goes to the back.
-    fn next(&mut self, class: Class, share: usize) -> Option<(TenantId, Job)> {
+    ///
+    /// A tenant using more than its fair part of the share threads lately (their number over
+    /// the tenants active lately) runs on borrowed threads only: another tenant's work then
+    /// finds the CPU first, while the busy tenant still gets every cycle left over.
+    fn next(&mut self, class: Class, share: usize, now: Instant) -> Option<(TenantId, Job)> {
         let idle_share = self.idle_share;
+        let over = self.over_fair_part(now);
         let at = self.ring.iter().position(|t| {
             self.tenants.get(t).is_some_and(|q| {
+                let over = over.contains(t);
                 !q.jobs.is_empty()
                     && match class {
-                        Class::Share => q.on_share < share,
-                        Class::Borrowed => q.on_share >= share || idle_share == 0,
+                        Class::Share => q.on_share < share && !over,
+                        Class::Borrowed => q.on_share >= share || over || idle_share == 0,
                     }
             })
         })?;
@@ -76,6 +104,36 @@ impl Queues {
             self.ring.push_back(tenant.clone());
         }
         Some((tenant, job))
+    }
+
+    /// Tenants whose recent use exceeds their fair part; none while only one tenant is active.
+    fn over_fair_part(&mut self, now: Instant) -> Vec<TenantId> {
+        self.usage.retain(|_, u| u.now(now) > 0.001);
+        let mut active = self.usage.len();
+        active += self
+            .tenants
+            .keys()
+            .filter(|t| !self.usage.contains_key(*t))
+            .count();
+        if active < 2 {
+            return Vec::new();
+        }
+        let fair = self.share_threads as f64 / active as f64;
+        self.usage
+            .iter()
+            .filter(|(_, u)| u.now(now) > fair)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// Counts `busy` of a finished job of `tenant` into its recent use.
+    fn used(&mut self, tenant: &TenantId, busy: Duration, now: Instant) {
+        let u = self
+            .usage
+            .entry(tenant.clone())
+            .or_insert(Usage { busy: 0.0, at: now });
+        u.busy = u.now(now) + busy.as_secs_f64() / USAGE_WINDOW.as_secs_f64();
+        u.at = now;
     }
 
     fn finished(&mut self, tenant: &TenantId, class: Class) {
@@ -133,7 +191,10 @@ pub struct PoolSize {
 impl FairPool {
     pub fn new(size: PoolSize) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
-            queues: Mutex::new(Queues::default()),
+            queues: Mutex::new(Queues {
+                share_threads: size.share_threads.max(1),
+                ..Queues::default()
+            }),
             share_work: Condvar::new(),
             borrowed_work: Condvar::new(),
             share: size.per_tenant_share.max(1),
@@ -199,7 +260,7 @@ fn work(shared: &Shared, class: Class) {
         if q.stopping {
             return;
         }
-        let Some((tenant, job)) = q.next(class, shared.share) else {
+        let Some((tenant, job)) = q.next(class, shared.share, Instant::now()) else {
             if class == Class::Share {
                 q.idle_share += 1;
             }
@@ -210,9 +271,12 @@ fn work(shared: &Shared, class: Class) {
             continue;
         };
         drop(q);
+        let started = Instant::now();
         job();
+        let finished = Instant::now();
         q = shared.queues.lock();
         q.finished(&tenant, class);
+        q.used(&tenant, finished - started, finished);
         // A tenant may have jobs that waited for its share, or for a thread.
         shared.wake();
     }
@@ -344,9 +408,50 @@ mod tests {
             q.ring.push_back(t(tenant));
         }
         let mut order = Vec::new();
-        while let Some((tenant, _)) = q.next(Class::Share, usize::MAX) {
+        while let Some((tenant, _)) = q.next(Class::Share, usize::MAX, Instant::now()) {
             order.push(tenant.as_str().to_owned());
         }
         assert_eq!(order, ["a", "b", "c", "a", "c", "a"]);
+    }
+
+    #[test]
+    fn a_tenant_over_its_fair_part_gets_borrowed_threads_only_while_others_are_active() {
+        let now = Instant::now();
+        let mut q = Queues {
+            share_threads: 2,
+            ..Queues::default()
+        };
+        let queue = |q: &mut Queues, tenant: &str| {
+            q.tenants
+                .entry(t(tenant))
+                .or_default()
+                .jobs
+                .push_back(Box::new(|| ()));
+            q.ring.push_back(t(tenant));
+        };
+        // Busy on three threads for the last second: 3 threads' worth.
+        q.used(&t("heavy"), Duration::from_secs(3), now);
+        queue(&mut q, "heavy");
+        assert!(
+            q.next(Class::Share, 1, now).is_some(),
+            "alone, a busy tenant keeps its share thread"
+        );
+        q.finished(&t("heavy"), Class::Share);
+        queue(&mut q, "heavy");
+        queue(&mut q, "light");
+        let (first, _) = q.next(Class::Share, 1, now).unwrap();
+        assert_eq!(
+            first.as_str(),
+            "light",
+            "the heavy tenant is past 2 / 2 tenants"
+        );
+        assert!(
+            q.next(Class::Share, 1, now).is_none(),
+            "no share thread for the heavy tenant while the light one is active"
+        );
+        let (borrowed, _) = q.next(Class::Borrowed, 1, now).unwrap();
+        assert_eq!(borrowed.as_str(), "heavy");
+        let later = now + Duration::from_secs(5);
+        assert!(q.over_fair_part(later).is_empty(), "use decays");
     }
 }

@@ -55,6 +55,8 @@ pub struct Target {
     pub slow_imports: usize,
     /// Deadline of every call the attack makes.
     pub timeout: Duration,
+    /// Whether the attack's threads run at background priority (`--attacker-in-background`).
+    pub in_background: bool,
 }
 
 /// Facts about how an attack ran (the ef it settled on, streams per connection), for the report.
@@ -71,10 +73,16 @@ pub struct Running {
 /// Starts `scenario` and returns once it is in full force: its streams are open (or refused)
 /// and its loops running.
 pub fn start(scenario: Scenario, target: &Arc<Target>) -> Result<Running> {
+    let in_background = target.in_background;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("attacker")
+        .on_thread_start(move || {
+            if in_background {
+                bulkhead_engine::lower_current_thread_priority();
+            }
+        })
         .build()?;
     let counts = Counts::default();
     let (t, c) = (target.clone(), counts.clone());

@@ -43,8 +43,10 @@ pub struct NeighboursArgs {
     /// The hostile tenant (deleted and made afresh if it exists; deleted at the end).
     #[arg(long, default_value = "attacker")]
     attacker: String,
-    /// Records of the victim's collection (the data set's first rows).
-    #[arg(long, default_value_t = 20_000)]
+    /// Records of the victim's collection (the data set's first rows). Keep it clear of the
+    /// collection's flat threshold (20,000 by default): the upsert that crosses it builds the
+    /// graph, and the victim's own queries wait for that, whatever the attacker does.
+    #[arg(long, default_value_t = 30_000)]
     victim_records: usize,
     /// Records of each of the attacker's two collections [default: the whole data set].
     #[arg(long)]
@@ -76,6 +78,11 @@ pub struct NeighboursArgs {
     /// Print the summary table to stdout, after the JSON lines (default: stderr).
     #[arg(long)]
     markdown: bool,
+    /// Run the attacker's client threads at background priority: a stand-in for a client on
+    /// another machine, so that on a small machine the CPU the attacker's own client spends
+    /// (decoding 1,000-hit answers) is not taken from the server and the victim's client.
+    #[arg(long)]
+    attacker_in_background: bool,
 }
 
 fn bearer(secret: &str) -> Result<HeaderValue> {
@@ -131,6 +138,7 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
         streams: args.streams,
         slow_imports: args.slow_imports,
         timeout,
+        in_background: args.attacker_in_background,
     });
     let mut results = Vec::new();
     for (i, &scenario) in args.scenarios.iter().enumerate() {
