@@ -16,10 +16,8 @@ use crate::report::{print_json_line, round};
 
 #[derive(Debug, Args)]
 pub struct BulkArgs {
-    #[arg(long, default_value = "http://127.0.0.1:7600")]
-    endpoint: String,
-    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: String,
+    #[command(flatten)]
+    server: crate::address::ServerAddress,
     /// Directory with base.fvecs and docs.jsonl.gz.
     #[arg(long)]
     dataset: PathBuf,
@@ -72,12 +70,12 @@ async fn run_async(args: &BulkArgs) -> Result<()> {
         ipc.len() >> 20
     );
 
-    let client = Client::builder(args.endpoint.clone())
+    let client = Client::builder(args.server.endpoint.clone())
         .timeout(std::time::Duration::from_secs(600))
         .connect()
         .await
-        .with_context(|| format!("connecting to {}", args.endpoint))?;
-    let admin = client.admin(&args.admin_token)?;
+        .with_context(|| format!("connecting to {}", args.server.endpoint))?;
+    let admin = client.admin(&args.server.admin_token)?;
     match admin.delete_tenant(&args.tenant).await {
         Ok(()) | Err(ClientError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
@@ -85,7 +83,7 @@ async fn run_async(args: &BulkArgs) -> Result<()> {
     admin
         .create_tenant(&args.tenant, &TenantOptions::default())
         .await?;
-    let tenant = client.tenant(&args.tenant, &args.admin_token)?;
+    let tenant = client.tenant(&args.tenant, &args.server.admin_token)?;
     let flat = CollectionSpec::new(base.dim as u32, Metric::Cosine).with_hnsw(pb::HnswParams {
         flat_threshold: 10_000_000,
         ..Default::default()

@@ -4,6 +4,7 @@
 //! well a running server keeps one tenant's abuse from reaching another. Progress goes to
 //! stderr, results to stdout.
 
+mod address;
 mod ann;
 mod bulk;
 mod dataset;

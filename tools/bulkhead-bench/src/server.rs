@@ -31,10 +31,8 @@ use crate::unary::{UnaryCaller, method};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    #[arg(long, default_value = "http://127.0.0.1:7600")]
-    endpoint: String,
-    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: String,
+    #[command(flatten)]
+    server: crate::address::ServerAddress,
     /// Directory with base.fvecs, query.fvecs, groundtruth.ivecs and docs.jsonl.gz.
     #[arg(long)]
     dataset: PathBuf,
@@ -175,7 +173,7 @@ struct Remote {
 }
 
 async fn setup_remote(args: &ServerArgs, layout: &Layout, dim: usize) -> Result<Remote> {
-    let channel = connect(&args.endpoint).await?;
+    let channel = connect(&args.server.endpoint).await?;
     let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
     let mut keys_api = pb::key_service_client::KeyServiceClient::new(channel.clone());
     let mut colls = pb::collection_service_client::CollectionServiceClient::new(channel.clone());
@@ -183,7 +181,7 @@ async fn setup_remote(args: &ServerArgs, layout: &Layout, dim: usize) -> Result<
     for t in &layout.tenants {
         admin
             .create_tenant(authed(
-                &args.admin_token,
+                &args.server.admin_token,
                 pb::CreateTenantRequest {
                     tenant_id: t.clone(),
                     ..Default::default()
@@ -192,7 +190,7 @@ async fn setup_remote(args: &ServerArgs, layout: &Layout, dim: usize) -> Result<
             .await?;
         let key = keys_api
             .create_api_key(authed(
-                &args.admin_token,
+                &args.server.admin_token,
                 pb::CreateApiKeyRequest {
                     parent: format!("tenants/{t}"),
                     role: pb::Role::Write as i32,
@@ -219,7 +217,7 @@ async fn setup_remote(args: &ServerArgs, layout: &Layout, dim: usize) -> Result<
     }
     Ok(Remote {
         channel,
-        admin: args.admin_token.clone(),
+        admin: args.server.admin_token.clone(),
         keys,
     })
 }
@@ -431,8 +429,10 @@ async fn query_remote(
     let mut callers = Vec::with_capacity(clients);
     for _ in 0..clients {
         callers.push(match args.grpc_client {
-            GrpcClient::H2 => Caller::H2(Arc::new(UnaryCaller::connect(&args.endpoint).await?)),
-            GrpcClient::Tonic => Caller::Tonic(connect(&args.endpoint).await?),
+            GrpcClient::H2 => {
+                Caller::H2(Arc::new(UnaryCaller::connect(&args.server.endpoint).await?))
+            }
+            GrpcClient::Tonic => Caller::Tonic(connect(&args.server.endpoint).await?),
         });
     }
     let keys = remote.keys.clone();

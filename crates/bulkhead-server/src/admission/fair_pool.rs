@@ -7,9 +7,8 @@
 //! holds at most `share` of them (half the CPUs by default): the others always find one free,
 //! so one tenant's load can't make another's requests queue. *Borrowed* threads run at
 //! background priority (the engine's background niceness) and take a tenant's jobs past its
-//! share: alone on the server,
-//! a tenant still uses every core, but as soon as another tenant has work, the kernel gives
-//! that work's normal-priority thread the CPU first. Fairness of queueing comes from the ring,
+//! share: alone on the server, a tenant still uses every core, but as soon as another tenant
+//! has work, the kernel gives that work's normal-priority thread the CPU first. Fairness of queueing comes from the ring,
 //! fairness of CPU from the priorities: neither depends on jobs being short.
 //!
 //! A job whose caller has gone away (a cancelled request) is skipped.
@@ -270,7 +269,14 @@ fn work(shared: &Shared, class: Class) {
             }
             continue;
         };
+        // Taking a job can make the rest eligible for the other class (a tenant that just
+        // reached its share goes to borrowed threads), whose notification may have been spent
+        // while nothing was eligible for it: pass the turn on.
+        let more = !q.ring.is_empty();
         drop(q);
+        if more {
+            shared.wake();
+        }
         let started = Instant::now();
         job();
         let finished = Instant::now();
@@ -321,9 +327,34 @@ mod tests {
             }
         }
 
-        fn release(&self) {
+        /// Lets every job finish, waits for `jobs`; returns the most that ran at once.
+        async fn release(&self, jobs: Vec<tokio::task::JoinHandle<()>>) -> usize {
             *self.release.0.lock().unwrap() = true;
             self.release.1.notify_all();
+            for j in jobs {
+                j.await.unwrap();
+            }
+            self.most.load(Ordering::SeqCst)
+        }
+
+        /// Queues `n` blocked jobs of `tenant` and returns once `running` of them run.
+        async fn queue(
+            &self,
+            pool: &Arc<FairPool>,
+            tenant: &str,
+            n: usize,
+            running: usize,
+        ) -> Vec<tokio::task::JoinHandle<()>> {
+            let jobs = (0..n)
+                .map(|_| {
+                    let (pool, job, tenant) = (pool.clone(), self.job(), t(tenant));
+                    tokio::spawn(async move { pool.run(&tenant, job).await.unwrap() })
+                })
+                .collect();
+            while self.running.load(Ordering::SeqCst) < running {
+                tokio::task::yield_now().await;
+            }
+            jobs
         }
     }
 
@@ -331,18 +362,9 @@ mod tests {
     async fn a_tenant_with_a_deep_queue_leaves_a_share_thread_for_the_others() {
         let pool = Arc::new(pool(2, 2, 1));
         let blocked = Blocked::default();
-        let mut flood = Vec::new();
-        for _ in 0..20 {
-            let (pool, job) = (pool.clone(), blocked.job());
-            flood.push(tokio::spawn(async move {
-                pool.run(&t("attacker"), job).await.unwrap();
-            }));
-        }
         // The attacker fills its share thread and both borrowed threads; if it could take
         // every thread, the victim's job would never run.
-        while blocked.running.load(Ordering::SeqCst) < 3 {
-            tokio::task::yield_now().await;
-        }
+        let flood = blocked.queue(&pool, "attacker", 20, 3).await;
         let on = tokio::time::timeout(
             Duration::from_secs(10),
             pool.run(&t("victim"), || {
@@ -352,12 +374,8 @@ mod tests {
         .await
         .expect("the victim ran beside the attacker's blocked jobs")
         .unwrap();
-        blocked.release();
-        for f in flood {
-            f.await.unwrap();
-        }
         assert_eq!(
-            blocked.most.load(Ordering::SeqCst),
+            blocked.release(flood).await,
             3,
             "one share thread, two borrowed"
         );
@@ -368,20 +386,9 @@ mod tests {
     async fn a_tenant_alone_runs_on_its_share_and_every_borrowed_thread() {
         let pool = Arc::new(pool(2, 2, 1));
         let blocked = Blocked::default();
-        let mut jobs = Vec::new();
-        for _ in 0..5 {
-            let (pool, job) = (pool.clone(), blocked.job());
-            jobs.push(tokio::spawn(async move { pool.run(&t("a"), job).await }));
-        }
-        while blocked.running.load(Ordering::SeqCst) < 3 {
-            tokio::task::yield_now().await;
-        }
-        blocked.release();
-        for j in jobs {
-            j.await.unwrap().unwrap();
-        }
+        let jobs = blocked.queue(&pool, "a", 5, 3).await;
         assert_eq!(
-            blocked.most.load(Ordering::SeqCst),
+            blocked.release(jobs).await,
             3,
             "its share thread and both borrowed ones, never the share thread kept for others"
         );

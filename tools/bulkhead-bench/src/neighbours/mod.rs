@@ -30,10 +30,8 @@ use crate::report::print_json_line;
 
 #[derive(Debug, Clone, Args)]
 pub struct NeighboursArgs {
-    #[arg(long, default_value = "http://127.0.0.1:7600")]
-    endpoint: String,
-    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: String,
+    #[command(flatten)]
+    server: crate::address::ServerAddress,
     /// Directory with base.fvecs, query.fvecs and groundtruth.ivecs.
     #[arg(long)]
     dataset: PathBuf,
@@ -103,8 +101,8 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
         "the data set has {rows} rows: --victim-records and --attacker-records must be 1..={rows}"
     );
     let plan = Plan {
-        endpoint: &args.endpoint,
-        admin_token: &args.admin_token,
+        endpoint: &args.server.endpoint,
+        admin_token: &args.server.admin_token,
         victim: &args.victim,
         attacker: &args.attacker,
         victim_records: args.victim_records,
@@ -117,7 +115,7 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
     let keys = setup.block_on(setup::prepare(&plan, &data))?;
     let timeout = Duration::from_secs(args.timeout_secs);
     let victim = VictimLoad {
-        endpoint: args.endpoint.clone(),
+        endpoint: args.server.endpoint.clone(),
         authorization: bearer(&keys.victim_write)?,
         collection: format!("tenants/{}/collections/{HNSW}", args.victim),
         data: data.clone(),
@@ -126,7 +124,7 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
         timeout,
     };
     let target = Arc::new(Target {
-        endpoint: args.endpoint.clone(),
+        endpoint: args.server.endpoint.clone(),
         tenant: format!("tenants/{}", args.attacker),
         hnsw: format!("tenants/{}/collections/{HNSW}", args.attacker),
         flat: format!("tenants/{}/collections/{FLAT}", args.attacker),
