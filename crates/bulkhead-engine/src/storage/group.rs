@@ -235,3 +235,30 @@ impl Groups {
         TenantStore::new(db, cf_name, sync)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asking_whether_a_group_is_open_never_waits_for_one_being_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::EngineConfig::new(dir.path());
+        let groups = Arc::new(Groups::new(
+            dir.path().join("groups"),
+            Arc::new(SharedResources::new(&config)),
+        ));
+        groups.db(0, HashSet::new).unwrap();
+        assert!(groups.is_open(0));
+        // Opening a big group holds its slot for seconds.
+        let slot = groups.slot(1);
+        let _opening = slot.db.lock();
+        let (done, answer) = std::sync::mpsc::channel();
+        let asking = groups.clone();
+        std::thread::spawn(move || done.send((asking.is_open(0), asking.is_open(1))).unwrap());
+        let answer = answer
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("is_open waited for a group being opened");
+        assert_eq!(answer, (true, false), "one being opened reads as closed");
+    }
+}

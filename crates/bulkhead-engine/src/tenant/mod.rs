@@ -262,3 +262,45 @@ impl TenantState {
         *self.record.write() = record;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use bulkhead_core::TenantId;
+
+    use crate::{Engine, EngineConfig, TenantSettings};
+
+    /// Runs `check` on another thread; fails if it doesn't return within 10 s (it waited).
+    fn without_waiting<T: Send + 'static>(check: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || done.send(check()).unwrap());
+        result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the call waited on another tenant's activation")
+    }
+
+    #[test]
+    fn registry_reads_never_wait_on_an_activation_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = std::sync::Arc::new(Engine::open(EngineConfig::new(dir.path())).unwrap());
+        let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
+        for id in [&a, &b] {
+            engine
+                .create_tenant(id, &TenantSettings::default())
+                .unwrap();
+        }
+        let activating = engine.tenant(&a).unwrap();
+        // An activation holds this lock for as long as it rebuilds the tenant's indexes.
+        let _held = activating.state.loaded.lock();
+        let (e, a2, b2) = (engine.clone(), a.clone(), b.clone());
+        let (info_a, info_b) =
+            without_waiting(move || (e.tenant_info(&a2).unwrap(), e.tenant_info(&b2).unwrap()));
+        assert!(
+            !info_a.loaded,
+            "an activation in progress reads as not loaded"
+        );
+        assert!(info_b.group_open);
+    }
+}
