@@ -155,16 +155,20 @@ impl Gate {
         authorize(&principal, tenant, needed)
     }
 
-    /// Runs one step of a stream's work (an export page) on the engine pool, in `tenant`'s turn.
-    pub async fn stream_step<R: Send + 'static>(
+    /// Runs engine work of `tenant` on the engine pool, in the tenant's turn: a call's body, or
+    /// one step of a stream (an export page). A panic in it is `INTERNAL`.
+    pub async fn on_engine_pool<R: Send + 'static>(
         &self,
         tenant: &TenantId,
-        step: impl FnOnce() -> Result<R, Status> + Send + 'static,
+        work: impl FnOnce() -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
         self.pool
-            .run(tenant, step)
+            .run(tenant, work)
             .await
-            .unwrap_or_else(|JobPanicked| Err(Status::internal("stream step failed")))
+            .unwrap_or_else(|JobPanicked| {
+                tracing::error!(tenant = %tenant, "engine work panicked");
+                Err(Status::internal("request task failed"))
+            })
     }
 
     /// Runs a call on the tenant named by `resource`, for callers holding at least `needed`
@@ -259,11 +263,11 @@ impl Gate {
             .engine
             .tenant_info(&call.tenant_id)
             .map_err(engine_status)?;
+        let principal = call.principal.audit_name();
         let admitted = self
             .in_flight
             .try_take(&call.tenant_id, self.shares.requests_in_flight)
             .and_then(|slot| {
-                let principal = call.principal.audit_name();
                 self.limits
                     .admit(
                         &call.tenant_id,
@@ -276,7 +280,7 @@ impl Gate {
         let tenant = self.handle(&call.tenant_id).await?;
         let audit = Audit {
             tenant: tenant.clone(),
-            principal: call.principal.audit_name(),
+            principal,
             method: call.method,
             resource: call.resource,
         };
@@ -303,13 +307,8 @@ impl Gate {
             tenant: writer.clone().unwrap_or(tenant),
         };
         let outcome = self
-            .pool
-            .run(&call.tenant_id, move || body(scope))
-            .await
-            .unwrap_or_else(|JobPanicked| {
-                tracing::error!(method = call.method, "request panicked");
-                Err(Status::internal("request task failed"))
-            });
+            .on_engine_pool(&call.tenant_id, move || body(scope))
+            .await;
         let audited = writer.is_some_and(|w| w.audited_writes() > 0);
         match &outcome {
             // Its writes carried their own events.

@@ -69,6 +69,16 @@ struct Queues {
 }
 
 impl Queues {
+    /// Queues `job` behind `tenant`'s others; a tenant with no queued job joins the ring.
+    fn push(&mut self, tenant: &TenantId, job: Job) {
+        let queue = self.tenants.entry(tenant.clone()).or_default();
+        let was_idle = queue.jobs.is_empty();
+        queue.jobs.push_back(job);
+        if was_idle {
+            self.ring.push_back(tenant.clone());
+        }
+    }
+
     /// The next job a thread of `class` may run: the first tenant in the ring under its share
     /// (share threads), or past it (borrowed threads; also any tenant while no share thread is
     /// idle, so no work waits while a core could run it). That tenant goes to the back.
@@ -78,10 +88,10 @@ impl Queues {
     /// finds the CPU first, while the busy tenant still gets every cycle left over.
     fn next(&mut self, class: Class, share: usize, now: Instant) -> Option<(TenantId, Job)> {
         let idle_share = self.idle_share;
-        let over = self.over_fair_part(now);
+        let fair = self.fair_part(now);
         let at = self.ring.iter().position(|t| {
             self.tenants.get(t).is_some_and(|q| {
-                let over = over.contains(t);
+                let over = self.is_over(t, fair, now);
                 !q.jobs.is_empty()
                     && match class {
                         Class::Share => q.on_share < share && !over,
@@ -105,24 +115,22 @@ impl Queues {
         Some((tenant, job))
     }
 
-    /// Tenants whose recent use exceeds their fair part; none while only one tenant is active.
-    fn over_fair_part(&mut self, now: Instant) -> Vec<TenantId> {
+    /// Each active tenant's fair part of the share threads (their number over the tenants
+    /// active lately); `None` while only one tenant is active. Forgets faded usage.
+    fn fair_part(&mut self, now: Instant) -> Option<f64> {
         self.usage.retain(|_, u| u.now(now) > 0.001);
-        let mut active = self.usage.len();
-        active += self
-            .tenants
-            .keys()
-            .filter(|t| !self.usage.contains_key(*t))
-            .count();
-        if active < 2 {
-            return Vec::new();
-        }
-        let fair = self.share_threads as f64 / active as f64;
-        self.usage
-            .iter()
-            .filter(|(_, u)| u.now(now) > fair)
-            .map(|(t, _)| t.clone())
-            .collect()
+        let active = self.usage.len()
+            + self
+                .tenants
+                .keys()
+                .filter(|t| !self.usage.contains_key(*t))
+                .count();
+        (active >= 2).then(|| self.share_threads as f64 / active as f64)
+    }
+
+    /// Whether `tenant`'s recent use exceeds `fair` (from [`Queues::fair_part`]).
+    fn is_over(&self, tenant: &TenantId, fair: Option<f64>, now: Instant) -> bool {
+        fair.is_some_and(|fair| self.usage.get(tenant).is_some_and(|u| u.now(now) > fair))
     }
 
     /// Counts `busy` of a finished job of `tenant` into its recent use.
@@ -224,15 +232,7 @@ impl FairPool {
                 let _ = done.send(r);
             }
         });
-        {
-            let mut q = self.shared.queues.lock();
-            let queue = q.tenants.entry(tenant.clone()).or_default();
-            let was_idle = queue.jobs.is_empty();
-            queue.jobs.push_back(wrapped);
-            if was_idle {
-                q.ring.push_back(tenant.clone());
-            }
-        }
+        self.shared.queues.lock().push(tenant, wrapped);
         self.shared.wake();
         result.await.map_err(|_| JobPanicked)
     }
@@ -406,13 +406,8 @@ mod tests {
         let mut q = Queues::default();
         for (tenant, jobs) in [("a", 3), ("b", 1), ("c", 2)] {
             for _ in 0..jobs {
-                q.tenants
-                    .entry(t(tenant))
-                    .or_default()
-                    .jobs
-                    .push_back(Box::new(|| ()));
+                q.push(&t(tenant), Box::new(|| ()));
             }
-            q.ring.push_back(t(tenant));
         }
         let mut order = Vec::new();
         while let Some((tenant, _)) = q.next(Class::Share, usize::MAX, Instant::now()) {
@@ -428,14 +423,7 @@ mod tests {
             share_threads: 2,
             ..Queues::default()
         };
-        let queue = |q: &mut Queues, tenant: &str| {
-            q.tenants
-                .entry(t(tenant))
-                .or_default()
-                .jobs
-                .push_back(Box::new(|| ()));
-            q.ring.push_back(t(tenant));
-        };
+        let queue = |q: &mut Queues, tenant: &str| q.push(&t(tenant), Box::new(|| ()));
         // Busy on three threads for the last second: 3 threads' worth.
         q.used(&t("heavy"), Duration::from_secs(3), now);
         queue(&mut q, "heavy");
@@ -459,6 +447,7 @@ mod tests {
         let (borrowed, _) = q.next(Class::Borrowed, 1, now).unwrap();
         assert_eq!(borrowed.as_str(), "heavy");
         let later = now + Duration::from_secs(5);
-        assert!(q.over_fair_part(later).is_empty(), "use decays");
+        let fair = q.fair_part(later);
+        assert!(!q.is_over(&t("heavy"), fair, later), "use decays");
     }
 }

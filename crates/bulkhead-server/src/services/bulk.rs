@@ -343,7 +343,7 @@ impl Export {
             let mut enc = encoder.take().expect("the encoder is back after each page");
             let (page, last, enc) = self
                 .gate
-                .stream_step(&self.tenant_id, move || {
+                .on_engine_pool(&self.tenant_id, move || {
                     let page = tenant
                         .scan_records(&collection, after.as_ref(), batch)
                         .map_err(engine_status)?;
