@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use bulkhead_benches::clustered_unit_vectors;
-use bulkhead_index::{IndexKind, IndexParams, Metric, SearchFilter, VectorIndex};
+use bulkhead_index::{BuildOptions, IndexKind, IndexParams, Metric, SearchFilter, VectorIndex};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const K: usize = 10;
@@ -15,6 +15,9 @@ fn build(data: &[Vec<f32>], params: IndexParams) -> VectorIndex {
     for (i, v) in data.iter().enumerate() {
         index.insert(i as u32, v).expect("insert");
     }
+    index
+        .build_if_wanted(&BuildOptions::default())
+        .expect("build");
     index
 }
 
@@ -80,9 +83,11 @@ fn bench_insert(c: &mut Criterion) {
         };
         group.bench_function(name, |b| {
             b.iter_batched(
-                || VectorIndex::new(384, Metric::Cosine, params).expect("valid params"),
+                // A graph (for "hnsw") from the first vector, so every insert measured goes
+                // into it.
+                || build(&data[..1], params),
                 |index| {
-                    for (i, v) in data.iter().enumerate() {
+                    for (i, v) in data.iter().enumerate().skip(1) {
                         index.insert(i as u32, v).expect("insert");
                     }
                     index

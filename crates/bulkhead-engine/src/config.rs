@@ -51,6 +51,9 @@ pub struct EngineConfig {
     /// Most elements of one list-valued metadata field that is indexed: each element is a
     /// posting in the tenant's memory, so a list is bounded like the record's other parts.
     pub max_indexed_list_len: usize,
+    /// Threads one index build (promotion to a graph, compaction) inserts with, at background
+    /// priority. Builds run one at a time, off every request path.
+    pub index_build_threads: usize,
 }
 
 impl EngineConfig {
@@ -73,6 +76,7 @@ impl EngineConfig {
             max_text_bytes: 1 << 20,
             max_api_keys_per_tenant: 1_000,
             max_indexed_list_len: 256,
+            index_build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -105,6 +109,9 @@ impl EngineConfig {
         }
         if self.max_indexed_list_len == 0 {
             return bad("max_indexed_list_len must be at least 1");
+        }
+        if !(1..=256).contains(&self.index_build_threads) {
+            return bad("index_build_threads must be between 1 and 256");
         }
         self.default_index.validate()?;
         Ok(())

@@ -14,6 +14,7 @@ use crate::api_keys::{ApiKeyRecord, SecretHash};
 use crate::clock::now_ms;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
+use crate::index_builds::IndexBuilds;
 use crate::key_table::KeyTable;
 use crate::settings::{Quota, RateLimit, TenantSettings};
 use crate::storage::{GroupId, Groups, Registry, SharedResources, TenantRecord, open_group_cap};
@@ -121,6 +122,8 @@ pub(crate) struct Shared {
     loaded_index_bytes: AtomicUsize,
     /// Wakes the sweeper thread for work requests shouldn't wait for.
     signal: Arc<Signal>,
+    /// Index builds wanted by writes and activations, run off the request path.
+    pub index_builds: IndexBuilds,
 }
 
 impl Shared {
@@ -353,6 +356,7 @@ impl Engine {
         for r in records {
             directory.insert(r);
         }
+        let config_build_threads = config.index_build_threads;
         let shared = Arc::new(Shared {
             groups: Groups::new(groups_dir, resources),
             config,
@@ -364,6 +368,7 @@ impl Engine {
             open_group_cap,
             loaded_index_bytes: AtomicUsize::new(0),
             signal: Arc::new(Signal::default()),
+            index_builds: IndexBuilds::start(config_build_threads),
         });
         tracing::info!(
             data_dir = %shared.config.data_dir.display(),
@@ -378,6 +383,11 @@ impl Engine {
             shared,
             sweeper: Some(sweeper),
         })
+    }
+
+    /// The index build queue: builds wanted by writes and activations, run in the background.
+    pub fn index_build_stats(&self) -> crate::IndexBuildStats {
+        self.shared.index_builds.stats()
     }
 
     /// The only way to a tenant's data. May open the tenant's group (file I/O): callers on an
@@ -600,6 +610,7 @@ impl Drop for Engine {
         if let Some(sweeper) = self.sweeper.take() {
             sweeper.stop();
         }
+        self.shared.index_builds.stop();
         // Tenant states point back at `Shared`; clearing the map breaks the cycle so the
         // databases close. Each group is flushed as it closes, so the next start replays no
         // write-ahead log.

@@ -10,6 +10,11 @@ const MIN_HUGE_BYTES: usize = 4 << 20;
 /// allocation advised for huge pages (copying the contents) instead of reallocating in place,
 /// since pages already faulted in as 4 KiB would stay that way.
 pub(crate) fn reserve<T: Copy>(v: &mut Vec<T>, additional: usize) {
+    reserve_with(v, additional, |x| *x);
+}
+
+/// [`reserve`] for element types that are not `Copy` (atomics), moved over by `copy`.
+pub(crate) fn reserve_with<T>(v: &mut Vec<T>, additional: usize, copy: impl Fn(&T) -> T) {
     let needed = v.len() + additional;
     if needed <= v.capacity() {
         return;
@@ -22,7 +27,7 @@ pub(crate) fn reserve<T: Copy>(v: &mut Vec<T>, additional: usize) {
     }
     let mut fresh: Vec<T> = Vec::with_capacity(new_cap);
     advise_huge(fresh.as_ptr().cast(), bytes);
-    fresh.extend_from_slice(v);
+    fresh.extend(v.iter().map(copy));
     *v = fresh;
 }
 

@@ -3,17 +3,22 @@
 //! HNSW, and deletes in a graph are tombstones that a rebuild eventually reclaims.
 //!
 //! Locking: one `RwLock` around the state. Searches take it shared and never block each other;
-//! inserts, removes, promotion and compaction take it exclusively. Per-search buffers come from
-//! a pool outside the lock.
+//! an insert or a remove takes it exclusively for that one vector. Promotion and compaction are
+//! never done by an insert or a remove: they only make a build *wanted*, and whoever owns
+//! background work runs [`VectorIndex::build_if_wanted`], which builds beside the live state
+//! and holds the exclusive lock only to swap (see `rebuild`). Per-search buffers come from a
+//! pool outside the lock.
+
+mod rebuild;
 
 use bulkhead_core::Metric;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{IndexError, Result};
 use crate::flat;
 use crate::hnsw::{Hnsw, Space};
 use crate::params::IndexParams;
-use crate::scratch::ScratchPool;
+use crate::scratch::{Scratch, ScratchPool};
 use crate::store::VectorStore;
 use crate::types::{IndexKind, Neighbor, SearchFilter};
 
@@ -27,8 +32,12 @@ pub struct VectorIndex {
     metric: Metric,
     params: IndexParams,
     state: RwLock<State>,
+    /// While a build runs: what changed since it took its snapshot, for it to replay.
+    changes_during_build: Mutex<Option<Vec<rebuild::Change>>>,
     scratch: ScratchPool,
 }
+
+pub use rebuild::{BuildOptions, BuildReason, BuildReport};
 
 /// Summarises instead of dumping every vector.
 impl std::fmt::Debug for VectorIndex {
@@ -54,6 +63,45 @@ impl State {
     fn space(&self, metric: Metric) -> Space<'_> {
         Space::new(self.store.data(), self.store.dim(), metric)
     }
+
+    /// Adds a prepared vector: into the graph if there is one, else to the flat store.
+    fn insert(
+        &mut self,
+        metric: Metric,
+        label: u32,
+        vector: &[f32],
+        s: &mut Scratch,
+    ) -> Result<()> {
+        let slot = self.store.push(label, vector)?;
+        let State { store, graph } = self;
+        if let Some(g) = graph {
+            g.insert(&Space::new(store.data(), store.dim(), metric), slot, s);
+        }
+        Ok(())
+    }
+
+    /// Removes `label`: a tombstone in a graph, a swap-remove while flat.
+    fn remove(&mut self, label: u32) -> bool {
+        if self.graph.is_some() {
+            self.store.tombstone(label)
+        } else {
+            self.store.swap_remove(label)
+        }
+    }
+
+    /// The build this state calls for under `params`, if any.
+    fn wanted_build(&self, params: &IndexParams) -> Option<BuildReason> {
+        match &self.graph {
+            None if self.store.live() > params.flat_threshold => Some(BuildReason::Promote),
+            Some(_)
+                if self.store.tombstones().len() as f64
+                    > f64::from(params.max_tombstone_ratio) * self.store.slots() as f64 =>
+            {
+                Some(BuildReason::Compact)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl VectorIndex {
@@ -73,6 +121,7 @@ impl VectorIndex {
                 store: VectorStore::new(dim),
                 graph: None,
             }),
+            changes_during_build: Mutex::new(None),
             scratch: ScratchPool::default(),
         })
     }
@@ -141,57 +190,39 @@ impl VectorIndex {
     }
 
     /// Adds `vector` under `label`. Fails if the dimension is wrong, a value is not finite, the
-    /// label is already live, or (cosine) the vector is zero. May promote the index to HNSW,
-    /// which builds the graph under the write lock.
+    /// label is already live, or (cosine) the vector is zero. Never builds a graph: past
+    /// `flat_threshold` it makes a promotion wanted (see [`VectorIndex::wanted_build`]).
     pub fn insert(&self, label: u32, vector: &[f32]) -> Result<()> {
         let v = self.prepare(vector)?;
         let mut state = self.state.write();
-        let slot = state.store.push(label, &v)?;
-        let State { store, graph } = &mut *state;
-        let space = Space::new(store.data(), self.dim, self.metric);
-        match graph {
-            Some(g) => {
-                let mut s = self.scratch.take(g.len() + 1);
-                g.insert(&space, slot, &mut s);
-                self.scratch.put(s);
-            }
-            None if store.live() > self.params.flat_threshold => {
-                *graph = Some(Hnsw::build(&self.params, &space, store.slots()));
-            }
-            None => {}
-        }
+        let mut s = self.scratch.take(state.store.slots() + 1);
+        let inserted = state.insert(self.metric, label, &v, &mut s);
+        self.scratch.put(s);
+        inserted?;
+        self.record_change(rebuild::Change::Inserted(label));
         Ok(())
     }
 
-    /// Removes `label`; returns whether it was live. In a graph this leaves a tombstone, and
-    /// once tombstones exceed `max_tombstone_ratio` of the nodes the index is rebuilt from the
-    /// live vectors (flat again if they no longer exceed `flat_threshold`).
+    /// Removes `label`; returns whether it was live. In a graph this leaves a tombstone; once
+    /// tombstones exceed `max_tombstone_ratio` of the nodes a compaction is wanted.
     pub fn remove(&self, label: u32) -> bool {
         let mut state = self.state.write();
-        if state.graph.is_none() {
-            return state.store.swap_remove(label);
+        let removed = state.remove(label);
+        if removed {
+            self.record_change(rebuild::Change::Removed(label));
         }
-        if !state.store.tombstone(label) {
-            return false;
-        }
-        let dead = state.store.tombstones().len() as f64;
-        if dead / state.store.slots() as f64 > f64::from(self.params.max_tombstone_ratio) {
-            self.compact(&mut state);
-        }
-        true
+        removed
     }
 
-    fn compact(&self, state: &mut State) {
-        let store = state.store.compacted();
-        let graph = (store.live() > self.params.flat_threshold).then(|| {
-            Hnsw::build(
-                &self.params,
-                &Space::new(store.data(), self.dim, self.metric),
-                store.slots(),
-            )
-        });
-        *state = State { store, graph };
-        self.scratch.clear();
+    /// The rebuild the index wants now, if any: a promotion once flat and past
+    /// `flat_threshold`, a compaction once tombstones pass `max_tombstone_ratio`.
+    pub fn wanted_build(&self) -> Option<BuildReason> {
+        self.state.read().wanted_build(&self.params)
+    }
+
+    /// Whether a build is running.
+    pub fn is_building(&self) -> bool {
+        self.changes_during_build.lock().is_some()
     }
 
     /// Up to `k` nearest live labels to `query` that pass `filter`, closest first.

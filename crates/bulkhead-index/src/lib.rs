@@ -2,8 +2,9 @@
 //! engine owns those concerns and hands this crate plain `u32` labels and `f32` vectors, which
 //! keeps the performance-critical code small enough to reason about and benchmark in isolation.
 //!
-//! [`VectorIndex`] is the only entry point; it starts as an exact flat scan and promotes itself
-//! to a hand-written HNSW graph once it outgrows `IndexParams::flat_threshold`.
+//! [`VectorIndex`] is the only entry point; it starts as an exact flat scan and, once it outgrows
+//! `IndexParams::flat_threshold`, wants promotion to a hand-written HNSW graph, which its owner
+//! builds in the background with [`VectorIndex::build_if_wanted`].
 
 pub mod distance;
 mod error;
@@ -19,6 +20,6 @@ mod types;
 
 pub use bulkhead_core::Metric;
 pub use error::{IndexError, Result};
-pub use index::{MAX_DIM, VectorIndex};
+pub use index::{BuildOptions, BuildReason, BuildReport, MAX_DIM, VectorIndex};
 pub use params::{IndexParams, MAX_EF, MAX_FLAT_THRESHOLD};
 pub use types::{IndexKind, Neighbor, SearchFilter};

@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub max_api_keys_per_tenant: usize,
     /// Most elements of a list-valued metadata field that is indexed.
     pub max_indexed_list_len: usize,
+    /// Threads one background index build uses (0: one per CPU).
+    pub index_build_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +123,7 @@ impl Default for ServerConfig {
             stream_timeout_secs: 3600,
             max_api_keys_per_tenant: engine.max_api_keys_per_tenant,
             max_indexed_list_len: engine.max_indexed_list_len,
+            index_build_threads: 0,
         }
     }
 }
@@ -239,6 +242,9 @@ impl ServerConfig {
         e.default_audit_retention = Duration::from_secs(self.default_audit_retention_days * 86_400);
         e.max_api_keys_per_tenant = self.max_api_keys_per_tenant;
         e.max_indexed_list_len = self.max_indexed_list_len;
+        if self.index_build_threads > 0 {
+            e.index_build_threads = self.index_build_threads;
+        }
         e
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bulkhead_core::{Metadata, Metric, RecordId};
 use bulkhead_engine::{
-    CollectionInfo, CollectionSpec, Hit, IndexParams, NewRecord, Quota, RateLimit, StoredRecord,
-    TenantInfo,
+    CollectionInfo, CollectionSpec, Hit, IndexKind, IndexParams, NewRecord, Quota, RateLimit,
+    StoredRecord, TenantInfo,
 };
 use bulkhead_proto::v1 as pb;
 use prost_types::Timestamp;
@@ -89,6 +89,14 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
         }),
         create_time: Some(timestamp_ms(c.created_at_ms)),
         record_count: c.records,
+        index: Some(pb::IndexStatus {
+            kind: match c.index.kind {
+                IndexKind::Flat => pb::IndexKind::Flat,
+                IndexKind::Hnsw => pb::IndexKind::Hnsw,
+            } as i32,
+            building: c.index.building,
+            memory_bytes: c.index.memory_bytes,
+        }),
         indexed_fields: c
             .spec
             .indexed_fields

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use bulkhead_index::{
-    IndexKind, IndexParams, MAX_FLAT_THRESHOLD, Metric, SearchFilter, VectorIndex,
+    BuildOptions, IndexKind, IndexParams, MAX_FLAT_THRESHOLD, Metric, SearchFilter, VectorIndex,
 };
 use clap::{Args, ValueEnum};
 
@@ -63,7 +63,10 @@ pub struct AnnArgs {
     /// Threads issuing queries concurrently.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// `hnsw` forces the graph from the first vector; `flat` never builds one.
+    /// Threads building the graph (the engine's `index-build-threads`).
+    #[arg(long, default_value_t = 1)]
+    build_threads: usize,
+    /// `hnsw` builds the graph over all vectors; `flat` never builds one.
     #[arg(long, value_enum, default_value = "hnsw")]
     index: IndexChoice,
     /// One JSON object per line instead of a table.
@@ -111,6 +114,10 @@ fn load(args: &AnnArgs) -> Result<Dataset> {
     ensure!(!args.ef.is_empty(), "--ef needs at least one value");
     ensure!(args.threads >= 1, "--threads must be at least 1");
     ensure!(
+        (1..=256).contains(&args.build_threads),
+        "--build-threads must be between 1 and 256"
+    );
+    ensure!(
         u32::try_from(n).is_ok(),
         "base has {n} vectors, more than u32 labels allow"
     );
@@ -140,19 +147,31 @@ fn build(args: &AnnArgs, base: &Matrix<f32>) -> Result<(VectorIndex, Duration)> 
     let index = VectorIndex::new(base.dim, args.metric.into(), params)?;
     let n = base.rows();
     let start = Instant::now();
-    let step = (n / 10).max(1);
     for i in 0..n {
         index
             .insert(i as u32, base.row(i))
             .with_context(|| format!("inserting base row {i}"))?;
-        if (i + 1) % step == 0 {
+    }
+    eprintln!(
+        "  loaded {n} vectors ({:.1} s); building with {} thread(s)",
+        start.elapsed().as_secs_f64(),
+        args.build_threads
+    );
+    let step = (n / 10).max(1);
+    let next_report = AtomicUsize::new(step);
+    let progress = |done: usize, total: usize| {
+        if done >= next_report.load(Ordering::Relaxed) {
+            next_report.store(done + step, Ordering::Relaxed);
             eprintln!(
-                "  inserted {}/{n} ({:.1} s)",
-                i + 1,
+                "  linked {done}/{total} ({:.1} s)",
                 start.elapsed().as_secs_f64()
             );
         }
-    }
+    };
+    index.build_if_wanted(&BuildOptions {
+        threads: args.build_threads,
+        progress: Some(&progress),
+    })?;
     Ok((index, start.elapsed()))
 }
 
@@ -249,15 +268,27 @@ pub fn run(args: &AnnArgs) -> Result<()> {
         IndexKind::Hnsw => "hnsw",
         IndexKind::Flat => "flat",
     };
+    let bytes_per_vector = index.memory_bytes() / data.base.rows().max(1);
     eprintln!(
-        "built {name} index in {:.2} s, ~{:.1} MiB",
+        "built {name} index in {:.2} s with {} thread(s), ~{:.1} MiB, {bytes_per_vector} bytes/vector",
         build_time.as_secs_f64(),
+        args.build_threads,
         index.memory_bytes() as f64 / (1024.0 * 1024.0)
     );
     if !args.json {
         println!(
-            "{:<6} {:>5} {:>4} {:>8} {:>10} {:>9} {:>9} {:>8} {:>7}",
-            "index", "ef", "k", "recall", "qps", "p50_us", "p99_us", "build_s", "threads"
+            "{:<6} {:>5} {:>4} {:>8} {:>10} {:>9} {:>9} {:>8} {:>7} {:>7} {:>9}",
+            "index",
+            "ef",
+            "k",
+            "recall",
+            "qps",
+            "p50_us",
+            "p99_us",
+            "build_s",
+            "threads",
+            "b_thr",
+            "bytes/vec"
         );
     }
     for &ef in &args.ef {
@@ -283,12 +314,14 @@ pub fn run(args: &AnnArgs) -> Result<()> {
                 ("p99_us", round(p99, 1).into()),
                 ("build_s", round(build_s, 2).into()),
                 ("threads", args.threads.into()),
+                ("build_threads", args.build_threads.into()),
+                ("bytes_per_vector", bytes_per_vector.into()),
             ];
             print_json_line(&fields);
         } else {
             println!(
-                "{name:<6} {ef:>5} {:>4} {recall:>8.4} {qps:>10.1} {p50:>9.1} {p99:>9.1} {build_s:>8.2} {:>7}",
-                args.k, args.threads
+                "{name:<6} {ef:>5} {:>4} {recall:>8.4} {qps:>10.1} {p50:>9.1} {p99:>9.1} {build_s:>8.2} {:>7} {:>7} {bytes_per_vector:>9}",
+                args.k, args.threads, args.build_threads
             );
         }
     }

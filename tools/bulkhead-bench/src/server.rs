@@ -222,6 +222,42 @@ async fn setup_remote(args: &ServerArgs, layout: &Layout, dim: usize) -> Result<
     })
 }
 
+/// Waits until every tenant's collection past its flat threshold is served by its graph:
+/// promotion runs in the background after the ingest, and a measurement taken before it ends
+/// would time exact scans. Ingest time includes this wait.
+async fn wait_for_remote_graphs(layout: &Layout, remote: &Remote) -> Result<()> {
+    let mut colls =
+        pb::collection_service_client::CollectionServiceClient::new(remote.channel.clone());
+    for (t, key) in layout.tenants.iter().zip(&remote.keys) {
+        loop {
+            let c = colls
+                .get_collection(authed(
+                    key,
+                    pb::GetCollectionRequest {
+                        name: format!("tenants/{t}/collections/docs"),
+                    },
+                ))
+                .await?
+                .into_inner();
+            let threshold = c.hnsw.as_ref().map_or(0, |h| u64::from(h.flat_threshold));
+            let index = c.index.unwrap_or_default();
+            let graph_ready = index.kind == pb::IndexKind::Hnsw as i32 && !index.building;
+            if graph_ready || c.record_count <= threshold {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// [`wait_for_remote_graphs`] for the in-process engine.
+async fn wait_for_local_builds(engine: &Engine) {
+    while engine.index_build_stats().pending > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Every (tenant, batch of rows) to ingest.
 fn batches(layout: &Layout, batch: usize) -> Vec<(usize, Vec<usize>)> {
     layout
@@ -646,6 +682,7 @@ async fn setup_local(
     }
     eprintln!("in-process: ingesting");
     let ingest = ingest_local(args, data, layout, &handles).await?;
+    wait_for_local_builds(&engine).await;
     report(
         args,
         "in-process",
@@ -669,6 +706,7 @@ async fn run_async(args: &ServerArgs) -> Result<()> {
     eprintln!("server: creating {} tenant(s)", layout.tenants.len());
     let remote = setup_remote(args, &layout, dim).await?;
     let ingest = ingest_remote(args, &data, &layout, &remote).await?;
+    wait_for_remote_graphs(&layout, &remote).await?;
     report(
         args,
         "server",

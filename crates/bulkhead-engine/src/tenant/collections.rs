@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bulkhead_core::CollectionId;
+use bulkhead_index::IndexKind;
 
 use crate::clock::now_ms;
 use crate::collection::{CollectionMeta, CollectionSpec, LiveCollection};
@@ -19,6 +20,19 @@ pub struct CollectionInfo {
     pub created_at_ms: u64,
     /// Unexpired records.
     pub records: u64,
+    pub index: IndexStatus,
+}
+
+/// What answers a collection's searches now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexStatus {
+    /// Flat (exact scan) or HNSW; a collection past its flat threshold is flat until its
+    /// graph is built in the background.
+    pub kind: IndexKind,
+    /// Whether a promotion or compaction is running.
+    pub building: bool,
+    /// Approximate memory of the index.
+    pub memory_bytes: u64,
 }
 
 fn info(c: &LiveCollection) -> CollectionInfo {
@@ -27,6 +41,11 @@ fn info(c: &LiveCollection) -> CollectionInfo {
         spec: c.meta.spec(),
         created_at_ms: c.meta.created_at_ms,
         records: c.slots.read().live_count(now_ms()) as u64,
+        index: IndexStatus {
+            kind: c.index.kind(),
+            building: c.index.is_building(),
+            memory_bytes: c.index.memory_bytes() as u64,
+        },
     }
 }
 

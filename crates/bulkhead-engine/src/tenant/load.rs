@@ -72,8 +72,10 @@ impl TenantHandle {
         })?;
         let loaded = Loaded::default();
         for (id, meta) in metas {
-            let live = self.load_collection(id.clone(), meta)?;
-            loaded.collections.write().insert(id, Arc::new(live));
+            let live = Arc::new(self.load_collection(id.clone(), meta)?);
+            // Searches scan the vectors exactly until the graph is built in the background.
+            self.build_later_if_wanted(&live);
+            loaded.collections.write().insert(id, live);
         }
         Ok(loaded)
     }

@@ -50,7 +50,7 @@ use crate::error::{EngineError, Result};
 use crate::storage::{TenantRecord, TenantStore};
 
 pub use audit_log::AuditPage;
-pub use collections::CollectionInfo;
+pub use collections::{CollectionInfo, IndexStatus};
 pub use records::MAX_TOP_K;
 
 /// Access to one tenant. Cheap to clone; every clone addresses the same single tenant.
@@ -132,9 +132,13 @@ impl TenantState {
         self.count_index_bytes(self.loaded_memory_bytes())
     }
 
+    pub(crate) fn id(&self) -> TenantId {
+        self.record.read().id.clone()
+    }
+
     /// After this tenant's indexes loaded or grew: recounts them, and evicts idle tenants if the
     /// total is now over the budget.
-    fn index_grew(&self) {
+    pub(crate) fn index_grew(&self) {
         if self.recount_index_bytes() > self.shared.config.index_memory_budget_bytes {
             self.shared.enforce_index_budget(Some(self));
         }
@@ -196,7 +200,15 @@ impl TenantHandle {
     }
 
     pub fn id(&self) -> TenantId {
-        self.state.record.read().id.clone()
+        self.state.id()
+    }
+
+    /// Queues the build `col`'s index wants (promotion or compaction), if any, for the
+    /// engine's build thread; the caller never waits for it.
+    fn build_later_if_wanted(&self, col: &Arc<LiveCollection>) {
+        if col.index.wanted_build().is_some() {
+            self.state.shared.index_builds.schedule(&self.state, col);
+        }
     }
 
     /// Whether both handles are for the same tenant incarnation (a deleted and re-created

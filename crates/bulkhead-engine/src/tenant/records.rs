@@ -96,6 +96,7 @@ impl TenantHandle {
             col.index.remove(label);
         }
         drop(writer);
+        self.build_later_if_wanted(&col);
         self.state.index_grew();
         Ok(records.len())
     }
@@ -228,6 +229,7 @@ impl TenantHandle {
                 count += usize::from(!expired);
             }
         }
+        self.build_later_if_wanted(&col);
         Ok(count)
     }
 

@@ -3,6 +3,7 @@
 //! bounded batches, each under the collection's writer lock only, so queries never wait on it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bulkhead_core::CollectionId;
 
@@ -134,7 +135,7 @@ impl TenantHandle {
         Ok(removed)
     }
 
-    fn sweep_live(&self, col: &LiveCollection, entries: &[ExpiryEntry]) -> Result<usize> {
+    fn sweep_live(&self, col: &Arc<LiveCollection>, entries: &[ExpiryEntry]) -> Result<usize> {
         let writer = col.writer.lock();
         if *writer {
             return self.sweep_stored(entries);
@@ -153,6 +154,7 @@ impl TenantHandle {
             }
         }
         drop(writer);
+        self.build_later_if_wanted(col);
         Ok(removed)
     }
 }

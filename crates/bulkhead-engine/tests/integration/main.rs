@@ -5,6 +5,7 @@ mod crash;
 mod crud;
 mod filters;
 mod groups;
+mod index_builds;
 mod isolation;
 mod model;
 mod restart;

@@ -6,11 +6,21 @@
 //! one flat array with a fixed stride of `1 + 2M` `u32`s per node (count, then ids), so a node's
 //! neighbour list is one or two cache lines at a computable address. Upper levels are rare
 //! (1/M of nodes) and get a small boxed array per node.
+//!
+//! Links are atomics so that a build can insert from several threads at once (hnswlib's
+//! scheme): a thread holds a node's stripe lock while it reads or rewrites that node's list,
+//! never two stripes at a time, and holds the entry-point lock for the whole insert only of a
+//! node that becomes the new top. Queries run on a graph no one is writing (the index's lock
+//! guarantees it), so they read links without locking; relaxed atomic loads compile to plain
+//! loads, and the search loop costs what it did with `u32`s.
 
 mod search;
 mod select;
 
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+
 use bulkhead_core::Metric;
+use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -24,6 +34,11 @@ use select::select_heuristic;
 const LEVEL_SEED: u64 = 0xB01C_4EAD_5EED_0001;
 /// Levels above this are never drawn (probability ~M^-16, i.e. never in practice).
 const MAX_LEVEL: usize = 16;
+/// Locks guarding link lists during a concurrent build, shared by node id modulo this: one
+/// lock per node would cost memory per node for a contention that is already rare.
+const LINK_STRIPES: usize = 4096;
+/// A build reports its progress after this many nodes.
+const PROGRESS_EVERY: usize = 4096;
 
 /// The vectors a graph is built over, with the metric to compare them by.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +74,13 @@ impl<'a> Space<'a> {
     }
 }
 
+/// The node searches start from, and the highest level in the graph.
+#[derive(Debug, Clone, Copy, Default)]
+struct Top {
+    entry: Option<u32>,
+    max_level: usize,
+}
+
 /// HNSW links over node ids `0..len()`, which are store slots.
 #[derive(Debug)]
 pub(crate) struct Hnsw {
@@ -67,12 +89,12 @@ pub(crate) struct Hnsw {
     ef_construction: usize,
     level_mult: f64,
     /// `len() * (1 + m0)`: per node a count followed by up to `m0` neighbour ids.
-    links0: Vec<u32>,
+    links0: Vec<AtomicU32>,
     /// Per node, `level * (1 + m)` entries for levels `1..=level`; empty for level-0 nodes.
-    upper: Vec<Box<[u32]>>,
+    upper: Vec<Box<[AtomicU32]>>,
     levels: Vec<u8>,
-    entry: Option<u32>,
-    max_level: usize,
+    top: Mutex<Top>,
+    stripes: Box<[Mutex<()>]>,
     rng: StdRng,
 }
 
@@ -80,7 +102,7 @@ impl Hnsw {
     pub fn new(params: &IndexParams, capacity: usize) -> Self {
         let m0 = 2 * params.m;
         let mut links0 = Vec::new();
-        crate::hugepages::reserve(&mut links0, capacity * (1 + m0));
+        crate::hugepages::reserve_with(&mut links0, capacity * (1 + m0), copy_atomic);
         Self {
             m: params.m,
             m0,
@@ -89,19 +111,59 @@ impl Hnsw {
             links0,
             upper: Vec::with_capacity(capacity),
             levels: Vec::with_capacity(capacity),
-            entry: None,
-            max_level: 0,
+            top: Mutex::new(Top::default()),
+            stripes: (0..LINK_STRIPES).map(|_| Mutex::new(())).collect(),
             rng: StdRng::seed_from_u64(LEVEL_SEED),
         }
     }
 
-    /// Builds a graph over the first `n` vectors of `space`.
-    pub fn build(params: &IndexParams, space: &Space<'_>, n: usize) -> Self {
+    /// Builds a graph over the first `n` vectors of `space` with `threads` threads (the caller's
+    /// among them), calling `progress` with the count of nodes linked every few thousand.
+    /// Levels are drawn in node order, so one thread builds the same graph every time; with
+    /// more, the order in which nodes meet varies and so do the links, not their quality.
+    pub fn build(
+        params: &IndexParams,
+        space: &Space<'_>,
+        n: usize,
+        threads: usize,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Self {
         let mut g = Self::new(params, n);
-        let mut scratch = Scratch::default();
-        for id in 0..n as u32 {
-            g.insert(space, id, &mut scratch);
+        for _ in 0..n {
+            g.add_node();
         }
+        if n == 0 {
+            return g;
+        }
+        // The first node becomes the entry point before anyone else needs one.
+        g.link(space, 0, &mut Scratch::default());
+        let next = AtomicUsize::new(1);
+        let done = AtomicUsize::new(1);
+        let work = || {
+            let mut scratch = Scratch::default();
+            loop {
+                let id = next.fetch_add(1, Relaxed);
+                if id >= n {
+                    return;
+                }
+                g.link(space, id as u32, &mut scratch);
+                let linked = done.fetch_add(1, Relaxed) + 1;
+                if linked.is_multiple_of(PROGRESS_EVERY) {
+                    progress(linked);
+                }
+            }
+        };
+        // Helpers inherit the caller's scheduling priority (a per-thread attribute on Linux).
+        std::thread::scope(|s| {
+            for i in 1..threads.clamp(1, n) {
+                std::thread::Builder::new()
+                    .name(format!("bulkhead-build-{i}"))
+                    .spawn_scoped(s, work)
+                    .expect("spawning an index build thread");
+            }
+            work();
+        });
+        progress(n);
         g
     }
 
@@ -115,48 +177,69 @@ impl Hnsw {
         if level == 0 { self.m0 } else { self.m }
     }
 
-    /// Start of `id`'s count-prefixed list at `level`, as (array, offset).
     #[inline]
-    fn list(&self, id: u32, level: usize) -> (&[u32], usize) {
+    fn stripe(&self, id: u32) -> &Mutex<()> {
+        &self.stripes[id as usize % LINK_STRIPES]
+    }
+
+    /// `id`'s count-prefixed list at `level`.
+    #[inline]
+    fn list(&self, id: u32, level: usize) -> &[AtomicU32] {
         if level == 0 {
-            (&self.links0, id as usize * (1 + self.m0))
+            let off = id as usize * (1 + self.m0);
+            &self.links0[off..off + 1 + self.m0]
         } else {
-            (&self.upper[id as usize], (level - 1) * (1 + self.m))
+            let off = (level - 1) * (1 + self.m);
+            &self.upper[id as usize][off..off + 1 + self.m]
         }
     }
 
-    /// Neighbours of `id` at `level`.
+    /// Calls `f` with each neighbour of `id` at `level`. `LOCKED` takes the node's stripe lock
+    /// for the read, as a build must while other threads rewrite lists; queries read a graph
+    /// no one writes and skip it.
     #[inline]
-    pub fn links(&self, id: u32, level: usize) -> &[u32] {
-        let (arr, off) = self.list(id, level);
-        let n = arr[off] as usize;
-        &arr[off + 1..off + 1 + n]
+    pub(super) fn for_each_link<const LOCKED: bool>(
+        &self,
+        id: u32,
+        level: usize,
+        mut f: impl FnMut(u32),
+    ) {
+        let _guard = LOCKED.then(|| self.stripe(id).lock());
+        let list = self.list(id, level);
+        let n = (list[0].load(Relaxed) as usize).min(list.len() - 1);
+        for link in &list[1..=n] {
+            f(link.load(Relaxed));
+        }
+    }
+
+    /// Neighbours of `id` at `level`, copied out (for checks; searches use `for_each_link`).
+    #[cfg(test)]
+    pub fn links(&self, id: u32, level: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.for_each_link::<true>(id, level, |n| out.push(n));
+        out
+    }
+
+    /// The entry point and top level, or `None` for an empty graph.
+    pub(super) fn entry(&self) -> Option<(u32, usize)> {
+        let top = *self.top.lock();
+        top.entry.map(|e| (e, top.max_level))
     }
 
     /// Address of `id`'s level-0 list, for prefetching.
     #[inline]
-    pub fn links0_ptr(&self, id: u32) -> *const u32 {
+    pub fn links0_ptr(&self, id: u32) -> *const AtomicU32 {
         self.links0
             .as_ptr()
             .wrapping_add(id as usize * (1 + self.m0))
     }
 
-    fn list_mut(&mut self, id: u32, level: usize) -> &mut [u32] {
-        if level == 0 {
-            let off = id as usize * (1 + self.m0);
-            &mut self.links0[off..off + 1 + self.m0]
-        } else {
-            let off = (level - 1) * (1 + self.m);
-            &mut self.upper[id as usize][off..off + 1 + self.m]
-        }
-    }
-
-    fn set_links(&mut self, id: u32, level: usize, ids: impl ExactSizeIterator<Item = u32>) {
-        let list = self.list_mut(id, level);
+    /// Overwrites a list; the caller holds its stripe lock.
+    fn write_list(list: &[AtomicU32], ids: impl ExactSizeIterator<Item = u32>) {
         debug_assert!(ids.len() < list.len());
-        list[0] = ids.len() as u32;
-        for (slot, n) in list[1..].iter_mut().zip(ids) {
-            *slot = n;
+        list[0].store(ids.len() as u32, Relaxed);
+        for (slot, n) in list[1..].iter().zip(ids) {
+            slot.store(n, Relaxed);
         }
     }
 
@@ -166,36 +249,57 @@ impl Hnsw {
         (level as usize).min(MAX_LEVEL)
     }
 
+    /// Appends an unlinked node with a freshly drawn level.
+    fn add_node(&mut self) {
+        let level = self.random_level();
+        self.levels.push(level as u8);
+        crate::hugepages::reserve_with(&mut self.links0, 1 + self.m0, copy_atomic);
+        self.links0.extend((0..=self.m0).map(|_| AtomicU32::new(0)));
+        self.upper.push(
+            (0..level * (1 + self.m))
+                .map(|_| AtomicU32::new(0))
+                .collect(),
+        );
+    }
+
     /// Adds node `id` (must equal `len()`), whose vector is `space.vector(id)`.
     pub fn insert(&mut self, space: &Space<'_>, id: u32, scratch: &mut Scratch) {
         debug_assert_eq!(id as usize, self.len());
-        let level = self.random_level();
-        self.levels.push(level as u8);
-        crate::hugepages::reserve(&mut self.links0, 1 + self.m0);
-        self.links0.resize(self.links0.len() + 1 + self.m0, 0);
-        self.upper
-            .push(vec![0; level * (1 + self.m)].into_boxed_slice());
+        self.add_node();
+        self.link(space, id, scratch);
+    }
 
-        let Some(entry) = self.entry else {
-            self.entry = Some(id);
-            self.max_level = level;
+    /// Links the added node `id` into the graph. Safe to run for different nodes at once.
+    fn link(&self, space: &Space<'_>, id: u32, scratch: &mut Scratch) {
+        let level = self.levels[id as usize] as usize;
+        let mut top = self.top.lock();
+        let Some(entry) = top.entry else {
+            *top = Top {
+                entry: Some(id),
+                max_level: level,
+            };
             return;
         };
+        let max_level = top.max_level;
+        // A node that will become the new top keeps the lock until it is linked, so no other
+        // insert starts from a half-linked entry point.
+        let new_top = (level > max_level).then_some(top);
+
         let q = space.vector(id);
         let mut cur = Candidate {
             dist: space.dist(q, entry),
             id: entry,
         };
-        for lc in (level + 1..=self.max_level).rev() {
-            cur = self.greedy(space, q, cur, lc);
+        for lc in (level + 1..=max_level).rev() {
+            cur = self.greedy::<true>(space, q, cur, lc);
         }
 
         let mut found = Vec::with_capacity(self.ef_construction);
         let mut selected = Vec::with_capacity(self.m0 + 1);
         let mut pool = Vec::with_capacity(self.m0 + 1);
-        for lc in (0..=level.min(self.max_level)).rev() {
+        for lc in (0..=level.min(max_level)).rev() {
             scratch.reset(self.len());
-            self.search_layer(
+            self.search_layer::<_, true>(
                 space,
                 q,
                 cur,
@@ -210,7 +314,10 @@ impl Hnsw {
             found.sort_unstable();
 
             select_heuristic(space, &found, self.m, &mut selected);
-            self.set_links(id, lc, selected.iter().map(|c| c.id));
+            {
+                let _guard = self.stripe(id).lock();
+                Self::write_list(self.list(id, lc), selected.iter().map(|c| c.id));
+            }
             for &s in &selected {
                 self.link_back(
                     space,
@@ -224,15 +331,17 @@ impl Hnsw {
             cur = selected[0];
         }
 
-        if level > self.max_level {
-            self.max_level = level;
-            self.entry = Some(id);
+        if let Some(mut top) = new_top {
+            *top = Top {
+                entry: Some(id),
+                max_level: level,
+            };
         }
     }
 
     /// Adds `new` to `node`'s list at `level`, re-selecting by the heuristic when it is full.
     fn link_back(
-        &mut self,
+        &self,
         space: &Space<'_>,
         node: u32,
         new: Candidate,
@@ -241,36 +350,45 @@ impl Hnsw {
         out: &mut Vec<Candidate>,
     ) {
         let max = self.max_degree(level);
-        let list = self.list_mut(node, level);
-        let n = list[0] as usize;
+        let _guard = self.stripe(node).lock();
+        let list = self.list(node, level);
+        let n = list[0].load(Relaxed) as usize;
         if n < max {
-            list[1 + n] = new.id;
-            list[0] += 1;
+            list[1 + n].store(new.id, Relaxed);
+            list[0].store(n as u32 + 1, Relaxed);
             return;
         }
         let nv = space.vector(node);
         pool.clear();
-        pool.extend(list[1..=n].iter().map(|&x| Candidate {
-            dist: space.dist(nv, x),
-            id: x,
+        pool.extend(list[1..=n].iter().map(|x| {
+            let x = x.load(Relaxed);
+            Candidate {
+                dist: space.dist(nv, x),
+                id: x,
+            }
         }));
         pool.push(new);
         pool.sort_unstable();
         // `out` is only scratch here; the caller has finished reading it.
         let mut kept = std::mem::take(out);
         select_heuristic(space, pool, max, &mut kept);
-        self.set_links(node, level, kept.iter().map(|c| c.id));
+        Self::write_list(list, kept.iter().map(|c| c.id));
         *out = kept;
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.links0.capacity() * size_of::<u32>()
-            + self.upper.capacity() * size_of::<Box<[u32]>>()
+        self.links0.capacity() * size_of::<AtomicU32>()
+            + self.upper.capacity() * size_of::<Box<[AtomicU32]>>()
             + self
                 .upper
                 .iter()
-                .map(|u| u.len() * size_of::<u32>())
+                .map(|u| u.len() * size_of::<AtomicU32>())
                 .sum::<usize>()
             + self.levels.capacity()
+            + self.stripes.len() * size_of::<Mutex<()>>()
     }
+}
+
+fn copy_atomic(a: &AtomicU32) -> AtomicU32 {
+    AtomicU32::new(a.load(Relaxed))
 }

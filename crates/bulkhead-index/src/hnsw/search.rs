@@ -1,6 +1,7 @@
 //! The beam search every query and every insert runs. It is the hottest code in the product, so
 //! it is generic over the acceptance test (the unfiltered case compiles to no check at all) and
-//! works entirely inside a pooled [`Scratch`].
+//! works entirely inside a pooled [`Scratch`]. `LOCKED` is set only by a build, whose threads
+//! read lists others are rewriting; a query's instantiation has no lock in it.
 
 use std::cmp::Reverse;
 
@@ -10,7 +11,7 @@ use crate::scratch::{Candidate, Scratch};
 
 impl Hnsw {
     /// Greedy descent on one upper level: move to the closest neighbour until none is closer.
-    pub(super) fn greedy(
+    pub(super) fn greedy<const LOCKED: bool>(
         &self,
         space: &Space<'_>,
         q: &[f32],
@@ -19,13 +20,14 @@ impl Hnsw {
     ) -> Candidate {
         loop {
             let mut moved = false;
-            for &n in self.links(cur.id, level) {
+            let from = cur;
+            self.for_each_link::<LOCKED>(from.id, level, |n| {
                 let dist = space.dist(q, n);
                 if dist < cur.dist {
                     cur = Candidate { dist, id: n };
                     moved = true;
                 }
-            }
+            });
             if !moved {
                 return cur;
             }
@@ -38,7 +40,7 @@ impl Hnsw {
     /// reachable graph is exhausted) instead of stopping at the first non-improving candidate.
     /// `s` must have been reset for `self.len()` nodes.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn search_layer<F: Fn(u32) -> bool>(
+    pub(super) fn search_layer<F: Fn(u32) -> bool, const LOCKED: bool>(
         &self,
         space: &Space<'_>,
         q: &[f32],
@@ -74,12 +76,12 @@ impl Hnsw {
             // on 60k x 384: prefetching every whole vector up front saturates the fill buffers
             // and is slower than no prefetch at all.)
             batch.clear();
-            for &n in self.links(c.id, level) {
+            self.for_each_link::<LOCKED>(c.id, level, |n| {
                 if visited.insert(n) {
                     prefetch_bytes(space.vector_ptr(n), 1);
                     batch.push(n);
                 }
-            }
+            });
             for (i, &n) in batch.iter().enumerate() {
                 if let Some(&next) = batch.get(i + 1) {
                     prefetch_bytes(space.vector_ptr(next), vbytes);
@@ -118,18 +120,18 @@ impl Hnsw {
         accept: F,
         filtering: bool,
     ) -> Vec<Candidate> {
-        let Some(entry) = self.entry else {
+        let Some((entry, max_level)) = self.entry() else {
             return Vec::new();
         };
         let mut cur = Candidate {
             dist: space.dist(q, entry),
             id: entry,
         };
-        for level in (1..=self.max_level).rev() {
-            cur = self.greedy(space, q, cur, level);
+        for level in (1..=max_level).rev() {
+            cur = self.greedy::<false>(space, q, cur, level);
         }
         s.reset(self.len());
-        self.search_layer(space, q, cur, ef.max(k), 0, s, accept, filtering);
+        self.search_layer::<_, false>(space, q, cur, ef.max(k), 0, s, accept, filtering);
         while s.results.len() > k {
             s.results.pop();
         }

@@ -80,6 +80,7 @@ fn build(metric: Metric, params: IndexParams, data: &[(u32, Vec<f32>)]) -> Vecto
     for (l, v) in data {
         idx.insert(*l, v).unwrap();
     }
+    idx.build_if_wanted(&BuildOptions::default()).unwrap();
     idx
 }
 
@@ -182,12 +183,25 @@ fn compaction_keeps_labels_and_recall() {
     for (l, _) in &gone {
         assert!(idx.remove(*l));
     }
+    assert_eq!(
+        idx.state.read().store.tombstones().len() as usize,
+        gone.len()
+    );
+    assert_eq!(idx.wanted_build(), Some(BuildReason::Compact), "30% > 25%");
+    let report = idx
+        .build_if_wanted(&BuildOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (report.reason, report.snapshot_vectors, report.kind),
+        (BuildReason::Compact, kept.len(), IndexKind::Hnsw)
+    );
     {
         let state = idx.state.read();
-        // 30% removed > 25%: rebuilt once; the removals after it are tombstones again.
-        assert!(state.store.slots() < data.len());
-        assert!((state.store.tombstones().len() as f64) < 0.25 * state.store.slots() as f64);
+        assert_eq!(state.store.slots(), kept.len());
+        assert!(state.store.tombstones().is_empty());
     }
+    assert_eq!(idx.wanted_build(), None);
     assert_eq!(idx.kind(), IndexKind::Hnsw);
     assert_eq!(idx.len(), kept.len());
     let mut total = 0.0;
@@ -277,7 +291,7 @@ fn filters_are_respected() {
 }
 
 #[test]
-fn promotes_from_flat_to_hnsw() {
+fn promotes_from_flat_to_hnsw_when_the_owner_builds() {
     let data = labelled(clustered(300, 8, 5, 10), 11);
     let params = IndexParams {
         flat_threshold: 200,
@@ -286,13 +300,24 @@ fn promotes_from_flat_to_hnsw() {
     let idx = VectorIndex::new(8, Metric::Cosine, params).unwrap();
     for (i, (l, v)) in data.iter().enumerate() {
         idx.insert(*l, v).unwrap();
-        let expect = if i < 200 {
-            IndexKind::Flat
-        } else {
-            IndexKind::Hnsw
-        };
-        assert_eq!(idx.kind(), expect, "after {} inserts", i + 1);
+        let wanted = (i >= 200).then_some(BuildReason::Promote);
+        assert_eq!(idx.wanted_build(), wanted, "after {} inserts", i + 1);
+        assert_eq!(idx.kind(), IndexKind::Flat, "inserts never build");
     }
+    let progress = std::sync::Mutex::new(Vec::new());
+    let record = |done: usize, total: usize| progress.lock().unwrap().push((done, total));
+    let report = idx
+        .build_if_wanted(&BuildOptions {
+            threads: 2,
+            progress: Some(&record),
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.reason, BuildReason::Promote);
+    assert_eq!(report.snapshot_vectors, 300);
+    assert_eq!(idx.kind(), IndexKind::Hnsw);
+    assert_eq!(progress.into_inner().unwrap().last(), Some(&(300, 300)));
+    assert_eq!(idx.build_if_wanted(&BuildOptions::default()).unwrap(), None);
     for (l, v) in data.iter().step_by(7) {
         assert_eq!(
             idx.search(v, 1, None, SearchFilter::default()).unwrap()[0].label,
@@ -361,7 +386,7 @@ fn rejects_bad_input() {
 }
 
 #[test]
-fn concurrent_searches_during_inserts() {
+fn concurrent_searches_during_inserts_and_builds() {
     let data = labelled(clustered(1500, 16, 10, 12), 1);
     let params = IndexParams {
         flat_threshold: 300,
@@ -370,10 +395,17 @@ fn concurrent_searches_during_inserts() {
     let idx = VectorIndex::new(16, Metric::L2, params).unwrap();
     let queries = clustered(50, 16, 10, 13);
     let max_label = data.len() as u32 + 5;
+    let writing = std::sync::atomic::AtomicBool::new(true);
     std::thread::scope(|s| {
         s.spawn(|| {
             for (l, v) in &data {
                 idx.insert(*l, v).unwrap();
+            }
+            writing.store(false, std::sync::atomic::Ordering::Release);
+        });
+        s.spawn(|| {
+            while writing.load(std::sync::atomic::Ordering::Acquire) {
+                idx.build_if_wanted(&BuildOptions::default()).unwrap();
             }
         });
         for t in 0..3 {
@@ -389,6 +421,193 @@ fn concurrent_searches_during_inserts() {
             });
         }
     });
+    idx.build_if_wanted(&BuildOptions::default()).unwrap();
     assert_eq!(idx.len(), data.len());
     assert_eq!(idx.kind(), IndexKind::Hnsw);
+    for (l, v) in data.iter().step_by(11) {
+        assert_eq!(
+            idx.search(v, 1, None, SearchFilter::default()).unwrap()[0].label,
+            *l
+        );
+    }
+}
+
+#[test]
+fn parallel_builds_reach_the_recall_of_one_thread() {
+    let data = labelled(clustered(4000, 32, 40, 21), 3);
+    let queries = clustered(60, 32, 40, 22);
+    for threads in [1, 4] {
+        let idx = VectorIndex::new(32, Metric::L2, hnsw_params()).unwrap();
+        for (l, v) in &data {
+            idx.insert(*l, v).unwrap();
+        }
+        idx.build_if_wanted(&BuildOptions {
+            threads,
+            progress: None,
+        })
+        .unwrap();
+        let mut total = 0.0;
+        for q in &queries {
+            let res = idx.search(q, 10, None, SearchFilter::default()).unwrap();
+            total += recall(&res, &brute_force(Metric::L2, &data, q, 10));
+        }
+        let r = total / queries.len() as f64;
+        assert!(r >= 0.95, "{threads} threads: recall@10 = {r}");
+        let state = idx.state.read();
+        let g = state.graph.as_ref().unwrap();
+        for id in 0..g.len() as u32 {
+            let links = g.links(id, 0);
+            assert!(!links.is_empty(), "{threads} threads: node {id} unlinked");
+            assert!(links.len() <= 2 * idx.params.m);
+            assert!(links.iter().all(|&n| n != id && (n as usize) < g.len()));
+        }
+    }
+}
+
+/// Runs `op` on its own thread; fails the test if it hasn't returned within 10 s, i.e. if it
+/// waited for the build the caller is holding up.
+fn returns_promptly<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(op()).unwrap());
+    result
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} waited for the build"))
+}
+
+#[test]
+fn searches_and_writes_never_wait_for_a_build() {
+    use std::sync::{Arc, mpsc};
+    let data = labelled(clustered(3000, 16, 20, 31), 2);
+    let params = IndexParams {
+        flat_threshold: 1000,
+        ..hnsw_params()
+    };
+    let idx = Arc::new(VectorIndex::new(16, Metric::L2, params).unwrap());
+    let (before, during) = data.split_at(2500);
+    for (l, v) in before {
+        idx.insert(*l, v).unwrap();
+    }
+    // The build stops at its progress report until the test lets it go on.
+    let (in_build, building) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let builder = {
+        let idx = idx.clone();
+        std::thread::spawn(move || {
+            let (in_build, released) = (Mutex::new(in_build), Mutex::new(released));
+            let hold = |_: usize, _: usize| {
+                in_build.lock().send(()).unwrap();
+                released.lock().recv().unwrap();
+            };
+            idx.build_if_wanted(&BuildOptions {
+                threads: 2,
+                progress: Some(&hold),
+            })
+            .unwrap()
+            .unwrap()
+        })
+    };
+    building.recv().unwrap();
+    assert!(idx.is_building());
+
+    let (searcher, q) = (idx.clone(), before[0].1.clone());
+    let first = returns_promptly("a search", move || {
+        searcher
+            .search(&q, 5, None, SearchFilter::default())
+            .unwrap()
+    });
+    assert_eq!(first[0].label, before[0].0);
+    let (writer, added) = (idx.clone(), during.to_vec());
+    returns_promptly("an insert", move || {
+        for (l, v) in &added {
+            writer.insert(*l, v).unwrap();
+        }
+    });
+    let removed: Vec<u32> = before.iter().step_by(5).map(|(l, _)| *l).collect();
+    let (writer, gone) = (idx.clone(), removed.clone());
+    returns_promptly("a remove", move || {
+        for l in &gone {
+            assert!(writer.remove(*l));
+        }
+    });
+
+    release.send(()).unwrap();
+    let report = builder.join().unwrap();
+    assert_eq!(report.snapshot_vectors, 2500);
+    assert_eq!(report.replayed_changes, during.len() + removed.len());
+    assert_eq!(idx.kind(), IndexKind::Hnsw);
+    assert!(!idx.is_building());
+    assert_eq!(idx.len(), data.len() - removed.len());
+    for (l, v) in during.iter().chain(before.iter().skip(1).step_by(5)) {
+        let res = idx.search(v, 1, None, SearchFilter::default()).unwrap();
+        assert_eq!(res[0].label, *l, "written during the build");
+    }
+    for l in &removed {
+        assert!(!idx.contains(*l));
+    }
+    let removed: HashSet<u32> = removed.into_iter().collect();
+    for (_, v) in before.iter().step_by(5) {
+        let res = idx.search(v, 10, None, SearchFilter::default()).unwrap();
+        assert!(res.iter().all(|n| !removed.contains(&n.label)));
+    }
+}
+
+#[test]
+fn builds_replay_every_write_made_while_they_ran() {
+    let mut rng = StdRng::seed_from_u64(41);
+    let points = clustered(2400, 8, 12, 40);
+    let params = IndexParams {
+        flat_threshold: 300,
+        max_tombstone_ratio: 0.05,
+        ..hnsw_params()
+    };
+    let idx = VectorIndex::new(8, Metric::L2, params).unwrap();
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let mut live = std::collections::HashMap::new();
+    let mut builds = 0;
+    std::thread::scope(|s| {
+        let builder = s.spawn(|| {
+            let mut builds = 0;
+            while writing.load(std::sync::atomic::Ordering::Acquire) {
+                builds += usize::from(
+                    idx.build_if_wanted(&BuildOptions::default())
+                        .unwrap()
+                        .is_some(),
+                );
+            }
+            builds
+        });
+        for (label, v) in points.iter().enumerate() {
+            idx.insert(label as u32, v).unwrap();
+            live.insert(label as u32, v.clone());
+            if rng.random_bool(0.3) {
+                let victim = *live.keys().nth(rng.random_range(0..live.len())).unwrap();
+                assert!(idx.remove(victim));
+                live.remove(&victim);
+            }
+            // Let a wanted build start, and spread the writes over the builds, so that builds
+            // run again and again with writes landing while they run.
+            if label % 20 == 0 && idx.is_building() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let waiting = std::time::Instant::now();
+            while idx.wanted_build().is_some()
+                && !idx.is_building()
+                && waiting.elapsed() < std::time::Duration::from_millis(200)
+            {
+                std::thread::yield_now();
+            }
+        }
+        writing.store(false, std::sync::atomic::Ordering::Release);
+        builds = builder.join().unwrap();
+    });
+    assert!(builds >= 2, "{builds} builds ran during the writes");
+    idx.build_if_wanted(&BuildOptions::default()).unwrap();
+    assert_eq!(idx.len(), live.len());
+    for label in 0..points.len() as u32 {
+        assert_eq!(idx.contains(label), live.contains_key(&label), "{label}");
+    }
+    for (label, v) in &live {
+        let res = idx.search(v, 1, Some(64), SearchFilter::default()).unwrap();
+        assert_eq!(res[0].distance, 0.0, "{label} is found by its own vector");
+    }
 }

@@ -1,0 +1,198 @@
+//! Promotion to a graph and compaction of a graph take seconds of CPU for a big collection.
+//! They used to run inside the insert or delete that crossed the threshold, under the
+//! collection's index lock, so that request and every search of the collection waited for the
+//! whole build. Now a write only notices that a build is wanted and queues it here; one engine
+//! thread at background priority runs the builds one after another, each with the configured
+//! number of threads, while searches and writes of the collection go on against the old index
+//! (`bulkhead_index::VectorIndex::build_if_wanted` swaps the new one in at the end).
+//!
+//! The queue holds weak references: a collection or tenant deleted or evicted before its turn
+//! is simply skipped, and a build never keeps a tenant's memory alive or delays its deletion.
+//! A collection is queued at most once at a time, and a tenant's next build goes behind the
+//! builds of other tenants already waiting, so one tenant writing into many collections can't
+//! keep another tenant's promotion waiting for more than one turn per collection it has.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bulkhead_index::{BuildOptions, BuildReport};
+use parking_lot::{Condvar, Mutex};
+
+use crate::background::lower_current_thread_priority;
+use crate::collection::LiveCollection;
+use crate::tenant::TenantState;
+
+/// The build queue as operators and tests see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexBuildStats {
+    /// Builds queued or running.
+    pub pending: usize,
+    /// Builds finished since the engine opened.
+    pub finished: u64,
+}
+
+/// One queued build.
+#[derive(Debug)]
+struct Job {
+    tenant: Weak<TenantState>,
+    collection: Weak<LiveCollection>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Builds finished since the engine opened (for tests and operators).
+    finished: u64,
+    running: bool,
+    stop: bool,
+}
+
+/// The engine's build queue and its thread.
+#[derive(Debug)]
+pub(crate) struct IndexBuilds {
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl IndexBuilds {
+    /// Starts the build thread; each build uses `threads` threads.
+    pub fn start(threads: usize) -> Self {
+        let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
+        let worker_queue = queue.clone();
+        let thread = std::thread::Builder::new()
+            .name("bulkhead-index-build".into())
+            .spawn(move || {
+                lower_current_thread_priority();
+                run(&worker_queue, threads.max(1));
+            })
+            .expect("spawning the index build thread");
+        Self {
+            queue,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Queues a build of `collection` unless one is already queued.
+    pub fn schedule(&self, tenant: &Arc<TenantState>, collection: &Arc<LiveCollection>) {
+        let (queue, wake) = &*self.queue;
+        let mut q = queue.lock();
+        let weak = Arc::downgrade(collection);
+        if q.stop || q.jobs.iter().any(|j| j.collection.ptr_eq(&weak)) {
+            return;
+        }
+        q.jobs.push_back(Job {
+            tenant: Arc::downgrade(tenant),
+            collection: weak,
+        });
+        wake.notify_one();
+    }
+
+    pub fn stats(&self) -> IndexBuildStats {
+        let q = self.queue.0.lock();
+        IndexBuildStats {
+            pending: q.jobs.len() + usize::from(q.running),
+            finished: q.finished,
+        }
+    }
+
+    /// Drops what is queued, lets a running build finish, and joins the thread.
+    pub fn stop(&self) {
+        {
+            let mut q = self.queue.0.lock();
+            q.stop = true;
+            q.jobs.clear();
+        }
+        self.queue.1.notify_all();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(queue: &(Mutex<Queue>, Condvar), threads: usize) {
+    let (lock, wake) = queue;
+    loop {
+        let job = {
+            let mut q = lock.lock();
+            q.running = false;
+            loop {
+                if q.stop {
+                    return;
+                }
+                if let Some(job) = q.jobs.pop_front() {
+                    q.running = true;
+                    break job;
+                }
+                wake.wait(&mut q);
+            }
+        };
+        let (Some(tenant), Some(collection)) = (job.tenant.upgrade(), job.collection.upgrade())
+        else {
+            continue;
+        };
+        build(&tenant, &collection, threads);
+        lock.lock().finished += 1;
+        // A promotion can leave enough tombstones for a compaction, written meanwhile.
+        if collection.index.wanted_build().is_some() && !*collection.writer.lock() {
+            let mut q = lock.lock();
+            if !q.stop {
+                q.jobs.push_back(job);
+            }
+        }
+    }
+}
+
+fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize) {
+    let started = Instant::now();
+    let last_report = Mutex::new(Instant::now());
+    let progress = |done: usize, total: usize| {
+        let mut last = last_report.lock();
+        if last.elapsed().as_secs() >= 5 {
+            *last = Instant::now();
+            tracing::info!(
+                tenant = %tenant.id(),
+                collection = %collection.id,
+                done,
+                total,
+                "index build in progress"
+            );
+        }
+    };
+    let options = BuildOptions {
+        threads,
+        progress: Some(&progress),
+    };
+    match collection.index.build_if_wanted(&options) {
+        Ok(Some(report)) => {
+            log_report(tenant, collection, &report, started);
+            tenant.index_grew();
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(
+            tenant = %tenant.id(),
+            collection = %collection.id,
+            error = %e,
+            "index build failed; the collection keeps its current index"
+        ),
+    }
+}
+
+fn log_report(
+    tenant: &TenantState,
+    collection: &LiveCollection,
+    report: &BuildReport,
+    started: Instant,
+) {
+    tracing::info!(
+        tenant = %tenant.id(),
+        collection = %collection.id,
+        reason = ?report.reason,
+        kind = ?report.kind,
+        vectors = report.snapshot_vectors,
+        replayed_changes = report.replayed_changes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "index built"
+    );
+}
