@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{IndexError, Result};
 use crate::flat;
 use crate::hnsw::{Hnsw, Space};
-use crate::params::IndexParams;
+use crate::params::{IndexParams, Quantization};
 use crate::scratch::{Scratch, ScratchPool};
 use crate::store::VectorStore;
 use crate::types::{IndexKind, Neighbor, SearchFilter};
@@ -61,7 +61,7 @@ struct State {
 
 impl State {
     fn space(&self, metric: Metric) -> Space<'_> {
-        Space::new(self.store.data(), self.store.dim(), metric)
+        self.store.space(metric)
     }
 
     /// Adds a prepared vector: into the graph if there is one, else to the flat store.
@@ -75,7 +75,7 @@ impl State {
         let slot = self.store.push(label, vector)?;
         let State { store, graph } = self;
         if let Some(g) = graph {
-            g.insert(&Space::new(store.data(), store.dim(), metric), slot, s);
+            g.insert(&store.space(metric), slot, s);
         }
         Ok(())
     }
@@ -118,7 +118,7 @@ impl VectorIndex {
             metric,
             params,
             state: RwLock::new(State {
-                store: VectorStore::new(dim),
+                store: VectorStore::new(dim, params.quantization == Quantization::Int8),
                 graph: None,
             }),
             changes_during_build: Mutex::new(None),

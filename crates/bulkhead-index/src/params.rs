@@ -16,6 +16,19 @@ pub struct IndexParams {
     pub flat_threshold: usize,
     /// Fraction of tombstoned graph nodes that triggers a rebuild from live vectors.
     pub max_tombstone_ratio: f32,
+    /// How the graph walk compares vectors; results are always ranked by exact distances.
+    pub quantization: Quantization,
+}
+
+/// What the graph walk reads of each vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantization {
+    /// The `f32` vectors themselves.
+    None,
+    /// Int8 codes (one byte per dimension, plus 8 bytes per vector), with the final candidates
+    /// re-ranked exactly: faster walks and builds for a quarter more memory.
+    #[default]
+    Int8,
 }
 
 impl Default for IndexParams {
@@ -26,6 +39,7 @@ impl Default for IndexParams {
             ef_search: 64,
             flat_threshold: 20_000,
             max_tombstone_ratio: 0.25,
+            quantization: Quantization::default(),
         }
     }
 }

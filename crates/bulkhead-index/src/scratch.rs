@@ -6,6 +6,8 @@ use std::collections::BinaryHeap;
 
 use parking_lot::Mutex;
 
+use crate::quantized::QueryCodes;
+
 /// A node id paired with its distance to the query, ordered by distance (then id, to make the
 /// order total and results deterministic).
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +83,8 @@ pub(crate) struct Scratch {
     pub results: BinaryHeap<Candidate>,
     /// Unvisited neighbours of the node being expanded.
     pub batch: Vec<u32>,
+    /// The query's codes, on a quantized index.
+    pub query_codes: QueryCodes,
 }
 
 impl Scratch {
@@ -95,6 +99,7 @@ impl Scratch {
         self.visited.heap_bytes()
             + (self.candidates.capacity() + self.results.capacity()) * size_of::<Candidate>()
             + self.batch.capacity() * size_of::<u32>()
+            + self.query_codes.codes.capacity()
     }
 }
 

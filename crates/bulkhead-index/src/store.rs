@@ -1,12 +1,18 @@
 //! Vectors live in one contiguous `Vec<f32>` indexed by a dense internal slot, because both the
 //! exact scan and the graph walk are bound by memory traffic: one allocation per vector would
 //! scatter them across the heap. Caller labels are sparse `u32`s, so a map translates them.
+//! A quantized store also keeps each vector's int8 codes (see `crate::quantized`) in a second
+//! contiguous array, slot for slot.
 
 use std::collections::HashMap;
 
 use roaring::RoaringBitmap;
 
+use bulkhead_core::Metric;
+
 use crate::error::{IndexError, Result};
+use crate::hnsw::{Codes, Space};
+use crate::quantized::{RECORD_TAIL, append_record};
 
 /// Dense vector storage plus the label <-> slot mapping and slot tombstones.
 #[derive(Debug)]
@@ -19,21 +25,36 @@ pub(crate) struct VectorStore {
     slot_of: HashMap<u32, u32>,
     /// Slots whose label was removed but whose vector is still referenced by a graph.
     tombstones: RoaringBitmap,
+    /// Whether `records` are kept; else it stays empty.
+    quantized: bool,
+    /// Per slot, `dim` codes then scale and squared norm (`crate::quantized::append_record`).
+    records: Vec<i8>,
 }
 
 impl VectorStore {
-    pub fn new(dim: usize) -> Self {
+    pub fn new(dim: usize, quantized: bool) -> Self {
         Self {
             dim,
             data: Vec::new(),
             labels: Vec::new(),
             slot_of: HashMap::new(),
             tombstones: RoaringBitmap::new(),
+            quantized,
+            records: Vec::new(),
         }
     }
 
-    pub fn dim(&self) -> usize {
-        self.dim
+    /// The vectors as a graph sees them: codes for the walk when quantized.
+    pub fn space(&self, metric: Metric) -> Space<'_> {
+        let codes = self.quantized.then(|| Codes {
+            records: &self.records,
+            stride: self.record_len(),
+        });
+        Space::new(&self.data, self.dim, metric, codes)
+    }
+
+    fn record_len(&self) -> usize {
+        self.dim + RECORD_TAIL
     }
 
     /// Number of slots, live or tombstoned.
@@ -47,12 +68,6 @@ impl VectorStore {
 
     pub fn tombstones(&self) -> &RoaringBitmap {
         &self.tombstones
-    }
-
-    /// All vectors, slot after slot.
-    #[inline]
-    pub fn data(&self) -> &[f32] {
-        &self.data
     }
 
     #[inline]
@@ -86,6 +101,11 @@ impl VectorStore {
             .ok_or(IndexError::Full(self.labels.len()))?;
         crate::hugepages::reserve(&mut self.data, self.dim);
         self.data.extend_from_slice(vector);
+        if self.quantized {
+            let len = self.record_len();
+            crate::hugepages::reserve(&mut self.records, len);
+            append_record(vector, &mut self.records);
+        }
         self.labels.push(label);
         self.slot_of.insert(label, slot);
         Ok(slot)
@@ -113,19 +133,28 @@ impl VectorStore {
         if slot != last {
             let (s, l) = (slot as usize * self.dim, last as usize * self.dim);
             self.data.copy_within(l..l + self.dim, s);
+            if self.quantized {
+                let len = self.record_len();
+                let (s, l) = (slot as usize * len, last as usize * len);
+                self.records.copy_within(l..l + len, s);
+            }
             let moved = self.labels[last as usize];
             self.labels[slot as usize] = moved;
             self.slot_of.insert(moved, slot);
         }
         self.labels.pop();
         self.data.truncate(last as usize * self.dim);
+        self.records.truncate(last as usize * self.record_len());
         true
     }
 
     /// A fresh store holding only the live vectors, in slot order, under the same labels.
     pub fn compacted(&self) -> Self {
-        let mut out = Self::new(self.dim);
+        let mut out = Self::new(self.dim, self.quantized);
         crate::hugepages::reserve(&mut out.data, self.live() * self.dim);
+        if self.quantized {
+            crate::hugepages::reserve(&mut out.records, self.live() * self.record_len());
+        }
         out.labels.reserve_exact(self.live());
         out.slot_of.reserve(self.live());
         for slot in 0..self.slots() as u32 {
@@ -139,6 +168,7 @@ impl VectorStore {
 
     pub fn heap_bytes(&self) -> usize {
         self.data.capacity() * size_of::<f32>()
+            + self.records.capacity()
             + self.labels.capacity() * size_of::<u32>()
             // hashbrown: key + value + one control byte per bucket.
             + self.slot_of.capacity() * (2 * size_of::<u32>() + 1)
@@ -152,7 +182,7 @@ mod tests {
 
     #[test]
     fn swap_remove_moves_last() {
-        let mut s = VectorStore::new(2);
+        let mut s = VectorStore::new(2, true);
         for l in [10u32, 20, 30] {
             s.push(l, &[l as f32, 0.0]).unwrap();
         }
@@ -166,7 +196,7 @@ mod tests {
 
     #[test]
     fn tombstone_and_compact_keep_labels() {
-        let mut s = VectorStore::new(1);
+        let mut s = VectorStore::new(1, true);
         for l in 0..5u32 {
             s.push(l * 7, &[l as f32]).unwrap();
         }

@@ -26,6 +26,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::distance::distance;
 use crate::params::IndexParams;
+use crate::quantized::{QueryCodes, distance_from_ip, dot_codes, split_record};
 use crate::scratch::{Candidate, Scratch};
 use select::select_heuristic;
 
@@ -40,17 +41,49 @@ const LINK_STRIPES: usize = 4096;
 /// A build reports its progress after this many nodes.
 const PROGRESS_EVERY: usize = 4096;
 
-/// The vectors a graph is built over, with the metric to compare them by.
+/// The int8 records of a quantized store, `stride` bytes per slot (see `crate::quantized`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Codes<'a> {
+    pub records: &'a [i8],
+    pub stride: usize,
+}
+
+impl<'a> Codes<'a> {
+    /// Codes, scale and squared norm of node `id`.
+    #[inline]
+    fn of(&self, id: u32) -> (&'a [i8], f32, f32) {
+        let start = id as usize * self.stride;
+        split_record(&self.records[start..start + self.stride])
+    }
+}
+
+/// What a walk measures distances to: a query vector (exact), a query's codes, or a node of
+/// the graph (an insert's own vector).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Vector(&'a [f32]),
+    Codes(&'a QueryCodes),
+    Node(u32),
+}
+
+/// The vectors a graph is built over, with the metric to compare them by. With codes, every
+/// distance the walk takes is approximate (`dist_to`); `exact` is for the final ranking.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Space<'a> {
     data: &'a [f32],
     dim: usize,
     metric: Metric,
+    codes: Option<Codes<'a>>,
 }
 
 impl<'a> Space<'a> {
-    pub fn new(data: &'a [f32], dim: usize, metric: Metric) -> Self {
-        Self { data, dim, metric }
+    pub fn new(data: &'a [f32], dim: usize, metric: Metric, codes: Option<Codes<'a>>) -> Self {
+        Self {
+            data,
+            dim,
+            metric,
+            codes,
+        }
     }
 
     #[inline]
@@ -59,18 +92,65 @@ impl<'a> Space<'a> {
         &self.data[start..start + self.dim]
     }
 
+    /// Whether walks run on codes.
+    pub fn is_quantized(&self) -> bool {
+        self.codes.is_some()
+    }
+
+    /// The exact distance from `q` to node `id`.
     #[inline]
-    pub fn dist(&self, q: &[f32], id: u32) -> f32 {
+    pub fn exact(&self, q: &[f32], id: u32) -> f32 {
         distance(self.metric, q, self.vector(id))
     }
 
+    /// The distance the walk uses from `target` to node `id`.
     #[inline]
-    pub fn vector_ptr(&self, id: u32) -> *const f32 {
-        self.data.as_ptr().wrapping_add(id as usize * self.dim)
+    pub fn dist_to(&self, target: &Target<'_>, id: u32) -> f32 {
+        match (target, &self.codes) {
+            (Target::Vector(q), _) => self.exact(q, id),
+            (Target::Node(a), None) => self.exact(self.vector(*a), id),
+            (Target::Node(a), Some(c)) => self.between_codes(c, *a, id),
+            (Target::Codes(q), Some(c)) => {
+                let (codes, scale, sqnorm) = c.of(id);
+                let ip = dot_codes(&q.codes, codes) * q.scale * scale;
+                distance_from_ip(self.metric, ip, q.sqnorm, sqnorm)
+            }
+            // Codes of a query are only made for a quantized space (`Hnsw::knn`).
+            (Target::Codes(_), None) => f32::INFINITY,
+        }
     }
 
-    pub fn vector_bytes(&self) -> usize {
-        self.dim * size_of::<f32>()
+    /// The distance the walk uses between two nodes.
+    #[inline]
+    pub fn between(&self, a: u32, b: u32) -> f32 {
+        self.dist_to(&Target::Node(a), b)
+    }
+
+    #[inline]
+    fn between_codes(&self, c: &Codes<'a>, a: u32, b: u32) -> f32 {
+        let ((ca, sa, na), (cb, sb, nb)) = (c.of(a), c.of(b));
+        distance_from_ip(self.metric, dot_codes(ca, cb) * sa * sb, na, nb)
+    }
+
+    /// Start of what the walk reads of node `id`, and its length in bytes, for prefetching.
+    #[inline]
+    pub fn walk_bytes(&self, id: u32) -> (*const u8, usize) {
+        match &self.codes {
+            Some(c) => (
+                c.records
+                    .as_ptr()
+                    .wrapping_add(id as usize * c.stride)
+                    .cast(),
+                c.stride,
+            ),
+            None => (
+                self.data
+                    .as_ptr()
+                    .wrapping_add(id as usize * self.dim)
+                    .cast(),
+                self.dim * size_of::<f32>(),
+            ),
+        }
     }
 }
 
@@ -285,13 +365,13 @@ impl Hnsw {
         // insert starts from a half-linked entry point.
         let new_top = (level > max_level).then_some(top);
 
-        let q = space.vector(id);
+        let q = Target::Node(id);
         let mut cur = Candidate {
-            dist: space.dist(q, entry),
+            dist: space.dist_to(&q, entry),
             id: entry,
         };
         for lc in (level + 1..=max_level).rev() {
-            cur = self.greedy::<true>(space, q, cur, lc);
+            cur = self.greedy::<true>(space, &q, cur, lc);
         }
 
         let mut found = Vec::with_capacity(self.ef_construction);
@@ -301,7 +381,7 @@ impl Hnsw {
             scratch.reset(self.len());
             self.search_layer::<_, true>(
                 space,
-                q,
+                &q,
                 cur,
                 self.ef_construction,
                 lc,
@@ -358,12 +438,11 @@ impl Hnsw {
             list[0].store(n as u32 + 1, Relaxed);
             return;
         }
-        let nv = space.vector(node);
         pool.clear();
         pool.extend(list[1..=n].iter().map(|x| {
             let x = x.load(Relaxed);
             Candidate {
-                dist: space.dist(nv, x),
+                dist: space.between(node, x),
                 id: x,
             }
         }));

@@ -5,7 +5,7 @@
 
 use std::cmp::Reverse;
 
-use super::{Hnsw, Space};
+use super::{Hnsw, Space, Target};
 use crate::prefetch::prefetch_bytes;
 use crate::scratch::{Candidate, Scratch};
 
@@ -14,7 +14,7 @@ impl Hnsw {
     pub(super) fn greedy<const LOCKED: bool>(
         &self,
         space: &Space<'_>,
-        q: &[f32],
+        q: &Target<'_>,
         mut cur: Candidate,
         level: usize,
     ) -> Candidate {
@@ -22,7 +22,7 @@ impl Hnsw {
             let mut moved = false;
             let from = cur;
             self.for_each_link::<LOCKED>(from.id, level, |n| {
-                let dist = space.dist(q, n);
+                let dist = space.dist_to(q, n);
                 if dist < cur.dist {
                     cur = Candidate { dist, id: n };
                     moved = true;
@@ -43,7 +43,7 @@ impl Hnsw {
     pub(super) fn search_layer<F: Fn(u32) -> bool, const LOCKED: bool>(
         &self,
         space: &Space<'_>,
-        q: &[f32],
+        q: &Target<'_>,
         entry: Candidate,
         ef: usize,
         level: usize,
@@ -56,8 +56,8 @@ impl Hnsw {
             candidates,
             results,
             batch,
+            ..
         } = s;
-        let vbytes = space.vector_bytes();
         visited.insert(entry.id);
         let mut bound = f32::INFINITY;
         if accept(entry.id) {
@@ -78,15 +78,16 @@ impl Hnsw {
             batch.clear();
             self.for_each_link::<LOCKED>(c.id, level, |n| {
                 if visited.insert(n) {
-                    prefetch_bytes(space.vector_ptr(n), 1);
+                    prefetch_bytes(space.walk_bytes(n).0, 1);
                     batch.push(n);
                 }
             });
             for (i, &n) in batch.iter().enumerate() {
                 if let Some(&next) = batch.get(i + 1) {
-                    prefetch_bytes(space.vector_ptr(next), vbytes);
+                    let (start, len) = space.walk_bytes(next);
+                    prefetch_bytes(start, len);
                 }
-                let dist = space.dist(q, n);
+                let dist = space.dist_to(q, n);
                 if results.len() < ef || dist < bound {
                     candidates.push(Reverse(Candidate { dist, id: n }));
                     if level == 0 {
@@ -107,8 +108,9 @@ impl Hnsw {
         }
     }
 
-    /// Approximate `k` nearest accepted nodes to `q`, closest first. `ef` is the beam width on
-    /// level 0 (raised to `k` if smaller).
+    /// Approximate `k` nearest accepted nodes to `q`, closest first, with exact distances. `ef`
+    /// is the beam width on level 0 (raised to `k` if smaller). On a quantized space the walk
+    /// runs on codes and its `ef` best are re-ranked by their exact distances.
     #[allow(clippy::too_many_arguments)]
     pub fn knn<F: Fn(u32) -> bool>(
         &self,
@@ -123,20 +125,31 @@ impl Hnsw {
         let Some((entry, max_level)) = self.entry() else {
             return Vec::new();
         };
+        let mut codes = std::mem::take(&mut s.query_codes);
+        let target = if space.is_quantized() {
+            codes.set(q);
+            Target::Codes(&codes)
+        } else {
+            Target::Vector(q)
+        };
         let mut cur = Candidate {
-            dist: space.dist(q, entry),
+            dist: space.dist_to(&target, entry),
             id: entry,
         };
         for level in (1..=max_level).rev() {
-            cur = self.greedy::<false>(space, q, cur, level);
+            cur = self.greedy::<false>(space, &target, cur, level);
         }
         s.reset(self.len());
-        self.search_layer::<_, false>(space, q, cur, ef.max(k), 0, s, accept, filtering);
-        while s.results.len() > k {
-            s.results.pop();
-        }
+        self.search_layer::<_, false>(space, &target, cur, ef.max(k), 0, s, accept, filtering);
+        s.query_codes = codes;
         let mut out: Vec<Candidate> = s.results.drain().collect();
+        if space.is_quantized() {
+            for c in &mut out {
+                c.dist = space.exact(q, c.id);
+            }
+        }
         out.sort_unstable();
+        out.truncate(k);
         out
     }
 }

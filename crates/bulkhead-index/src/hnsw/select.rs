@@ -23,8 +23,10 @@ pub(crate) fn select_heuristic(
         if out.len() >= m {
             break;
         }
-        let cv = space.vector(c.id);
-        if out.iter().all(|kept| space.dist(cv, kept.id) >= c.dist) {
+        if out
+            .iter()
+            .all(|kept| space.between(c.id, kept.id) >= c.dist)
+        {
             out.push(c);
         }
     }

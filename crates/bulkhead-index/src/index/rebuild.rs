@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use super::{State, VectorIndex};
 use crate::error::Result;
-use crate::hnsw::{Hnsw, Space};
+use crate::hnsw::Hnsw;
 use crate::scratch::Scratch;
 use crate::types::IndexKind;
 
@@ -140,7 +140,7 @@ impl VectorIndex {
             };
             Hnsw::build(
                 &self.params,
-                &Space::new(snapshot.data(), self.dim, self.metric),
+                &snapshot.space(self.metric),
                 total,
                 options.threads.max(1),
                 &progress,
