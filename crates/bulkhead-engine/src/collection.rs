@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use bulkhead_core::{CollectionId, Metric, RecordId, validate_dimension};
-use bulkhead_index::{IndexParams, VectorIndex};
+use bulkhead_index::{IndexParams, Quantization, VectorIndex};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,37 @@ pub(crate) struct CollectionMeta {
     /// Absent in collections created before filters existed.
     #[serde(default)]
     pub indexed_fields: BTreeMap<String, FieldType>,
+    /// Absent in collections created before quantization existed: they take the default, which
+    /// changes only how the in-memory index is built.
+    #[serde(default)]
+    pub quantization: StoredQuantization,
+}
+
+/// [`Quantization`] as stored in a collection's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StoredQuantization {
+    None,
+    #[default]
+    Int8,
+}
+
+impl From<Quantization> for StoredQuantization {
+    fn from(q: Quantization) -> Self {
+        match q {
+            Quantization::None => Self::None,
+            Quantization::Int8 => Self::Int8,
+        }
+    }
+}
+
+impl From<StoredQuantization> for Quantization {
+    fn from(q: StoredQuantization) -> Self {
+        match q {
+            StoredQuantization::None => Self::None,
+            StoredQuantization::Int8 => Self::Int8,
+        }
+    }
 }
 
 impl CollectionMeta {
@@ -99,6 +130,7 @@ impl CollectionMeta {
             flat_threshold: p.flat_threshold,
             created_at_ms: now,
             indexed_fields: spec.indexed_fields.clone(),
+            quantization: p.quantization.into(),
         })
     }
 
@@ -108,6 +140,7 @@ impl CollectionMeta {
             ef_construction: self.ef_construction,
             ef_search: self.ef_search,
             flat_threshold: self.flat_threshold,
+            quantization: self.quantization.into(),
             ..IndexParams::default()
         }
     }

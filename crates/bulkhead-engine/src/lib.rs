@@ -30,7 +30,7 @@ mod tenant;
 pub use api_keys::{ApiKeyRecord, SecretHash};
 pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use background::lower_current_thread_priority;
-pub use bulkhead_index::{IndexKind, IndexParams};
+pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
 pub use collection::CollectionSpec;
 pub use config::EngineConfig;
 pub use engine::{Engine, TenantInfo};

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bulkhead_core::{Metadata, Metric, RecordId};
 use bulkhead_engine::{
-    CollectionInfo, CollectionSpec, Hit, IndexKind, IndexParams, NewRecord, Quota, RateLimit,
-    StoredRecord, TenantInfo,
+    CollectionInfo, CollectionSpec, Hit, IndexKind, IndexParams, NewRecord, Quantization, Quota,
+    RateLimit, StoredRecord, TenantInfo,
 };
 use bulkhead_proto::v1 as pb;
 use prost_types::Timestamp;
@@ -50,6 +50,18 @@ pub fn metric(m: i32) -> Result<Metric, Status> {
     }
 }
 
+/// The quantization a request asks for; `None` for the server's default.
+fn quantization(raw: i32) -> Result<Option<Quantization>, Status> {
+    match pb::Quantization::try_from(raw) {
+        Ok(pb::Quantization::Unspecified) => Ok(None),
+        Ok(pb::Quantization::None) => Ok(Some(Quantization::None)),
+        Ok(pb::Quantization::Int8) => Ok(Some(Quantization::Int8)),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "hnsw.quantization: unknown value {raw}; expected QUANTIZATION_NONE or INT8"
+        ))),
+    }
+}
+
 pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSpec, Status> {
     let mut spec = CollectionSpec::new(req.dimension as usize, metric(req.metric)?);
     if let Some(ttl) = req.default_ttl_seconds {
@@ -63,6 +75,7 @@ pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSp
             ef_construction: pick(h.ef_construction, d.ef_construction),
             ef_search: pick(h.ef_search, d.ef_search),
             flat_threshold: pick(h.flat_threshold, d.flat_threshold),
+            quantization: quantization(h.quantization)?.unwrap_or(d.quantization),
             ..d
         });
     }
@@ -86,6 +99,10 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
             ef_construction: p.ef_construction as u32,
             ef_search: p.ef_search as u32,
             flat_threshold: p.flat_threshold as u32,
+            quantization: match p.quantization {
+                Quantization::None => pb::Quantization::None,
+                Quantization::Int8 => pb::Quantization::Int8,
+            } as i32,
         }),
         create_time: Some(timestamp_ms(c.created_at_ms)),
         record_count: c.records,

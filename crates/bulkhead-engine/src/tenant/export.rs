@@ -1,18 +1,27 @@
 //! Reading a whole collection page by page in id order, for export and backup. Pages come from
 //! RocksDB directly (not through the indexes, which hold no text or metadata), resuming after
 //! the last id of the previous page, and expired records are left out exactly as every other
-//! read path leaves them out.
+//! read path leaves them out. A cold tenant is not activated for it: an export needs no index,
+//! and loading a big tenant's vectors before the first page would delay it for nothing.
 
 use bulkhead_core::{CollectionId, RecordId};
 
 use crate::clock::{is_expired, now_ms};
 use crate::codec;
+use crate::collection::CollectionSpec;
 use crate::error::Result;
 use crate::keys;
 use crate::record::StoredRecord;
 use crate::tenant::TenantHandle;
 
 impl TenantHandle {
+    /// The settings of `collection`, read from storage: unlike `get_collection`, a cold
+    /// tenant stays cold (no index is loaded) and no record count is made.
+    pub fn collection_spec(&self, collection: &CollectionId) -> Result<CollectionSpec> {
+        let _g = self.enter()?;
+        Ok(self.stored_meta(collection)?.spec())
+    }
+
     /// Up to `limit` live records of `collection` with ids after `after` (from the first when
     /// `None`), in id byte order. An empty page means the end.
     pub fn scan_records(
@@ -22,7 +31,7 @@ impl TenantHandle {
         limit: usize,
     ) -> Result<Vec<StoredRecord>> {
         let _g = self.enter()?;
-        self.collection(collection)?;
+        self.stored_meta(collection)?;
         let (first, end) = keys::record_range(collection);
         let start = match after {
             Some(id) => {

@@ -51,6 +51,16 @@ impl TenantHandle {
         Ok(loaded)
     }
 
+    /// The settings of collection `id` as stored in RocksDB (the truth the loaded state
+    /// follows), or `CollectionNotFound`: never activates the tenant nor waits for an
+    /// activation, for operations that need no index (export).
+    pub(super) fn stored_meta(&self, id: &CollectionId) -> Result<CollectionMeta> {
+        let raw = self.store().multi_get(&[keys::meta_key(id)])?.remove(0);
+        let raw = raw.ok_or_else(|| EngineError::CollectionNotFound(id.clone()))?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| EngineError::Corrupt(format!("collection {id} settings: {e}")))
+    }
+
     /// The loaded collection `id`, or `CollectionNotFound`.
     pub(super) fn collection(&self, id: &CollectionId) -> Result<Arc<LiveCollection>> {
         self.loaded()?

@@ -71,3 +71,33 @@ fn a_second_engine_on_the_same_directory_is_refused() {
     let err = bulkhead_engine::Engine::open(config(dir.path())).unwrap_err();
     assert!(err.to_string().contains("cannot open"), "{err}");
 }
+
+#[test]
+fn exporting_a_cold_tenant_reads_storage_without_activating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let t = tenant_with_docs(&engine, "acme", DIM);
+        let batch: Vec<_> = (0..50)
+            .map(|i| record(&format!("r{i:02}"), i, DIM, "t"))
+            .collect();
+        t.upsert(&coll("docs"), batch).unwrap();
+    }
+    let engine = open(dir.path());
+    let t = engine.tenant(&tenant("acme")).unwrap();
+    let page = t.scan_records(&coll("docs"), None, 20).unwrap();
+    assert_eq!(page.len(), 20);
+    assert_eq!(page[0].id, rid("r00"));
+    let rest = t
+        .scan_records(&coll("docs"), Some(&page[19].id), 100)
+        .unwrap();
+    assert_eq!(rest.len(), 30);
+    assert!(matches!(
+        t.scan_records(&coll("nope"), None, 10),
+        Err(bulkhead_engine::EngineError::CollectionNotFound(_))
+    ));
+    assert!(
+        !engine.tenant_info(&tenant("acme")).unwrap().loaded,
+        "the export loaded no index"
+    );
+}

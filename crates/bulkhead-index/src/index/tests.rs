@@ -115,23 +115,43 @@ fn flat_search_equals_brute_force() {
 }
 
 #[test]
-fn hnsw_recall_at_10() {
+fn hnsw_recall_at_10_with_and_without_quantization() {
     let data = labelled(clustered(5000, 64, 50, 3), 1);
     let queries = clustered(100, 64, 50, 4);
-    for metric in [Metric::Cosine, Metric::L2] {
-        let idx = build(metric, hnsw_params(), &data);
-        assert_eq!(idx.kind(), IndexKind::Hnsw);
-        let mut total = 0.0;
-        for q in &queries {
-            let res = idx
-                .search(q, 10, Some(64), SearchFilter::default())
-                .unwrap();
-            assert_eq!(res.len(), 10);
-            assert_sorted(&res);
-            total += recall(&res, &brute_force(metric, &data, q, 10));
+    for quantization in [Quantization::Int8, Quantization::None] {
+        for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+            let params = IndexParams {
+                quantization,
+                ..hnsw_params()
+            };
+            let idx = build(metric, params, &data);
+            assert_eq!(idx.kind(), IndexKind::Hnsw);
+            let mut total = 0.0;
+            for q in &queries {
+                let res = idx
+                    .search(q, 10, Some(64), SearchFilter::default())
+                    .unwrap();
+                assert_eq!(res.len(), 10);
+                assert_sorted(&res);
+                // Whatever the walk compared, the distances returned are the exact ones.
+                for n in &res {
+                    let v = &data.iter().find(|(l, _)| *l == n.label).unwrap().1;
+                    let mut unit = q.clone();
+                    let exact = if metric == Metric::Cosine {
+                        let mut v = v.clone();
+                        normalize(&mut unit);
+                        normalize(&mut v);
+                        scalar_distance(metric, &unit, &v)
+                    } else {
+                        scalar_distance(metric, q, v)
+                    };
+                    assert!((n.distance - exact).abs() <= 1e-3 * exact.abs().max(1.0));
+                }
+                total += recall(&res, &brute_force(metric, &data, q, 10));
+            }
+            let r = total / queries.len() as f64;
+            assert!(r >= 0.95, "{quantization:?} {metric}: recall@10 = {r}");
         }
-        let r = total / queries.len() as f64;
-        assert!(r >= 0.95, "{metric} recall@10 = {r}");
     }
 }
 

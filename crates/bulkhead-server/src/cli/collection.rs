@@ -65,6 +65,17 @@ pub struct HnswArgs {
     /// Records below which search is an exact scan.
     #[arg(long)]
     flat_threshold: Option<u32>,
+    /// What the graph walk compares (results are always ranked exactly).
+    #[arg(long, value_enum)]
+    quantization: Option<QuantizationArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum QuantizationArg {
+    /// The float vectors.
+    None,
+    /// One byte per dimension; the server's default.
+    Int8,
 }
 
 impl HnswArgs {
@@ -75,11 +86,16 @@ impl HnswArgs {
             self.ef_search,
             self.flat_threshold,
         ];
-        given.iter().any(Option::is_some).then(|| pb::HnswParams {
+        let quantization = self.quantization.map(|q| match q {
+            QuantizationArg::None => pb::Quantization::None,
+            QuantizationArg::Int8 => pb::Quantization::Int8,
+        });
+        (given.iter().any(Option::is_some) || quantization.is_some()).then(|| pb::HnswParams {
             m: self.m.unwrap_or(0),
             ef_construction: self.ef_construction.unwrap_or(0),
             ef_search: self.ef_search.unwrap_or(0),
             flat_threshold: self.flat_threshold.unwrap_or(0),
+            quantization: quantization.unwrap_or(pb::Quantization::Unspecified) as i32,
         })
     }
 }

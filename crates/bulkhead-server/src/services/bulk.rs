@@ -281,16 +281,15 @@ pub async fn export(
             &req.collection,
             Role::Read,
             0,
+            // The settings come from storage, so exporting a cold tenant loads no index and
+            // the first page goes out at once; the event is written as the stream opens,
+            // before any record is read, so it counts none.
             move |scope: Scope<CollectionName>| {
-                let info = scope
+                let spec = scope
                     .tenant
-                    .get_collection(&scope.name.collection)
+                    .collection_spec(&scope.name.collection)
                     .map_err(engine_status)?;
-                let n = info.records;
-                Ok((
-                    (scope.tenant, scope.name.collection, info.spec.dimension),
-                    n,
-                ))
+                Ok(((scope.tenant, scope.name.collection, spec.dimension), 0))
             },
         )
         .await?;

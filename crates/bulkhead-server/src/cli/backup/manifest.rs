@@ -56,6 +56,10 @@ pub struct CollectionEntry {
     pub ef_construction: u32,
     pub ef_search: u32,
     pub flat_threshold: u32,
+    /// `QUANTIZATION_NONE` or `INT8`; absent in manifests written before it existed (the
+    /// server's default then applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
     /// Field name → `KEYWORD`, `INTEGER`, `FLOAT` or `BOOL`.
     #[serde(default)]
     pub indexed_fields: BTreeMap<String, String>,
@@ -150,6 +154,10 @@ impl CollectionEntry {
             ef_construction: hnsw.ef_construction,
             ef_search: hnsw.ef_search,
             flat_threshold: hnsw.flat_threshold,
+            quantization: pb::Quantization::try_from(hnsw.quantization)
+                .ok()
+                .filter(|q| *q != pb::Quantization::Unspecified)
+                .map(|q| q.as_str_name().to_owned()),
             indexed_fields,
             records: c.record_count,
             file,
@@ -167,11 +175,21 @@ impl CollectionEntry {
         spec.default_ttl = self
             .default_ttl_seconds
             .map(|s| std::time::Duration::from_secs(s.max(1) as u64));
+        let quantization = match &self.quantization {
+            None => pb::Quantization::Unspecified,
+            Some(name) => pb::Quantization::from_str_name(name).with_context(|| {
+                format!(
+                    "collection {}: quantization {name:?}; expected QUANTIZATION_NONE or INT8",
+                    self.id
+                )
+            })?,
+        };
         spec.hnsw = Some(pb::HnswParams {
             m: self.m,
             ef_construction: self.ef_construction,
             ef_search: self.ef_search,
             flat_threshold: self.flat_threshold,
+            quantization: quantization as i32,
         });
         for (name, t) in &self.indexed_fields {
             let Some(field_type) = pb::FieldType::from_str_name(t) else {
