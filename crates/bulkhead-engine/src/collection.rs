@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
+use crate::change_log::ChangeLog;
 use crate::clock::is_expired;
 use crate::error::{EngineError, Result};
 use crate::fields::{FieldIndexes, FieldKey, FieldType};
@@ -255,6 +256,31 @@ impl Slots {
             .collect()
     }
 
+    /// Every label with its record, for a segment.
+    pub fn entries(&self) -> Vec<(u32, Slot)> {
+        self.by_label
+            .iter()
+            .map(|(label, slot)| (*label, slot.clone()))
+            .collect()
+    }
+
+    /// Slots holding `entries` (from a segment); new labels start past the largest.
+    pub fn from_entries(
+        indexed_fields: &BTreeMap<String, FieldType>,
+        entries: Vec<(u32, Slot)>,
+    ) -> Result<Self> {
+        let mut slots = Self::new(indexed_fields);
+        for (label, slot) in entries {
+            slots.next_label = slots.next_label.max(label.saturating_add(1));
+            if slots.by_label.contains_key(&label) || slots.assign(label, slot).is_some() {
+                return Err(EngineError::Corrupt(format!(
+                    "segment: label {label} or its record is listed twice"
+                )));
+            }
+        }
+        Ok(slots)
+    }
+
     /// Live (unexpired) records at `now`.
     pub fn live_count(&self, now: u64) -> usize {
         self.by_id.len()
@@ -275,19 +301,37 @@ pub(crate) struct LiveCollection {
     pub slots: RwLock<Slots>,
     /// Serialises writers of this collection; also set once the collection is deleted.
     pub writer: Mutex<bool>,
+    pub changes: ChangeLog,
 }
 
 impl LiveCollection {
     pub fn new(id: CollectionId, meta: CollectionMeta) -> Result<Self> {
         let index = VectorIndex::new(meta.dimension, meta.metric, meta.index_params())?;
-        let slots = RwLock::new(Slots::new(&meta.indexed_fields));
-        Ok(Self {
+        let slots = Slots::new(&meta.indexed_fields);
+        Ok(Self::from_parts(
             id,
             meta,
             index,
             slots,
+            ChangeLog::default(),
+        ))
+    }
+
+    pub fn from_parts(
+        id: CollectionId,
+        meta: CollectionMeta,
+        index: VectorIndex,
+        slots: Slots,
+        changes: ChangeLog,
+    ) -> Self {
+        Self {
+            id,
+            meta,
+            index,
+            slots: RwLock::new(slots),
             writer: Mutex::new(false),
-        })
+            changes,
+        }
     }
 
     /// Converts an index distance into the score callers see (higher is closer for cosine and

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     /// Threads one index build (promotion to a graph, compaction) inserts with, at background
     /// priority. Builds run one at a time, off every request path.
     pub index_build_threads: usize,
+    /// A loaded collection with this many changes since its last segment gets a new one (the
+    /// sweeper checks each round); activation replays at most about this many changes.
+    pub segment_refresh_changes: u64,
 }
 
 impl EngineConfig {
@@ -77,6 +80,7 @@ impl EngineConfig {
             max_api_keys_per_tenant: 1_000,
             max_indexed_list_len: 256,
             index_build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            segment_refresh_changes: 10_000,
         }
     }
 
@@ -109,6 +113,9 @@ impl EngineConfig {
         }
         if self.max_indexed_list_len == 0 {
             return bad("max_indexed_list_len must be at least 1");
+        }
+        if self.segment_refresh_changes == 0 {
+            return bad("segment_refresh_changes must be at least 1");
         }
         if !(1..=256).contains(&self.index_build_threads) {
             return bad("index_build_threads must be between 1 and 256");

@@ -45,6 +45,15 @@ impl OrderedF64 {
         // Flip negative numbers so that the integer order is the numeric order.
         Self(if bits < 0 { bits ^ i64::MAX } else { bits })
     }
+
+    /// The ordered representation, for storing it (see `segment`).
+    pub fn to_bits(self) -> i64 {
+        self.0
+    }
+
+    pub fn from_bits(bits: i64) -> Self {
+        Self(bits)
+    }
 }
 
 /// One value of one indexed field of a record, as the index keys it.

@@ -6,6 +6,11 @@
 //! number of threads, while searches and writes of the collection go on against the old index
 //! (`bulkhead_index::VectorIndex::build_if_wanted` swaps the new one in at the end).
 //!
+//! The same thread writes segment files (`tenant::persist`): after each build, and when the
+//! sweeper finds a collection with many changes since its last segment. Builds and segment
+//! writes of one collection therefore never overlap, and a segment is never written from an
+//! index being swapped.
+//!
 //! The queue holds weak references: a collection or tenant deleted or evicted before its turn
 //! is simply skipped, and a build never keeps a tenant's memory alive or delays its deletion.
 //! A collection is queued at most once at a time, and a tenant's next build goes behind the
@@ -22,7 +27,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::background::lower_current_thread_priority;
 use crate::collection::LiveCollection;
-use crate::tenant::TenantState;
+use crate::error::EngineError;
+use crate::tenant::{Persisted, TenantHandle, TenantState};
 
 /// The build queue as operators and tests see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +39,21 @@ pub struct IndexBuildStats {
     pub finished: u64,
 }
 
-/// One queued build.
+/// What a job does to its collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// The build its index wants, then a segment of the result.
+    Build,
+    /// A segment of the index as it is (or, for a flat index, a trim of the change log).
+    Persist,
+}
+
+/// One queued job.
 #[derive(Debug)]
 struct Job {
     tenant: Weak<TenantState>,
     collection: Weak<LiveCollection>,
+    work: Work,
 }
 
 #[derive(Debug, Default)]
@@ -74,17 +90,27 @@ impl IndexBuilds {
         }
     }
 
-    /// Queues a build of `collection` unless one is already queued.
-    pub fn schedule(&self, tenant: &Arc<TenantState>, collection: &Arc<LiveCollection>) {
+    /// Queues `work` on `collection` unless the same is already queued.
+    pub fn schedule(
+        &self,
+        tenant: &Arc<TenantState>,
+        collection: &Arc<LiveCollection>,
+        work: Work,
+    ) {
         let (queue, wake) = &*self.queue;
         let mut q = queue.lock();
         let weak = Arc::downgrade(collection);
-        if q.stop || q.jobs.iter().any(|j| j.collection.ptr_eq(&weak)) {
+        if q.stop
+            || q.jobs
+                .iter()
+                .any(|j| j.collection.ptr_eq(&weak) && j.work == work)
+        {
             return;
         }
         q.jobs.push_back(Job {
             tenant: Arc::downgrade(tenant),
             collection: weak,
+            work,
         });
         wake.notify_one();
     }
@@ -132,13 +158,19 @@ fn run(queue: &(Mutex<Queue>, Condvar), threads: usize) {
         else {
             continue;
         };
-        build(&tenant, &collection, threads);
+        if job.work == Work::Build {
+            build(&tenant, &collection, threads);
+        }
+        persist(tenant.clone(), &collection);
         lock.lock().finished += 1;
         // A promotion can leave enough tombstones for a compaction, written meanwhile.
         if collection.index.wanted_build().is_some() && !*collection.writer.lock() {
             let mut q = lock.lock();
             if !q.stop {
-                q.jobs.push_back(job);
+                q.jobs.push_back(Job {
+                    work: Work::Build,
+                    ..job
+                });
             }
         }
     }
@@ -175,6 +207,28 @@ fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize) {
             collection = %collection.id,
             error = %e,
             "index build failed; the collection keeps its current index"
+        ),
+    }
+}
+
+fn persist(tenant: Arc<TenantState>, collection: &LiveCollection) {
+    let started = Instant::now();
+    let id = tenant.id();
+    match TenantHandle::new(tenant).persist(collection) {
+        Ok(Persisted::Segment { change, bytes }) => tracing::info!(
+            tenant = %id,
+            collection = %collection.id,
+            change,
+            bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "segment written"
+        ),
+        Ok(_) | Err(EngineError::TenantNotFound(_)) => {}
+        Err(e) => tracing::error!(
+            tenant = %id,
+            collection = %collection.id,
+            error = %e,
+            "segment write failed; the collection will be rebuilt from its records on activation"
         ),
     }
 }

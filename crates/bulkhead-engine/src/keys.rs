@@ -7,6 +7,11 @@
 //! | `r`    | `r` collection `0x00` record-id                 | record (see `codec`)          |
 //! | `x`    | `x` expires-at (u64 BE ms) collection `0x00` id | empty: the expiry index       |
 //! | `a`    | `a` sequence (u64 BE)                           | audit event (JSON)            |
+//! | `c`    | `c` collection `0x00` change (u64 BE)           | record ids a write touched    |
+//!
+//! The change log (`c`) lets a collection's index come back from its segment file: the
+//! segment reflects every change up to its number, and activation replays the later ones
+//! (see `tenant::persist`).
 //!
 //! Collection ids never contain `0x00`, so the separator is unambiguous even though record ids
 //! may contain any UTF-8. Big-endian numbers make the expiry index time-ordered, so a sweep
@@ -20,6 +25,7 @@ pub const META: u8 = b'm';
 pub const RECORD: u8 = b'r';
 pub const EXPIRY: u8 = b'x';
 pub const AUDIT: u8 = b'a';
+pub const CHANGE: u8 = b'c';
 const SEP: u8 = 0;
 
 pub fn meta_key(collection: &CollectionId) -> Vec<u8> {
@@ -71,6 +77,37 @@ pub fn record_id_of(collection: &CollectionId, key: &[u8]) -> Result<RecordId> {
         .get(prefix_len..)
         .ok_or_else(|| EngineError::Corrupt("short record key".into()))?;
     RecordId::from_utf8(raw).map_err(|e| EngineError::Corrupt(e.to_string()))
+}
+
+fn change_prefix(collection: &CollectionId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10 + collection.as_str().len());
+    k.push(CHANGE);
+    k.extend_from_slice(collection.as_str().as_bytes());
+    k.push(SEP);
+    k
+}
+
+pub fn change_key(collection: &CollectionId, change: u64) -> Vec<u8> {
+    let mut k = change_prefix(collection);
+    k.extend_from_slice(&change.to_be_bytes());
+    k
+}
+
+/// `[start, end)` of one collection's change log.
+pub fn change_range(collection: &CollectionId) -> (Vec<u8>, Vec<u8>) {
+    let start = change_prefix(collection);
+    let mut end = start.clone();
+    *end.last_mut().expect("prefix is never empty") = SEP + 1;
+    (start, end)
+}
+
+/// The change number of a key inside `change_range(collection)`.
+pub fn change_of(collection: &CollectionId, key: &[u8]) -> Result<u64> {
+    let raw = key
+        .get(2 + collection.as_str().len()..)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .ok_or_else(|| EngineError::Corrupt("change key".into()))?;
+    Ok(u64::from_be_bytes(raw))
 }
 
 pub fn expiry_key(expires_at_ms: u64, collection: &CollectionId, id: &RecordId) -> Vec<u8> {

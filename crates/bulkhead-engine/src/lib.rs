@@ -10,6 +10,7 @@
 mod api_keys;
 mod audit;
 mod background;
+mod change_log;
 mod clock;
 mod codec;
 mod collection;
@@ -22,6 +23,7 @@ mod index_builds;
 mod key_table;
 mod keys;
 mod record;
+mod segment;
 mod settings;
 mod storage;
 mod sweeper;

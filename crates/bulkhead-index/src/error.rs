@@ -27,6 +27,11 @@ pub enum IndexError {
     /// Ours: the index holds as many vectors as its internal slot numbering allows (`u32::MAX`).
     #[error("index is full ({0} slots)")]
     Full(usize),
+
+    /// An index image could not be written or read back: an I/O failure, or bytes that are
+    /// not an image of this index (truncated, another format version, other settings).
+    #[error("index image: {0}")]
+    Image(String),
 }
 
 /// Result alias used throughout the crate.

@@ -9,6 +9,7 @@
 //! and holds the exclusive lock only to swap (see `rebuild`). Per-search buffers come from a
 //! pool outside the lock.
 
+mod image;
 mod rebuild;
 
 use bulkhead_core::Metric;
@@ -37,6 +38,7 @@ pub struct VectorIndex {
     scratch: ScratchPool,
 }
 
+pub use image::IndexImage;
 pub use rebuild::{BuildOptions, BuildReason, BuildReport};
 
 /// Summarises instead of dumping every vector.
@@ -57,6 +59,8 @@ struct State {
     store: VectorStore,
     /// `None` while flat.
     graph: Option<Hnsw>,
+    /// Bumped by every rebuild, which replaces the store (see `image`).
+    generation: u64,
 }
 
 impl State {
@@ -73,7 +77,7 @@ impl State {
         s: &mut Scratch,
     ) -> Result<()> {
         let slot = self.store.push(label, vector)?;
-        let State { store, graph } = self;
+        let State { store, graph, .. } = self;
         if let Some(g) = graph {
             g.insert(&store.space(metric), slot, s);
         }
@@ -120,6 +124,7 @@ impl VectorIndex {
             state: RwLock::new(State {
                 store: VectorStore::new(dim, params.quantization == Quantization::Int8),
                 graph: None,
+                generation: 0,
             }),
             changes_during_build: Mutex::new(None),
             scratch: ScratchPool::default(),

@@ -21,6 +21,6 @@ mod types;
 
 pub use bulkhead_core::Metric;
 pub use error::{IndexError, Result};
-pub use index::{BuildOptions, BuildReason, BuildReport, MAX_DIM, VectorIndex};
+pub use index::{BuildOptions, BuildReason, BuildReport, IndexImage, MAX_DIM, VectorIndex};
 pub use params::{IndexParams, MAX_EF, MAX_FLAT_THRESHOLD, Quantization};
 pub use types::{IndexKind, Neighbor, SearchFilter};

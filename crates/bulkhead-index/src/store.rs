@@ -53,8 +53,70 @@ impl VectorStore {
         Space::new(&self.data, self.dim, metric, codes)
     }
 
-    fn record_len(&self) -> usize {
+    /// Bytes of one slot's int8 record.
+    pub fn record_len(&self) -> usize {
         self.dim + RECORD_TAIL
+    }
+
+    pub fn is_quantized(&self) -> bool {
+        self.quantized
+    }
+
+    /// The label of every slot, tombstoned ones included.
+    pub fn all_labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    /// The vectors of `slots`, back to back.
+    pub fn vectors(&self, slots: std::ops::Range<usize>) -> &[f32] {
+        &self.data[slots.start * self.dim..slots.end * self.dim]
+    }
+
+    /// The int8 records of `slots` (empty unless quantized).
+    pub fn records(&self, slots: std::ops::Range<usize>) -> &[i8] {
+        if !self.quantized {
+            return &[];
+        }
+        let len = self.record_len();
+        &self.records[slots.start * len..slots.end * len]
+    }
+
+    /// A store from its arrays as an image holds them; checks that their sizes agree and that
+    /// no live label appears twice.
+    pub fn from_parts(
+        dim: usize,
+        data: Vec<f32>,
+        labels: Vec<u32>,
+        tombstones: RoaringBitmap,
+        records: Option<Vec<i8>>,
+    ) -> std::result::Result<Self, String> {
+        let n = labels.len();
+        if data.len() != n * dim {
+            return Err(format!("{} values for {n} vectors of {dim}", data.len()));
+        }
+        if tombstones.max().is_some_and(|t| t as usize >= n) {
+            return Err("a tombstone past the last slot".into());
+        }
+        let quantized = records.is_some();
+        let records = records.unwrap_or_default();
+        if quantized && records.len() != n * (dim + RECORD_TAIL) {
+            return Err(format!("{} code bytes for {n} vectors", records.len()));
+        }
+        let mut slot_of = HashMap::with_capacity(n - tombstones.len() as usize);
+        for (slot, &label) in labels.iter().enumerate() {
+            if !tombstones.contains(slot as u32) && slot_of.insert(label, slot as u32).is_some() {
+                return Err(format!("label {label} is live twice"));
+            }
+        }
+        Ok(Self {
+            dim,
+            data,
+            labels,
+            slot_of,
+            tombstones,
+            quantized,
+            records,
+        })
     }
 
     /// Number of slots, live or tombstoned.

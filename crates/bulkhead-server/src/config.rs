@@ -82,6 +82,8 @@ pub struct ServerConfig {
     pub max_indexed_list_len: usize,
     /// Threads one background index build uses (0: one per CPU).
     pub index_build_threads: usize,
+    /// Changes after which a loaded collection's segment file is written again.
+    pub segment_refresh_changes: u64,
 }
 
 impl Default for ServerConfig {
@@ -124,6 +126,7 @@ impl Default for ServerConfig {
             max_api_keys_per_tenant: engine.max_api_keys_per_tenant,
             max_indexed_list_len: engine.max_indexed_list_len,
             index_build_threads: 0,
+            segment_refresh_changes: engine.segment_refresh_changes,
         }
     }
 }
@@ -242,6 +245,7 @@ impl ServerConfig {
         e.default_audit_retention = Duration::from_secs(self.default_audit_retention_days * 86_400);
         e.max_api_keys_per_tenant = self.max_api_keys_per_tenant;
         e.max_indexed_list_len = self.max_indexed_list_len;
+        e.segment_refresh_changes = self.segment_refresh_changes;
         if self.index_build_threads > 0 {
             e.index_build_threads = self.index_build_threads;
         }

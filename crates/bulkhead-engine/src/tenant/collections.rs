@@ -116,9 +116,12 @@ impl TenantHandle {
         let mut set = WriteSet::default();
         set.delete(keys::meta_key(id));
         set.delete_range(keys::record_range(id));
+        set.delete_range(keys::change_range(id));
         self.commit(set, 0)?;
         *deleted = true;
         loaded.collections.write().remove(id);
+        // A segment left behind (a crash right here) is refused by its creation time.
+        crate::segment::remove(&self.segment_path(id))?;
         drop(deleted);
         self.store().compact(keys::record_range(id))?;
         Ok(())

@@ -95,7 +95,11 @@ impl TenantHandle {
         id: CollectionId,
         meta: CollectionMeta,
     ) -> Result<LiveCollection> {
+        if let Some(live) = self.load_from_segment(&id, &meta)? {
+            return Ok(live);
+        }
         let live = LiveCollection::new(id.clone(), meta)?;
+        live.changes.advance_to(self.last_stored_change(&id)?);
         let now = now_ms();
         {
             let mut slots = live.slots.write();

@@ -32,6 +32,7 @@ mod audit_log;
 mod collections;
 mod export;
 mod load;
+mod persist;
 mod records;
 mod sweep;
 
@@ -47,10 +48,12 @@ use crate::clock::now_ms;
 use crate::collection::LiveCollection;
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
+use crate::index_builds::Work;
 use crate::storage::{TenantRecord, TenantStore};
 
 pub use audit_log::AuditPage;
 pub use collections::{CollectionInfo, IndexStatus};
+pub(crate) use persist::Persisted;
 pub use records::MAX_TOP_K;
 
 /// Access to one tenant. Cheap to clone; every clone addresses the same single tenant.
@@ -183,7 +186,14 @@ impl TenantState {
         *deleted = true;
         self.loaded.lock().take();
         self.count_index_bytes(0);
-        self.store.drop_column_family()
+        self.store.drop_column_family()?;
+        let segments = self.segment_dir();
+        match std::fs::remove_dir_all(&segments) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(EngineError::Storage(format!("{}: {e}", segments.display())))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -207,7 +217,10 @@ impl TenantHandle {
     /// engine's build thread; the caller never waits for it.
     fn build_later_if_wanted(&self, col: &Arc<LiveCollection>) {
         if col.index.wanted_build().is_some() {
-            self.state.shared.index_builds.schedule(&self.state, col);
+            self.state
+                .shared
+                .index_builds
+                .schedule(&self.state, col, Work::Build);
         }
     }
 

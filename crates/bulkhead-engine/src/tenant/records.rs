@@ -8,6 +8,7 @@ use std::time::Duration;
 use bulkhead_core::{CollectionId, RecordId, validate_metadata, validate_vector};
 use bulkhead_index::{MAX_EF, SearchFilter};
 
+use crate::change_log;
 use crate::clock::{expiry_after, is_expired, now_ms};
 use crate::codec::{self, StoredValue};
 use crate::collection::{LiveCollection, Slot};
@@ -76,6 +77,10 @@ impl TenantHandle {
                 expiries.push(expires);
             }
         }
+        set.put(
+            keys::change_key(collection, col.changes.next()),
+            change_log::encode_ids(records.iter().map(|r| &r.id)),
+        );
         self.commit(set, records.len() as u64)?;
 
         let mut replaced = Vec::new();
@@ -213,6 +218,12 @@ impl TenantHandle {
                     present.push(id);
                 }
             }
+        }
+        if !present.is_empty() {
+            set.put(
+                keys::change_key(collection, col.changes.next()),
+                change_log::encode_ids(present.iter().copied()),
+            );
         }
         self.commit(set, present.len() as u64)?;
         let now = now_ms();

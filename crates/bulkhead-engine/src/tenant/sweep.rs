@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bulkhead_core::CollectionId;
 
+use crate::change_log;
 use crate::clock::now_ms;
 use crate::codec;
 use crate::collection::LiveCollection;
@@ -37,6 +38,7 @@ impl TenantHandle {
     /// One maintenance pass: expired records swept and audit events past retention pruned;
     /// returns how many of each. A tenant deleted meanwhile has nothing left to maintain.
     pub(crate) fn maintain(&self) -> Result<(usize, usize)> {
+        self.schedule_segments();
         match self
             .sweep_expired()
             .and_then(|records| Ok((records, self.prune_audit()?)))
@@ -81,15 +83,17 @@ impl TenantHandle {
                     let live = loaded.collections.read().get(id).cloned();
                     removed += match live {
                         Some(col) => self.sweep_live(&col, list)?,
-                        None => self.sweep_stored(list)?,
+                        // A deleted collection: its records and change log went with it.
+                        None => self.sweep_stored(list, None)?,
                     };
                 }
             }
             // Cold: nothing in memory to update; holding the load lock keeps a concurrent
             // activation from reading a half-swept state.
             None => {
-                for list in by_collection.values() {
-                    removed += self.sweep_stored(list)?;
+                for (id, list) in &by_collection {
+                    let change = self.last_stored_change(id)? + 1;
+                    removed += self.sweep_stored(list, Some(change))?;
                 }
                 drop(loaded_guard);
             }
@@ -108,16 +112,17 @@ impl TenantHandle {
         Ok((removed, more))
     }
 
-    /// Deletes the stored records `entries` point at, where they still carry that expiry (a
-    /// record upserted again since has a new expiry and stays). Returns how many were deleted.
-    fn sweep_stored(&self, entries: &[ExpiryEntry]) -> Result<usize> {
+    /// Deletes the stored records `entries` (all of one collection) point at, where they still
+    /// carry that expiry (a record upserted again since has a new expiry and stays), logging
+    /// them under `change` if given. Returns how many were deleted.
+    fn sweep_stored(&self, entries: &[ExpiryEntry], change: Option<u64>) -> Result<usize> {
         let record_keys: Vec<_> = entries
             .iter()
             .map(|e| keys::record_key(&e.collection, &e.id))
             .collect();
         let values = self.store().multi_get(&record_keys)?;
         let mut set = WriteSet::default();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for ((entry, key), value) in entries.iter().zip(record_keys).zip(values) {
             set.delete(keys::expiry_key(
                 entry.expires_at_ms,
@@ -128,19 +133,27 @@ impl TenantHandle {
             let is_marker = codec::decode(&value).ok().flatten().is_none();
             if is_marker || codec::peek_expiry(&value) == Some(entry.expires_at_ms) {
                 set.delete(key);
-                removed += 1;
+                removed.push(&entry.id);
             }
         }
+        if let (Some(change), Some(first)) = (change, entries.first())
+            && !removed.is_empty()
+        {
+            set.put(
+                keys::change_key(&first.collection, change),
+                change_log::encode_ids(removed.iter().copied()),
+            );
+        }
         self.store().write(set)?;
-        Ok(removed)
+        Ok(removed.len())
     }
 
     fn sweep_live(&self, col: &Arc<LiveCollection>, entries: &[ExpiryEntry]) -> Result<usize> {
         let writer = col.writer.lock();
         if *writer {
-            return self.sweep_stored(entries);
+            return self.sweep_stored(entries, None);
         }
-        let removed = self.sweep_stored(entries)?;
+        let removed = self.sweep_stored(entries, Some(col.changes.next()))?;
         for e in entries {
             let mut slots = col.slots.write();
             let label = slots.label_of(&e.id);

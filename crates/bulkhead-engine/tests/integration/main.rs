@@ -9,4 +9,5 @@ mod index_builds;
 mod isolation;
 mod model;
 mod restart;
+mod segments;
 mod ttl;

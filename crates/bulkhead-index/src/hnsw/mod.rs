@@ -374,9 +374,11 @@ impl Hnsw {
             cur = self.greedy::<true>(space, &q, cur, lc);
         }
 
+        // The node's own lists are all written before any other node links to it: a concurrent
+        // insert that reached it on an upper level with its level-0 list still empty would
+        // link only to it, and then lose that back-link when the list is written.
         let mut found = Vec::with_capacity(self.ef_construction);
-        let mut selected = Vec::with_capacity(self.m0 + 1);
-        let mut pool = Vec::with_capacity(self.m0 + 1);
+        let mut chosen: Vec<(usize, Vec<Candidate>)> = Vec::with_capacity(level + 1);
         for lc in (0..=level.min(max_level)).rev() {
             scratch.reset(self.len());
             self.search_layer::<_, true>(
@@ -393,22 +395,27 @@ impl Hnsw {
             found.extend(scratch.results.drain());
             found.sort_unstable();
 
+            let mut selected = Vec::with_capacity(self.m0 + 1);
             select_heuristic(space, &found, self.m, &mut selected);
             {
                 let _guard = self.stripe(id).lock();
                 Self::write_list(self.list(id, lc), selected.iter().map(|c| c.id));
             }
-            for &s in &selected {
+            cur = selected[0];
+            chosen.push((lc, selected));
+        }
+        let mut pool = Vec::with_capacity(self.m0 + 1);
+        for (lc, selected) in &chosen {
+            for &s in selected {
                 self.link_back(
                     space,
                     s.id,
                     Candidate { dist: s.dist, id },
-                    lc,
+                    *lc,
                     &mut pool,
                     &mut found,
                 );
             }
-            cur = selected[0];
         }
 
         if let Some(mut top) = new_top {
@@ -465,6 +472,96 @@ impl Hnsw {
                 .sum::<usize>()
             + self.levels.capacity()
             + self.stripes.len() * size_of::<Mutex<()>>()
+    }
+}
+
+/// A graph's links as plain arrays, for an index image (`crate::index::image`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GraphImage {
+    pub levels: Vec<u8>,
+    /// `levels.len() * (1 + 2m)`, as in the graph.
+    pub links0: Vec<u32>,
+    /// The upper-level lists of every node above level 0, in node order.
+    pub upper: Vec<u32>,
+    pub entry: Option<u32>,
+    pub max_level: u32,
+}
+
+impl Hnsw {
+    /// The graph's links, copied out.
+    pub fn image(&self) -> GraphImage {
+        let top = *self.top.lock();
+        GraphImage {
+            levels: self.levels.clone(),
+            links0: self.links0.iter().map(|a| a.load(Relaxed)).collect(),
+            upper: self
+                .upper
+                .iter()
+                .flat_map(|u| u.iter().map(|a| a.load(Relaxed)))
+                .collect(),
+            entry: top.entry,
+            max_level: top.max_level as u32,
+        }
+    }
+
+    /// The graph an image describes, after checking that every count, level and link in it is
+    /// in range (a checksum catches corruption; this keeps a wrong file from ever indexing out
+    /// of bounds).
+    pub fn from_image(params: &IndexParams, image: GraphImage) -> Result<Self, String> {
+        let mut g = Self::new(params, 0);
+        let n = image.levels.len();
+        let stride0 = 1 + g.m0;
+        if image.links0.len() != n * stride0 {
+            return Err(format!(
+                "{} level-0 links for {n} nodes",
+                image.links0.len()
+            ));
+        }
+        let check_list = |list: &[u32], max: usize| -> Result<(), String> {
+            let count = list[0] as usize;
+            if count > max || list[1..=count].iter().any(|&id| id as usize >= n) {
+                return Err("a link list is out of range".into());
+            }
+            Ok(())
+        };
+        for list in image.links0.chunks_exact(stride0) {
+            check_list(list, g.m0)?;
+        }
+        let stride = 1 + g.m;
+        let mut upper = image.upper.chunks_exact(stride);
+        for &level in &image.levels {
+            if usize::from(level) > MAX_LEVEL {
+                return Err(format!("level {level} above {MAX_LEVEL}"));
+            }
+            let mut node = Vec::with_capacity(usize::from(level) * stride);
+            for _ in 0..level {
+                let list = upper.next().ok_or("upper links end early")?;
+                check_list(list, g.m)?;
+                node.extend(list.iter().map(|&x| AtomicU32::new(x)));
+            }
+            g.upper.push(node.into_boxed_slice());
+        }
+        if upper.next().is_some() || !upper.remainder().is_empty() {
+            return Err("upper links left over".into());
+        }
+        let entry_ok = match image.entry {
+            Some(e) => (e as usize) < n && image.levels[e as usize] as u32 == image.max_level,
+            None => n == 0,
+        };
+        if !entry_ok {
+            return Err("the entry point is not a node of the top level".into());
+        }
+        crate::hugepages::reserve_with(&mut g.links0, image.links0.len(), copy_atomic);
+        g.links0
+            .extend(image.links0.into_iter().map(AtomicU32::new));
+        g.levels = image.levels;
+        *g.top.lock() = Top {
+            entry: image.entry,
+            max_level: image.max_level as usize,
+        };
+        // Nodes added later draw their levels from a sequence of their own, reproducibly.
+        g.rng = StdRng::seed_from_u64(LEVEL_SEED ^ n as u64);
+        Ok(g)
     }
 }
 

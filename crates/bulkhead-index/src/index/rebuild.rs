@@ -149,6 +149,7 @@ impl VectorIndex {
         let mut next = State {
             store: snapshot,
             graph,
+            generation: 0,
         };
 
         let mut scratch = Scratch::default();
@@ -176,6 +177,7 @@ impl VectorIndex {
         } else {
             IndexKind::Flat
         };
+        next.generation = state.generation + 1;
         *state = next;
         drop(state);
         self.scratch.clear();

@@ -631,3 +631,41 @@ fn builds_replay_every_write_made_while_they_ran() {
         assert_eq!(res[0].distance, 0.0, "{label} is found by its own vector");
     }
 }
+
+#[test]
+fn parallel_builds_leave_every_node_reachable() {
+    // A node linked while another thread already reached it from an upper level once ended
+    // with a single link and no way in; a sequential build never shows it.
+    let data = labelled(clustered(4000, 16, 8, 51), 1);
+    for threads in [1, 4] {
+        let params = IndexParams {
+            flat_threshold: 200,
+            ..Default::default()
+        };
+        let idx = VectorIndex::new(16, Metric::Cosine, params).unwrap();
+        for (l, v) in &data {
+            idx.insert(*l, v).unwrap();
+        }
+        idx.build_if_wanted(&BuildOptions {
+            threads,
+            progress: None,
+        })
+        .unwrap();
+        {
+            let state = idx.state.read();
+            let g = state.graph.as_ref().unwrap();
+            let mut linked_to = vec![false; g.len()];
+            for id in 0..g.len() as u32 {
+                for n in g.links(id, 0) {
+                    linked_to[n as usize] = true;
+                }
+            }
+            let orphans = linked_to.iter().filter(|l| !**l).count();
+            assert_eq!(orphans, 0, "{threads} threads: nodes no link leads to");
+        }
+        for (l, v) in &data {
+            let res = idx.search(v, 1, None, SearchFilter::default()).unwrap();
+            assert_eq!(res[0].label, *l, "{threads} threads");
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Segments of a tenant's collections: writing them in the background and starting from them on
+//! activation (see `crate::segment` for the file, `crate::change_log` for the replay). The
+//! files live under `segments/{incarnation}/` of the data directory: only this tenant's, never
+//! shared, and removed with the tenant.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bulkhead_core::{CollectionId, RecordId};
+use bulkhead_index::IndexKind;
+
+use crate::change_log::{self, ChangeLog};
+use crate::clock::{is_expired, now_ms};
+use crate::codec;
+use crate::collection::{CollectionMeta, LiveCollection, Slot, Slots};
+use crate::error::Result;
+use crate::index_builds::Work;
+use crate::keys;
+use crate::segment::{self, SegmentContents};
+use crate::storage::WriteSet;
+use crate::tenant::{TenantHandle, TenantState};
+
+/// Record values read per batch while replaying the change log.
+const REPLAY_BATCH: usize = 1024;
+
+/// What a persist did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Persisted {
+    /// Nothing changed since the last one, or the collection is gone.
+    Nothing,
+    /// A segment of this many bytes reflects the collection up to `change`.
+    Segment { change: u64, bytes: u64 },
+    /// A flat collection: no segment (its records load fast), the log trimmed to `change`.
+    Trimmed { change: u64 },
+}
+
+impl TenantState {
+    pub(crate) fn segment_dir(&self) -> PathBuf {
+        let incarnation = self.record.read().incarnation;
+        self.shared
+            .config
+            .data_dir
+            .join("segments")
+            .join(incarnation.to_string())
+    }
+}
+
+impl TenantHandle {
+    pub(crate) fn segment_path(&self, collection: &CollectionId) -> PathBuf {
+        segment::segment_path(&self.state.segment_dir(), collection)
+    }
+
+    /// The newest change number in `collection`'s stored log (0 when empty).
+    pub(super) fn last_stored_change(&self, collection: &CollectionId) -> Result<u64> {
+        match self.store().last_key(keys::change_range(collection))? {
+            Some(k) => keys::change_of(collection, &k),
+            None => Ok(0),
+        }
+    }
+
+    /// Writes `col`'s segment if it changed since the last one (a flat collection gets none:
+    /// any old one is removed), then trims its change log. Runs on the engine's build thread;
+    /// writes of the collection wait only while its structure is copied and for the rename.
+    pub(crate) fn persist(&self, col: &LiveCollection) -> Result<Persisted> {
+        let path = self.segment_path(&col.id);
+        let (change, image, slots) = {
+            let deleted = col.writer.lock();
+            let change = col.changes.last();
+            if *deleted || col.changes.pending() == 0 {
+                return Ok(Persisted::Nothing);
+            }
+            let image = (col.index.kind() == IndexKind::Hnsw).then(|| col.index.image());
+            let slots = image.as_ref().map(|_| col.slots.read().entries());
+            (change, image, slots)
+        };
+        let bytes = match (&image, &slots) {
+            (Some(image), Some(slots)) => Some(segment::write(
+                &path, &col.meta, change, &col.index, image, slots,
+            )?),
+            _ => {
+                segment::remove(&path)?;
+                None
+            }
+        };
+        let _g = self.enter_for_maintenance()?;
+        let deleted = col.writer.lock();
+        if *deleted {
+            drop(deleted);
+            return segment::remove(&path).map(|()| Persisted::Nothing);
+        }
+        let mut trim = WriteSet::default();
+        trim.delete_range((
+            keys::change_range(&col.id).0,
+            keys::change_key(&col.id, change),
+        ));
+        trim.put(keys::change_key(&col.id, change), Vec::new());
+        self.store().write(trim)?;
+        col.changes.set_persisted(change);
+        Ok(match bytes {
+            Some(bytes) => Persisted::Segment { change, bytes },
+            None => Persisted::Trimmed { change },
+        })
+    }
+
+    /// Writes the segment of every loaded collection that changed since its last one, now, on
+    /// the calling thread; returns how many were written. The engine does this in the
+    /// background (after builds, and every `segment_refresh_changes` changes); this is for
+    /// operators and tests.
+    pub fn write_segments(&self) -> Result<usize> {
+        let collections: Vec<_> = {
+            let _g = self.enter_for_maintenance()?;
+            match self.state.loaded.lock().as_ref() {
+                Some(loaded) => loaded.collections.read().values().cloned().collect(),
+                None => return Ok(0),
+            }
+        };
+        let mut written = 0;
+        for col in collections {
+            written += usize::from(matches!(self.persist(&col)?, Persisted::Segment { .. }));
+        }
+        Ok(written)
+    }
+
+    /// Queues a segment for each loaded collection with `segment_refresh_changes` changes
+    /// since its last; never waits for an activation in progress.
+    pub(super) fn schedule_segments(&self) {
+        let Some(loaded) = self.state.loaded.try_lock().and_then(|l| l.clone()) else {
+            return;
+        };
+        let threshold = self.state.shared.config.segment_refresh_changes;
+        for col in loaded.collections.read().values() {
+            if col.changes.pending() >= threshold {
+                self.state
+                    .shared
+                    .index_builds
+                    .schedule(&self.state, col, Work::Persist);
+            }
+        }
+    }
+
+    /// `id` from its segment and the changes logged after it, or `None` if it has no usable
+    /// segment (an unusable one is removed, and logged).
+    pub(super) fn load_from_segment(
+        &self,
+        id: &CollectionId,
+        meta: &CollectionMeta,
+    ) -> Result<Option<LiveCollection>> {
+        let path = self.segment_path(id);
+        let started = Instant::now();
+        let contents = match segment::read(&path, meta) {
+            Ok(Some(contents)) => contents,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(
+                    tenant = %self.id(),
+                    collection = %id,
+                    error = %e,
+                    "segment unusable; rebuilding the collection from its records"
+                );
+                segment::remove(&path)?;
+                return Ok(None);
+            }
+        };
+        let SegmentContents {
+            change,
+            index,
+            slots,
+        } = contents;
+        let slots = Slots::from_entries(&meta.indexed_fields, slots)?;
+        let live = LiveCollection::from_parts(
+            id.clone(),
+            meta.clone(),
+            index,
+            slots,
+            ChangeLog::starting_at(change, change),
+        );
+        let replayed = self.replay_changes(&live, change)?;
+        tracing::debug!(
+            tenant = %self.id(),
+            collection = %id,
+            change,
+            replayed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "collection loaded from its segment"
+        );
+        Ok(Some(live))
+    }
+
+    /// Applies the changes logged after `after` to `live`, whose state reflects `after`:
+    /// each touched record takes its stored state now. Returns how many records it touched.
+    fn replay_changes(&self, live: &LiveCollection, after: u64) -> Result<usize> {
+        let (_, end) = keys::change_range(&live.id);
+        let mut touched: Vec<RecordId> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut last = after;
+        self.store()
+            .scan((keys::change_key(&live.id, after + 1), end), |k, v| {
+                last = keys::change_of(&live.id, k)?;
+                for id in change_log::decode_ids(v)? {
+                    if seen.insert(id.clone()) {
+                        touched.push(id);
+                    }
+                }
+                Ok(true)
+            })?;
+        let now = now_ms();
+        for batch in touched.chunks(REPLAY_BATCH) {
+            let record_keys: Vec<_> = batch
+                .iter()
+                .map(|id| keys::record_key(&live.id, id))
+                .collect();
+            let values = self.store().multi_get(&record_keys)?;
+            let mut slots = live.slots.write();
+            for (id, raw) in batch.iter().zip(values) {
+                let value = match raw {
+                    Some(raw) => codec::decode(&raw)?.filter(|v| !is_expired(v.expires_at_ms, now)),
+                    None => None,
+                };
+                let old = match value {
+                    Some(v) => {
+                        let label = slots.allocate_label()?;
+                        live.index.insert(label, &v.vector)?;
+                        let keys = slots
+                            .fields
+                            .keys_of(&v.metadata, usize::MAX)
+                            .unwrap_or_default();
+                        slots.assign(
+                            label,
+                            Slot {
+                                id: id.clone(),
+                                expires_at_ms: v.expires_at_ms,
+                                keys,
+                            },
+                        )
+                    }
+                    None => slots.remove(id),
+                };
+                if let Some(old) = old {
+                    live.index.remove(old);
+                }
+            }
+        }
+        live.changes.advance_to(last);
+        Ok(touched.len())
+    }
+}
