@@ -23,6 +23,8 @@ pub(crate) struct ChangeLog {
     /// The change the collection's segment (or, for a flat collection, the last trim)
     /// reflects.
     persisted: AtomicU64,
+    /// When the segment loaded or last written was written (ms since the epoch; 0: none).
+    segment_written_ms: AtomicU64,
 }
 
 impl ChangeLog {
@@ -30,6 +32,7 @@ impl ChangeLog {
         Self {
             last: AtomicU64::new(last.max(persisted)),
             persisted: AtomicU64::new(persisted),
+            segment_written_ms: AtomicU64::new(0),
         }
     }
 
@@ -49,6 +52,15 @@ impl ChangeLog {
 
     pub fn set_persisted(&self, change: u64) {
         self.persisted.fetch_max(change, Ordering::AcqRel);
+    }
+
+    pub fn set_segment_written(&self, at_ms: u64) {
+        self.segment_written_ms.store(at_ms, Ordering::Release);
+    }
+
+    /// When the collection's segment was written, if it has one.
+    pub fn segment_written_ms(&self) -> Option<u64> {
+        Some(self.segment_written_ms.load(Ordering::Acquire)).filter(|&ms| ms > 0)
     }
 
     /// Changes not yet in a segment.

@@ -52,7 +52,10 @@ pub struct EngineConfig {
     /// posting in the tenant's memory, so a list is bounded like the record's other parts.
     pub max_indexed_list_len: usize,
     /// Threads one index build (promotion to a graph, compaction) inserts with, at background
-    /// priority. Builds run one at a time, off every request path.
+    /// priority. Builds run one at a time, off every request path. Default: one CPU fewer than
+    /// the machine has (at least one), so a build leaves a core to searches: on two cores, two
+    /// build threads doubled the searches' p99 during a build, one kept it within 1.5×
+    /// (docs/benchmarks.md, availability).
     pub index_build_threads: usize,
     /// A loaded collection with this many changes since its last segment gets a new one (the
     /// sweeper checks each round); activation replays at most about this many changes.
@@ -79,7 +82,8 @@ impl EngineConfig {
             max_text_bytes: 1 << 20,
             max_api_keys_per_tenant: 1_000,
             max_indexed_list_len: 256,
-            index_build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            index_build_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             segment_refresh_changes: 10_000,
         }
     }

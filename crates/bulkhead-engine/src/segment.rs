@@ -75,6 +75,8 @@ impl<R: Read> Read for Verified<R> {
 #[derive(Debug)]
 pub(crate) struct SegmentContents {
     pub change: u64,
+    /// The file's modification time, ms since the epoch.
+    pub written_ms: u64,
     pub index: VectorIndex,
     pub slots: Vec<(u32, Slot)>,
 }
@@ -142,6 +144,12 @@ pub(crate) fn read(path: &Path, meta: &CollectionMeta) -> Result<Option<SegmentC
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path, e)),
     };
+    let written_ms = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
     let mut input = Verified {
         inner: BufReader::with_capacity(IO_BUFFER, file),
         crc: crc32fast::Hasher::new(),
@@ -174,6 +182,7 @@ pub(crate) fn read(path: &Path, meta: &CollectionMeta) -> Result<Option<SegmentC
     }
     Ok(Some(SegmentContents {
         change,
+        written_ms,
         index,
         slots,
     }))

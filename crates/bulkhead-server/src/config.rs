@@ -80,7 +80,7 @@ pub struct ServerConfig {
     pub max_api_keys_per_tenant: usize,
     /// Most elements of a list-valued metadata field that is indexed.
     pub max_indexed_list_len: usize,
-    /// Threads one background index build uses (0: one per CPU).
+    /// Threads one background index build uses (0: one fewer than the CPUs, at least one).
     pub index_build_threads: usize,
     /// Changes after which a loaded collection's segment file is written again.
     pub segment_refresh_changes: u64,

@@ -113,6 +113,8 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
             } as i32,
             building: c.index.building,
             memory_bytes: c.index.memory_bytes,
+            segment_time: c.index.segment_written_ms.map(timestamp_ms),
+            changes_since_segment: c.index.changes_since_segment,
         }),
         indexed_fields: c
             .spec

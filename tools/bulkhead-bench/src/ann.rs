@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use bulkhead_index::{
-    BuildOptions, IndexKind, IndexParams, MAX_FLAT_THRESHOLD, Metric, SearchFilter, VectorIndex,
+    BuildOptions, IndexKind, IndexParams, MAX_FLAT_THRESHOLD, Metric, Quantization, SearchFilter,
+    VectorIndex,
 };
 use clap::{Args, ValueEnum};
 
@@ -19,6 +20,12 @@ use bulkhead_formats::{Matrix, read_fvecs, read_ivecs};
 pub enum IndexChoice {
     Hnsw,
     Flat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum QuantizationArg {
+    None,
+    Int8,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -63,6 +70,10 @@ pub struct AnnArgs {
     /// Threads issuing queries concurrently.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// What the graph walk compares: `int8` codes (the default of new collections) or the
+    /// `none` (`f32`) vectors.
+    #[arg(long, value_enum, default_value = "int8")]
+    quantization: QuantizationArg,
     /// Threads building the graph (the engine's `index-build-threads`).
     #[arg(long, default_value_t = 1)]
     build_threads: usize,
@@ -142,6 +153,10 @@ fn build(args: &AnnArgs, base: &Matrix<f32>) -> Result<(VectorIndex, Duration)> 
         ef_construction: args.ef_construction,
         ef_search: args.ef[0].max(1),
         flat_threshold,
+        quantization: match args.quantization {
+            QuantizationArg::None => Quantization::None,
+            QuantizationArg::Int8 => Quantization::Int8,
+        },
         ..IndexParams::default()
     };
     let index = VectorIndex::new(base.dim, args.metric.into(), params)?;
@@ -316,6 +331,10 @@ pub fn run(args: &AnnArgs) -> Result<()> {
                 ("threads", args.threads.into()),
                 ("build_threads", args.build_threads.into()),
                 ("bytes_per_vector", bytes_per_vector.into()),
+                (
+                    "quantization",
+                    format!("{:?}", args.quantization).to_lowercase().into(),
+                ),
             ];
             print_json_line(&fields);
         } else {

@@ -1,11 +1,14 @@
 //! Command-line benchmark driver. `ann` measures the index in-process, on the same fvecs/ivecs
 //! files and with the same JSON output as `tools/hnswlib_bench.py`, so the two can be compared
 //! line by line; `server` measures a running server end to end; `bulk` its Arrow import and export; `tenants` measures the engine at many-tenant scale; `neighbours` measures how
-//! well a running server keeps one tenant's abuse from reaching another. Progress goes to
+//! well a running server keeps one tenant's abuse from reaching another; `activation` how fast
+//! a big tenant answers after a restart. Progress goes to
 //! stderr, results to stdout.
 
+mod activation;
 mod address;
 mod ann;
+mod availability;
 mod bulk;
 mod dataset;
 mod filter;
@@ -44,6 +47,13 @@ enum Command {
     Neighbours(neighbours::NeighboursArgs),
     /// Many-tenant scale: reopen time, memory, cold-tenant first query, tenant creation.
     Tenants(tenants::TenantsArgs),
+    /// Search latency while a collection's index is rebuilt in the background, vs idle.
+    Availability(availability::AvailabilityArgs),
+    /// A big tenant's first answer after a restart, warm and cold page cache.
+    Activation(activation::ActivationArgs),
+    /// The restarted process of `activation` (internal).
+    #[command(hide = true)]
+    ActivationProbe(activation::ProbeArgs),
     /// The restarted process of `tenants` (internal).
     #[command(hide = true)]
     TenantsReopen(tenants::ReopenArgs),
@@ -58,5 +68,8 @@ fn main() -> anyhow::Result<()> {
         Command::Neighbours(args) => neighbours::run(&args),
         Command::Tenants(args) => tenants::run(&args),
         Command::TenantsReopen(args) => tenants::reopen(&args),
+        Command::Activation(args) => activation::run(&args),
+        Command::Availability(args) => availability::run(&args),
+        Command::ActivationProbe(args) => activation::probe(&args),
     }
 }

@@ -33,6 +33,11 @@ pub struct IndexStatus {
     pub building: bool,
     /// Approximate memory of the index.
     pub memory_bytes: u64,
+    /// When the collection's segment file was written (ms since the epoch), if it has one.
+    pub segment_written_ms: Option<u64>,
+    /// Changes since that segment (or since the collection loaded, without one): about what
+    /// an activation would replay.
+    pub changes_since_segment: u64,
 }
 
 fn info(c: &LiveCollection) -> CollectionInfo {
@@ -45,6 +50,8 @@ fn info(c: &LiveCollection) -> CollectionInfo {
             kind: c.index.kind(),
             building: c.index.is_building(),
             memory_bytes: c.index.memory_bytes() as u64,
+            segment_written_ms: c.changes.segment_written_ms(),
+            changes_since_segment: c.changes.pending(),
         },
     }
 }

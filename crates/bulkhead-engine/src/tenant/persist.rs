@@ -97,6 +97,10 @@ impl TenantHandle {
         trim.put(keys::change_key(&col.id, change), Vec::new());
         self.store().write(trim)?;
         col.changes.set_persisted(change);
+        match bytes {
+            Some(_) => col.changes.set_segment_written(now_ms()),
+            None => col.changes.set_segment_written(0),
+        }
         Ok(match bytes {
             Some(bytes) => Persisted::Segment { change, bytes },
             None => Persisted::Trimmed { change },
@@ -166,6 +170,7 @@ impl TenantHandle {
             change,
             index,
             slots,
+            written_ms,
         } = contents;
         let slots = Slots::from_entries(&meta.indexed_fields, slots)?;
         let live = LiveCollection::from_parts(
@@ -175,6 +180,7 @@ impl TenantHandle {
             slots,
             ChangeLog::starting_at(change, change),
         );
+        live.changes.set_segment_written(written_ms);
         let replayed = self.replay_changes(&live, change)?;
         tracing::debug!(
             tenant = %self.id(),

@@ -178,8 +178,11 @@ impl VectorIndex {
             IndexKind::Flat
         };
         next.generation = state.generation + 1;
-        *state = next;
+        let old = std::mem::replace(&mut *state, next);
         drop(state);
+        // Freeing the old vectors and graph (hundreds of megabytes for a big collection)
+        // happens after the lock is released, not while searches wait for it.
+        drop(old);
         self.scratch.clear();
         Ok(Some(BuildReport {
             reason,
