@@ -18,6 +18,7 @@
 //! keep another tenant's promotion waiting for more than one turn per collection it has.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -69,6 +70,8 @@ struct Queue {
 #[derive(Debug)]
 pub(crate) struct IndexBuilds {
     queue: Arc<(Mutex<Queue>, Condvar)>,
+    /// Set at shutdown: a running build stops instead of delaying it by minutes.
+    cancel: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -76,16 +79,18 @@ impl IndexBuilds {
     /// Starts the build thread; each build uses `threads` threads.
     pub fn start(threads: usize) -> Self {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
-        let worker_queue = queue.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (worker_queue, worker_cancel) = (queue.clone(), cancel.clone());
         let thread = std::thread::Builder::new()
             .name("bulkhead-index-build".into())
             .spawn(move || {
                 lower_current_thread_priority();
-                run(&worker_queue, threads.max(1));
+                run(&worker_queue, &worker_cancel, threads.max(1));
             })
             .expect("spawning the index build thread");
         Self {
             queue,
+            cancel,
             thread: Mutex::new(Some(thread)),
         }
     }
@@ -123,8 +128,10 @@ impl IndexBuilds {
         }
     }
 
-    /// Drops what is queued, lets a running build finish, and joins the thread.
+    /// Drops what is queued, stops a running build, and joins the thread (a segment being
+    /// written is finished: it takes seconds, not minutes).
     pub fn stop(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
         {
             let mut q = self.queue.0.lock();
             q.stop = true;
@@ -137,7 +144,7 @@ impl IndexBuilds {
     }
 }
 
-fn run(queue: &(Mutex<Queue>, Condvar), threads: usize) {
+fn run(queue: &(Mutex<Queue>, Condvar), cancel: &AtomicBool, threads: usize) {
     let (lock, wake) = queue;
     loop {
         let job = {
@@ -159,7 +166,10 @@ fn run(queue: &(Mutex<Queue>, Condvar), threads: usize) {
             continue;
         };
         if job.work == Work::Build {
-            build(&tenant, &collection, threads);
+            build(&tenant, &collection, threads, cancel);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return;
         }
         persist(tenant.clone(), &collection);
         lock.lock().finished += 1;
@@ -176,7 +186,7 @@ fn run(queue: &(Mutex<Queue>, Condvar), threads: usize) {
     }
 }
 
-fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize) {
+fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize, cancel: &AtomicBool) {
     let started = Instant::now();
     let last_report = Mutex::new(Instant::now());
     let progress = |done: usize, total: usize| {
@@ -195,6 +205,7 @@ fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize) {
     let options = BuildOptions {
         threads,
         progress: Some(&progress),
+        cancel: Some(cancel),
     };
     match collection.index.build_if_wanted(&options) {
         Ok(Some(report)) => {

@@ -76,12 +76,21 @@ impl State {
         vector: &[f32],
         s: &mut Scratch,
     ) -> Result<()> {
-        let slot = self.store.push(label, vector)?;
-        let State { store, graph, .. } = self;
-        if let Some(g) = graph {
-            g.insert(&store.space(metric), slot, s);
+        let slot = self.add(label, vector)?;
+        if let Some(g) = &self.graph {
+            g.link(&self.store.space(metric), slot, s);
         }
         Ok(())
+    }
+
+    /// Stores a prepared vector and, in a graph, adds its node unlinked; returns its slot.
+    /// What is left (`Hnsw::link`) needs only shared access.
+    fn add(&mut self, label: u32, vector: &[f32]) -> Result<u32> {
+        let slot = self.store.push(label, vector)?;
+        if let Some(g) = &mut self.graph {
+            g.add_node();
+        }
+        Ok(slot)
     }
 
     /// Removes `label`: a tombstone in a graph, a swap-remove while flat.
@@ -197,14 +206,22 @@ impl VectorIndex {
     /// Adds `vector` under `label`. Fails if the dimension is wrong, a value is not finite, the
     /// label is already live, or (cosine) the vector is zero. Never builds a graph: past
     /// `flat_threshold` it makes a promotion wanted (see [`VectorIndex::wanted_build`]).
+    ///
+    /// The exclusive lock is held only to store the vector and add its node; linking the node
+    /// into the graph (nearly all the work) runs under the shared lock, beside searches, with
+    /// the graph's own per-node locks (the ones a parallel build uses). Inserts still run one
+    /// at a time: the next one waits for the exclusive lock.
     pub fn insert(&self, label: u32, vector: &[f32]) -> Result<()> {
         let v = self.prepare(vector)?;
         let mut state = self.state.write();
-        let mut s = self.scratch.take(state.store.slots() + 1);
-        let inserted = state.insert(self.metric, label, &v, &mut s);
-        self.scratch.put(s);
-        inserted?;
+        let slot = state.add(label, &v)?;
         self.record_change(rebuild::Change::Inserted(label));
+        let state = parking_lot::RwLockWriteGuard::downgrade(state);
+        if let Some(g) = &state.graph {
+            let mut s = self.scratch.take(state.store.slots());
+            g.link(&state.store.space(self.metric), slot, &mut s);
+            self.scratch.put(s);
+        }
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use crate::hnsw::{Codes, Space};
 use crate::quantized::{RECORD_TAIL, append_record};
 
 /// Dense vector storage plus the label <-> slot mapping and slot tombstones.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct VectorStore {
     dim: usize,
     data: Vec<f32>,

@@ -5,7 +5,9 @@
 //! directory is populated once (build and segment included), then each measurement restarts
 //! a child process (`activation-probe`) on it, with the page cache warm, or cold: every file
 //! of the data directory evicted with `posix_fadvise(DONTNEED)` first (the container may not
-//! drop caches globally; pages another process maps would stay, and none does).
+//! drop caches globally; pages another process maps would stay, and none does). The same
+//! restarts also time the first page of an export of the cold tenant, which must not load any
+//! index.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +52,9 @@ pub struct ProbeArgs {
     /// Which of the data set's queries to ask.
     #[arg(long)]
     query: usize,
+    /// Read the first export page (256 records, as `Export` sends) instead of querying.
+    #[arg(long)]
+    export: bool,
 }
 
 const NOISE: f32 = 0.02;
@@ -122,6 +127,7 @@ pub fn run(args: &ActivationArgs) -> Result<()> {
                 .filter_map(|v| v.as_u64())
                 .collect();
             let recall = answered.iter().filter(|id| truth.contains(id)).count() as f64 / K as f64;
+            let export = probe_export(args, cache)?;
             print_json_line(&[
                 ("mode", "activation".into()),
                 ("rows", args.rows.into()),
@@ -136,14 +142,52 @@ pub fn run(args: &ActivationArgs) -> Result<()> {
                     "segment_mib",
                     (segment_bytes as f64 / 1048576.0).round().into(),
                 ),
+                ("export_first_page_ms", export["first_page_ms"].clone()),
+                ("export_left_tenant_cold", export["left_cold"].clone()),
             ]);
         }
     }
     Ok(())
 }
 
-/// The restarted process: opens the engine and answers one query; prints one JSON object.
+/// A restarted process reading the first export page, after setting the page cache to `cache`.
+fn probe_export(args: &ActivationArgs, cache: &str) -> Result<serde_json::Value> {
+    if cache == "cold" {
+        evict(&args.data_dir)?;
+    }
+    let out = Command::new(std::env::current_exe()?)
+        .args(["activation-probe", "--export", "--query", "0", "--dataset"])
+        .arg(&args.dataset)
+        .args(["--rows", &args.rows.to_string(), "--data-dir"])
+        .arg(&args.data_dir)
+        .output()
+        .context("running the export probe")?;
+    ensure!(
+        out.status.success(),
+        "export probe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The restarted process: opens the engine and answers one query (or reads the first export
+/// page); prints one JSON object.
 pub fn probe(args: &ProbeArgs) -> Result<()> {
+    if args.export {
+        let started = Instant::now();
+        let engine = Engine::open(config(&args.data_dir))?;
+        let t = engine.tenant(&tenant())?;
+        let spec = t.collection_spec(&docs())?;
+        let page = t.scan_records(&docs(), None, 256)?;
+        let first_page_ms = ms(started.elapsed());
+        ensure!(page.len() == 256 && spec.dimension == page[0].vector.len());
+        let left_cold = !engine.tenant_info(&tenant())?.loaded;
+        println!(
+            "{}",
+            serde_json::json!({ "first_page_ms": first_page_ms, "left_cold": left_cold })
+        );
+        return Ok(());
+    }
     let queries = read_fvecs(&args.dataset.join("query.fvecs"))?;
     let q = queries.row(args.query).to_vec();
     let started = Instant::now();

@@ -186,6 +186,7 @@ fn build(args: &AnnArgs, base: &Matrix<f32>) -> Result<(VectorIndex, Duration)> 
     index.build_if_wanted(&BuildOptions {
         threads: args.build_threads,
         progress: Some(&progress),
+        cancel: None,
     })?;
     Ok((index, start.elapsed()))
 }

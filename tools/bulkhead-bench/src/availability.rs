@@ -123,6 +123,13 @@ pub fn run(args: &AvailabilityArgs) -> Result<()> {
     }
     eprintln!("{n} records in, graph built");
     let idle = search_until(&t, &compacted(), &queries, |i| i >= args.idle_queries);
+    let writes_only = with_writer(&t, &compacted(), &queries, &base, &next_id, args, |i| {
+        i >= 4 * args.idle_queries
+    })?;
+    ensure!(
+        engine.index_build_stats().pending == 0,
+        "the writes alone queued a build"
+    );
     let gone: Vec<RecordId> = (0..n)
         .filter(|i| i % 100 < 30)
         .map(|i| RecordId::new(i.to_string()))
@@ -134,6 +141,7 @@ pub fn run(args: &AvailabilityArgs) -> Result<()> {
     );
     let during = while_building(&engine, &t, &compacted(), &queries, &base, &next_id, args)?;
     report("compact", threads, &idle, &during);
+    report("none (writes only)", threads, &idle, &writes_only);
     Ok(())
 }
 
@@ -164,6 +172,22 @@ fn while_building(
     next_id: &AtomicUsize,
     args: &AvailabilityArgs,
 ) -> Result<(Vec<Duration>, usize)> {
+    with_writer(t, collection, queries, base, next_id, args, |_| {
+        engine.index_build_stats().pending == 0
+    })
+}
+
+/// Searches while a writer upserts at the configured rate, until `done` says stop (it is
+/// first asked 50 ms after the writer starts).
+fn with_writer(
+    t: &TenantHandle,
+    collection: &CollectionId,
+    queries: &Matrix<f32>,
+    base: &Matrix<f32>,
+    next_id: &AtomicUsize,
+    args: &AvailabilityArgs,
+    done: impl FnMut(usize) -> bool,
+) -> Result<(Vec<Duration>, usize)> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     std::thread::scope(|s| -> Result<_> {
@@ -181,15 +205,13 @@ fn while_building(
             }
             Ok(written)
         });
-        // Let the writer's first batch queue the build, then search until it is done.
+        // Let the writer's first batch queue a build if one is due, then search.
         std::thread::sleep(Duration::from_millis(50));
-        let during = search_until(t, collection, queries, |_| {
-            engine.index_build_stats().pending == 0
-        });
+        let during = search_until(t, collection, queries, done);
         stop.store(true, Ordering::Relaxed);
         let written = writer.join().expect("the writer panicked")?;
         eprintln!(
-            "build done after {:.1} s; {written} records upserted meanwhile",
+            "done after {:.1} s; {written} records upserted meanwhile",
             started.elapsed().as_secs_f64()
         );
         Ok(during)

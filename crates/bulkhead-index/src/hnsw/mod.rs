@@ -199,6 +199,7 @@ impl Hnsw {
 
     /// Builds a graph over the first `n` vectors of `space` with `threads` threads (the caller's
     /// among them), calling `progress` with the count of nodes linked every few thousand.
+    /// Returns `None` if `cancelled` turned true (checked before each node).
     /// Levels are drawn in node order, so one thread builds the same graph every time; with
     /// more, the order in which nodes meet varies and so do the links, not their quality.
     pub fn build(
@@ -207,13 +208,14 @@ impl Hnsw {
         n: usize,
         threads: usize,
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Self {
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Self> {
         let mut g = Self::new(params, n);
         for _ in 0..n {
             g.add_node();
         }
         if n == 0 {
-            return g;
+            return Some(g);
         }
         // The first node becomes the entry point before anyone else needs one.
         g.link(space, 0, &mut Scratch::default());
@@ -223,7 +225,7 @@ impl Hnsw {
             let mut scratch = Scratch::default();
             loop {
                 let id = next.fetch_add(1, Relaxed);
-                if id >= n {
+                if id >= n || cancelled() {
                     return;
                 }
                 g.link(space, id as u32, &mut scratch);
@@ -243,8 +245,11 @@ impl Hnsw {
             }
             work();
         });
+        if cancelled() {
+            return None;
+        }
         progress(n);
-        g
+        Some(g)
     }
 
     /// Number of nodes.
@@ -329,8 +334,8 @@ impl Hnsw {
         (level as usize).min(MAX_LEVEL)
     }
 
-    /// Appends an unlinked node with a freshly drawn level.
-    fn add_node(&mut self) {
+    /// Appends an unlinked node with a freshly drawn level; `link` it next.
+    pub fn add_node(&mut self) {
         let level = self.random_level();
         self.levels.push(level as u8);
         crate::hugepages::reserve_with(&mut self.links0, 1 + self.m0, copy_atomic);
@@ -342,15 +347,9 @@ impl Hnsw {
         );
     }
 
-    /// Adds node `id` (must equal `len()`), whose vector is `space.vector(id)`.
-    pub fn insert(&mut self, space: &Space<'_>, id: u32, scratch: &mut Scratch) {
-        debug_assert_eq!(id as usize, self.len());
-        self.add_node();
-        self.link(space, id, scratch);
-    }
-
-    /// Links the added node `id` into the graph. Safe to run for different nodes at once.
-    fn link(&self, space: &Space<'_>, id: u32, scratch: &mut Scratch) {
+    /// Links the added node `id` into the graph. Safe to run for different nodes at once, and
+    /// beside searches (which may see a list half rewritten: every id in it is a node).
+    pub fn link(&self, space: &Space<'_>, id: u32, scratch: &mut Scratch) {
         let level = self.levels[id as usize] as usize;
         let mut top = self.top.lock();
         let Some(entry) = top.entry else {

@@ -8,6 +8,7 @@
 //! the live state at replay time, or skips it if the label has gone since (its removal follows
 //! in the log). Replaying in order therefore ends in exactly the live state's labels.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -46,6 +47,8 @@ pub struct BuildOptions<'a> {
     pub threads: usize,
     /// Called with `(vectors linked, vectors to link)` every few thousand vectors.
     pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    /// Set to stop the build early (at shutdown); the index then keeps what it had.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 impl Default for BuildOptions<'_> {
@@ -53,6 +56,7 @@ impl Default for BuildOptions<'_> {
         Self {
             threads: 1,
             progress: None,
+            cancel: None,
         }
     }
 }
@@ -62,6 +66,7 @@ impl std::fmt::Debug for BuildOptions<'_> {
         f.debug_struct("BuildOptions")
             .field("threads", &self.threads)
             .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -111,7 +116,8 @@ impl VectorIndex {
 
     /// Runs the build the index wants, if any and if none is running, on the calling thread
     /// (and `options.threads - 1` helpers). Searches, inserts and removes go on meanwhile and
-    /// wait only for the final swap. Returns `None` when there was nothing to do.
+    /// wait only for the final swap. Returns `None` when there was nothing to do, or when
+    /// `options.cancel` stopped it (nothing changes then).
     pub fn build_if_wanted(&self, options: &BuildOptions<'_>) -> Result<Option<BuildReport>> {
         let started = Instant::now();
         let (snapshot, reason) = {
@@ -124,13 +130,17 @@ impl VectorIndex {
                 return Ok(None);
             }
             *changes = Some(Vec::new());
-            (state.store.compacted(), reason)
+            // A plain copy under the lock (a writer waiting behind it holds up new searches);
+            // dropping tombstoned slots is done on the copy, after.
+            (state.store.clone(), reason)
         };
+        let snapshot = snapshot.compacted();
         let mut tracking = Tracking {
             changes: &self.changes_during_build,
             armed: true,
         };
         let snapshot_vectors = snapshot.live();
+        let cancelled = || options.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
         let graph = (snapshot_vectors > self.params.flat_threshold).then(|| {
             let total = snapshot.slots();
             let progress = |done: usize| {
@@ -144,8 +154,14 @@ impl VectorIndex {
                 total,
                 options.threads.max(1),
                 &progress,
+                &cancelled,
             )
         });
+        let graph = match graph {
+            Some(None) => return Ok(None),
+            Some(Some(g)) => Some(g),
+            None => None,
+        };
         let mut next = State {
             store: snapshot,
             graph,
@@ -164,6 +180,9 @@ impl VectorIndex {
             self.replay(&mut next, round, &mut scratch)?;
             if last {
                 break;
+            }
+            if cancelled() {
+                return Ok(None);
             }
         }
         let mut state = self.state.write();

@@ -330,6 +330,7 @@ fn promotes_from_flat_to_hnsw_when_the_owner_builds() {
         .build_if_wanted(&BuildOptions {
             threads: 2,
             progress: Some(&record),
+            cancel: None,
         })
         .unwrap()
         .unwrap();
@@ -464,6 +465,7 @@ fn parallel_builds_reach_the_recall_of_one_thread() {
         idx.build_if_wanted(&BuildOptions {
             threads,
             progress: None,
+            cancel: None,
         })
         .unwrap();
         let mut total = 0.0;
@@ -521,6 +523,7 @@ fn searches_and_writes_never_wait_for_a_build() {
             idx.build_if_wanted(&BuildOptions {
                 threads: 2,
                 progress: Some(&hold),
+                cancel: None,
             })
             .unwrap()
             .unwrap()
@@ -649,6 +652,7 @@ fn parallel_builds_leave_every_node_reachable() {
         idx.build_if_wanted(&BuildOptions {
             threads,
             progress: None,
+            cancel: None,
         })
         .unwrap();
         {
@@ -668,4 +672,39 @@ fn parallel_builds_leave_every_node_reachable() {
             assert_eq!(res[0].label, *l, "{threads} threads");
         }
     }
+}
+
+#[test]
+fn a_cancelled_build_changes_nothing_and_a_later_one_runs() {
+    let data = labelled(clustered(5000, 8, 10, 61), 1);
+    let params = IndexParams {
+        flat_threshold: 100,
+        ..hnsw_params()
+    };
+    let idx = VectorIndex::new(8, Metric::L2, params).unwrap();
+    for (l, v) in &data {
+        idx.insert(*l, v).unwrap();
+    }
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let stop_at_first_report = |_: usize, _: usize| {
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let outcome = idx
+        .build_if_wanted(&BuildOptions {
+            threads: 2,
+            progress: Some(&stop_at_first_report),
+            cancel: Some(&cancel),
+        })
+        .unwrap();
+    assert_eq!(outcome, None);
+    assert_eq!(idx.kind(), IndexKind::Flat);
+    assert!(!idx.is_building());
+    assert_eq!(idx.wanted_build(), Some(BuildReason::Promote));
+    idx.insert(1_000_000, &[0.5; 8]).unwrap();
+    let report = idx
+        .build_if_wanted(&BuildOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.snapshot_vectors, data.len() + 1);
+    assert_eq!(idx.kind(), IndexKind::Hnsw);
 }

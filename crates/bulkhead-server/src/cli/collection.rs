@@ -139,6 +139,17 @@ pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
     Ok(())
 }
 
+/// `FLAT` or `HNSW`, with `building` while a promotion or compaction runs.
+fn index_state(index: Option<&pb::IndexStatus>) -> Option<String> {
+    let index = index?;
+    let kind = pb::IndexKind::try_from(index.kind).map_or("UNKNOWN", |k| k.as_str_name());
+    Some(if index.building {
+        format!("{kind} (building)")
+    } else {
+        kind.to_owned()
+    })
+}
+
 pub fn rows(collections: impl IntoIterator<Item = pb::Collection>) -> Rows {
     let mut r = Rows::new(&[
         "name",
@@ -148,6 +159,8 @@ pub fn rows(collections: impl IntoIterator<Item = pb::Collection>) -> Rows {
         "default_ttl_seconds",
         "create_time",
         "indexed_fields",
+        "index",
+        "segment_time",
     ]);
     for c in collections {
         let metric = pb::Metric::try_from(c.metric).map_or("UNKNOWN", |m| m.as_str_name());
@@ -159,6 +172,8 @@ pub fn rows(collections: impl IntoIterator<Item = pb::Collection>) -> Rows {
             json!(c.default_ttl_seconds),
             time(c.create_time.as_ref()),
             fields::to_json(&c),
+            json!(index_state(c.index.as_ref())),
+            time(c.index.as_ref().and_then(|i| i.segment_time.as_ref())),
         ]);
     }
     r
