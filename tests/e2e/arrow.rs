@@ -76,8 +76,10 @@ async fn a_tenant_survives_export_delete_and_restore_under_a_new_id() {
         ef_construction: 50,
         ef_search: 40,
         flat_threshold: 100,
-        // Not the default, so the restore must carry it.
+        // Not the defaults, so the restore must carry them.
         quantization: pb::Quantization::None as i32,
+        build_threads: 1,
+        segments: pb::SegmentPolicy::SegmentsOff as i32,
     });
     src.create_collection("docs", &CollectionSpec::new(8, Metric::Cosine))
         .await

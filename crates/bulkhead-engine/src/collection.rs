@@ -30,7 +30,31 @@ pub struct CollectionSpec {
     pub index: Option<IndexParams>,
     /// Metadata fields kept in bitmap indexes for filtered queries.
     pub indexed_fields: BTreeMap<String, FieldType>,
+    pub build: BuildSettings,
 }
+
+/// How a collection's index is built and kept, beside its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildSettings {
+    /// Threads its background builds use (at most the machine's CPUs); 0: the engine's
+    /// `index_build_threads`.
+    pub threads: usize,
+    /// Whether its index is kept in a segment file, so a restart loads it instead of
+    /// rebuilding it from the records.
+    pub segments: bool,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            segments: true,
+        }
+    }
+}
+
+/// Most threads one collection's builds may ask for.
+pub const MAX_BUILD_THREADS: usize = 256;
 
 impl CollectionSpec {
     pub fn new(dimension: usize, metric: Metric) -> Self {
@@ -40,6 +64,7 @@ impl CollectionSpec {
             default_ttl: None,
             index: None,
             indexed_fields: BTreeMap::new(),
+            build: BuildSettings::default(),
         }
     }
 }
@@ -62,6 +87,15 @@ pub(crate) struct CollectionMeta {
     /// changes only how the in-memory index is built.
     #[serde(default)]
     pub quantization: StoredQuantization,
+    /// 0: the engine's default. Absent in collections created before it existed.
+    #[serde(default)]
+    pub build_threads: usize,
+    #[serde(default = "segments_by_default")]
+    pub segments: bool,
+}
+
+fn segments_by_default() -> bool {
+    true
 }
 
 /// [`Quantization`] as stored in a collection's settings.
@@ -106,6 +140,12 @@ impl CollectionMeta {
             Some(ttl) => Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             None => None,
         };
+        if spec.build.threads > MAX_BUILD_THREADS {
+            return Err(EngineError::InvalidArgument(format!(
+                "build threads: at most {MAX_BUILD_THREADS}, got {}",
+                spec.build.threads
+            )));
+        }
         if spec.indexed_fields.len() > MAX_INDEXED_FIELDS {
             return Err(EngineError::InvalidArgument(format!(
                 "indexed_fields: at most {MAX_INDEXED_FIELDS} fields, got {}",
@@ -132,6 +172,8 @@ impl CollectionMeta {
             created_at_ms: now,
             indexed_fields: spec.indexed_fields.clone(),
             quantization: p.quantization.into(),
+            build_threads: spec.build.threads,
+            segments: spec.build.segments,
         })
     }
 
@@ -153,6 +195,10 @@ impl CollectionMeta {
             default_ttl: self.default_ttl_ms.map(Duration::from_millis),
             index: Some(self.index_params()),
             indexed_fields: self.indexed_fields.clone(),
+            build: BuildSettings {
+                threads: self.build_threads,
+                segments: self.segments,
+            },
         }
     }
 }

@@ -166,6 +166,10 @@ fn run(queue: &(Mutex<Queue>, Condvar), cancel: &AtomicBool, threads: usize) {
             continue;
         };
         if job.work == Work::Build {
+            let threads = match collection.meta.build_threads {
+                0 => threads,
+                asked => asked.min(cpus()),
+            };
             build(&tenant, &collection, threads, cancel);
         }
         if cancel.load(Ordering::Relaxed) {
@@ -220,6 +224,12 @@ fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize, canc
             "index build failed; the collection keeps its current index"
         ),
     }
+}
+
+/// The machine's CPUs: a collection may ask for fewer build threads than the engine's, or more
+/// (a big tenant on a big machine), never more than this.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn persist(tenant: Arc<TenantState>, collection: &LiveCollection) {

@@ -33,7 +33,7 @@ pub use api_keys::{ApiKeyRecord, SecretHash};
 pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use background::lower_current_thread_priority;
 pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
-pub use collection::CollectionSpec;
+pub use collection::{BuildSettings, CollectionSpec, MAX_BUILD_THREADS};
 pub use config::EngineConfig;
 pub use engine::{Engine, TenantInfo};
 pub use error::{EngineError, Result};

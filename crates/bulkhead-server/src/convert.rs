@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bulkhead_core::{Metadata, Metric, RecordId};
 use bulkhead_engine::{
-    CollectionInfo, CollectionSpec, Hit, IndexKind, IndexParams, NewRecord, Quantization, Quota,
-    RateLimit, StoredRecord, TenantInfo,
+    BuildSettings, CollectionInfo, CollectionSpec, Hit, IndexKind, IndexParams, NewRecord,
+    Quantization, Quota, RateLimit, StoredRecord, TenantInfo,
 };
 use bulkhead_proto::v1 as pb;
 use prost_types::Timestamp;
@@ -78,6 +78,19 @@ pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSp
             quantization: quantization(h.quantization)?.unwrap_or(d.quantization),
             ..d
         });
+        spec.build = BuildSettings {
+            threads: h.build_threads as usize,
+            segments: match pb::SegmentPolicy::try_from(h.segments) {
+                Ok(pb::SegmentPolicy::Unspecified | pb::SegmentPolicy::SegmentsOn) => true,
+                Ok(pb::SegmentPolicy::SegmentsOff) => false,
+                Err(_) => {
+                    return Err(Status::invalid_argument(format!(
+                        "hnsw.segments: unknown value {}; expected SEGMENTS_ON or SEGMENTS_OFF",
+                        h.segments
+                    )));
+                }
+            },
+        };
     }
     spec.indexed_fields = req
         .indexed_fields
@@ -102,6 +115,12 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
             quantization: match p.quantization {
                 Quantization::None => pb::Quantization::None,
                 Quantization::Int8 => pb::Quantization::Int8,
+            } as i32,
+            build_threads: c.spec.build.threads as u32,
+            segments: if c.spec.build.segments {
+                pb::SegmentPolicy::SegmentsOn
+            } else {
+                pb::SegmentPolicy::SegmentsOff
             } as i32,
         }),
         create_time: Some(timestamp_ms(c.created_at_ms)),

@@ -95,7 +95,9 @@ impl TenantHandle {
         id: CollectionId,
         meta: CollectionMeta,
     ) -> Result<LiveCollection> {
-        if let Some(live) = self.load_from_segment(&id, &meta)? {
+        if meta.segments
+            && let Some(live) = self.load_from_segment(&id, &meta)?
+        {
             return Ok(live);
         }
         let live = LiveCollection::new(id.clone(), meta)?;

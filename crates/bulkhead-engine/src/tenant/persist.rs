@@ -59,8 +59,9 @@ impl TenantHandle {
         }
     }
 
-    /// Writes `col`'s segment if it changed since the last one (a flat collection gets none:
-    /// any old one is removed), then trims its change log. Runs on the engine's build thread;
+    /// Writes `col`'s segment if it changed since the last one (a flat collection, or one
+    /// whose settings turn segments off, gets none: any old one is removed), then trims its
+    /// change log. Runs on the engine's build thread;
     /// writes of the collection wait only while its structure is copied and for the rename.
     pub(crate) fn persist(&self, col: &LiveCollection) -> Result<Persisted> {
         let path = self.segment_path(&col.id);
@@ -70,7 +71,8 @@ impl TenantHandle {
             if *deleted || col.changes.pending() == 0 {
                 return Ok(Persisted::Nothing);
             }
-            let image = (col.index.kind() == IndexKind::Hnsw).then(|| col.index.image());
+            let keep = col.meta.segments && col.index.kind() == IndexKind::Hnsw;
+            let image = keep.then(|| col.index.image());
             let slots = image.as_ref().map(|_| col.slots.read().entries());
             (change, image, slots)
         };

@@ -1,8 +1,10 @@
 //! Promotion and compaction without stopping searches. A build copies the live vectors under the
 //! shared lock (searches go on), builds the new graph from that snapshot with no lock held, then
 //! replays what was inserted or removed meanwhile, in rounds under the shared lock, until what
-//! is left is small; only that last remainder and the swap itself happen under the exclusive
-//! lock. So neither a search nor a write ever waits for a build, only for one short swap.
+//! is left is small (or for a few rounds, if writes come faster than the graph takes them); the
+//! remainder is replayed under an upgradable lock, which holds off writers but not searches,
+//! and only the swap itself happens under the exclusive lock. So a search never waits for a
+//! build, only for one pointer swap, and a write waits at most for the last round.
 //!
 //! Changes are recorded as labels, not vectors: a replayed insert reads the label's vector from
 //! the live state at replay time, or skips it if the label has gone since (its removal follows
@@ -11,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLockUpgradableReadGuard};
 
 use super::{State, VectorIndex};
 use crate::error::Result;
@@ -19,9 +21,12 @@ use crate::hnsw::Hnsw;
 use crate::scratch::Scratch;
 use crate::types::IndexKind;
 
-/// Changes left for the final round, replayed under the exclusive lock: a few hundred graph
-/// inserts, i.e. a few milliseconds of writers waiting, once per build.
+/// A catch-up round this small ends the rounds: the rest is replayed with writers held off,
+/// a few milliseconds of graph inserts once per build.
 const LAST_ROUND_CHANGES: usize = 256;
+/// Most rounds replayed beside writers before the rest is replayed with writers held off
+/// (fewer when a round is no smaller than the one before).
+const CATCH_UP_ROUNDS: usize = 8;
 
 /// What happened to a label while a build ran.
 #[derive(Debug, Clone, Copy)]
@@ -170,13 +175,16 @@ impl VectorIndex {
 
         let mut scratch = Scratch::default();
         let mut replayed_changes = 0;
-        loop {
+        let mut previous = usize::MAX;
+        for _ in 0..CATCH_UP_ROUNDS {
             let round = {
                 let state = self.state.read();
                 self.take_changes(&state)
             };
             replayed_changes += round.len();
-            let last = round.len() <= LAST_ROUND_CHANGES;
+            // Small enough, or not shrinking: writes come faster than the graph takes them.
+            let last = round.len() <= LAST_ROUND_CHANGES || round.len() >= previous;
+            previous = round.len();
             self.replay(&mut next, round, &mut scratch)?;
             if last {
                 break;
@@ -185,10 +193,13 @@ impl VectorIndex {
                 return Ok(None);
             }
         }
-        let mut state = self.state.write();
+        // The rest with writers held off (searches go on): writes that arrive faster than a
+        // graph takes them, as cheap flat inserts do, would otherwise keep the rounds going.
+        let state = self.state.upgradable_read();
         let rest = self.take_changes(&state);
         replayed_changes += rest.len();
         self.replay(&mut next, rest, &mut scratch)?;
+        let mut state = RwLockUpgradableReadGuard::upgrade(state);
         *self.changes_during_build.lock() = None;
         tracking.armed = false;
         let kind = if next.graph.is_some() {

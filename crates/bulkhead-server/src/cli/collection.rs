@@ -68,6 +68,19 @@ pub struct HnswArgs {
     /// What the graph walk compares (results are always ranked exactly).
     #[arg(long, value_enum)]
     quantization: Option<QuantizationArg>,
+    /// Threads the collection's background builds use (0: the server's).
+    #[arg(long)]
+    build_threads: Option<u32>,
+    /// Keep the index in a segment file that restarts load (on, the default) or rebuild it
+    /// from the records on every activation (off).
+    #[arg(long, value_enum)]
+    segments: Option<SegmentsArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SegmentsArg {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -90,12 +103,22 @@ impl HnswArgs {
             QuantizationArg::None => pb::Quantization::None,
             QuantizationArg::Int8 => pb::Quantization::Int8,
         });
-        (given.iter().any(Option::is_some) || quantization.is_some()).then(|| pb::HnswParams {
+        let segments = self.segments.map(|s| match s {
+            SegmentsArg::On => pb::SegmentPolicy::SegmentsOn,
+            SegmentsArg::Off => pb::SegmentPolicy::SegmentsOff,
+        });
+        let any = given.iter().any(Option::is_some)
+            || quantization.is_some()
+            || segments.is_some()
+            || self.build_threads.is_some();
+        any.then(|| pb::HnswParams {
             m: self.m.unwrap_or(0),
             ef_construction: self.ef_construction.unwrap_or(0),
             ef_search: self.ef_search.unwrap_or(0),
             flat_threshold: self.flat_threshold.unwrap_or(0),
             quantization: quantization.unwrap_or(pb::Quantization::Unspecified) as i32,
+            build_threads: self.build_threads.unwrap_or(0),
+            segments: segments.unwrap_or(pb::SegmentPolicy::Unspecified) as i32,
         })
     }
 }

@@ -60,6 +60,12 @@ pub struct CollectionEntry {
     /// server's default then applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
+    /// 0: the server's default (also when absent).
+    #[serde(default)]
+    pub build_threads: u32,
+    /// `SEGMENTS_ON` or `SEGMENTS_OFF`; absent: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<String>,
     /// Field name → `KEYWORD`, `INTEGER`, `FLOAT` or `BOOL`.
     #[serde(default)]
     pub indexed_fields: BTreeMap<String, String>,
@@ -158,6 +164,11 @@ impl CollectionEntry {
                 .ok()
                 .filter(|q| *q != pb::Quantization::Unspecified)
                 .map(|q| q.as_str_name().to_owned()),
+            build_threads: hnsw.build_threads,
+            segments: pb::SegmentPolicy::try_from(hnsw.segments)
+                .ok()
+                .filter(|s| *s != pb::SegmentPolicy::Unspecified)
+                .map(|s| s.as_str_name().to_owned()),
             indexed_fields,
             records: c.record_count,
             file,
@@ -184,12 +195,23 @@ impl CollectionEntry {
                 )
             })?,
         };
+        let segments = match &self.segments {
+            None => pb::SegmentPolicy::Unspecified,
+            Some(name) => pb::SegmentPolicy::from_str_name(name).with_context(|| {
+                format!(
+                    "collection {}: segments {name:?}; expected SEGMENTS_ON or SEGMENTS_OFF",
+                    self.id
+                )
+            })?,
+        };
         spec.hnsw = Some(pb::HnswParams {
             m: self.m,
             ef_construction: self.ef_construction,
             ef_search: self.ef_search,
             flat_threshold: self.flat_threshold,
             quantization: quantization as i32,
+            build_threads: self.build_threads,
+            segments: segments as i32,
         });
         for (name, t) in &self.indexed_fields {
             let Some(field_type) = pb::FieldType::from_str_name(t) else {

@@ -43,6 +43,7 @@ pub struct ImportTenantArgs {
 }
 
 pub async fn export(s: &Session, args: ExportArgs) -> Result<()> {
+    let command_started = Instant::now();
     let manifest_path = args.out.join(MANIFEST);
     ensure!(
         !manifest_path.exists(),
@@ -70,14 +71,19 @@ pub async fn export(s: &Session, args: ExportArgs) -> Result<()> {
         let mut out = BufWriter::new(
             File::create(args.out.join(&file)).with_context(|| format!("creating {file}"))?,
         );
+        let mut first_data = None;
         let bytes = tenant
-            .export_arrow(&id, |chunk| out.write_all(chunk))
+            .export_arrow(&id, |chunk| {
+                first_data.get_or_insert_with(|| command_started.elapsed());
+                out.write_all(chunk)
+            })
             .await?;
         out.flush()?;
         s.out.note(&format!(
-            "{id}: {} records, {bytes} bytes in {:.1} s",
+            "{id}: {} records, {bytes} bytes in {:.1} s (first data {} ms after the command started)",
             c.record_count,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            first_data.unwrap_or_default().as_millis()
         ));
         manifest
             .collections
