@@ -81,8 +81,35 @@ pub(crate) struct SegmentContents {
     pub slots: Vec<(u32, Slot)>,
 }
 
-/// Writes a segment of `index` as of `change` (durably, then atomically in place of any older
-/// one). `image` and `slots` were taken together, under the collection's writer lock.
+/// A segment written and fsynced under a temporary name, not yet in place.
+#[derive(Debug)]
+pub(crate) struct Written {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Written {
+    /// Renames it over any older segment, durably; returns its size.
+    pub fn install(self) -> Result<u64> {
+        let dir = self.path.parent().expect("a segment path has a directory");
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| io(&self.path, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(dir, e))?;
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| io(&self.path, e))
+    }
+
+    /// Drops it (the collection it was written for is gone or was reloaded meanwhile).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Writes a segment of `index` as of `change` under a temporary name, durably; `install`
+/// puts it in place. `image` and `slots` were taken together, under the collection's writer
+/// lock.
 pub(crate) fn write(
     path: &Path,
     meta: &CollectionMeta,
@@ -90,7 +117,7 @@ pub(crate) fn write(
     index: &VectorIndex,
     image: &IndexImage,
     slots: &[(u32, Slot)],
-) -> Result<u64> {
+) -> Result<Written> {
     let dir = path.parent().expect("a segment path has a directory");
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let tmp = temporary_path(path);
@@ -109,13 +136,10 @@ pub(crate) fn write(
         let _ = std::fs::remove_file(&tmp);
         return Err(io(&tmp, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, e))?;
-    std::fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|e| io(path, e))
+    Ok(Written {
+        tmp,
+        path: path.to_owned(),
+    })
 }
 
 fn write_body(

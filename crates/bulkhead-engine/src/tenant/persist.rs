@@ -76,21 +76,29 @@ impl TenantHandle {
             let slots = image.as_ref().map(|_| col.slots.read().entries());
             (change, image, slots)
         };
-        let bytes = match (&image, &slots) {
+        let written = match (&image, &slots) {
             (Some(image), Some(slots)) => Some(segment::write(
                 &path, &col.meta, change, &col.index, image, slots,
             )?),
-            _ => {
+            _ => None,
+        };
+        // In place only while `col` is still what the tenant serves: a tenant evicted and
+        // loaded again meanwhile serves another copy, which replayed the log from an older
+        // segment; trimming under it could drop changes it still needs after a restart.
+        let gate = self.enter_for_maintenance();
+        let current = gate.is_ok() && self.serves(col);
+        let deleted = col.writer.lock();
+        if gate.is_err() || !current || *deleted {
+            written.map(segment::Written::discard);
+            return Ok(Persisted::Nothing);
+        }
+        let bytes = match written {
+            Some(w) => Some(w.install()?),
+            None => {
                 segment::remove(&path)?;
                 None
             }
         };
-        let _g = self.enter_for_maintenance()?;
-        let deleted = col.writer.lock();
-        if *deleted {
-            drop(deleted);
-            return segment::remove(&path).map(|()| Persisted::Nothing);
-        }
         let mut trim = WriteSet::default();
         trim.delete_range((
             keys::change_range(&col.id).0,
@@ -143,6 +151,17 @@ impl TenantHandle {
                     .schedule(&self.state, col, Work::Persist);
             }
         }
+    }
+
+    /// Whether `col` is the collection this tenant's loaded state holds under its id.
+    fn serves(&self, col: &LiveCollection) -> bool {
+        self.state.loaded.lock().as_ref().is_some_and(|loaded| {
+            loaded
+                .collections
+                .read()
+                .get(&col.id)
+                .is_some_and(|c| std::ptr::eq(c.as_ref(), col))
+        })
     }
 
     /// `id` from its segment and the changes logged after it, or `None` if it has no usable
@@ -251,5 +270,42 @@ impl TenantHandle {
         }
         live.changes.advance_to(last);
         Ok(touched.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bulkhead_core::{Metric, RecordId, TenantId};
+
+    use super::*;
+    use crate::{CollectionSpec, Engine, EngineConfig, IndexParams, NewRecord, TenantSettings};
+
+    #[test]
+    fn a_copy_evicted_and_loaded_again_meanwhile_writes_no_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        let id = TenantId::new("acme").unwrap();
+        engine
+            .create_tenant(&id, &TenantSettings::default())
+            .unwrap();
+        let t = engine.tenant(&id).unwrap();
+        let c = CollectionId::new("big").unwrap();
+        let mut spec = CollectionSpec::new(4, Metric::L2);
+        spec.index = Some(IndexParams {
+            flat_threshold: 10,
+            ..IndexParams::default()
+        });
+        t.create_collection(&c, &spec).unwrap();
+        let records = (0..50)
+            .map(|i| NewRecord::new(RecordId::new(format!("r{i}")).unwrap(), vec![i as f32; 4]))
+            .collect();
+        t.upsert(&c, records).unwrap();
+        let stale = t.collection(&c).unwrap();
+        assert!(t.state.try_evict().is_some());
+        let fresh = t.collection(&c).unwrap();
+        assert!(!std::ptr::eq(stale.as_ref(), fresh.as_ref()));
+        assert_eq!(t.persist(&stale).unwrap(), Persisted::Nothing);
+        assert!(!t.segment_path(&c).exists());
+        assert_eq!(t.last_stored_change(&c).unwrap(), 1, "the log is untouched");
     }
 }
