@@ -89,7 +89,9 @@ impl TenantHandle {
         let current = gate.is_ok() && self.serves(col);
         let deleted = col.writer.lock();
         if gate.is_err() || !current || *deleted {
-            written.map(segment::Written::discard);
+            if let Some(w) = written {
+                w.discard();
+            }
             return Ok(Persisted::Nothing);
         }
         let bytes = match written {
