@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::change_log::ChangeLog;
 use crate::clock::is_expired;
+use crate::codec::StoredValue;
 use crate::error::{EngineError, Result};
 use crate::fields::{FieldIndexes, FieldKey, FieldType};
 
@@ -378,6 +379,32 @@ impl LiveCollection {
             writer: Mutex::new(false),
             changes,
         }
+    }
+
+    /// Puts a record already in RocksDB into the in-memory state under a fresh label (loading
+    /// from the records, replaying the change log); returns the label it replaced, which the
+    /// caller removes from the index.
+    pub fn load_record(
+        &self,
+        slots: &mut Slots,
+        id: RecordId,
+        value: &StoredValue,
+    ) -> Result<Option<u32>> {
+        let label = slots.allocate_label()?;
+        self.index.insert(label, &value.vector)?;
+        // Stored records passed the same check when written.
+        let keys = slots
+            .fields
+            .keys_of(&value.metadata, usize::MAX)
+            .unwrap_or_default();
+        Ok(slots.assign(
+            label,
+            Slot {
+                id,
+                expires_at_ms: value.expires_at_ms,
+                keys,
+            },
+        ))
     }
 
     /// Converts an index distance into the score callers see (higher is closer for cosine and

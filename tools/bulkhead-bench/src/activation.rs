@@ -105,20 +105,7 @@ pub fn run(args: &ActivationArgs) -> Result<()> {
             } else {
                 warm(&args.data_dir)?;
             }
-            let out = Command::new(std::env::current_exe()?)
-                .args(["activation-probe", "--dataset"])
-                .arg(&args.dataset)
-                .args(["--rows", &args.rows.to_string(), "--data-dir"])
-                .arg(&args.data_dir)
-                .args(["--query", &query.to_string()])
-                .output()
-                .context("running the probe")?;
-            ensure!(
-                out.status.success(),
-                "probe failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let probe: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let probe = run_probe(args, &["--query", &query.to_string()])?;
             let truth = exact_top_k(&base, args.rows, queries.row(query));
             let answered: Vec<u64> = probe["ids"]
                 .as_array()
@@ -155,16 +142,23 @@ fn probe_export(args: &ActivationArgs, cache: &str) -> Result<serde_json::Value>
     if cache == "cold" {
         evict(&args.data_dir)?;
     }
+    run_probe(args, &["--export", "--query", "0"])
+}
+
+/// Runs `activation-probe` with `extra` arguments in a new process; returns what it printed.
+fn run_probe(args: &ActivationArgs, extra: &[&str]) -> Result<serde_json::Value> {
     let out = Command::new(std::env::current_exe()?)
-        .args(["activation-probe", "--export", "--query", "0", "--dataset"])
+        .arg("activation-probe")
+        .args(extra)
+        .arg("--dataset")
         .arg(&args.dataset)
         .args(["--rows", &args.rows.to_string(), "--data-dir"])
         .arg(&args.data_dir)
         .output()
-        .context("running the export probe")?;
+        .context("running the probe")?;
     ensure!(
         out.status.success(),
-        "export probe failed: {}",
+        "probe failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(serde_json::from_slice(&out.stdout)?)

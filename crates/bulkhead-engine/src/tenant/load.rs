@@ -9,7 +9,7 @@ use bulkhead_core::CollectionId;
 use crate::background::at_background_priority;
 use crate::clock::{is_expired, now_ms};
 use crate::codec;
-use crate::collection::{CollectionMeta, LiveCollection, Slot};
+use crate::collection::{CollectionMeta, LiveCollection};
 use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::tenant::{Loaded, TenantHandle};
@@ -112,22 +112,7 @@ impl TenantHandle {
                 if is_expired(value.expires_at_ms, now) {
                     return Ok(true);
                 }
-                let record_id = keys::record_id_of(&id, k)?;
-                let label = slots.allocate_label()?;
-                live.index.insert(label, &value.vector)?;
-                // Stored records passed the same check when written.
-                let keys = slots
-                    .fields
-                    .keys_of(&value.metadata, usize::MAX)
-                    .unwrap_or_default();
-                slots.assign(
-                    label,
-                    Slot {
-                        id: record_id,
-                        expires_at_ms: value.expires_at_ms,
-                        keys,
-                    },
-                );
+                live.load_record(&mut slots, keys::record_id_of(&id, k)?, &value)?;
                 Ok(true)
             })?;
         }

@@ -13,7 +13,7 @@ use bulkhead_index::IndexKind;
 use crate::change_log::{self, ChangeLog};
 use crate::clock::{is_expired, now_ms};
 use crate::codec;
-use crate::collection::{CollectionMeta, LiveCollection, Slot, Slots};
+use crate::collection::{CollectionMeta, LiveCollection, Slots};
 use crate::error::Result;
 use crate::index_builds::Work;
 use crate::keys;
@@ -247,22 +247,7 @@ impl TenantHandle {
                     None => None,
                 };
                 let old = match value {
-                    Some(v) => {
-                        let label = slots.allocate_label()?;
-                        live.index.insert(label, &v.vector)?;
-                        let keys = slots
-                            .fields
-                            .keys_of(&v.metadata, usize::MAX)
-                            .unwrap_or_default();
-                        slots.assign(
-                            label,
-                            Slot {
-                                id: id.clone(),
-                                expires_at_ms: v.expires_at_ms,
-                                keys,
-                            },
-                        )
-                    }
+                    Some(v) => live.load_record(&mut slots, id.clone(), &v)?,
                     None => slots.remove(id),
                 };
                 if let Some(old) = old {

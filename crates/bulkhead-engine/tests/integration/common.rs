@@ -53,6 +53,24 @@ pub fn record(id: &str, seed: u64, dim: usize, text: &str) -> NewRecord {
     r
 }
 
+/// Runs the ignored test `test` of this binary as a child process with `env_var` set to
+/// `dir`, its stdout piped, its stderr in `dir/child.log`.
+pub fn spawn_child(test: &str, env_var: &str, dir: &Path) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env_var, dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("child.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 /// Creates tenant `id` with one cosine collection `docs` of dimension `dim`.
 pub fn tenant_with_docs(engine: &Engine, id: &str, dim: usize) -> TenantHandle {
     engine

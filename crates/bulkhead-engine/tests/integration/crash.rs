@@ -6,7 +6,6 @@
 //! prints one line per acknowledged batch.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use bulkhead_engine::{AuditStamp, EngineConfig, Query};
 
@@ -44,19 +43,7 @@ fn acknowledged_writes_survive_sigkill() {
         let engine = open(dir.path());
         tenant_with_docs(&engine, "acme", DIM);
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash::child_writer",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child("crash::child_writer", CHILD_DIR, dir.path());
     let mut acked = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();

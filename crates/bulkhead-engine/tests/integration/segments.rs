@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bulkhead_core::Metric;
@@ -281,19 +280,11 @@ fn acknowledged_writes_survive_sigkill_during_segment_writes_and_builds() {
             let t = tenant_with_docs(&engine, "acme", DIM);
             t.create_collection(&coll("big"), &graph_spec()).unwrap();
         }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "segments::child_writer_with_background_segments",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("child.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child(
+            "segments::child_writer_with_background_segments",
+            CHILD_DIR,
+            dir.path(),
+        );
         let mut acked = None;
         let deadline = Instant::now() + Duration::from_secs(120);
         for line in BufReader::new(child.stdout.take().unwrap()).lines() {
