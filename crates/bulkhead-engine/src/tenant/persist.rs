@@ -68,10 +68,14 @@ impl TenantHandle {
         let (change, image, slots) = {
             let deleted = col.writer.lock();
             let change = col.changes.last();
-            if *deleted || col.changes.pending() == 0 {
+            let keep = col.meta.segments && col.index.kind() == IndexKind::Hnsw;
+            // A graph without a segment gets one even with nothing logged: a collection
+            // written before the change log existed has none, and would be rebuilt on every
+            // activation otherwise.
+            let first_segment = keep && col.changes.segment_written_ms().is_none();
+            if *deleted || (col.changes.pending() == 0 && !first_segment) {
                 return Ok(Persisted::Nothing);
             }
-            let keep = col.meta.segments && col.index.kind() == IndexKind::Hnsw;
             let image = keep.then(|| col.index.image());
             let slots = image.as_ref().map(|_| col.slots.read().entries());
             (change, image, slots)
@@ -294,5 +298,45 @@ mod tests {
         assert_eq!(t.persist(&stale).unwrap(), Persisted::Nothing);
         assert!(!t.segment_path(&c).exists());
         assert_eq!(t.last_stored_change(&c).unwrap(), 1, "the log is untouched");
+    }
+
+    #[test]
+    fn a_graph_written_before_the_change_log_existed_gets_a_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        let id = TenantId::new("acme").unwrap();
+        engine
+            .create_tenant(&id, &TenantSettings::default())
+            .unwrap();
+        let t = engine.tenant(&id).unwrap();
+        let c = CollectionId::new("big").unwrap();
+        let mut spec = CollectionSpec::new(4, Metric::L2);
+        spec.index = Some(IndexParams {
+            flat_threshold: 10,
+            ..IndexParams::default()
+        });
+        t.create_collection(&c, &spec).unwrap();
+        let records = (0..50)
+            .map(|i| NewRecord::new(RecordId::new(format!("r{i}")).unwrap(), vec![i as f32; 4]))
+            .collect();
+        t.upsert(&c, records).unwrap();
+        let settle = || {
+            while engine.index_build_stats().pending > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+        settle();
+        // As a deployment from before segments left it: no segment, no change log.
+        crate::segment::remove(&t.segment_path(&c)).unwrap();
+        let mut forget = WriteSet::default();
+        forget.delete_range(keys::change_range(&c));
+        t.store().write(forget).unwrap();
+        assert!(t.state.try_evict().is_some());
+        t.collection(&c).unwrap();
+        settle();
+        assert!(
+            t.segment_path(&c).exists(),
+            "the rebuilt graph got a segment"
+        );
     }
 }
