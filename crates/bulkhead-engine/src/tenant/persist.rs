@@ -280,6 +280,8 @@ mod tests {
             .create_tenant(&id, &TenantSettings::default())
             .unwrap();
         let t = engine.tenant(&id).unwrap();
+        // No background builds or segments: only the persists this test makes.
+        t.state.shared.index_builds.stop();
         let c = CollectionId::new("big").unwrap();
         let mut spec = CollectionSpec::new(4, Metric::L2);
         spec.index = Some(IndexParams {
@@ -298,6 +300,8 @@ mod tests {
         assert_eq!(t.persist(&stale).unwrap(), Persisted::Nothing);
         assert!(!t.segment_path(&c).exists());
         assert_eq!(t.last_stored_change(&c).unwrap(), 1, "the log is untouched");
+        // The copy served now persists as usual (flat here: a trim, no file).
+        assert_eq!(t.persist(&fresh).unwrap(), Persisted::Trimmed { change: 1 });
     }
 
     #[test]
