@@ -3,7 +3,8 @@
 //! HNSW, and deletes in a graph are tombstones that a rebuild eventually reclaims.
 //!
 //! Locking: one `RwLock` around the state. Searches take it shared and never block each other;
-//! an insert or a remove takes it exclusively for that one vector. Promotion and compaction are
+//! a remove takes it exclusively for its tombstone, an insert only to store its vector (it
+//! links its node under the shared lock). Promotion and compaction are
 //! never done by an insert or a remove: they only make a build *wanted*, and whoever owns
 //! background work runs [`VectorIndex::build_if_wanted`], which builds beside the live state
 //! and holds the exclusive lock only to swap (see `rebuild`). Per-search buffers come from a
@@ -17,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{IndexError, Result};
 use crate::flat;
-use crate::hnsw::{Hnsw, Space};
+use crate::hnsw::Hnsw;
 use crate::params::{IndexParams, Quantization};
 use crate::scratch::{Scratch, ScratchPool};
 use crate::store::VectorStore;
@@ -64,10 +65,6 @@ struct State {
 }
 
 impl State {
-    fn space(&self, metric: Metric) -> Space<'_> {
-        self.store.space(metric)
-    }
-
     /// Adds a prepared vector: into the graph if there is one, else to the flat store.
     fn insert(
         &mut self,
@@ -290,7 +287,7 @@ impl VectorIndex {
             });
         };
 
-        let space = state.space(self.metric);
+        let space = state.store.space(self.metric);
         let tombstones = store.tombstones();
         let mut s = self.scratch.take(graph.len());
         let found = if tombstones.is_empty() && !filter.is_active() {

@@ -219,10 +219,16 @@ impl VectorStore {
         }
         out.labels.reserve_exact(self.live());
         out.slot_of.reserve(self.live());
+        // Vectors and their int8 records are copied as they are, not quantized again; live
+        // labels are unique, so none of `push`'s checks can fail.
         for slot in 0..self.slots() as u32 {
             if !self.tombstones.contains(slot) {
-                // Labels of live slots are unique, so this cannot fail.
-                let _ = out.push(self.label(slot), self.vector(slot));
+                let range = slot as usize..slot as usize + 1;
+                out.slot_of
+                    .insert(self.label(slot), out.labels.len() as u32);
+                out.labels.push(self.label(slot));
+                out.data.extend_from_slice(self.vectors(range.clone()));
+                out.records.extend_from_slice(self.records(range));
             }
         }
         out
@@ -275,6 +281,9 @@ mod tests {
         for l in [0u32, 7, 21, 28] {
             let slot = c.slot(l).unwrap();
             assert_eq!(c.vector(slot), &[(l / 7) as f32]);
+            let before = s.slot(l).unwrap() as usize;
+            let after = slot as usize;
+            assert_eq!(c.records(after..after + 1), s.records(before..before + 1));
         }
     }
 }

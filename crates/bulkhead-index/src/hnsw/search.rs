@@ -20,8 +20,7 @@ impl Hnsw {
     ) -> Candidate {
         loop {
             let mut moved = false;
-            let from = cur;
-            self.for_each_link::<LOCKED>(from.id, level, |n| {
+            self.for_each_link::<LOCKED>(cur.id, level, |n| {
                 let dist = space.dist_to(q, n);
                 if dist < cur.dist {
                     cur = Candidate { dist, id: n };
