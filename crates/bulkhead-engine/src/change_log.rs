@@ -11,9 +11,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bulkhead_core::RecordId;
+use bulkhead_core::{CollectionId, RecordId};
 
 use crate::error::{EngineError, Result};
+use crate::keys;
+use crate::storage::WriteSet;
 
 /// A loaded collection's change numbers.
 #[derive(Debug, Default)]
@@ -70,8 +72,18 @@ impl ChangeLog {
     }
 }
 
+/// Adds to `set` the entry saying that change `change` of `collection` touched `ids`.
+pub(crate) fn log<'a>(
+    set: &mut WriteSet,
+    collection: &CollectionId,
+    change: u64,
+    ids: impl Iterator<Item = &'a RecordId>,
+) {
+    set.put(keys::change_key(collection, change), encode_ids(ids));
+}
+
 /// An entry's value: each id as its length (u32 LE) and bytes.
-pub(crate) fn encode_ids<'a>(ids: impl Iterator<Item = &'a RecordId>) -> Vec<u8> {
+fn encode_ids<'a>(ids: impl Iterator<Item = &'a RecordId>) -> Vec<u8> {
     let mut out = Vec::new();
     for id in ids {
         out.extend_from_slice(&(id.as_str().len() as u32).to_le_bytes());

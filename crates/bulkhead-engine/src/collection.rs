@@ -178,6 +178,12 @@ impl CollectionMeta {
         })
     }
 
+    /// Settings as read back from the tenant's column family.
+    pub fn decode(id: &CollectionId, raw: &[u8]) -> Result<Self> {
+        serde_json::from_slice(raw)
+            .map_err(|e| EngineError::Corrupt(format!("collection {id} settings: {e}")))
+    }
+
     pub fn index_params(&self) -> IndexParams {
         IndexParams {
             m: self.m,

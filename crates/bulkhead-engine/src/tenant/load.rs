@@ -57,8 +57,7 @@ impl TenantHandle {
     pub(super) fn stored_meta(&self, id: &CollectionId) -> Result<CollectionMeta> {
         let raw = self.store().multi_get(&[keys::meta_key(id)])?.remove(0);
         let raw = raw.ok_or_else(|| EngineError::CollectionNotFound(id.clone()))?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| EngineError::Corrupt(format!("collection {id} settings: {e}")))
+        CollectionMeta::decode(id, &raw)
     }
 
     /// The loaded collection `id`, or `CollectionNotFound`.
@@ -75,8 +74,7 @@ impl TenantHandle {
         let mut metas = Vec::new();
         self.store().scan(keys::meta_range(), |k, v| {
             let id = keys::collection_of_meta_key(k)?;
-            let meta: CollectionMeta = serde_json::from_slice(v)
-                .map_err(|e| EngineError::Corrupt(format!("collection {id} settings: {e}")))?;
+            let meta = CollectionMeta::decode(&id, v)?;
             metas.push((id, meta));
             Ok(true)
         })?;

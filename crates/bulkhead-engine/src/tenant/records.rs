@@ -77,9 +77,11 @@ impl TenantHandle {
                 expiries.push(expires);
             }
         }
-        set.put(
-            keys::change_key(collection, col.changes.next()),
-            change_log::encode_ids(records.iter().map(|r| &r.id)),
+        change_log::log(
+            &mut set,
+            collection,
+            col.changes.next(),
+            records.iter().map(|r| &r.id),
         );
         self.commit(set, records.len() as u64)?;
 
@@ -220,9 +222,11 @@ impl TenantHandle {
             }
         }
         if !present.is_empty() {
-            set.put(
-                keys::change_key(collection, col.changes.next()),
-                change_log::encode_ids(present.iter().copied()),
+            change_log::log(
+                &mut set,
+                collection,
+                col.changes.next(),
+                present.iter().copied(),
             );
         }
         self.commit(set, present.len() as u64)?;

@@ -139,10 +139,7 @@ impl TenantHandle {
         if let (Some(change), Some(first)) = (change, entries.first())
             && !removed.is_empty()
         {
-            set.put(
-                keys::change_key(&first.collection, change),
-                change_log::encode_ids(removed.iter().copied()),
-            );
+            change_log::log(&mut set, &first.collection, change, removed.iter().copied());
         }
         self.store().write(set)?;
         Ok(removed.len())
