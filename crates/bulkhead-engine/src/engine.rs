@@ -390,6 +390,12 @@ impl Engine {
         self.shared.index_builds.stats()
     }
 
+    /// Waits until no index build or segment write is queued or running; `false` if `timeout`
+    /// passed first. For operators, tests and benchmarks that need a settled index.
+    pub fn wait_for_index_builds(&self, timeout: std::time::Duration) -> bool {
+        self.shared.index_builds.wait_idle(timeout)
+    }
+
     /// The only way to a tenant's data. May open the tenant's group (file I/O): callers on an
     /// async runtime try [`Engine::tenant_if_active`] first.
     pub fn tenant(&self, id: &TenantId) -> Result<TenantHandle> {

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bulkhead_index::{BuildOptions, BuildReport};
 use parking_lot::{Condvar, Mutex};
@@ -117,7 +117,8 @@ impl IndexBuilds {
             collection: weak,
             work,
         });
-        wake.notify_one();
+        // All: callers of `wait_idle` wait on the same condition as the thread.
+        wake.notify_all();
     }
 
     pub fn stats(&self) -> IndexBuildStats {
@@ -126,6 +127,19 @@ impl IndexBuilds {
             pending: q.jobs.len() + usize::from(q.running),
             finished: q.finished,
         }
+    }
+
+    /// Waits until nothing is queued or running; `false` if `timeout` passed first.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, wake) = &*self.queue;
+        let mut q = lock.lock();
+        while !q.jobs.is_empty() || q.running {
+            if wake.wait_until(&mut q, deadline).timed_out() {
+                return q.jobs.is_empty() && !q.running;
+            }
+        }
+        true
     }
 
     /// Drops what is queued, stops a running build, and joins the thread (a segment being
@@ -152,12 +166,15 @@ fn run(queue: &(Mutex<Queue>, Condvar), cancel: &AtomicBool, threads: usize) {
             q.running = false;
             loop {
                 if q.stop {
+                    wake.notify_all();
                     return;
                 }
                 if let Some(job) = q.jobs.pop_front() {
                     q.running = true;
                     break job;
                 }
+                // Idle: wakes the callers of `wait_idle`.
+                wake.notify_all();
                 wake.wait(&mut q);
             }
         };
@@ -173,7 +190,7 @@ fn run(queue: &(Mutex<Queue>, Condvar), cancel: &AtomicBool, threads: usize) {
             build(&tenant, &collection, threads, cancel);
         }
         if cancel.load(Ordering::Relaxed) {
-            return;
+            continue;
         }
         persist(tenant.clone(), &collection);
         lock.lock().finished += 1;

@@ -264,9 +264,10 @@ fn populate(args: &ActivationArgs, base: &Matrix<f32>) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     let build = Instant::now();
-    while engine.index_build_stats().pending > 0 {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ensure!(
+        engine.wait_for_index_builds(Duration::from_secs(4 * 3600)),
+        "the graph and its segment took over four hours"
+    );
     // Anything written after the segment the build wrote.
     t.write_segments()?;
     t.flush()?;

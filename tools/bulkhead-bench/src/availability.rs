@@ -118,9 +118,10 @@ pub fn run(args: &AvailabilityArgs) -> Result<()> {
         &CollectionSpec::new(base.dim, Metric::Cosine),
         &base,
     )?;
-    while engine.index_build_stats().pending > 0 {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    ensure!(
+        engine.wait_for_index_builds(Duration::from_secs(3600)),
+        "the index build took over an hour"
+    );
     eprintln!("{n} records in, graph built");
     let idle = search_until(&t, &compacted(), &queries, |i| i >= args.idle_queries);
     let writes_only = with_writer(&t, &compacted(), &queries, &base, &next_id, args, |i| {

@@ -67,9 +67,10 @@ pub fn run(args: &FilterArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         tenant.upsert(&collection, batch)?;
     }
-    while engine.index_build_stats().pending > 0 {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    ensure!(
+        engine.wait_for_index_builds(Duration::from_secs(3600)),
+        "the index build took over an hour"
+    );
     eprintln!("filter: built in {:.1} s", started.elapsed().as_secs_f64());
 
     let n = args.queries.min(queries.rows());

@@ -271,8 +271,11 @@ mod tests {
     use super::*;
     use crate::{CollectionSpec, Engine, EngineConfig, IndexParams, NewRecord, TenantSettings};
 
-    #[test]
-    fn a_copy_evicted_and_loaded_again_meanwhile_writes_no_segment() {
+    /// An engine with tenant `acme` whose collection `big` (flat threshold 10) holds 50
+    /// records; `before_writes` runs once the tenant exists.
+    fn with_collection_past_its_threshold(
+        before_writes: impl FnOnce(&TenantHandle),
+    ) -> (tempfile::TempDir, Engine, TenantHandle, CollectionId) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
         let id = TenantId::new("acme").unwrap();
@@ -280,8 +283,7 @@ mod tests {
             .create_tenant(&id, &TenantSettings::default())
             .unwrap();
         let t = engine.tenant(&id).unwrap();
-        // No background builds or segments: only the persists this test makes.
-        t.state.shared.index_builds.stop();
+        before_writes(&t);
         let c = CollectionId::new("big").unwrap();
         let mut spec = CollectionSpec::new(4, Metric::L2);
         spec.index = Some(IndexParams {
@@ -293,6 +295,15 @@ mod tests {
             .map(|i| NewRecord::new(RecordId::new(format!("r{i}")).unwrap(), vec![i as f32; 4]))
             .collect();
         t.upsert(&c, records).unwrap();
+        (dir, engine, t, c)
+    }
+
+    #[test]
+    fn a_copy_evicted_and_loaded_again_meanwhile_writes_no_segment() {
+        let (_dir, _engine, t, c) = with_collection_past_its_threshold(|t| {
+            // No background builds or segments: only the persists this test makes.
+            t.state.shared.index_builds.stop();
+        });
         let stale = t.collection(&c).unwrap();
         assert!(t.state.try_evict().is_some());
         let fresh = t.collection(&c).unwrap();
@@ -306,29 +317,8 @@ mod tests {
 
     #[test]
     fn a_graph_written_before_the_change_log_existed_gets_a_segment() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
-        let id = TenantId::new("acme").unwrap();
-        engine
-            .create_tenant(&id, &TenantSettings::default())
-            .unwrap();
-        let t = engine.tenant(&id).unwrap();
-        let c = CollectionId::new("big").unwrap();
-        let mut spec = CollectionSpec::new(4, Metric::L2);
-        spec.index = Some(IndexParams {
-            flat_threshold: 10,
-            ..IndexParams::default()
-        });
-        t.create_collection(&c, &spec).unwrap();
-        let records = (0..50)
-            .map(|i| NewRecord::new(RecordId::new(format!("r{i}")).unwrap(), vec![i as f32; 4]))
-            .collect();
-        t.upsert(&c, records).unwrap();
-        let settle = || {
-            while engine.index_build_stats().pending > 0 {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        };
+        let (_dir, engine, t, c) = with_collection_past_its_threshold(|_| {});
+        let settle = || assert!(engine.wait_for_index_builds(std::time::Duration::from_secs(60)));
         settle();
         // As a deployment from before segments left it: no segment, no change log.
         crate::segment::remove(&t.segment_path(&c)).unwrap();

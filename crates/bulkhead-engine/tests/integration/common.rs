@@ -53,6 +53,14 @@ pub fn record(id: &str, seed: u64, dim: usize, text: &str) -> NewRecord {
     r
 }
 
+/// Waits for the engine's background index builds and segment writes to finish.
+pub fn wait_for_builds(engine: &Engine) {
+    assert!(
+        engine.wait_for_index_builds(Duration::from_secs(60)),
+        "index builds never finished"
+    );
+}
+
 /// Runs the ignored test `test` of this binary as a child process with `env_var` set to
 /// `dir`, its stdout piped, its stderr in `dir/child.log`.
 pub fn spawn_child(test: &str, env_var: &str, dir: &Path) -> std::process::Child {

@@ -1,8 +1,6 @@
 //! Promotion to a graph happens in the background: the write that crosses the threshold and
 //! the first request after a restart are answered without waiting for a graph.
 
-use std::time::{Duration, Instant};
-
 use bulkhead_core::Metric;
 use bulkhead_engine::{CollectionSpec, Engine, IndexKind, IndexParams, Query, TenantHandle};
 
@@ -17,14 +15,6 @@ fn graph_collection(t: &TenantHandle) {
         ..IndexParams::default()
     });
     t.create_collection(&coll("big"), &spec).unwrap();
-}
-
-fn wait_for_builds(engine: &Engine) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while engine.index_build_stats().pending > 0 {
-        assert!(Instant::now() < deadline, "index builds never finished");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn index_kind(t: &TenantHandle) -> IndexKind {

@@ -27,14 +27,6 @@ fn graph_spec() -> CollectionSpec {
     spec
 }
 
-fn wait_for_builds(engine: &Engine) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while engine.index_build_stats().pending > 0 {
-        assert!(Instant::now() < deadline, "index builds never finished");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(tenants) = std::fs::read_dir(dir.join("segments")) else {

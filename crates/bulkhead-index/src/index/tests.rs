@@ -76,11 +76,25 @@ fn hnsw_params() -> IndexParams {
 }
 
 fn build(metric: Metric, params: IndexParams, data: &[(u32, Vec<f32>)]) -> VectorIndex {
+    build_with_threads(metric, params, data, 1)
+}
+
+/// `data` inserted, then the wanted build run with `threads` threads.
+fn build_with_threads(
+    metric: Metric,
+    params: IndexParams,
+    data: &[(u32, Vec<f32>)],
+    threads: usize,
+) -> VectorIndex {
     let idx = VectorIndex::new(data[0].1.len(), metric, params).unwrap();
     for (l, v) in data {
         idx.insert(*l, v).unwrap();
     }
-    idx.build_if_wanted(&BuildOptions::default()).unwrap();
+    idx.build_if_wanted(&BuildOptions {
+        threads,
+        ..BuildOptions::default()
+    })
+    .unwrap();
     idx
 }
 
@@ -458,16 +472,7 @@ fn parallel_builds_reach_the_recall_of_one_thread() {
     let data = labelled(clustered(4000, 32, 40, 21), 3);
     let queries = clustered(60, 32, 40, 22);
     for threads in [1, 4] {
-        let idx = VectorIndex::new(32, Metric::L2, hnsw_params()).unwrap();
-        for (l, v) in &data {
-            idx.insert(*l, v).unwrap();
-        }
-        idx.build_if_wanted(&BuildOptions {
-            threads,
-            progress: None,
-            cancel: None,
-        })
-        .unwrap();
+        let idx = build_with_threads(Metric::L2, hnsw_params(), &data, threads);
         let mut total = 0.0;
         for q in &queries {
             let res = idx.search(q, 10, None, SearchFilter::default()).unwrap();
@@ -645,16 +650,7 @@ fn parallel_builds_leave_every_node_reachable() {
             flat_threshold: 200,
             ..Default::default()
         };
-        let idx = VectorIndex::new(16, Metric::Cosine, params).unwrap();
-        for (l, v) in &data {
-            idx.insert(*l, v).unwrap();
-        }
-        idx.build_if_wanted(&BuildOptions {
-            threads,
-            progress: None,
-            cancel: None,
-        })
-        .unwrap();
+        let idx = build_with_threads(Metric::Cosine, params, &data, threads);
         {
             let state = idx.state.read();
             let g = state.graph.as_ref().unwrap();
