@@ -79,14 +79,17 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("bulkhead listening") {
-                    let addr = line
-                        .split_whitespace()
+                // Logged before the address is handed over, so a caller that checks the log
+                // right after `start` sees the listening line.
+                let addr = line.contains("bulkhead listening").then(|| {
+                    line.split_whitespace()
                         .find_map(|w| w.strip_prefix("addr="))
-                        .map(str::to_owned);
+                        .map(str::to_owned)
+                });
+                sink.lock().unwrap().push(line);
+                if let Some(addr) = addr {
                     let _ = tx.send(addr);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let addr = rx

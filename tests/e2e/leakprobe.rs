@@ -16,7 +16,7 @@ use crate::harness::{ADMIN, Server};
 /// The probe binary, next to `bulkhead` in the same target dir and profile, built by this
 /// test every time (a no-op when it is current) so a stale probe from an older checkout is
 /// never the one that passes.
-fn leakprobe() -> PathBuf {
+pub(crate) fn leakprobe() -> PathBuf {
     let profile_dir = Path::new(env!("CARGO_BIN_EXE_bulkhead")).parent().unwrap();
     let probe = profile_dir.join("bulkhead-leakprobe");
     let mut cargo = Command::new(env!("CARGO"));

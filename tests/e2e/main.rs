@@ -18,4 +18,6 @@ mod lifecycle;
 mod limits;
 mod names;
 mod operator;
+mod pki;
 mod sdk;
+mod tls;

@@ -9,6 +9,7 @@ use crate::admin::AdminClient;
 use crate::connection::{CallPolicy, Connection, Credential};
 use crate::error::Result;
 use crate::tenant::TenantClient;
+use crate::tls::TlsOptions;
 
 /// A connection to one Bulkhead server. Cheap to clone; every handle made from it shares the
 /// underlying HTTP/2 connection.
@@ -28,8 +29,7 @@ impl Client {
             endpoint: endpoint.into(),
             policy: CallPolicy::default(),
             connect_timeout: Duration::from_secs(10),
-            #[cfg(feature = "tls")]
-            tls: None,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -58,8 +58,7 @@ pub struct ClientBuilder {
     endpoint: String,
     policy: CallPolicy,
     connect_timeout: Duration,
-    #[cfg(feature = "tls")]
-    tls: Option<tonic::transport::ClientTlsConfig>,
+    tls: TlsOptions,
 }
 
 impl ClientBuilder {
@@ -87,10 +86,10 @@ impl ClientBuilder {
         self
     }
 
-    /// TLS settings for an `https://` endpoint (root store, server name, client identity).
-    #[cfg(feature = "tls")]
-    pub fn tls(mut self, config: tonic::transport::ClientTlsConfig) -> Self {
-        self.tls = Some(config);
+    /// TLS settings for an `https://` endpoint (a private CA, a client certificate). An
+    /// `https://` endpoint without them trusts the public roots.
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = options;
         self
     }
 
@@ -98,11 +97,7 @@ impl ClientBuilder {
         let endpoint = Endpoint::from_shared(self.endpoint)?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true);
-        #[cfg(feature = "tls")]
-        let endpoint = match self.tls {
-            Some(tls) => endpoint.tls_config(tls)?,
-            None => endpoint,
-        };
+        let endpoint = self.tls.apply(endpoint)?;
         Ok(Client {
             connection: Connection::open(endpoint, self.policy).await?,
         })

@@ -36,6 +36,10 @@ pub enum ClientError {
     /// The endpoint could not be parsed or reached at connect time.
     #[error("connection: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// TLS settings that can't be used (a file that can't be read, a key without its
+    /// certificate, TLS settings for an `http://` endpoint).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The server sent something this SDK can't read (a metadata value without a type, say).
     #[error("invalid response: {0}")]
     InvalidResponse(String),

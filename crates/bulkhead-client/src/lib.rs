@@ -50,6 +50,7 @@ mod error;
 mod keys;
 mod pages;
 mod tenant;
+mod tls;
 mod types;
 
 pub use admin::{AdminClient, TenantOptions, TenantUpdate};
@@ -58,4 +59,5 @@ pub use bulkhead_proto::v1 as proto;
 pub use client::{Client, ClientBuilder};
 pub use error::{ClientError, Result};
 pub use tenant::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_RECORDS, TenantClient};
+pub use tls::TlsOptions;
 pub use types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record};

@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use bulkhead_engine::EngineConfig;
 use serde::Deserialize;
 
+use crate::tls::TlsFiles;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerConfig {
@@ -18,6 +20,14 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Prometheus `/metrics` address; none by default.
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain the server presents; with `tls-key`, gRPC is served over TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls-cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates; when set, clients must present a certificate they signed (mTLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Allow plaintext gRPC on a non-loopback address (something else encrypts the traffic).
+    pub insecure_plaintext: bool,
     /// Admin token. Prefer the `BULKHEAD_ADMIN_TOKEN` environment variable; with neither, a
     /// token is generated into `<data-dir>/admin.token`.
     pub admin_token: Option<String>,
@@ -93,6 +103,10 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             listen: "127.0.0.1:7600".parse().expect("literal address"),
             metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            insecure_plaintext: false,
             admin_token: None,
             jwt_hs256_secret: None,
             sync_writes: true,
@@ -163,6 +177,15 @@ impl ServerConfig {
         if let Some(v) = var("BULKHEAD_METRICS_LISTEN") {
             self.metrics_listen = Some(parse("BULKHEAD_METRICS_LISTEN", v)?);
         }
+        if let Some(v) = var("BULKHEAD_TLS_CERT") {
+            self.tls_cert = Some(v.into());
+        }
+        if let Some(v) = var("BULKHEAD_TLS_KEY") {
+            self.tls_key = Some(v.into());
+        }
+        if let Some(v) = var("BULKHEAD_TLS_CLIENT_CA") {
+            self.tls_client_ca = Some(v.into());
+        }
         if let Some(v) = var("BULKHEAD_ADMIN_TOKEN") {
             self.admin_token = Some(v);
         }
@@ -215,8 +238,17 @@ impl ServerConfig {
         if self.stream_idle_timeout_secs == 0 || self.stream_timeout_secs == 0 {
             bail!("stream-idle-timeout-secs and stream-timeout-secs must be positive");
         }
+        self.tls().validate(self.listen, self.insecure_plaintext)?;
         self.engine_config().validate()?;
         Ok(())
+    }
+
+    pub fn tls(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+        }
     }
 
     /// The engine pool's size and one tenant's share of it.

@@ -19,6 +19,7 @@ mod query_filter;
 mod services;
 mod small_requests;
 mod status;
+mod tls;
 mod tokens;
 
 use std::sync::Arc;
@@ -74,6 +75,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    // The certificate is loaded before the port is bound: a bad key must leave no trace either.
+    let tls = config.tls().server_config()?;
+    let tls_enabled = tls.is_some();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .context("loading the TLS certificate and key")?;
+    }
     // Bind before anything touches the data directory: a port in use must leave no trace.
     let listener = TcpListener::bind(config.listen)
         .await
@@ -151,7 +161,20 @@ pub async fn serve(
     if fault::SKIP_TENANT_CHECK {
         tracing::error!("FAULT-INJECTION BUILD: keys are not checked against the path's tenant");
     }
-    tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "bulkhead listening");
+    if !tls_enabled && !local.ip().is_loopback() {
+        tracing::warn!(
+            addr = %local,
+            "serving PLAINTEXT gRPC on a non-loopback address (insecure-plaintext): keys and \
+             records cross the network unencrypted"
+        );
+    }
+    tracing::info!(
+        addr = %local,
+        tls = tls_enabled,
+        client_certificates = config.tls_client_ca.is_some(),
+        data_dir = %config.data_dir.display(),
+        "bulkhead listening"
+    );
 
     let default_retention = Duration::from_secs(config.default_audit_retention_days * 86_400);
     // Shutdown: stop accepting, let in-flight requests finish, but don't wait forever for
@@ -173,7 +196,7 @@ pub async fn serve(
         stop.notified().await;
         tokio::time::sleep(grace).await;
     };
-    let server = tonic::transport::Server::builder()
+    let server = builder
         .timeout(Duration::from_secs(config.request_timeout_secs))
         .max_concurrent_streams(Some(config.max_streams_per_connection))
         .layer(tower::util::MapResponseLayer::new(

@@ -45,6 +45,18 @@ struct ServeArgs {
     /// Prometheus /metrics listen address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these PEM CA certificates (mutual TLS).
+    #[arg(long, value_name = "PEM")]
+    tls_client_ca: Option<PathBuf>,
+    /// Allow plaintext gRPC on a non-loopback address (only behind something that encrypts).
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// TOML config file; environment variables and these flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -112,6 +124,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(m) = args.metrics_listen {
         config.metrics_listen = Some(m);
     }
+    if let Some(c) = args.tls_cert {
+        config.tls_cert = Some(c);
+    }
+    if let Some(k) = args.tls_key {
+        config.tls_key = Some(k);
+    }
+    if let Some(ca) = args.tls_client_ca {
+        config.tls_client_ca = Some(ca);
+    }
+    config.insecure_plaintext |= args.insecure_plaintext;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

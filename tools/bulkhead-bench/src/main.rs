@@ -16,6 +16,7 @@ mod load;
 mod neighbours;
 mod parallel;
 mod report;
+mod sdk;
 mod server;
 mod tenants;
 mod unary;
@@ -49,6 +50,8 @@ enum Command {
     Tenants(tenants::TenantsArgs),
     /// Search latency while a collection's index is rebuilt in the background, vs idle.
     Availability(availability::AvailabilityArgs),
+    /// Query throughput through the Rust SDK (plaintext or TLS), the Python SDK's reference.
+    Sdk(sdk::SdkArgs),
     /// A big tenant's first answer after a restart, warm and cold page cache.
     Activation(activation::ActivationArgs),
     /// The restarted process of `activation` (internal).
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::TenantsReopen(args) => tenants::reopen(&args),
         Command::Activation(args) => activation::run(&args),
         Command::Availability(args) => availability::run(&args),
+        Command::Sdk(args) => sdk::run(&args),
         Command::ActivationProbe(args) => activation::probe(&args),
     }
 }

@@ -6,6 +6,7 @@ use bulkhead_client::{AdminClient, Client, CreatedKey, Role, TenantClient, Tenan
 
 use crate::canary::{self, Canary, CanaryBook};
 use crate::raw::{Raw, Target};
+use crate::remote::Remote;
 use crate::report::{ProbeResult, progress};
 
 /// A probe tenant with a key of every role and its planted canaries.
@@ -29,7 +30,7 @@ impl ProbeTenant {
 /// Everything the probes share: connections, the tenants and whose canary is whose.
 #[derive(Debug)]
 pub struct Fixture {
-    pub endpoint: String,
+    pub remote: Remote,
     pub client: Client,
     pub admin: AdminClient,
     admin_token: String,
@@ -49,7 +50,7 @@ impl Fixture {
     /// Creates `count` tenants under `prefix`, each with a READ, a WRITE and a TENANT_ADMIN
     /// key and its canaries.
     pub async fn set_up(
-        endpoint: &str,
+        remote: &Remote,
         client: Client,
         admin_token: &str,
         top_k: u32,
@@ -57,7 +58,7 @@ impl Fixture {
         count: usize,
     ) -> anyhow::Result<Self> {
         let admin = client.admin(admin_token)?;
-        let raw = Raw::connect(endpoint, top_k).await?;
+        let raw = Raw::connect(remote, top_k).await?;
         let mut tenants = Vec::with_capacity(count);
         let mut book = CanaryBook::default();
         progress(format!("creating {count} tenants {prefix}0..{}", count - 1));
@@ -83,7 +84,7 @@ impl Fixture {
             tenants.push(tenant);
         }
         Ok(Self {
-            endpoint: endpoint.to_owned(),
+            remote: remote.clone(),
             client,
             admin,
             admin_token: admin_token.to_owned(),

@@ -10,17 +10,21 @@ mod canary;
 mod fixture;
 mod probes;
 mod raw;
+mod remote;
 mod report;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use bulkhead_client::Client;
+use std::path::PathBuf;
+
+use bulkhead_client::TlsOptions;
 use clap::Parser;
 
 use crate::fixture::Fixture;
 use crate::probes::Plan;
+use crate::remote::Remote;
 use crate::report::{Report, progress};
 
 const EXIT_LEAK: u8 = 1;
@@ -40,6 +44,15 @@ struct Args {
         default_value = "http://127.0.0.1:7600"
     )]
     endpoint: String,
+    /// PEM CA certificate(s) to trust for an https:// endpoint, instead of the public roots.
+    #[arg(long, env = "BULKHEAD_TLS_CA", value_name = "PEM")]
+    tls_ca: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one (mutual TLS); needs --client-key.
+    #[arg(long, env = "BULKHEAD_CLIENT_CERT", value_name = "PEM")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "BULKHEAD_CLIENT_KEY", value_name = "PEM")]
+    client_key: Option<PathBuf>,
     /// The server's admin token (creates and deletes the probe tenants).
     #[arg(long, env = "BULKHEAD_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: String,
@@ -98,9 +111,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Sets up, runs every probe and cleans up, also when setup fails or the run is interrupted.
 /// An error means nothing could be probed.
 async fn probe(args: &Args) -> anyhow::Result<Report> {
-    let client = Client::connect(args.endpoint.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.endpoint))?;
+    let remote = Remote {
+        endpoint: args.endpoint.clone(),
+        tls: TlsOptions::from_files(
+            args.tls_ca.as_deref(),
+            args.client_cert.as_deref(),
+            args.client_key.as_deref(),
+        )?,
+    };
+    let client = remote.client().await?;
     let admin = client.admin(&args.admin_token)?;
     admin
         .tenants()
@@ -113,7 +132,7 @@ async fn probe(args: &Args) -> anyhow::Result<Report> {
     };
     let run = async {
         let fixture = Fixture::set_up(
-            &args.endpoint,
+            &remote,
             client.clone(),
             &args.admin_token,
             args.top_k,

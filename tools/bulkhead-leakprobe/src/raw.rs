@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::canary;
+use crate::remote::Remote;
 
 /// Id of the collection a cross-tenant `CreateCollection` tries to create.
 const INTRUDER_COLLECTION: &str = "leakprobe-intruder";
@@ -163,8 +164,8 @@ pub struct Raw {
 }
 
 impl Raw {
-    pub async fn connect(endpoint: &str, top_k: u32) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(endpoint.to_owned())?.connect().await?;
+    pub async fn connect(remote: &Remote, top_k: u32) -> anyhow::Result<Self> {
+        let channel = remote.channel().await?;
         Ok(Self { channel, top_k })
     }
 

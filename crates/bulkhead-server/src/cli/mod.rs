@@ -14,8 +14,10 @@ mod output;
 mod query;
 mod tenant;
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result, anyhow, bail};
-use bulkhead_client::{AdminClient, Client, ClientError, TenantClient};
+use bulkhead_client::{AdminClient, Client, ClientError, TenantClient, TlsOptions};
 use clap::Subcommand;
 use output::Output;
 
@@ -30,6 +32,15 @@ pub struct Remote {
         global = true
     )]
     endpoint: String,
+    /// PEM CA certificate(s) to trust for an https:// endpoint, instead of the public roots.
+    #[arg(long, env = "BULKHEAD_TLS_CA", value_name = "PEM", global = true)]
+    tls_ca: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one (mutual TLS); needs --client-key.
+    #[arg(long, env = "BULKHEAD_CLIENT_CERT", value_name = "PEM", global = true)]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "BULKHEAD_CLIENT_KEY", value_name = "PEM", global = true)]
+    client_key: Option<PathBuf>,
     /// The server's admin token (tenant and key management; works for any tenant).
     #[arg(
         long,
@@ -144,7 +155,14 @@ struct Session {
 
 impl Session {
     async fn connect(remote: Remote) -> Result<Self> {
-        let client = Client::connect(remote.endpoint.clone())
+        let tls = TlsOptions::from_files(
+            remote.tls_ca.as_deref(),
+            remote.client_cert.as_deref(),
+            remote.client_key.as_deref(),
+        )?;
+        let client = Client::builder(remote.endpoint.clone())
+            .tls(tls)
+            .connect()
             .await
             .with_context(|| format!("connecting to {}", remote.endpoint))?;
         // An empty variable (`BULKHEAD_KEY=`) means "not set", not an empty secret.

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use bulkhead_client::{Client, Query};
+use bulkhead_client::Query;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::canary::{self, COLLECTION, CanaryBook, RECORD_IDS, RECORDS};
 use crate::fixture::Fixture;
+use crate::remote::Remote;
 use crate::report::{ProbeResult, Problems};
 
 /// Concurrent clients, spread round-robin over the probe tenants.
@@ -22,7 +23,7 @@ const WRITE_EVERY: usize = 8;
 /// One client's share of the work: its tenant and keys, and what it found.
 #[derive(Debug)]
 struct Worker {
-    endpoint: String,
+    remote: Remote,
     tenant: String,
     index: usize,
     canary: canary::Canary,
@@ -51,7 +52,7 @@ impl Worker {
     }
 
     async fn hammer(&self, until: Instant, tally: &mut Tally) -> anyhow::Result<()> {
-        let client = Client::connect(self.endpoint.clone()).await?;
+        let client = self.remote.client().await?;
         let reader = client.tenant(&self.tenant, &self.read_secret)?;
         let writer = client.tenant(&self.tenant, &self.write_secret)?;
         let records = self.canary.records(self.index);
@@ -91,7 +92,7 @@ pub async fn run(f: &Fixture, duration: Duration) -> ProbeResult {
     for i in 0..CLIENTS {
         let t = &f.tenants[i % f.tenants.len()];
         let worker = Worker {
-            endpoint: f.endpoint.clone(),
+            remote: f.remote.clone(),
             tenant: t.id.clone(),
             index: t.index,
             canary: t.canary.clone(),
