@@ -1,34 +1,212 @@
-//! A key of tenant A against tenant B's resources, on every RPC: always PERMISSION_DENIED, the
-//! same whether or not B exists, and written to A's audit trail and the server log.
+//! A key of tenant A against tenant B's resources, on every RPC of the API: always
+//! PERMISSION_DENIED, the same whether or not B exists, B unchanged afterwards, and each
+//! denial written to A's audit trail and the server log.
+//!
+//! Which RPCs the cases cover is not a list kept by hand: the cases go out on a channel that
+//! notes the path of every request it carries, and
+//! `every_rpc_in_the_descriptors_has_a_cross_tenant_case` compares those paths with the
+//! methods of every `bulkhead.v1` service in the compiled descriptor set. An RPC added to the
+//! proto without a case here fails it.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bulkhead_formats::{RecordRow, StreamEncoder};
 use bulkhead_proto::v1 as pb;
-use tonic::Code;
+use pb::admin_service_client::AdminServiceClient;
+use pb::audit_service_client::AuditServiceClient;
+use pb::collection_service_client::CollectionServiceClient;
+use pb::key_service_client::KeyServiceClient;
+use pb::record_service_client::RecordServiceClient;
+use pb::semantic_cache_service_client::SemanticCacheServiceClient;
+use prost::Message;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
 
 use crate::harness::*;
 
-/// Every tenant-scoped RPC aimed at `tenant`, with `secret`; returns (method, code) pairs.
-async fn every_rpc(c: &mut Clients, secret: &str, tenant: &str) -> Vec<(&'static str, Code)> {
+const DIM: usize = 8;
+/// The cache every seeded tenant holds, with one unscoped and one `alice` entry.
+const CACHE: &str = "answers";
+const SCOPE: &str = "alice";
+
+/// `/bulkhead.v1.{Service}/{Method}` of every method of every `bulkhead.v1` service, read from
+/// the descriptor set the server and clients are compiled from. Health and reflection are
+/// other packages.
+fn api_methods() -> BTreeSet<String> {
+    let set = prost_types::FileDescriptorSet::decode(bulkhead_proto::FILE_DESCRIPTOR_SET)
+        .expect("decoding the descriptor set");
+    set.file
+        .iter()
+        .filter(|f| f.package() == "bulkhead.v1")
+        .flat_map(|f| {
+            f.service.iter().flat_map(move |s| {
+                s.method
+                    .iter()
+                    .map(move |m| format!("/{}.{}/{}", f.package(), s.name(), m.name()))
+            })
+        })
+        .collect()
+}
+
+/// A channel that notes the path (`/package.Service/Method`) of every request it sends.
+#[derive(Clone)]
+struct Recording {
+    channel: Channel,
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Recording {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = tonic::transport::channel::ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.channel, cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        self.sent
+            .lock()
+            .unwrap()
+            .push(request.uri().path().to_owned());
+        self.channel.call(request)
+    }
+}
+
+/// Every service's client over one recording channel.
+struct Api {
+    admin: AdminServiceClient<Recording>,
+    keys: KeyServiceClient<Recording>,
+    collections: CollectionServiceClient<Recording>,
+    records: RecordServiceClient<Recording>,
+    audit: AuditServiceClient<Recording>,
+    cache: SemanticCacheServiceClient<Recording>,
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl Api {
+    async fn connect(server: &Server) -> Self {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let ch = Recording {
+            channel: server.channel().await,
+            sent: sent.clone(),
+        };
+        Self {
+            admin: AdminServiceClient::new(ch.clone()),
+            keys: KeyServiceClient::new(ch.clone()),
+            collections: CollectionServiceClient::new(ch.clone()),
+            records: RecordServiceClient::new(ch.clone()),
+            audit: AuditServiceClient::new(ch.clone()),
+            cache: SemanticCacheServiceClient::new(ch),
+            sent,
+        }
+    }
+
+    /// The paths of the requests sent since the last call.
+    fn take_sent(&self) -> Vec<String> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+/// The tenant a case aims at, one of its key ids, and the attacker's own collection (which a
+/// mixed import names first).
+struct Aim<'a> {
+    tenant: &'a str,
+    key_id: &'a str,
+    own_collection: &'a str,
+}
+
+/// One cross-tenant attempt: the RPC it went out as, read off the channel, and the answer.
+#[derive(Debug)]
+struct Attempt {
+    case: &'static str,
+    method: String,
+    status: Status,
+}
+
+impl Attempt {
+    /// `Service/Method`, as the server writes it into audit events.
+    fn audit_method(&self) -> &str {
+        self.method.trim_start_matches("/bulkhead.v1.")
+    }
+}
+
+/// The case label of the import that names the attacker's collection first and the target's
+/// in a later message.
+const MIXED_IMPORT: &str = "Import: own collection first, then the target's";
+
+fn row(id: &str, seed: u64, text: &str) -> RecordRow {
+    RecordRow {
+        id: id.into(),
+        vector: unit(seed, DIM),
+        text: Some(text.into()),
+        metadata: Default::default(),
+        ttl_seconds: None,
+    }
+}
+
+/// The pieces of one Arrow IPC stream: the schema with the first batch, each later batch, and
+/// the end of the stream.
+fn ipc_pieces(batches: &[Vec<RecordRow>]) -> Vec<Vec<u8>> {
+    let mut encoder = StreamEncoder::new(DIM).unwrap();
+    let mut pieces: Vec<Vec<u8>> = batches.iter().map(|b| encoder.push(b).unwrap()).collect();
+    pieces.push(encoder.finish().unwrap());
+    pieces
+}
+
+fn import_stream(
+    messages: Vec<(String, Vec<u8>)>,
+) -> impl tokio_stream::Stream<Item = pb::ImportRequest> {
+    tokio_stream::iter(
+        messages
+            .into_iter()
+            .map(|(collection, arrow_ipc)| pb::ImportRequest {
+                collection,
+                arrow_ipc,
+            }),
+    )
+}
+
+/// Every RPC of the API aimed at `aim.tenant` with `secret`, each as it would do harm there:
+/// reads ask for everything, writes would overwrite or remove its data.
+async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
+    let tenant = aim.tenant;
     let coll = format!("tenants/{tenant}/collections/docs");
     let parent = format!("tenants/{tenant}");
+    let cache = format!("tenants/{tenant}/caches/{CACHE}");
     let mut out = Vec::new();
-    macro_rules! probe {
-        ($name:literal, $call:expr) => {
-            out.push(($name, code($call.await)));
+    api.take_sent();
+    macro_rules! case {
+        ($label:expr, $call:expr) => {
+            let status = match $call.await {
+                Ok(answer) => panic!("{}: expected a refusal, got {answer:?}", $label),
+                Err(status) => status,
+            };
+            let sent = api.take_sent();
+            assert_eq!(sent.len(), 1, "{}: one request, sent {sent:?}", $label);
+            out.push(Attempt {
+                case: $label,
+                method: sent.into_iter().next().unwrap(),
+                status,
+            });
         };
     }
-    probe!(
+
+    case!(
         "Upsert",
-        c.records.upsert(authed(
+        api.records.upsert(authed(
             secret,
             pb::UpsertRequest {
                 collection: coll.clone(),
-                records: vec![record("r0", 0, 8, "intruder")]
+                records: vec![record("r0", 0, DIM, "intruder")]
             }
         ))
     );
-    probe!(
+    case!(
         "Get",
-        c.records.get(authed(
+        api.records.get(authed(
             secret,
             pb::GetRequest {
                 collection: coll.clone(),
@@ -36,9 +214,9 @@ async fn every_rpc(c: &mut Clients, secret: &str, tenant: &str) -> Vec<(&'static
             }
         ))
     );
-    probe!(
+    case!(
         "Delete",
-        c.records.delete(authed(
+        api.records.delete(authed(
             secret,
             pb::DeleteRequest {
                 collection: coll.clone(),
@@ -46,42 +224,79 @@ async fn every_rpc(c: &mut Clients, secret: &str, tenant: &str) -> Vec<(&'static
             }
         ))
     );
-    probe!(
+    case!(
         "Query",
-        c.records.query(authed(
+        api.records.query(authed(
             secret,
             pb::QueryRequest {
                 collection: coll.clone(),
-                vector: unit(0, 8),
+                vector: unit(0, DIM),
                 top_k: 1000,
                 include_text: true,
                 ..Default::default()
             }
         ))
     );
-    probe!(
+    let intruders = vec![row("r0", 0, "intruder"), row("r1", 1, "intruder")];
+    let mut pieces = ipc_pieces(std::slice::from_ref(&intruders)).into_iter();
+    case!(
+        "Import: the target's collection in the first message",
+        api.records.import(authed(
+            secret,
+            import_stream(vec![
+                (coll.clone(), pieces.next().unwrap()),
+                (String::new(), pieces.next().unwrap()),
+            ])
+        ))
+    );
+    // The stream opens on A's own collection, which A may write, with a whole batch of A's
+    // own; the next message names the target's collection and carries the intruding batch.
+    let own = vec![row("a-own-0", 0, "own batch")];
+    let mut pieces = ipc_pieces(&[own, intruders]).into_iter();
+    case!(
+        MIXED_IMPORT,
+        api.records.import(authed(
+            secret,
+            import_stream(vec![
+                (aim.own_collection.to_owned(), pieces.next().unwrap()),
+                (coll.clone(), pieces.next().unwrap()),
+                (String::new(), pieces.next().unwrap()),
+            ])
+        ))
+    );
+    case!(
+        "Export",
+        api.records.export(authed(
+            secret,
+            pb::ExportRequest {
+                collection: coll.clone(),
+                batch_size: 0
+            }
+        ))
+    );
+    case!(
         "CreateCollection",
-        c.collections.create_collection(authed(
+        api.collections.create_collection(authed(
             secret,
             pb::CreateCollectionRequest {
                 parent: parent.clone(),
                 collection_id: "x".into(),
-                dimension: 8,
+                dimension: DIM as u32,
                 metric: 1,
                 ..Default::default()
             }
         ))
     );
-    probe!(
+    case!(
         "GetCollection",
-        c.collections.get_collection(authed(
+        api.collections.get_collection(authed(
             secret,
             pb::GetCollectionRequest { name: coll.clone() }
         ))
     );
-    probe!(
+    case!(
         "ListCollections",
-        c.collections.list_collections(authed(
+        api.collections.list_collections(authed(
             secret,
             pb::ListCollectionsRequest {
                 parent: parent.clone(),
@@ -89,16 +304,16 @@ async fn every_rpc(c: &mut Clients, secret: &str, tenant: &str) -> Vec<(&'static
             }
         ))
     );
-    probe!(
+    case!(
         "DeleteCollection",
-        c.collections.delete_collection(authed(
+        api.collections.delete_collection(authed(
             secret,
             pb::DeleteCollectionRequest { name: coll.clone() }
         ))
     );
-    probe!(
+    case!(
         "ListAuditEvents",
-        c.audit.list_audit_events(authed(
+        api.audit.list_audit_events(authed(
             secret,
             pb::ListAuditEventsRequest {
                 parent: parent.clone(),
@@ -106,9 +321,9 @@ async fn every_rpc(c: &mut Clients, secret: &str, tenant: &str) -> Vec<(&'static
             }
         ))
     );
-    probe!(
+    case!(
         "CreateApiKey",
-        c.keys.create_api_key(authed(
+        api.keys.create_api_key(authed(
             secret,
             pb::CreateApiKeyRequest {
                 parent: parent.clone(),
@@ -117,27 +332,27 @@ async fn every_rpc(c: &mut Clients, secret: &str, tenant: &str) -> Vec<(&'static
             }
         ))
     );
-    probe!(
+    case!(
         "ListApiKeys",
-        c.keys.list_api_keys(authed(
+        api.keys.list_api_keys(authed(
             secret,
             pb::ListApiKeysRequest {
                 parent: parent.clone()
             }
         ))
     );
-    probe!(
+    case!(
         "RevokeApiKey",
-        c.keys.revoke_api_key(authed(
+        api.keys.revoke_api_key(authed(
             secret,
             pb::RevokeApiKeyRequest {
-                name: format!("tenants/{tenant}/keys/k0")
+                name: format!("tenants/{tenant}/keys/{}", aim.key_id)
             }
         ))
     );
-    probe!(
+    case!(
         "CreateTenant",
-        c.admin.create_tenant(authed(
+        api.admin.create_tenant(authed(
             secret,
             pb::CreateTenantRequest {
                 tenant_id: "new".into(),
@@ -145,92 +360,421 @@ async fn every_rpc(c: &mut Clients, secret: &str, tenant: &str) -> Vec<(&'static
             }
         ))
     );
-    probe!(
+    case!(
         "GetTenant",
-        c.admin.get_tenant(authed(
+        api.admin.get_tenant(authed(
             secret,
             pb::GetTenantRequest {
                 name: parent.clone()
             }
         ))
     );
-    probe!(
+    case!(
         "ListTenants",
-        c.admin
+        api.admin
             .list_tenants(authed(secret, pb::ListTenantsRequest::default()))
     );
-    probe!(
+    case!(
+        "UpdateTenant",
+        api.admin.update_tenant(authed(
+            secret,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: parent.clone(),
+                    audit_retention_seconds: 1,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["audit_retention_seconds".into()],
+                }),
+            }
+        ))
+    );
+    case!(
         "DeleteTenant",
-        c.admin.delete_tenant(authed(
+        api.admin.delete_tenant(authed(
             secret,
             pb::DeleteTenantRequest {
                 name: parent.clone()
             }
         ))
     );
+    case!(
+        "CreateCache",
+        api.cache.create_cache(authed(
+            secret,
+            pb::CreateCacheRequest {
+                parent: parent.clone(),
+                cache_id: "intruder-cache".into(),
+                dimension: DIM as u32,
+                metric: pb::Metric::Cosine as i32,
+                default_ttl_seconds: None,
+            }
+        ))
+    );
+    for scope in [None, Some(SCOPE)] {
+        case!(
+            if scope.is_some() {
+                "Lookup in a scope"
+            } else {
+                "Lookup"
+            },
+            api.cache.lookup(authed(
+                secret,
+                pb::LookupRequest {
+                    cache: cache.clone(),
+                    vector: unit(0, DIM),
+                    min_similarity: -1.0,
+                    max_age_seconds: None,
+                    scope: scope.map(str::to_owned),
+                }
+            ))
+        );
+    }
+    case!(
+        "Store",
+        api.cache.store(authed(
+            secret,
+            pb::StoreRequest {
+                cache: cache.clone(),
+                vector: unit(0, DIM),
+                prompt: "the shared prompt".into(),
+                response: "intruder".into(),
+                metadata: Default::default(),
+                ttl_seconds: None,
+                scope: None,
+            }
+        ))
+    );
+    case!(
+        "Invalidate by scope",
+        api.cache.invalidate(authed(
+            secret,
+            pb::InvalidateRequest {
+                cache: cache.clone(),
+                ids: Vec::new(),
+                scope: Some(SCOPE.into()),
+            }
+        ))
+    );
     out
+}
+
+/// A tenant with a WRITE key, `docs` holding 5 records tagged with the tenant, and the cache
+/// `answers` holding an unscoped and an `alice` entry on the vector `unit(0)`. Returns the
+/// id of its WRITE key.
+async fn victim(server: &Server, c: &mut Clients, tenant: &str) -> String {
+    seeded_tenant(c, tenant, 5, DIM).await;
+    let t = server.sdk().await.tenant(tenant, ADMIN).unwrap();
+    t.create_cache(CACHE, DIM as u32, bulkhead_client::Metric::Cosine, None)
+        .await
+        .unwrap();
+    for scope in [None, Some(SCOPE)] {
+        let entry = bulkhead_client::CacheStore {
+            vector: unit(0, DIM),
+            prompt: "the shared prompt".into(),
+            response: format!("owner={tenant} scope={scope:?}"),
+            scope: scope.map(str::to_owned),
+            ..Default::default()
+        };
+        t.cache_store(CACHE, entry).await.unwrap();
+    }
+    let keys = t.keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    keys[0].name.rsplit('/').next().unwrap().to_owned()
+}
+
+/// A tenant as the operator sees it: its settings, collections, records, cache entries and
+/// keys (not its audit trail, which the attempts may add to, nor its index state).
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    settings: String,
+    collections: Vec<(String, u64)>,
+    records: Vec<(String, Option<String>, Vec<f32>)>,
+    cache: Vec<(String, Option<String>)>,
+    keys: Vec<(String, bool)>,
+}
+
+async fn snapshot(server: &Server, tenant: &str) -> Snapshot {
+    let client = server.sdk().await;
+    let info = client.admin(ADMIN).unwrap().tenant(tenant).await.unwrap();
+    let t = client.tenant(tenant, ADMIN).unwrap();
+    let ids = ["r0", "r1", "r2", "r3", "r4", "a-own-0"];
+    // Cache entries are records of the cache's collection: a query lists them all.
+    let every = bulkhead_client::Query::new(unit(0, DIM), 1000).with_text();
+    let mut cache: Vec<_> = t
+        .query(CACHE, &every)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.id, h.text))
+        .collect();
+    cache.sort();
+    Snapshot {
+        settings: format!(
+            "{:?} {:?} {}",
+            info.quota, info.rate_limit, info.audit_retention_seconds
+        ),
+        collections: t
+            .collections()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.record_count))
+            .collect(),
+        records: t
+            .get("docs", &ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.text, r.vector))
+            .collect(),
+        cache,
+        keys: t
+            .keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.name, k.revoked))
+            .collect(),
+    }
+}
+
+/// Fails naming every `bulkhead.v1` RPC that no attempt in `attempts` was refused on with
+/// PERMISSION_DENIED, and every attempt that went out as something else.
+fn assert_every_rpc_is_covered(attempts: &[Attempt]) {
+    let api = api_methods();
+    let denied: BTreeSet<String> = attempts
+        .iter()
+        .filter(|a| a.status.code() == Code::PermissionDenied)
+        .map(|a| a.method.clone())
+        .collect();
+    let uncovered: Vec<&String> = api.difference(&denied).collect();
+    assert!(
+        uncovered.is_empty(),
+        "RPCs of bulkhead.v1 without a cross-tenant case refused with PERMISSION_DENIED: \
+         {uncovered:?}"
+    );
+    let strays: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| !api.contains(&a.method))
+        .collect();
+    assert!(strays.is_empty(), "not RPCs of bulkhead.v1: {strays:?}");
+}
+
+#[tokio::test]
+async fn every_rpc_in_the_descriptors_has_a_cross_tenant_case() {
+    let api = api_methods();
+    // The descriptor set is read right: all six services, the streaming RPCs among them.
+    let services: BTreeSet<&str> = api.iter().filter_map(|m| m.split('/').nth(1)).collect();
+    assert_eq!(services.len(), 6, "{services:?}");
+    for streaming in ["RecordService/Import", "RecordService/Export"] {
+        assert!(
+            api.contains(&format!("/bulkhead.v1.{streaming}")),
+            "{api:?}"
+        );
+    }
+
+    let server = Server::start();
+    let mut c = server.clients().await;
+    seeded_tenant(&mut c, "alpha", 1, DIM).await;
+    let key_id = victim(&server, &mut c, "bravo").await;
+    let (_, alpha_admin) = create_key(&mut c, "alpha", pb::Role::TenantAdmin, None).await;
+    let mut recording = Api::connect(&server).await;
+    let aim = Aim {
+        tenant: "bravo",
+        key_id: &key_id,
+        own_collection: "tenants/alpha/collections/docs",
+    };
+    let attempts = every_rpc(&mut recording, &alpha_admin, &aim).await;
+    assert_every_rpc_is_covered(&attempts);
+    eprintln!(
+        "{} RPCs of bulkhead.v1, each refused across tenants: {api:#?}",
+        api.len()
+    );
 }
 
 #[tokio::test]
 async fn a_key_of_one_tenant_is_denied_on_every_rpc_of_another() {
     let server = Server::start();
     let mut c = server.clients().await;
-    seeded_tenant(&mut c, "alpha", 5, 8).await;
-    seeded_tenant(&mut c, "bravo", 5, 8).await;
-    let (_, alpha_admin) = create_key(&mut c, "alpha", pb::Role::TenantAdmin, None).await;
+    seeded_tenant(&mut c, "alpha", 5, DIM).await;
+    let bravo_key = victim(&server, &mut c, "bravo").await;
+    let (alpha_key, alpha_admin) = create_key(&mut c, "alpha", pb::Role::TenantAdmin, None).await;
+    let alpha_key = alpha_key.rsplit('/').next().unwrap().to_owned();
+    let before = snapshot(&server, "bravo").await;
+    assert_eq!(
+        (before.records.len(), before.cache.len()),
+        (5, 2),
+        "{before:?}"
+    );
 
-    let against_existing = every_rpc(&mut c, &alpha_admin, "bravo").await;
-    let against_missing = every_rpc(&mut c, &alpha_admin, "nobody-here").await;
-    assert_eq!(against_existing.len(), 16);
-    for ((method, code), (_, code_missing)) in against_existing.iter().zip(&against_missing) {
+    let mut api = Api::connect(&server).await;
+    let aim = |tenant| Aim {
+        tenant,
+        key_id: &bravo_key,
+        own_collection: "tenants/alpha/collections/docs",
+    };
+    let against_existing = every_rpc(&mut api, &alpha_admin, &aim("bravo")).await;
+    let against_missing = every_rpc(&mut api, &alpha_admin, &aim("nobody-here")).await;
+    assert_every_rpc_is_covered(&against_existing);
+    assert_eq!(against_existing.len(), against_missing.len());
+    for (existing, missing) in against_existing.iter().zip(&against_missing) {
+        let case = existing.case;
+        assert_eq!((case, &existing.method), (missing.case, &missing.method));
+        let code = existing.status.code();
+        if case == MIXED_IMPORT {
+            // Refused when the stream turns to another collection, before its tenant is
+            // looked at (see `an_import_that_turns_to_another_tenants_collection_…`).
+            assert!(
+                matches!(code, Code::InvalidArgument | Code::PermissionDenied),
+                "{case}: {:?}",
+                existing.status
+            );
+        } else {
+            assert_eq!(
+                code,
+                Code::PermissionDenied,
+                "{case} on an existing tenant: {:?}",
+                existing.status
+            );
+        }
+        // A missing tenant looks the same: the code, and the message up to the name.
+        assert_eq!(missing.status.code(), code, "{case}: {:?}", missing.status);
         assert_eq!(
-            *code,
-            Code::PermissionDenied,
-            "{method} on an existing tenant"
-        );
-        assert_eq!(
-            code_missing, code,
-            "{method}: a missing tenant must look the same"
+            missing.status.message().replace("nobody-here", "bravo"),
+            existing.status.message(),
+            "{case}"
         );
     }
 
-    // Bravo's data is untouched.
-    let admin_view = c
-        .records
-        .get(authed(
-            ADMIN,
-            pb::GetRequest {
-                collection: "tenants/bravo/collections/docs".into(),
-                ids: vec!["r0".into()],
-            },
-        ))
+    // Bravo is exactly as before, and no tenant was created.
+    assert_eq!(snapshot(&server, "bravo").await, before);
+    let admin = server.sdk().await.admin(ADMIN).unwrap();
+    let tenants: Vec<String> = admin
+        .tenants()
         .await
         .unwrap()
-        .into_inner();
-    assert_eq!(admin_view.records[0].text.as_deref(), Some("owner=bravo"));
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(tenants, ["tenants/alpha", "tenants/bravo"]);
 
-    // Every denial is in alpha's own trail, none in bravo's.
+    // Every denial is in alpha's own trail under the key, on the RPC and the resource tried;
+    // nothing of alpha's key is in bravo's.
     let alpha_events = audit_events(&mut c, &alpha_admin, "alpha").await;
-    let denied: Vec<_> = alpha_events
+    let denied_events: Vec<_> = alpha_events
         .iter()
         .filter(|e| e.outcome == "PERMISSION_DENIED")
         .collect();
-    assert_eq!(denied.len(), 32, "{alpha_events:#?}");
-    assert!(
-        denied
-            .iter()
-            .any(|e| e.resource == "tenants/bravo/collections/docs")
-    );
+    let denials: Vec<(&Attempt, &str)> = against_existing
+        .iter()
+        .map(|a| (a, "bravo"))
+        .chain(against_missing.iter().map(|a| (a, "nobody-here")))
+        .filter(|(a, _)| a.status.code() == Code::PermissionDenied)
+        .collect();
+    assert_eq!(denied_events.len(), denials.len(), "{alpha_events:#?}");
+    for (attempt, target) in &denials {
+        let method = attempt.audit_method();
+        let path = format!("tenants/{target}");
+        let admin_rpc = method.starts_with("AdminService/");
+        assert!(
+            denied_events.iter().any(|e| e.method == method
+                && e.principal == alpha_key
+                && (admin_rpc
+                    || e.resource == path
+                    || e.resource.starts_with(&format!("{path}/")))),
+            "{} on {target} is not in alpha's trail: {denied_events:#?}",
+            attempt.case
+        );
+    }
     let bravo_events = audit_events(&mut c, ADMIN, "bravo").await;
     assert!(
         bravo_events
             .iter()
-            .all(|e| e.outcome != "PERMISSION_DENIED")
+            .all(|e| e.outcome != "PERMISSION_DENIED" && e.principal != alpha_key),
+        "{bravo_events:#?}"
     );
 
     let log = server.log().join("\n");
     assert!(log.contains("permission denied"));
     assert!(!log.contains(&alpha_admin), "a secret reached the log");
+}
+
+/// A stream may name its collection in every message; one that opens on the caller's own
+/// collection and then names another tenant's is refused at that message. What came before it
+/// was the caller's own batch and stays applied (imports apply batch by batch); nothing reaches
+/// the other tenant, whether it exists or not. The refusal is INVALID_ARGUMENT, decided by
+/// comparing the two names before the second one's tenant is looked at, and, unlike a
+/// PERMISSION_DENIED at the gate, it is in no audit trail: the caller's shows only the
+/// import's own events.
+#[tokio::test]
+async fn an_import_that_turns_to_another_tenants_collection_is_refused_there() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    seeded_tenant(&mut c, "alpha", 5, DIM).await;
+    victim(&server, &mut c, "bravo").await;
+    let (_, alpha_writer) = create_key(&mut c, "alpha", pb::Role::Write, None).await;
+    let before = snapshot(&server, "bravo").await;
+    assert_eq!(
+        (before.records.len(), before.cache.len()),
+        (5, 2),
+        "{before:?}"
+    );
+    let alpha_docs = "tenants/alpha/collections/docs";
+
+    for target in ["bravo", "nobody-here"] {
+        let own = vec![row("a-own-0", 0, "own batch")];
+        let intruders = vec![row("r0", 0, "intruder"), row("r9", 9, "intruder")];
+        let mut pieces = ipc_pieces(&[own, intruders]).into_iter();
+        let refused = c
+            .records
+            .import(authed(
+                &alpha_writer,
+                import_stream(vec![
+                    (alpha_docs.into(), pieces.next().unwrap()),
+                    (
+                        format!("tenants/{target}/collections/docs"),
+                        pieces.next().unwrap(),
+                    ),
+                    (String::new(), pieces.next().unwrap()),
+                ]),
+            ))
+            .await
+            .expect_err("a stream naming another tenant's collection must be refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(
+            refused.message(),
+            format!(
+                "collection: every message must name {alpha_docs} or nothing, got \
+                 tenants/{target}/collections/docs; 1 earlier batches (1 records) were imported"
+            )
+        );
+    }
+    assert_eq!(snapshot(&server, "bravo").await, before);
+    let bravo_events = audit_events(&mut c, ADMIN, "bravo").await;
+    assert!(
+        bravo_events
+            .iter()
+            .all(|e| e.method != "RecordService/Import"),
+        "{bravo_events:#?}"
+    );
+    // The batch of the message before, alpha's own, was applied.
+    let own = c
+        .records
+        .get(authed(
+            &alpha_writer,
+            pb::GetRequest {
+                collection: alpha_docs.into(),
+                ids: vec!["a-own-0".into(), "r9".into()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].text.as_deref(), Some("own batch"));
 }
 
 #[tokio::test]

@@ -12,6 +12,10 @@ use rand::{Rng, SeedableRng};
 
 /// The collection holding the canaries, in every probe tenant.
 pub const COLLECTION: &str = "canaries";
+/// The semantic cache every probe tenant creates for the cache probes, and the user scope of
+/// one of its two entries.
+pub const CACHE: &str = "probe-cache";
+pub const CACHE_SCOPE: &str = "user-1";
 pub const DIMENSION: usize = 16;
 /// The canary record ids, the same in every tenant.
 pub const RECORD_IDS: [&str; 16] = [

@@ -3,12 +3,14 @@
 //! key. The SDK fixes a handle to one validated tenant, so these go through the generated
 //! gRPC stubs, with every name taken verbatim from a [`Target`].
 
+use bulkhead_formats::{RecordRow, encode_stream, read_stream};
 use bulkhead_proto::v1 as pb;
 use pb::admin_service_client::AdminServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::collection_service_client::CollectionServiceClient;
 use pb::key_service_client::KeyServiceClient;
 use pb::record_service_client::RecordServiceClient;
+use pb::semantic_cache_service_client::SemanticCacheServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
@@ -16,8 +18,10 @@ use tonic::{Request, Status};
 use crate::canary;
 use crate::remote::Remote;
 
-/// Id of the collection a cross-tenant `CreateCollection` tries to create.
+/// Id of the collection a cross-tenant `CreateCollection` tries to create, and of the cache
+/// a cross-tenant `CreateCache` tries to create.
 const INTRUDER_COLLECTION: &str = "leakprobe-intruder";
+const INTRUDER_CACHE: &str = "leakprobe-intruder-cache";
 
 /// The `authorization` header of a raw request.
 #[derive(Debug)]
@@ -38,46 +42,80 @@ impl Auth {
     }
 }
 
-/// Every RPC of the API. The probe sends each one where it must be refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rpc {
-    CreateCollection,
-    GetCollection,
-    ListCollections,
-    DeleteCollection,
-    Upsert,
-    Get,
-    Delete,
-    Query,
-    ListAuditEvents,
-    CreateApiKey,
-    ListApiKeys,
-    RevokeApiKey,
-    CreateTenant,
-    GetTenant,
-    ListTenants,
-    UpdateTenant,
-    DeleteTenant,
+/// Declares [`Rpc`] with [`Rpc::ALL`] and [`Rpc::method`] from one list, so no variant can
+/// be missing from either.
+macro_rules! rpcs {
+    ($($rpc:ident => $method:literal,)*) => {
+        /// Every RPC of the API (every method of every `bulkhead.v1` service, checked against
+        /// the descriptor set by a test). The probe sends each one where it must be refused.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Rpc {
+            $($rpc,)*
+        }
+
+        impl Rpc {
+            /// Every variant, in declaration order.
+            #[cfg(test)]
+            pub const ALL: &[Rpc] = &[$(Rpc::$rpc,)*];
+
+            /// `Service/Method`, as the server writes it into audit events.
+            pub fn method(self) -> &'static str {
+                match self {
+                    $(Rpc::$rpc => $method,)*
+                }
+            }
+        }
+    };
+}
+
+rpcs! {
+    CreateCollection => "CollectionService/CreateCollection",
+    GetCollection => "CollectionService/GetCollection",
+    ListCollections => "CollectionService/ListCollections",
+    DeleteCollection => "CollectionService/DeleteCollection",
+    Upsert => "RecordService/Upsert",
+    Get => "RecordService/Get",
+    Delete => "RecordService/Delete",
+    Query => "RecordService/Query",
+    Import => "RecordService/Import",
+    Export => "RecordService/Export",
+    ListAuditEvents => "AuditService/ListAuditEvents",
+    CreateApiKey => "KeyService/CreateApiKey",
+    ListApiKeys => "KeyService/ListApiKeys",
+    RevokeApiKey => "KeyService/RevokeApiKey",
+    CreateTenant => "AdminService/CreateTenant",
+    GetTenant => "AdminService/GetTenant",
+    ListTenants => "AdminService/ListTenants",
+    UpdateTenant => "AdminService/UpdateTenant",
+    DeleteTenant => "AdminService/DeleteTenant",
+    CreateCache => "SemanticCacheService/CreateCache",
+    Lookup => "SemanticCacheService/Lookup",
+    Store => "SemanticCacheService/Store",
+    Invalidate => "SemanticCacheService/Invalidate",
 }
 
 impl Rpc {
-    /// The RPCs that name a tenant in their resource and are open to that tenant's keys:
-    /// reads first, so a leak shows before a write could have changed what there is to read,
-    /// and the deletion of the canary collection last.
-    pub const TENANT_SCOPED: [Rpc; 12] = [
+    /// The RPCs that name a tenant in their resource and are open to that tenant's keys, but
+    /// for the cache's: reads first, so a leak shows before a write could have changed what
+    /// there is to read, and the deletion of the canary collection last.
+    pub const TENANT_SCOPED: [Rpc; 14] = [
         Rpc::Get,
         Rpc::Query,
+        Rpc::Export,
         Rpc::GetCollection,
         Rpc::ListCollections,
         Rpc::ListAuditEvents,
         Rpc::ListApiKeys,
         Rpc::Upsert,
+        Rpc::Import,
         Rpc::Delete,
         Rpc::CreateCollection,
         Rpc::CreateApiKey,
         Rpc::RevokeApiKey,
         Rpc::DeleteCollection,
     ];
+    /// `SemanticCacheService`, tried once every probe tenant holds a cache: the lookup first.
+    pub const CACHE: [Rpc; 4] = [Rpc::Lookup, Rpc::Store, Rpc::Invalidate, Rpc::CreateCache];
     /// `AdminService`: the admin token only.
     pub const ADMIN: [Rpc; 5] = [
         Rpc::CreateTenant,
@@ -86,33 +124,11 @@ impl Rpc {
         Rpc::UpdateTenant,
         Rpc::DeleteTenant,
     ];
-    /// `Service/Method`, as the server writes it into audit events.
-    pub fn method(self) -> &'static str {
-        match self {
-            Rpc::CreateCollection => "CollectionService/CreateCollection",
-            Rpc::GetCollection => "CollectionService/GetCollection",
-            Rpc::ListCollections => "CollectionService/ListCollections",
-            Rpc::DeleteCollection => "CollectionService/DeleteCollection",
-            Rpc::Upsert => "RecordService/Upsert",
-            Rpc::Get => "RecordService/Get",
-            Rpc::Delete => "RecordService/Delete",
-            Rpc::Query => "RecordService/Query",
-            Rpc::ListAuditEvents => "AuditService/ListAuditEvents",
-            Rpc::CreateApiKey => "KeyService/CreateApiKey",
-            Rpc::ListApiKeys => "KeyService/ListApiKeys",
-            Rpc::RevokeApiKey => "KeyService/RevokeApiKey",
-            Rpc::CreateTenant => "AdminService/CreateTenant",
-            Rpc::GetTenant => "AdminService/GetTenant",
-            Rpc::ListTenants => "AdminService/ListTenants",
-            Rpc::UpdateTenant => "AdminService/UpdateTenant",
-            Rpc::DeleteTenant => "AdminService/DeleteTenant",
-        }
-    }
 }
 
 /// The names a request carries, exactly as they go on the wire, and the canary text an
-/// intruding upsert writes.
-#[derive(Debug)]
+/// intruding upsert, import or cache store writes.
+#[derive(Debug, Clone)]
 pub struct Target {
     /// What `CreateTenant` asks for.
     pub tenant_id: String,
@@ -120,9 +136,14 @@ pub struct Target {
     pub parent: String,
     /// `tenants/{tenant}/collections/canaries`.
     pub collection: String,
+    /// `tenants/{tenant}/caches/probe-cache`.
+    pub cache: String,
     /// `tenants/{tenant}/keys/{key}`.
     pub key: String,
     pub intruder_text: String,
+    /// A collection an import names in its first message instead of `collection`, which it
+    /// names in the next: a stream that opens where the key may write and turns elsewhere.
+    pub import_lead: Option<String>,
 }
 
 impl Target {
@@ -133,8 +154,10 @@ impl Target {
             tenant_id: tenant.to_owned(),
             parent: format!("tenants/{tenant}"),
             collection: format!("tenants/{tenant}/collections/{}", canary::COLLECTION),
+            cache: format!("tenants/{tenant}/caches/{}", canary::CACHE),
             key: format!("tenants/{tenant}/keys/{key_id}"),
             intruder_text: intruder_text.to_owned(),
+            import_lead: None,
         }
     }
 }
@@ -285,6 +308,63 @@ impl Raw {
                     records: hits.into_iter().map(|h| (h.id, h.text)).collect(),
                 })
             }
+            Rpc::Import => {
+                // One batch, the intruding record, cut in two: the first part goes with the
+                // first name, the rest with the target's.
+                let intruder = RecordRow {
+                    id: "c0".to_owned(),
+                    vector: canary::vector(0, 0),
+                    text: Some(t.intruder_text.clone()),
+                    metadata: Default::default(),
+                    ttl_seconds: None,
+                };
+                let ipc = encode_stream([std::slice::from_ref(&intruder)], canary::DIMENSION)
+                    .map_err(|e| Status::internal(format!("encoding the import: {e}")))?;
+                let (head, tail) = ipc.split_at(ipc.len() / 2);
+                let first = t.import_lead.as_ref().unwrap_or(&t.collection);
+                let messages =
+                    [(first, head), (&t.collection, tail)].map(|(name, bytes)| pb::ImportRequest {
+                        collection: name.clone(),
+                        arrow_ipc: bytes.to_vec(),
+                    });
+                let r = RecordServiceClient::new(ch)
+                    .import(authed(auth, tokio_stream::iter(messages)))
+                    .await?
+                    .into_inner();
+                Ok(Answer::summary(format!("imported {}", r.imported)))
+            }
+            Rpc::Export => {
+                let req = pb::ExportRequest {
+                    collection: t.collection.clone(),
+                    batch_size: 0,
+                };
+                let mut stream = RecordServiceClient::new(ch)
+                    .export(authed(auth, req))
+                    .await?
+                    .into_inner();
+                let mut ipc = Vec::new();
+                let ended = loop {
+                    match stream.message().await {
+                        Ok(Some(m)) => ipc.extend(m.arrow_ipc),
+                        Ok(None) => break None,
+                        Err(status) if ipc.is_empty() => return Err(status),
+                        Err(status) => break Some(status),
+                    }
+                };
+                let mut records = Vec::new();
+                let decoded = read_stream(&ipc[..], canary::DIMENSION, ipc.len(), |rows| {
+                    records.extend(rows.into_iter().map(|r| (r.id, r.text)));
+                    Ok(())
+                });
+                let mut summary = format!("{} bytes, {} records", ipc.len(), records.len());
+                if let Err(e) = decoded {
+                    summary.push_str(&format!(" (then undecodable: {e})"));
+                }
+                if let Some(status) = ended {
+                    summary.push_str(&format!(" (then {:?})", status.code()));
+                }
+                Ok(Answer { records, summary })
+            }
             Rpc::ListAuditEvents => {
                 let req = pb::ListAuditEventsRequest {
                     parent: t.parent.clone(),
@@ -386,6 +466,70 @@ impl Raw {
                     .await?;
                 Ok(Answer::summary(format!("deleted {}", t.parent)))
             }
+            Rpc::CreateCache => {
+                let req = pb::CreateCacheRequest {
+                    parent: t.parent.clone(),
+                    cache_id: INTRUDER_CACHE.to_owned(),
+                    dimension: canary::DIMENSION as u32,
+                    metric: pb::Metric::Cosine as i32,
+                    default_ttl_seconds: None,
+                };
+                let c = SemanticCacheServiceClient::new(ch)
+                    .create_cache(authed(auth, req))
+                    .await?;
+                Ok(Answer::summary(format!("created {}", c.get_ref().name)))
+            }
+            Rpc::Lookup => {
+                let req = pb::LookupRequest {
+                    cache: t.cache.clone(),
+                    vector: canary::vector(0, 0),
+                    min_similarity: -1.0,
+                    max_age_seconds: None,
+                    scope: None,
+                };
+                let r = SemanticCacheServiceClient::new(ch)
+                    .lookup(authed(auth, req))
+                    .await?
+                    .into_inner();
+                let records: Vec<_> = r
+                    .entry
+                    .filter(|_| r.hit)
+                    .map(|e| (e.id, Some(e.response)))
+                    .into_iter()
+                    .collect();
+                Ok(Answer {
+                    summary: format!("{} entries", records.len()),
+                    records,
+                })
+            }
+            Rpc::Store => {
+                let req = pb::StoreRequest {
+                    cache: t.cache.clone(),
+                    vector: canary::vector(0, 0),
+                    prompt: "leakprobe intruder".to_owned(),
+                    response: t.intruder_text.clone(),
+                    ..Default::default()
+                };
+                let r = SemanticCacheServiceClient::new(ch)
+                    .store(authed(auth, req))
+                    .await?;
+                Ok(Answer::summary(format!("stored {}", r.get_ref().id)))
+            }
+            Rpc::Invalidate => {
+                // By scope: every entry of the user the probe tenants store answers for.
+                let req = pb::InvalidateRequest {
+                    cache: t.cache.clone(),
+                    ids: Vec::new(),
+                    scope: Some(canary::CACHE_SCOPE.to_owned()),
+                };
+                let r = SemanticCacheServiceClient::new(ch)
+                    .invalidate(authed(auth, req))
+                    .await?;
+                Ok(Answer::summary(format!(
+                    "invalidated {}",
+                    r.get_ref().invalidated
+                )))
+            }
         }
     }
 }
@@ -398,4 +542,66 @@ fn authed<T>(auth: &Auth, msg: T) -> Request<T> {
             .insert("authorization", value.clone());
     }
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prost::Message;
+
+    use super::*;
+
+    /// `Service/Method` of every method of every `bulkhead.v1` service in the descriptor set
+    /// the API is compiled from (health and reflection are other packages).
+    fn api_methods() -> BTreeSet<String> {
+        let set = prost_types::FileDescriptorSet::decode(bulkhead_proto::FILE_DESCRIPTOR_SET)
+            .expect("decoding the descriptor set");
+        set.file
+            .iter()
+            .filter(|f| f.package() == "bulkhead.v1")
+            .flat_map(|f| &f.service)
+            .flat_map(|s| {
+                s.method
+                    .iter()
+                    .map(|m| format!("{}/{}", s.name(), m.name()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rpc_names_every_method_of_the_api_and_nothing_else() {
+        let api = api_methods();
+        assert!(api.contains("RecordService/Import"), "{api:?}");
+        let ours: BTreeSet<String> = Rpc::ALL.iter().map(|r| r.method().to_owned()).collect();
+        assert_eq!(ours.len(), Rpc::ALL.len(), "two RPCs share a method");
+        let missing: Vec<_> = api.difference(&ours).collect();
+        assert!(
+            missing.is_empty(),
+            "RPCs of bulkhead.v1 the probe can't send (add them to `Rpc` and a probe): \
+             {missing:?}"
+        );
+        let unknown: Vec<_> = ours.difference(&api).collect();
+        assert!(unknown.is_empty(), "not RPCs of bulkhead.v1: {unknown:?}");
+    }
+
+    #[test]
+    fn the_cross_tenant_probes_try_every_rpc_once() {
+        let tried: Vec<Rpc> = Rpc::TENANT_SCOPED
+            .iter()
+            .chain(&Rpc::CACHE)
+            .chain(&Rpc::ADMIN)
+            .copied()
+            .collect();
+        let untried: Vec<&Rpc> = Rpc::ALL.iter().filter(|r| !tried.contains(r)).collect();
+        assert!(
+            untried.is_empty(),
+            "no cross-tenant probe tries {untried:?}"
+        );
+        assert_eq!(
+            tried.len(),
+            Rpc::ALL.len(),
+            "an RPC is in two lists: {tried:?}"
+        );
+    }
 }

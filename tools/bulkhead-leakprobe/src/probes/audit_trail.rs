@@ -8,7 +8,18 @@ use crate::raw::Rpc;
 use crate::report::{ProbeResult, Problems};
 
 pub async fn run(f: &Fixture) -> ProbeResult {
-    const NAME: &str = "denials-audited";
+    let tried: Vec<Rpc> = Rpc::TENANT_SCOPED
+        .iter()
+        .chain(&Rpc::ADMIN)
+        .copied()
+        .collect();
+    check(f, "denials-audited", &tried).await
+}
+
+/// Each of `tried`, sent by A's TENANT_ADMIN key at B, is in A's trail as PERMISSION_DENIED
+/// under the key's id (on B's path, but for the admin RPCs), and no call of another probe
+/// tenant's key is in B's trail.
+pub(super) async fn check(f: &Fixture, name: &str, tried: &[Rpc]) -> ProbeResult {
     let outcome = async {
         let (a, b) = (&f.tenants[0], &f.tenants[1]);
         let attacker = a.admin.key_id();
@@ -31,8 +42,7 @@ pub async fn run(f: &Fixture) -> ProbeResult {
             }
         }
         let b_path = format!("tenants/{}", b.id);
-        let tried = Rpc::TENANT_SCOPED.iter().chain(&Rpc::ADMIN);
-        for rpc in tried.clone() {
+        for rpc in tried {
             let recorded = own_trail.iter().any(|e| {
                 e.method == rpc.method()
                     && e.principal == attacker
@@ -50,12 +60,12 @@ pub async fn run(f: &Fixture) -> ProbeResult {
             }
         }
         Ok(problems.verdict(
-            NAME,
+            name,
             format!(
                 "all {} refused RPCs by A's key are in A's trail as PERMISSION_DENIED; none in B's",
-                tried.count()
+                tried.len()
             ),
         ))
     };
-    settle(NAME, outcome.await)
+    settle(name, outcome.await)
 }

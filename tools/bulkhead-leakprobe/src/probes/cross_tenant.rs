@@ -2,14 +2,17 @@
 //! (the strongest key a tenant has) tries every RPC on tenant B and on a tenant that does not
 //! exist, which must look the same so keys can't probe for tenants; the admin RPCs are tried
 //! with A's keys too. Afterwards B, seen through the admin token, must be exactly as before.
+//! The cache's RPCs are tried the same way by the cache probe, once B holds a cache.
 
-use bulkhead_client::ClientError;
+use std::collections::BTreeSet;
+
+use bulkhead_client::{ClientError, Query};
 use tonic::Code;
 
 use super::{settle, unexpected};
-use crate::canary::{COLLECTION, RECORD_IDS};
+use crate::canary::{self, CACHE, COLLECTION, RECORD_IDS};
 use crate::fixture::Fixture;
-use crate::raw::{Auth, Rpc};
+use crate::raw::{Auth, Rpc, Target};
 use crate::report::{ProbeResult, Problems};
 
 /// A key id in the right shape that no key has.
@@ -18,13 +21,19 @@ const NO_SUCH_KEY: &str = "k0000000000000000";
 pub async fn run(f: &Fixture) -> Vec<ProbeResult> {
     let b = &f.tenants[1];
     let before = snapshot(f, &b.id).await;
-    let mut results = vec![tenant_rpcs(f).await, admin_rpcs(f).await];
-    results.push(unchanged(f, before).await);
+    let mut results = vec![
+        refused_everywhere(f, "cross-tenant-rpcs", &Rpc::TENANT_SCOPED).await,
+        admin_rpcs(f).await,
+    ];
+    results.push(unchanged(f, "cross-tenant-target-unchanged", before).await);
     results
 }
 
-async fn tenant_rpcs(f: &Fixture) -> ProbeResult {
-    const NAME: &str = "cross-tenant-rpcs";
+/// A's TENANT_ADMIN key sends each of `rpcs` at B and at a tenant that does not exist: every
+/// one must be PERMISSION_DENIED. `Import` goes twice: naming the target in its first message,
+/// and opening on A's own canary collection to name the target in the next; that one must be
+/// refused too, with PERMISSION_DENIED or INVALID_ARGUMENT (the stream changed collection).
+pub(super) async fn refused_everywhere(f: &Fixture, name: &str, rpcs: &[Rpc]) -> ProbeResult {
     let outcome = async {
         let (a, b) = (&f.tenants[0], &f.tenants[1]);
         let auth = Auth::bearer(&a.admin.secret)?;
@@ -33,24 +42,66 @@ async fn tenant_rpcs(f: &Fixture) -> ProbeResult {
             ("B", f.target(&b.id, b.read.key_id(), a)),
             ("a missing tenant", f.target(&absent, NO_SUCH_KEY, a)),
         ];
+        let own_collection = format!("tenants/{}/collections/{COLLECTION}", a.id);
         let mut problems = Problems::default();
+        let mut turned = BTreeSet::new();
+        let mut sent = 0;
         for (label, target) in &targets {
-            for rpc in Rpc::TENANT_SCOPED {
+            for &rpc in rpcs {
+                sent += 1;
                 let outcome = f.raw.send(rpc, &auth, target).await;
                 if let Some(got) = unexpected(&outcome, &[Code::PermissionDenied], &a.id, &f.book) {
                     problems.push(format!("{rpc:?} on {label}: {got}"));
                 }
+                if rpc != Rpc::Import {
+                    continue;
+                }
+                sent += 1;
+                let turning = Target {
+                    import_lead: Some(own_collection.clone()),
+                    ..target.clone()
+                };
+                let outcome = f.raw.send(rpc, &auth, &turning).await;
+                let refused = [Code::PermissionDenied, Code::InvalidArgument];
+                match unexpected(&outcome, &refused, &a.id, &f.book) {
+                    Some(got) => problems.push(format!(
+                        "Import opening on A's collection, then naming {label}'s: {got}"
+                    )),
+                    None => {
+                        if let Err(s) = &outcome {
+                            turned.insert(match s.code() {
+                                Code::InvalidArgument => "INVALID_ARGUMENT",
+                                _ => "PERMISSION_DENIED",
+                            });
+                        }
+                    }
+                }
             }
         }
-        Ok(problems.verdict(
-            NAME,
-            format!(
-                "A's TENANT_ADMIN key × {} RPCs on B and on a missing tenant: all PERMISSION_DENIED",
-                Rpc::TENANT_SCOPED.len()
-            ),
-        ))
+        let names: Vec<&str> = rpcs
+            .iter()
+            .map(|rpc| match rpc {
+                Rpc::Invalidate => "Invalidate (of a scope)",
+                rpc => rpc.method().split_once('/').map_or("", |(_, m)| m),
+            })
+            .collect();
+        let mut checked = format!(
+            "A's TENANT_ADMIN key × {} RPCs ({}) on B and on a missing tenant: all \
+             PERMISSION_DENIED",
+            rpcs.len(),
+            names.join(", ")
+        );
+        if !turned.is_empty() {
+            let codes: Vec<&str> = turned.into_iter().collect();
+            checked.push_str(&format!(
+                "; an Import opening on A's own collection and naming the target's next: {}",
+                codes.join(" or ")
+            ));
+        }
+        checked.push_str(&format!(" ({sent} requests)"));
+        Ok(problems.verdict(name, checked))
     };
-    settle(NAME, outcome.await)
+    settle(name, outcome.await)
 }
 
 async fn admin_rpcs(f: &Fixture) -> ProbeResult {
@@ -59,13 +110,12 @@ async fn admin_rpcs(f: &Fixture) -> ProbeResult {
         let (a, b) = (&f.tenants[0], &f.tenants[1]);
         let target = f.target(&b.id, b.read.key_id(), a);
         let keys = [("TENANT_ADMIN", &a.admin), ("READ", &a.read)];
-        let refused = [Code::PermissionDenied, Code::Unauthenticated];
         let mut problems = Problems::default();
         for (role, key) in keys {
             let auth = Auth::bearer(&key.secret)?;
             for rpc in Rpc::ADMIN {
                 let outcome = f.raw.send(rpc, &auth, &target).await;
-                if let Some(got) = unexpected(&outcome, &refused, &a.id, &f.book) {
+                if let Some(got) = unexpected(&outcome, &[Code::PermissionDenied], &a.id, &f.book) {
                     problems.push(format!("{rpc:?} with A's {role} key: {got}"));
                 }
             }
@@ -73,7 +123,7 @@ async fn admin_rpcs(f: &Fixture) -> ProbeResult {
         Ok(problems.verdict(
             NAME,
             format!(
-                "A's TENANT_ADMIN and READ keys × {} AdminService RPCs: all refused",
+                "A's TENANT_ADMIN and READ keys × {} AdminService RPCs: all PERMISSION_DENIED",
                 Rpc::ADMIN.len()
             ),
         ))
@@ -81,16 +131,19 @@ async fn admin_rpcs(f: &Fixture) -> ProbeResult {
     settle(NAME, outcome.await)
 }
 
-/// B as the operator sees it, minus its audit trail (which records the probe's own reads).
+/// B as the operator sees it, minus its audit trail (which records the probe's own reads):
+/// its collections with their record counts include its cache once it has one.
 #[derive(Debug, PartialEq)]
-struct Snapshot {
+pub(super) struct Snapshot {
     settings: String,
     collections: Vec<(String, u64)>,
     records: Vec<(String, Option<String>, Vec<f32>)>,
+    /// Every entry of its cache, once it has one: id and cached response.
+    cache: Vec<(String, Option<String>)>,
     keys: Vec<(String, bool)>,
 }
 
-async fn snapshot(f: &Fixture, tenant: &str) -> anyhow::Result<Snapshot> {
+pub(super) async fn snapshot(f: &Fixture, tenant: &str) -> anyhow::Result<Snapshot> {
     let info = f.admin.tenant(tenant).await?;
     let view = f.operator_view(tenant)?;
     Ok(Snapshot {
@@ -111,6 +164,17 @@ async fn snapshot(f: &Fixture, tenant: &str) -> anyhow::Result<Snapshot> {
                 .map(|r| (r.id, r.text, r.vector))
                 .collect(),
         },
+        cache: {
+            // Entries are records of the cache's collection; a query at the largest top_k
+            // lists them all (a probe tenant's cache holds two).
+            let every = Query::new(canary::vector(0, 0), f.top_k).with_text();
+            let mut entries: Vec<_> = match view.query(CACHE, &every).await {
+                Err(ClientError::NotFound(_)) => Vec::new(),
+                hits => hits?.into_iter().map(|h| (h.id, h.text)).collect(),
+            };
+            entries.sort();
+            entries
+        },
         keys: view
             .keys()
             .await?
@@ -120,8 +184,12 @@ async fn snapshot(f: &Fixture, tenant: &str) -> anyhow::Result<Snapshot> {
     })
 }
 
-async fn unchanged(f: &Fixture, before: anyhow::Result<Snapshot>) -> ProbeResult {
-    const NAME: &str = "cross-tenant-target-unchanged";
+/// B as in `before`, and neither the missing tenant nor the intruder's tenant created.
+pub(super) async fn unchanged(
+    f: &Fixture,
+    name: &str,
+    before: anyhow::Result<Snapshot>,
+) -> ProbeResult {
     let outcome = async {
         let before = before?;
         let b = &f.tenants[1];
@@ -150,6 +218,12 @@ async fn unchanged(f: &Fixture, before: anyhow::Result<Snapshot>) -> ProbeResult
                     };
                     problems.push(format!("B's records changed: now {:?}", texts(&after)));
                 }
+                if after.cache != before.cache {
+                    problems.push(format!(
+                        "B's cache entries changed from {:?} to {:?}",
+                        before.cache, after.cache
+                    ));
+                }
                 let changed_keys: Vec<String> = after
                     .keys
                     .iter()
@@ -172,9 +246,10 @@ async fn unchanged(f: &Fixture, before: anyhow::Result<Snapshot>) -> ProbeResult
             }
         }
         Ok(problems.verdict(
-            NAME,
-            "B's settings, collections, records and keys as before; no tenant created",
+            name,
+            "B's settings, collections with their record counts, canary records, cache entries \
+             (once it has a cache) and keys as before; no tenant created",
         ))
     };
-    settle(NAME, outcome.await)
+    settle(name, outcome.await)
 }

@@ -57,7 +57,7 @@ pub async fn run_all(f: &Fixture, plan: &Plan) -> Vec<ProbeResult> {
     // After the visibility checks (and their repetition after a restart), which expect each
     // tenant to hold exactly one collection: the cache is a second one.
     progress("semantic cache");
-    results.push(cache::run(f).await);
+    results.extend(cache::run(f).await);
     progress("deleting and re-creating a tenant");
     results.extend(recreate::run(f).await);
     results
