@@ -623,22 +623,12 @@ async fn a_key_of_one_tenant_is_denied_on_every_rpc_of_another() {
         let case = existing.case;
         assert_eq!((case, &existing.method), (missing.case, &missing.method));
         let code = existing.status.code();
-        if case == MIXED_IMPORT {
-            // Refused when the stream turns to another collection, before its tenant is
-            // looked at (see `an_import_that_turns_to_another_tenants_collection_…`).
-            assert!(
-                matches!(code, Code::InvalidArgument | Code::PermissionDenied),
-                "{case}: {:?}",
-                existing.status
-            );
-        } else {
-            assert_eq!(
-                code,
-                Code::PermissionDenied,
-                "{case} on an existing tenant: {:?}",
-                existing.status
-            );
-        }
+        assert_eq!(
+            code,
+            Code::PermissionDenied,
+            "{case} on an existing tenant: {:?}",
+            existing.status
+        );
         // A missing tenant looks the same: the code, and the message up to the name.
         assert_eq!(missing.status.code(), code, "{case}: {:?}", missing.status);
         assert_eq!(
@@ -702,12 +692,10 @@ async fn a_key_of_one_tenant_is_denied_on_every_rpc_of_another() {
 }
 
 /// A stream may name its collection in every message; one that opens on the caller's own
-/// collection and then names another tenant's is refused at that message. What came before it
-/// was the caller's own batch and stays applied (imports apply batch by batch); nothing reaches
-/// the other tenant, whether it exists or not. The refusal is INVALID_ARGUMENT, decided by
-/// comparing the two names before the second one's tenant is looked at, and, unlike a
-/// PERMISSION_DENIED at the gate, it is in no audit trail: the caller's shows only the
-/// import's own events.
+/// collection and then names another tenant's is refused at that message, as a first message
+/// naming it would be: PERMISSION_DENIED, whether the other tenant exists or not, and written
+/// into the caller's own audit trail. What came before it was the caller's own batch and stays
+/// applied (imports apply batch by batch); nothing reaches the other tenant.
 #[tokio::test]
 async fn an_import_that_turns_to_another_tenants_collection_is_refused_there() {
     let server = Server::start();
@@ -742,13 +730,25 @@ async fn an_import_that_turns_to_another_tenants_collection_is_refused_there() {
             ))
             .await
             .expect_err("a stream naming another tenant's collection must be refused");
-        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-        assert_eq!(
-            refused.message(),
-            format!(
-                "collection: every message must name {alpha_docs} or nothing, got \
-                 tenants/{target}/collections/docs; 1 earlier batches (1 records) were imported"
-            )
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert!(
+            refused
+                .message()
+                .ends_with("; 1 earlier batches (1 records) were imported"),
+            "{refused:?}"
+        );
+    }
+    // Both refusals are in alpha's own trail, on the collection the stream turned to.
+    let alpha_events = audit_events(&mut c, ADMIN, "alpha").await;
+    for target in ["bravo", "nobody-here"] {
+        let resource = format!("tenants/{target}/collections/docs");
+        assert!(
+            alpha_events
+                .iter()
+                .any(|e| e.method == "RecordService/Import"
+                    && e.outcome == "PERMISSION_DENIED"
+                    && e.resource == resource),
+            "the refusal on {target} is not in alpha's trail: {alpha_events:#?}"
         );
     }
     assert_eq!(snapshot(&server, "bravo").await, before);

@@ -199,32 +199,14 @@ impl Gate {
                 return Err(self.finish_status(method, None, started, status));
             }
         };
-        let name = match N::parse(resource) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::info!(
-                    method,
-                    resource = %audit_resource(resource),
-                    principal = %principal.audit_name(),
-                    "malformed resource name"
-                );
-                let status = self
-                    .refuse(&principal, method, resource, core_status(e))
-                    .await;
-                return Err(self.finish_status(method, None, started, status));
-            }
+        let name = match self
+            .authorize_resource::<N>(&principal, method, resource, needed)
+            .await
+        {
+            Ok(name) => name,
+            Err(status) => return Err(self.finish_status(method, None, started, status)),
         };
         let tenant_id = name.tenant().clone();
-        if let Err(status) = authorize(&principal, &tenant_id, needed) {
-            tracing::warn!(
-                method,
-                resource = %audit_resource(resource),
-                principal = %principal.audit_name(),
-                "permission denied"
-            );
-            let status = self.refuse(&principal, method, resource, status).await;
-            return Err(self.finish_status(method, None, started, status));
-        }
         let call = Call {
             tenant_id: tenant_id.clone(),
             principal,
@@ -251,6 +233,57 @@ impl Gate {
             started.elapsed(),
         );
         result
+    }
+
+    /// `resource` parsed and checked against `principal`'s tenant and role. A malformed name
+    /// is `INVALID_ARGUMENT`, another tenant's (or too weak a role) `PERMISSION_DENIED`; either
+    /// refusal is counted and audited in the caller's own tenant.
+    async fn authorize_resource<N: TenantResource>(
+        &self,
+        principal: &Principal,
+        method: &'static str,
+        resource: &str,
+        needed: Role,
+    ) -> Result<N, Status> {
+        let name = match N::parse(resource) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::info!(
+                    method,
+                    resource = %audit_resource(resource),
+                    principal = %principal.audit_name(),
+                    "malformed resource name"
+                );
+                return Err(self
+                    .refuse(principal, method, resource, core_status(e))
+                    .await);
+            }
+        };
+        if let Err(status) = authorize(principal, name.tenant(), needed) {
+            tracing::warn!(
+                method,
+                resource = %audit_resource(resource),
+                principal = %principal.audit_name(),
+                "permission denied"
+            );
+            return Err(self.refuse(principal, method, resource, status).await);
+        }
+        Ok(name)
+    }
+
+    /// A resource named by a later message of a stream already admitted (an import that names
+    /// a collection again): checked like the first message's, so naming another tenant's
+    /// collection mid-stream is `PERMISSION_DENIED` and audited, not just a mismatch.
+    pub async fn authorize_stream_resource<N: TenantResource>(
+        &self,
+        metadata: &MetadataMap,
+        method: &'static str,
+        resource: &str,
+        needed: Role,
+    ) -> Result<N, Status> {
+        let principal = self.auth.authenticate(metadata, now_ms())?;
+        self.authorize_resource(&principal, method, resource, needed)
+            .await
     }
 
     async fn run_on_tenant<N: TenantResource, R: Send + 'static>(

@@ -150,6 +150,17 @@ struct Import {
 impl Import {
     async fn take(&mut self, message: pb::ImportRequest) -> Result<(), Status> {
         if !message.collection.is_empty() && message.collection != self.collection {
+            // Another tenant's collection is refused (and audited) as it would be in a first
+            // message; another collection of the same tenant is a malformed stream.
+            self.gate
+                .authorize_stream_resource::<CollectionName>(
+                    &self.metadata,
+                    IMPORT,
+                    &message.collection,
+                    Role::Write,
+                )
+                .await
+                .map_err(|s| self.with_progress(s))?;
             return Err(self.with_progress(Status::invalid_argument(format!(
                 "collection: every message must name {} or nothing, got {}",
                 self.collection, message.collection
