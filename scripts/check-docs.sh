@@ -13,6 +13,8 @@ source scripts/setup.sh
 repo=$PWD
 ensure_debian_package jq jq
 ensure_grpcurl
+# The Python quick starts of docs/clients.md import the packages of this checkout.
+ensure_python_packages
 
 echo "== building the server the pages run" >&2
 cargo build --locked -p bulkhead-server --bin bulkhead
@@ -26,6 +28,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir "$scratch/repo"
 ln -s "$repo/scripts" "$scratch/repo/scripts"
+ln -s "$repo/python" "$scratch/repo/python"
 ln -s "$(cd "$repo/.." && pwd)/shared" "$scratch/shared"
 
 python3 tools/doccheck/doccheck.py --workdir "$scratch/repo" \

