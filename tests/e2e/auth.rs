@@ -224,6 +224,8 @@ async fn signed_tenant_tokens_are_bound_to_their_tenant_role_and_incarnation() {
         .unwrap()
         .into_inner()
         .hits;
+    // All three of acme's records, and nothing else: an empty answer would pass `all`.
+    assert_eq!(hits.len(), 3, "{hits:?}");
     assert!(hits.iter().all(|h| h.text.as_deref() == Some("owner=acme")));
     assert_eq!(
         code(c.records.query(query("globex", &reader)).await),

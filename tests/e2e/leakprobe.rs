@@ -165,3 +165,48 @@ async fn the_leakprobe_passes_against_the_server_and_survives_a_restart() {
         .collect();
     assert!(left.is_empty(), "probe tenants left behind: {left:?}");
 }
+
+/// A restart command that succeeds without restarting anything must fail the `restart`
+/// probe: otherwise the "after-restart" round would only repeat the first one.
+#[tokio::test]
+async fn a_restart_command_that_restarts_nothing_fails_the_probe() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_in(data.path(), &[]);
+    let mut probe = Command::new(leakprobe());
+    probe
+        .args(["--endpoint", &format!("http://{}", server.addr)])
+        .args(["--tenants", "2", "--duration", "1s", "--json"])
+        .args(["--restart-cmd", "true"])
+        .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
+        .env_remove("BULKHEAD_ENDPOINT");
+    let out = tokio::task::spawn_blocking(move || probe.output())
+        .await
+        .unwrap()
+        .expect("running bulkhead-leakprobe");
+    let report: Json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let probes = report["probes"].as_array().unwrap();
+    let restart = probes
+        .iter()
+        .find(|p| p["name"] == "restart")
+        .unwrap_or_else(|| panic!("no restart probe in {report:#}"));
+    assert_eq!(restart["passed"], false, "{restart}");
+    assert!(
+        restart["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not restart"),
+        "{restart}"
+    );
+    // Everything else passed: the failure is the missing restart and nothing else.
+    for p in probes.iter().filter(|p| p["name"] != "restart") {
+        assert_eq!(p["passed"], true, "{p}");
+    }
+    assert!(
+        !probes
+            .iter()
+            .any(|p| p["name"].as_str().unwrap().starts_with("after-restart/")),
+        "no second round after a failed restart: {report:#}"
+    );
+}

@@ -98,6 +98,11 @@ async fn an_application_works_only_through_the_sdk() {
         client.tenant("ACME", "x"),
         Err(ClientError::Local(_))
     ));
+    // The crate documentation's example, run.
+    assert!(matches!(
+        client.tenant("Acme/../other", "secret"),
+        Err(ClientError::Local(_))
+    ));
     assert!(matches!(
         acme.get("../globex", &["r1"]).await,
         Err(ClientError::Local(_))

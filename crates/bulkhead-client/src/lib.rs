@@ -33,9 +33,12 @@
 //! # }
 //! ```
 //!
-//! A malformed tenant or collection id is refused before anything is sent:
+//! A malformed tenant or collection id is refused before anything is sent. (A `Client` needs a
+//! server to connect to, so this example is only compiled here; the same call with the same
+//! id is run against a server, and its assertion checked, by the e2e test
+//! `sdk::an_application_works_only_through_the_sdk`.)
 //!
-//! ```
+//! ```no_run
 //! # async fn demo(client: bulkhead_client::Client) {
 //! let err = client.tenant("Acme/../other", "secret").unwrap_err();
 //! assert!(matches!(err, bulkhead_client::ClientError::Local(_)));

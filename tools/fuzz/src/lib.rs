@@ -9,6 +9,8 @@ use bulkhead_core::{
     CacheName, CollectionName, KeyName, Metric, TenantId, TenantName, validate_metadata,
     validate_vector,
 };
+use std::time::Duration;
+
 use bulkhead_proto::v1 as pb;
 use prost::Message;
 
@@ -58,22 +60,43 @@ fn canonical(input: &str, printed: &str, tenant: &TenantId, second_segment: Opti
 }
 
 /// A record from the wire either converts to an engine record or is refused with
-/// INVALID_ARGUMENT; converted metadata passes validation's checks consistently and survives
-/// a round trip through the wire types unchanged.
+/// INVALID_ARGUMENT. A converted record carries exactly the wire's id, vector (bit for bit),
+/// text and TTL; vector validation accepts it exactly when every value is finite and (for
+/// cosine) not all zero; metadata that passes validation survives a round trip through the
+/// wire types unchanged, value for value.
 pub fn record(data: &[u8]) -> bool {
     let Ok(wire) = pb::Record::decode(data) else {
         return false;
     };
-    let dimension = wire.vector.len();
-    match bulkhead_server::convert::new_record(0, wire) {
+    match bulkhead_server::convert::new_record(0, wire.clone()) {
         Ok(r) => {
-            let _ = validate_vector(&r.vector, dimension, Metric::Cosine);
+            assert_eq!(r.id.as_str(), wire.id, "the id is the wire's");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&r.vector),
+                bits(&wire.vector),
+                "the vector is the wire's"
+            );
+            assert_eq!(r.text, wire.text, "the text is the wire's");
+            assert_eq!(
+                r.ttl,
+                wire.ttl_seconds.map(|s| Duration::from_secs(s as u64)),
+                "the TTL is the wire's"
+            );
+            let usable =
+                r.vector.iter().all(|v| v.is_finite()) && r.vector.iter().any(|v| *v != 0.0);
+            assert_eq!(
+                validate_vector(&r.vector, wire.vector.len(), Metric::Cosine).is_ok(),
+                usable,
+                "{:?}",
+                r.vector
+            );
             if validate_metadata(&r.metadata).is_ok() {
                 let back = bulkhead_proto::metadata_from_pb(bulkhead_proto::metadata_to_pb(
                     r.metadata.clone(),
                 ))
                 .expect("typed values stay typed");
-                assert_eq!(back.len(), r.metadata.len());
+                assert_eq!(back, r.metadata, "metadata round trip");
             }
             true
         }

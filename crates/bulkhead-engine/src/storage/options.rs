@@ -118,3 +118,62 @@ fn ttl_filter(_level: u32, key: &[u8], value: &[u8]) -> Decision {
     }
     Decision::Keep
 }
+
+#[cfg(test)]
+mod tests {
+    use bulkhead_core::{CollectionId, Metadata, RecordId};
+    use rocksdb::compaction_filter::Decision;
+
+    use super::ttl_filter;
+    use crate::clock::now_ms;
+    use crate::codec::{EXPIRED_MARKER, encode};
+    use crate::keys;
+
+    fn is_marked(d: &Decision) -> bool {
+        matches!(d, Decision::Change(v) if *v == &EXPIRED_MARKER[..])
+    }
+
+    /// The filter on its own: an expired record becomes the marker; a live record, one that
+    /// never expires, a marker, garbage, and any key that is not a record are kept as they are.
+    #[test]
+    fn the_ttl_filter_marks_expired_records_and_keeps_everything_else() {
+        let now = now_ms();
+        let (docs, id) = (
+            CollectionId::new("docs").unwrap(),
+            RecordId::new("a").unwrap(),
+        );
+        let record = keys::record_key(&docs, &id);
+        let value = |expires_at_ms| encode(expires_at_ms, &[1.0, 2.0], Some("t"), &Metadata::new());
+        let expired = value(now - 1_000);
+
+        assert!(is_marked(&ttl_filter(0, &record, &expired)), "expired");
+        assert!(
+            is_marked(&ttl_filter(3, &record, &value(1))),
+            "expired long ago, any level"
+        );
+        for (what, v) in [
+            ("live", value(now + 3_600_000)),
+            ("never expires", value(0)),
+            ("already a marker", EXPIRED_MARKER.to_vec()),
+            ("garbage", vec![7, 1, 2]),
+            ("empty", Vec::new()),
+        ] {
+            assert!(
+                matches!(ttl_filter(0, &record, &v), Decision::Keep),
+                "{what}"
+            );
+        }
+        // Only record keys are judged: the same expired bytes under any other prefix stay.
+        for other in [
+            keys::meta_key(&docs),
+            keys::expiry_key(now - 1_000, &docs, &id),
+            vec![keys::AUDIT, 0, 0, 0, 0, 0, 0, 0, 1],
+            vec![keys::CHANGE],
+        ] {
+            assert!(
+                matches!(ttl_filter(0, &other, &expired), Decision::Keep),
+                "{other:?}"
+            );
+        }
+    }
+}

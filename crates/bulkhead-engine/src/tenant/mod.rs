@@ -3,12 +3,12 @@
 //! read, write and search is scoped to one tenant by construction. There is no function in this
 //! crate that takes two tenants, and none that reaches data without a handle.
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! // A handle can't be forged: its fields are private and it has no public constructor.
-//! let forged = bulkhead_engine::TenantHandle { state: todo!() };
+//! let forged = bulkhead_engine::TenantHandle { state: todo!(), audit: None };
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! // Reaching data always needs a handle; the engine has no query method of its own.
 //! fn leak(engine: &bulkhead_engine::Engine, c: &bulkhead_core::CollectionId) {
 //!     let _ = engine.query(c, &bulkhead_engine::Query::new(vec![1.0], 10));

@@ -168,3 +168,127 @@ impl TenantHandle {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bulkhead_core::{CollectionId, Metric, RecordId, TenantId};
+
+    use crate::codec::EXPIRED_MARKER;
+    use crate::keys;
+    use crate::tenant::TenantHandle;
+    use crate::{CollectionSpec, Engine, EngineConfig, NewRecord, TenantSettings};
+
+    const DOOMED: &str = "doomed-7f3a";
+
+    fn open(dir: &std::path::Path) -> Engine {
+        let mut config = EngineConfig::new(dir);
+        config.sweep_interval = Duration::from_secs(3600);
+        Engine::open(config).unwrap()
+    }
+
+    /// Every key in the tenant's column family, as RocksDB holds it: reads' hiding of expired
+    /// records plays no part.
+    fn raw_keys(t: &TenantHandle) -> Vec<Vec<u8>> {
+        let mut all = Vec::new();
+        t.store()
+            .scan((Vec::new(), vec![u8::MAX]), |k, _| {
+                all.push(k.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+        all
+    }
+
+    /// The raw keys that name record `id`.
+    fn keys_naming(t: &TenantHandle, id: &str) -> Vec<String> {
+        raw_keys(t)
+            .iter()
+            .filter(|k| k.windows(id.len()).any(|w| w == id.as_bytes()))
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    }
+
+    fn raw_value(t: &TenantHandle, key: Vec<u8>) -> Option<Vec<u8>> {
+        t.store().multi_get(&[key]).unwrap().remove(0)
+    }
+
+    /// Compacts the tenant's whole column family, running the TTL compaction filter.
+    fn compact_all(t: &TenantHandle) {
+        t.flush().unwrap();
+        t.store().compact((Vec::new(), vec![u8::MAX])).unwrap();
+    }
+
+    /// A swept record leaves no key at all in the column family (not just one reads skip):
+    /// neither its record key nor its expiry entry, after the sweep and after a compaction,
+    /// whether the tenant was loaded or cold when swept. Before the sweep the compaction
+    /// filter turns the expired value into the marker, which keeps the key.
+    #[test]
+    fn a_swept_record_leaves_no_key_in_the_tenant_column_family() {
+        let (acme, docs) = (
+            TenantId::new("acme").unwrap(),
+            CollectionId::new("docs").unwrap(),
+        );
+        let record_key = keys::record_key(&docs, &RecordId::new(DOOMED).unwrap());
+        let keeper_key = keys::record_key(&docs, &RecordId::new("keeper").unwrap());
+        for cold in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut engine = open(dir.path());
+            engine
+                .create_tenant(&acme, &TenantSettings::default())
+                .unwrap();
+            let mut t = engine.tenant(&acme).unwrap();
+            t.create_collection(&docs, &CollectionSpec::new(4, Metric::Cosine))
+                .unwrap();
+            let mut doomed =
+                NewRecord::new(RecordId::new(DOOMED).unwrap(), vec![1.0, 0.0, 0.0, 0.0]);
+            doomed.ttl = Some(Duration::from_millis(200));
+            let keeper = NewRecord::new(RecordId::new("keeper").unwrap(), vec![0.0, 1.0, 0.0, 0.0]);
+            t.upsert(&docs, vec![doomed, keeper]).unwrap();
+            let before = keys_naming(&t, DOOMED);
+            assert_eq!(before.len(), 2, "its record and expiry keys: {before:?}");
+            assert!(raw_keys(&t).contains(&record_key));
+
+            std::thread::sleep(Duration::from_millis(300));
+            // The compaction filter alone hides the value but keeps the key.
+            compact_all(&t);
+            assert_eq!(
+                raw_value(&t, record_key.clone()).as_deref(),
+                Some(&EXPIRED_MARKER[..]),
+                "the compaction filter marks an expired record"
+            );
+            assert!(
+                t.get(&docs, &[RecordId::new(DOOMED).unwrap()])
+                    .unwrap()
+                    .is_empty()
+            );
+
+            if cold {
+                drop(t);
+                drop(engine);
+                engine = open(dir.path());
+                t = engine.tenant(&acme).unwrap();
+            }
+            assert_eq!(t.sweep_expired().unwrap(), 1, "cold: {cold}");
+            assert_eq!(
+                keys_naming(&t, DOOMED),
+                Vec::<String>::new(),
+                "cold: {cold}, after the sweep"
+            );
+            compact_all(&t);
+            assert_eq!(
+                keys_naming(&t, DOOMED),
+                Vec::<String>::new(),
+                "cold: {cold}, after a compaction"
+            );
+            assert!(raw_keys(&t).contains(&keeper_key), "the live record stays");
+            assert_eq!(
+                t.get(&docs, &[RecordId::new("keeper").unwrap()])
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! prints one line per acknowledged batch.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 
 use bulkhead_engine::{AuditStamp, EngineConfig, Query};
 
@@ -13,6 +14,10 @@ use crate::common::*;
 
 const DIM: usize = 16;
 const BATCH: u64 = 20;
+/// The batch whose acknowledgement the test waits for before it kills the child.
+const KILL_AFTER: u64 = 150;
+/// SIGKILL's number, the same on every Unix.
+const SIGKILL: i32 = 9;
 const CHILD_DIR: &str = "BULKHEAD_CRASH_CHILD_DIR";
 
 #[test]
@@ -50,14 +55,26 @@ fn acknowledged_writes_survive_sigkill() {
         if let Some(b) = line.strip_prefix("ACK ") {
             let b: u64 = b.parse().unwrap();
             acked = Some(b);
-            if b >= 150 {
+            if b >= KILL_AFTER {
                 break;
             }
         }
     }
     child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    // A child that panicked or stopped early would leave a crash that never happened, and
+    // little or nothing to check: it must have been killed mid-write, well into its run.
+    assert_eq!(
+        status.signal(),
+        Some(SIGKILL),
+        "the child must die by SIGKILL, not on its own ({status}); see {}",
+        dir.path().join("child.log").display()
+    );
     let acked = acked.expect("the child acknowledged batches");
+    assert!(
+        acked >= KILL_AFTER,
+        "the child acknowledged only up to batch {acked} of {KILL_AFTER} before it stopped"
+    );
 
     let engine = open(dir.path());
     let t = engine.tenant(&tenant("acme")).unwrap();

@@ -5,6 +5,7 @@
 //! under the memory budget.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -180,14 +181,18 @@ fn the_sweeper_closes_idle_groups_and_sweeps_closed_ones() {
     assert_eq!(t.stats().unwrap().records, 0);
 }
 
-/// Every file of a group directory with its length.
-fn files_of(dir: &Path) -> BTreeMap<String, u64> {
+/// Every file of a group directory with its length and a hash of its contents, so equal
+/// maps mean the same files byte for byte.
+fn files_of(dir: &Path) -> BTreeMap<String, (u64, u64)> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            (name, e.metadata().unwrap().len())
+            let bytes = std::fs::read(e.path()).unwrap();
+            let mut h = std::hash::DefaultHasher::new();
+            bytes.hash(&mut h);
+            (name, (bytes.len() as u64, h.finish()))
         })
         .collect()
 }
@@ -208,7 +213,15 @@ fn deleting_a_tenant_leaves_other_groups_untouched() {
 
     engine.delete_tenant(&tenant("tenant-2")).unwrap();
 
-    assert_eq!(files_of(&group0), before, "group 0's files changed");
+    assert!(
+        before.keys().any(|f| f.ends_with(".sst")),
+        "group 0 holds table files to compare: {before:?}"
+    );
+    assert_eq!(
+        files_of(&group0),
+        before,
+        "group 0's files changed (name → (length, content hash))"
+    );
     for n in ["tenant-0", "tenant-1", "tenant-3"] {
         assert_sees_only_itself(&engine, n);
     }

@@ -324,6 +324,60 @@ fn filters_are_respected() {
     }
 }
 
+/// An allow-list too broad for the exact scan goes through the graph, where the walk must
+/// drop every label outside it and still find the true filtered neighbours.
+#[test]
+fn a_broad_allow_list_is_searched_through_the_graph_with_filtered_recall() {
+    const EF: usize = 64;
+    let data = labelled(clustered(6000, 16, 10, 12), 1);
+    // Two thirds allowed, one third (spread through every cluster) not.
+    let allow: RoaringBitmap = data
+        .iter()
+        .map(|(l, _)| *l)
+        .filter(|l| l % 3 != 0)
+        .collect();
+    let allowed: Vec<_> = data
+        .iter()
+        .filter(|(l, _)| allow.contains(*l))
+        .cloned()
+        .collect();
+    for metric in [Metric::Cosine, Metric::L2] {
+        let idx = build(metric, hnsw_params(), &data);
+        assert_eq!(idx.kind(), IndexKind::Hnsw);
+        // The planner's own rule, with the inputs `search` gives it: this list is not scanned.
+        assert!(
+            !prefer_exact_scan(allow.len(), idx.len() as u64, EF, idx.params.m),
+            "{} of {} allowed must take the graph path",
+            allow.len(),
+            idx.len()
+        );
+        let filter = SearchFilter {
+            allow: Some(&allow),
+            deny: None,
+        };
+        let queries = clustered(100, 16, 10, 13);
+        let mut total = 0.0;
+        for q in &queries {
+            let res = idx.search(q, 10, Some(EF), filter).unwrap();
+            assert_eq!(res.len(), 10);
+            assert_sorted(&res);
+            for n in &res {
+                assert!(
+                    allow.contains(n.label),
+                    "{metric}: label {} is outside the allow-list",
+                    n.label
+                );
+            }
+            total += recall(&res, &brute_force(metric, &allowed, q, 10));
+        }
+        let r = total / queries.len() as f64;
+        assert!(
+            r >= 0.9,
+            "{metric}: filtered recall@10 through the graph = {r}"
+        );
+    }
+}
+
 #[test]
 fn promotes_from_flat_to_hnsw_when_the_owner_builds() {
     let data = labelled(clustered(300, 8, 5, 10), 11);

@@ -104,13 +104,29 @@ pub async fn run(f: &Fixture, duration: Duration) -> ProbeResult {
         workers.spawn(worker.run(until));
     }
     let mut problems = Problems::default();
-    let (mut requests, mut checked) = (0, 0);
+    let (mut requests, mut checked, mut idle) = (0, 0, 0);
     for tally in workers.join_all().await {
         requests += tally.requests;
         checked += tally.checked;
+        if tally.requests == 0 {
+            idle += 1;
+        }
         for p in tally.problems {
             problems.push(p);
         }
+    }
+    // Nothing observed is no evidence: every client must have been answered, and the answers
+    // must have held records to attribute.
+    if idle > 0 {
+        problems.push(format!(
+            "{idle} of {CLIENTS} clients completed no request in {:.0} s",
+            duration.as_secs_f32()
+        ));
+    }
+    if checked == 0 {
+        problems.push(format!(
+            "{requests} requests returned no record to attribute"
+        ));
     }
     problems.verdict(
             NAME,
