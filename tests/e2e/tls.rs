@@ -55,6 +55,14 @@ async fn round_trip(client: &Client, tenant: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// Why a round trip as `tenant` through a client with `tls` fails, at connect or at the call.
+async fn refusal(endpoint: &str, tls: TlsOptions, tenant: &str) -> ClientError {
+    match sdk(endpoint, tls).await {
+        Ok(c) => round_trip(&c, tenant).await.unwrap_err(),
+        Err(e) => e,
+    }
+}
+
 fn cli(endpoint: &str, extra: &[&str], args: &[&str]) -> Output {
     Command::new(bulkhead_bin())
         .args(args)
@@ -92,10 +100,7 @@ async fn the_sdk_and_the_cli_work_over_tls_and_nothing_gets_through_in_plaintext
     round_trip(&client, "acme").await.unwrap();
 
     // A client that doesn't trust the CA gets no session (public roots only).
-    let untrusted = match sdk(&https, TlsOptions::default()).await {
-        Ok(c) => round_trip(&c, "nope").await.unwrap_err(),
-        Err(e) => e,
-    };
+    let untrusted = refusal(&https, TlsOptions::default(), "nope").await;
     assert!(
         format!("{untrusted:?}")
             .to_lowercase()
@@ -107,10 +112,12 @@ async fn the_sdk_and_the_cli_work_over_tls_and_nothing_gets_through_in_plaintext
         "{untrusted:?}"
     );
     // A plaintext client gets no answer from a TLS server.
-    let plain = match sdk(&format!("http://{}", server.addr), TlsOptions::default()).await {
-        Ok(c) => round_trip(&c, "plain").await.unwrap_err(),
-        Err(e) => e,
-    };
+    let plain = refusal(
+        &format!("http://{}", server.addr),
+        TlsOptions::default(),
+        "plain",
+    )
+    .await;
     assert!(
         !matches!(
             plain,
@@ -159,10 +166,7 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
     let ca = std::fs::read(&pki.ca).unwrap();
     let trusting = TlsOptions::default().with_ca_pem(ca);
 
-    let no_cert = match sdk(&https, trusting.clone()).await {
-        Ok(c) => round_trip(&c, "anonymous").await.unwrap_err(),
-        Err(e) => e,
-    };
+    let no_cert = refusal(&https, trusting.clone(), "anonymous").await;
     assert!(
         matches!(
             no_cert,
@@ -174,10 +178,7 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
         std::fs::read(&pki.rogue_cert).unwrap(),
         std::fs::read(&pki.rogue_key).unwrap(),
     );
-    let rogue_err = match sdk(&https, rogue).await {
-        Ok(c) => round_trip(&c, "rogue").await.unwrap_err(),
-        Err(e) => e,
-    };
+    let rogue_err = refusal(&https, rogue, "rogue").await;
     assert!(
         !matches!(
             rogue_err,
