@@ -179,21 +179,21 @@ pub async fn serve(
     let default_retention = Duration::from_secs(config.default_audit_retention_days * 86_400);
     // Shutdown: stop accepting, let in-flight requests finish, but don't wait forever for
     // clients that keep idle connections open.
-    let stop = Arc::new(tokio::sync::Notify::new());
+    // A watch, not a Notify: the signal may come before either waiter is first polled, and a
+    // watch remembers it where `notify_waiters` would wake no one.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            stop.notify_waiters();
-        }
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
     });
-    let drained = {
-        let stop = stop.clone();
-        async move { stop.notified().await }
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        // Err only if the sender is gone without stopping, which `shutdown` never does.
+        let _ = stop.wait_for(|stop| *stop).await;
     };
+    let drained = stopped(stop_rx.clone());
     let grace_expired = async {
-        stop.notified().await;
+        stopped(stop_rx).await;
         tokio::time::sleep(grace).await;
     };
     let server = builder
@@ -308,5 +308,24 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(Arc::strong_count(&still_shared), 2);
+    }
+
+    /// A signal that arrives before the server's waiters are first polled must still stop it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_already_signalled_when_serving_starts_still_stops_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_token: Some("unit-admin-token-0123456789".into()),
+            ..ServerConfig::default()
+        };
+        let served = tokio::time::timeout(
+            Duration::from_secs(60),
+            serve(config, std::future::ready(())),
+        )
+        .await
+        .expect("the server stopped");
+        served.unwrap();
     }
 }

@@ -138,16 +138,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(bulkhead_server::serve(config, shutdown_signal()))
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        bulkhead_server::serve(config, shutdown).await
+    })
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed now, before the server binds and
+/// logs that it listens: a signal sent the moment after that line must drain, not kill.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; draining"),
-        _ = int.recv() => tracing::info!("SIGINT received; draining"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; draining"),
+            _ = int.recv() => tracing::info!("SIGINT received; draining"),
+        }
+    })
 }
