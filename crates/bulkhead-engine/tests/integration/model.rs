@@ -54,18 +54,46 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (t.clone(), id).prop_map(|(tenant, id)| Op::Delete { tenant, id }),
         3 => t.clone().prop_map(Op::Get),
         3 => (t.clone(), 0..4u64).prop_map(|(tenant, seed)| Op::Query { tenant, seed }),
-        1 => t.prop_map(Op::Sweep),
+        2 => t.prop_map(Op::Sweep),
         1 => Just(Op::CloseIdleGroups),
     ]
+}
+
+/// A case: the three tenants are created first, so most observations happen while others
+/// hold data; deletes and re-creates follow from the operations.
+fn case() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(), 20..60).prop_map(|ops| {
+        let mut all: Vec<Op> = (0..TENANTS.len()).map(Op::CreateTenant).collect();
+        all.extend(ops);
+        all
+    })
 }
 
 /// What each tenant should hold: record id → the unique text written last.
 #[derive(Debug, Default)]
 struct Model {
     tenants: BTreeMap<usize, BTreeMap<String, String>>,
+    /// Records written with a TTL that has passed and not yet swept, deleted or overwritten.
+    expired_on_disk: BTreeSet<(usize, usize)>,
+    /// Tenants created again after a delete (a new incarnation under the same name).
+    recreated: BTreeSet<usize>,
+    groups_closed: bool,
+    /// The situations this case has observed the engine in.
+    reached: BTreeSet<&'static str>,
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// The situations in which an observation is worth the most: each must come up in at least a
+/// tenth of the cases (checked by the test below).
+const SITUATIONS: [&str; 6] = [
+    "observed beside another tenant's live records",
+    "observed a re-created tenant",
+    "observed after groups were closed and reopened",
+    "observed with an expired record on disk",
+    "a sweep removed an expired record",
+    "a missing tenant was refused",
+];
+
+fn run(ops: Vec<Op>) -> Result<BTreeSet<&'static str>, TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.tenants_per_group = 2;
@@ -77,12 +105,37 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         apply(&engine, &mut model, step, &op)
             .map_err(|e| TestCaseError::fail(format!("step {step} {op:?}: {e}")))?;
     }
-    Ok(())
+    Ok(model.reached)
+}
+
+impl Model {
+    /// Notes the situations an observation of tenant `t` is made in.
+    fn observing(&mut self, t: usize) {
+        let others_live = self
+            .tenants
+            .iter()
+            .any(|(other, records)| *other != t && !records.is_empty());
+        let situations = [
+            others_live,
+            self.recreated.contains(&t),
+            self.groups_closed,
+            self.expired_on_disk.iter().any(|(owner, _)| *owner == t),
+        ];
+        for (situation, holds) in SITUATIONS.iter().zip(situations) {
+            if holds {
+                self.reached.insert(situation);
+            }
+        }
+    }
 }
 
 fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(), String> {
     let name = |t: usize| TENANTS[t];
     let exists = |m: &Model, t: usize| m.tenants.contains_key(&t);
+    let expect_missing = |model: &mut Model, name: &str| {
+        model.reached.insert(SITUATIONS[5]);
+        expect_missing(engine, name)
+    };
     match *op {
         Op::CreateTenant(t) => {
             let r = engine.create_tenant(&tenant(name(t)), &TenantSettings::default());
@@ -94,6 +147,9 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
             } else {
                 r.map_err(|e| e.to_string())?;
                 tenant_with_docs_collection(engine, name(t))?;
+                if step >= TENANTS.len() {
+                    model.recreated.insert(t);
+                }
                 model.tenants.insert(t, BTreeMap::new());
             }
         }
@@ -104,6 +160,7 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
                 "delete succeeds iff the tenant exists",
             )?;
             model.tenants.remove(&t);
+            model.expired_on_disk.retain(|(owner, _)| *owner != t);
         }
         Op::Upsert {
             tenant: t,
@@ -112,7 +169,7 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
             short_ttl,
         } => {
             let Some(records) = model.tenants.get_mut(&t) else {
-                return expect_missing(engine, name(t));
+                return expect_missing(model, name(t));
             };
             let text = format!("{}:{}:{step}", name(t), IDS[id]);
             let mut r = record(IDS[id], seed, DIM, &text);
@@ -125,25 +182,30 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
             if short_ttl {
                 // Expired by the next operation: as good as deleted.
                 records.remove(IDS[id]);
+                model.expired_on_disk.insert((t, id));
             } else {
                 records.insert(IDS[id].to_owned(), text);
+                model.expired_on_disk.remove(&(t, id));
             }
         }
         Op::Delete { tenant: t, id } => {
             let Some(records) = model.tenants.get_mut(&t) else {
-                return expect_missing(engine, name(t));
+                return expect_missing(model, name(t));
             };
             let n = handle(engine, name(t))?
                 .delete(&coll("docs"), &[rid(IDS[id])])
                 .map_err(|e| e.to_string())?;
             let was_live = records.remove(IDS[id]).is_some();
+            model.expired_on_disk.remove(&(t, id));
             // An expired record may still be stored until swept; deleting it may count it.
             check(n <= 1 && (!was_live || n == 1), "delete count")?;
         }
         Op::Get(t) => {
-            let Some(records) = model.tenants.get(&t) else {
-                return expect_missing(engine, name(t));
-            };
+            if !exists(model, t) {
+                return expect_missing(model, name(t));
+            }
+            model.observing(t);
+            let records = &model.tenants[&t];
             let ids: Vec<_> = IDS.iter().map(|i| rid(i)).collect();
             let got = handle(engine, name(t))?
                 .get(&coll("docs"), &ids)
@@ -158,9 +220,11 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
             )?;
         }
         Op::Query { tenant: t, seed } => {
-            let Some(records) = model.tenants.get(&t) else {
-                return expect_missing(engine, name(t));
-            };
+            if !exists(model, t) {
+                return expect_missing(model, name(t));
+            }
+            model.observing(t);
+            let records = &model.tenants[&t];
             let mut q = Query::new(vector(seed, DIM), 100);
             q.include = Include {
                 text: true,
@@ -182,7 +246,13 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
         }
         Op::Sweep(t) => {
             if !exists(model, t) {
-                return expect_missing(engine, name(t));
+                return expect_missing(model, name(t));
+            }
+            model.observing(t);
+            let expired_before = model.expired_on_disk.len();
+            model.expired_on_disk.retain(|(owner, _)| *owner != t);
+            if model.expired_on_disk.len() < expired_before {
+                model.reached.insert(SITUATIONS[4]);
             }
             let h = handle(engine, name(t))?;
             h.sweep_expired().map_err(|e| e.to_string())?;
@@ -195,6 +265,7 @@ fn apply(engine: &Engine, model: &mut Model, step: usize, op: &Op) -> Result<(),
         }
         Op::CloseIdleGroups => {
             engine.close_idle_groups(Duration::ZERO);
+            model.groups_closed = true;
             check(
                 engine.open_group_count() == 0,
                 "a group stayed open with no tenant in use",
@@ -230,11 +301,40 @@ fn tenant_with_docs_collection(engine: &Engine, name: &str) -> Result<(), String
         .map_err(|e| e.to_string())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-    #[test]
-    fn no_observation_ever_includes_another_tenants_data(ops in prop::collection::vec(op(), 1..60)) {
-        run(ops)?;
+/// Runs the cases through proptest's runner (shrinking included) and counts, over all of them,
+/// the situations each reached: every one must come up in at least a tenth of the cases, or the
+/// generator has drifted away from what makes this test worth running. Printed with
+/// `--nocapture`.
+#[test]
+fn no_observation_ever_includes_another_tenants_data() {
+    use proptest::test_runner::{Config, TestRunner};
+    const CASES: u32 = 64;
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let reached = std::cell::RefCell::new(BTreeMap::<&str, u32>::new());
+    let result = runner.run(&case(), |ops| {
+        for situation in run(ops)? {
+            *reached.borrow_mut().entry(situation).or_default() += 1;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let reached = reached.into_inner();
+    println!("model-test situations over {CASES} cases:");
+    for situation in SITUATIONS {
+        let n = reached.get(situation).copied().unwrap_or(0);
+        println!(
+            "  {situation:<48} {:>5.1}%",
+            f64::from(n) * 100.0 / f64::from(CASES)
+        );
+    }
+    for situation in SITUATIONS {
+        let n = reached.get(situation).copied().unwrap_or(0);
+        assert!(n * 10 >= CASES, "{situation}: in only {n} of {CASES} cases");
     }
 }
