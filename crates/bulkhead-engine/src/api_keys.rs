@@ -54,3 +54,58 @@ mod hex_hash {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(revoked: bool, expires_at_ms: Option<u64>) -> ApiKeyRecord {
+        ApiKeyRecord {
+            tenant: TenantId::new("acme").unwrap(),
+            key_id: KeyId::new("k1").unwrap(),
+            role: Role::Read,
+            secret_hash: [7; 32],
+            description: String::new(),
+            created_at_ms: 0,
+            expires_at_ms,
+            revoked,
+            incarnation: 1,
+        }
+    }
+
+    #[test]
+    fn a_key_is_usable_until_it_expires_or_is_revoked() {
+        assert!(key(false, None).is_usable(u64::MAX));
+        assert!(key(false, Some(1_000)).is_usable(999));
+        assert!(
+            !key(false, Some(1_000)).is_usable(1_000),
+            "expiry is exclusive"
+        );
+        assert!(!key(true, None).is_usable(0));
+        assert!(!key(true, Some(1_000)).is_usable(0));
+    }
+
+    #[test]
+    fn the_secret_hash_is_stored_as_hex_and_read_back_exactly() {
+        let mut record = key(false, None);
+        record.secret_hash = std::array::from_fn(|i| i as u8 * 8);
+        let mut json = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            json["secret_hash"].as_str().unwrap(),
+            (0..32)
+                .map(|i| format!("{:02x}", i * 8))
+                .collect::<String>()
+        );
+        assert_eq!(
+            serde_json::from_value::<ApiKeyRecord>(json.clone()).unwrap(),
+            record
+        );
+        for bad in ["00".to_owned(), "zz".repeat(32), "0".repeat(65)] {
+            json["secret_hash"] = bad.clone().into();
+            assert!(
+                serde_json::from_value::<ApiKeyRecord>(json.clone()).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+}

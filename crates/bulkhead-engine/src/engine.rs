@@ -444,7 +444,7 @@ impl Engine {
         self.shared
             .groups
             .create_tenant_cf(&db, &record.cf_name())?;
-        self.shared.registry.put(&record)?;
+        self.shared.registry.create(&record)?;
         {
             let mut dir = self.shared.directory.write();
             dir.next_incarnation = incarnation + 1;
@@ -480,7 +480,7 @@ impl Engine {
         record.audit_retention_secs = settings.audit_retention.map(|d| d.as_secs());
         record.quota = settings.quota;
         record.rate_limit = settings.rate_limit;
-        self.shared.registry.put(&record)?;
+        self.shared.registry.update(&record)?;
         self.shared.directory.write().insert(record.clone());
         if let Some(state) = self.shared.active.read().get(id) {
             state.set_record(record.clone());

@@ -246,6 +246,47 @@ mod tests {
     }
 
     #[test]
+    fn when_both_bounds_of_a_side_are_given_the_tighter_one_holds() {
+        let range = |gte, gt, lte, lt| {
+            eval(&Filter::condition(Condition::Range {
+                field: "year".into(),
+                range: Range::Integer { gte, gt, lte, lt },
+            }))
+        };
+        // Years 2020..=2023 at labels 0..=3.
+        assert_eq!(
+            range(Some(2021), Some(2021), None, None),
+            [2, 3],
+            "> beats >= at a tie"
+        );
+        assert_eq!(
+            range(Some(2022), Some(2020), None, None),
+            [2, 3],
+            ">= 2022 is tighter"
+        );
+        assert_eq!(
+            range(Some(2020), Some(2021), None, None),
+            [2, 3],
+            "> 2021 is tighter"
+        );
+        assert_eq!(
+            range(None, None, Some(2022), Some(2022)),
+            [0, 1],
+            "< beats <= at a tie"
+        );
+        assert_eq!(
+            range(None, None, Some(2021), Some(2023)),
+            [0, 1],
+            "<= 2021 is tighter"
+        );
+        assert_eq!(
+            range(None, None, Some(2023), Some(2022)),
+            [0, 1],
+            "< 2022 is tighter"
+        );
+    }
+
+    #[test]
     fn type_errors_and_unknown_fields_name_the_field() {
         let (f, all) = setup();
         let err = |filter: Filter| filter.evaluate(&f, &all).unwrap_err().to_string();

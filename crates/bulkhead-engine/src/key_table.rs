@@ -146,4 +146,18 @@ mod tests {
         assert_eq!(table.count(&a), 0);
         assert_eq!(table.count(&b), 1);
     }
+
+    #[test]
+    fn a_tenants_key_changes_share_one_lock_and_other_tenants_have_their_own() {
+        let table = KeyTable::default();
+        let a = TenantId::new("a").unwrap();
+        let b = TenantId::new("b").unwrap();
+        let held = table.mutation_lock(&a);
+        let _guard = held.lock();
+        assert!(
+            table.mutation_lock(&a).try_lock().is_none(),
+            "a's changes wait"
+        );
+        assert!(table.mutation_lock(&b).try_lock().is_some(), "b's don't");
+    }
 }

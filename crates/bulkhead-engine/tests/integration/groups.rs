@@ -101,6 +101,20 @@ fn a_group_in_use_or_recently_used_stays_open() {
     assert_eq!(engine.open_group_count(), 0);
 }
 
+/// Idle means unused since the last request, not since the group was opened.
+#[test]
+fn a_request_restarts_its_groups_idle_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(small_groups(dir.path(), 2)).unwrap();
+    plant(&engine, "tenant-0");
+    let idle = Duration::from_millis(300);
+    std::thread::sleep(idle * 2);
+    assert_sees_only_itself(&engine, "tenant-0");
+    assert_eq!(engine.close_idle_groups(idle), 0, "used just now");
+    std::thread::sleep(idle * 2);
+    assert_eq!(engine.close_idle_groups(idle), 1);
+}
+
 /// Waits until at most `cap` groups are open: closing past the cap is the sweeper thread's.
 fn wait_for_open_groups_at_most(engine: &Engine, cap: usize) {
     let began = Instant::now();
