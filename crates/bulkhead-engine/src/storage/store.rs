@@ -140,14 +140,11 @@ impl TenantStore {
         let cf = self.cf()?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(start);
-        let mut it = self
-            .db
-            .iterator_cf_opt(&cf, ro, IteratorMode::From(&end, Direction::Reverse));
-        match it.next() {
-            Some(item) => {
-                let (k, _) = item?;
-                Ok((k.as_ref() < end.as_slice()).then(|| k.to_vec()))
-            }
+        // Both bounds on the iterator: seeking back from `end` itself would stop at a key equal
+        // to `end` and report nothing rather than the key before it.
+        ro.set_iterate_upper_bound(end);
+        match self.db.iterator_cf_opt(&cf, ro, IteratorMode::End).next() {
+            Some(item) => Ok(Some(item?.0.to_vec())),
             None => Ok(None),
         }
     }
@@ -194,5 +191,96 @@ impl TenantStore {
     pub fn drop_column_family(&self) -> Result<()> {
         self.db.drop_cf(&self.cf_name)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::EngineConfig;
+    use crate::storage::{Groups, SharedResources};
+
+    /// Two tenants' stores in one group (one RocksDB instance), as the engine makes them.
+    fn two_tenants(dir: &std::path::Path) -> (TenantStore, TenantStore) {
+        let groups = Groups::new(
+            dir.join("groups"),
+            Arc::new(SharedResources::new(&EngineConfig::new(dir))),
+        );
+        let db = groups.db(0, HashSet::new).unwrap();
+        for cf in ["t/a/1", "t/b/2"] {
+            groups.create_tenant_cf(&db, cf).unwrap();
+        }
+        (
+            groups.store(db.clone(), "t/a/1".into(), false),
+            groups.store(db, "t/b/2".into(), false),
+        )
+    }
+
+    fn keys_of(store: &TenantStore) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        store
+            .scan((Vec::new(), vec![0xff]), |k, _| {
+                keys.push(k.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+        keys
+    }
+
+    /// The same keys written, read, range-deleted and compacted through one tenant's store
+    /// never touch the other's, though both live in one database.
+    #[test]
+    fn a_store_reads_and_writes_its_own_column_family_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_tenants(dir.path());
+        let value = |byte: u8| vec![byte; 4096];
+        for (store, byte) in [(&a, b'a'), (&b, b'b')] {
+            let mut set = WriteSet::default();
+            for key in [&b"k1"[..], b"k2", b"k3"] {
+                set.put(key.to_vec(), value(byte));
+            }
+            store.write(set).unwrap();
+            assert!(
+                store.size_bytes().unwrap() >= 3 * 4096,
+                "counts its memtable"
+            );
+        }
+        let got = b.multi_get(&[b"k1".to_vec(), b"k9".to_vec()]).unwrap();
+        assert_eq!(got, [Some(value(b'b')), None]);
+
+        let mut set = WriteSet::default();
+        set.delete(b"k1".to_vec());
+        set.delete_range((b"k2".to_vec(), b"k3".to_vec()));
+        a.write(set).unwrap();
+        a.compact((Vec::new(), vec![0xff])).unwrap();
+        assert_eq!(keys_of(&a), [b"k3".to_vec()]);
+        assert_eq!(
+            keys_of(&b),
+            [b"k1".to_vec(), b"k2".to_vec(), b"k3".to_vec()]
+        );
+        a.drop_column_family().unwrap();
+        assert!(a.multi_get(&[b"k3".to_vec()]).is_err(), "gone");
+        assert_eq!(keys_of(&b).len(), 3);
+    }
+
+    #[test]
+    fn the_last_key_of_a_range_excludes_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_tenants(dir.path());
+        let mut set = WriteSet::default();
+        for key in [&b"k1"[..], b"k2", b"m"] {
+            set.put(key.to_vec(), Vec::new());
+        }
+        a.write(set).unwrap();
+        let last = |store: &TenantStore, start: &[u8], end: &[u8]| {
+            store.last_key((start.to_vec(), end.to_vec())).unwrap()
+        };
+        assert_eq!(last(&a, b"k", b"m"), Some(b"k2".to_vec()));
+        assert_eq!(last(&a, b"k", b"k2"), Some(b"k1".to_vec()));
+        assert_eq!(last(&a, b"l", b"m"), None, "only the end itself");
+        assert_eq!(last(&a, b"a", b"k"), None);
+        assert_eq!(last(&b, b"k", b"n"), None, "the other tenant's store");
     }
 }
