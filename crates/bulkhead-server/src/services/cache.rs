@@ -260,3 +260,18 @@ impl SemanticCacheService for CacheApi {
             .map(Response::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_is_one_to_256_bytes_or_absent() {
+        let check = |s: Option<&str>| check_scope(&s.map(str::to_owned)).is_ok();
+        assert!(check(None));
+        assert!(check(Some("u")));
+        assert!(check(Some(&"u".repeat(256))));
+        assert!(!check(Some("")));
+        assert!(!check(Some(&"u".repeat(257))));
+    }
+}
