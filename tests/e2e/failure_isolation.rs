@@ -427,6 +427,76 @@ async fn a_revoked_key_stops_an_open_import() {
     );
 }
 
+/// A revoked key's stream gets no more work out of the server: its next message is refused
+/// before it is decoded (garbage would otherwise be reported as bad Arrow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_keys_next_import_message_is_not_decoded() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    create_tenant(&mut c, "t").await;
+    let (key, secret) = create_key(&mut c, "t", pb::Role::Write, None).await;
+    create_collection(&mut c, &secret, "t", "docs", 4).await;
+    let (send, messages) = tokio::sync::mpsc::channel(4);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(messages));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    send.send(pb::ImportRequest {
+        collection: "tenants/t/collections/docs".into(),
+        arrow_ipc: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let mut records = c.records.clone();
+    let import = tokio::spawn(async move { records.import(request).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.keys
+        .revoke_api_key(authed(ADMIN, pb::RevokeApiKeyRequest { name: key }))
+        .await
+        .unwrap();
+    send.send(pb::ImportRequest {
+        collection: String::new(),
+        arrow_ipc: b"not an arrow stream at all".to_vec(),
+    })
+    .await
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), import)
+        .await
+        .expect("the import ended")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}
+
+/// A request without a valid credential is refused from its headers: the server doesn't read
+/// (and decode) a message it would refuse anyway, so an over-long one is UNAUTHENTICATED, not a
+/// size error, while the same message with a key is refused for its size.
+#[tokio::test]
+async fn a_caller_without_a_credential_is_refused_before_its_message_is_read() {
+    let (server, _dir) = server_with("max-message-bytes = 65536\n");
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, 8).await;
+    let oversized = || pb::UpsertRequest {
+        collection: "tenants/t/collections/docs".into(),
+        records: vec![record("big", 1, 8, &"x".repeat(100_000))],
+    };
+    let anonymous = c.records.upsert(oversized()).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let unknown = c
+        .records
+        .upsert(authed("bh_not_a_key_of_anyone", oversized()))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unauthenticated, "{unknown:?}");
+    let with_key = c
+        .records
+        .upsert(authed(&secret, oversized()))
+        .await
+        .unwrap_err();
+    assert_ne!(with_key.code(), Code::Unauthenticated, "{with_key:?}");
+    assert_ne!(with_key.code(), Code::Ok);
+}
+
 /// A request of a method that carries no records is cut off at `max-read-message-bytes` as it
 /// arrives, before tonic decodes it on an async worker.
 #[tokio::test]

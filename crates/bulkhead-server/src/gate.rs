@@ -597,6 +597,127 @@ mod tests {
         let long = audit_resource(&"é".repeat(1000));
         assert!(long.len() <= MAX_AUDITED_RESOURCE_BYTES + '…'.len_utf8());
         assert!(long.ends_with('…'));
+        // An odd byte count never lands on the (even) bound: it is cut all the same.
+        let odd = audit_resource(&format!("a{}", "é".repeat(1000)));
+        assert_eq!(odd.len(), MAX_AUDITED_RESOURCE_BYTES - 1 + '…'.len_utf8());
+        assert!(odd.ends_with('…'));
+        let exactly = "r".repeat(MAX_AUDITED_RESOURCE_BYTES);
+        assert_eq!(
+            audit_resource(&exactly),
+            exactly,
+            "the bound itself is kept whole"
+        );
+        let one_more = audit_resource(&format!("{exactly}r"));
+        assert_eq!(one_more, format!("{exactly}…"));
+    }
+
+    const ADMIN: &str = "gate-test-admin-token";
+
+    /// A gate on a fresh engine holding tenant `t`.
+    fn gate() -> (Arc<Gate>, tempfile::TempDir) {
+        use bulkhead_engine::{EngineConfig, RateLimit, TenantSettings};
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(EngineConfig::new(dir.path())).unwrap());
+        engine
+            .create_tenant(&TenantId::new("t").unwrap(), &TenantSettings::default())
+            .unwrap();
+        let pool = FairPool::new(crate::admission::PoolSize {
+            share_threads: 1,
+            borrowed_threads: 1,
+            per_tenant_share: 1,
+        })
+        .unwrap();
+        let gate = Gate::new(
+            engine,
+            ADMIN,
+            None,
+            Metrics::new(false),
+            pool,
+            Shares {
+                requests_in_flight: 4,
+                open_streams: 1,
+            },
+            RateDefaults {
+                tenant: RateLimit::default(),
+                principal_share: 1.0,
+            },
+        );
+        (Arc::new(gate), dir)
+    }
+
+    fn admin_metadata() -> MetadataMap {
+        let mut md = MetadataMap::new();
+        md.insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+        md
+    }
+
+    /// Runs a WRITE-role call on tenant `t` with `body`, and returns its outcome and the
+    /// tenant's audit trail afterwards as (operation, outcome, record count).
+    async fn write_call(
+        body: impl FnOnce(Scope<TenantName>) -> Counted<()> + Send + 'static,
+    ) -> (Result<(), Status>, Vec<(String, String, u64)>) {
+        let (gate, _dir) = gate();
+        let outcome = gate
+            .tenant_call(
+                &admin_metadata(),
+                "Test/Write",
+                "tenants/t",
+                Role::Write,
+                0,
+                body,
+            )
+            .await;
+        let trail = gate
+            .engine
+            .tenant(&TenantId::new("t").unwrap())
+            .unwrap()
+            .list_audit(None, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.operation, e.outcome, e.record_count))
+            .collect();
+        (outcome, trail)
+    }
+
+    fn create_collection(scope: &Scope<TenantName>) -> Result<(), Status> {
+        let id = bulkhead_core::CollectionId::new("c").unwrap();
+        let spec = bulkhead_engine::CollectionSpec::new(4, bulkhead_core::Metric::Cosine);
+        scope
+            .tenant
+            .create_collection(&id, &spec)
+            .map(drop)
+            .map_err(engine_status)
+    }
+
+    /// A write that committed carries its own event, so a call that fails after it still
+    /// leaves the write in the trail (besides the failure).
+    #[tokio::test]
+    async fn a_write_committed_before_its_call_fails_is_audited() {
+        let (outcome, trail) = write_call(|scope| {
+            create_collection(&scope)?;
+            Err(Status::internal("failed after the write"))
+        })
+        .await;
+        assert_eq!(outcome.unwrap_err().code(), tonic::Code::Internal);
+        assert_eq!(
+            trail,
+            vec![
+                ("Test/Write".into(), "OK".into(), 0),
+                ("Test/Write".into(), "INTERNAL".into(), 0)
+            ]
+        );
+    }
+
+    /// A write call audits once: through its write when it made one, by the gate when not.
+    #[tokio::test]
+    async fn a_write_call_is_audited_once_whether_or_not_it_wrote() {
+        let (outcome, trail) =
+            write_call(|scope| create_collection(&scope).map(|()| ((), 0))).await;
+        outcome.unwrap();
+        assert_eq!(trail, vec![("Test/Write".into(), "OK".into(), 0)]);
+        let (outcome, trail) = write_call(|_| Ok(((), 3))).await;
+        outcome.unwrap();
+        assert_eq!(trail, vec![("Test/Write".into(), "OK".into(), 3)]);
     }
 
     #[test]

@@ -210,6 +210,68 @@ mod tests {
         assert!(filter(deep).unwrap_err().message().contains("nest"));
     }
 
+    /// `depth` levels of `must` above one condition.
+    fn nested(depth: usize) -> pb::Filter {
+        let mut f = cond(Some(Op::Exists(true)));
+        for _ in 0..depth {
+            f = pb::Filter {
+                must: vec![f],
+                ..Default::default()
+            };
+        }
+        f
+    }
+
+    /// A root holding `n - 1` conditions: `n` nodes in all.
+    fn wide(n: usize) -> pb::Filter {
+        pb::Filter {
+            should: vec![cond(Some(Op::Exists(true))); n - 1],
+            ..Default::default()
+        }
+    }
+
+    fn in_list(n: usize) -> pb::Filter {
+        let values = (0..n as i64)
+            .map(|i| pb::Value {
+                kind: Some(pb::value::Kind::IntValue(i)),
+            })
+            .collect();
+        cond(Some(Op::In(pb::ValueList { values })))
+    }
+
+    /// Each limit admits exactly its own size and refuses one more, whatever counts up to it.
+    #[test]
+    fn the_limits_admit_their_size_and_refuse_one_more() {
+        filter(nested(MAX_DEPTH)).expect("nesting of exactly MAX_DEPTH is accepted");
+        assert!(
+            filter(nested(MAX_DEPTH + 1))
+                .unwrap_err()
+                .message()
+                .contains("nest 8 deep")
+        );
+        filter(wide(MAX_NODES)).expect("exactly MAX_NODES nodes are accepted");
+        let too_many = filter(wide(MAX_NODES + 1)).unwrap_err();
+        assert!(too_many.message().contains("256 nodes"), "{too_many:?}");
+        assert!(
+            too_many.message().starts_with("filter.should[255]"),
+            "the node past the limit is named: {too_many:?}"
+        );
+        // Nodes are counted across branches too, not per list.
+        let split = pb::Filter {
+            must: vec![cond(Some(Op::Exists(true))); MAX_NODES / 2],
+            should: vec![cond(Some(Op::Exists(true))); MAX_NODES / 2],
+            ..Default::default()
+        };
+        assert!(filter(split).is_err(), "257 nodes over two lists");
+        filter(in_list(MAX_IN_VALUES)).expect("an in of exactly MAX_IN_VALUES is accepted");
+        assert!(
+            filter(in_list(MAX_IN_VALUES + 1))
+                .unwrap_err()
+                .message()
+                .contains("in holds 1025 values, at most 1024")
+        );
+    }
+
     #[test]
     fn time_ranges_become_millisecond_integer_ranges() {
         let t = prost_types::Timestamp {

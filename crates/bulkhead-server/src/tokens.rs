@@ -189,6 +189,32 @@ mod tests {
         assert!(refused(none).contains("InvalidAlgorithm"));
     }
 
+    /// A token issued up to `LEEWAY_SECS` ahead of the server's clock (a backend whose clock
+    /// runs a little fast) is accepted; one second more is refused.
+    #[test]
+    fn issued_at_may_run_ahead_by_the_leeway_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        engine
+            .create_tenant(&TenantId::new("acme").unwrap(), &TenantSettings::default())
+            .unwrap();
+        let v = TokenVerifier::hs256(SECRET);
+        // The server's clock on a whole second, so `iat` (whole seconds) can sit exactly on the
+        // boundary.
+        let server_s = now_s();
+        let issued = |ahead: u64| {
+            let token = mint(
+                json!({"tenant": "acme", "role": "READ", "iat": server_s + ahead, "exp": server_s + 600}),
+                SECRET,
+            );
+            v.verify(&token, &engine, server_s * 1000)
+        };
+        issued(0).expect("issued now");
+        issued(LEEWAY_SECS).expect("issued exactly the leeway ahead");
+        let refused = issued(LEEWAY_SECS + 1).unwrap_err();
+        assert!(refused.message().contains("future"), "{refused:?}");
+    }
+
     #[test]
     fn only_three_part_non_key_secrets_are_tried_as_tokens() {
         assert!(TokenVerifier::looks_like_token("a.b.c"));

@@ -50,6 +50,20 @@ fn check_scope(scope: &Option<String>) -> Result<(), Status> {
     }
 }
 
+/// Whole seconds since an entry's `_stored_at` (0 for an entry without one, which the cache
+/// never writes).
+fn age_seconds(stored_at: Option<Value>, now: u64) -> i64 {
+    match stored_at {
+        Some(Value::Int(t)) => (now.saturating_sub(t as u64) / 1000) as i64,
+        _ => 0,
+    }
+}
+
+/// What a Store costs the tenant's write-rate budget: its prompt, response and vector bytes.
+fn write_bytes(req: &pb::StoreRequest) -> u64 {
+    (req.prompt.len() + req.response.len() + req.vector.len() * size_of::<f32>()) as u64
+}
+
 #[tonic::async_trait]
 impl SemanticCacheService for CacheApi {
     async fn create_cache(
@@ -146,10 +160,7 @@ impl SemanticCacheService for CacheApi {
                         Some(Value::String(p)) => p,
                         _ => String::new(),
                     };
-                    let stored_at = match meta.remove(STORED_AT) {
-                        Some(Value::Int(t)) => t as u64,
-                        _ => now,
-                    };
+                    let age_seconds = age_seconds(meta.remove(STORED_AT), now);
                     meta.remove(SCOPE);
                     let entry = pb::CacheEntry {
                         id: hit.id.to_string(),
@@ -157,7 +168,7 @@ impl SemanticCacheService for CacheApi {
                         response: hit.text.unwrap_or_default(),
                         metadata: bulkhead_proto::metadata_to_pb(meta),
                         similarity: hit.score,
-                        age_seconds: (now.saturating_sub(stored_at) / 1000) as i64,
+                        age_seconds,
                     };
                     Ok((
                         pb::LookupResponse {
@@ -178,7 +189,7 @@ impl SemanticCacheService for CacheApi {
     ) -> Result<Response<pb::StoreResponse>, Status> {
         let (md, _, req) = request.into_parts();
         let cache = req.cache.clone();
-        let bytes = (req.prompt.len() + req.response.len() + req.vector.len() * 4) as u64;
+        let bytes = write_bytes(&req);
         self.gate
             .tenant_call(
                 &md,
@@ -273,5 +284,30 @@ mod tests {
         assert!(check(Some(&"u".repeat(256))));
         assert!(!check(Some("")));
         assert!(!check(Some(&"u".repeat(257))));
+    }
+
+    #[test]
+    fn an_entry_is_as_old_as_the_whole_seconds_since_it_was_stored() {
+        let now = 1_700_000_000_000;
+        assert_eq!(age_seconds(Some(Value::Int(now as i64 - 5_999)), now), 5);
+        assert_eq!(age_seconds(Some(Value::Int(now as i64 - 6_000)), now), 6);
+        assert_eq!(
+            age_seconds(Some(Value::Int(now as i64 + 2_000)), now),
+            0,
+            "clock went back"
+        );
+        assert_eq!(age_seconds(None, now), 0);
+        assert_eq!(age_seconds(Some(Value::String("x".into())), now), 0);
+    }
+
+    #[test]
+    fn a_store_costs_its_prompt_response_and_vector_bytes() {
+        let req = pb::StoreRequest {
+            prompt: "abc".into(),
+            response: "hello".into(),
+            vector: vec![0.5; 7],
+            ..Default::default()
+        };
+        assert_eq!(write_bytes(&req), 3 + 5 + 7 * 4);
     }
 }
