@@ -9,16 +9,19 @@
 #   scripts/mutants.sh                  every mutant of those files (the full run, ~1 hour here)
 #   scripts/mutants.sh --in-diff REV    only mutants on lines changed since the commit REV
 #                                       (the test command: the change being tested)
+#   scripts/mutants.sh --iterate        only mutants the previous run in the same report
+#                                       directory did not catch (after adding tests for them)
 #
 # Fails if a mutant is missed. A mutant that makes the tests hang (timeout) counts as caught.
 # Reports land in $CARGO_TARGET_DIR/mutants/<group>/mutants.out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-ensure_cargo_tool cargo-mutants 27.1.0
 
 base=""
+iterate=false
 case "${1:-}" in
+    --iterate) iterate=true ;;
     --in-diff)
         base="${2:?--in-diff needs a commit}"
         if ! git rev-parse --verify --quiet "$base^{commit}" >/dev/null; then
@@ -31,7 +34,7 @@ case "${1:-}" in
         ;;
     "") ;;
     *)
-        echo "usage: scripts/mutants.sh [--in-diff COMMIT]" >&2
+        echo "usage: scripts/mutants.sh [--in-diff COMMIT | --iterate]" >&2
         exit 2
         ;;
 esac
@@ -61,6 +64,10 @@ run_group() {
         fi
         args+=(--in-diff "$diff")
     fi
+    ! $iterate || args+=(--iterate)
+    # Installed only when there is something to mutate: most changes touch none of these files.
+    ensure_cargo_tool cargo-mutants 27.1.0
+    ensure_cargo_tool cargo-nextest 0.9.143
     echo "mutants [$name]: ${files[*]}" >&2
     local group_started=$SECONDS status=0
     cargo mutants "${args[@]}" || status=$?

@@ -34,7 +34,8 @@ ensure_debian_package() {
 
 # Installs the cargo subcommand $1 at version $2 from crates.io unless that version is there.
 ensure_cargo_tool() {
-    if ! "$1" --version 2>/dev/null | grep -qF "$2"; then
+    # Asked through cargo: `cargo-mutants --version` on its own is an error.
+    if ! cargo "${1#cargo-}" --version 2>/dev/null | grep -qF "$1 $2"; then
         echo "setup: installing $1 $2" >&2
         cargo install --locked --quiet "$1@$2"
     fi

@@ -38,3 +38,7 @@ else
 fi
 echo "== the Python SDK, LangChain and LlamaIndex packages against a real server" >&2
 scripts/test-python.sh
+# Every mutant cargo-mutants makes on the isolation-critical lines the last commit changed must be
+# caught by a test (BULKHEAD_MUTANTS_BASE: another base; the full run is scripts/mutants.sh).
+echo "== mutation testing of the isolation-critical lines changed" >&2
+scripts/mutants.sh --in-diff "${BULKHEAD_MUTANTS_BASE:-HEAD~1}"
