@@ -231,3 +231,82 @@ async fn a_near_identical_prompt_of_another_tenant_misses() {
         Err(ClientError::PermissionDenied(_))
     ));
 }
+
+/// A cache's reserved fields are written only by Store: a plain Upsert or a WRITE key's Import
+/// into the cache can't plant an answer in another user's scope (or fake its age), while a
+/// tenant admin's import (a restore) brings them back.
+#[tokio::test]
+async fn only_store_and_a_tenant_admins_restore_write_a_caches_reserved_fields() {
+    let server = Server::start();
+    let admin_view = cache_of(&server, "acme").await;
+    let client = server.sdk().await;
+    let key = client
+        .admin(ADMIN)
+        .unwrap()
+        .create_key("acme", bulkhead_client::Role::Write, None, "app")
+        .await
+        .unwrap();
+    let writer = client.tenant("acme", &key.secret).unwrap();
+    writer
+        .cache_store("answers", answer(1, "alice's answer", Some("alice")))
+        .await
+        .unwrap();
+
+    let planted = bulkhead_client::Record::new("planted", unit(7, DIM))
+        .with_text("a planted answer")
+        .with_metadata("_scope", Value::String("alice".into()));
+    match writer
+        .upsert("answers", std::slice::from_ref(&planted))
+        .await
+    {
+        Err(ClientError::InvalidArgument(m)) => assert!(m.contains("_scope"), "{m}"),
+        other => panic!("a plain upsert set _scope: {other:?}"),
+    }
+    let rows = [bulkhead_formats::RecordRow {
+        id: "planted".into(),
+        vector: unit(7, DIM),
+        text: Some("a planted answer".into()),
+        metadata: [("_scope".to_owned(), Value::String("alice".into()))].into(),
+        ttl_seconds: None,
+    }];
+    let ipc = bulkhead_formats::encode_stream([&rows[..]], DIM).unwrap();
+    match writer.import_arrow("answers", &ipc).await {
+        Err(ClientError::InvalidArgument(m)) => assert!(m.contains("_scope"), "{m}"),
+        other => panic!("a WRITE key's import set _scope: {other:?}"),
+    }
+    assert!(
+        writer
+            .cache_lookup("answers", unit(7, DIM), 0.9, None, Some("alice"))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was planted in alice's scope"
+    );
+
+    // The admin's import is a restore: the entry lands in its scope.
+    admin_view.import_arrow("answers", &ipc).await.unwrap();
+    let restored = admin_view
+        .cache_lookup("answers", unit(7, DIM), 0.9, None, Some("alice"))
+        .await
+        .unwrap()
+        .expect("the restored entry answers in its scope");
+    assert_eq!(restored.response, "a planted answer");
+
+    // Cache operations on a collection of records are refused.
+    admin_view
+        .create_collection(
+            "docs",
+            &bulkhead_client::CollectionSpec::new(DIM as u32, Metric::Cosine),
+        )
+        .await
+        .unwrap();
+    let refused = admin_view
+        .cache_store("docs", answer(2, "x", None))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("FailedPrecondition")
+            && refused.to_string().contains("not a semantic cache"),
+        "a Store into a collection of records: {refused}"
+    );
+}

@@ -32,6 +32,19 @@ pub struct CollectionSpec {
     /// Metadata fields kept in bitmap indexes for filtered queries.
     pub indexed_fields: BTreeMap<String, FieldType>,
     pub build: BuildSettings,
+    pub kind: CollectionKind,
+}
+
+/// What a collection holds, which decides who may write which of its metadata fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionKind {
+    /// Records, written by the tenant's upserts and imports.
+    #[default]
+    Records,
+    /// A semantic cache (see `tenant::semantic_cache`): its reserved fields are written only by
+    /// the cache's own store, or restored from a backup by a tenant admin.
+    SemanticCache,
 }
 
 /// How a collection's index is built and kept, beside its parameters.
@@ -66,6 +79,7 @@ impl CollectionSpec {
             index: None,
             indexed_fields: BTreeMap::new(),
             build: BuildSettings::default(),
+            kind: CollectionKind::Records,
         }
     }
 }
@@ -93,6 +107,9 @@ pub(crate) struct CollectionMeta {
     pub build_threads: usize,
     #[serde(default = "segments_by_default")]
     pub segments: bool,
+    /// Absent in collections created before kinds existed; `decode` infers it.
+    #[serde(default)]
+    pub kind: Option<CollectionKind>,
 }
 
 fn segments_by_default() -> bool {
@@ -175,13 +192,28 @@ impl CollectionMeta {
             quantization: p.quantization.into(),
             build_threads: spec.build.threads,
             segments: spec.build.segments,
+            kind: Some(spec.kind),
         })
     }
 
     /// Settings as read back from the tenant's column family.
     pub fn decode(id: &CollectionId, raw: &[u8]) -> Result<Self> {
-        serde_json::from_slice(raw)
-            .map_err(|e| EngineError::Corrupt(format!("collection {id} settings: {e}")))
+        let mut meta: Self = serde_json::from_slice(raw)
+            .map_err(|e| EngineError::Corrupt(format!("collection {id} settings: {e}")))?;
+        if meta.kind.is_none() {
+            // Caches created before kinds existed are told apart by the fields only a cache
+            // declared.
+            meta.kind = Some(if crate::tenant::is_legacy_cache(&meta.indexed_fields) {
+                CollectionKind::SemanticCache
+            } else {
+                CollectionKind::Records
+            });
+        }
+        Ok(meta)
+    }
+
+    pub fn kind(&self) -> CollectionKind {
+        self.kind.unwrap_or_default()
     }
 
     pub fn index_params(&self) -> IndexParams {
@@ -206,6 +238,7 @@ impl CollectionMeta {
                 threads: self.build_threads,
                 segments: self.segments,
             },
+            kind: self.kind(),
         }
     }
 }

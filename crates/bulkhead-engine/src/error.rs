@@ -31,6 +31,9 @@ pub enum EngineError {
     /// Caller's fault: a collection with this id already exists in this tenant.
     #[error("collection {0} already exists")]
     CollectionExists(CollectionId),
+    /// Caller's fault: a cache operation named a collection that is not a semantic cache.
+    #[error("{0} is a collection of records, not a semantic cache")]
+    NotACache(CollectionId),
     /// Caller's fault: no API key of this id in this tenant.
     #[error("API key {0} not found")]
     KeyNotFound(KeyId),

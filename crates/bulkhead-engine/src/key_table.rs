@@ -140,12 +140,21 @@ mod tests {
         revoked.revoked = true;
         table.put(revoked);
         assert!(table.get(&a, &"k1".parse().unwrap()).unwrap().revoked);
-        assert!(table.by_hash(&[1; 32]).unwrap().revoked, "same secret, record replaced");
+        assert!(
+            table.by_hash(&[1; 32]).unwrap().revoked,
+            "same secret, record replaced"
+        );
         assert_eq!(table.count(&a), 2);
         // A key put again with another secret: the old secret no longer finds anything.
         table.put(key("a", "k2", 9));
-        assert!(table.by_hash(&[2; 32]).is_none(), "the replaced secret still authenticates");
-        assert_eq!(table.by_hash(&[9; 32]).unwrap().key_id, "k2".parse().unwrap());
+        assert!(
+            table.by_hash(&[2; 32]).is_none(),
+            "the replaced secret still authenticates"
+        );
+        assert_eq!(
+            table.by_hash(&[9; 32]).unwrap().key_id,
+            "k2".parse().unwrap()
+        );
         assert_eq!(table.count(&a), 2);
         table.remove_tenant(&a);
         assert!(table.by_hash(&[1; 32]).is_none());

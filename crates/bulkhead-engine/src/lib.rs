@@ -33,7 +33,7 @@ pub use api_keys::{ApiKeyRecord, SecretHash};
 pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use background::lower_current_thread_priority;
 pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
-pub use collection::{BuildSettings, CollectionSpec, MAX_BUILD_THREADS};
+pub use collection::{BuildSettings, CollectionKind, CollectionSpec, MAX_BUILD_THREADS};
 pub use config::EngineConfig;
 pub use engine::{Engine, TenantInfo};
 pub use error::{EngineError, Result};
@@ -42,4 +42,7 @@ pub use filter::{Condition, Filter, Range};
 pub use index_builds::IndexBuildStats;
 pub use record::{Hit, Include, NewRecord, Query, StoredRecord};
 pub use settings::{Quota, RateLimit, TenantSettings};
-pub use tenant::{AuditPage, CollectionInfo, IndexStatus, MAX_TOP_K, TenantHandle, TenantStats};
+pub use tenant::{
+    AuditPage, CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, CollectionInfo,
+    IndexStatus, MAX_SCOPE_BYTES, MAX_TOP_K, TenantHandle, TenantStats,
+};

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bulkhead_core::{Metadata, Metric, RecordId};
 use bulkhead_engine::{
-    BuildSettings, CollectionInfo, CollectionSpec, Hit, IndexKind, IndexParams, NewRecord,
-    Quantization, Quota, RateLimit, StoredRecord, TenantInfo,
+    BuildSettings, CollectionInfo, CollectionKind, CollectionSpec, Hit, IndexKind, IndexParams,
+    NewRecord, Quantization, Quota, RateLimit, StoredRecord, TenantInfo,
 };
 use bulkhead_proto::v1 as pb;
 use prost_types::Timestamp;
@@ -125,6 +125,10 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
         }),
         create_time: Some(timestamp_ms(c.created_at_ms)),
         record_count: c.records,
+        kind: match c.spec.kind {
+            CollectionKind::Records => pb::CollectionKind::Records,
+            CollectionKind::SemanticCache => pb::CollectionKind::SemanticCache,
+        } as i32,
         index: Some(pb::IndexStatus {
             kind: match c.index.kind {
                 IndexKind::Flat => pb::IndexKind::Flat,

@@ -18,6 +18,7 @@ pub fn engine_status(e: EngineError) -> Status {
         | EngineError::CollectionExists(_)
         | EngineError::KeyExists(_) => Status::already_exists(e.to_string()),
         EngineError::QuotaExceeded(_) => Status::resource_exhausted(e.to_string()),
+        EngineError::NotACache(_) => Status::failed_precondition(e.to_string()),
         EngineError::Storage(_) | EngineError::Corrupt(_) | EngineError::Index(_) => {
             tracing::error!(error = %e, "engine failure");
             Status::internal("internal storage error")

@@ -34,6 +34,7 @@ mod export;
 mod load;
 mod persist;
 mod records;
+mod semantic_cache;
 mod sweep;
 
 use std::collections::HashMap;
@@ -55,6 +56,10 @@ pub use audit_log::AuditPage;
 pub use collections::{CollectionInfo, IndexStatus};
 pub(crate) use persist::Persisted;
 pub use records::MAX_TOP_K;
+pub(crate) use semantic_cache::is_legacy_cache;
+pub use semantic_cache::{
+    CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, MAX_SCOPE_BYTES,
+};
 
 /// Access to one tenant. Cheap to clone; every clone addresses the same single tenant.
 #[derive(Debug, Clone)]

@@ -11,12 +11,13 @@ use bulkhead_index::{MAX_EF, SearchFilter};
 use crate::change_log;
 use crate::clock::{expiry_after, is_expired, now_ms};
 use crate::codec::{self, StoredValue};
-use crate::collection::{LiveCollection, Slot};
+use crate::collection::{CollectionKind, LiveCollection, Slot};
 use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::record::{Hit, NewRecord, Query, StoredRecord};
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
+use crate::tenant::semantic_cache::{self, ReservedFields};
 
 /// Largest `top_k` the engine accepts; the server may set a lower limit.
 pub const MAX_TOP_K: usize = 10_000;
@@ -24,11 +25,39 @@ pub const MAX_TOP_K: usize = 10_000;
 impl TenantHandle {
     /// Inserts or replaces records. Either the whole batch is written or nothing is: every
     /// record is validated first, then one atomic write. Within a batch the last occurrence of
-    /// an id wins. Returns the number of records written.
+    /// an id wins. Returns the number of records written. In a semantic cache, metadata keys
+    /// starting with `_` are refused: they are the cache's own (see `semantic_cache`).
     pub fn upsert(&self, collection: &CollectionId, records: Vec<NewRecord>) -> Result<usize> {
+        self.write_records(collection, records, ReservedFields::Refused)
+    }
+
+    /// `upsert` for restoring a backup: in a semantic cache, entries may carry the reserved
+    /// fields they were exported with (each checked for its type and bounds). The server calls
+    /// it only for a tenant admin's import.
+    pub fn restore_records(
+        &self,
+        collection: &CollectionId,
+        records: Vec<NewRecord>,
+    ) -> Result<usize> {
+        self.write_records(collection, records, ReservedFields::Checked)
+    }
+
+    pub(super) fn write_records(
+        &self,
+        collection: &CollectionId,
+        records: Vec<NewRecord>,
+        reserved: ReservedFields,
+    ) -> Result<usize> {
         let _g = self.enter()?;
         let col = self.collection(collection)?;
         self.validate_batch(&col, &records)?;
+        if col.meta.kind() == CollectionKind::SemanticCache {
+            for (index, r) in records.iter().enumerate() {
+                semantic_cache::check_reserved_fields(&r.metadata, reserved).map_err(|e| {
+                    EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
+                })?;
+            }
+        }
         let records = last_occurrence_wins(records);
         let max_list_len = self.state.shared.config.max_indexed_list_len;
         let field_keys = {

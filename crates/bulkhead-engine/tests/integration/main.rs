@@ -10,4 +10,5 @@ mod isolation;
 mod model;
 mod restart;
 mod segments;
+mod semantic_cache;
 mod ttl;

@@ -111,10 +111,16 @@ pub async fn import(
         )
         .await?;
     let _open = gate.open_stream(&tenant)?;
+    // A tenant admin's import is a restore: into a semantic cache it may bring back the
+    // entries' reserved fields (checked by the engine); anyone else's may not set them.
+    let restore = gate
+        .still_authorized(&md, &tenant, Role::TenantAdmin)
+        .is_ok();
     let mut import = Import {
         gate: gate.clone(),
         metadata: md,
         tenant,
+        restore,
         collection,
         decoder: Some(BatchDecoder::new(
             dimension,
@@ -139,6 +145,8 @@ struct Import {
     gate: Arc<Gate>,
     metadata: tonic::metadata::MetadataMap,
     tenant: TenantId,
+    /// Whether the caller is a tenant admin, whose import restores (`restore_records`).
+    restore: bool,
     collection: String,
     /// Out while it decodes on the blocking pool.
     decoder: Option<BatchDecoder>,
@@ -210,6 +218,7 @@ impl Import {
     async fn apply(&mut self, rows: Vec<RecordRow>) -> Result<(), Status> {
         let batch = self.batch_records.len();
         let bytes = std::mem::take(&mut self.unpaid_bytes);
+        let restore = self.restore;
         let applied = self
             .gate
             .tenant_call(
@@ -224,10 +233,14 @@ impl Import {
                         .enumerate()
                         .map(|(row, r)| record_from_row(batch, row, r))
                         .collect::<Result<Vec<_>, _>>()?;
-                    let n = scope
-                        .tenant
-                        .upsert(&scope.name.collection, records)
-                        .map_err(|e| batch_status(batch, e))? as u64;
+                    let written = if restore {
+                        scope
+                            .tenant
+                            .restore_records(&scope.name.collection, records)
+                    } else {
+                        scope.tenant.upsert(&scope.name.collection, records)
+                    };
+                    let n = written.map_err(|e| batch_status(batch, e))? as u64;
                     Ok((n, n))
                 },
             )

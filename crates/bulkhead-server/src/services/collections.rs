@@ -3,31 +3,23 @@
 use std::sync::Arc;
 
 use bulkhead_core::{CollectionId, CollectionName, Role, TenantName};
-use bulkhead_engine::CollectionSpec;
+use bulkhead_engine::CollectionInfo;
 use bulkhead_proto::v1 as pb;
 use pb::collection_service_server::CollectionService;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{collection_spec, collection_to_pb};
-use crate::gate::{Counted, Gate, Scope};
+use crate::gate::{Gate, Scope};
 use crate::status::{core_status, engine_status};
 
-/// Creates collection `id` of the scope's tenant: the answer of CreateCollection and of
-/// CreateCache, whose caches are collections.
-pub(super) fn create(
-    scope: Scope<TenantName>,
-    id: CollectionId,
-    spec: &CollectionSpec,
-) -> Counted<pb::Collection> {
-    let info = scope
-        .tenant
-        .create_collection(&id, spec)
-        .map_err(engine_status)?;
+/// The answer to CreateCollection and CreateCache (caches are collections): collection `id`
+/// of `tenant` as created.
+pub(super) fn to_pb(tenant: TenantName, id: CollectionId, info: &CollectionInfo) -> pb::Collection {
     let name = CollectionName {
-        tenant: scope.name.tenant,
+        tenant: tenant.tenant,
         collection: id,
     };
-    Ok((collection_to_pb(name.to_string(), &info), 0))
+    collection_to_pb(name.to_string(), info)
 }
 
 #[derive(Debug)]
@@ -51,7 +43,11 @@ impl CollectionService for CollectionApi {
                 0,
                 move |scope: Scope<TenantName>| {
                     let id = CollectionId::new(req.collection_id.clone()).map_err(core_status)?;
-                    create(scope, id, &collection_spec(&req)?)
+                    let info = scope
+                        .tenant
+                        .create_collection(&id, &collection_spec(&req)?)
+                        .map_err(engine_status)?;
+                    Ok((to_pb(scope.name, id, &info), 0))
                 },
             )
             .await

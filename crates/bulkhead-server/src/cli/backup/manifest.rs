@@ -69,6 +69,10 @@ pub struct CollectionEntry {
     /// Field name → `KEYWORD`, `INTEGER`, `FLOAT` or `BOOL`.
     #[serde(default)]
     pub indexed_fields: BTreeMap<String, String>,
+    /// `RECORDS` or `SEMANTIC_CACHE`; absent in manifests written before kinds existed (a
+    /// cache is then told by its two reserved indexed fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub records: u64,
     pub file: String,
 }
@@ -170,8 +174,25 @@ impl CollectionEntry {
                 .filter(|s| *s != pb::SegmentPolicy::Unspecified)
                 .map(|s| s.as_str_name().to_owned()),
             indexed_fields,
+            kind: pb::CollectionKind::try_from(c.kind)
+                .ok()
+                .filter(|k| *k != pb::CollectionKind::Unspecified)
+                .map(|k| k.as_str_name().to_owned()),
             records: c.record_count,
             file,
+        }
+    }
+
+    /// Whether this is a semantic cache, re-created with CreateCache: only a cache's own
+    /// entries may carry its reserved fields.
+    pub fn is_cache(&self) -> bool {
+        match &self.kind {
+            Some(kind) => kind == pb::CollectionKind::SemanticCache.as_str_name(),
+            None => {
+                self.indexed_fields.len() == 2
+                    && self.indexed_fields.get("_scope").map(String::as_str) == Some("KEYWORD")
+                    && self.indexed_fields.get("_stored_at").map(String::as_str) == Some("INTEGER")
+            }
         }
     }
 
@@ -229,6 +250,32 @@ impl CollectionEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_is_known_by_its_kind_or_in_old_manifests_by_its_reserved_fields() {
+        let mut c = pb::Collection {
+            dimension: 3,
+            metric: pb::Metric::Cosine as i32,
+            indexed_fields: [
+                ("_scope".to_owned(), pb::FieldType::Keyword as i32),
+                ("_stored_at".to_owned(), pb::FieldType::Integer as i32),
+            ]
+            .into(),
+            kind: pb::CollectionKind::SemanticCache as i32,
+            ..Default::default()
+        };
+        assert!(CollectionEntry::of("answers", &c, "a".into()).is_cache());
+        c.kind = pb::CollectionKind::Records as i32;
+        assert!(!CollectionEntry::of("answers", &c, "a".into()).is_cache());
+        // Written before kinds existed.
+        c.kind = pb::CollectionKind::Unspecified as i32;
+        let old = CollectionEntry::of("answers", &c, "a".into());
+        assert_eq!(old.kind, None);
+        assert!(old.is_cache());
+        c.indexed_fields
+            .insert("year".into(), pb::FieldType::Integer as i32);
+        assert!(!CollectionEntry::of("answers", &c, "a".into()).is_cache());
+    }
 
     #[test]
     fn indexed_fields_survive_the_manifest_round_trip() {

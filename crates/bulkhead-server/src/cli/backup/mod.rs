@@ -167,7 +167,16 @@ async fn restore_collections(
 ) -> Result<Vec<serde_json::Value>> {
     let mut restored = Vec::new();
     for c in &manifest.collections {
-        match tenant.create_collection(&c.id, &c.spec()?).await {
+        let spec = c.spec()?;
+        let created = if c.is_cache() {
+            let ttl = spec.default_ttl;
+            tenant
+                .create_cache(&c.id, c.dimension, spec.metric, ttl)
+                .await
+        } else {
+            tenant.create_collection(&c.id, &spec).await
+        };
+        match created {
             Ok(_) => {}
             Err(ClientError::AlreadyExists(_)) if args.merge => {
                 let existing = tenant.collection(&c.id).await?;

@@ -1,0 +1,361 @@
+//! The semantic cache as an engine type. A cache is a collection of its tenant, so its entries
+//! are partitioned, audited and TTL'd like any record; what makes it a cache is three reserved
+//! fields on each entry: the scope (a user or session inside the tenant), the time it was stored
+//! and its prompt. A lookup is confined to one scope by a filter on the first, so a write path
+//! that let a caller set it would let one user plant an answer in another user's scope. The
+//! rules therefore live here, below every write path: upserts and imports into a cache can't
+//! carry `_` keys, only `store_in_cache` writes them, and a tenant admin's restore may bring
+//! them back from a backup, checked field by field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bulkhead_core::{CollectionId, Metadata, Metric, RecordId, Value};
+
+use crate::clock::now_ms;
+use crate::collection::{CollectionKind, CollectionSpec};
+use crate::error::{EngineError, Result};
+use crate::fields::FieldType;
+use crate::filter::{Condition, Filter, Range};
+use crate::record::{Include, NewRecord, Query};
+use crate::tenant::{CollectionInfo, TenantHandle};
+
+const SCOPE: &str = "_scope";
+const STORED_AT: &str = "_stored_at";
+const PROMPT: &str = "_prompt";
+
+/// Longest scope, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 256;
+
+/// What a cache is created with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSettings {
+    pub dimension: usize,
+    /// Cosine or dot: a cache compares similarities.
+    pub metric: Metric,
+    /// Applied to entries stored without a TTL of their own.
+    pub default_ttl: Option<Duration>,
+}
+
+/// One answer to keep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheEntry {
+    pub id: RecordId,
+    pub prompt: String,
+    pub response: String,
+    /// The prompt's embedding.
+    pub vector: Vec<f32>,
+    /// The user or session the answer belongs to; `None`: shared by the whole tenant.
+    pub scope: Option<String>,
+    /// The caller's own fields; none may start with `_`.
+    pub metadata: Metadata,
+    pub ttl: Option<Duration>,
+}
+
+/// A cache lookup: the closest entry of one scope, if close and fresh enough.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheLookup {
+    pub vector: Vec<f32>,
+    /// Only entries stored with exactly this scope; `None`: only entries stored without one.
+    pub scope: Option<String>,
+    /// Only entries stored at most this long ago.
+    pub max_age: Option<Duration>,
+    pub min_similarity: f32,
+}
+
+/// The entry a lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheHit {
+    pub id: RecordId,
+    pub prompt: String,
+    pub response: String,
+    /// The caller's own fields, without the reserved ones.
+    pub metadata: Metadata,
+    pub similarity: f32,
+    /// Whole seconds since it was stored.
+    pub age_seconds: u64,
+}
+
+/// Which entries an invalidation removes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheTarget {
+    Ids(Vec<RecordId>),
+    /// Every entry of one scope.
+    Scope(String),
+}
+
+/// How a write into a cache treats the reserved fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReservedFields {
+    /// A plain upsert or import: no `_` key at all.
+    Refused,
+    /// A restore, or the cache's own store: each reserved field checked for its type and
+    /// bounds, no other `_` key.
+    Checked,
+}
+
+/// Whether a collection's declared fields are those of a cache created before collections had
+/// a kind.
+pub(crate) fn is_legacy_cache(fields: &BTreeMap<String, FieldType>) -> bool {
+    fields.len() == 2
+        && fields.get(SCOPE) == Some(&FieldType::Keyword)
+        && fields.get(STORED_AT) == Some(&FieldType::Integer)
+}
+
+fn check_scope(scope: &str) -> Result<()> {
+    if scope.is_empty() || scope.len() > MAX_SCOPE_BYTES {
+        return Err(EngineError::InvalidArgument(format!(
+            "scope must be 1 to {MAX_SCOPE_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the `_` keys of an entry written into a cache.
+pub(crate) fn check_reserved_fields(
+    metadata: &Metadata,
+    reserved: ReservedFields,
+) -> std::result::Result<(), String> {
+    for (key, value) in metadata.iter().filter(|(k, _)| k.starts_with('_')) {
+        let valid = match (reserved, key.as_str(), value) {
+            (ReservedFields::Refused, ..) => {
+                return Err(format!(
+                    "metadata.{key}: keys starting with '_' are reserved in a semantic cache \
+                     (its entries are written by SemanticCacheService.Store)"
+                ));
+            }
+            (ReservedFields::Checked, SCOPE, Value::String(s)) => check_scope(s).is_ok(),
+            (ReservedFields::Checked, STORED_AT, Value::Int(t)) => *t >= 0,
+            (ReservedFields::Checked, PROMPT, Value::String(_)) => true,
+            (ReservedFields::Checked, ..) => false,
+        };
+        if !valid {
+            return Err(format!(
+                "metadata.{key}: not a valid reserved field of a cache entry \
+                 ({SCOPE}: 1 to {MAX_SCOPE_BYTES} bytes, {STORED_AT}: ms since the epoch, \
+                 {PROMPT}: a string)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The filter that confines a lookup or invalidation to one scope.
+fn scope_filter(scope: Option<&str>) -> Filter {
+    match scope {
+        Some(s) => Filter::condition(Condition::Eq {
+            field: SCOPE.into(),
+            value: Value::String(s.into()),
+        }),
+        None => Filter {
+            must_not: vec![Filter::condition(Condition::Exists {
+                field: SCOPE.into(),
+            })],
+            ..Filter::default()
+        },
+    }
+}
+
+/// Whole seconds since an entry's `_stored_at` (0 without one).
+fn age_seconds(stored_at: Option<Value>, now: u64) -> u64 {
+    match stored_at {
+        Some(Value::Int(t)) => now.saturating_sub(t as u64) / 1000,
+        _ => 0,
+    }
+}
+
+impl TenantHandle {
+    pub fn create_cache(
+        &self,
+        id: &CollectionId,
+        settings: &CacheSettings,
+    ) -> Result<CollectionInfo> {
+        if settings.metric == Metric::L2 {
+            return Err(EngineError::InvalidArgument(
+                "metric: a cache compares similarities; use COSINE or DOT".into(),
+            ));
+        }
+        let mut spec = CollectionSpec::new(settings.dimension, settings.metric);
+        spec.default_ttl = settings.default_ttl;
+        spec.indexed_fields = BTreeMap::from([
+            (SCOPE.to_owned(), FieldType::Keyword),
+            (STORED_AT.to_owned(), FieldType::Integer),
+        ]);
+        spec.kind = CollectionKind::SemanticCache;
+        self.create_collection(id, &spec)
+    }
+
+    /// Stores an answer; its reserved fields are set here, from the entry and the clock.
+    pub fn store_in_cache(&self, cache: &CollectionId, entry: CacheEntry) -> Result<RecordId> {
+        self.require_cache(cache)?;
+        if let Some(s) = &entry.scope {
+            check_scope(s)?;
+        }
+        let mut metadata = entry.metadata;
+        check_reserved_fields(&metadata, ReservedFields::Refused)
+            .map_err(EngineError::InvalidArgument)?;
+        metadata.insert(PROMPT.into(), Value::String(entry.prompt));
+        metadata.insert(STORED_AT.into(), Value::Int(now_ms() as i64));
+        if let Some(s) = entry.scope {
+            metadata.insert(SCOPE.into(), Value::String(s));
+        }
+        let mut record = NewRecord::new(entry.id.clone(), entry.vector);
+        record.text = Some(entry.response);
+        record.metadata = metadata;
+        record.ttl = entry.ttl;
+        self.write_records(cache, vec![record], ReservedFields::Checked)?;
+        Ok(entry.id)
+    }
+
+    /// The closest entry of the lookup's scope, if it is at least `min_similarity` close and
+    /// within `max_age`.
+    pub fn lookup_in_cache(
+        &self,
+        cache: &CollectionId,
+        lookup: CacheLookup,
+    ) -> Result<Option<CacheHit>> {
+        self.require_cache(cache)?;
+        if let Some(s) = &lookup.scope {
+            check_scope(s)?;
+        }
+        let now = now_ms();
+        let mut filter = scope_filter(lookup.scope.as_deref());
+        if let Some(age) = lookup.max_age {
+            let since = now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+            filter.must.push(Filter::condition(Condition::Range {
+                field: STORED_AT.into(),
+                range: Range::Integer {
+                    gte: Some(since as i64),
+                    gt: None,
+                    lte: None,
+                    lt: None,
+                },
+            }));
+        }
+        let mut query = Query::new(lookup.vector, 1);
+        query.include = Include {
+            text: true,
+            metadata: true,
+            vector: false,
+        };
+        query.filter = Some(filter);
+        let Some(hit) = self
+            .query(cache, &query)?
+            .into_iter()
+            .next()
+            .filter(|h| h.score >= lookup.min_similarity)
+        else {
+            return Ok(None);
+        };
+        let mut metadata = hit.metadata.unwrap_or_default();
+        let prompt = match metadata.remove(PROMPT) {
+            Some(Value::String(p)) => p,
+            _ => String::new(),
+        };
+        let age_seconds = age_seconds(metadata.remove(STORED_AT), now);
+        metadata.remove(SCOPE);
+        Ok(Some(CacheHit {
+            id: hit.id,
+            prompt,
+            response: hit.text.unwrap_or_default(),
+            metadata,
+            similarity: hit.score,
+            age_seconds,
+        }))
+    }
+
+    /// Removes the target's entries; returns how many were live.
+    pub fn invalidate_in_cache(&self, cache: &CollectionId, target: &CacheTarget) -> Result<usize> {
+        self.require_cache(cache)?;
+        match target {
+            CacheTarget::Ids(ids) => self.delete(cache, ids),
+            CacheTarget::Scope(s) => {
+                check_scope(s)?;
+                self.delete_where(cache, &scope_filter(Some(s)))
+            }
+        }
+    }
+
+    fn require_cache(&self, id: &CollectionId) -> Result<()> {
+        let _g = self.enter()?;
+        match self.collection(id)?.meta.kind() {
+            CollectionKind::SemanticCache => Ok(()),
+            CollectionKind::Records => Err(EngineError::NotACache(id.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, Value)]) -> Metadata {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn plain_writes_carry_no_reserved_key_and_restores_only_valid_ones() {
+        let own = meta(&[("lang", Value::String("en".into()))]);
+        assert!(check_reserved_fields(&own, ReservedFields::Refused).is_ok());
+        for key in [SCOPE, STORED_AT, PROMPT, "_other"] {
+            let m = meta(&[(key, Value::String("x".into()))]);
+            let refused = check_reserved_fields(&m, ReservedFields::Refused).unwrap_err();
+            assert!(
+                refused.contains(key) && refused.contains("reserved"),
+                "{refused}"
+            );
+        }
+        let restored = meta(&[
+            (SCOPE, Value::String("user-1".into())),
+            (STORED_AT, Value::Int(1_700_000_000_000)),
+            (PROMPT, Value::String("what is bulkhead?".into())),
+            ("lang", Value::String("en".into())),
+        ]);
+        assert!(check_reserved_fields(&restored, ReservedFields::Checked).is_ok());
+        for bad in [
+            meta(&[(SCOPE, Value::String(String::new()))]),
+            meta(&[(SCOPE, Value::String("u".repeat(MAX_SCOPE_BYTES + 1)))]),
+            meta(&[(SCOPE, Value::Int(1))]),
+            meta(&[(STORED_AT, Value::Int(-1))]),
+            meta(&[(STORED_AT, Value::String("now".into()))]),
+            meta(&[(PROMPT, Value::Bool(true))]),
+            meta(&[("_other", Value::String("x".into()))]),
+        ] {
+            assert!(
+                check_reserved_fields(&bad, ReservedFields::Checked).is_err(),
+                "{bad:?}"
+            );
+        }
+        let longest = meta(&[(SCOPE, Value::String("u".repeat(MAX_SCOPE_BYTES)))]);
+        assert!(check_reserved_fields(&longest, ReservedFields::Checked).is_ok());
+    }
+
+    #[test]
+    fn an_entry_is_as_old_as_the_whole_seconds_since_it_was_stored() {
+        let now = 1_700_000_000_000;
+        assert_eq!(age_seconds(Some(Value::Int(now as i64 - 5_999)), now), 5);
+        assert_eq!(age_seconds(Some(Value::Int(now as i64 - 6_000)), now), 6);
+        assert_eq!(age_seconds(Some(Value::Int(now as i64 + 2_000)), now), 0);
+        assert_eq!(age_seconds(None, now), 0);
+        assert_eq!(age_seconds(Some(Value::String("x".into())), now), 0);
+    }
+
+    #[test]
+    fn only_the_two_fields_a_cache_declared_mark_a_legacy_cache() {
+        let cache = BTreeMap::from([
+            (SCOPE.to_owned(), FieldType::Keyword),
+            (STORED_AT.to_owned(), FieldType::Integer),
+        ]);
+        assert!(is_legacy_cache(&cache));
+        let mut more = cache.clone();
+        more.insert("lang".into(), FieldType::Keyword);
+        assert!(!is_legacy_cache(&more));
+        let mut other_type = cache.clone();
+        other_type.insert(STORED_AT.into(), FieldType::Keyword);
+        assert!(!is_legacy_cache(&other_type));
+        assert!(!is_legacy_cache(&BTreeMap::new()));
+    }
+}
