@@ -30,6 +30,13 @@ scripts/leakprobe-fault-demo.sh
 echo "== every command of the README and docs/ against a real server" >&2
 python3 -m unittest discover -s tools/doccheck -q
 scripts/check-docs.sh
+# The engine is left out until its owners are split (issue 19: engine, sweeper, tenant and
+# index_builds still share `Shared`).
+echo "== no import cycles between modules (tools/modcycles)" >&2
+python3 -m unittest discover -s tools/modcycles -q
+python3 tools/modcycles/modcycles.py crates/bulkhead-core crates/bulkhead-index \
+    crates/bulkhead-proto crates/bulkhead-formats crates/bulkhead-client crates/bulkhead-server \
+    tools/bulkhead-leakprobe
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast

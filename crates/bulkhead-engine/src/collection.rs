@@ -203,11 +203,13 @@ impl CollectionMeta {
         if meta.kind.is_none() {
             // Caches created before kinds existed are told apart by the fields only a cache
             // declared.
-            meta.kind = Some(if crate::tenant::is_legacy_cache(&meta.indexed_fields) {
-                CollectionKind::SemanticCache
-            } else {
-                CollectionKind::Records
-            });
+            meta.kind = Some(
+                if crate::cache_fields::is_legacy_cache(&meta.indexed_fields) {
+                    CollectionKind::SemanticCache
+                } else {
+                    CollectionKind::Records
+                },
+            );
         }
         Ok(meta)
     }

@@ -10,6 +10,7 @@
 mod api_keys;
 mod audit;
 mod background;
+mod cache_fields;
 mod change_log;
 mod clock;
 mod codec;
@@ -33,6 +34,7 @@ pub use api_keys::{ApiKeyRecord, SecretHash};
 pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use background::lower_current_thread_priority;
 pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
+pub use cache_fields::MAX_SCOPE_BYTES;
 pub use collection::{BuildSettings, CollectionKind, CollectionSpec, MAX_BUILD_THREADS};
 pub use config::EngineConfig;
 pub use engine::{Engine, TenantInfo};
@@ -44,5 +46,5 @@ pub use record::{Hit, Include, NewRecord, Query, StoredRecord};
 pub use settings::{Quota, RateLimit, TenantSettings};
 pub use tenant::{
     AuditPage, CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, CollectionInfo,
-    IndexStatus, MAX_SCOPE_BYTES, MAX_TOP_K, TenantHandle, TenantStats,
+    IndexStatus, MAX_TOP_K, TenantHandle, TenantStats,
 };

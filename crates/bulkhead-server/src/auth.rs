@@ -5,40 +5,14 @@
 
 use std::sync::Arc;
 
-use bulkhead_core::{Role, TenantId};
 use bulkhead_engine::{Engine, SecretHash};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use crate::principal::{Principal, TenantCaller};
 use crate::tokens::TokenVerifier;
-
-/// The authenticated caller of one request. Passed explicitly; never stored beyond the request.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    Admin,
-    Tenant(TenantCaller),
-}
-
-/// A caller that may act on one tenant only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantCaller {
-    pub tenant: TenantId,
-    pub role: Role,
-    /// The key id, or `jwt:<subject>` for a token: what audit events and logs show.
-    pub name: String,
-}
-
-impl Principal {
-    /// How audit events and logs name the caller.
-    pub fn audit_name(&self) -> String {
-        match self {
-            Principal::Admin => "admin".to_owned(),
-            Principal::Tenant(c) => c.name.clone(),
-        }
-    }
-}
 
 pub fn hash_secret(secret: &str) -> SecretHash {
     Sha256::digest(secret.as_bytes()).into()

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bulkhead_core::{Metadata, Metric, RecordId};
 use bulkhead_engine::{
-    BuildSettings, CollectionInfo, CollectionKind, CollectionSpec, Hit, IndexKind, IndexParams,
-    NewRecord, Quantization, Quota, RateLimit, StoredRecord, TenantInfo,
+    BuildSettings, CollectionInfo, CollectionKind, CollectionSpec, FieldType, Hit, IndexKind,
+    IndexParams, NewRecord, Quantization, Quota, RateLimit, StoredRecord, TenantInfo,
 };
 use bulkhead_proto::v1 as pb;
 use prost_types::Timestamp;
@@ -95,7 +95,7 @@ pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSp
     spec.indexed_fields = req
         .indexed_fields
         .iter()
-        .map(|(name, t)| crate::query_filter::field_type(name, *t).map(|t| (name.clone(), t)))
+        .map(|(name, t)| field_type(name, *t).map(|t| (name.clone(), t)))
         .collect::<Result<_, _>>()?;
     Ok(spec)
 }
@@ -143,12 +143,7 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
             .spec
             .indexed_fields
             .iter()
-            .map(|(name, t)| {
-                (
-                    name.clone(),
-                    crate::query_filter::field_type_to_pb(*t) as i32,
-                )
-            })
+            .map(|(name, t)| (name.clone(), field_type_to_pb(*t) as i32))
             .collect(),
     }
 }
@@ -295,6 +290,27 @@ pub fn tenant_to_pb(t: &TenantInfo, default_retention: Duration) -> pb::Tenant {
             (false, false) => pb::TenantState::Cold,
         } as i32,
         group: t.group,
+    }
+}
+
+pub fn field_type(name: &str, t: i32) -> Result<FieldType, Status> {
+    match pb::FieldType::try_from(t) {
+        Ok(pb::FieldType::Keyword) => Ok(FieldType::Keyword),
+        Ok(pb::FieldType::Integer) => Ok(FieldType::Integer),
+        Ok(pb::FieldType::Float) => Ok(FieldType::Float),
+        Ok(pb::FieldType::Bool) => Ok(FieldType::Bool),
+        Ok(pb::FieldType::Unspecified) | Err(_) => Err(Status::invalid_argument(format!(
+            "indexed_fields[{name:?}]: unknown type {t}; expected KEYWORD, INTEGER, FLOAT or BOOL"
+        ))),
+    }
+}
+
+pub fn field_type_to_pb(t: FieldType) -> pb::FieldType {
+    match t {
+        FieldType::Keyword => pb::FieldType::Keyword,
+        FieldType::Integer => pb::FieldType::Integer,
+        FieldType::Float => pb::FieldType::Float,
+        FieldType::Bool => pb::FieldType::Bool,
     }
 }
 

@@ -14,10 +14,11 @@ use tonic::metadata::MetadataMap;
 
 use crate::admission::{FairPool, JobPanicked, Refusals, Slot, TenantSlots};
 use crate::audit_writer::AuditWriter;
-use crate::auth::{Authenticator, Principal};
+use crate::auth::Authenticator;
 use crate::fault;
 use crate::limits::{RateDefaults, RateLimiter};
 use crate::metrics::Metrics;
+use crate::principal::Principal;
 use crate::status::{code_name, core_status, engine_status};
 use crate::tokens::TokenVerifier;
 
@@ -580,7 +581,7 @@ pub(crate) fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::TenantCaller;
+    use crate::principal::TenantCaller;
 
     fn key(tenant: &str, role: Role) -> Principal {
         Principal::Tenant(TenantCaller {

@@ -15,6 +15,7 @@ mod gate;
 mod limits;
 mod metrics;
 mod oversize;
+mod principal;
 mod query_filter;
 mod services;
 mod small_requests;

@@ -2,7 +2,7 @@
 //! operator, bounded depth and size), meaning checked by the engine against the collection's
 //! indexed fields. Errors name the position in the tree, e.g. `filter.must[1].condition`.
 
-use bulkhead_engine::{Condition, FieldType, Filter, Range};
+use bulkhead_engine::{Condition, Filter, Range};
 use bulkhead_proto::v1 as pb;
 use pb::condition::Op;
 use tonic::Status;
@@ -128,27 +128,6 @@ fn condition(c: pb::Condition, at: &str) -> Result<Condition, Status> {
             }
         },
     )
-}
-
-pub fn field_type(name: &str, t: i32) -> Result<FieldType, Status> {
-    match pb::FieldType::try_from(t) {
-        Ok(pb::FieldType::Keyword) => Ok(FieldType::Keyword),
-        Ok(pb::FieldType::Integer) => Ok(FieldType::Integer),
-        Ok(pb::FieldType::Float) => Ok(FieldType::Float),
-        Ok(pb::FieldType::Bool) => Ok(FieldType::Bool),
-        Ok(pb::FieldType::Unspecified) | Err(_) => Err(Status::invalid_argument(format!(
-            "indexed_fields[{name:?}]: unknown type {t}; expected KEYWORD, INTEGER, FLOAT or BOOL"
-        ))),
-    }
-}
-
-pub fn field_type_to_pb(t: FieldType) -> pb::FieldType {
-    match t {
-        FieldType::Keyword => pb::FieldType::Keyword,
-        FieldType::Integer => pb::FieldType::Integer,
-        FieldType::Float => pb::FieldType::Float,
-        FieldType::Bool => pb::FieldType::Bool,
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tonic::Status;
 
-use crate::auth::TenantCaller;
+use crate::principal::TenantCaller;
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 5;

@@ -14,7 +14,9 @@ from bulkhead.errors import InvalidArgument, NotFound
 def test_semantic_cache(tenant: TenantHandle) -> None:
     cache = tenant.create_cache("answers", 3, default_ttl_seconds=86400)
     assert cache.collection_id == "answers" and cache.default_ttl_seconds == 86400
-    assert "answers" in [c.collection_id for c in tenant.list_collections()]
+    assert cache.kind == "semantic_cache"
+    kinds = {c.collection_id: c.kind for c in tenant.list_collections()}
+    assert kinds["answers"] == "semantic_cache"
 
     prompt = np.array([0.1, 0.2, 0.3], dtype=np.float32)
     entry_id = tenant.cache_store(

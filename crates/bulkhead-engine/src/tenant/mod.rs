@@ -56,10 +56,7 @@ pub use audit_log::AuditPage;
 pub use collections::{CollectionInfo, IndexStatus};
 pub(crate) use persist::Persisted;
 pub use records::MAX_TOP_K;
-pub(crate) use semantic_cache::is_legacy_cache;
-pub use semantic_cache::{
-    CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, MAX_SCOPE_BYTES,
-};
+pub use semantic_cache::{CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget};
 
 /// Access to one tenant. Cheap to clone; every clone addresses the same single tenant.
 #[derive(Debug, Clone)]

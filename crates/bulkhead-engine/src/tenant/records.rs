@@ -8,6 +8,7 @@ use std::time::Duration;
 use bulkhead_core::{CollectionId, RecordId, validate_metadata, validate_vector};
 use bulkhead_index::{MAX_EF, SearchFilter};
 
+use crate::cache_fields::{self, ReservedFields};
 use crate::change_log;
 use crate::clock::{expiry_after, is_expired, now_ms};
 use crate::codec::{self, StoredValue};
@@ -17,7 +18,6 @@ use crate::keys;
 use crate::record::{Hit, NewRecord, Query, StoredRecord};
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
-use crate::tenant::semantic_cache::{self, ReservedFields};
 
 /// Largest `top_k` the engine accepts; the server may set a lower limit.
 pub const MAX_TOP_K: usize = 10_000;
@@ -53,7 +53,7 @@ impl TenantHandle {
         self.validate_batch(&col, &records)?;
         if col.meta.kind() == CollectionKind::SemanticCache {
             for (index, r) in records.iter().enumerate() {
-                semantic_cache::check_reserved_fields(&r.metadata, reserved).map_err(|e| {
+                cache_fields::check_reserved_fields(&r.metadata, reserved).map_err(|e| {
                     EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
                 })?;
             }

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use bulkhead_core::{CollectionId, Metadata, Metric, RecordId, Value};
 
+use crate::cache_fields::{
+    PROMPT, ReservedFields, SCOPE, STORED_AT, check_reserved_fields, check_scope,
+};
 use crate::clock::now_ms;
 use crate::collection::{CollectionKind, CollectionSpec};
 use crate::error::{EngineError, Result};
@@ -19,13 +22,6 @@ use crate::fields::FieldType;
 use crate::filter::{Condition, Filter, Range};
 use crate::record::{Include, NewRecord, Query};
 use crate::tenant::{CollectionInfo, TenantHandle};
-
-const SCOPE: &str = "_scope";
-const STORED_AT: &str = "_stored_at";
-const PROMPT: &str = "_prompt";
-
-/// Longest scope, in bytes.
-pub const MAX_SCOPE_BYTES: usize = 256;
 
 /// What a cache is created with.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,62 +78,6 @@ pub enum CacheTarget {
     Ids(Vec<RecordId>),
     /// Every entry of one scope.
     Scope(String),
-}
-
-/// How a write into a cache treats the reserved fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReservedFields {
-    /// A plain upsert or import: no `_` key at all.
-    Refused,
-    /// A restore, or the cache's own store: each reserved field checked for its type and
-    /// bounds, no other `_` key.
-    Checked,
-}
-
-/// Whether a collection's declared fields are those of a cache created before collections had
-/// a kind.
-pub(crate) fn is_legacy_cache(fields: &BTreeMap<String, FieldType>) -> bool {
-    fields.len() == 2
-        && fields.get(SCOPE) == Some(&FieldType::Keyword)
-        && fields.get(STORED_AT) == Some(&FieldType::Integer)
-}
-
-fn check_scope(scope: &str) -> Result<()> {
-    if scope.is_empty() || scope.len() > MAX_SCOPE_BYTES {
-        return Err(EngineError::InvalidArgument(format!(
-            "scope must be 1 to {MAX_SCOPE_BYTES} bytes"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks the `_` keys of an entry written into a cache.
-pub(crate) fn check_reserved_fields(
-    metadata: &Metadata,
-    reserved: ReservedFields,
-) -> std::result::Result<(), String> {
-    for (key, value) in metadata.iter().filter(|(k, _)| k.starts_with('_')) {
-        let valid = match (reserved, key.as_str(), value) {
-            (ReservedFields::Refused, ..) => {
-                return Err(format!(
-                    "metadata.{key}: keys starting with '_' are reserved in a semantic cache \
-                     (its entries are written by SemanticCacheService.Store)"
-                ));
-            }
-            (ReservedFields::Checked, SCOPE, Value::String(s)) => check_scope(s).is_ok(),
-            (ReservedFields::Checked, STORED_AT, Value::Int(t)) => *t >= 0,
-            (ReservedFields::Checked, PROMPT, Value::String(_)) => true,
-            (ReservedFields::Checked, ..) => false,
-        };
-        if !valid {
-            return Err(format!(
-                "metadata.{key}: not a valid reserved field of a cache entry \
-                 ({SCOPE}: 1 to {MAX_SCOPE_BYTES} bytes, {STORED_AT}: ms since the epoch, \
-                 {PROMPT}: a string)"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The filter that confines a lookup or invalidation to one scope.
@@ -289,50 +229,6 @@ impl TenantHandle {
 mod tests {
     use super::*;
 
-    fn meta(pairs: &[(&str, Value)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect()
-    }
-
-    #[test]
-    fn plain_writes_carry_no_reserved_key_and_restores_only_valid_ones() {
-        let own = meta(&[("lang", Value::String("en".into()))]);
-        assert!(check_reserved_fields(&own, ReservedFields::Refused).is_ok());
-        for key in [SCOPE, STORED_AT, PROMPT, "_other"] {
-            let m = meta(&[(key, Value::String("x".into()))]);
-            let refused = check_reserved_fields(&m, ReservedFields::Refused).unwrap_err();
-            assert!(
-                refused.contains(key) && refused.contains("reserved"),
-                "{refused}"
-            );
-        }
-        let restored = meta(&[
-            (SCOPE, Value::String("user-1".into())),
-            (STORED_AT, Value::Int(1_700_000_000_000)),
-            (PROMPT, Value::String("what is bulkhead?".into())),
-            ("lang", Value::String("en".into())),
-        ]);
-        assert!(check_reserved_fields(&restored, ReservedFields::Checked).is_ok());
-        for bad in [
-            meta(&[(SCOPE, Value::String(String::new()))]),
-            meta(&[(SCOPE, Value::String("u".repeat(MAX_SCOPE_BYTES + 1)))]),
-            meta(&[(SCOPE, Value::Int(1))]),
-            meta(&[(STORED_AT, Value::Int(-1))]),
-            meta(&[(STORED_AT, Value::String("now".into()))]),
-            meta(&[(PROMPT, Value::Bool(true))]),
-            meta(&[("_other", Value::String("x".into()))]),
-        ] {
-            assert!(
-                check_reserved_fields(&bad, ReservedFields::Checked).is_err(),
-                "{bad:?}"
-            );
-        }
-        let longest = meta(&[(SCOPE, Value::String("u".repeat(MAX_SCOPE_BYTES)))]);
-        assert!(check_reserved_fields(&longest, ReservedFields::Checked).is_ok());
-    }
-
     #[test]
     fn an_entry_is_as_old_as_the_whole_seconds_since_it_was_stored() {
         let now = 1_700_000_000_000;
@@ -341,21 +237,5 @@ mod tests {
         assert_eq!(age_seconds(Some(Value::Int(now as i64 + 2_000)), now), 0);
         assert_eq!(age_seconds(None, now), 0);
         assert_eq!(age_seconds(Some(Value::String("x".into())), now), 0);
-    }
-
-    #[test]
-    fn only_the_two_fields_a_cache_declared_mark_a_legacy_cache() {
-        let cache = BTreeMap::from([
-            (SCOPE.to_owned(), FieldType::Keyword),
-            (STORED_AT.to_owned(), FieldType::Integer),
-        ]);
-        assert!(is_legacy_cache(&cache));
-        let mut more = cache.clone();
-        more.insert("lang".into(), FieldType::Keyword);
-        assert!(!is_legacy_cache(&more));
-        let mut other_type = cache.clone();
-        other_type.insert(STORED_AT.into(), FieldType::Keyword);
-        assert!(!is_legacy_cache(&other_type));
-        assert!(!is_legacy_cache(&BTreeMap::new()));
     }
 }

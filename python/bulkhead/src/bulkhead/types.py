@@ -91,6 +91,9 @@ class Collection:
     hnsw: dict[str, Any] = field(default_factory=dict)
     # kind (flat/hnsw), building, memory_bytes, segment_time, changes_since_segment.
     index: dict[str, Any] = field(default_factory=dict)
+    # "records", or "semantic_cache" for a cache (whose reserved `_` fields only
+    # `SemanticCache.store` writes).
+    kind: str = "unspecified"
 
 
 @dataclass(slots=True)
@@ -185,6 +188,10 @@ _TENANT_STATES = {
     admin_pb2.TENANT_STATE_HOT: "hot",
 }
 _INDEX_KINDS = {collections_pb2.FLAT: "flat", collections_pb2.HNSW: "hnsw"}
+_COLLECTION_KINDS = {
+    collections_pb2.RECORDS: "records",
+    collections_pb2.SEMANTIC_CACHE: "semantic_cache",
+}
 
 
 def _reverse(table: Mapping[str, int]) -> dict[int, str]:
@@ -447,6 +454,7 @@ def collection_from_pb(message: collections_pb2.Collection) -> Collection:
             message.default_ttl_seconds if message.HasField("default_ttl_seconds") else None
         ),
         create_time=time_from_pb(message, "create_time"),
+        kind=_COLLECTION_KINDS.get(message.kind, "unspecified"),
         hnsw=hnsw,
         index=index,
     )
