@@ -549,31 +549,8 @@ impl Engine {
     }
 }
 
-/// API keys: control-plane records of one tenant each.
+/// Authentication's view of API keys.
 impl Engine {
-    /// Stores a new key of `record.tenant`, bound to the tenant's current incarnation. A tenant
-    /// holds at most `max_api_keys_per_tenant` keys, revoked ones included.
-    pub fn create_api_key(&self, mut record: ApiKeyRecord) -> Result<ApiKeyRecord> {
-        let lock = self.shared.api_keys.mutation_lock(&record.tenant);
-        let _serialised = lock.lock();
-        record.incarnation = self.shared.record(&record.tenant)?.incarnation;
-        let keys = &self.shared.api_keys;
-        if keys.get(&record.tenant, &record.key_id).is_some() {
-            return Err(EngineError::KeyExists(record.key_id.clone()));
-        }
-        let cap = self.shared.config.max_api_keys_per_tenant;
-        let held = keys.count(&record.tenant);
-        if held >= cap {
-            return Err(EngineError::QuotaExceeded(format!(
-                "tenant {} holds {held} API keys (revoked ones included), the limit is {cap}",
-                record.tenant
-            )));
-        }
-        self.shared.registry.put_api_key(&record)?;
-        keys.put(record.clone());
-        Ok(record)
-    }
-
     /// The key whose secret hashes to `hash`, if its tenant still exists in the incarnation the
     /// key was issued for. Expiry and revocation are the caller's to check (`is_usable`), so it
     /// can tell them apart in its answer.
@@ -588,25 +565,50 @@ impl Engine {
             .is_some_and(|t| t.incarnation == key.incarnation);
         alive.then_some(key)
     }
+}
+
+/// API keys: control-plane records of one tenant each, changed only through the tenant's
+/// handle (`TenantHandle::create_api_key` and the rest).
+impl Shared {
+    /// Stores a new key of `record.tenant`, bound to the tenant's current incarnation. A tenant
+    /// holds at most `max_api_keys_per_tenant` keys, revoked ones included.
+    pub(crate) fn create_api_key(&self, mut record: ApiKeyRecord) -> Result<ApiKeyRecord> {
+        let lock = self.api_keys.mutation_lock(&record.tenant);
+        let _serialised = lock.lock();
+        record.incarnation = self.record(&record.tenant)?.incarnation;
+        let keys = &self.api_keys;
+        if keys.get(&record.tenant, &record.key_id).is_some() {
+            return Err(EngineError::KeyExists(record.key_id.clone()));
+        }
+        let cap = self.config.max_api_keys_per_tenant;
+        let held = keys.count(&record.tenant);
+        if held >= cap {
+            return Err(EngineError::QuotaExceeded(format!(
+                "tenant {} holds {held} API keys (revoked ones included), the limit is {cap}",
+                record.tenant
+            )));
+        }
+        self.registry.put_api_key(&record)?;
+        keys.put(record.clone());
+        Ok(record)
+    }
 
     /// The keys of one tenant, ordered by id.
-    pub fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>> {
-        self.tenant_info(tenant)?;
-        Ok(self.shared.api_keys.of_tenant(tenant))
+    pub(crate) fn list_api_keys(&self, tenant: &TenantId) -> Vec<ApiKeyRecord> {
+        self.api_keys.of_tenant(tenant)
     }
 
     /// Marks a key revoked; it fails authentication from then on.
-    pub fn revoke_api_key(&self, tenant: &TenantId, key_id: &KeyId) -> Result<ApiKeyRecord> {
-        let lock = self.shared.api_keys.mutation_lock(tenant);
+    pub(crate) fn revoke_api_key(&self, tenant: &TenantId, key_id: &KeyId) -> Result<ApiKeyRecord> {
+        let lock = self.api_keys.mutation_lock(tenant);
         let _serialised = lock.lock();
         let mut revoked = self
-            .shared
             .api_keys
             .get(tenant, key_id)
             .ok_or_else(|| EngineError::KeyNotFound(key_id.clone()))?;
         revoked.revoked = true;
-        self.shared.registry.put_api_key(&revoked)?;
-        self.shared.api_keys.put(revoked.clone());
+        self.registry.put_api_key(&revoked)?;
+        self.api_keys.put(revoked.clone());
         Ok(revoked)
     }
 }

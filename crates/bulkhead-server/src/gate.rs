@@ -84,7 +84,7 @@ pub struct Shares {
 
 #[derive(Debug)]
 pub struct Gate {
-    pub engine: Arc<Engine>,
+    engine: Arc<Engine>,
     audit: AuditWriter,
     auth: Authenticator,
     limits: RateLimiter,

@@ -28,6 +28,7 @@
 //! }
 //! ```
 
+mod api_keys;
 mod audit_log;
 mod collections;
 mod export;

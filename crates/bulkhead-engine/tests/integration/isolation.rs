@@ -145,3 +145,47 @@ fn unknown_and_duplicate_tenants_are_errors() {
         Err(EngineError::TenantNotFound(_))
     ));
 }
+
+fn key(id: &str, names_tenant: &str, hash: u8) -> bulkhead_engine::ApiKeyRecord {
+    bulkhead_engine::ApiKeyRecord {
+        tenant: tenant(names_tenant),
+        key_id: id.parse().unwrap(),
+        role: bulkhead_core::Role::Write,
+        secret_hash: [hash; 32],
+        description: String::new(),
+        created_at_ms: 0,
+        expires_at_ms: None,
+        revoked: false,
+        incarnation: 0,
+    }
+}
+
+/// Key operations are methods of a tenant's handle: whatever tenant a record names, the key is
+/// the handle's tenant's; another tenant's handle neither lists nor revokes it; and a handle
+/// whose tenant was deleted creates no key that would outlive it.
+#[test]
+fn key_operations_reach_only_the_handles_tenant_and_end_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let a = tenant_with_docs(&engine, "a", DIM);
+    let b = tenant_with_docs(&engine, "b", DIM);
+    let stored = a.create_api_key(key("k1", "b", 1)).unwrap();
+    assert_eq!(stored.tenant, tenant("a"), "the record's own tenant is ignored");
+    assert_eq!(engine.api_key_by_hash(&[1; 32]).unwrap().tenant, tenant("a"));
+    assert_eq!(a.list_api_keys().unwrap().len(), 1);
+    assert!(b.list_api_keys().unwrap().is_empty());
+    assert!(matches!(
+        b.revoke_api_key(&"k1".parse().unwrap()),
+        Err(EngineError::KeyNotFound(_))
+    ));
+    assert!(!engine.api_key_by_hash(&[1; 32]).unwrap().revoked);
+
+    engine.delete_tenant(&tenant("a")).unwrap();
+    assert!(matches!(
+        a.create_api_key(key("k2", "a", 2)),
+        Err(EngineError::TenantNotFound(_))
+    ));
+    assert!(engine.api_key_by_hash(&[1; 32]).is_none());
+    assert!(engine.api_key_by_hash(&[2; 32]).is_none());
+    assert!(matches!(a.list_api_keys(), Err(EngineError::TenantNotFound(_))));
+}

@@ -48,7 +48,6 @@ impl KeyService for KeyApi {
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let (md, _, req) = request.into_parts();
-        let gate = self.gate.clone();
         self.gate
             .tenant_call(
                 &md,
@@ -81,7 +80,7 @@ impl KeyService for KeyApi {
                         revoked: false,
                         incarnation: 0,
                     };
-                    let stored = gate.engine.create_api_key(record).map_err(engine_status)?;
+                    let stored = scope.tenant.create_api_key(record).map_err(engine_status)?;
                     Ok((
                         pb::CreateApiKeyResponse {
                             key: Some(key_to_pb(&stored)),
@@ -100,7 +99,6 @@ impl KeyService for KeyApi {
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let (md, _, req) = request.into_parts();
-        let gate = self.gate.clone();
         self.gate
             .tenant_call(
                 &md,
@@ -109,10 +107,7 @@ impl KeyService for KeyApi {
                 Role::TenantAdmin,
                 0,
                 move |scope: Scope<TenantName>| {
-                    let keys = gate
-                        .engine
-                        .list_api_keys(&scope.name.tenant)
-                        .map_err(engine_status)?;
+                    let keys = scope.tenant.list_api_keys().map_err(engine_status)?;
                     let n = keys.len() as u64;
                     Ok((
                         pb::ListApiKeysResponse {
@@ -131,7 +126,6 @@ impl KeyService for KeyApi {
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<()>, Status> {
         let (md, _, req) = request.into_parts();
-        let gate = self.gate.clone();
         self.gate
             .tenant_call(
                 &md,
@@ -140,8 +134,9 @@ impl KeyService for KeyApi {
                 Role::TenantAdmin,
                 0,
                 move |scope: Scope<KeyName>| {
-                    gate.engine
-                        .revoke_api_key(&scope.name.tenant, &scope.name.key)
+                    scope
+                        .tenant
+                        .revoke_api_key(&scope.name.key)
                         .map_err(engine_status)?;
                     tracing::info!(tenant = %scope.name.tenant, key = %scope.name.key, "API key revoked");
                     Ok(((), 0))
