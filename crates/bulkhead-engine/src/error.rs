@@ -46,6 +46,9 @@ pub enum EngineError {
     /// Ours (or the environment's): the storage layer failed.
     #[error("storage error: {0}")]
     Storage(String),
+    /// Transient: the storage was busy, timed out or is shutting down; a retry may succeed.
+    #[error("storage busy: {0}")]
+    Busy(String),
     /// Ours: stored bytes could not be decoded; the data directory is damaged or foreign.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -55,12 +58,6 @@ pub enum EngineError {
     /// The environment's: the data directory is unusable (permissions, another process holds the lock).
     #[error("cannot open data directory: {0}")]
     Open(String),
-}
-
-impl From<rocksdb::Error> for EngineError {
-    fn from(e: rocksdb::Error) -> Self {
-        EngineError::Storage(e.into_string())
-    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

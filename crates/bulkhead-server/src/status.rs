@@ -19,9 +19,17 @@ pub fn engine_status(e: EngineError) -> Status {
         | EngineError::KeyExists(_) => Status::already_exists(e.to_string()),
         EngineError::QuotaExceeded(_) => Status::resource_exhausted(e.to_string()),
         EngineError::NotACache(_) => Status::failed_precondition(e.to_string()),
-        EngineError::Storage(_) | EngineError::Corrupt(_) | EngineError::Index(_) => {
+        EngineError::Corrupt(_) => {
+            tracing::error!(error = %e, "stored data is damaged");
+            Status::data_loss("stored data is damaged; see the server log")
+        }
+        EngineError::Storage(_) | EngineError::Index(_) => {
             tracing::error!(error = %e, "engine failure");
             Status::internal("internal storage error")
+        }
+        EngineError::Busy(_) => {
+            tracing::warn!(error = %e, "storage busy");
+            Status::unavailable("storage busy; retry")
         }
         EngineError::Open(_) => {
             tracing::error!(error = %e, "engine unavailable");
@@ -94,5 +102,17 @@ mod tests {
         let s = engine_status(EngineError::Storage("/secret/path: IO error".into()));
         assert_eq!(s.code(), Code::Internal);
         assert!(!s.message().contains("secret"));
+        // Kept apart: damage is not a busy database, which a retry may get past.
+        let damaged = engine_status(EngineError::Corrupt("/secret/path: checksum".into()));
+        assert_eq!(damaged.code(), Code::DataLoss);
+        assert!(!damaged.message().contains("secret"));
+        let busy = engine_status(EngineError::Busy("/secret/path: busy".into()));
+        assert_eq!(busy.code(), Code::Unavailable);
+        assert!(!busy.message().contains("secret"));
+        let c = CollectionId::new("docs").unwrap();
+        assert_eq!(
+            engine_status(EngineError::NotACache(c)).code(),
+            Code::FailedPrecondition
+        );
     }
 }

@@ -13,3 +13,55 @@ pub(crate) use limits::open_group_cap;
 pub(crate) use options::SharedResources;
 pub(crate) use registry::{Registry, TenantRecord};
 pub(crate) use store::{TenantStore, WriteSet};
+
+impl From<rocksdb::Error> for crate::error::EngineError {
+    fn from(e: rocksdb::Error) -> Self {
+        let kind = e.kind();
+        engine_error(kind, e.into_string())
+    }
+}
+
+/// RocksDB's errors by kind, not flattened to a string: damaged data, a busy or closing
+/// database and a failed disk are answered differently (and only the first is corruption).
+fn engine_error(kind: rocksdb::ErrorKind, message: String) -> crate::error::EngineError {
+    use crate::error::EngineError;
+    use rocksdb::ErrorKind;
+    match kind {
+        ErrorKind::Corruption => EngineError::Corrupt(message),
+        ErrorKind::Busy
+        | ErrorKind::TryAgain
+        | ErrorKind::TimedOut
+        | ErrorKind::Incomplete
+        | ErrorKind::ShutdownInProgress => EngineError::Busy(message),
+        _ => EngineError::Storage(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::EngineError;
+    use rocksdb::ErrorKind;
+
+    #[test]
+    fn storage_errors_keep_their_kind() {
+        let of = |kind| engine_error(kind, "m".into());
+        assert!(matches!(of(ErrorKind::Corruption), EngineError::Corrupt(m) if m == "m"));
+        for transient in [
+            ErrorKind::Busy,
+            ErrorKind::TryAgain,
+            ErrorKind::TimedOut,
+            ErrorKind::Incomplete,
+            ErrorKind::ShutdownInProgress,
+        ] {
+            assert!(matches!(of(transient), EngineError::Busy(_)));
+        }
+        for failure in [
+            ErrorKind::IOError,
+            ErrorKind::NotSupported,
+            ErrorKind::Unknown,
+        ] {
+            assert!(matches!(of(failure), EngineError::Storage(_)));
+        }
+    }
+}

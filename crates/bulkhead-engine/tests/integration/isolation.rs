@@ -170,8 +170,15 @@ fn key_operations_reach_only_the_handles_tenant_and_end_with_it() {
     let a = tenant_with_docs(&engine, "a", DIM);
     let b = tenant_with_docs(&engine, "b", DIM);
     let stored = a.create_api_key(key("k1", "b", 1)).unwrap();
-    assert_eq!(stored.tenant, tenant("a"), "the record's own tenant is ignored");
-    assert_eq!(engine.api_key_by_hash(&[1; 32]).unwrap().tenant, tenant("a"));
+    assert_eq!(
+        stored.tenant,
+        tenant("a"),
+        "the record's own tenant is ignored"
+    );
+    assert_eq!(
+        engine.api_key_by_hash(&[1; 32]).unwrap().tenant,
+        tenant("a")
+    );
     assert_eq!(a.list_api_keys().unwrap().len(), 1);
     assert!(b.list_api_keys().unwrap().is_empty());
     assert!(matches!(
@@ -187,5 +194,8 @@ fn key_operations_reach_only_the_handles_tenant_and_end_with_it() {
     ));
     assert!(engine.api_key_by_hash(&[1; 32]).is_none());
     assert!(engine.api_key_by_hash(&[2; 32]).is_none());
-    assert!(matches!(a.list_api_keys(), Err(EngineError::TenantNotFound(_))));
+    assert!(matches!(
+        a.list_api_keys(),
+        Err(EngineError::TenantNotFound(_))
+    ));
 }
