@@ -38,19 +38,14 @@ mod hex_hash {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        s.serialize_str(&hex)
+        s.serialize_str(&hex::encode(hash))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let s = String::deserialize(d)?;
-        if s.len() != 64 {
-            return Err(D::Error::custom("secret hash must be 64 hex digits"));
-        }
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(D::Error::custom)?;
-        }
+        hex::decode_to_slice(&s, &mut out)
+            .map_err(|e| D::Error::custom(format!("secret hash must be 64 hex digits: {e}")))?;
         Ok(out)
     }
 }

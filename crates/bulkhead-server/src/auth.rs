@@ -22,18 +22,14 @@ pub fn hash_secret(secret: &str) -> SecretHash {
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("bh_{}", hex(&bytes))
+    format!("bh_{}", hex::encode(bytes))
 }
 
 /// A fresh key id (`k` + 16 hex digits), valid under the id rule.
 pub fn new_key_id() -> String {
     let mut bytes = [0u8; 8];
     rand::rng().fill_bytes(&mut bytes);
-    format!("k{}", hex(&bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("k{}", hex::encode(bytes))
 }
 
 #[derive(Debug)]
