@@ -461,6 +461,12 @@ impl Engine {
     /// delays only its own deletion. A tenant later created with the same id gets a new column
     /// family and sees nothing of this one.
     pub fn delete_tenant(&self, id: &TenantId) -> Result<()> {
+        // Held until the keys are gone: a key being created either finishes first (and the
+        // registry delete takes it along) or finds no tenant, never lands after the delete.
+        // (Looked up first so a missing id leaves no lock behind.)
+        self.shared.record(id)?;
+        let key_changes = self.shared.api_keys.mutation_lock(id);
+        let serialised = key_changes.lock();
         let state = {
             let _lifecycle = self.shared.lifecycle.lock();
             let state = self.shared.state(id)?;
@@ -470,6 +476,7 @@ impl Engine {
             state
         };
         self.shared.api_keys.remove_tenant(id);
+        drop(serialised);
         state.delete()
     }
 

@@ -199,3 +199,41 @@ fn key_operations_reach_only_the_handles_tenant_and_end_with_it() {
         Err(EngineError::TenantNotFound(_))
     ));
 }
+
+/// Keys created while their tenant is being deleted must not survive into a tenant later
+/// created with the same id (they would be listed as its own). Races a key-creating thread
+/// against the delete, many times.
+#[test]
+fn no_key_created_during_a_delete_outlives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(open(dir.path()));
+    for round in 0..40u8 {
+        let t = tenant_with_docs(&engine, "t", DIM);
+        let creating = std::thread::spawn(move || {
+            let mut created = 0u32;
+            for i in 0..500u32 {
+                let id = format!("k{round}x{i}");
+                let hash = (u32::from(round) * 1000 + i).to_le_bytes()[0];
+                match t.create_api_key(key(&id, "t", hash)) {
+                    Ok(_) => created += 1,
+                    Err(EngineError::TenantNotFound(_)) => break,
+                    Err(EngineError::QuotaExceeded(_)) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            created
+        });
+        std::thread::sleep(std::time::Duration::from_micros(
+            200 * u64::from(round % 10),
+        ));
+        engine.delete_tenant(&tenant("t")).unwrap();
+        creating.join().unwrap();
+        let again = tenant_with_docs(&engine, "t", DIM);
+        assert_eq!(
+            again.list_api_keys().unwrap(),
+            vec![],
+            "round {round}: a key of the deleted tenant is listed by the new one"
+        );
+        engine.delete_tenant(&tenant("t")).unwrap();
+    }
+}
