@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Mutation testing of the code that keeps tenants apart: the resource-name parser and id types,
-# the gate (authentication, authorization, token verification), the key store's tenant binding,
-# the tenant store and the registry's incarnations, filter and allow-list application, and the
-# semantic cache's scope. Every mutant cargo-mutants makes there must be caught by a test; the
-# ones that can't be (equivalent mutants) are excluded in .cargo/mutants.toml, each with its
-# reason in docs/security.md.
+# the gate (authentication, authorization, token verification), the key store's tenant binding
+# and the handle's key operations, the tenant store and the registry's incarnations, filter and
+# allow-list application, and the semantic cache's scope and reserved fields. Every mutant
+# cargo-mutants makes there must be caught by a test; the ones that can't be (equivalent
+# mutants) are excluded in .cargo/mutants.toml, each with its reason in docs/security.md.
 #
 #   scripts/mutants.sh                  every mutant of those files (the full run, ~1 hour here)
 #   scripts/mutants.sh --in-diff REV    only mutants on lines changed since the commit REV
@@ -90,13 +90,17 @@ run_group engine "" \
     crates/bulkhead-engine/src/key_table.rs \
     crates/bulkhead-engine/src/storage/store.rs \
     crates/bulkhead-engine/src/storage/registry.rs \
-    crates/bulkhead-engine/src/filter.rs
+    crates/bulkhead-engine/src/filter.rs \
+    crates/bulkhead-engine/src/cache_fields.rs \
+    crates/bulkhead-engine/src/tenant/semantic_cache.rs \
+    crates/bulkhead-engine/src/tenant/api_keys.rs
 # The server's own tests, without the five that restart a server or run the leak probe for
 # 15 s and more: they test persistence and the probe itself, and the isolation and auth suites
 # cover the gate's lines they reach.
 run_group server "not test(/^leakprobe::|restart|^lifecycle::(sigterm|get_tenant)|^tls::the_leakprobe/)" \
     crates/bulkhead-server/src/gate.rs \
     crates/bulkhead-server/src/auth.rs \
+    crates/bulkhead-server/src/principal.rs \
     crates/bulkhead-server/src/tokens.rs \
     crates/bulkhead-server/src/query_filter.rs \
     crates/bulkhead-server/src/services/cache.rs
