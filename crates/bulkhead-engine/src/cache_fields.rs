@@ -15,7 +15,7 @@ pub(crate) const STORED_AT: &str = "_stored_at";
 pub(crate) const PROMPT: &str = "_prompt";
 
 /// Longest scope, in bytes.
-pub const MAX_SCOPE_BYTES: usize = 256;
+const MAX_SCOPE_BYTES: usize = 256;
 
 /// How a write into a cache treats the reserved fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,7 +34,6 @@ pub use api_keys::{ApiKeyRecord, SecretHash};
 pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use background::lower_current_thread_priority;
 pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
-pub use cache_fields::MAX_SCOPE_BYTES;
 pub use collection::{BuildSettings, CollectionKind, CollectionSpec, MAX_BUILD_THREADS};
 pub use config::EngineConfig;
 pub use engine::{Engine, TenantInfo};
