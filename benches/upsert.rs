@@ -40,7 +40,9 @@ fn bench_upsert(c: &mut Criterion) {
             engine
                 .create_tenant(&tenant, &TenantSettings::default())
                 .unwrap();
-            let handle = engine.tenant(&tenant).unwrap();
+            let handle = engine
+                .tenant(&engine.authority().admin(&tenant, "benchmark"))
+                .unwrap();
             let coll = CollectionId::new("docs").unwrap();
             let mut spec = CollectionSpec::new(DIM, Metric::Cosine);
             spec.index = Some(IndexParams {

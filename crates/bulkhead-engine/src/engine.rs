@@ -10,6 +10,7 @@ use std::time::Duration;
 use bulkhead_core::{KeyId, TenantId};
 use parking_lot::{Mutex, RwLock};
 
+use crate::access::{Access, Authority, Grant};
 use crate::api_keys::{ApiKeyRecord, SecretHash};
 use crate::clock::now_ms;
 use crate::config::EngineConfig;
@@ -396,21 +397,29 @@ impl Engine {
         self.shared.index_builds.wait_idle(timeout)
     }
 
-    /// The only way to a tenant's data. May open the tenant's group (file I/O): callers on an
-    /// async runtime try [`Engine::tenant_if_active`] first.
-    pub fn tenant(&self, id: &TenantId) -> Result<TenantHandle> {
-        self.shared.state(id).map(TenantHandle::new)
+    /// The only way to a tenant's data: a handle of the granted tenant with the granted
+    /// access. May open the tenant's group (file I/O): callers on an async runtime try
+    /// [`Engine::tenant_if_active`] first.
+    pub fn tenant<A: Access>(&self, grant: &Grant<A>) -> Result<TenantHandle<A>> {
+        self.shared
+            .state(grant.tenant())
+            .map(|state| TenantHandle::new(state).narrow())
     }
 
-    /// A handle of `id` if its group is open and it has been used since (no I/O, no waiting on
-    /// another tenant's activation); `None` means `tenant` has work to do.
-    pub fn tenant_if_active(&self, id: &TenantId) -> Option<TenantHandle> {
+    /// A handle of the granted tenant if its group is open and it has been used since (no I/O,
+    /// no waiting on another tenant's activation); `None` means `tenant` has work to do.
+    pub fn tenant_if_active<A: Access>(&self, grant: &Grant<A>) -> Option<TenantHandle<A>> {
         self.shared
             .active
             .read()
-            .get(id)
+            .get(grant.tenant())
             .cloned()
-            .map(TenantHandle::new)
+            .map(|state| TenantHandle::new(state).narrow())
+    }
+
+    /// The authority that issues grants (see `access`): whoever holds the engine authorizes.
+    pub fn authority(&self) -> Authority {
+        Authority::new()
     }
 
     pub fn create_tenant(&self, id: &TenantId, settings: &TenantSettings) -> Result<TenantInfo> {

@@ -7,6 +7,7 @@
 //! layer. See `docs/architecture.md` for the key layout and data flow.
 #![forbid(unsafe_code)]
 
+mod access;
 mod api_keys;
 mod audit;
 mod background;
@@ -30,6 +31,7 @@ mod storage;
 mod sweeper;
 mod tenant;
 
+pub use access::{Access, Authority, CanWrite, Grant, KeyAdmin, Read, Write};
 pub use api_keys::{ApiKeyRecord, SecretHash};
 pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use background::lower_current_thread_priority;

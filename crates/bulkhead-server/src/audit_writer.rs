@@ -156,7 +156,9 @@ mod tests {
                 engine
                     .create_tenant(&id, &TenantSettings::default())
                     .unwrap();
-                engine.tenant(&id).unwrap()
+                engine
+                    .tenant(&engine.authority().admin(&id, "audit writer test"))
+                    .unwrap()
             })
             .collect();
         (engine, handles)

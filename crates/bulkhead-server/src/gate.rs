@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bulkhead_core::{CacheName, CollectionName, CoreError, KeyName, Role, TenantId, TenantName};
-use bulkhead_engine::{AuditEntry, AuditStamp, Engine, TenantHandle};
+use bulkhead_engine::{Access, AuditEntry, AuditStamp, Authority, Engine, TenantHandle};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
@@ -67,9 +67,9 @@ impl TenantResource for KeyName {
 /// What one tenant-scoped call may use: the parsed resource and its tenant's handle. For calls
 /// that write, the handle is audited: each write it makes carries its audit event.
 #[derive(Debug)]
-pub struct Scope<N> {
+pub struct Scope<N, A: Access> {
     pub name: N,
-    pub tenant: TenantHandle,
+    pub tenant: TenantHandle<A>,
 }
 
 /// The result of an engine call and the record count its audit event reports.
@@ -85,6 +85,8 @@ pub struct Shares {
 #[derive(Debug)]
 pub struct Gate {
     engine: Arc<Engine>,
+    /// Issues the grants the gate opens tenants with; nothing else in the server holds it.
+    authority: Authority,
     audit: AuditWriter,
     auth: Authenticator,
     limits: RateLimiter,
@@ -109,6 +111,7 @@ impl Gate {
         Self {
             auth: Authenticator::new(engine.clone(), admin_token, tokens),
             audit: AuditWriter::default(),
+            authority: engine.authority(),
             engine,
             limits: RateLimiter::new(rates),
             metrics,
@@ -172,21 +175,21 @@ impl Gate {
             })
     }
 
-    /// Runs a call on the tenant named by `resource`, for callers holding at least `needed`
+    /// Runs a call on the tenant named by `resource`, for callers holding at least `A::ROLE`
     /// (the admin token always qualifies). `write_bytes` feeds the tenant's write-rate limit.
     ///
     /// Once admitted, the call runs to its end, audit event included, in a task of its own:
     /// a client that cancels (a deadline, a reset stream) stops waiting for the answer but
     /// can't leave a committed write or a finished read unaudited.
-    pub async fn tenant_call<N: TenantResource, R: Send + 'static>(
+    pub async fn tenant_call<N: TenantResource, A: Access, R: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
         method: &'static str,
         resource: &str,
-        needed: Role,
         write_bytes: u64,
-        body: impl FnOnce(Scope<N>) -> Counted<R> + Send + 'static,
+        body: impl FnOnce(Scope<N, A>) -> Counted<R> + Send + 'static,
     ) -> Result<R, Status> {
+        let needed = A::ROLE;
         let started = Instant::now();
         let principal = match self.auth.authenticate(metadata, now_ms()) {
             Ok(p) => p,
@@ -214,7 +217,6 @@ impl Gate {
             method,
             resource: audit_resource(resource),
             write_bytes,
-            needed,
         };
         let gate = self.clone();
         let result = tokio::spawn(async move { gate.run_on_tenant(call, name, body).await })
@@ -287,11 +289,11 @@ impl Gate {
             .await
     }
 
-    async fn run_on_tenant<N: TenantResource, R: Send + 'static>(
+    async fn run_on_tenant<N: TenantResource, A: Access, R: Send + 'static>(
         self: Arc<Self>,
         call: Call,
         name: N,
-        body: impl FnOnce(Scope<N>) -> Counted<R> + Send + 'static,
+        body: impl FnOnce(Scope<N, A>) -> Counted<R> + Send + 'static,
     ) -> Result<R, Status> {
         let info = self
             .engine
@@ -329,7 +331,7 @@ impl Gate {
             }
         };
         // Calls that may write get a handle whose writes carry their audit event.
-        let writer = (call.needed != Role::Read).then(|| {
+        let writer = (A::ROLE != Role::Read).then(|| {
             tenant.audited(AuditStamp {
                 principal: audit.principal.clone(),
                 operation: call.method.to_owned(),
@@ -338,7 +340,8 @@ impl Gate {
         });
         let scope = Scope {
             name,
-            tenant: writer.clone().unwrap_or(tenant),
+            // The request's handle can do what its role can, no more.
+            tenant: writer.clone().unwrap_or(tenant).narrow(),
         };
         let outcome = self
             .on_engine_pool(&call.tenant_id, move || body(scope))
@@ -356,11 +359,16 @@ impl Gate {
     /// `id`'s handle. Opening a closed group is file I/O: it goes to the blocking pool, so an
     /// async worker never waits on it.
     async fn handle(&self, id: &TenantId) -> Result<TenantHandle, Status> {
-        if let Some(handle) = self.engine.tenant_if_active(id) {
+        // Full access: the gate appends audit events for every role; the request gets a
+        // narrowed copy of its role (`run_on_tenant`).
+        let grant = self
+            .authority
+            .admin(id, "the gate: activation and the audit trail");
+        if let Some(handle) = self.engine.tenant_if_active(&grant) {
             return Ok(handle);
         }
-        let (engine, id) = (self.engine.clone(), id.clone());
-        tokio::task::spawn_blocking(move || engine.tenant(&id))
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.tenant(&grant))
             .await
             .map_err(|_| Status::internal("request task failed"))?
             .map_err(engine_status)
@@ -506,7 +514,6 @@ struct Call {
     /// Already escaped and bounded by [`audit_resource`].
     resource: String,
     write_bytes: u64,
-    needed: Role,
 }
 
 /// Whether `principal` may act on `tenant` with `needed` rights. A key of another tenant gets
@@ -582,6 +589,7 @@ pub(crate) fn now_ms() -> u64 {
 mod tests {
     use super::*;
     use crate::principal::TenantCaller;
+    use bulkhead_engine::Write;
 
     fn key(tenant: &str, role: Role) -> Principal {
         Principal::Tenant(TenantCaller {
@@ -655,22 +663,19 @@ mod tests {
     /// Runs a WRITE-role call on tenant `t` with `body`, and returns its outcome and the
     /// tenant's audit trail afterwards as (operation, outcome, record count).
     async fn write_call(
-        body: impl FnOnce(Scope<TenantName>) -> Counted<()> + Send + 'static,
+        body: impl FnOnce(Scope<TenantName, Write>) -> Counted<()> + Send + 'static,
     ) -> (Result<(), Status>, Vec<(String, String, u64)>) {
         let (gate, _dir) = gate();
         let outcome = gate
-            .tenant_call(
-                &admin_metadata(),
-                "Test/Write",
-                "tenants/t",
-                Role::Write,
-                0,
-                body,
-            )
+            .tenant_call(&admin_metadata(), "Test/Write", "tenants/t", 0, body)
             .await;
         let trail = gate
             .engine
-            .tenant(&TenantId::new("t").unwrap())
+            .tenant(
+                &gate
+                    .authority
+                    .admin(&TenantId::new("t").unwrap(), "gate test"),
+            )
             .unwrap()
             .list_audit(None, None, 100)
             .unwrap()
@@ -680,7 +685,7 @@ mod tests {
         (outcome, trail)
     }
 
-    fn create_collection(scope: &Scope<TenantName>) -> Result<(), Status> {
+    fn create_collection(scope: &Scope<TenantName, Write>) -> Result<(), Status> {
         let id = bulkhead_core::CollectionId::new("c").unwrap();
         let spec = bulkhead_engine::CollectionSpec::new(4, bulkhead_core::Metric::Cosine);
         scope

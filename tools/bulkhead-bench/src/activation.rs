@@ -170,7 +170,7 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
     if args.export {
         let started = Instant::now();
         let engine = Engine::open(config(&args.data_dir))?;
-        let t = engine.tenant(&tenant())?;
+        let t = engine.tenant(&engine.authority().admin(&tenant(), "benchmark harness"))?;
         let spec = t.collection_spec(&docs())?;
         let page = t.scan_records(&docs(), None, 256)?;
         let first_page_ms = ms(started.elapsed());
@@ -187,7 +187,7 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
     let started = Instant::now();
     let engine = Engine::open(config(&args.data_dir))?;
     let open_ms = ms(started.elapsed());
-    let t = engine.tenant(&tenant())?;
+    let t = engine.tenant(&engine.authority().admin(&tenant(), "benchmark harness"))?;
     let query_started = Instant::now();
     let hits = t.query(&docs(), &Query::new(q, K))?;
     let first_query_ms = ms(query_started.elapsed());
@@ -228,8 +228,11 @@ fn populate(args: &ActivationArgs, base: &Matrix<f32>) -> Result<()> {
     let mut config = config(&args.data_dir);
     config.sync_writes = false;
     let engine = Engine::open(config)?;
-    if engine.tenant(&tenant()).is_ok() {
-        let t = engine.tenant(&tenant())?;
+    if engine
+        .tenant(&engine.authority().admin(&tenant(), "benchmark harness"))
+        .is_ok()
+    {
+        let t = engine.tenant(&engine.authority().admin(&tenant(), "benchmark harness"))?;
         let records = t.get_collection(&docs())?.records;
         ensure!(
             records == args.rows as u64,
@@ -241,7 +244,7 @@ fn populate(args: &ActivationArgs, base: &Matrix<f32>) -> Result<()> {
         return Ok(());
     }
     engine.create_tenant(&tenant(), &TenantSettings::default())?;
-    let t = engine.tenant(&tenant())?;
+    let t = engine.tenant(&engine.authority().admin(&tenant(), "benchmark harness"))?;
     t.create_collection(&docs(), &CollectionSpec::new(base.dim, Metric::Cosine))?;
     let started = Instant::now();
     for start in (0..args.rows).step_by(BATCH) {

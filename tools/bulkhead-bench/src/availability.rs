@@ -94,7 +94,7 @@ pub fn run(args: &AvailabilityArgs) -> Result<()> {
     let engine = Engine::open(config)?;
     let tenant = TenantId::new("big")?;
     engine.create_tenant(&tenant, &TenantSettings::default())?;
-    let t = engine.tenant(&tenant)?;
+    let t = engine.tenant(&engine.authority().admin(&tenant, "benchmark harness"))?;
     let n = base.rows();
     let next_id = AtomicUsize::new(n);
 

@@ -47,7 +47,7 @@ pub fn run(args: &FilterArgs) -> Result<()> {
     let engine = Engine::open(EngineConfig::new(dir.path()))?;
     let tenant_id = TenantId::new("bench")?;
     engine.create_tenant(&tenant_id, &TenantSettings::default())?;
-    let tenant = engine.tenant(&tenant_id)?;
+    let tenant = engine.tenant(&engine.authority().admin(&tenant_id, "benchmark harness"))?;
     let collection = CollectionId::new("docs")?;
     let mut spec = CollectionSpec::new(base.dim, Metric::Cosine);
     spec.indexed_fields

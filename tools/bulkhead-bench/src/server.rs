@@ -673,7 +673,7 @@ async fn setup_local(
     for t in &layout.tenants {
         let id = TenantId::new(t.clone())?;
         engine.create_tenant(&id, &TenantSettings::default())?;
-        let h = engine.tenant(&id)?;
+        let h = engine.tenant(&engine.authority().admin(&id, "benchmark harness"))?;
         h.create_collection(
             &CollectionId::new("docs")?,
             &CollectionSpec::new(dim, Metric::Cosine),

@@ -112,7 +112,7 @@ fn populate(engine: &Engine, start: usize, args: &TenantsArgs) -> Result<Vec<Dur
         let t0 = Instant::now();
         engine.create_tenant(&id, &TenantSettings::default())?;
         create.push(t0.elapsed());
-        let handle = engine.tenant(&id)?;
+        let handle = engine.tenant(&engine.authority().admin(&id, "benchmark harness"))?;
         handle.create_collection(&docs(), &spec)?;
         let mut rng = StdRng::seed_from_u64(i as u64);
         let records = (0..args.per_tenant)
@@ -273,7 +273,13 @@ pub fn reopen(args: &ReopenArgs) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(7);
     let query = Query::new(unit_vector(&mut rng, args.dim), 10);
     let first_query = |i: usize| -> Result<()> {
-        let hits = engine.tenant(&tenant_id(i))?.query(&docs(), &query)?;
+        let hits = engine
+            .tenant(
+                &engine
+                    .authority()
+                    .grant::<bulkhead_engine::Read>(&tenant_id(i)),
+            )?
+            .query(&docs(), &query)?;
         anyhow::ensure!(!hits.is_empty(), "tenant {i} returned nothing");
         Ok(())
     };
@@ -455,7 +461,13 @@ fn hot_latencies(
             break;
         }
         let t = Instant::now();
-        engine.tenant(&tenant_id(i))?.query(&docs(), query)?;
+        engine
+            .tenant(
+                &engine
+                    .authority()
+                    .grant::<bulkhead_engine::Read>(&tenant_id(i)),
+            )?
+            .query(&docs(), query)?;
         latencies.push(t.elapsed());
     }
     latencies.sort_unstable();

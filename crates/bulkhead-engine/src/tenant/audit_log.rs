@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use parking_lot::MutexGuard;
 
+use crate::access::{Access, KeyAdmin};
 use crate::audit::{AuditEntry, AuditEvent, AuditStamp};
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
@@ -31,16 +32,17 @@ pub(crate) struct WriteAudit {
     committed: AtomicU64,
 }
 
-impl TenantHandle {
+impl<A: Access> TenantHandle<A> {
     /// This handle with every write it makes audited under `stamp`: the event goes into the
     /// write's own batch. Reads through it are not audited (the caller audits those).
-    pub fn audited(&self, stamp: AuditStamp) -> TenantHandle {
+    pub fn audited(&self, stamp: AuditStamp) -> TenantHandle<A> {
         TenantHandle {
             state: self.state.clone(),
             audit: Some(Arc::new(WriteAudit {
                 stamp,
                 committed: AtomicU64::new(0),
             })),
+            access: std::marker::PhantomData,
         }
     }
 
@@ -77,27 +79,6 @@ impl TenantHandle {
                 None => Ok(1),
             },
         }
-    }
-
-    /// Appends events (in one write) and returns them with sequence and time assigned. The write
-    /// is in the WAL before this returns, so a process crash loses nothing; it is not fsynced on
-    /// its own (see `TenantStore::write_unsynced`).
-    pub fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<AuditEvent>> {
-        let _g = self.enter()?;
-        let mut next = self.state.audit_next.lock();
-        let mut seq = self.next_audit_sequence(&next)?;
-        let time_ms = now_ms();
-        let mut set = WriteSet::default();
-        let mut events = Vec::with_capacity(entries.len());
-        for e in entries {
-            let event = stamped(seq, time_ms, e);
-            set.put(keys::audit_key(seq), encode_event(&event));
-            events.push(event);
-            seq += 1;
-        }
-        self.store().write_unsynced(set)?;
-        *next = Some(seq);
-        Ok(events)
     }
 
     /// Up to `limit` events with sequence greater than `after_sequence` and time at or after
@@ -156,6 +137,45 @@ impl TenantHandle {
             Duration::from_secs,
         )
     }
+}
+
+fn stamped(sequence: u64, time_ms: u64, e: AuditEntry) -> AuditEvent {
+    AuditEvent {
+        sequence,
+        time_ms,
+        principal: e.principal,
+        operation: e.operation,
+        resource: e.resource,
+        outcome: e.outcome,
+        record_count: e.record_count,
+    }
+}
+
+fn encode_event(event: &AuditEvent) -> Vec<u8> {
+    serde_json::to_vec(event).expect("audit events always serialise")
+}
+
+impl TenantHandle<KeyAdmin> {
+    /// Appends events (in one write) and returns them with sequence and time assigned. The write
+    /// is in the WAL before this returns, so a process crash loses nothing; it is not fsynced on
+    /// its own (see `TenantStore::write_unsynced`).
+    pub fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<AuditEvent>> {
+        let _g = self.enter()?;
+        let mut next = self.state.audit_next.lock();
+        let mut seq = self.next_audit_sequence(&next)?;
+        let time_ms = now_ms();
+        let mut set = WriteSet::default();
+        let mut events = Vec::with_capacity(entries.len());
+        for e in entries {
+            let event = stamped(seq, time_ms, e);
+            set.put(keys::audit_key(seq), encode_event(&event));
+            events.push(event);
+            seq += 1;
+        }
+        self.store().write_unsynced(set)?;
+        *next = Some(seq);
+        Ok(events)
+    }
 
     /// Deletes audit events older than the retention; returns how many.
     pub fn prune_audit(&self) -> Result<usize> {
@@ -182,20 +202,4 @@ impl TenantHandle {
         }
         Ok(pruned)
     }
-}
-
-fn stamped(sequence: u64, time_ms: u64, e: AuditEntry) -> AuditEvent {
-    AuditEvent {
-        sequence,
-        time_ms,
-        principal: e.principal,
-        operation: e.operation,
-        resource: e.resource,
-        outcome: e.outcome,
-        record_count: e.record_count,
-    }
-}
-
-fn encode_event(event: &AuditEvent) -> Vec<u8> {
-    serde_json::to_vec(event).expect("audit events always serialise")
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bulkhead_core::CollectionId;
 use bulkhead_index::IndexKind;
 
+use crate::access::{Access, CanWrite};
 use crate::clock::now_ms;
 use crate::collection::{CollectionMeta, CollectionSpec, LiveCollection};
 use crate::error::{EngineError, Result};
@@ -56,7 +57,28 @@ fn info(c: &LiveCollection) -> CollectionInfo {
     }
 }
 
-impl TenantHandle {
+impl<A: Access> TenantHandle<A> {
+    pub fn get_collection(&self, id: &CollectionId) -> Result<CollectionInfo> {
+        let _g = self.enter()?;
+        Ok(info(self.collection(id)?.as_ref()))
+    }
+
+    /// All collections of this tenant, ordered by id.
+    pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
+        let _g = self.enter()?;
+        let loaded = self.loaded()?;
+        let mut out: Vec<_> = loaded
+            .collections
+            .read()
+            .values()
+            .map(|c| info(c))
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
+
+impl<A: CanWrite> TenantHandle<A> {
     pub fn create_collection(
         &self,
         id: &CollectionId,
@@ -86,25 +108,6 @@ impl TenantHandle {
         self.commit(set, 0)?;
         let out = info(&live);
         collections.insert(id.clone(), Arc::new(live));
-        Ok(out)
-    }
-
-    pub fn get_collection(&self, id: &CollectionId) -> Result<CollectionInfo> {
-        let _g = self.enter()?;
-        Ok(info(self.collection(id)?.as_ref()))
-    }
-
-    /// All collections of this tenant, ordered by id.
-    pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
-        let _g = self.enter()?;
-        let loaded = self.loaded()?;
-        let mut out: Vec<_> = loaded
-            .collections
-            .read()
-            .values()
-            .map(|c| info(c))
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 

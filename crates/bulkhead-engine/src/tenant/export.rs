@@ -6,6 +6,7 @@
 
 use bulkhead_core::{CollectionId, RecordId};
 
+use crate::access::Access;
 use crate::clock::{is_expired, now_ms};
 use crate::codec;
 use crate::collection::CollectionSpec;
@@ -14,7 +15,7 @@ use crate::keys;
 use crate::record::StoredRecord;
 use crate::tenant::TenantHandle;
 
-impl TenantHandle {
+impl<A: Access> TenantHandle<A> {
     /// The settings of `collection`, read from storage: unlike `get_collection`, a cold
     /// tenant stays cold (no index is loaded) and no record count is made.
     pub fn collection_spec(&self, collection: &CollectionId) -> Result<CollectionSpec> {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bulkhead_core::CollectionId;
 
+use crate::access::Access;
 use crate::background::at_background_priority;
 use crate::clock::{is_expired, now_ms};
 use crate::codec;
@@ -17,7 +18,7 @@ use crate::tenant::{Loaded, TenantHandle};
 /// Activations at least this long are logged at INFO.
 const SLOW_ACTIVATION: std::time::Duration = std::time::Duration::from_millis(500);
 
-impl TenantHandle {
+impl<A: Access> TenantHandle<A> {
     /// The tenant's loaded state, loading it if cold. Callers hold the gate.
     pub(super) fn loaded(&self) -> Result<Arc<Loaded>> {
         let mut slot = self.state.loaded.lock();

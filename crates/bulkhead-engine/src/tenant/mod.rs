@@ -1,11 +1,16 @@
 //! `TenantHandle`: the only way to a tenant's data. A handle wraps exactly one tenant's state
-//! (its column family and its indexes) and can only be obtained from `Engine::tenant`, so every
-//! read, write and search is scoped to one tenant by construction. There is no function in this
+//! (its column family and its indexes) and can only be obtained from `Engine::tenant` with a
+//! grant (see `access`), so every read, write and search is scoped to one tenant by
+//! construction, and what the handle may do is the grant's access. There is no function in this
 //! crate that takes two tenants, and none that reaches data without a handle.
 //!
 //! ```compile_fail,E0451
 //! // A handle can't be forged: its fields are private and it has no public constructor.
-//! let forged = bulkhead_engine::TenantHandle { state: todo!(), audit: None };
+//! let forged: bulkhead_engine::TenantHandle = bulkhead_engine::TenantHandle {
+//!     state: todo!(),
+//!     audit: None,
+//!     access: std::marker::PhantomData,
+//! };
 //! ```
 //!
 //! ```compile_fail,E0599
@@ -15,16 +20,47 @@
 //! }
 //! ```
 //!
-//! The same call through a handle of one named tenant compiles, so the test above fails for
-//! the missing tenant and nothing else:
+//! ```compile_fail,E0308
+//! // A bare tenant id opens nothing: the engine wants a grant.
+//! fn open(engine: &bulkhead_engine::Engine, t: &bulkhead_core::TenantId) {
+//!     let _ = engine.tenant::<bulkhead_engine::Read>(t);
+//! }
+//! ```
+//!
+//! ```compile_fail,E0451
+//! // Only an `Authority` issues grants; a handler can't make one up.
+//! fn forge(t: bulkhead_core::TenantId) -> bulkhead_engine::Grant<bulkhead_engine::Write> {
+//!     bulkhead_engine::Grant { tenant: t, access: std::marker::PhantomData }
+//! }
+//! ```
+//!
+//! ```compile_fail,E0599
+//! // A READ handle has no writes.
+//! fn write(t: &bulkhead_engine::TenantHandle<bulkhead_engine::Read>, c: &bulkhead_core::CollectionId) {
+//!     let _ = t.upsert(c, Vec::new());
+//! }
+//! ```
+//!
+//! ```compile_fail,E0599
+//! // Key operations exist only on a key-admin handle, not on a WRITE one.
+//! fn mint(t: &bulkhead_engine::TenantHandle<bulkhead_engine::Write>, k: bulkhead_engine::ApiKeyRecord) {
+//!     let _ = t.create_api_key(k);
+//! }
+//! ```
+//!
+//! The same calls with the right access compile, so each test above fails for the rule it
+//! names and nothing else:
 //!
 //! ```no_run
-//! fn scoped(
-//!     engine: &bulkhead_engine::Engine,
-//!     t: &bulkhead_core::TenantId,
-//!     c: &bulkhead_core::CollectionId,
-//! ) {
-//!     let _ = engine.tenant(t).unwrap().query(c, &bulkhead_engine::Query::new(vec![1.0], 10));
+//! use bulkhead_engine::{ApiKeyRecord, Engine, KeyAdmin, Query, Read, Write};
+//! fn allowed(engine: &Engine, t: &bulkhead_core::TenantId, c: &bulkhead_core::CollectionId, k: ApiKeyRecord) {
+//!     let authority = engine.authority();
+//!     let reader = engine.tenant(&authority.grant::<Read>(t)).unwrap();
+//!     let _ = reader.query(c, &Query::new(vec![1.0], 10));
+//!     let writer = engine.tenant(&authority.grant::<Write>(t)).unwrap();
+//!     let _ = writer.upsert(c, Vec::new());
+//!     let admin = engine.tenant(&authority.grant::<KeyAdmin>(t)).unwrap();
+//!     let _ = admin.create_api_key(k);
 //! }
 //! ```
 
@@ -39,6 +75,7 @@ mod semantic_cache;
 mod sweep;
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +83,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use bulkhead_core::{CollectionId, TenantId};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
+use crate::access::{Access, KeyAdmin};
 use crate::clock::now_ms;
 use crate::collection::LiveCollection;
 use crate::engine::Shared;
@@ -59,12 +97,15 @@ pub(crate) use persist::Persisted;
 pub use records::MAX_TOP_K;
 pub use semantic_cache::{CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget};
 
-/// Access to one tenant. Cheap to clone; every clone addresses the same single tenant.
+/// Access to one tenant, with what it may do in its type (`A`, see `access`). Cheap to clone;
+/// every clone addresses the same single tenant. `TenantHandle` alone is the engine's own
+/// full-access handle.
 #[derive(Debug, Clone)]
-pub struct TenantHandle {
+pub struct TenantHandle<A: Access = KeyAdmin> {
     state: Arc<TenantState>,
     /// Set on a handle made by [`TenantHandle::audited`]: its writes carry their audit event.
     audit: Option<Arc<audit_log::WriteAudit>>,
+    access: PhantomData<fn() -> A>,
 }
 
 /// Per-tenant figures.
@@ -207,11 +248,7 @@ impl Drop for TenantState {
     }
 }
 
-impl TenantHandle {
-    pub(crate) fn new(state: Arc<TenantState>) -> Self {
-        Self { state, audit: None }
-    }
-
+impl<A: Access> TenantHandle<A> {
     pub fn id(&self) -> TenantId {
         self.state.id()
     }
@@ -229,7 +266,7 @@ impl TenantHandle {
 
     /// Whether both handles are for the same tenant incarnation (a deleted and re-created
     /// tenant of the same id is another partition). Compares identities only; reads no data.
-    pub fn is_same_partition(&self, other: &TenantHandle) -> bool {
+    pub fn is_same_partition<B: Access>(&self, other: &TenantHandle<B>) -> bool {
         Arc::ptr_eq(&self.state, &other.state)
     }
 
@@ -271,6 +308,32 @@ impl TenantHandle {
             index_bytes: loaded.memory_bytes() as u64,
         })
     }
+}
+
+impl TenantState {
+    pub(crate) fn set_record(&self, record: TenantRecord) {
+        *self.record.write() = record;
+    }
+}
+
+impl TenantHandle<KeyAdmin> {
+    pub(crate) fn new(state: Arc<TenantState>) -> Self {
+        Self {
+            state,
+            audit: None,
+            access: PhantomData,
+        }
+    }
+
+    /// This handle with less access: what the gate hands a request of role `B`. Only the full
+    /// handle narrows, so no handle can be widened.
+    pub fn narrow<B: Access>(&self) -> TenantHandle<B> {
+        TenantHandle {
+            state: self.state.clone(),
+            audit: self.audit.clone(),
+            access: PhantomData,
+        }
+    }
 
     /// Writes the tenant's memtables to table files.
     pub fn flush(&self) -> Result<()> {
@@ -282,12 +345,6 @@ impl TenantHandle {
     pub fn table_files(&self) -> Result<Vec<PathBuf>> {
         let _g = self.enter()?;
         self.store().table_files()
-    }
-}
-
-impl TenantState {
-    pub(crate) fn set_record(&self, record: TenantRecord) {
-        *self.record.write() = record;
     }
 }
 
@@ -319,7 +376,9 @@ mod tests {
                 .create_tenant(id, &TenantSettings::default())
                 .unwrap();
         }
-        let activating = engine.tenant(&a).unwrap();
+        let activating = engine
+            .tenant(&engine.authority().admin(&a, "tenant test"))
+            .unwrap();
         // An activation holds this lock for as long as it rebuilds the tenant's indexes.
         let _held = activating.state.loaded.lock();
         let (e, a2, b2) = (engine.clone(), a.clone(), b.clone());

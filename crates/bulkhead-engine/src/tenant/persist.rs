@@ -10,6 +10,7 @@ use std::time::Instant;
 use bulkhead_core::{CollectionId, RecordId};
 use bulkhead_index::IndexKind;
 
+use crate::access::{Access, KeyAdmin};
 use crate::change_log::{self, ChangeLog};
 use crate::clock::{is_expired, now_ms};
 use crate::codec;
@@ -46,7 +47,7 @@ impl TenantState {
     }
 }
 
-impl TenantHandle {
+impl<A: Access> TenantHandle<A> {
     pub(crate) fn segment_path(&self, collection: &CollectionId) -> PathBuf {
         segment::segment_path(&self.state.segment_dir(), collection)
     }
@@ -121,25 +122,6 @@ impl TenantHandle {
             Some(bytes) => Persisted::Segment { change, bytes },
             None => Persisted::Trimmed { change },
         })
-    }
-
-    /// Writes the segment of every loaded collection that changed since its last one, now, on
-    /// the calling thread; returns how many were written. The engine does this in the
-    /// background (after builds, and every `segment_refresh_changes` changes); this is for
-    /// operators and tests.
-    pub fn write_segments(&self) -> Result<usize> {
-        let collections: Vec<_> = {
-            let _g = self.enter_for_maintenance()?;
-            match self.state.loaded.lock().as_ref() {
-                Some(loaded) => loaded.collections.read().values().cloned().collect(),
-                None => return Ok(0),
-            }
-        };
-        let mut written = 0;
-        for col in collections {
-            written += usize::from(matches!(self.persist(&col)?, Persisted::Segment { .. }));
-        }
-        Ok(written)
     }
 
     /// Queues a segment for each loaded collection with `segment_refresh_changes` changes
@@ -264,6 +246,27 @@ impl TenantHandle {
     }
 }
 
+impl TenantHandle<KeyAdmin> {
+    /// Writes the segment of every loaded collection that changed since its last one, now, on
+    /// the calling thread; returns how many were written. The engine does this in the
+    /// background (after builds, and every `segment_refresh_changes` changes); this is for
+    /// operators and tests.
+    pub fn write_segments(&self) -> Result<usize> {
+        let collections: Vec<_> = {
+            let _g = self.enter_for_maintenance()?;
+            match self.state.loaded.lock().as_ref() {
+                Some(loaded) => loaded.collections.read().values().cloned().collect(),
+                None => return Ok(0),
+            }
+        };
+        let mut written = 0;
+        for col in collections {
+            written += usize::from(matches!(self.persist(&col)?, Persisted::Segment { .. }));
+        }
+        Ok(written)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bulkhead_core::{Metric, RecordId, TenantId};
@@ -282,7 +285,9 @@ mod tests {
         engine
             .create_tenant(&id, &TenantSettings::default())
             .unwrap();
-        let t = engine.tenant(&id).unwrap();
+        let t = engine
+            .tenant(&engine.authority().admin(&id, "persist test"))
+            .unwrap();
         before_writes(&t);
         let c = CollectionId::new("big").unwrap();
         let mut spec = CollectionSpec::new(4, Metric::L2);

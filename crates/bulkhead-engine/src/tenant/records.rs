@@ -8,6 +8,7 @@ use std::time::Duration;
 use bulkhead_core::{CollectionId, RecordId, validate_metadata, validate_vector};
 use bulkhead_index::{MAX_EF, SearchFilter};
 
+use crate::access::{Access, CanWrite, KeyAdmin};
 use crate::cache_fields::{self, ReservedFields};
 use crate::change_log;
 use crate::clock::{expiry_after, is_expired, now_ms};
@@ -22,26 +23,7 @@ use crate::tenant::TenantHandle;
 /// Largest `top_k` the engine accepts; the server may set a lower limit.
 pub const MAX_TOP_K: usize = 10_000;
 
-impl TenantHandle {
-    /// Inserts or replaces records. Either the whole batch is written or nothing is: every
-    /// record is validated first, then one atomic write. Within a batch the last occurrence of
-    /// an id wins. Returns the number of records written. In a semantic cache, metadata keys
-    /// starting with `_` are refused: they are the cache's own (see `semantic_cache`).
-    pub fn upsert(&self, collection: &CollectionId, records: Vec<NewRecord>) -> Result<usize> {
-        self.write_records(collection, records, ReservedFields::Refused)
-    }
-
-    /// `upsert` for restoring a backup: in a semantic cache, entries may carry the reserved
-    /// fields they were exported with (each checked for its type and bounds). The server calls
-    /// it only for a tenant admin's import.
-    pub fn restore_records(
-        &self,
-        collection: &CollectionId,
-        records: Vec<NewRecord>,
-    ) -> Result<usize> {
-        self.write_records(collection, records, ReservedFields::Checked)
-    }
-
+impl<A: Access> TenantHandle<A> {
     pub(super) fn write_records(
         &self,
         collection: &CollectionId,
@@ -228,73 +210,6 @@ impl TenantHandle {
         Ok(out)
     }
 
-    /// Deletes records by id; returns how many existed.
-    pub fn delete(&self, collection: &CollectionId, ids: &[RecordId]) -> Result<usize> {
-        let _g = self.enter()?;
-        let col = self.collection(collection)?;
-        let writer = col.writer.lock();
-        if *writer {
-            return Err(EngineError::CollectionNotFound(collection.clone()));
-        }
-        let mut set = WriteSet::default();
-        let mut present = Vec::new();
-        {
-            let slots = col.slots.read();
-            for id in ids {
-                if let Some(slot) = slots.label_of(id).and_then(|l| slots.slot(l)) {
-                    if slot.expires_at_ms != 0 {
-                        set.delete(keys::expiry_key(slot.expires_at_ms, collection, id));
-                    }
-                    set.delete(keys::record_key(collection, id));
-                    present.push(id);
-                }
-            }
-        }
-        if !present.is_empty() {
-            change_log::log(
-                &mut set,
-                collection,
-                col.changes.next(),
-                present.iter().copied(),
-            );
-        }
-        self.commit(set, present.len() as u64)?;
-        let now = now_ms();
-        let mut count = 0;
-        for id in present {
-            let mut slots = col.slots.write();
-            if let Some(label) = slots.label_of(id) {
-                let expired = slots
-                    .slot(label)
-                    .is_some_and(|s| is_expired(s.expires_at_ms, now));
-                slots.remove(id);
-                drop(slots);
-                col.index.remove(label);
-                count += usize::from(!expired);
-            }
-        }
-        self.build_later_if_wanted(&col);
-        Ok(count)
-    }
-
-    /// Deletes every record of `collection` matching `filter`; returns how many were live.
-    pub fn delete_where(&self, collection: &CollectionId, filter: &crate::Filter) -> Result<usize> {
-        let ids: Vec<RecordId> = {
-            let _g = self.enter()?;
-            let col = self.collection(collection)?;
-            let slots = col.slots.read();
-            let matching = filter.evaluate(&slots.fields, slots.labels())?;
-            matching
-                .iter()
-                .filter_map(|label| slots.slot(label).map(|s| s.id.clone()))
-                .collect()
-        };
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        self.delete(collection, &ids)
-    }
-
     /// The `top_k` nearest unexpired records to `query.vector`, closest first.
     pub fn query(&self, collection: &CollectionId, query: &Query) -> Result<Vec<Hit>> {
         let _g = self.enter()?;
@@ -407,4 +322,94 @@ fn last_occurrence_wins(records: Vec<NewRecord>) -> Vec<NewRecord> {
         .filter(|(i, r)| last.get(&r.id) == Some(i))
         .map(|(_, r)| r)
         .collect()
+}
+
+impl<A: CanWrite> TenantHandle<A> {
+    /// Inserts or replaces records. Either the whole batch is written or nothing is: every
+    /// record is validated first, then one atomic write. Within a batch the last occurrence of
+    /// an id wins. Returns the number of records written. In a semantic cache, metadata keys
+    /// starting with `_` are refused: they are the cache's own (see `semantic_cache`).
+    pub fn upsert(&self, collection: &CollectionId, records: Vec<NewRecord>) -> Result<usize> {
+        self.write_records(collection, records, ReservedFields::Refused)
+    }
+
+    /// Deletes records by id; returns how many existed.
+    pub fn delete(&self, collection: &CollectionId, ids: &[RecordId]) -> Result<usize> {
+        let _g = self.enter()?;
+        let col = self.collection(collection)?;
+        let writer = col.writer.lock();
+        if *writer {
+            return Err(EngineError::CollectionNotFound(collection.clone()));
+        }
+        let mut set = WriteSet::default();
+        let mut present = Vec::new();
+        {
+            let slots = col.slots.read();
+            for id in ids {
+                if let Some(slot) = slots.label_of(id).and_then(|l| slots.slot(l)) {
+                    if slot.expires_at_ms != 0 {
+                        set.delete(keys::expiry_key(slot.expires_at_ms, collection, id));
+                    }
+                    set.delete(keys::record_key(collection, id));
+                    present.push(id);
+                }
+            }
+        }
+        if !present.is_empty() {
+            change_log::log(
+                &mut set,
+                collection,
+                col.changes.next(),
+                present.iter().copied(),
+            );
+        }
+        self.commit(set, present.len() as u64)?;
+        let now = now_ms();
+        let mut count = 0;
+        for id in present {
+            let mut slots = col.slots.write();
+            if let Some(label) = slots.label_of(id) {
+                let expired = slots
+                    .slot(label)
+                    .is_some_and(|s| is_expired(s.expires_at_ms, now));
+                slots.remove(id);
+                drop(slots);
+                col.index.remove(label);
+                count += usize::from(!expired);
+            }
+        }
+        self.build_later_if_wanted(&col);
+        Ok(count)
+    }
+
+    /// Deletes every record of `collection` matching `filter`; returns how many were live.
+    pub fn delete_where(&self, collection: &CollectionId, filter: &crate::Filter) -> Result<usize> {
+        let ids: Vec<RecordId> = {
+            let _g = self.enter()?;
+            let col = self.collection(collection)?;
+            let slots = col.slots.read();
+            let matching = filter.evaluate(&slots.fields, slots.labels())?;
+            matching
+                .iter()
+                .filter_map(|label| slots.slot(label).map(|s| s.id.clone()))
+                .collect()
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.delete(collection, &ids)
+    }
+}
+
+impl TenantHandle<KeyAdmin> {
+    /// `upsert` for restoring a backup: in a semantic cache, entries may carry the reserved
+    /// fields they were exported with (each checked for its type and bounds). The server calls
+    /// it only for a tenant admin's import.
+    pub fn restore_records(
+        &self,
+        collection: &CollectionId,
+        records: Vec<NewRecord>,
+    ) -> Result<usize> {
+        self.write_records(collection, records, ReservedFields::Checked)
+    }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bulkhead_core::{CollectionId, Metadata, Metric, RecordId, Value};
 
+use crate::access::{Access, CanWrite};
 use crate::cache_fields::{
     PROMPT, ReservedFields, SCOPE, STORED_AT, check_reserved_fields, check_scope,
 };
@@ -104,49 +105,7 @@ fn age_seconds(stored_at: Option<Value>, now: u64) -> u64 {
     }
 }
 
-impl TenantHandle {
-    pub fn create_cache(
-        &self,
-        id: &CollectionId,
-        settings: &CacheSettings,
-    ) -> Result<CollectionInfo> {
-        if settings.metric == Metric::L2 {
-            return Err(EngineError::InvalidArgument(
-                "metric: a cache compares similarities; use COSINE or DOT".into(),
-            ));
-        }
-        let mut spec = CollectionSpec::new(settings.dimension, settings.metric);
-        spec.default_ttl = settings.default_ttl;
-        spec.indexed_fields = BTreeMap::from([
-            (SCOPE.to_owned(), FieldType::Keyword),
-            (STORED_AT.to_owned(), FieldType::Integer),
-        ]);
-        spec.kind = CollectionKind::SemanticCache;
-        self.create_collection(id, &spec)
-    }
-
-    /// Stores an answer; its reserved fields are set here, from the entry and the clock.
-    pub fn store_in_cache(&self, cache: &CollectionId, entry: CacheEntry) -> Result<RecordId> {
-        self.require_cache(cache)?;
-        if let Some(s) = &entry.scope {
-            check_scope(s)?;
-        }
-        let mut metadata = entry.metadata;
-        check_reserved_fields(&metadata, ReservedFields::Refused)
-            .map_err(EngineError::InvalidArgument)?;
-        metadata.insert(PROMPT.into(), Value::String(entry.prompt));
-        metadata.insert(STORED_AT.into(), Value::Int(now_ms() as i64));
-        if let Some(s) = entry.scope {
-            metadata.insert(SCOPE.into(), Value::String(s));
-        }
-        let mut record = NewRecord::new(entry.id.clone(), entry.vector);
-        record.text = Some(entry.response);
-        record.metadata = metadata;
-        record.ttl = entry.ttl;
-        self.write_records(cache, vec![record], ReservedFields::Checked)?;
-        Ok(entry.id)
-    }
-
+impl<A: Access> TenantHandle<A> {
     /// The closest entry of the lookup's scope, if it is at least `min_similarity` close and
     /// within `max_age`.
     pub fn lookup_in_cache(
@@ -204,6 +163,58 @@ impl TenantHandle {
         }))
     }
 
+    fn require_cache(&self, id: &CollectionId) -> Result<()> {
+        let _g = self.enter()?;
+        match self.collection(id)?.meta.kind() {
+            CollectionKind::SemanticCache => Ok(()),
+            CollectionKind::Records => Err(EngineError::NotACache(id.clone())),
+        }
+    }
+}
+
+impl<A: CanWrite> TenantHandle<A> {
+    pub fn create_cache(
+        &self,
+        id: &CollectionId,
+        settings: &CacheSettings,
+    ) -> Result<CollectionInfo> {
+        if settings.metric == Metric::L2 {
+            return Err(EngineError::InvalidArgument(
+                "metric: a cache compares similarities; use COSINE or DOT".into(),
+            ));
+        }
+        let mut spec = CollectionSpec::new(settings.dimension, settings.metric);
+        spec.default_ttl = settings.default_ttl;
+        spec.indexed_fields = BTreeMap::from([
+            (SCOPE.to_owned(), FieldType::Keyword),
+            (STORED_AT.to_owned(), FieldType::Integer),
+        ]);
+        spec.kind = CollectionKind::SemanticCache;
+        self.create_collection(id, &spec)
+    }
+
+    /// Stores an answer; its reserved fields are set here, from the entry and the clock.
+    pub fn store_in_cache(&self, cache: &CollectionId, entry: CacheEntry) -> Result<RecordId> {
+        self.require_cache(cache)?;
+        if let Some(s) = &entry.scope {
+            check_scope(s)?;
+        }
+        let mut metadata = entry.metadata;
+        check_reserved_fields(&metadata, ReservedFields::Refused)
+            .map_err(EngineError::InvalidArgument)?;
+        metadata.insert(PROMPT.into(), Value::String(entry.prompt));
+        metadata.insert(STORED_AT.into(), Value::Int(now_ms() as i64));
+        if let Some(s) = entry.scope {
+            metadata.insert(SCOPE.into(), Value::String(s));
+        }
+        let mut record = NewRecord::new(entry.id.clone(), entry.vector);
+        record.text = Some(entry.response);
+        record.metadata = metadata;
+        record.ttl = entry.ttl;
+        self.write_records(cache, vec![record], ReservedFields::Checked)?;
+        Ok(entry.id)
+    }
+
     /// Removes the target's entries; returns how many were live.
     pub fn invalidate_in_cache(&self, cache: &CollectionId, target: &CacheTarget) -> Result<usize> {
         self.require_cache(cache)?;
@@ -213,14 +224,6 @@ impl TenantHandle {
                 check_scope(s)?;
                 self.delete_where(cache, &scope_filter(Some(s)))
             }
-        }
-    }
-
-    fn require_cache(&self, id: &CollectionId) -> Result<()> {
-        let _g = self.enter()?;
-        match self.collection(id)?.meta.kind() {
-            CollectionKind::SemanticCache => Ok(()),
-            CollectionKind::Records => Err(EngineError::NotACache(id.clone())),
         }
     }
 }

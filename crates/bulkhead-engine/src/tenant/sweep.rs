@@ -238,7 +238,9 @@ mod tests {
             engine
                 .create_tenant(&acme, &TenantSettings::default())
                 .unwrap();
-            let mut t = engine.tenant(&acme).unwrap();
+            let mut t = engine
+                .tenant(&engine.authority().admin(&acme, "sweep test"))
+                .unwrap();
             t.create_collection(&docs, &CollectionSpec::new(4, Metric::Cosine))
                 .unwrap();
             let mut doomed =
@@ -268,7 +270,9 @@ mod tests {
                 drop(t);
                 drop(engine);
                 engine = open(dir.path());
-                t = engine.tenant(&acme).unwrap();
+                t = engine
+                    .tenant(&engine.authority().admin(&acme, "sweep test"))
+                    .unwrap();
             }
             assert_eq!(t.sweep_expired().unwrap(), 1, "cold: {cold}");
             assert_eq!(

@@ -19,6 +19,17 @@ pub fn open(dir: &Path) -> Engine {
     Engine::open(config(dir)).expect("engine opens")
 }
 
+/// Full-access handles: in these tests the test itself is the authorizer.
+pub trait Handles {
+    fn handle(&self, id: &TenantId) -> bulkhead_engine::Result<TenantHandle>;
+}
+
+impl Handles for Engine {
+    fn handle(&self, id: &TenantId) -> bulkhead_engine::Result<TenantHandle> {
+        self.tenant(&self.authority().admin(id, "engine integration test"))
+    }
+}
+
 pub fn tenant(id: &str) -> TenantId {
     TenantId::new(id).unwrap()
 }
@@ -84,7 +95,7 @@ pub fn tenant_with_docs(engine: &Engine, id: &str, dim: usize) -> TenantHandle {
     engine
         .create_tenant(&tenant(id), &TenantSettings::default())
         .expect("tenant created");
-    let t = engine.tenant(&tenant(id)).unwrap();
+    let t = engine.handle(&tenant(id)).unwrap();
     t.create_collection(&coll("docs"), &CollectionSpec::new(dim, Metric::Cosine))
         .expect("collection created");
     t

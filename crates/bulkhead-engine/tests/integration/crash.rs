@@ -27,7 +27,7 @@ fn child_writer() {
     let mut config = EngineConfig::new(&dir);
     config.sweep_interval = std::time::Duration::from_secs(3600);
     let engine = bulkhead_engine::Engine::open(config).unwrap();
-    let t = engine.tenant(&tenant("acme")).unwrap().audited(AuditStamp {
+    let t = engine.handle(&tenant("acme")).unwrap().audited(AuditStamp {
         principal: "writer".into(),
         operation: "RecordService/Upsert".into(),
         resource: "tenants/acme/collections/docs".into(),
@@ -77,7 +77,7 @@ fn acknowledged_writes_survive_sigkill() {
     );
 
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     let acked_records = (acked + 1) * BATCH;
     let ids: Vec<_> = (0..acked_records).map(|i| rid(&format!("r{i}"))).collect();
     let got = t.get(&coll("docs"), &ids).unwrap();

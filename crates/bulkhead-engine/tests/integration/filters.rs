@@ -65,7 +65,7 @@ fn filters_restrict_flat_and_hnsw_search_and_follow_every_change() {
         engine
             .create_tenant(&tenant("acme"), &TenantSettings::default())
             .unwrap();
-        let t = engine.tenant(&tenant("acme")).unwrap();
+        let t = engine.handle(&tenant("acme")).unwrap();
         t.create_collection(&coll("docs"), &spec(flat_threshold))
             .unwrap();
         t.upsert(&coll("docs"), (0..2000).map(tagged).collect())
@@ -119,7 +119,7 @@ fn filters_restrict_flat_and_hnsw_search_and_follow_every_change() {
         drop(t);
         drop(engine);
         let engine = open(dir.path());
-        let t = engine.tenant(&tenant("acme")).unwrap();
+        let t = engine.handle(&tenant("acme")).unwrap();
         let want: Vec<u64> = (200..2000).filter(|i| i % 100 == 0 && *i != 300).collect();
         assert_eq!(ids_of(&t, &q), want, "after reopen");
         assert_eq!(

@@ -28,7 +28,7 @@ fn names(count: usize) -> Vec<String> {
 
 fn audit_one(engine: &Engine, name: &str) {
     engine
-        .tenant(&tenant(name))
+        .handle(&tenant(name))
         .unwrap()
         .append_audit(vec![AuditEntry {
             principal: "test".into(),
@@ -61,18 +61,18 @@ fn a_closed_group_reopens_with_its_tenants_intact() {
     for n in &names {
         assert_sees_only_itself(&engine, n);
         let audit = engine
-            .tenant(&tenant(n))
+            .handle(&tenant(n))
             .unwrap()
             .list_audit(None, None, 10)
             .unwrap();
         assert_eq!(audit.len(), 1, "{n}: the audit trail survives closing");
     }
     // Writes after a reopen survive the next close too.
-    let t0 = engine.tenant(&tenant("tenant-0")).unwrap();
+    let t0 = engine.handle(&tenant("tenant-0")).unwrap();
     t0.delete(&coll("docs"), &[rid("r0")]).unwrap();
     drop(t0);
     assert_eq!(engine.close_idle_groups(Duration::ZERO), 3);
-    let t0 = engine.tenant(&tenant("tenant-0")).unwrap();
+    let t0 = engine.handle(&tenant("tenant-0")).unwrap();
     assert!(t0.get(&coll("docs"), &[rid("r0")]).unwrap().is_empty());
     assert_eq!(t0.stats().unwrap().records, 29);
 }
@@ -91,7 +91,7 @@ fn a_group_in_use_or_recently_used_stays_open() {
     );
 
     // A handle held by a request keeps its group (and only its group) open.
-    let held = engine.tenant(&tenant("tenant-0")).unwrap();
+    let held = engine.handle(&tenant("tenant-0")).unwrap();
     assert_eq!(engine.close_idle_groups(Duration::ZERO), 1);
     assert!(engine.tenant_info(&tenant("tenant-0")).unwrap().group_open);
     assert!(!engine.tenant_info(&tenant("tenant-2")).unwrap().group_open);
@@ -186,7 +186,7 @@ fn the_sweeper_closes_idle_groups_and_sweeps_closed_ones() {
     // group the check reopens before the check does.
     drop(engine);
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     assert_eq!(
         t.sweep_expired().unwrap(),
         0,
@@ -218,7 +218,7 @@ fn deleting_a_tenant_leaves_other_groups_untouched() {
     let names = names(4);
     for n in &names {
         plant(&engine, n);
-        engine.tenant(&tenant(n)).unwrap().flush().unwrap();
+        engine.handle(&tenant(n)).unwrap().flush().unwrap();
     }
     assert_eq!(engine.tenant_info(&tenant("tenant-0")).unwrap().group, 0);
     assert_eq!(engine.tenant_info(&tenant("tenant-2")).unwrap().group, 1);

@@ -112,7 +112,7 @@ fn an_activation_answers_before_its_graph_is_built() {
     // depend on the build having run.
     config.index_build_threads = 1;
     let engine = Engine::open(config).unwrap();
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     assert_finds_itself(&t, [0, 500, 999].into_iter());
     wait_for_builds(&engine);
     assert_eq!(index_kind(&t), IndexKind::Hnsw);
@@ -131,6 +131,6 @@ fn a_tenant_deleted_with_a_build_queued_goes_and_its_build_is_dropped() {
     t.upsert(&coll("big"), batch).unwrap();
     drop(t);
     engine.delete_tenant(&tenant("acme")).unwrap();
-    assert!(engine.tenant(&tenant("acme")).is_err());
+    assert!(engine.handle(&tenant("acme")).is_err());
     wait_for_builds(&engine);
 }

@@ -17,7 +17,7 @@ pub(crate) fn plant(engine: &Engine, name: &str) {
 }
 
 pub(crate) fn assert_sees_only_itself(engine: &Engine, name: &str) {
-    let t = engine.tenant(&tenant(name)).unwrap();
+    let t = engine.handle(&tenant(name)).unwrap();
     let owner = format!("owner={name}");
     let mut q = Query::new(vector(3, DIM), 1_000);
     q.include = Include {
@@ -76,7 +76,7 @@ fn writes_and_deletes_stay_in_their_tenant() {
     let engine = open(dir.path());
     plant(&engine, "a");
     plant(&engine, "b");
-    let a = engine.tenant(&tenant("a")).unwrap();
+    let a = engine.handle(&tenant("a")).unwrap();
     a.delete(&coll("docs"), &[rid("r1")]).unwrap();
     a.upsert(&coll("docs"), vec![record("r2", 99, DIM, "owner=a")])
         .unwrap();
@@ -90,7 +90,7 @@ fn deleted_and_recreated_tenant_sees_nothing_of_its_past_and_files_are_gone() {
     let engine = open(dir.path());
     plant(&engine, "a");
     plant(&engine, "b");
-    let old_b = engine.tenant(&tenant("b")).unwrap();
+    let old_b = engine.handle(&tenant("b")).unwrap();
     old_b.flush().unwrap();
     let files = old_b.table_files().unwrap();
     assert!(!files.is_empty(), "flushed tenant has table files");
@@ -103,7 +103,7 @@ fn deleted_and_recreated_tenant_sees_nothing_of_its_past_and_files_are_gone() {
         Err(EngineError::TenantNotFound(_))
     ));
     assert!(matches!(
-        engine.tenant(&tenant("b")),
+        engine.handle(&tenant("b")),
         Err(EngineError::TenantNotFound(_))
     ));
     drop(old_b);
@@ -114,7 +114,7 @@ fn deleted_and_recreated_tenant_sees_nothing_of_its_past_and_files_are_gone() {
     engine
         .create_tenant(&tenant("b"), &TenantSettings::default())
         .unwrap();
-    let new_b = engine.tenant(&tenant("b")).unwrap();
+    let new_b = engine.handle(&tenant("b")).unwrap();
     assert!(new_b.list_collections().unwrap().is_empty());
     assert!(matches!(
         new_b.get(&coll("docs"), &[rid("r1")]),
@@ -130,7 +130,7 @@ fn unknown_and_duplicate_tenants_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     assert!(matches!(
-        engine.tenant(&tenant("ghost")),
+        engine.handle(&tenant("ghost")),
         Err(EngineError::TenantNotFound(_))
     ));
     engine

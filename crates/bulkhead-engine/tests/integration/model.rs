@@ -280,11 +280,11 @@ fn check(ok: bool, what: &str) -> Result<(), String> {
 }
 
 fn handle(engine: &Engine, name: &str) -> Result<bulkhead_engine::TenantHandle, String> {
-    engine.tenant(&tenant(name)).map_err(|e| e.to_string())
+    engine.handle(&tenant(name)).map_err(|e| e.to_string())
 }
 
 fn expect_missing(engine: &Engine, name: &str) -> Result<(), String> {
-    match engine.tenant(&tenant(name)) {
+    match engine.handle(&tenant(name)) {
         Err(EngineError::TenantNotFound(_)) => Ok(()),
         Err(e) => Err(format!("missing tenant gave {e}")),
         Ok(_) => Err("a deleted or never-created tenant has a handle".into()),

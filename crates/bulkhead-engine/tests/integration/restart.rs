@@ -37,7 +37,7 @@ fn restart_keeps_tenants_collections_records_and_audit() {
     }
     let engine = open(dir.path());
     assert_eq!(engine.tenant_count(), 2);
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     let cols = t.list_collections().unwrap();
     assert_eq!(cols.len(), 2);
     assert_eq!(cols[0].records, 499);
@@ -84,7 +84,7 @@ fn exporting_a_cold_tenant_reads_storage_without_activating_it() {
         t.upsert(&coll("docs"), batch).unwrap();
     }
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     let page = t.scan_records(&coll("docs"), None, 20).unwrap();
     assert_eq!(page.len(), 20);
     assert_eq!(page[0].id, rid("r00"));

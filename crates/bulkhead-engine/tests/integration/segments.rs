@@ -89,7 +89,7 @@ fn a_restart_starts_from_the_segment_and_replays_the_writes_after_it() {
     let absent: Vec<u64> = (10..20).collect();
 
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     assert_answers(&t, &expected[..40], &absent);
     let info = t.get_collection(&coll("big")).unwrap();
     assert_eq!(
@@ -110,7 +110,7 @@ fn a_restart_starts_from_the_segment_and_replays_the_writes_after_it() {
     // The same answers from a collection rebuilt from its records alone.
     std::fs::remove_dir_all(dir.path().join("segments")).unwrap();
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     assert_eq!(
         t.get_collection(&coll("big")).unwrap().records,
         expected.len() as u64
@@ -136,7 +136,7 @@ fn a_damaged_segment_is_detected_and_the_collection_rebuilt() {
     std::fs::write(&segment, &bytes).unwrap();
 
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     let expected: Vec<(u64, u64)> = (0..600).map(|i| (i, i * 1000)).collect();
     assert_answers(&t, &expected[..50], &[]);
     wait_for_builds(&engine);
@@ -202,7 +202,7 @@ fn a_collection_with_segments_off_keeps_none_and_rebuilds_on_activation() {
         ));
     }
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     let expected: Vec<(u64, u64)> = (0..500).map(|i| (i, i * 1000)).collect();
     assert_answers(&t, &expected[..20], &[]);
     wait_for_builds(&engine);
@@ -223,7 +223,7 @@ fn child_writer_with_background_segments() {
     config.segment_refresh_changes = 1;
     config.index_build_threads = 2;
     let engine = Engine::open(config).unwrap();
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     for b in 0u64.. {
         // New records, and every third batch replaces older ones (tombstones, compactions)
         // and deletes a few.
@@ -304,7 +304,7 @@ fn acknowledged_writes_survive_sigkill_during_segment_writes_and_builds() {
         );
 
         let engine = open(dir.path());
-        let t = engine.tenant(&tenant("acme")).unwrap();
+        let t = engine.handle(&tenant("acme")).unwrap();
         // The child may have acknowledged a batch or two more than we read: check what we
         // saw acknowledged, which later batches can't undo except by their own deletions.
         let (present, _) = acknowledged(acked);

@@ -206,7 +206,7 @@ fn invalidation_stays_in_its_scope_and_the_rules_survive_a_restart() {
         );
     }
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     assert_eq!(
         t.get_collection(&cache).unwrap().spec.kind,
         CollectionKind::SemanticCache

@@ -62,7 +62,7 @@ fn sweep_removes_expired_records_of_a_cold_tenant_from_disk() {
     std::thread::sleep(Duration::from_millis(300));
     // After a restart the tenant is cold: the sweep works from the expiry index alone.
     let engine = open(dir.path());
-    let t = engine.tenant(&tenant("acme")).unwrap();
+    let t = engine.handle(&tenant("acme")).unwrap();
     assert_eq!(t.sweep_expired().unwrap(), 50);
     assert_eq!(t.stats().unwrap().records, 0);
     assert!(

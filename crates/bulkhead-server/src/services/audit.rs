@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use bulkhead_core::{Role, TenantName};
+use bulkhead_core::TenantName;
+use bulkhead_engine::Read;
 use bulkhead_proto::v1 as pb;
 use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
@@ -33,9 +34,8 @@ impl AuditService for AuditApi {
                 &md,
                 "AuditService/ListAuditEvents",
                 &req.parent.clone(),
-                Role::Read,
                 0,
-                move |scope: Scope<TenantName>| {
+                move |scope: Scope<TenantName, Read>| {
                     let size = super::page_size(req.page_size, 100, 1000)?;
                     let after = super::page_token(&req.page_token)?
                         .map(|t| {

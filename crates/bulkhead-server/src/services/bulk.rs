@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulkhead_core::{CollectionId, CollectionName, Role, TenantId};
-use bulkhead_engine::{EngineError, TenantHandle};
+use bulkhead_engine::{EngineError, KeyAdmin, Read, TenantHandle, Write};
 use bulkhead_formats::{BatchDecoder, FormatError, RecordRow, StreamEncoder};
 use bulkhead_proto::v1 as pb;
 use tokio::sync::mpsc;
@@ -99,9 +99,8 @@ pub async fn import(
             &md,
             IMPORT,
             &collection,
-            Role::Write,
             0,
-            |scope: Scope<CollectionName>| {
+            |scope: Scope<CollectionName, Write>| {
                 let info = scope
                     .tenant
                     .get_collection(&scope.name.collection)
@@ -218,34 +217,50 @@ impl Import {
     async fn apply(&mut self, rows: Vec<RecordRow>) -> Result<(), Status> {
         let batch = self.batch_records.len();
         let bytes = std::mem::take(&mut self.unpaid_bytes);
-        let restore = self.restore;
-        let applied = self
-            .gate
-            .tenant_call(
-                &self.metadata,
-                IMPORT,
-                &self.collection,
-                Role::Write,
-                bytes,
-                move |scope: Scope<CollectionName>| {
-                    let records = rows
-                        .into_iter()
-                        .enumerate()
-                        .map(|(row, r)| record_from_row(batch, row, r))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let written = if restore {
-                        scope
+        let records = move || {
+            rows.into_iter()
+                .enumerate()
+                .map(|(row, r)| record_from_row(batch, row, r))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        // A tenant admin's import restores (a KEY_ADMIN handle has `restore_records`);
+        // anyone else's upserts.
+        let written = if self.restore {
+            self.gate
+                .tenant_call(
+                    &self.metadata,
+                    IMPORT,
+                    &self.collection,
+                    bytes,
+                    move |scope: Scope<CollectionName, KeyAdmin>| {
+                        let n = scope
                             .tenant
-                            .restore_records(&scope.name.collection, records)
-                    } else {
-                        scope.tenant.upsert(&scope.name.collection, records)
-                    };
-                    let n = written.map_err(|e| batch_status(batch, e))? as u64;
-                    Ok((n, n))
-                },
-            )
-            .await
-            .map_err(|s| self.with_progress(s))?;
+                            .restore_records(&scope.name.collection, records()?)
+                            .map_err(|e| batch_status(batch, e))?
+                            as u64;
+                        Ok((n, n))
+                    },
+                )
+                .await
+        } else {
+            self.gate
+                .tenant_call(
+                    &self.metadata,
+                    IMPORT,
+                    &self.collection,
+                    bytes,
+                    move |scope: Scope<CollectionName, Write>| {
+                        let n = scope
+                            .tenant
+                            .upsert(&scope.name.collection, records()?)
+                            .map_err(|e| batch_status(batch, e))?
+                            as u64;
+                        Ok((n, n))
+                    },
+                )
+                .await
+        };
+        let applied = written.map_err(|s| self.with_progress(s))?;
         self.batch_records.push(applied);
         Ok(())
     }
@@ -303,12 +318,11 @@ pub async fn export(
             &md,
             "RecordService/Export",
             &req.collection,
-            Role::Read,
             0,
             // The settings come from storage, so exporting a cold tenant loads no index and
             // the first page goes out at once; the event is written as the stream opens,
             // before any record is read, so it counts none.
-            move |scope: Scope<CollectionName>| {
+            move |scope: Scope<CollectionName, Read>| {
                 let spec = scope
                     .tenant
                     .collection_spec(&scope.name.collection)
@@ -345,7 +359,7 @@ pub async fn export(
 struct Export {
     gate: Arc<Gate>,
     tenant_id: TenantId,
-    tenant: TenantHandle,
+    tenant: TenantHandle<Read>,
     collection: CollectionId,
     batch: usize,
     limits: StreamLimits,

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use bulkhead_core::{CacheName, CollectionId, RecordId, Role, TenantName};
-use bulkhead_engine::{CacheEntry, CacheLookup, CacheSettings, CacheTarget};
+use bulkhead_core::{CacheName, CollectionId, RecordId, TenantName};
+use bulkhead_engine::{CacheEntry, CacheLookup, CacheSettings, CacheTarget, Read, Write};
 use bulkhead_proto::v1 as pb;
 use pb::semantic_cache_service_server::SemanticCacheService;
 use tonic::{Request, Response, Status};
@@ -38,9 +38,8 @@ impl SemanticCacheService for CacheApi {
                 &md,
                 "SemanticCacheService/CreateCache",
                 &parent,
-                Role::Write,
                 0,
-                move |scope: Scope<TenantName>| {
+                move |scope: Scope<TenantName, Write>| {
                     let id = CollectionId::new(req.cache_id.clone()).map_err(core_status)?;
                     let settings = CacheSettings {
                         dimension: req.dimension as usize,
@@ -72,9 +71,8 @@ impl SemanticCacheService for CacheApi {
                 &md,
                 "SemanticCacheService/Lookup",
                 &cache,
-                Role::Read,
                 0,
-                move |scope: Scope<CacheName>| {
+                move |scope: Scope<CacheName, Read>| {
                     let lookup = CacheLookup {
                         vector: req.vector,
                         scope: req.scope,
@@ -122,9 +120,8 @@ impl SemanticCacheService for CacheApi {
                 &md,
                 "SemanticCacheService/Store",
                 &cache,
-                Role::Write,
                 bytes,
-                move |scope: Scope<CacheName>| {
+                move |scope: Scope<CacheName, Write>| {
                     let entry = CacheEntry {
                         id: RecordId::new(crate::auth::new_key_id().replacen('k', "e", 1))
                             .map_err(core_status)?,
@@ -160,9 +157,8 @@ impl SemanticCacheService for CacheApi {
                 &md,
                 "SemanticCacheService/Invalidate",
                 &cache,
-                Role::Write,
                 0,
-                move |scope: Scope<CacheName>| {
+                move |scope: Scope<CacheName, Write>| {
                     let target = match (req.ids.is_empty(), req.scope) {
                         (false, None) => CacheTarget::Ids(record_ids(req.ids)?),
                         (true, Some(s)) => CacheTarget::Scope(s),

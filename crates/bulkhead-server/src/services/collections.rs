@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use bulkhead_core::{CollectionId, CollectionName, Role, TenantName};
-use bulkhead_engine::CollectionInfo;
+use bulkhead_core::{CollectionId, CollectionName, TenantName};
+use bulkhead_engine::{CollectionInfo, Read, Write};
 use bulkhead_proto::v1 as pb;
 use pb::collection_service_server::CollectionService;
 use tonic::{Request, Response, Status};
@@ -39,9 +39,8 @@ impl CollectionService for CollectionApi {
                 &md,
                 "CollectionService/CreateCollection",
                 &req.parent.clone(),
-                Role::Write,
                 0,
-                move |scope: Scope<TenantName>| {
+                move |scope: Scope<TenantName, Write>| {
                     let id = CollectionId::new(req.collection_id.clone()).map_err(core_status)?;
                     let info = scope
                         .tenant
@@ -64,9 +63,8 @@ impl CollectionService for CollectionApi {
                 &md,
                 "CollectionService/GetCollection",
                 &req.name,
-                Role::Read,
                 0,
-                move |scope: Scope<CollectionName>| {
+                move |scope: Scope<CollectionName, Read>| {
                     let info = scope
                         .tenant
                         .get_collection(&scope.name.collection)
@@ -88,9 +86,8 @@ impl CollectionService for CollectionApi {
                 &md,
                 "CollectionService/ListCollections",
                 &req.parent.clone(),
-                Role::Read,
                 0,
-                move |scope: Scope<TenantName>| {
+                move |scope: Scope<TenantName, Read>| {
                     let size = super::page_size(req.page_size, 100, 1000)?;
                     let after = super::page_token(&req.page_token)?;
                     let all = scope.tenant.list_collections().map_err(engine_status)?;
@@ -140,9 +137,8 @@ impl CollectionService for CollectionApi {
                 &md,
                 "CollectionService/DeleteCollection",
                 &req.name,
-                Role::Write,
                 0,
-                move |scope: Scope<CollectionName>| {
+                move |scope: Scope<CollectionName, Write>| {
                     scope
                         .tenant
                         .delete_collection(&scope.name.collection)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bulkhead_core::{KeyId, KeyName, Role, TenantName};
-use bulkhead_engine::ApiKeyRecord;
+use bulkhead_engine::{ApiKeyRecord, KeyAdmin};
 use bulkhead_proto::v1 as pb;
 use pb::key_service_server::KeyService;
 use tonic::{Request, Response, Status};
@@ -53,9 +53,8 @@ impl KeyService for KeyApi {
                 &md,
                 "KeyService/CreateApiKey",
                 &req.parent.clone(),
-                Role::TenantAdmin,
                 0,
-                move |scope: Scope<TenantName>| {
+                move |scope: Scope<TenantName, KeyAdmin>| {
                     let role = role(req.role)?;
                     if req.description.len() > 1024 {
                         return Err(Status::invalid_argument(
@@ -104,9 +103,8 @@ impl KeyService for KeyApi {
                 &md,
                 "KeyService/ListApiKeys",
                 &req.parent,
-                Role::TenantAdmin,
                 0,
-                move |scope: Scope<TenantName>| {
+                move |scope: Scope<TenantName, KeyAdmin>| {
                     let keys = scope.tenant.list_api_keys().map_err(engine_status)?;
                     let n = keys.len() as u64;
                     Ok((
@@ -131,9 +129,8 @@ impl KeyService for KeyApi {
                 &md,
                 "KeyService/RevokeApiKey",
                 &req.name,
-                Role::TenantAdmin,
                 0,
-                move |scope: Scope<KeyName>| {
+                move |scope: Scope<KeyName, KeyAdmin>| {
                     scope
                         .tenant
                         .revoke_api_key(&scope.name.key)

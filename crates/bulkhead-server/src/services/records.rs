@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use bulkhead_core::{CollectionName, Role};
-use bulkhead_engine::{Include, Query};
+use bulkhead_core::CollectionName;
+use bulkhead_engine::{Include, Query, Read, Write};
 use bulkhead_proto::v1 as pb;
 use pb::record_service_server::RecordService;
 use prost::Message;
@@ -76,9 +76,8 @@ impl RecordService for RecordApi {
                 &md,
                 "RecordService/Upsert",
                 &collection,
-                Role::Write,
                 bytes,
-                move |scope: Scope<CollectionName>| {
+                move |scope: Scope<CollectionName, Write>| {
                     batch_check?;
                     let records = req
                         .records
@@ -109,9 +108,8 @@ impl RecordService for RecordApi {
                 &md,
                 "RecordService/Get",
                 &collection,
-                Role::Read,
                 0,
-                move |scope: Scope<CollectionName>| {
+                move |scope: Scope<CollectionName, Read>| {
                     batch_check?;
                     let ids = record_ids(req.ids)?;
                     let records = scope
@@ -143,9 +141,8 @@ impl RecordService for RecordApi {
                 &md,
                 "RecordService/Delete",
                 &collection,
-                Role::Write,
                 0,
-                move |scope: Scope<CollectionName>| {
+                move |scope: Scope<CollectionName, Write>| {
                     batch_check?;
                     let ids = record_ids(req.ids)?;
                     let n = scope
@@ -171,9 +168,8 @@ impl RecordService for RecordApi {
                 &md,
                 "RecordService/Query",
                 &collection,
-                Role::Read,
                 0,
-                move |scope: Scope<CollectionName>| {
+                move |scope: Scope<CollectionName, Read>| {
                     if req.top_k == 0 || req.top_k > max_top_k {
                         return Err(Status::invalid_argument(format!(
                             "top_k must be between 1 and {max_top_k}, got {}",
