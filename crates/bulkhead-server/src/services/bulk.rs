@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulkhead_core::{CollectionId, CollectionName, Role, TenantId};
-use bulkhead_engine::{EngineError, KeyAdmin, Read, TenantHandle, Write};
+use bulkhead_engine::{Access, EngineError, KeyAdmin, NewRecord, Read, TenantHandle, Write};
 use bulkhead_formats::{BatchDecoder, FormatError, RecordRow, StreamEncoder};
 use bulkhead_proto::v1 as pb;
 use tokio::sync::mpsc;
@@ -139,6 +139,10 @@ pub async fn import(
     import.finish().await
 }
 
+/// How an import writes a batch: `upsert`, or a tenant admin's `restore_records`.
+type WriteRecords<A> =
+    fn(&TenantHandle<A>, &CollectionId, Vec<NewRecord>) -> Result<usize, EngineError>;
+
 /// One import under way.
 struct Import {
     gate: Arc<Gate>,
@@ -215,54 +219,45 @@ impl Import {
     }
 
     async fn apply(&mut self, rows: Vec<RecordRow>) -> Result<(), Status> {
-        let batch = self.batch_records.len();
-        let bytes = std::mem::take(&mut self.unpaid_bytes);
-        let records = move || {
-            rows.into_iter()
-                .enumerate()
-                .map(|(row, r)| record_from_row(batch, row, r))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        // A tenant admin's import restores (a KEY_ADMIN handle has `restore_records`);
+        // A tenant admin's import restores (only a key-admin handle has `restore_records`);
         // anyone else's upserts.
         let written = if self.restore {
-            self.gate
-                .tenant_call(
-                    &self.metadata,
-                    IMPORT,
-                    &self.collection,
-                    bytes,
-                    move |scope: Scope<CollectionName, KeyAdmin>| {
-                        let n = scope
-                            .tenant
-                            .restore_records(&scope.name.collection, records()?)
-                            .map_err(|e| batch_status(batch, e))?
-                            as u64;
-                        Ok((n, n))
-                    },
-                )
+            self.write_batch(rows, TenantHandle::<KeyAdmin>::restore_records)
                 .await
         } else {
-            self.gate
-                .tenant_call(
-                    &self.metadata,
-                    IMPORT,
-                    &self.collection,
-                    bytes,
-                    move |scope: Scope<CollectionName, Write>| {
-                        let n = scope
-                            .tenant
-                            .upsert(&scope.name.collection, records()?)
-                            .map_err(|e| batch_status(batch, e))?
-                            as u64;
-                        Ok((n, n))
-                    },
-                )
-                .await
+            self.write_batch(rows, TenantHandle::<Write>::upsert).await
         };
         let applied = written.map_err(|s| self.with_progress(s))?;
         self.batch_records.push(applied);
         Ok(())
+    }
+
+    /// Writes one decoded batch with `write`, under the caller's role `A`; the records written.
+    async fn write_batch<A: Access>(
+        &mut self,
+        rows: Vec<RecordRow>,
+        write: WriteRecords<A>,
+    ) -> Result<u64, Status> {
+        let batch = self.batch_records.len();
+        let bytes = std::mem::take(&mut self.unpaid_bytes);
+        self.gate
+            .tenant_call(
+                &self.metadata,
+                IMPORT,
+                &self.collection,
+                bytes,
+                move |scope: Scope<CollectionName, A>| {
+                    let records = rows
+                        .into_iter()
+                        .enumerate()
+                        .map(|(row, r)| record_from_row(batch, row, r))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let n = write(&scope.tenant, &scope.name.collection, records)
+                        .map_err(|e| batch_status(batch, e))? as u64;
+                    Ok((n, n))
+                },
+            )
+            .await
     }
 
     /// `status` with what was imported before it.
