@@ -689,6 +689,15 @@ async fn a_key_of_one_tenant_is_denied_on_every_rpc_of_another() {
     let log = server.log().join("\n");
     assert!(log.contains("permission denied"));
     assert!(!log.contains(&alpha_admin), "a secret reached the log");
+    // Each line names its request: number, method and the tenant its path named.
+    let denial = log
+        .lines()
+        .find(|l| l.contains("permission denied"))
+        .unwrap();
+    assert!(
+        denial.contains("request{id=") && denial.contains("method=") && denial.contains("tenant="),
+        "{denial}"
+    );
 }
 
 /// A stream may name its collection in every message; one that opens on the caller's own

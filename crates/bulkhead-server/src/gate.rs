@@ -5,12 +5,14 @@
 //! who may touch which tenant is made here, once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bulkhead_core::{CacheName, CollectionName, CoreError, KeyName, Role, TenantId, TenantName};
 use bulkhead_engine::{Access, AuditEntry, AuditStamp, Authority, Engine, TenantHandle};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tracing::Instrument;
 
 use crate::admission::{FairPool, JobPanicked, Refusals, Slot, TenantSlots};
 use crate::audit_writer::AuditWriter;
@@ -21,6 +23,20 @@ use crate::metrics::Metrics;
 use crate::principal::Principal;
 use crate::status::{code_name, core_status, engine_status};
 use crate::tokens::TokenVerifier;
+
+/// Numbers requests in log lines, so the lines of one request can be found together.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// The span every line logged for one request carries: its number, method and (once its
+/// resource is parsed) tenant.
+fn request_span(method: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+        method,
+        tenant = tracing::field::Empty
+    )
+}
 
 /// A resource name that names exactly one tenant.
 pub trait TenantResource: Sized + Send + 'static {
@@ -166,8 +182,11 @@ impl Gate {
         tenant: &TenantId,
         work: impl FnOnce() -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
+        // The request's span follows its work onto the pool, so what the engine call logs
+        // names the request, its method and tenant.
+        let span = tracing::Span::current();
         self.pool
-            .run(tenant, work)
+            .run(tenant, move || span.in_scope(work))
             .await
             .unwrap_or_else(|JobPanicked| {
                 tracing::error!(tenant = %tenant, "engine work panicked");
@@ -182,6 +201,19 @@ impl Gate {
     /// a client that cancels (a deadline, a reset stream) stops waiting for the answer but
     /// can't leave a committed write or a finished read unaudited.
     pub async fn tenant_call<N: TenantResource, A: Access, R: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        method: &'static str,
+        resource: &str,
+        write_bytes: u64,
+        body: impl FnOnce(Scope<N, A>) -> Counted<R> + Send + 'static,
+    ) -> Result<R, Status> {
+        self.tenant_call_in_span(metadata, method, resource, write_bytes, body)
+            .instrument(request_span(method))
+            .await
+    }
+
+    async fn tenant_call_in_span<N: TenantResource, A: Access, R: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
         method: &'static str,
@@ -219,12 +251,15 @@ impl Gate {
             write_bytes,
         };
         let gate = self.clone();
-        let result = tokio::spawn(async move { gate.run_on_tenant(call, name, body).await })
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, method, "request task failed");
-                Err(Status::internal("request task failed"))
-            });
+        let result = tokio::spawn(
+            async move { gate.run_on_tenant(call, name, body).await }
+                .instrument(tracing::Span::current()),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, method, "request task failed");
+            Err(Status::internal("request task failed"))
+        });
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
             Err(s) => s.code(),
@@ -249,7 +284,10 @@ impl Gate {
         needed: Role,
     ) -> Result<N, Status> {
         let name = match N::parse(resource) {
-            Ok(n) => n,
+            Ok(n) => {
+                tracing::Span::current().record("tenant", n.tenant().as_str());
+                n
+            }
             Err(e) => {
                 tracing::info!(
                     method,
@@ -377,6 +415,18 @@ impl Gate {
     /// Runs an admin-only call (tenant lifecycle). A tenant key is refused, and the refusal is
     /// audited in the key's own tenant.
     pub async fn admin_call<R: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        method: &'static str,
+        resource: &str,
+        body: impl FnOnce(&Engine) -> Result<R, Status> + Send + 'static,
+    ) -> Result<R, Status> {
+        self.admin_call_in_span(metadata, method, resource, body)
+            .instrument(request_span(method))
+            .await
+    }
+
+    async fn admin_call_in_span<R: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
         method: &'static str,
@@ -693,6 +743,27 @@ mod tests {
             .create_collection(&id, &spec)
             .map(drop)
             .map_err(engine_status)
+    }
+
+    /// What the engine call logs carries its request's span, though it runs on a pool thread.
+    #[tokio::test]
+    async fn engine_work_runs_inside_its_requests_span() {
+        // Global, so the pool's threads see it (nextest runs each test in its own process).
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        let (gate, _dir) = gate();
+        let outcome = gate
+            .tenant_call(
+                &admin_metadata(),
+                "Test/Read",
+                "tenants/t",
+                0,
+                |_: Scope<TenantName, bulkhead_engine::Read>| {
+                    let current = tracing::Span::current();
+                    Ok((current.metadata().map(|m| m.name()), 0))
+                },
+            )
+            .await;
+        assert_eq!(outcome.unwrap(), Some("request"));
     }
 
     /// A write that committed carries its own event, so a call that fails after it still
