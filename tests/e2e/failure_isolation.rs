@@ -370,26 +370,14 @@ async fn defaults_limit_every_tenant_and_keys_share_their_tenants_rate() {
         .expect("the tenant's other key still gets in");
 }
 
-/// An import must stop when its key is revoked, and its batches are bounded by `max-batch`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_key_stops_an_open_import() {
+/// Opens an import of tenant `t`'s collection `docs` (dimension 4) with a WRITE key, sends
+/// `first`, revokes the key, sends `second`, and returns how the import ended.
+async fn import_revoked_between(first: Vec<u8>, second: Vec<u8>) -> tonic::Status {
     let server = Server::start();
     let mut c = server.clients().await;
     create_tenant(&mut c, "t").await;
     let (key, secret) = create_key(&mut c, "t", pb::Role::Write, None).await;
     create_collection(&mut c, &secret, "t", "docs", 4).await;
-    let rows: Vec<bulkhead_formats::RecordRow> = (0..3)
-        .map(|i| bulkhead_formats::RecordRow {
-            id: format!("r{i}"),
-            vector: vec![1.0, 0.0, 0.0, i as f32],
-            text: None,
-            metadata: Default::default(),
-            ttl_seconds: None,
-        })
-        .collect();
-    let mut encoder = bulkhead_formats::StreamEncoder::new(4).unwrap();
-    let first = encoder.push(&rows).unwrap();
-    let second = encoder.push(&rows).unwrap();
     let (send, messages) = tokio::sync::mpsc::channel(4);
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(messages));
     request
@@ -414,11 +402,29 @@ async fn a_revoked_key_stops_an_open_import() {
     })
     .await
     .unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(20), import)
+    tokio::time::timeout(Duration::from_secs(20), import)
         .await
         .expect("the import ended")
-        .unwrap();
-    let status = outcome.unwrap_err();
+        .unwrap()
+        .unwrap_err()
+}
+
+/// An import must stop when its key is revoked, and its batches are bounded by `max-batch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_stops_an_open_import() {
+    let rows: Vec<bulkhead_formats::RecordRow> = (0..3)
+        .map(|i| bulkhead_formats::RecordRow {
+            id: format!("r{i}"),
+            vector: vec![1.0, 0.0, 0.0, i as f32],
+            text: None,
+            metadata: Default::default(),
+            ttl_seconds: None,
+        })
+        .collect();
+    let mut encoder = bulkhead_formats::StreamEncoder::new(4).unwrap();
+    let first = encoder.push(&rows).unwrap();
+    let second = encoder.push(&rows).unwrap();
+    let status = import_revoked_between(first, second).await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(
         status.message().contains("1 earlier batches (3 records)"),
@@ -431,40 +437,7 @@ async fn a_revoked_key_stops_an_open_import() {
 /// before it is decoded (garbage would otherwise be reported as bad Arrow).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_keys_next_import_message_is_not_decoded() {
-    let server = Server::start();
-    let mut c = server.clients().await;
-    create_tenant(&mut c, "t").await;
-    let (key, secret) = create_key(&mut c, "t", pb::Role::Write, None).await;
-    create_collection(&mut c, &secret, "t", "docs", 4).await;
-    let (send, messages) = tokio::sync::mpsc::channel(4);
-    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(messages));
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
-    send.send(pb::ImportRequest {
-        collection: "tenants/t/collections/docs".into(),
-        arrow_ipc: Vec::new(),
-    })
-    .await
-    .unwrap();
-    let mut records = c.records.clone();
-    let import = tokio::spawn(async move { records.import(request).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    c.keys
-        .revoke_api_key(authed(ADMIN, pb::RevokeApiKeyRequest { name: key }))
-        .await
-        .unwrap();
-    send.send(pb::ImportRequest {
-        collection: String::new(),
-        arrow_ipc: b"not an arrow stream at all".to_vec(),
-    })
-    .await
-    .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), import)
-        .await
-        .expect("the import ended")
-        .unwrap()
-        .unwrap_err();
+    let status = import_revoked_between(Vec::new(), b"not an arrow stream at all".to_vec()).await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 }
 

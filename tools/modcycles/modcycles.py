@@ -48,7 +48,7 @@ def strip_tests(text: str) -> str:
     return "".join(out)
 
 
-def referenced(module: tuple[str, ...], is_mod_file: bool, text: str) -> set[tuple[str, ...]]:
+def referenced(module: tuple[str, ...], text: str) -> set[tuple[str, ...]]:
     """Every module path that `text` (the source of `module`) names."""
     paths = []
     for m in USE_GROUP.finditer(text):
@@ -61,7 +61,7 @@ def referenced(module: tuple[str, ...], is_mod_file: bool, text: str) -> set[tup
                 paths.append(prefix)
     paths += [m.group(1) + m.group(2) for m in PATH.finditer(text)]
     out = set()
-    # `super` of a `mod.rs`/file module is its parent module.
+    # A module's `super` is its parent, whether it is a `mod.rs` or a file of its own.
     for p in paths:
         head, *rest = p.split("::")
         if head == "crate":
@@ -92,7 +92,7 @@ def cycles(crate: Path) -> list[list[str]]:
     graph: dict[tuple[str, ...], set[tuple[str, ...]]] = {m: set() for m in modules}
     for module, file in modules.items():
         text = strip_tests(strip_comments(file.read_text()))
-        for path in referenced(module, file.name == "mod.rs", text):
+        for path in referenced(module, text):
             target = resolve(path)
             if target is not None and not related(module, target):
                 graph[module].add(target)

@@ -24,18 +24,13 @@ use crate::principal::Principal;
 use crate::status::{code_name, core_status, engine_status};
 use crate::tokens::TokenVerifier;
 
-/// Numbers requests in log lines, so the lines of one request can be found together.
+/// Numbers requests in log lines, so the lines of one request can be found together: every
+/// line logged for a request carries a `request` span with this number, its method and (once
+/// its resource is parsed) tenant.
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
-/// The span every line logged for one request carries: its number, method and (once its
-/// resource is parsed) tenant.
-fn request_span(method: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "request",
-        id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
-        method,
-        tenant = tracing::field::Empty
-    )
+fn next_request_id() -> u64 {
+    NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A resource name that names exactly one tenant.
@@ -200,20 +195,8 @@ impl Gate {
     /// Once admitted, the call runs to its end, audit event included, in a task of its own:
     /// a client that cancels (a deadline, a reset stream) stops waiting for the answer but
     /// can't leave a committed write or a finished read unaudited.
+    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method, tenant = tracing::field::Empty))]
     pub async fn tenant_call<N: TenantResource, A: Access, R: Send + 'static>(
-        self: &Arc<Self>,
-        metadata: &MetadataMap,
-        method: &'static str,
-        resource: &str,
-        write_bytes: u64,
-        body: impl FnOnce(Scope<N, A>) -> Counted<R> + Send + 'static,
-    ) -> Result<R, Status> {
-        self.tenant_call_in_span(metadata, method, resource, write_bytes, body)
-            .instrument(request_span(method))
-            .await
-    }
-
-    async fn tenant_call_in_span<N: TenantResource, A: Access, R: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
         method: &'static str,
@@ -315,6 +298,7 @@ impl Gate {
     /// A resource named by a later message of a stream already admitted (an import that names
     /// a collection again): checked like the first message's, so naming another tenant's
     /// collection mid-stream is `PERMISSION_DENIED` and audited, not just a mismatch.
+    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method, tenant = tracing::field::Empty))]
     pub async fn authorize_stream_resource<N: TenantResource>(
         &self,
         metadata: &MetadataMap,
@@ -414,19 +398,8 @@ impl Gate {
 
     /// Runs an admin-only call (tenant lifecycle). A tenant key is refused, and the refusal is
     /// audited in the key's own tenant.
+    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method))]
     pub async fn admin_call<R: Send + 'static>(
-        self: &Arc<Self>,
-        metadata: &MetadataMap,
-        method: &'static str,
-        resource: &str,
-        body: impl FnOnce(&Engine) -> Result<R, Status> + Send + 'static,
-    ) -> Result<R, Status> {
-        self.admin_call_in_span(metadata, method, resource, body)
-            .instrument(request_span(method))
-            .await
-    }
-
-    async fn admin_call_in_span<R: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
         method: &'static str,

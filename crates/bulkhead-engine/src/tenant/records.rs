@@ -32,14 +32,7 @@ impl<A: Access> TenantHandle<A> {
     ) -> Result<usize> {
         let _g = self.enter()?;
         let col = self.collection(collection)?;
-        self.validate_batch(&col, &records)?;
-        if col.meta.kind() == CollectionKind::SemanticCache {
-            for (index, r) in records.iter().enumerate() {
-                cache_fields::check_reserved_fields(&r.metadata, reserved).map_err(|e| {
-                    EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
-                })?;
-            }
-        }
+        self.validate_batch(&col, &records, reserved)?;
         let records = last_occurrence_wins(records);
         let max_list_len = self.state.shared.config.max_indexed_list_len;
         let field_keys = {
@@ -119,12 +112,25 @@ impl<A: Access> TenantHandle<A> {
         Ok(records.len())
     }
 
-    fn validate_batch(&self, col: &LiveCollection, records: &[NewRecord]) -> Result<()> {
+    /// Checks every record of a batch before anything is written; in a semantic cache, also
+    /// its reserved fields as `reserved` says.
+    fn validate_batch(
+        &self,
+        col: &LiveCollection,
+        records: &[NewRecord],
+        reserved: ReservedFields,
+    ) -> Result<()> {
         let max_text = self.state.shared.config.max_text_bytes;
+        let cache = col.meta.kind() == CollectionKind::SemanticCache;
         for (index, r) in records.iter().enumerate() {
             let invalid = |source| EngineError::InvalidRecord { index, source };
             validate_vector(&r.vector, col.meta.dimension, col.meta.metric).map_err(invalid)?;
             validate_metadata(&r.metadata).map_err(invalid)?;
+            if cache {
+                cache_fields::check_reserved_fields(&r.metadata, reserved).map_err(|e| {
+                    EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
+                })?;
+            }
             if r.text.as_ref().is_some_and(|t| t.len() > max_text) {
                 return Err(EngineError::InvalidArgument(format!(
                     "record {index} of the batch: text is longer than {max_text} bytes"
