@@ -17,7 +17,7 @@ ensure_grpcurl
 ensure_python_packages
 
 echo "== building the server the pages run" >&2
-cargo build --locked -p bulkhead-server --bin bulkhead
+cargo build --locked -p bulkhead --bin bulkhead
 
 if (exec 3<>/dev/tcp/127.0.0.1/7600) 2>/dev/null; then
     echo "error: something already listens on 127.0.0.1:7600, the port the pages use; stop it first" >&2

@@ -73,11 +73,11 @@ probe_against() {
 
 if [[ "${1:-}" != --no-build ]]; then
     echo "== building the faulty server (fault-skip-tenant-check)" >&2
-    cargo build --locked -p bulkhead-server --bin bulkhead --features fault-skip-tenant-check
+    cargo build --locked -p bulkhead --bin bulkhead --features fault-skip-tenant-check
     require_binary "$bin/bulkhead" "the faulty server"
     cp "$bin/bulkhead" "$faulty"
     echo "== building the normal server and the probe" >&2
-    cargo build --locked -p bulkhead-server -p bulkhead-leakprobe --bins
+    cargo build --locked -p bulkhead -p bulkhead-leakprobe --bins
 else
     echo "== --no-build: using the binaries already in $bin" >&2
 fi

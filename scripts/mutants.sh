@@ -44,15 +44,19 @@ mkdir -p "$out_root"
 failed=()
 started=$SECONDS
 
-# Runs cargo-mutants on the files after `--`, testing each mutant with nextest and the filter $2
-# (empty: every test of the mutated file's crate).
+# Runs cargo-mutants on the files after the first three arguments, testing each mutant with
+# nextest, the filter $2 (empty: every test) and the tests of the packages $3 (space-separated;
+# empty: the mutated file's own package).
 run_group() {
-    local name="$1" filter="$2"
-    shift 2
+    local name="$1" filter="$2" test_packages="$3"
+    shift 3
     local files=("$@") args=(--no-shuffle --test-tool nextest --output "$out_root/$name")
-    local file
+    local file package
     for file in "${files[@]}"; do
         args+=(--file "$file")
+    done
+    for package in $test_packages; do
+        args+=(--test-package "$package")
     done
     [ -z "$filter" ] || args+=(--cargo-test-arg=-E --cargo-test-arg="$filter")
     if [ -n "$base" ]; then
@@ -80,24 +84,27 @@ run_group() {
     echo "mutants [$name]: $((SECONDS - group_started)) s" >&2
 }
 
-run_group core "" \
+run_group core "" "" \
     crates/bulkhead-core/src/resource.rs \
     crates/bulkhead-core/src/ids.rs
-run_group index "" \
+run_group index "" "" \
     crates/bulkhead-index/src/types.rs
-run_group engine "" \
+run_group engine "" "" \
     crates/bulkhead-engine/src/api_keys.rs \
     crates/bulkhead-engine/src/key_table.rs \
+    crates/bulkhead-engine/src/registry.rs \
     crates/bulkhead-engine/src/storage/store.rs \
     crates/bulkhead-engine/src/storage/registry.rs \
     crates/bulkhead-engine/src/filter.rs \
     crates/bulkhead-engine/src/cache_fields.rs \
     crates/bulkhead-engine/src/tenant/semantic_cache.rs \
     crates/bulkhead-engine/src/tenant/api_keys.rs
-# The server's own tests, without the five that restart a server or run the leak probe for
-# 15 s and more: they test persistence and the probe itself, and the isolation and auth suites
-# cover the gate's lines they reach.
+# The server's own tests and the end-to-end tests (in the `bulkhead` package, whose binary links
+# the mutated library), without the five that restart a server or run the leak probe for 15 s
+# and more: they test persistence and the probe itself, and the isolation and auth suites cover
+# the gate's lines they reach.
 run_group server "not test(/^leakprobe::|restart|^lifecycle::(sigterm|get_tenant)|^tls::the_leakprobe/)" \
+    "bulkhead-server bulkhead" \
     crates/bulkhead-server/src/gate.rs \
     crates/bulkhead-server/src/auth.rs \
     crates/bulkhead-server/src/principal.rs \

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 binary="${BULKHEAD_BIN:-}"
 if [[ -z "$binary" ]]; then
-    cargo build --release --locked -p bulkhead-server --bin bulkhead
+    cargo build --release --locked -p bulkhead --bin bulkhead
     binary="$CARGO_TARGET_DIR/release/bulkhead"
 fi
 mkdir -p bin

@@ -13,7 +13,7 @@ source scripts/setup.sh
 
 export BULKHEAD_BIN="${BULKHEAD_BIN:-$CARGO_TARGET_DIR/debug/bulkhead}"
 if [ ! -x "$BULKHEAD_BIN" ]; then
-    echo "error: no server binary at $BULKHEAD_BIN (cargo build -p bulkhead-server --bin bulkhead)" >&2
+    echo "error: no server binary at $BULKHEAD_BIN (cargo build -p bulkhead --bin bulkhead)" >&2
     exit 1
 fi
 

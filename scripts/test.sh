@@ -30,18 +30,25 @@ scripts/leakprobe-fault-demo.sh
 echo "== every command of the README and docs/ against a real server" >&2
 python3 -m unittest discover -s tools/doccheck -q
 scripts/check-docs.sh
-# The engine is left out until its owners are split (issue 19: engine, sweeper, tenant and
-# index_builds still share `Shared`).
 echo "== no import cycles between modules (tools/modcycles)" >&2
 python3 -m unittest discover -s tools/modcycles -q
-python3 tools/modcycles/modcycles.py crates/bulkhead-core crates/bulkhead-index \
-    crates/bulkhead-proto crates/bulkhead-formats crates/bulkhead-client crates/bulkhead-server \
+python3 tools/modcycles/modcycles.py crates/bulkhead-core crates/bulkhead-index crates/bulkhead-engine \
+    crates/bulkhead-proto crates/bulkhead-formats crates/bulkhead-client crates/bulkhead-server crates/bulkhead \
     tools/bulkhead-leakprobe
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
 else
     cargo test --workspace --locked --no-fail-fast --lib --bins --tests
+fi
+# The fail points exist only in a build with the engine's `failpoints` feature (one more build
+# of the engine and its integration tests, nothing else).
+echo "== crash consistency at the engine's fail points" >&2
+cargo clippy -p bulkhead-engine --all-targets --features failpoints --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p bulkhead-engine --features failpoints --locked -E 'test(/^failpoints::/)'
+else
+    cargo test -p bulkhead-engine --features failpoints --locked --test integration failpoints::
 fi
 echo "== the Python SDK, LangChain and LlamaIndex packages against a real server" >&2
 scripts/test-python.sh

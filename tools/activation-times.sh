@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 rounds="${1:-2}"
 data=../shared/data/debian-minilm
-cargo build --release --locked -p bulkhead-server --bin bulkhead
+cargo build --release --locked -p bulkhead --bin bulkhead
 bin="$CARGO_TARGET_DIR/release/bulkhead"
 work=$(mktemp -d)
 pid=

@@ -23,7 +23,7 @@ case "$placement" in
     *) echo "placement must be shared or pinned" >&2; exit 2 ;;
 esac
 data=../shared/data/debian-minilm
-cargo build --release --locked -p bulkhead-server -p bulkhead-bench --bins
+cargo build --release --locked -p bulkhead -p bulkhead-bench --bins
 bin="$CARGO_TARGET_DIR/release/bulkhead"
 bench="$CARGO_TARGET_DIR/release/bulkhead-bench"
 work=$(mktemp -d)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bulkhead_index::IndexParams;
 
+use crate::clock::Clock;
 use crate::error::{EngineError, Result};
 
 #[derive(Debug, Clone)]
@@ -60,6 +61,9 @@ pub struct EngineConfig {
     /// A loaded collection with this many changes since its last segment gets a new one (the
     /// sweeper checks each round); activation replays at most about this many changes.
     pub segment_refresh_changes: u64,
+    /// Where time comes from: TTL expiry, audit retention and timestamps, idle groups. The
+    /// system clock, except in tests (`ManualClock`).
+    pub clock: Clock,
 }
 
 impl EngineConfig {
@@ -85,6 +89,7 @@ impl EngineConfig {
             index_build_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             segment_refresh_changes: 10_000,
+            clock: Clock::system(),
         }
     }
 

@@ -26,10 +26,32 @@ use std::time::{Duration, Instant};
 use bulkhead_index::{BuildOptions, BuildReport};
 use parking_lot::{Condvar, Mutex};
 
+use bulkhead_core::TenantId;
+
 use crate::background::lower_current_thread_priority;
 use crate::collection::LiveCollection;
-use crate::error::EngineError;
-use crate::tenant::{Persisted, TenantHandle, TenantState};
+use crate::error::{EngineError, Result};
+
+/// The tenant a job's collection belongs to, as the build thread sees it. A trait so that the
+/// queue (engine-wide) depends on no tenant type: the tenant module implements it.
+pub(crate) trait BuildOwner: Send + Sync {
+    fn tenant_id(&self) -> TenantId;
+    /// After a build swapped a new index in: recount the tenant's index memory.
+    fn index_grew(&self);
+    /// Writes `collection`'s segment (or trims its change log) if it changed since the last.
+    fn persist(self: Arc<Self>, collection: &LiveCollection) -> Result<Persisted>;
+}
+
+/// What a persist did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Persisted {
+    /// Nothing changed since the last one, or the collection is gone.
+    Nothing,
+    /// A segment of this many bytes reflects the collection up to `change`.
+    Segment { change: u64, bytes: u64 },
+    /// A flat collection: no segment (its records load fast), the log trimmed to `change`.
+    Trimmed { change: u64 },
+}
 
 /// The build queue as operators and tests see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +74,7 @@ pub(crate) enum Work {
 /// One queued job.
 #[derive(Debug)]
 struct Job {
-    tenant: Weak<TenantState>,
+    tenant: Weak<dyn BuildOwner>,
     collection: Weak<LiveCollection>,
     work: Work,
 }
@@ -96,9 +118,9 @@ impl IndexBuilds {
     }
 
     /// Queues `work` on `collection` unless the same is already queued.
-    pub fn schedule(
+    pub fn schedule<T: BuildOwner + 'static>(
         &self,
-        tenant: &Arc<TenantState>,
+        tenant: &Arc<T>,
         collection: &Arc<LiveCollection>,
         work: Work,
     ) {
@@ -112,8 +134,9 @@ impl IndexBuilds {
         {
             return;
         }
+        let tenant: Weak<dyn BuildOwner> = Arc::downgrade(tenant) as Weak<dyn BuildOwner>;
         q.jobs.push_back(Job {
-            tenant: Arc::downgrade(tenant),
+            tenant,
             collection: weak,
             work,
         });
@@ -187,7 +210,7 @@ fn run(queue: &(Mutex<Queue>, Condvar), cancel: &AtomicBool, threads: usize) {
                 0 => threads,
                 asked => asked.min(cpus()),
             };
-            build(&tenant, &collection, threads, cancel);
+            build(tenant.as_ref(), &collection, threads, cancel);
         }
         if cancel.load(Ordering::Relaxed) {
             continue;
@@ -207,7 +230,12 @@ fn run(queue: &(Mutex<Queue>, Condvar), cancel: &AtomicBool, threads: usize) {
     }
 }
 
-fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize, cancel: &AtomicBool) {
+fn build(
+    tenant: &dyn BuildOwner,
+    collection: &LiveCollection,
+    threads: usize,
+    cancel: &AtomicBool,
+) {
     let started = Instant::now();
     let last_report = Mutex::new(Instant::now());
     let progress = |done: usize, total: usize| {
@@ -215,7 +243,7 @@ fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize, canc
         if last.elapsed().as_secs() >= 5 {
             *last = Instant::now();
             tracing::info!(
-                tenant = %tenant.id(),
+                tenant = %tenant.tenant_id(),
                 collection = %collection.id,
                 done,
                 total,
@@ -235,7 +263,7 @@ fn build(tenant: &TenantState, collection: &LiveCollection, threads: usize, canc
         }
         Ok(None) => {}
         Err(e) => tracing::error!(
-            tenant = %tenant.id(),
+            tenant = %tenant.tenant_id(),
             collection = %collection.id,
             error = %e,
             "index build failed; the collection keeps its current index"
@@ -249,10 +277,10 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn persist(tenant: Arc<TenantState>, collection: &LiveCollection) {
+fn persist(tenant: Arc<dyn BuildOwner>, collection: &LiveCollection) {
     let started = Instant::now();
-    let id = tenant.id();
-    match TenantHandle::new(tenant).persist(collection) {
+    let id = tenant.tenant_id();
+    match tenant.persist(collection) {
         Ok(Persisted::Segment { change, bytes }) => tracing::info!(
             tenant = %id,
             collection = %collection.id,
@@ -272,13 +300,13 @@ fn persist(tenant: Arc<TenantState>, collection: &LiveCollection) {
 }
 
 fn log_report(
-    tenant: &TenantState,
+    tenant: &dyn BuildOwner,
     collection: &LiveCollection,
     report: &BuildReport,
     started: Instant,
 ) {
     tracing::info!(
-        tenant = %tenant.id(),
+        tenant = %tenant.tenant_id(),
         collection = %collection.id,
         reason = ?report.reason,
         kind = ?report.kind,

@@ -8,40 +8,12 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
-
-use parking_lot::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::background::lower_current_thread_priority;
-use crate::engine::Shared;
+use crate::residency::Residency;
 use crate::storage::GroupId;
-
-/// How requests and the engine reach the sweeper thread: a request that opened a group past
-/// the cap asks it to close the least recently used ones, so the request itself never waits
-/// for another group's flush and close.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    state: Mutex<SignalState>,
-    wake: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct SignalState {
-    stop: bool,
-    over_group_cap: bool,
-}
-
-impl Signal {
-    pub fn over_group_cap(&self) {
-        self.state.lock().over_group_cap = true;
-        self.wake.notify_one();
-    }
-
-    fn stop(&self) {
-        self.state.lock().stop = true;
-        self.wake.notify_all();
-    }
-}
+use crate::sweep_signal::{Signal, Wake};
 
 #[derive(Debug)]
 pub(crate) struct Sweeper {
@@ -49,37 +21,39 @@ pub(crate) struct Sweeper {
     thread: JoinHandle<()>,
 }
 
+/// What the sweeper is told at start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SweepSchedule {
+    pub interval: Duration,
+    pub group_idle_close: Duration,
+    pub closed_groups_per_round: usize,
+}
+
 impl Sweeper {
-    pub fn start(shared: Arc<Shared>, signal: Arc<Signal>) -> Self {
-        let interval = shared.config.sweep_interval;
-        let weak = Arc::downgrade(&shared);
-        drop(shared);
+    /// Starts the thread. It holds the residency weakly: an engine dropped without `stop` still
+    /// frees its tenants, and the thread ends at its next wake-up.
+    pub fn start(residency: &Arc<Residency>, signal: Arc<Signal>, schedule: SweepSchedule) -> Self {
+        let weak = Arc::downgrade(residency);
         let thread_signal = signal.clone();
         let thread = std::thread::Builder::new()
             .name("bulkhead-sweeper".into())
             .spawn(move || {
                 lower_current_thread_priority();
-                let signal = &*thread_signal;
                 let mut next_closed = 0;
-                let mut next_sweep = Instant::now() + interval;
+                let mut next_sweep = Instant::now() + schedule.interval;
                 loop {
-                    let over_group_cap = {
-                        let mut state = signal.state.lock();
-                        while !state.stop && !state.over_group_cap && Instant::now() < next_sweep {
-                            signal.wake.wait_until(&mut state, next_sweep);
-                        }
-                        if state.stop {
-                            return;
-                        }
-                        std::mem::take(&mut state.over_group_cap)
+                    let Wake::Work { over_group_cap } = thread_signal.wait(next_sweep) else {
+                        return;
                     };
-                    let Some(shared) = weak.upgrade() else { return };
+                    let Some(residency) = weak.upgrade() else {
+                        return;
+                    };
                     if over_group_cap {
-                        shared.enforce_open_group_cap();
+                        residency.enforce_open_group_cap();
                     }
                     if Instant::now() >= next_sweep {
-                        sweep_once(&shared, &mut next_closed);
-                        next_sweep = Instant::now() + interval;
+                        sweep_once(&residency, &schedule, &mut next_closed);
+                        next_sweep = Instant::now() + schedule.interval;
                     }
                 }
             })
@@ -93,10 +67,10 @@ impl Sweeper {
     }
 }
 
-fn sweep_once(shared: &Arc<Shared>, next_closed: &mut GroupId) {
+fn sweep_once(residency: &Residency, schedule: &SweepSchedule, next_closed: &mut GroupId) {
     let started = Instant::now();
     let (mut records, mut events) = (0, 0);
-    for tenant in shared.tenants_in_open_groups() {
+    for tenant in residency.tenants_in_open_groups() {
         match tenant.maintain() {
             Ok((r, e)) => {
                 records += r;
@@ -105,10 +79,15 @@ fn sweep_once(shared: &Arc<Shared>, next_closed: &mut GroupId) {
             Err(e) => tracing::error!(tenant = %tenant.id(), error = %e, "sweep failed"),
         }
     }
-    shared.recount_index_bytes();
-    let closed = shared.close_idle_groups(shared.config.group_idle_close);
-    for group in closed_groups_in_turn(shared, next_closed) {
-        match shared.sweep_closed_group(group) {
+    residency.recount_index_bytes();
+    let closed = residency.close_idle_groups(schedule.group_idle_close);
+    let turn = closed_groups_in_turn(
+        &residency.closed_groups(),
+        schedule.closed_groups_per_round,
+        next_closed,
+    );
+    for group in turn {
+        match residency.sweep_closed_group(group) {
             Ok((r, e)) => {
                 records += r;
                 events += e;
@@ -127,14 +106,10 @@ fn sweep_once(shared: &Arc<Shared>, next_closed: &mut GroupId) {
     }
 }
 
-/// The next `closed_groups_swept_per_round` closed groups at or after `next`, wrapping around;
-/// advances `next` past them.
-fn closed_groups_in_turn(shared: &Shared, next: &mut GroupId) -> Vec<GroupId> {
-    let closed = shared.closed_groups();
-    let take = shared
-        .config
-        .closed_groups_swept_per_round
-        .min(closed.len());
+/// The next `per_round` of the `closed` groups (in id order) at or after `next`, wrapping
+/// around; advances `next` past them.
+fn closed_groups_in_turn(closed: &[GroupId], per_round: usize, next: &mut GroupId) -> Vec<GroupId> {
+    let take = per_round.min(closed.len());
     let start = closed.partition_point(|g| g < next);
     let turn: Vec<GroupId> = closed
         .iter()
@@ -147,4 +122,25 @@ fn closed_groups_in_turn(shared: &Shared, next: &mut GroupId) -> Vec<GroupId> {
         *next = last + 1;
     }
     turn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_groups_are_taken_in_turn_and_wrap_around() {
+        let closed = [1, 4, 6, 9];
+        let mut next = 0;
+        assert_eq!(closed_groups_in_turn(&closed, 3, &mut next), vec![1, 4, 6]);
+        assert_eq!(next, 7);
+        assert_eq!(closed_groups_in_turn(&closed, 3, &mut next), vec![9, 1, 4]);
+        assert_eq!(next, 5);
+        assert_eq!(
+            closed_groups_in_turn(&closed, 9, &mut next),
+            vec![6, 9, 1, 4]
+        );
+        assert!(closed_groups_in_turn(&[], 3, &mut next).is_empty());
+        assert_eq!(next, 5, "no group taken, no move");
+    }
 }

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use rocksdb::{DBWithThreadMode, FlushOptions, MultiThreaded, Options};
 
 use crate::background::at_background_priority;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::error::{EngineError, Result};
 use crate::storage::{SharedResources, TenantStore};
 
@@ -28,11 +28,13 @@ pub(crate) struct Db {
     tenant_cf: Arc<Options>,
     /// Last time any of the group's tenants was used; idle groups are closed by age.
     last_used_ms: AtomicU64,
+    clock: Clock,
 }
 
 impl Db {
     pub fn touch(&self) {
-        self.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_used_ms
+            .store(self.clock.now_ms(), Ordering::Relaxed);
     }
 
     pub fn last_used_ms(&self) -> u64 {
@@ -135,8 +137,10 @@ impl Groups {
         let db = Db {
             raw,
             tenant_cf,
-            last_used_ms: AtomicU64::new(now_ms()),
+            last_used_ms: AtomicU64::new(self.shared.clock.now_ms()),
+            clock: self.shared.clock.clone(),
         };
+        fail::fail_point!("group-open:opened");
         let expected = expected();
         for name in existing
             .iter()
@@ -255,10 +259,14 @@ mod tests {
         let _opening = slot.db.lock();
         let (done, answer) = std::sync::mpsc::channel();
         let asking = groups.clone();
-        std::thread::spawn(move || done.send((asking.is_open(0), asking.is_open(1))).unwrap());
+        let thread =
+            std::thread::spawn(move || done.send((asking.is_open(0), asking.is_open(1))).unwrap());
         let answer = answer
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("is_open waited for a group being opened");
         assert_eq!(answer, (true, false), "one being opened reads as closed");
+        // Joined, so the database closes here and not on that thread while the process exits
+        // (RocksDB's static mutexes are gone by then: "pthread lock: Invalid argument").
+        thread.join().unwrap();
     }
 }

@@ -8,10 +8,10 @@ mod options;
 mod registry;
 mod store;
 
-pub(crate) use group::{GroupId, Groups};
+pub(crate) use group::{Db, GroupId, Groups};
 pub(crate) use limits::open_group_cap;
 pub(crate) use options::SharedResources;
-pub(crate) use registry::{Registry, TenantRecord};
+pub(crate) use registry::{RegistryStore, TenantRecord};
 pub(crate) use store::{TenantStore, WriteSet};
 
 impl From<rocksdb::Error> for crate::error::EngineError {

@@ -8,13 +8,15 @@ use rocksdb::{
     BlockBasedOptions, Cache, Env, Options, WriteBufferManager, compaction_filter::Decision,
 };
 
-use crate::clock::{is_expired, now_ms};
+use crate::clock::{Clock, is_expired};
 use crate::codec::{EXPIRED_MARKER, peek_expiry};
 use crate::config::EngineConfig;
 use crate::keys::RECORD;
 
 /// Memory pools shared by every RocksDB instance of the process.
 pub(crate) struct SharedResources {
+    /// The engine's clock: the TTL compaction filter and group idle times read it.
+    pub clock: Clock,
     cache: Cache,
     write_buffers: WriteBufferManager,
     max_open_files: i32,
@@ -41,7 +43,11 @@ impl SharedResources {
             false,
             cache.clone(),
         );
-        let tenant_cf = Arc::new(tenant_cf_options(&cache, config.tenant_write_buffer_bytes));
+        let tenant_cf = Arc::new(tenant_cf_options(
+            &cache,
+            config.tenant_write_buffer_bytes,
+            config.clock.clone(),
+        ));
         let env = match Env::new() {
             Ok(mut env) => {
                 env.lower_thread_pool_cpu_priority();
@@ -53,6 +59,7 @@ impl SharedResources {
             }
         };
         Self {
+            clock: config.clock.clone(),
             cache,
             write_buffers,
             max_open_files: config.max_open_files_per_group,
@@ -87,14 +94,17 @@ impl SharedResources {
     }
 }
 
-fn tenant_cf_options(cache: &Cache, write_buffer_bytes: usize) -> Options {
+fn tenant_cf_options(cache: &Cache, write_buffer_bytes: usize, clock: Clock) -> Options {
     let mut o = Options::default();
     o.set_write_buffer_size(write_buffer_bytes);
     o.set_max_write_buffer_number(2);
     o.set_target_file_size_base(16 << 20);
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
     o.set_block_based_table_factory(&table_options(cache));
-    o.set_compaction_filter("bulkhead-ttl", ttl_filter);
+    o.set_compaction_filter(
+        "bulkhead-ttl",
+        move |level: u32, key: &[u8], value: &[u8]| ttl_filter(level, key, value, clock.now_ms()),
+    );
     o
 }
 
@@ -109,10 +119,10 @@ fn table_options(cache: &Cache) -> BlockBasedOptions {
 /// Backstop for the sweeper: an expired record met during compaction is replaced by a marker.
 /// The marker (not a removal) keeps shadowing any older version of the key in lower levels,
 /// which a plain removal could bring back.
-fn ttl_filter(_level: u32, key: &[u8], value: &[u8]) -> Decision {
+fn ttl_filter(_level: u32, key: &[u8], value: &[u8], now: u64) -> Decision {
     if key.first() == Some(&RECORD)
         && let Some(exp) = peek_expiry(value)
-        && is_expired(exp, now_ms())
+        && is_expired(exp, now)
     {
         return Decision::Change(&EXPIRED_MARKER);
     }
@@ -125,7 +135,6 @@ mod tests {
     use rocksdb::compaction_filter::Decision;
 
     use super::ttl_filter;
-    use crate::clock::now_ms;
     use crate::codec::{EXPIRED_MARKER, encode};
     use crate::keys;
 
@@ -137,7 +146,7 @@ mod tests {
     /// never expires, a marker, garbage, and any key that is not a record are kept as they are.
     #[test]
     fn the_ttl_filter_marks_expired_records_and_keeps_everything_else() {
-        let now = now_ms();
+        let now = 1_800_000_000_000;
         let (docs, id) = (
             CollectionId::new("docs").unwrap(),
             RecordId::new("a").unwrap(),
@@ -146,9 +155,9 @@ mod tests {
         let value = |expires_at_ms| encode(expires_at_ms, &[1.0, 2.0], Some("t"), &Metadata::new());
         let expired = value(now - 1_000);
 
-        assert!(is_marked(&ttl_filter(0, &record, &expired)), "expired");
+        assert!(is_marked(&ttl_filter(0, &record, &expired, now)), "expired");
         assert!(
-            is_marked(&ttl_filter(3, &record, &value(1))),
+            is_marked(&ttl_filter(3, &record, &value(1), now)),
             "expired long ago, any level"
         );
         for (what, v) in [
@@ -159,7 +168,7 @@ mod tests {
             ("empty", Vec::new()),
         ] {
             assert!(
-                matches!(ttl_filter(0, &record, &v), Decision::Keep),
+                matches!(ttl_filter(0, &record, &v, now), Decision::Keep),
                 "{what}"
             );
         }
@@ -171,7 +180,7 @@ mod tests {
             vec![keys::CHANGE],
         ] {
             assert!(
-                matches!(ttl_filter(0, &other, &expired), Decision::Keep),
+                matches!(ttl_filter(0, &other, &expired, now), Decision::Keep),
                 "{other:?}"
             );
         }

@@ -38,13 +38,14 @@ impl TenantRecord {
     }
 }
 
-pub(crate) struct Registry {
+/// The registry's durable half: the system database's reads and synced writes.
+pub(crate) struct RegistryStore {
     db: DB,
 }
 
-impl std::fmt::Debug for Registry {
+impl std::fmt::Debug for RegistryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").finish_non_exhaustive()
+        f.debug_struct("RegistryStore").finish_non_exhaustive()
     }
 }
 
@@ -69,7 +70,7 @@ fn synced() -> WriteOptions {
     w
 }
 
-impl Registry {
+impl RegistryStore {
     pub fn open(path: &Path, shared: &SharedResources) -> Result<Self> {
         let db = DB::open(&shared.db_options(), path)
             .map_err(|e| EngineError::Open(format!("{}: {}", path.display(), e.into_string())))?;
@@ -175,8 +176,8 @@ mod tests {
     use super::*;
     use crate::EngineConfig;
 
-    fn open(dir: &Path) -> Registry {
-        Registry::open(dir, &SharedResources::new(&EngineConfig::new(dir))).unwrap()
+    fn open(dir: &Path) -> RegistryStore {
+        RegistryStore::open(dir, &SharedResources::new(&EngineConfig::new(dir))).unwrap()
     }
 
     fn tenant(id: &str, incarnation: u64) -> TenantRecord {
@@ -205,7 +206,7 @@ mod tests {
         }
     }
 
-    fn sorted_keys(registry: &Registry) -> Vec<ApiKeyRecord> {
+    fn sorted_keys(registry: &RegistryStore) -> Vec<ApiKeyRecord> {
         let mut keys = registry.load_api_keys().unwrap();
         keys.sort_by(|a, b| (&a.tenant, &a.key_id).cmp(&(&b.tenant, &b.key_id)));
         keys

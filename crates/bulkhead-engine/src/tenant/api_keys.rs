@@ -15,18 +15,21 @@ impl TenantHandle {
     pub fn create_api_key(&self, mut record: ApiKeyRecord) -> Result<ApiKeyRecord> {
         let _g = self.enter()?;
         record.tenant = self.id();
-        self.state.shared.create_api_key(record)
+        self.state.services.registry.create_api_key(record)
     }
 
     /// This tenant's keys, ordered by id.
     pub fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         let _g = self.enter()?;
-        Ok(self.state.shared.list_api_keys(&self.id()))
+        Ok(self.state.services.registry.list_api_keys(&self.id()))
     }
 
     /// Marks one of this tenant's keys revoked; it fails authentication from then on.
     pub fn revoke_api_key(&self, key_id: &KeyId) -> Result<ApiKeyRecord> {
         let _g = self.enter()?;
-        self.state.shared.revoke_api_key(&self.id(), key_id)
+        self.state
+            .services
+            .registry
+            .revoke_api_key(&self.id(), key_id)
     }
 }

@@ -11,7 +11,6 @@ use parking_lot::MutexGuard;
 
 use crate::access::{Access, KeyAdmin};
 use crate::audit::{AuditEntry, AuditEvent, AuditStamp};
-use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::storage::WriteSet;
@@ -62,7 +61,7 @@ impl<A: Access> TenantHandle<A> {
         };
         let mut next = self.state.audit_next.lock();
         let seq = self.next_audit_sequence(&next)?;
-        let event = stamped(seq, now_ms(), audit.stamp.entry(record_count));
+        let event = stamped(seq, self.state.now_ms(), audit.stamp.entry(record_count));
         set.put(keys::audit_key(seq), encode_event(&event));
         self.store().write(set)?;
         *next = Some(seq + 1);
@@ -133,7 +132,7 @@ impl<A: Access> TenantHandle<A> {
     /// How long this tenant keeps audit events.
     pub fn audit_retention(&self) -> Duration {
         self.state.record.read().audit_retention_secs.map_or(
-            self.state.shared.config.default_audit_retention,
+            self.state.services.config.default_audit_retention,
             Duration::from_secs,
         )
     }
@@ -163,7 +162,7 @@ impl TenantHandle<KeyAdmin> {
         let _g = self.enter()?;
         let mut next = self.state.audit_next.lock();
         let mut seq = self.next_audit_sequence(&next)?;
-        let time_ms = now_ms();
+        let time_ms = self.state.now_ms();
         let mut set = WriteSet::default();
         let mut events = Vec::with_capacity(entries.len());
         for e in entries {
@@ -180,7 +179,7 @@ impl TenantHandle<KeyAdmin> {
     /// Deletes audit events older than the retention; returns how many.
     pub fn prune_audit(&self) -> Result<usize> {
         let retention_ms = u64::try_from(self.audit_retention().as_millis()).unwrap_or(u64::MAX);
-        let cutoff = now_ms().saturating_sub(retention_ms);
+        let cutoff = self.state.now_ms().saturating_sub(retention_ms);
         let _g = self.enter_for_maintenance()?;
         let mut first_kept = None;
         let mut pruned = 0;

@@ -6,7 +6,6 @@ use bulkhead_core::CollectionId;
 use bulkhead_index::IndexKind;
 
 use crate::access::{Access, CanWrite};
-use crate::clock::now_ms;
 use crate::collection::{CollectionMeta, CollectionSpec, LiveCollection};
 use crate::error::{EngineError, Result};
 use crate::keys;
@@ -41,12 +40,13 @@ pub struct IndexStatus {
     pub changes_since_segment: u64,
 }
 
-fn info(c: &LiveCollection) -> CollectionInfo {
+/// `c` as the caller sees it at `now`.
+fn info(c: &LiveCollection, now: u64) -> CollectionInfo {
     CollectionInfo {
         id: c.id.clone(),
         spec: c.meta.spec(),
         created_at_ms: c.meta.created_at_ms,
-        records: c.slots.read().live_count(now_ms()) as u64,
+        records: c.slots.read().live_count(now) as u64,
         index: IndexStatus {
             kind: c.index.kind(),
             building: c.index.is_building(),
@@ -60,18 +60,19 @@ fn info(c: &LiveCollection) -> CollectionInfo {
 impl<A: Access> TenantHandle<A> {
     pub fn get_collection(&self, id: &CollectionId) -> Result<CollectionInfo> {
         let _g = self.enter()?;
-        Ok(info(self.collection(id)?.as_ref()))
+        Ok(info(self.collection(id)?.as_ref(), self.state.now_ms()))
     }
 
     /// All collections of this tenant, ordered by id.
     pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
         let _g = self.enter()?;
         let loaded = self.loaded()?;
+        let now = self.state.now_ms();
         let mut out: Vec<_> = loaded
             .collections
             .read()
             .values()
-            .map(|c| info(c))
+            .map(|c| info(c, now))
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -85,8 +86,11 @@ impl<A: CanWrite> TenantHandle<A> {
         spec: &CollectionSpec,
     ) -> Result<CollectionInfo> {
         let _g = self.enter()?;
-        let meta =
-            CollectionMeta::from_spec(spec, self.state.shared.config.default_index, now_ms())?;
+        let meta = CollectionMeta::from_spec(
+            spec,
+            self.state.services.config.default_index,
+            self.state.now_ms(),
+        )?;
         let loaded = self.loaded()?;
         let mut collections = loaded.collections.write();
         if collections.contains_key(id) {
@@ -106,7 +110,7 @@ impl<A: CanWrite> TenantHandle<A> {
             serde_json::to_vec(&meta).expect("collection settings always serialise"),
         );
         self.commit(set, 0)?;
-        let out = info(&live);
+        let out = info(&live, self.state.now_ms());
         collections.insert(id.clone(), Arc::new(live));
         Ok(out)
     }

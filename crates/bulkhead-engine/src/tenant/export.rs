@@ -7,7 +7,7 @@
 use bulkhead_core::{CollectionId, RecordId};
 
 use crate::access::Access;
-use crate::clock::{is_expired, now_ms};
+use crate::clock::is_expired;
 use crate::codec;
 use crate::collection::CollectionSpec;
 use crate::error::Result;
@@ -42,7 +42,7 @@ impl<A: Access> TenantHandle<A> {
             }
             None => first,
         };
-        let now = now_ms();
+        let now = self.state.now_ms();
         let mut out = Vec::with_capacity(limit.min(4096));
         self.store().scan((start, end), |key, value| {
             if let Some(v) = codec::decode(value)?

@@ -8,7 +8,7 @@ use bulkhead_core::CollectionId;
 
 use crate::access::Access;
 use crate::background::at_background_priority;
-use crate::clock::{is_expired, now_ms};
+use crate::clock::is_expired;
 use crate::codec;
 use crate::collection::{CollectionMeta, LiveCollection};
 use crate::error::{EngineError, Result};
@@ -101,7 +101,7 @@ impl<A: Access> TenantHandle<A> {
         }
         let live = LiveCollection::new(id.clone(), meta)?;
         live.changes.advance_to(self.last_stored_change(&id)?);
-        let now = now_ms();
+        let now = self.state.now_ms();
         {
             let mut slots = live.slots.write();
             self.store().scan(keys::record_range(&id), |k, v| {

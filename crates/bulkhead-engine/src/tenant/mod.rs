@@ -84,16 +84,17 @@ use bulkhead_core::{CollectionId, TenantId};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::access::{Access, KeyAdmin};
-use crate::clock::now_ms;
 use crate::collection::LiveCollection;
-use crate::engine::Shared;
+use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::index_builds::Work;
+use crate::index_budget::IndexBudget;
+use crate::index_builds::{IndexBuilds, Work};
+use crate::registry::Registry;
 use crate::storage::{TenantRecord, TenantStore};
 
 pub use audit_log::AuditPage;
 pub use collections::{CollectionInfo, IndexStatus};
-pub(crate) use persist::Persisted;
+pub(crate) use persist::remove_unregistered_segments;
 pub use records::MAX_TOP_K;
 pub use semantic_cache::{CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget};
 
@@ -136,11 +137,22 @@ impl Loaded {
     }
 }
 
+/// What a tenant reaches of the engine around it. One per engine, shared by every tenant
+/// state; it holds nothing of any tenant, so sharing it shares no tenant's data.
+#[derive(Debug)]
+pub(crate) struct TenantServices {
+    pub config: Arc<EngineConfig>,
+    /// Where the tenant's API keys are kept.
+    pub registry: Arc<Registry>,
+    pub index_budget: IndexBudget,
+    pub index_builds: Arc<IndexBuilds>,
+}
+
 #[derive(Debug)]
 pub(crate) struct TenantState {
     record: RwLock<TenantRecord>,
     store: TenantStore,
-    shared: Arc<Shared>,
+    services: Arc<TenantServices>,
     /// Held shared by every operation, exclusively by deletion and eviction: a tenant can't be
     /// deleted or evicted under a running request. `true` once deleted.
     gate: RwLock<bool>,
@@ -155,15 +167,20 @@ pub(crate) struct TenantState {
 }
 
 impl TenantState {
-    pub(crate) fn new(record: TenantRecord, store: TenantStore, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        record: TenantRecord,
+        store: TenantStore,
+        services: Arc<TenantServices>,
+    ) -> Self {
+        let now = services.config.clock.now_ms();
         Self {
             record: RwLock::new(record),
             store,
-            shared,
+            services,
             gate: RwLock::new(false),
             loaded: Mutex::new(None),
             audit_next: Mutex::new(None),
-            last_used_ms: AtomicU64::new(now_ms()),
+            last_used_ms: AtomicU64::new(now),
             counted_index_bytes: AtomicUsize::new(0),
         }
     }
@@ -171,7 +188,7 @@ impl TenantState {
     /// Sets this tenant's share of the loaded-index total to `bytes`; returns the new total.
     fn count_index_bytes(&self, bytes: usize) -> usize {
         let before = self.counted_index_bytes.swap(bytes, Ordering::Relaxed);
-        self.shared.count_index_bytes(bytes, before)
+        self.services.index_budget.count(bytes, before)
     }
 
     /// Brings this tenant's share of the loaded-index total up to date; returns the new total.
@@ -186,9 +203,18 @@ impl TenantState {
     /// After this tenant's indexes loaded or grew: recounts them, and evicts idle tenants if the
     /// total is now over the budget.
     pub(crate) fn index_grew(&self) {
-        if self.recount_index_bytes() > self.shared.config.index_memory_budget_bytes {
-            self.shared.enforce_index_budget(Some(self));
-        }
+        let total = self.recount_index_bytes();
+        self.services.index_budget.grew(total, self.incarnation());
+    }
+
+    /// Now, by the engine's clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.services.config.clock.now_ms()
+    }
+
+    /// Unique per tenant creation (a re-created tenant of the same id has another).
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.record.read().incarnation
     }
 
     pub(crate) fn last_used_ms(&self) -> u64 {
@@ -231,6 +257,7 @@ impl TenantState {
         self.loaded.lock().take();
         self.count_index_bytes(0);
         self.store.drop_column_family()?;
+        fail::fail_point!("delete-tenant:column-family-dropped");
         let segments = self.segment_dir();
         match std::fs::remove_dir_all(&segments) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -258,7 +285,7 @@ impl<A: Access> TenantHandle<A> {
     fn build_later_if_wanted(&self, col: &Arc<LiveCollection>) {
         if col.index.wanted_build().is_some() {
             self.state
-                .shared
+                .services
                 .index_builds
                 .schedule(&self.state, col, Work::Build);
         }
@@ -273,7 +300,9 @@ impl<A: Access> TenantHandle<A> {
     /// Enters the tenant for one operation; fails if it was deleted meanwhile.
     fn enter(&self) -> Result<RwLockReadGuard<'_, bool>> {
         let guard = self.enter_for_maintenance()?;
-        self.state.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        self.state
+            .last_used_ms
+            .store(self.state.now_ms(), Ordering::Relaxed);
         self.state.store.touch();
         Ok(guard)
     }
@@ -295,7 +324,7 @@ impl<A: Access> TenantHandle<A> {
     pub fn stats(&self) -> Result<TenantStats> {
         let _g = self.enter()?;
         let loaded = self.loaded()?;
-        let now = now_ms();
+        let now = self.state.now_ms();
         let collections = loaded.collections.read();
         let records = collections
             .values()

@@ -4,19 +4,20 @@
 //! shared, and removed with the tenant.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use bulkhead_core::{CollectionId, RecordId};
+use bulkhead_core::{CollectionId, RecordId, TenantId};
 use bulkhead_index::IndexKind;
 
 use crate::access::{Access, KeyAdmin};
 use crate::change_log::{self, ChangeLog};
-use crate::clock::{is_expired, now_ms};
+use crate::clock::is_expired;
 use crate::codec;
 use crate::collection::{CollectionMeta, LiveCollection, Slots};
-use crate::error::Result;
-use crate::index_builds::Work;
+use crate::error::{EngineError, Result};
+use crate::index_builds::{BuildOwner, Persisted, Work};
 use crate::keys;
 use crate::segment::{self, SegmentContents};
 use crate::storage::WriteSet;
@@ -25,25 +26,62 @@ use crate::tenant::{TenantHandle, TenantState};
 /// Record values read per batch while replaying the change log.
 const REPLAY_BATCH: usize = 1024;
 
-/// What a persist did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Persisted {
-    /// Nothing changed since the last one, or the collection is gone.
-    Nothing,
-    /// A segment of this many bytes reflects the collection up to `change`.
-    Segment { change: u64, bytes: u64 },
-    /// A flat collection: no segment (its records load fast), the log trimmed to `change`.
-    Trimmed { change: u64 },
-}
-
 impl TenantState {
     pub(crate) fn segment_dir(&self) -> PathBuf {
-        let incarnation = self.record.read().incarnation;
-        self.shared
-            .config
-            .data_dir
-            .join("segments")
-            .join(incarnation.to_string())
+        segment_dir(&self.services.config.data_dir, self.incarnation())
+    }
+}
+
+fn segment_dir(data_dir: &Path, incarnation: u64) -> PathBuf {
+    data_dir.join("segments").join(incarnation.to_string())
+}
+
+/// Removes the segment directories of incarnations not in `registered`: a deletion that stopped
+/// (a crash) after the registry forgot its tenant and before the tenant's files were removed
+/// leaves one, holding the deleted tenant's vectors. Run at open, before any tenant is served;
+/// returns how many were removed.
+pub(crate) fn remove_unregistered_segments(
+    data_dir: &Path,
+    registered: &HashSet<u64>,
+) -> Result<usize> {
+    let root = data_dir.join("segments");
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(EngineError::Storage(format!("{}: {e}", root.display()))),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| EngineError::Storage(format!("{}: {e}", root.display())))?;
+        let name = entry.file_name();
+        let Some(incarnation) = name.to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        if registered.contains(&incarnation) {
+            continue;
+        }
+        let dir = segment_dir(data_dir, incarnation);
+        tracing::warn!(dir = %dir.display(), "removing the segments of a deleted tenant");
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| EngineError::Storage(format!("{}: {e}", dir.display())))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// The build thread reaches a tenant only through this: it builds and persists what the tenant
+/// queued, and learns nothing else of it.
+impl BuildOwner for TenantState {
+    fn tenant_id(&self) -> TenantId {
+        self.id()
+    }
+
+    fn index_grew(&self) {
+        TenantState::index_grew(self);
+    }
+
+    fn persist(self: Arc<Self>, collection: &LiveCollection) -> Result<Persisted> {
+        TenantHandle::new(self).persist(collection)
     }
 }
 
@@ -115,7 +153,7 @@ impl<A: Access> TenantHandle<A> {
         self.store().write(trim)?;
         col.changes.set_persisted(change);
         match bytes {
-            Some(_) => col.changes.set_segment_written(now_ms()),
+            Some(_) => col.changes.set_segment_written(self.state.now_ms()),
             None => col.changes.set_segment_written(0),
         }
         Ok(match bytes {
@@ -130,11 +168,11 @@ impl<A: Access> TenantHandle<A> {
         let Some(loaded) = self.state.loaded.try_lock().and_then(|l| l.clone()) else {
             return;
         };
-        let threshold = self.state.shared.config.segment_refresh_changes;
+        let threshold = self.state.services.config.segment_refresh_changes;
         for col in loaded.collections.read().values() {
             if col.changes.pending() >= threshold {
                 self.state
-                    .shared
+                    .services
                     .index_builds
                     .schedule(&self.state, col, Work::Persist);
             }
@@ -219,7 +257,7 @@ impl<A: Access> TenantHandle<A> {
                 }
                 Ok(true)
             })?;
-        let now = now_ms();
+        let now = self.state.now_ms();
         for batch in touched.chunks(REPLAY_BATCH) {
             let record_keys: Vec<_> = batch
                 .iter()
@@ -307,7 +345,7 @@ mod tests {
     fn a_copy_evicted_and_loaded_again_meanwhile_writes_no_segment() {
         let (_dir, _engine, t, c) = with_collection_past_its_threshold(|t| {
             // No background builds or segments: only the persists this test makes.
-            t.state.shared.index_builds.stop();
+            t.state.services.index_builds.stop();
         });
         let stale = t.collection(&c).unwrap();
         assert!(t.state.try_evict().is_some());

@@ -11,7 +11,7 @@ use bulkhead_index::{MAX_EF, SearchFilter};
 use crate::access::{Access, CanWrite, KeyAdmin};
 use crate::cache_fields::{self, ReservedFields};
 use crate::change_log;
-use crate::clock::{expiry_after, is_expired, now_ms};
+use crate::clock::{expiry_after, is_expired};
 use crate::codec::{self, StoredValue};
 use crate::collection::{CollectionKind, LiveCollection, Slot};
 use crate::error::{EngineError, Result};
@@ -34,7 +34,7 @@ impl<A: Access> TenantHandle<A> {
         let col = self.collection(collection)?;
         self.validate_batch(&col, &records, reserved)?;
         let records = last_occurrence_wins(records);
-        let max_list_len = self.state.shared.config.max_indexed_list_len;
+        let max_list_len = self.state.services.config.max_indexed_list_len;
         let field_keys = {
             let slots = col.slots.read();
             records
@@ -52,7 +52,7 @@ impl<A: Access> TenantHandle<A> {
                 })
                 .collect::<Result<Vec<_>>>()?
         };
-        let now = now_ms();
+        let now = self.state.now_ms();
 
         let writer = col.writer.lock();
         if *writer {
@@ -120,7 +120,7 @@ impl<A: Access> TenantHandle<A> {
         records: &[NewRecord],
         reserved: ReservedFields,
     ) -> Result<()> {
-        let max_text = self.state.shared.config.max_text_bytes;
+        let max_text = self.state.services.config.max_text_bytes;
         let cache = col.meta.kind() == CollectionKind::SemanticCache;
         for (index, r) in records.iter().enumerate() {
             let invalid = |source| EngineError::InvalidRecord { index, source };
@@ -195,7 +195,7 @@ impl<A: Access> TenantHandle<A> {
     pub fn get(&self, collection: &CollectionId, ids: &[RecordId]) -> Result<Vec<StoredRecord>> {
         let _g = self.enter()?;
         self.collection(collection)?;
-        let now = now_ms();
+        let now = self.state.now_ms();
         let keys: Vec<_> = ids
             .iter()
             .map(|id| keys::record_key(collection, id))
@@ -232,7 +232,7 @@ impl<A: Access> TenantHandle<A> {
                 "ef must be at most {MAX_EF}, got {ef}"
             )));
         }
-        let now = now_ms();
+        let now = self.state.now_ms();
         let (expired, allowed) = {
             let slots = col.slots.read();
             let allowed = match &query.filter {
@@ -370,7 +370,7 @@ impl<A: CanWrite> TenantHandle<A> {
             );
         }
         self.commit(set, present.len() as u64)?;
-        let now = now_ms();
+        let now = self.state.now_ms();
         let mut count = 0;
         for id in present {
             let mut slots = col.slots.write();

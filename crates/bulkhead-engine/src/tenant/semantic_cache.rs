@@ -16,7 +16,6 @@ use crate::access::{Access, CanWrite};
 use crate::cache_fields::{
     PROMPT, ReservedFields, SCOPE, STORED_AT, check_reserved_fields, check_scope,
 };
-use crate::clock::now_ms;
 use crate::collection::{CollectionKind, CollectionSpec};
 use crate::error::{EngineError, Result};
 use crate::fields::FieldType;
@@ -117,7 +116,7 @@ impl<A: Access> TenantHandle<A> {
         if let Some(s) = &lookup.scope {
             check_scope(s)?;
         }
-        let now = now_ms();
+        let now = self.state.now_ms();
         let mut filter = scope_filter(lookup.scope.as_deref());
         if let Some(age) = lookup.max_age {
             let since = now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
@@ -203,7 +202,7 @@ impl<A: CanWrite> TenantHandle<A> {
         check_reserved_fields(&metadata, ReservedFields::Refused)
             .map_err(EngineError::InvalidArgument)?;
         metadata.insert(PROMPT.into(), Value::String(entry.prompt));
-        metadata.insert(STORED_AT.into(), Value::Int(now_ms() as i64));
+        metadata.insert(STORED_AT.into(), Value::Int(self.state.now_ms() as i64));
         if let Some(s) = entry.scope {
             metadata.insert(SCOPE.into(), Value::String(s));
         }

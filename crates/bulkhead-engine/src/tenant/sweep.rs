@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bulkhead_core::CollectionId;
 
 use crate::change_log;
-use crate::clock::now_ms;
 use crate::codec;
 use crate::collection::LiveCollection;
 use crate::error::{EngineError, Result};
@@ -50,7 +49,7 @@ impl TenantHandle {
 
     fn sweep_batch(&self) -> Result<(usize, bool)> {
         let _g = self.enter_for_maintenance()?;
-        let now = now_ms();
+        let now = self.state.now_ms();
         let mut entries = Vec::new();
         self.store().scan(keys::expired_range(now), |k, _| {
             entries.push(keys::parse_expiry_key(k)?);
@@ -178,13 +177,14 @@ mod tests {
     use crate::codec::EXPIRED_MARKER;
     use crate::keys;
     use crate::tenant::TenantHandle;
-    use crate::{CollectionSpec, Engine, EngineConfig, NewRecord, TenantSettings};
+    use crate::{CollectionSpec, Engine, EngineConfig, ManualClock, NewRecord, TenantSettings};
 
     const DOOMED: &str = "doomed-7f3a";
 
-    fn open(dir: &std::path::Path) -> Engine {
+    fn open(dir: &std::path::Path, clock: &ManualClock) -> Engine {
         let mut config = EngineConfig::new(dir);
         config.sweep_interval = Duration::from_secs(3600);
+        config.clock = clock.clock();
         Engine::open(config).unwrap()
     }
 
@@ -234,7 +234,8 @@ mod tests {
         let keeper_key = keys::record_key(&docs, &RecordId::new("keeper").unwrap());
         for cold in [false, true] {
             let dir = tempfile::tempdir().unwrap();
-            let mut engine = open(dir.path());
+            let clock = ManualClock::starting_now();
+            let mut engine = open(dir.path(), &clock);
             engine
                 .create_tenant(&acme, &TenantSettings::default())
                 .unwrap();
@@ -252,7 +253,7 @@ mod tests {
             assert_eq!(before.len(), 2, "its record and expiry keys: {before:?}");
             assert!(raw_keys(&t).contains(&record_key));
 
-            std::thread::sleep(Duration::from_millis(300));
+            clock.advance(Duration::from_millis(200));
             // The compaction filter alone hides the value but keeps the key.
             compact_all(&t);
             assert_eq!(
@@ -269,7 +270,7 @@ mod tests {
             if cold {
                 drop(t);
                 drop(engine);
-                engine = open(dir.path());
+                engine = open(dir.path(), &clock);
                 t = engine
                     .tenant(&engine.authority().admin(&acme, "sweep test"))
                     .unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bulkhead_core::{CollectionId, Metric, RecordId, TenantId};
 use bulkhead_engine::{
-    CollectionSpec, Engine, EngineConfig, NewRecord, TenantHandle, TenantSettings,
+    CollectionSpec, Engine, EngineConfig, ManualClock, NewRecord, TenantHandle, TenantSettings,
 };
 
 pub fn config(dir: &Path) -> EngineConfig {
@@ -17,6 +17,13 @@ pub fn config(dir: &Path) -> EngineConfig {
 
 pub fn open(dir: &Path) -> Engine {
     Engine::open(config(dir)).expect("engine opens")
+}
+
+/// An engine whose time moves only when `clock` is advanced.
+pub fn open_with_clock(dir: &Path, clock: &ManualClock) -> Engine {
+    let mut config = config(dir);
+    config.clock = clock.clock();
+    Engine::open(config).expect("engine opens")
 }
 
 /// Full-access handles: in these tests the test itself is the authorizer.

@@ -301,14 +301,15 @@ fn stats_count_collections_records_and_bytes() {
 #[test]
 fn scanning_pages_through_live_records_in_id_order() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path());
+    let clock = bulkhead_engine::ManualClock::starting_now();
+    let engine = open_with_clock(dir.path(), &clock);
     let t = tenant_with_docs(&engine, "acme", 4);
     let mut batch: Vec<_> = (0..25)
         .map(|i| record(&format!("r{i:02}"), i, 4, &format!("t{i}")))
         .collect();
     batch[3].ttl = Some(std::time::Duration::from_millis(1));
     t.upsert(&coll("docs"), batch).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    clock.advance(std::time::Duration::from_millis(1));
     let mut seen = Vec::new();
     let mut after = None;
     loop {

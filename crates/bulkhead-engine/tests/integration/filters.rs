@@ -61,7 +61,8 @@ fn ids_of(t: &bulkhead_engine::TenantHandle, q: &Query) -> Vec<u64> {
 fn filters_restrict_flat_and_hnsw_search_and_follow_every_change() {
     for flat_threshold in [1_000_000, 100] {
         let dir = tempfile::tempdir().unwrap();
-        let engine = open(dir.path());
+        let clock = bulkhead_engine::ManualClock::starting_now();
+        let engine = open_with_clock(dir.path(), &clock);
         engine
             .create_tenant(&tenant("acme"), &TenantSettings::default())
             .unwrap();
@@ -105,7 +106,8 @@ fn filters_restrict_flat_and_hnsw_search_and_follow_every_change() {
         let mut short = tagged(300);
         short.ttl = Some(std::time::Duration::from_millis(1));
         t.upsert(&coll("docs"), vec![short]).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(ids_of(&t, &q).contains(&300), "live until its expiry");
+        clock.advance(std::time::Duration::from_millis(1));
         assert!(!ids_of(&t, &q).contains(&300));
 
         // A wrongly typed indexed value is refused with the field named.

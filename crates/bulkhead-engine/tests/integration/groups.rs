@@ -105,13 +105,22 @@ fn a_group_in_use_or_recently_used_stays_open() {
 #[test]
 fn a_request_restarts_its_groups_idle_time() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(small_groups(dir.path(), 2)).unwrap();
+    let clock = bulkhead_engine::ManualClock::starting_now();
+    let mut config = small_groups(dir.path(), 2);
+    config.clock = clock.clock();
+    let engine = Engine::open(config).unwrap();
     plant(&engine, "tenant-0");
     let idle = Duration::from_millis(300);
-    std::thread::sleep(idle * 2);
+    clock.advance(idle * 2);
     assert_sees_only_itself(&engine, "tenant-0");
     assert_eq!(engine.close_idle_groups(idle), 0, "used just now");
-    std::thread::sleep(idle * 2);
+    clock.advance(idle - Duration::from_millis(1));
+    assert_eq!(
+        engine.close_idle_groups(idle),
+        0,
+        "a millisecond short of idle"
+    );
+    clock.advance(Duration::from_millis(1));
     assert_eq!(engine.close_idle_groups(idle), 1);
 }
 
@@ -161,6 +170,9 @@ fn the_sweeper_closes_idle_groups_and_sweeps_closed_ones() {
     config.group_idle_close = Duration::from_millis(100);
     let engine = Engine::open(config).unwrap();
     let ttl = Duration::from_millis(1500);
+    // One group per tenant: "acme" goes to group 1, so the closed-group sweep must reach past
+    // the first group.
+    tenant_with_docs(&engine, "first", DIM);
     let written = Instant::now();
     {
         let t = tenant_with_docs(&engine, "acme", DIM);

@@ -3,11 +3,14 @@
 mod common;
 mod crash;
 mod crud;
+#[cfg(feature = "failpoints")]
+mod failpoints;
 mod filters;
 mod groups;
 mod index_builds;
 mod isolation;
 mod model;
+mod registry;
 mod restart;
 mod segments;
 mod semantic_cache;

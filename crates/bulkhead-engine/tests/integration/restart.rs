@@ -101,3 +101,41 @@ fn exporting_a_cold_tenant_reads_storage_without_activating_it() {
         "the export loaded no index"
     );
 }
+
+/// A tenant's incarnation names its column family's and its segment directory's place and binds
+/// its keys, so no two tenants ever get one, not even across a restart (the incarnation counter
+/// is read back from the registry, not restarted). Seen through the incarnation each tenant's
+/// first key is bound to.
+#[test]
+fn incarnations_are_never_reused_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |tenant_handle: &bulkhead_engine::TenantHandle, hash: u8| {
+        let record = bulkhead_engine::ApiKeyRecord {
+            tenant: tenant_handle.id(),
+            key_id: format!("k{hash}").parse().unwrap(),
+            role: bulkhead_core::Role::Read,
+            secret_hash: [hash; 32],
+            description: String::new(),
+            created_at_ms: 0,
+            expires_at_ms: None,
+            revoked: false,
+            incarnation: 0,
+        };
+        tenant_handle.create_api_key(record).unwrap().incarnation
+    };
+    let mut seen = Vec::new();
+    {
+        let engine = open(dir.path());
+        seen.push(key(&tenant_with_docs(&engine, "a", DIM), 1));
+        seen.push(key(&tenant_with_docs(&engine, "b", DIM), 2));
+        engine.delete_tenant(&tenant("b")).unwrap();
+    }
+    let engine = open(dir.path());
+    for (i, name) in ["c", "d", "b"].into_iter().enumerate() {
+        seen.push(key(&tenant_with_docs(&engine, name, DIM), 3 + i as u8));
+    }
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "incarnations {seen:?}");
+}

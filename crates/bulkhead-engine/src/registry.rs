@@ -1,0 +1,267 @@
+//! The registry: which tenants exist, in which incarnation and group, and their API keys, held
+//! in memory and written through to the system database (`storage::RegistryStore`). It owns the
+//! control-plane facts and nothing of tenant data or residency, so authentication, placement
+//! and the tenant lifecycle read it without touching a tenant group. (The directory is indexed
+//! by group too, so work on one group costs its own tenants, not the whole registry.)
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use bulkhead_core::{KeyId, TenantId};
+use parking_lot::{Mutex, RwLock};
+
+use crate::api_keys::{ApiKeyRecord, SecretHash};
+use crate::error::{EngineError, Result};
+use crate::key_table::KeyTable;
+use crate::storage::{GroupId, RegistryStore, SharedResources, TenantRecord};
+
+#[derive(Debug, Default)]
+struct Directory {
+    records: BTreeMap<TenantId, TenantRecord>,
+    members: BTreeMap<GroupId, BTreeSet<TenantId>>,
+    next_incarnation: u64,
+}
+
+impl Directory {
+    /// Adds `record`, or replaces the entry of the same tenant.
+    fn insert(&mut self, record: TenantRecord) {
+        self.members
+            .entry(record.group)
+            .or_default()
+            .insert(record.id.clone());
+        self.records.insert(record.id.clone(), record);
+    }
+
+    fn remove(&mut self, id: &TenantId) -> Option<TenantRecord> {
+        let record = self.records.remove(id)?;
+        if let Some(members) = self.members.get_mut(&record.group) {
+            members.remove(id);
+            if members.is_empty() {
+                self.members.remove(&record.group);
+            }
+        }
+        Some(record)
+    }
+
+    /// The lowest group with room, or a new one.
+    fn group_with_room(&self, per_group: usize) -> GroupId {
+        let mut candidate = 0;
+        for (group, members) in &self.members {
+            if *group != candidate {
+                return candidate;
+            }
+            if members.len() < per_group {
+                return *group;
+            }
+            candidate = group + 1;
+        }
+        candidate
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Registry {
+    store: RegistryStore,
+    directory: RwLock<Directory>,
+    /// API keys; mirrors the store.
+    api_keys: KeyTable,
+    max_api_keys_per_tenant: usize,
+}
+
+/// Where a new tenant goes: its group and incarnation (see `Registry::place`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placement {
+    pub group: GroupId,
+    pub incarnation: u64,
+}
+
+impl Registry {
+    /// Reads the whole registry from the system database at `path`.
+    pub fn open(
+        path: &Path,
+        resources: &SharedResources,
+        max_api_keys_per_tenant: usize,
+    ) -> Result<Self> {
+        let store = RegistryStore::open(path, resources)?;
+        let (records, next_incarnation) = store.load()?;
+        let mut directory = Directory {
+            next_incarnation,
+            ..Directory::default()
+        };
+        for r in records {
+            directory.insert(r);
+        }
+        let api_keys = KeyTable::new(store.load_api_keys()?);
+        Ok(Self {
+            store,
+            directory: RwLock::new(directory),
+            api_keys,
+            max_api_keys_per_tenant,
+        })
+    }
+
+    /// The entry of `id`.
+    pub fn record(&self, id: &TenantId) -> Result<TenantRecord> {
+        self.directory
+            .read()
+            .records
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::TenantNotFound(id.clone()))
+    }
+
+    pub fn tenant_count(&self) -> usize {
+        self.directory.read().records.len()
+    }
+
+    /// Up to `limit` entries with ids greater than `after`, in id order.
+    pub fn list(&self, after: Option<&TenantId>, limit: usize) -> Vec<TenantRecord> {
+        let dir = self.directory.read();
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        dir.records
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// The tenants placed in `group`, in id order.
+    pub fn members_of(&self, group: GroupId) -> Vec<TenantId> {
+        self.directory
+            .read()
+            .members
+            .get(&group)
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The column families `group` must have: one per tenant placed in it.
+    pub fn cf_names_in(&self, group: GroupId) -> HashSet<String> {
+        let dir = self.directory.read();
+        dir.members
+            .get(&group)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| dir.records.get(id))
+            .map(TenantRecord::cf_name)
+            .collect()
+    }
+
+    /// The incarnation of every registered tenant.
+    pub fn incarnations(&self) -> HashSet<u64> {
+        let dir = self.directory.read();
+        dir.records.values().map(|r| r.incarnation).collect()
+    }
+
+    /// Groups holding at least one tenant, in id order.
+    pub fn groups(&self) -> Vec<GroupId> {
+        self.directory.read().members.keys().copied().collect()
+    }
+
+    /// Where a new tenant `id` would go: the lowest group with fewer than `per_group` tenants,
+    /// and the next incarnation. Callers serialise `place` and `add` (the engine's lifecycle
+    /// lock), so no two tenants get one incarnation.
+    pub fn place(&self, id: &TenantId, per_group: usize) -> Result<Placement> {
+        let dir = self.directory.read();
+        if dir.records.contains_key(id) {
+            return Err(EngineError::TenantExists(id.clone()));
+        }
+        Ok(Placement {
+            group: dir.group_with_room(per_group),
+            incarnation: dir.next_incarnation,
+        })
+    }
+
+    /// Registers a tenant placed by `place` (a synced write).
+    pub fn add(&self, record: &TenantRecord) -> Result<()> {
+        self.store.create(record)?;
+        let mut dir = self.directory.write();
+        dir.next_incarnation = record.incarnation + 1;
+        dir.insert(record.clone());
+        Ok(())
+    }
+
+    /// Replaces a tenant's entry (its settings; never its group or incarnation).
+    pub fn update(&self, record: &TenantRecord) -> Result<()> {
+        self.store.update(record)?;
+        self.directory.write().insert(record.clone());
+        Ok(())
+    }
+
+    /// Removes a tenant and its keys: from now on no request finds it and no key of it
+    /// authenticates. The caller holds the tenant's key mutation lock (`key_mutation_lock`).
+    pub fn remove(&self, id: &TenantId) -> Result<()> {
+        self.store.delete(id)?;
+        self.directory.write().remove(id);
+        self.api_keys.remove_tenant(id);
+        Ok(())
+    }
+
+    /// The lock serialising changes to `tenant`'s keys (and its removal).
+    pub fn key_mutation_lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
+        self.api_keys.mutation_lock(tenant)
+    }
+}
+
+/// API keys: control-plane records of one tenant each. The engine changes them only through the
+/// tenant's handle (`TenantHandle::create_api_key` and the rest), authentication reads them by
+/// hash.
+impl Registry {
+    /// The key whose secret hashes to `hash`, if its tenant still exists in the incarnation the
+    /// key was issued for. Expiry and revocation are the caller's to check (`is_usable`), so it
+    /// can tell them apart in its answer.
+    pub fn api_key_by_hash(&self, hash: &SecretHash) -> Option<ApiKeyRecord> {
+        let key = self.api_keys.by_hash(hash)?;
+        let alive = self
+            .directory
+            .read()
+            .records
+            .get(&key.tenant)
+            .is_some_and(|t| t.incarnation == key.incarnation);
+        alive.then_some(key)
+    }
+
+    /// Stores a new key of `record.tenant`, bound to the tenant's current incarnation. A tenant
+    /// holds at most `max_api_keys_per_tenant` keys, revoked ones included.
+    pub fn create_api_key(&self, mut record: ApiKeyRecord) -> Result<ApiKeyRecord> {
+        let lock = self.api_keys.mutation_lock(&record.tenant);
+        let _serialised = lock.lock();
+        record.incarnation = self.record(&record.tenant)?.incarnation;
+        let keys = &self.api_keys;
+        if keys.get(&record.tenant, &record.key_id).is_some() {
+            return Err(EngineError::KeyExists(record.key_id.clone()));
+        }
+        let cap = self.max_api_keys_per_tenant;
+        let held = keys.count(&record.tenant);
+        if held >= cap {
+            return Err(EngineError::QuotaExceeded(format!(
+                "tenant {} holds {held} API keys (revoked ones included), the limit is {cap}",
+                record.tenant
+            )));
+        }
+        self.store.put_api_key(&record)?;
+        keys.put(record.clone());
+        Ok(record)
+    }
+
+    /// The keys of one tenant, ordered by id.
+    pub fn list_api_keys(&self, tenant: &TenantId) -> Vec<ApiKeyRecord> {
+        self.api_keys.of_tenant(tenant)
+    }
+
+    /// Marks a key revoked; it fails authentication from then on.
+    pub fn revoke_api_key(&self, tenant: &TenantId, key_id: &KeyId) -> Result<ApiKeyRecord> {
+        let lock = self.api_keys.mutation_lock(tenant);
+        let _serialised = lock.lock();
+        let mut revoked = self
+            .api_keys
+            .get(tenant, key_id)
+            .ok_or_else(|| EngineError::KeyNotFound(key_id.clone()))?;
+        revoked.revoked = true;
+        self.store.put_api_key(&revoked)?;
+        self.api_keys.put(revoked.clone());
+        Ok(revoked)
+    }
+}
