@@ -94,6 +94,7 @@ run_group engine "" "" \
     crates/bulkhead-engine/src/key_table.rs \
     crates/bulkhead-engine/src/registry.rs \
     crates/bulkhead-engine/src/storage/store.rs \
+    crates/bulkhead-engine/src/storage/tenant_storage.rs \
     crates/bulkhead-engine/src/storage/registry.rs \
     crates/bulkhead-engine/src/filter.rs \
     crates/bulkhead-engine/src/cache_fields.rs \

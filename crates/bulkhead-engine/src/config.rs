@@ -8,6 +8,7 @@ use bulkhead_index::IndexParams;
 
 use crate::clock::Clock;
 use crate::error::{EngineError, Result};
+use crate::storage::StorageBackend;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -64,6 +65,8 @@ pub struct EngineConfig {
     /// Where time comes from: TTL expiry, audit retention and timestamps, idle groups. The
     /// system clock, except in tests (`ManualClock`).
     pub clock: Clock,
+    /// Where tenants' data is kept: RocksDB (the default, durable) or memory (tests).
+    pub storage: StorageBackend,
 }
 
 impl EngineConfig {
@@ -90,6 +93,7 @@ impl EngineConfig {
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             segment_refresh_changes: 10_000,
             clock: Clock::system(),
+            storage: StorageBackend::RocksDb,
         }
     }
 

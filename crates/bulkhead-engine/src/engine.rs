@@ -67,6 +67,7 @@ impl Engine {
             &config.data_dir.join("system"),
             &resources,
             config.max_api_keys_per_tenant,
+            config.storage,
         )?);
         remove_unregistered_segments(&config.data_dir, &registry.incarnations())?;
         let index_builds = Arc::new(IndexBuilds::start(config.index_build_threads));

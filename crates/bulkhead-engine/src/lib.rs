@@ -50,6 +50,7 @@ pub use filter::{Condition, Filter, Range};
 pub use index_builds::IndexBuildStats;
 pub use record::{Hit, Include, NewRecord, Query, StoredRecord};
 pub use settings::{Quota, RateLimit, TenantSettings};
+pub use storage::StorageBackend;
 pub use tenant::{
     AuditPage, CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, CollectionInfo,
     IndexStatus, MAX_TOP_K, TenantHandle, TenantStats,

@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::api_keys::{ApiKeyRecord, SecretHash};
 use crate::error::{EngineError, Result};
 use crate::key_table::KeyTable;
-use crate::storage::{GroupId, RegistryStore, SharedResources, TenantRecord};
+use crate::storage::{GroupId, RegistryStore, SharedResources, StorageBackend, TenantRecord};
 
 #[derive(Debug, Default)]
 struct Directory {
@@ -83,8 +83,9 @@ impl Registry {
         path: &Path,
         resources: &SharedResources,
         max_api_keys_per_tenant: usize,
+        backend: StorageBackend,
     ) -> Result<Self> {
-        let store = RegistryStore::open(path, resources)?;
+        let store = RegistryStore::open(path, resources, backend)?;
         let (records, next_incarnation) = store.load()?;
         let mut directory = Directory {
             next_incarnation,

@@ -16,7 +16,9 @@ use crate::error::{EngineError, Result};
 use crate::index_budget::{Evict, IndexBudget};
 use crate::index_builds::IndexBuilds;
 use crate::registry::Registry;
-use crate::storage::{Db, GroupId, Groups, SharedResources, TenantRecord, open_group_cap};
+use crate::storage::{
+    Db, GroupId, Groups, SharedResources, TenantRecord, open_group_cap, open_tenant_store,
+};
 use crate::sweep_signal::Signal;
 use crate::tenant::{TenantHandle, TenantServices, TenantState};
 
@@ -53,7 +55,7 @@ impl Residency {
                 index_builds,
             });
             Self {
-                groups: Groups::new(config.data_dir.join("groups"), resources),
+                groups: Groups::new(config.data_dir.join("groups"), resources, config.storage),
                 open_group_cap: open_group_cap(&config),
                 config,
                 registry,
@@ -75,9 +77,7 @@ impl Residency {
         }
         let record = self.registry.record(id)?;
         let db = self.group_db(record.group)?;
-        let store = self
-            .groups
-            .store(db, record.cf_name(), self.config.sync_writes);
+        let store = open_tenant_store(db, record.cf_name(), self.config.sync_writes)?;
         let state = self
             .active
             .write()

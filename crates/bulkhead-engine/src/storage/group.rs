@@ -1,5 +1,5 @@
-//! Tenant groups: each group is one RocksDB instance holding at most `tenants_per_group` tenant
-//! column families. Creating a column family rewrites an options file that lists every column
+//! Tenant groups: each group is one RocksDB instance (or, in the in-memory backend, one set of
+//! tables) holding at most `tenants_per_group` tenant column families. Creating a column family rewrites an options file that lists every column
 //! family of its instance, so bounding the instance bounds the cost of a new tenant. Groups open
 //! on first use, so a restart with thousands of tenants opens nothing but the registry, and an
 //! idle group closes again, so memory and file descriptors follow the working set, not the
@@ -16,22 +16,41 @@ use rocksdb::{DBWithThreadMode, FlushOptions, MultiThreaded, Options};
 use crate::background::at_background_priority;
 use crate::clock::Clock;
 use crate::error::{EngineError, Result};
-use crate::storage::{SharedResources, TenantStore};
+use crate::storage::memory::MemoryGroup;
+use crate::storage::{SharedResources, StorageBackend};
 
 pub(crate) type RawDb = DBWithThreadMode<MultiThreaded>;
 
-/// An open group database together with the column-family options its tenants were created
-/// with. Field order matters: the database closes before the options (and the compaction
-/// filter inside them) are freed.
+/// An open group: its database, and when it was last used.
 pub(crate) struct Db {
-    raw: RawDb,
-    tenant_cf: Arc<Options>,
+    kind: DbKind,
     /// Last time any of the group's tenants was used; idle groups are closed by age.
     last_used_ms: AtomicU64,
     clock: Clock,
 }
 
+enum DbKind {
+    /// The RocksDB instance together with the column-family options its tenants were created
+    /// with. Field order matters: the database closes before the options (and the compaction
+    /// filter inside them) are freed.
+    RocksDb {
+        raw: RawDb,
+        tenant_cf: Arc<Options>,
+    },
+    Memory(Arc<MemoryGroup>),
+}
+
 impl Db {
+    /// The RocksDB instance (an error in the in-memory backend, which has none).
+    pub fn rocks(&self) -> Result<&RawDb> {
+        match &self.kind {
+            DbKind::RocksDb { raw, .. } => Ok(raw),
+            DbKind::Memory(_) => Err(EngineError::Storage(
+                "a RocksDB store on an in-memory group".into(),
+            )),
+        }
+    }
+
     pub fn touch(&self) {
         self.last_used_ms
             .store(self.clock.now_ms(), Ordering::Relaxed);
@@ -44,21 +63,31 @@ impl Db {
     /// Writes the memtables of the named column families to table files and waits for it, so
     /// that reopening the group replays no write-ahead log.
     pub fn flush_column_families(&self, cf_names: &HashSet<String>) -> Result<()> {
-        let handles: Vec<_> = cf_names.iter().filter_map(|n| self.cf_handle(n)).collect();
+        let DbKind::RocksDb { raw, .. } = &self.kind else {
+            return Ok(());
+        };
+        let handles: Vec<_> = cf_names.iter().filter_map(|n| raw.cf_handle(n)).collect();
         if handles.is_empty() {
             return Ok(());
         }
         let refs: Vec<_> = handles.iter().collect();
-        self.flush_cfs_opt(&refs, &FlushOptions::default())?;
+        raw.flush_cfs_opt(&refs, &FlushOptions::default())?;
         Ok(())
     }
-}
 
-impl std::ops::Deref for Db {
-    type Target = RawDb;
+    /// The group's tables in the in-memory backend; `None` for a RocksDB group.
+    pub fn memory_group(&self) -> Option<&Arc<MemoryGroup>> {
+        match &self.kind {
+            DbKind::RocksDb { .. } => None,
+            DbKind::Memory(group) => Some(group),
+        }
+    }
 
-    fn deref(&self) -> &RawDb {
-        &self.raw
+    fn drop_tenant_table(&self, name: &str) -> Result<()> {
+        match &self.kind {
+            DbKind::RocksDb { raw, .. } => Ok(raw.drop_cf(name)?),
+            DbKind::Memory(group) => group.drop_table(name),
+        }
     }
 }
 pub(crate) type GroupId = u32;
@@ -73,6 +102,8 @@ struct Slot {
 pub(crate) struct Groups {
     root: PathBuf,
     shared: Arc<SharedResources>,
+    /// The in-memory backend's groups (kept while closed); `None` with RocksDB.
+    memory: Option<Mutex<HashMap<GroupId, Arc<MemoryGroup>>>>,
     slots: Mutex<HashMap<GroupId, Arc<Slot>>>,
     open: AtomicUsize,
 }
@@ -86,10 +117,14 @@ impl std::fmt::Debug for Groups {
 }
 
 impl Groups {
-    pub fn new(root: PathBuf, shared: Arc<SharedResources>) -> Self {
+    pub fn new(root: PathBuf, shared: Arc<SharedResources>, backend: StorageBackend) -> Self {
         Self {
             root,
             shared,
+            memory: match backend {
+                StorageBackend::RocksDb => None,
+                StorageBackend::Memory => Some(Mutex::default()),
+            },
             slots: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
         }
@@ -112,6 +147,41 @@ impl Groups {
         if let Some(db) = guard.as_ref() {
             return Ok(db.clone());
         }
+        let (kind, existing) = match &self.memory {
+            Some(groups) => {
+                let tables = groups.lock().entry(group).or_default().clone();
+                let existing = tables.table_names();
+                (DbKind::Memory(tables), existing)
+            }
+            None => self.open_rocks(group)?,
+        };
+        let db = Db {
+            kind,
+            last_used_ms: AtomicU64::new(self.shared.clock.now_ms()),
+            clock: self.shared.clock.clone(),
+        };
+        fail::fail_point!("group-open:opened");
+        let expected = expected();
+        for name in existing
+            .iter()
+            .filter(|n| *n != DEFAULT_CF && !expected.contains(*n))
+        {
+            tracing::warn!(group, cf = %name, "dropping column family not in the tenant registry");
+            db.drop_tenant_table(name)?;
+        }
+        let db = Arc::new(db);
+        *guard = Some(db.clone());
+        self.open.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            group,
+            column_families = existing.len(),
+            "tenant group opened"
+        );
+        Ok(db)
+    }
+
+    /// Opens `group`'s RocksDB instance with every column family it has.
+    fn open_rocks(&self, group: GroupId) -> Result<(DbKind, Vec<String>)> {
         let path = self.root.join(group.to_string());
         let db_opts = self.shared.db_options();
         let tenant_cf = self.shared.tenant_cf_options();
@@ -134,30 +204,7 @@ impl Groups {
             })?;
             Ok((existing, raw))
         })?;
-        let db = Db {
-            raw,
-            tenant_cf,
-            last_used_ms: AtomicU64::new(self.shared.clock.now_ms()),
-            clock: self.shared.clock.clone(),
-        };
-        fail::fail_point!("group-open:opened");
-        let expected = expected();
-        for name in existing
-            .iter()
-            .filter(|n| *n != DEFAULT_CF && !expected.contains(*n))
-        {
-            tracing::warn!(group, cf = %name, "dropping column family not in the tenant registry");
-            db.drop_cf(name)?;
-        }
-        let db = Arc::new(db);
-        *guard = Some(db.clone());
-        self.open.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(
-            group,
-            column_families = existing.len(),
-            "tenant group opened"
-        );
-        Ok(db)
+        Ok((DbKind::RocksDb { raw, tenant_cf }, existing))
     }
 
     /// Whether `group` is open. Never waits for a group being opened or closed (that takes
@@ -231,12 +278,10 @@ impl Groups {
     }
 
     pub fn create_tenant_cf(&self, db: &Db, cf_name: &str) -> Result<()> {
-        db.create_cf(cf_name, &db.tenant_cf)?;
-        Ok(())
-    }
-
-    pub fn store(&self, db: Arc<Db>, cf_name: String, sync: bool) -> TenantStore {
-        TenantStore::new(db, cf_name, sync)
+        match &db.kind {
+            DbKind::RocksDb { raw, tenant_cf } => Ok(raw.create_cf(cf_name, tenant_cf)?),
+            DbKind::Memory(group) => group.create(cf_name),
+        }
     }
 }
 
@@ -251,6 +296,7 @@ mod tests {
         let groups = Arc::new(Groups::new(
             dir.path().join("groups"),
             Arc::new(SharedResources::new(&config)),
+            StorageBackend::RocksDb,
         ));
         groups.db(0, HashSet::new).unwrap();
         assert!(groups.is_open(0));

@@ -1,18 +1,50 @@
-//! The only module that names RocksDB. It hands out a `TenantStore` per tenant (one column family
-//! bound to the database that holds it) and the system registry; nothing outside can name a
-//! column family or issue a raw key against the wrong one.
+//! The only module that names RocksDB. It hands out one `TenantStorage` per tenant (a column
+//! family bound to the database that holds it, or an in-memory table) and the system registry;
+//! nothing outside can name a column family or issue a raw key against the wrong one.
 
+#[cfg(test)]
+mod conformance;
 mod group;
 mod limits;
+mod memory;
+mod memory_store;
 mod options;
 mod registry;
 mod store;
+mod tenant_storage;
+
+use std::sync::Arc;
 
 pub(crate) use group::{Db, GroupId, Groups};
 pub(crate) use limits::open_group_cap;
 pub(crate) use options::SharedResources;
 pub(crate) use registry::{RegistryStore, TenantRecord};
-pub(crate) use store::{TenantStore, WriteSet};
+pub(crate) use tenant_storage::{TenantStorage, WriteSet};
+
+/// Where tenants' data is kept (`EngineConfig::storage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// RocksDB instances under the data directory: durable.
+    #[default]
+    RocksDb,
+    /// Sorted maps in memory, gone with the engine: for tests, which run the engine's
+    /// guarantees against both backends.
+    Memory,
+}
+
+/// The storage of the tenant whose column family is `cf_name` in the open group `db`.
+pub(crate) fn open_tenant_store(
+    db: Arc<Db>,
+    cf_name: String,
+    sync: bool,
+) -> crate::error::Result<Box<dyn TenantStorage>> {
+    match db.memory_group().cloned() {
+        None => Ok(Box::new(store::RocksTenantStore::open(db, cf_name, sync)?)),
+        Some(group) => Ok(Box::new(memory_store::MemoryTenantStore::new(
+            db, group, cf_name,
+        )?)),
+    }
+}
 
 impl From<rocksdb::Error> for crate::error::EngineError {
     fn from(e: rocksdb::Error) -> Self {

@@ -5,13 +5,16 @@
 use std::path::Path;
 
 use bulkhead_core::TenantId;
+use parking_lot::Mutex;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::api_keys::ApiKeyRecord;
 use crate::error::{EngineError, Result};
 use crate::settings::{Quota, RateLimit};
-use crate::storage::SharedResources;
+use crate::storage::memory::{self, Rows};
+use crate::storage::tenant_storage::{Op, WriteSet};
+use crate::storage::{SharedResources, StorageBackend};
 
 const TENANT_PREFIX: &[u8] = b"tenant/";
 const KEY_PREFIX: &[u8] = b"key/";
@@ -38,9 +41,15 @@ impl TenantRecord {
     }
 }
 
-/// The registry's durable half: the system database's reads and synced writes.
+/// The registry's durable half: the system database's reads and synced writes (or, in the
+/// in-memory backend, a sorted map).
 pub(crate) struct RegistryStore {
-    db: DB,
+    kv: Kv,
+}
+
+enum Kv {
+    RocksDb(DB),
+    Memory(Mutex<Rows>),
 }
 
 impl std::fmt::Debug for RegistryStore {
@@ -71,28 +80,29 @@ fn synced() -> WriteOptions {
 }
 
 impl RegistryStore {
-    pub fn open(path: &Path, shared: &SharedResources) -> Result<Self> {
-        let db = DB::open(&shared.db_options(), path)
-            .map_err(|e| EngineError::Open(format!("{}: {}", path.display(), e.into_string())))?;
-        Ok(Self { db })
+    pub fn open(path: &Path, shared: &SharedResources, backend: StorageBackend) -> Result<Self> {
+        let kv = match backend {
+            StorageBackend::Memory => Kv::Memory(Mutex::default()),
+            StorageBackend::RocksDb => {
+                Kv::RocksDb(DB::open(&shared.db_options(), path).map_err(|e| {
+                    EngineError::Open(format!("{}: {}", path.display(), e.into_string()))
+                })?)
+            }
+        };
+        Ok(Self { kv })
     }
 
     /// Every registered tenant, and the next unused incarnation number.
     pub fn load(&self) -> Result<(Vec<TenantRecord>, u64)> {
-        let mut records = Vec::new();
-        for item in self
-            .db
-            .iterator(IteratorMode::From(TENANT_PREFIX, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(TENANT_PREFIX) {
-                break;
-            }
-            let rec: TenantRecord = serde_json::from_slice(&v)
-                .map_err(|e| EngineError::Corrupt(format!("tenant registry entry: {e}")))?;
-            records.push(rec);
-        }
-        let stored_next = match self.db.get(NEXT_INCARNATION)? {
+        let records = self
+            .entries(TENANT_PREFIX)?
+            .into_iter()
+            .map(|v| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| EngineError::Corrupt(format!("tenant registry entry: {e}")))
+            })
+            .collect::<Result<Vec<TenantRecord>>>()?;
+        let stored_next = match self.get(NEXT_INCARNATION)? {
             Some(v) => u64::from_le_bytes(
                 v.as_slice()
                     .try_into()
@@ -106,64 +116,106 @@ impl RegistryStore {
 
     /// Durably records a new tenant, and that its incarnation number (the newest) is used up.
     pub fn create(&self, record: &TenantRecord) -> Result<()> {
-        let mut b = Self::tenant_entry(record);
-        b.put(NEXT_INCARNATION, (record.incarnation + 1).to_le_bytes());
-        self.db.write_opt(b, &synced())?;
-        Ok(())
+        let mut set = Self::tenant_entry(record);
+        set.put(
+            NEXT_INCARNATION.to_vec(),
+            (record.incarnation + 1).to_le_bytes().to_vec(),
+        );
+        self.write(set)
     }
 
     /// Durably records a tenant's changed settings. The incarnation counter is left alone: an
     /// older tenant's number would lower it, and after a restart a deleted tenant's number
     /// (its keys, its segment directory) could be handed out again.
     pub fn update(&self, record: &TenantRecord) -> Result<()> {
-        self.db.write_opt(Self::tenant_entry(record), &synced())?;
-        Ok(())
+        self.write(Self::tenant_entry(record))
     }
 
-    fn tenant_entry(record: &TenantRecord) -> WriteBatch {
-        let mut b = WriteBatch::default();
-        b.put(
+    fn tenant_entry(record: &TenantRecord) -> WriteSet {
+        let mut set = WriteSet::default();
+        set.put(
             tenant_key(&record.id),
             serde_json::to_vec(record).expect("registry records always serialise"),
         );
-        b
+        set
     }
 
     /// Removes a tenant and all its API keys in one durable write.
     pub fn delete(&self, id: &TenantId) -> Result<()> {
-        let mut b = WriteBatch::default();
-        b.delete(tenant_key(id));
+        let mut set = WriteSet::default();
+        set.delete(tenant_key(id));
         let start = [KEY_PREFIX, id.as_str().as_bytes(), b"/"].concat();
         let end = [KEY_PREFIX, id.as_str().as_bytes(), b"0"].concat(); // '0' follows '/'
-        b.delete_range(start, end);
-        self.db.write_opt(b, &synced())?;
-        Ok(())
+        set.delete_range((start, end));
+        self.write(set)
     }
 
     pub fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
-        let mut b = WriteBatch::default();
-        b.put(
+        let mut set = WriteSet::default();
+        set.put(
             api_key_key(&record.tenant, &record.key_id),
             serde_json::to_vec(record).expect("key records always serialise"),
         );
-        self.db.write_opt(b, &synced())?;
-        Ok(())
+        self.write(set)
     }
 
     pub fn load_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator(IteratorMode::From(KEY_PREFIX, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(KEY_PREFIX) {
-                break;
-            }
-            out.push(
+        self.entries(KEY_PREFIX)?
+            .into_iter()
+            .map(|v| {
                 serde_json::from_slice(&v)
-                    .map_err(|e| EngineError::Corrupt(format!("API key entry: {e}")))?,
-            );
+                    .map_err(|e| EngineError::Corrupt(format!("API key entry: {e}")))
+            })
+            .collect()
+    }
+
+    /// Applies `set` in one synced write.
+    fn write(&self, set: WriteSet) -> Result<()> {
+        match &self.kv {
+            Kv::RocksDb(db) => {
+                let mut batch = WriteBatch::default();
+                for op in set.ops {
+                    match op {
+                        Op::Put(k, v) => batch.put(k, v),
+                        Op::Delete(k) => batch.delete(k),
+                        Op::DeleteRange(s, e) => batch.delete_range(s, e),
+                    }
+                }
+                db.write_opt(batch, &synced())?;
+            }
+            Kv::Memory(rows) => memory::apply(&mut rows.lock(), set)?,
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match &self.kv {
+            Kv::RocksDb(db) => Ok(db.get(key)?),
+            Kv::Memory(rows) => Ok(rows.lock().get(key).cloned()),
+        }
+    }
+
+    /// The values of every key starting with `prefix`, in key order.
+    fn entries(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        match &self.kv {
+            Kv::RocksDb(db) => {
+                for item in db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+                    let (k, v) = item?;
+                    if !k.starts_with(prefix) {
+                        break;
+                    }
+                    out.push(v.to_vec());
+                }
+            }
+            Kv::Memory(rows) => {
+                let rows = rows.lock();
+                let from = rows.range(prefix.to_vec()..);
+                out.extend(
+                    from.take_while(|(k, _)| k.starts_with(prefix))
+                        .map(|(_, v)| v.clone()),
+                );
+            }
         }
         Ok(out)
     }
@@ -177,7 +229,12 @@ mod tests {
     use crate::EngineConfig;
 
     fn open(dir: &Path) -> RegistryStore {
-        RegistryStore::open(dir, &SharedResources::new(&EngineConfig::new(dir))).unwrap()
+        RegistryStore::open(
+            dir,
+            &SharedResources::new(&EngineConfig::new(dir)),
+            StorageBackend::RocksDb,
+        )
+        .unwrap()
     }
 
     fn tenant(id: &str, incarnation: u64) -> TenantRecord {
@@ -279,7 +336,9 @@ mod tests {
         assert_eq!(next, 8, "7 was the deleted tenant's");
 
         registry.create(&tenant("b", 9)).unwrap();
-        registry.db.delete(NEXT_INCARNATION).unwrap();
+        let mut set = WriteSet::default();
+        set.delete(NEXT_INCARNATION.to_vec());
+        registry.write(set).unwrap();
         assert_eq!(registry.load().unwrap().1, 10);
     }
 }

@@ -109,7 +109,7 @@ impl<A: Access> TenantHandle<A> {
         let mut events = Vec::new();
         let mut scanned = 0;
         let mut resume_after = None;
-        self.store().scan((start, end), |_, v| {
+        self.store().scan((start, end), &mut |_, v| {
             let event: AuditEvent = serde_json::from_slice(v)
                 .map_err(|e| EngineError::Corrupt(format!("audit event: {e}")))?;
             scanned += 1;
@@ -157,7 +157,7 @@ fn encode_event(event: &AuditEvent) -> Vec<u8> {
 impl TenantHandle<KeyAdmin> {
     /// Appends events (in one write) and returns them with sequence and time assigned. The write
     /// is in the WAL before this returns, so a process crash loses nothing; it is not fsynced on
-    /// its own (see `TenantStore::write_unsynced`).
+    /// its own (see `TenantStorage::write_unsynced`).
     pub fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<AuditEvent>> {
         let _g = self.enter()?;
         let mut next = self.state.audit_next.lock();
@@ -183,7 +183,7 @@ impl TenantHandle<KeyAdmin> {
         let _g = self.enter_for_maintenance()?;
         let mut first_kept = None;
         let mut pruned = 0;
-        self.store().scan(keys::audit_range(), |k, v| {
+        self.store().scan(keys::audit_range(), &mut |k, v| {
             let event: AuditEvent = serde_json::from_slice(v)
                 .map_err(|e| EngineError::Corrupt(format!("audit event: {e}")))?;
             if event.time_ms >= cutoff {

@@ -44,7 +44,7 @@ impl<A: Access> TenantHandle<A> {
         };
         let now = self.state.now_ms();
         let mut out = Vec::with_capacity(limit.min(4096));
-        self.store().scan((start, end), |key, value| {
+        self.store().scan((start, end), &mut |key, value| {
             if let Some(v) = codec::decode(value)?
                 && !is_expired(v.expires_at_ms, now)
             {

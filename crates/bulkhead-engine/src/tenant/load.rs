@@ -73,7 +73,7 @@ impl<A: Access> TenantHandle<A> {
 
     fn load(&self) -> Result<Loaded> {
         let mut metas = Vec::new();
-        self.store().scan(keys::meta_range(), |k, v| {
+        self.store().scan(keys::meta_range(), &mut |k, v| {
             let id = keys::collection_of_meta_key(k)?;
             let meta = CollectionMeta::decode(&id, v)?;
             metas.push((id, meta));
@@ -104,7 +104,7 @@ impl<A: Access> TenantHandle<A> {
         let now = self.state.now_ms();
         {
             let mut slots = live.slots.write();
-            self.store().scan(keys::record_range(&id), |k, v| {
+            self.store().scan(keys::record_range(&id), &mut |k, v| {
                 let Some(value) = codec::decode(v)? else {
                     return Ok(true);
                 };

@@ -90,7 +90,7 @@ use crate::error::{EngineError, Result};
 use crate::index_budget::IndexBudget;
 use crate::index_builds::{IndexBuilds, Work};
 use crate::registry::Registry;
-use crate::storage::{TenantRecord, TenantStore};
+use crate::storage::{TenantRecord, TenantStorage};
 
 pub use audit_log::AuditPage;
 pub use collections::{CollectionInfo, IndexStatus};
@@ -151,7 +151,7 @@ pub(crate) struct TenantServices {
 #[derive(Debug)]
 pub(crate) struct TenantState {
     record: RwLock<TenantRecord>,
-    store: TenantStore,
+    store: Box<dyn TenantStorage>,
     services: Arc<TenantServices>,
     /// Held shared by every operation, exclusively by deletion and eviction: a tenant can't be
     /// deleted or evicted under a running request. `true` once deleted.
@@ -169,7 +169,7 @@ pub(crate) struct TenantState {
 impl TenantState {
     pub(crate) fn new(
         record: TenantRecord,
-        store: TenantStore,
+        store: Box<dyn TenantStorage>,
         services: Arc<TenantServices>,
     ) -> Self {
         let now = services.config.clock.now_ms();
@@ -256,7 +256,7 @@ impl TenantState {
         *deleted = true;
         self.loaded.lock().take();
         self.count_index_bytes(0);
-        self.store.drop_column_family()?;
+        self.store.drop_all()?;
         fail::fail_point!("delete-tenant:column-family-dropped");
         let segments = self.segment_dir();
         match std::fs::remove_dir_all(&segments) {
@@ -317,8 +317,8 @@ impl<A: Access> TenantHandle<A> {
         Ok(guard)
     }
 
-    fn store(&self) -> &TenantStore {
-        &self.state.store
+    fn store(&self) -> &dyn TenantStorage {
+        self.state.store.as_ref()
     }
 
     pub fn stats(&self) -> Result<TenantStats> {

@@ -248,7 +248,7 @@ impl<A: Access> TenantHandle<A> {
         let mut seen = HashSet::new();
         let mut last = after;
         self.store()
-            .scan((keys::change_key(&live.id, after + 1), end), |k, v| {
+            .scan((keys::change_key(&live.id, after + 1), end), &mut |k, v| {
                 last = keys::change_of(&live.id, k)?;
                 for id in change_log::decode_ids(v)? {
                     if seen.insert(id.clone()) {

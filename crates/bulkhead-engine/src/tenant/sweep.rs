@@ -51,7 +51,7 @@ impl TenantHandle {
         let _g = self.enter_for_maintenance()?;
         let now = self.state.now_ms();
         let mut entries = Vec::new();
-        self.store().scan(keys::expired_range(now), |k, _| {
+        self.store().scan(keys::expired_range(now), &mut |k, _| {
             entries.push(keys::parse_expiry_key(k)?);
             Ok(entries.len() < SWEEP_BATCH)
         })?;
@@ -193,7 +193,7 @@ mod tests {
     fn raw_keys(t: &TenantHandle) -> Vec<Vec<u8>> {
         let mut all = Vec::new();
         t.store()
-            .scan((Vec::new(), vec![u8::MAX]), |k, _| {
+            .scan((Vec::new(), vec![u8::MAX]), &mut |k, _| {
                 all.push(k.to_vec());
                 Ok(true)
             })

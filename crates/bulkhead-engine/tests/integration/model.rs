@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use bulkhead_engine::{Engine, EngineError, Include, Query, TenantSettings};
+use bulkhead_engine::{Engine, EngineError, Include, Query, StorageBackend, TenantSettings};
 use proptest::prelude::*;
 
 use crate::common::*;
@@ -93,10 +93,11 @@ const SITUATIONS: [&str; 6] = [
     "a missing tenant was refused",
 ];
 
-fn run(ops: Vec<Op>) -> Result<BTreeSet<&'static str>, TestCaseError> {
+fn run(backend: StorageBackend, ops: Vec<Op>) -> Result<BTreeSet<&'static str>, TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.tenants_per_group = 2;
+    c.storage = backend;
     let clock = bulkhead_engine::ManualClock::starting_now();
     c.clock = clock.clock();
     let engine = Engine::open(c).unwrap();
@@ -108,6 +109,9 @@ fn run(ops: Vec<Op>) -> Result<BTreeSet<&'static str>, TestCaseError> {
         apply(&engine, &mut model, step, &op)
             .map_err(|e| TestCaseError::fail(format!("step {step} {op:?}: {e}")))?;
     }
+    // The backend is the one asked for: RocksDB writes its files, memory none.
+    let on_disk = dir.path().join("system").join("CURRENT").exists();
+    prop_assert_eq!(on_disk, backend == StorageBackend::RocksDb);
     Ok(model.reached)
 }
 
@@ -304,12 +308,24 @@ fn tenant_with_docs_collection(engine: &Engine, name: &str) -> Result<(), String
         .map_err(|e| e.to_string())
 }
 
+/// The model test on the RocksDB backend, the one a server runs.
+#[test]
+fn no_observation_ever_includes_another_tenants_data() {
+    check_model(StorageBackend::RocksDb);
+}
+
+/// The same on the in-memory backend: a guarantee that holds on both rests on the storage
+/// contract (`storage::conformance`), not on RocksDB's particulars.
+#[test]
+fn no_observation_ever_includes_another_tenants_data_in_memory() {
+    check_model(StorageBackend::Memory);
+}
+
 /// Runs the cases through proptest's runner (shrinking included) and counts, over all of them,
 /// the situations each reached: every one must come up in at least a tenth of the cases, or the
 /// generator has drifted away from what makes this test worth running. Printed with
 /// `--nocapture`.
-#[test]
-fn no_observation_ever_includes_another_tenants_data() {
+fn check_model(backend: StorageBackend) {
     use proptest::test_runner::{Config, TestRunner};
     const CASES: u32 = 64;
     let mut runner = TestRunner::new(Config {
@@ -319,7 +335,7 @@ fn no_observation_ever_includes_another_tenants_data() {
     });
     let reached = std::cell::RefCell::new(BTreeMap::<&str, u32>::new());
     let result = runner.run(&case(), |ops| {
-        for situation in run(ops)? {
+        for situation in run(backend, ops)? {
             *reached.borrow_mut().entry(situation).or_default() += 1;
         }
         Ok(())
@@ -328,7 +344,7 @@ fn no_observation_ever_includes_another_tenants_data() {
         panic!("{e}");
     }
     let reached = reached.into_inner();
-    println!("model-test situations over {CASES} cases:");
+    println!("model-test situations over {CASES} cases ({backend:?}):");
     for situation in SITUATIONS {
         let n = reached.get(situation).copied().unwrap_or(0);
         println!(

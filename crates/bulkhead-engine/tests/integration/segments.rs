@@ -119,6 +119,27 @@ fn a_restart_starts_from_the_segment_and_replays_the_writes_after_it() {
     assert_answers(&t, &expected, &absent);
 }
 
+/// At open the engine removes the segment directories of tenants the registry doesn't list (a
+/// delete cut short): every listed tenant's segments stay, whatever its incarnation.
+#[test]
+fn every_registered_tenants_segments_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        for name in ["first", "second", "third"] {
+            let t = tenant_with_docs(&engine, name, DIM);
+            t.create_collection(&coll("big"), &graph_spec()).unwrap();
+            upsert_range(&t, 0..200, 0);
+        }
+        engine.delete_tenant(&tenant("second")).unwrap();
+        wait_for_builds(&engine);
+    }
+    let before = segment_files(dir.path());
+    assert_eq!(before.len(), 2, "{before:?}");
+    drop(open(dir.path()));
+    assert_eq!(segment_files(dir.path()), before);
+}
+
 #[test]
 fn a_damaged_segment_is_detected_and_the_collection_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
