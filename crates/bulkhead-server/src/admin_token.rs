@@ -8,16 +8,17 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::ServerConfig;
 
 pub const FILE_NAME: &str = "admin.token";
 
-pub fn resolve(config: &ServerConfig) -> anyhow::Result<String> {
+pub fn resolve(config: &ServerConfig) -> anyhow::Result<SecretString> {
     let path = config.data_dir.join(FILE_NAME);
     if let Some(t) = &config.admin_token {
         tracing::info!("admin token taken from configuration");
-        remove_if_stale(&path, t)?;
+        remove_if_stale(&path, t.expose_secret())?;
         return Ok(t.clone());
     }
     std::fs::create_dir_all(&config.data_dir)
@@ -30,7 +31,7 @@ pub fn resolve(config: &ServerConfig) -> anyhow::Result<String> {
             path.display()
         );
         tracing::info!(path = %path.display(), "admin token read from file");
-        return Ok(token);
+        return Ok(token.into());
     }
     let token = crate::auth::new_secret();
     write_private(&path, &token)?;
@@ -38,7 +39,7 @@ pub fn resolve(config: &ServerConfig) -> anyhow::Result<String> {
         path = %path.display(),
         "no admin token configured: generated one and wrote it to this file (mode 0600)"
     );
-    Ok(token)
+    Ok(token.into())
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -85,18 +86,21 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             ..ServerConfig::default()
         };
-        let first = resolve(&config).unwrap();
+        let first = resolve(&config).unwrap().expose_secret().to_owned();
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(resolve(&config).unwrap(), first);
+        assert_eq!(resolve(&config).unwrap().expose_secret(), first);
         let configured = ServerConfig {
-            admin_token: Some("x".repeat(20)),
+            admin_token: Some("x".repeat(20).into()),
             ..config
         };
-        assert_eq!(resolve(&configured).unwrap(), "x".repeat(20));
+        assert_eq!(
+            resolve(&configured).unwrap().expose_secret(),
+            "x".repeat(20)
+        );
         assert!(
             !dir.path().join(FILE_NAME).exists(),
             "the generated token was replaced, so its file is gone"
@@ -115,7 +119,10 @@ mod tests {
             admin_token: Some(generated.clone()),
             ..config
         };
-        assert_eq!(resolve(&configured).unwrap(), generated);
+        assert_eq!(
+            resolve(&configured).unwrap().expose_secret(),
+            generated.expose_secret()
+        );
         assert!(dir.path().join(FILE_NAME).exists());
     }
 }

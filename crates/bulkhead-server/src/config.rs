@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bulkhead_engine::EngineConfig;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::tls::TlsFiles;
@@ -29,11 +30,11 @@ pub struct ServerConfig {
     /// Allow plaintext gRPC on a non-loopback address (something else encrypts the traffic).
     pub insecure_plaintext: bool,
     /// Admin token. Prefer the `BULKHEAD_ADMIN_TOKEN` environment variable; with neither, a
-    /// token is generated into `<data-dir>/admin.token`.
-    pub admin_token: Option<String>,
+    /// token is generated into `<data-dir>/admin.token`. A secret: `Debug` prints it redacted.
+    pub admin_token: Option<SecretString>,
     /// HS256 key for tenant tokens (JWTs with `tenant`, `role`, `iat`, `exp` claims) minted by
     /// an identity provider; none by default (API keys only). Prefer `BULKHEAD_JWT_HS256_SECRET`.
-    pub jwt_hs256_secret: Option<String>,
+    pub jwt_hs256_secret: Option<SecretString>,
     /// fsync the WAL before acknowledging writes (see docs/operations.md).
     pub sync_writes: bool,
     pub tenants_per_group: usize,
@@ -187,10 +188,10 @@ impl ServerConfig {
             self.tls_client_ca = Some(v.into());
         }
         if let Some(v) = var("BULKHEAD_ADMIN_TOKEN") {
-            self.admin_token = Some(v);
+            self.admin_token = Some(v.into());
         }
         if let Some(v) = var("BULKHEAD_JWT_HS256_SECRET") {
-            self.jwt_hs256_secret = Some(v);
+            self.jwt_hs256_secret = Some(v.into());
         }
         if let Some(v) = var("BULKHEAD_SYNC_WRITES") {
             self.sync_writes = parse("BULKHEAD_SYNC_WRITES", v)?;
@@ -214,10 +215,18 @@ impl ServerConfig {
         if self.max_read_message_bytes < 1024 {
             bail!("max-read-message-bytes must be at least 1024");
         }
-        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 16)
+        {
             bail!("the admin token must be at least 16 characters");
         }
-        if self.jwt_hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        if self
+            .jwt_hs256_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
             bail!("jwt-hs256-secret must be at least 32 bytes");
         }
         if self.request_timeout_secs == 0 {
@@ -298,6 +307,30 @@ mod tests {
         c.apply_env(|k| (k == "BULKHEAD_DATA_DIR").then(|| "/other".to_owned()))
             .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/other"));
+        c.validate().unwrap();
+    }
+
+    /// A configuration printed (in a log line, a panic, a debugger) shows no secret.
+    #[test]
+    fn secrets_are_read_but_never_printed() {
+        let mut c: ServerConfig =
+            toml::from_str("admin-token = \"file-admin-token-0123\"\n").unwrap();
+        c.apply_env(|k| {
+            (k == "BULKHEAD_JWT_HS256_SECRET")
+                .then(|| "env-jwt-secret-0123456789-0123456789".into())
+        })
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("file-admin-token"), "{printed}");
+        assert!(!printed.contains("env-jwt-secret"), "{printed}");
+        assert_eq!(
+            c.admin_token.as_ref().unwrap().expose_secret(),
+            "file-admin-token-0123"
+        );
+        assert_eq!(
+            c.jwt_hs256_secret.as_ref().unwrap().expose_secret().len(),
+            36
+        );
         c.validate().unwrap();
     }
 

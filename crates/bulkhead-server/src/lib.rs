@@ -29,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bulkhead_engine::Engine;
 use bulkhead_proto::v1 as pb;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
@@ -110,7 +111,7 @@ pub async fn serve(
     }
     let tokens = config.jwt_hs256_secret.as_ref().map(|secret| {
         tracing::info!("tenant tokens (HS256 JWTs) accepted");
-        tokens::TokenVerifier::hs256(secret.as_bytes())
+        tokens::TokenVerifier::hs256(secret.expose_secret().as_bytes())
     });
     let pool =
         admission::FairPool::new(config.engine_pool()).context("starting the engine pool")?;
@@ -128,7 +129,7 @@ pub async fn serve(
     };
     let gate = Arc::new(gate::Gate::new(
         engine.clone(),
-        &admin_token,
+        admin_token.expose_secret(),
         tokens,
         metrics,
         pool,

@@ -20,6 +20,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bulkhead_client::{AdminClient, Client, ClientError, TenantClient, TlsOptions};
 use clap::Subcommand;
 use output::Output;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Where the server is and what to authenticate with; flags or environment.
 #[derive(Debug, clap::Args)]
@@ -46,12 +47,19 @@ pub struct Remote {
         long,
         env = "BULKHEAD_ADMIN_TOKEN",
         hide_env_values = true,
-        global = true
+        global = true,
+        value_parser = secret
     )]
-    admin_token: Option<String>,
+    admin_token: Option<SecretString>,
     /// A tenant key's secret (data commands; TENANT_ADMIN keys also manage their tenant's keys).
-    #[arg(long, env = "BULKHEAD_KEY", hide_env_values = true, global = true)]
-    key: Option<String>,
+    #[arg(
+        long,
+        env = "BULKHEAD_KEY",
+        hide_env_values = true,
+        global = true,
+        value_parser = secret
+    )]
+    key: Option<SecretString>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -145,11 +153,17 @@ fn said_once(e: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// A credential from the command line or the environment: `Debug` (clap's, a panic's) prints
+/// it redacted.
+fn secret(value: &str) -> std::result::Result<SecretString, std::convert::Infallible> {
+    Ok(value.into())
+}
+
 /// A connected client plus the credentials it may use.
 struct Session {
     client: Client,
-    admin_token: Option<String>,
-    key: Option<String>,
+    admin_token: Option<SecretString>,
+    key: Option<SecretString>,
     out: Output,
 }
 
@@ -166,7 +180,7 @@ impl Session {
             .await
             .with_context(|| format!("connecting to {}", remote.endpoint))?;
         // An empty variable (`BULKHEAD_KEY=`) means "not set", not an empty secret.
-        let given = |s: Option<String>| s.filter(|s| !s.is_empty());
+        let given = |s: Option<SecretString>| s.filter(|s| !s.expose_secret().is_empty());
         Ok(Self {
             client,
             admin_token: given(remote.admin_token),
@@ -177,7 +191,7 @@ impl Session {
 
     fn admin_token(&self) -> Result<&str> {
         match &self.admin_token {
-            Some(token) => Ok(token),
+            Some(token) => Ok(token.expose_secret()),
             None => {
                 bail!("this command needs the admin token: --admin-token or BULKHEAD_ADMIN_TOKEN")
             }
@@ -200,6 +214,6 @@ impl Session {
                 "no credential: set --key / BULKHEAD_KEY (a key of tenant {tenant:?}) or --admin-token / BULKHEAD_ADMIN_TOKEN"
             );
         };
-        Ok(self.client.tenant(tenant, secret)?)
+        Ok(self.client.tenant(tenant, secret.expose_secret())?)
     }
 }
