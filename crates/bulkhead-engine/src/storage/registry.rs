@@ -7,6 +7,7 @@ use std::path::Path;
 use bulkhead_core::TenantId;
 use parking_lot::Mutex;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::api_keys::ApiKeyRecord;
@@ -94,14 +95,8 @@ impl RegistryStore {
 
     /// Every registered tenant, and the next unused incarnation number.
     pub fn load(&self) -> Result<(Vec<TenantRecord>, u64)> {
-        let records = self
-            .entries(TENANT_PREFIX)?
-            .into_iter()
-            .map(|v| {
-                serde_json::from_slice(&v)
-                    .map_err(|e| EngineError::Corrupt(format!("tenant registry entry: {e}")))
-            })
-            .collect::<Result<Vec<TenantRecord>>>()?;
+        let records: Vec<TenantRecord> =
+            self.decode_entries(TENANT_PREFIX, "tenant registry entry")?;
         let stored_next = match self.get(NEXT_INCARNATION)? {
             Some(v) => u64::from_le_bytes(
                 v.as_slice()
@@ -160,13 +155,7 @@ impl RegistryStore {
     }
 
     pub fn load_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        self.entries(KEY_PREFIX)?
-            .into_iter()
-            .map(|v| {
-                serde_json::from_slice(&v)
-                    .map_err(|e| EngineError::Corrupt(format!("API key entry: {e}")))
-            })
-            .collect()
+        self.decode_entries(KEY_PREFIX, "API key entry")
     }
 
     /// Applies `set` in one synced write.
@@ -195,8 +184,12 @@ impl RegistryStore {
         }
     }
 
-    /// The values of every key starting with `prefix`, in key order.
-    fn entries(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+    /// The values of every key starting with `prefix`, in key order, each decoded as it is
+    /// read (a start reads 100,000 tenants: their raw bytes are never all held at once).
+    fn decode_entries<T: DeserializeOwned>(&self, prefix: &[u8], what: &str) -> Result<Vec<T>> {
+        let decode = |v: &[u8]| {
+            serde_json::from_slice(v).map_err(|e| EngineError::Corrupt(format!("{what}: {e}")))
+        };
         let mut out = Vec::new();
         match &self.kv {
             Kv::RocksDb(db) => {
@@ -205,16 +198,17 @@ impl RegistryStore {
                     if !k.starts_with(prefix) {
                         break;
                     }
-                    out.push(v.to_vec());
+                    out.push(decode(&v)?);
                 }
             }
             Kv::Memory(rows) => {
                 let rows = rows.lock();
-                let from = rows.range(prefix.to_vec()..);
-                out.extend(
-                    from.take_while(|(k, _)| k.starts_with(prefix))
-                        .map(|(_, v)| v.clone()),
-                );
+                for (k, v) in rows.range(prefix.to_vec()..) {
+                    if !k.starts_with(prefix) {
+                        break;
+                    }
+                    out.push(decode(v)?);
+                }
             }
         }
         Ok(out)
@@ -315,6 +309,41 @@ mod tests {
             .map(|k| k.description)
             .collect();
         assert_eq!(left, ["a-b/k1", "ab/k1"]);
+    }
+
+    /// Within one instance (the in-memory backend has no other), on both backends: tenants,
+    /// keys and the counter are read back from their own prefixes, and deleting a tenant takes
+    /// its keys and no neighbour's.
+    #[test]
+    fn both_backends_read_back_what_they_stored() {
+        for backend in [StorageBackend::RocksDb, StorageBackend::Memory] {
+            let dir = tempfile::tempdir().unwrap();
+            let registry = RegistryStore::open(
+                dir.path(),
+                &SharedResources::new(&EngineConfig::new(dir.path())),
+                backend,
+            )
+            .unwrap();
+            assert_eq!(registry.load().unwrap(), (vec![], 1), "{backend:?}");
+            let (a, ab) = (tenant("a", 1), tenant("ab", 2));
+            registry.create(&a).unwrap();
+            registry.create(&ab).unwrap();
+            registry.put_api_key(&key("a", "k1", 1)).unwrap();
+            registry.put_api_key(&key("ab", "k1", 2)).unwrap();
+            assert_eq!(
+                registry.load().unwrap(),
+                (vec![a, ab.clone()], 3),
+                "{backend:?}"
+            );
+            assert_eq!(sorted_keys(&registry).len(), 2, "{backend:?}");
+            registry.delete(&TenantId::new("a").unwrap()).unwrap();
+            assert_eq!(registry.load().unwrap(), (vec![ab], 3), "{backend:?}");
+            let left: Vec<_> = sorted_keys(&registry)
+                .into_iter()
+                .map(|k| k.description)
+                .collect();
+            assert_eq!(left, ["ab/k1"], "{backend:?}");
+        }
     }
 
     /// Updating an older tenant never lowers the counter; without the stored counter (a
