@@ -43,6 +43,33 @@ pub(crate) fn leakprobe() -> PathBuf {
     probe
 }
 
+/// Runs the probe against `addr` as an operator would (JSON report, the admin token from the
+/// environment) and returns its output.
+async fn run_probe(
+    addr: &str,
+    tenants: u32,
+    duration: &str,
+    restart_cmd: &str,
+) -> std::process::Output {
+    let mut probe = Command::new(leakprobe());
+    probe
+        .args(["--endpoint", &format!("http://{addr}")])
+        .args([
+            "--tenants",
+            &tenants.to_string(),
+            "--duration",
+            duration,
+            "--json",
+        ])
+        .args(["--restart-cmd", restart_cmd])
+        .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
+        .env_remove("BULKHEAD_ENDPOINT");
+    tokio::task::spawn_blocking(move || probe.output())
+        .await
+        .unwrap()
+        .expect("running bulkhead-leakprobe")
+}
+
 /// A shell command for `--restart-cmd` that asks the test to restart the server (by creating
 /// `requested`) and returns once it has (`restarted` exists), giving up after 60 s.
 fn restart_command(requested: &Path, restarted: &Path) -> String {
@@ -82,17 +109,7 @@ async fn the_leakprobe_passes_against_the_server_and_survives_a_restart() {
         })
     };
 
-    let mut probe = Command::new(leakprobe());
-    probe
-        .args(["--endpoint", &format!("http://{addr}")])
-        .args(["--tenants", "4", "--duration", "2s", "--json"])
-        .args(["--restart-cmd", &restart_cmd])
-        .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
-        .env_remove("BULKHEAD_ENDPOINT");
-    let out = tokio::task::spawn_blocking(move || probe.output())
-        .await
-        .unwrap()
-        .expect("running bulkhead-leakprobe");
+    let out = run_probe(&addr, 4, "2s", &restart_cmd).await;
     probe_done.store(true, Ordering::Relaxed);
     let (server, did_restart) = watcher.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -172,17 +189,7 @@ async fn the_leakprobe_passes_against_the_server_and_survives_a_restart() {
 async fn a_restart_command_that_restarts_nothing_fails_the_probe() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_in(data.path(), &[]);
-    let mut probe = Command::new(leakprobe());
-    probe
-        .args(["--endpoint", &format!("http://{}", server.addr)])
-        .args(["--tenants", "2", "--duration", "1s", "--json"])
-        .args(["--restart-cmd", "true"])
-        .env("BULKHEAD_ADMIN_TOKEN", ADMIN)
-        .env_remove("BULKHEAD_ENDPOINT");
-    let out = tokio::task::spawn_blocking(move || probe.output())
-        .await
-        .unwrap()
-        .expect("running bulkhead-leakprobe");
+    let out = run_probe(&server.addr, 2, "1s", "true").await;
     let report: Json = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(out.status.code(), Some(1), "{report:#}");

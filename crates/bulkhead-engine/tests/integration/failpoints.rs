@@ -227,14 +227,14 @@ fn a_create_that_stops_after_the_registry_leaves_a_whole_tenant() {
     assert_recreated_empty(&engine, "newcomer");
 }
 
-/// Deletion stopped after the registry forgot the tenant and before its column family and
-/// segments went: it is gone, and its files go at the next open.
-#[test]
-fn a_delete_that_stops_after_the_registry_leaves_nothing_of_the_tenant() {
+/// After a delete stopped at `point` with the column families `left` on disk: the victim is
+/// gone from the next open on, its segments are removed at open, its column family (if left)
+/// is dropped when its group opens, and a tenant of its name starts empty.
+fn assert_delete_finished_at_open(point: &str, left: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path());
-    crash_at(dir.path(), "delete-tenant:unregistered", Step::DeleteVictim);
-    assert_eq!(column_families_on_disk(dir.path()), ["acme", "victim"]);
+    crash_at(dir.path(), point, Step::DeleteVictim);
+    assert_eq!(column_families_on_disk(dir.path()), left);
     let engine = open(dir.path());
     assert_eq!(
         segment_dirs(dir.path()),
@@ -251,26 +251,17 @@ fn a_delete_that_stops_after_the_registry_leaves_nothing_of_the_tenant() {
     assert_recreated_empty(&engine, "victim");
 }
 
+/// Deletion stopped after the registry forgot the tenant and before its column family and
+/// segments went.
+#[test]
+fn a_delete_that_stops_after_the_registry_leaves_nothing_of_the_tenant() {
+    assert_delete_finished_at_open("delete-tenant:unregistered", &["acme", "victim"]);
+}
+
 /// Deletion stopped between dropping the column family and removing the segments.
 #[test]
 fn a_delete_that_stops_after_the_column_family_leaves_nothing_of_the_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    populate(dir.path());
-    crash_at(
-        dir.path(),
-        "delete-tenant:column-family-dropped",
-        Step::DeleteVictim,
-    );
-    assert_eq!(column_families_on_disk(dir.path()), ["acme"]);
-    let engine = open(dir.path());
-    assert_eq!(
-        segment_dirs(dir.path()),
-        0,
-        "the victim's segments are removed at open"
-    );
-    assert_gone(&engine, "victim");
-    assert_bystander_intact(&engine, &[]);
-    assert_recreated_empty(&engine, "victim");
+    assert_delete_finished_at_open("delete-tenant:column-family-dropped", &["acme"]);
 }
 
 /// A group whose open stopped before stray column families were dropped opens whole.

@@ -146,7 +146,8 @@ fn unknown_and_duplicate_tenants_are_errors() {
     ));
 }
 
-fn key(id: &str, names_tenant: &str, hash: u8) -> bulkhead_engine::ApiKeyRecord {
+/// A key record `id` naming tenant `names_tenant`, whose secret hashes to `[hash; 32]`.
+pub(crate) fn key(id: &str, names_tenant: &str, hash: u8) -> bulkhead_engine::ApiKeyRecord {
     bulkhead_engine::ApiKeyRecord {
         tenant: tenant(names_tenant),
         key_id: id.parse().unwrap(),

@@ -109,19 +109,9 @@ fn exporting_a_cold_tenant_reads_storage_without_activating_it() {
 #[test]
 fn incarnations_are_never_reused_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let key = |tenant_handle: &bulkhead_engine::TenantHandle, hash: u8| {
-        let record = bulkhead_engine::ApiKeyRecord {
-            tenant: tenant_handle.id(),
-            key_id: format!("k{hash}").parse().unwrap(),
-            role: bulkhead_core::Role::Read,
-            secret_hash: [hash; 32],
-            description: String::new(),
-            created_at_ms: 0,
-            expires_at_ms: None,
-            revoked: false,
-            incarnation: 0,
-        };
-        tenant_handle.create_api_key(record).unwrap().incarnation
+    let key = |t: &bulkhead_engine::TenantHandle, hash: u8| {
+        let record = crate::isolation::key(&format!("k{hash}"), t.id().as_str(), hash);
+        t.create_api_key(record).unwrap().incarnation
     };
     let mut seen = Vec::new();
     {
