@@ -1,41 +1,24 @@
-"""One real `bulkhead serve` per test session (the binary from $BULKHEAD_BIN, else the debug
-build in the cargo target directory); every test that needs isolation makes its own tenant."""
+"""One real `bulkhead serve` per test session, from the SDK's own pytest fixtures
+(`bulkhead.pytest_fixtures`: $BULKHEAD_BIN, which scripts/test-python.sh sets to the checkout's
+build); every test that needs isolation makes its own tenant."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import pytest_asyncio
 
-from bulkhead import AdminClient, AsyncClient, Client, TenantHandle
+from bulkhead import AdminClient, Client, TenantHandle
+from bulkhead.pytest_fixtures import aclient, client, server
 from bulkhead.testing import BulkheadServer
 
-
-def server_binary() -> str:
-    if os.environ.get("BULKHEAD_BIN"):
-        return os.environ["BULKHEAD_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/bulkhead-target")
-    return str(Path(target) / "debug" / "bulkhead")
+# Imported fixtures, used by name; listed so the imports are not "unused".
+__all__ = ["aclient", "client", "server"]
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="session")
-def server() -> Iterator[BulkheadServer]:
-    with BulkheadServer(server_binary()) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def client(server: BulkheadServer) -> Iterator[Client]:
-    with Client(server.endpoint) as c:
-        yield c
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +48,3 @@ def tenant(client: Client, new_tenant: NewTenant) -> TenantHandle:
     """A handle on a fresh tenant, with a TENANT_ADMIN key."""
     tenant_id, secret = new_tenant()
     return client.tenant(tenant_id, api_key=secret)
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def aclient(server: BulkheadServer) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(server.endpoint) as c:
-        yield c

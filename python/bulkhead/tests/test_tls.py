@@ -10,17 +10,17 @@ from collections.abc import Iterator
 
 import pytest
 import trustme
-from conftest import server_binary, unique
+from conftest import unique
 
 from bulkhead import AsyncClient, Client, TlsConfig
 from bulkhead.errors import InvalidArgument, Unavailable
-from bulkhead.testing import BulkheadServer, ServerTls
+from bulkhead.testing import BulkheadServer, ServerTls, find_binary
 
 
 def _serve_help() -> str:
     try:
         return subprocess.run(
-            [server_binary(), "serve", "--help"], capture_output=True, text=True, timeout=60
+            [find_binary(), "serve", "--help"], capture_output=True, text=True, timeout=60
         ).stdout
     except OSError:
         return ""
@@ -47,14 +47,14 @@ def server_tls(ca: trustme.CA) -> ServerTls:
 
 @pytest.fixture(scope="module")
 def tls_server(server_tls: ServerTls) -> Iterator[BulkheadServer]:
-    with BulkheadServer(server_binary(), tls=server_tls) as srv:
+    with BulkheadServer(find_binary(), tls=server_tls) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def mtls_server(server_tls: ServerTls, ca: trustme.CA) -> Iterator[BulkheadServer]:
     tls = ServerTls(server_tls.cert, server_tls.key, client_ca=ca.cert_pem.bytes())
-    with BulkheadServer(server_binary(), tls=tls) as srv:
+    with BulkheadServer(find_binary(), tls=tls) as srv:
         yield srv
 
 
