@@ -127,7 +127,7 @@ impl Residency {
         // Flushed first, outside every lock, so the next open replays no log; a write that
         // lands in between is in the log and replayed, so nothing depends on this.
         self.flush_group(group);
-        fail::fail_point!("group-close:flushed", |_| false);
+        fail::fail_point!("group-close:flushed");
         self.groups.close_if(group, |db| {
             let registered = self.registry.members_of(group);
             let mut active = self.active.write();

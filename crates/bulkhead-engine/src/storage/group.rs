@@ -83,7 +83,9 @@ impl Db {
         }
     }
 
-    fn drop_tenant_table(&self, name: &str) -> Result<()> {
+    /// Drops tenant table `name` (a column family, or a memory table): a deleted tenant's and
+    /// a stray one the registry doesn't list alike.
+    pub fn drop_tenant_table(&self, name: &str) -> Result<()> {
         match &self.kind {
             DbKind::RocksDb { raw, .. } => Ok(raw.drop_cf(name)?),
             DbKind::Memory(group) => group.drop_table(name),

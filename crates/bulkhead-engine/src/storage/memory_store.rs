@@ -15,7 +15,6 @@ pub(crate) struct MemoryTenantStore {
     /// The open group: held like a RocksDB store holds its database, so the group stays open
     /// while the tenant is in use.
     db: Arc<Db>,
-    group: Arc<MemoryGroup>,
     table: Arc<MemoryTable>,
     name: String,
 }
@@ -29,14 +28,9 @@ impl std::fmt::Debug for MemoryTenantStore {
 }
 
 impl MemoryTenantStore {
-    pub fn new(db: Arc<Db>, group: Arc<MemoryGroup>, name: String) -> Result<Self> {
+    pub fn new(db: Arc<Db>, group: &MemoryGroup, name: String) -> Result<Self> {
         let table = group.table(&name)?;
-        Ok(Self {
-            db,
-            group,
-            table,
-            name,
-        })
+        Ok(Self { db, table, name })
     }
 }
 
@@ -107,7 +101,7 @@ impl TenantStorage for MemoryTenantStore {
     }
 
     fn drop_all(&self) -> Result<()> {
-        self.group.drop_table(&self.name)
+        self.db.drop_tenant_table(&self.name)
     }
 
     fn touch(&self) {

@@ -41,7 +41,7 @@ pub(crate) fn open_tenant_store(
     match db.memory_group().cloned() {
         None => Ok(Box::new(store::RocksTenantStore::open(db, cf_name, sync)?)),
         Some(group) => Ok(Box::new(memory_store::MemoryTenantStore::new(
-            db, group, cf_name,
+            db, &group, cf_name,
         )?)),
     }
 }

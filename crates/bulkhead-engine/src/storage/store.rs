@@ -153,8 +153,7 @@ impl TenantStorage for RocksTenantStore {
 
     /// Drops this tenant's column family; RocksDB deletes its files once no reader holds them.
     fn drop_all(&self) -> Result<()> {
-        self.raw()?.drop_cf(&self.cf_name)?;
-        Ok(())
+        self.db.drop_tenant_table(&self.cf_name)
     }
 
     fn touch(&self) {

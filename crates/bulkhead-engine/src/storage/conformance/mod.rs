@@ -99,8 +99,13 @@ pub(super) struct ReopenedGroup {
 
 impl ReopenedGroup {
     pub fn store(&self, name: &str) -> crate::error::Result<Box<dyn TenantStorage>> {
-        open_tenant_store(self.groups.db(0, HashSet::new)?, name.to_owned(), false)
+        open_store(&self.groups, name)
     }
+}
+
+/// The store of tenant table `name` in group 0, as the engine opens it.
+fn open_store(groups: &Groups, name: &str) -> crate::error::Result<Box<dyn TenantStorage>> {
+    open_tenant_store(groups.db(0, HashSet::new)?, name.to_owned(), false)
 }
 
 fn stores(
@@ -108,9 +113,7 @@ fn stores(
     backend: StorageBackend,
 ) -> (Box<dyn TenantStorage>, Box<dyn TenantStorage>) {
     let open = |name: &str| {
-        let db = groups.db(0, HashSet::new).unwrap();
-        open_tenant_store(db, name.to_owned(), false)
-            .unwrap_or_else(|e| panic!("{backend:?}: {name}: {e}"))
+        open_store(groups, name).unwrap_or_else(|e| panic!("{backend:?}: {name}: {e}"))
     };
     (open(TENANT_A), open(TENANT_B))
 }
