@@ -53,5 +53,5 @@ pub use settings::{Quota, RateLimit, TenantSettings};
 pub use storage::StorageBackend;
 pub use tenant::{
     AuditPage, CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, CollectionInfo,
-    IndexStatus, MAX_TOP_K, TenantHandle, TenantStats,
+    IndexStatus, MAX_TOP_K, TenantHandle, TenantHold, TenantStats,
 };

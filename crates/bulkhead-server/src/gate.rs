@@ -365,8 +365,14 @@ impl Gate {
             // The request's handle can do what its role can, no more.
             tenant: writer.clone().unwrap_or(tenant).narrow(),
         };
+        // The tenant is held for the whole of the call's engine work: a deletion can't land
+        // between two of its operations (it waits for the call, which never waits on a client).
+        let held = scope.tenant.clone();
         let outcome = self
-            .on_engine_pool(&call.tenant_id, move || body(scope))
+            .on_engine_pool(&call.tenant_id, move || {
+                let _whole_call = held.hold().map_err(engine_status)?;
+                body(scope)
+            })
             .await;
         let audited = writer.is_some_and(|w| w.audited_writes() > 0);
         match &outcome {
@@ -768,6 +774,46 @@ mod tests {
         let (outcome, trail) = write_call(|_| Ok(((), 3))).await;
         outcome.unwrap();
         assert_eq!(trail, vec![("Test/Write".into(), "OK".into(), 3)]);
+    }
+
+    /// A deletion that starts while a call runs waits for the call to end: every operation of
+    /// the call reaches its tenant, none fails NOT_FOUND halfway through.
+    #[tokio::test]
+    async fn a_deletion_waits_for_the_call_running_on_its_tenant() {
+        use std::time::Duration;
+        let (gate, _dir) = gate();
+        let engine = gate.engine.clone();
+        let (deleted, deletion) = std::sync::mpsc::channel();
+        let outcome = gate
+            .tenant_call(
+                &admin_metadata(),
+                "Test/Write",
+                "tenants/t",
+                0,
+                move |scope: Scope<TenantName, Write>| {
+                    create_collection(&scope)?;
+                    std::thread::spawn(move || {
+                        let t = TenantId::new("t").unwrap();
+                        deleted.send(engine.delete_tenant(&t)).unwrap();
+                    });
+                    // Unheld, the deletion finishes well within this.
+                    std::thread::sleep(Duration::from_millis(200));
+                    let record = bulkhead_engine::NewRecord {
+                        id: bulkhead_core::RecordId::new("r").unwrap(),
+                        vector: vec![1.0, 0.0, 0.0, 0.0],
+                        text: None,
+                        metadata: Default::default(),
+                        ttl: None,
+                    };
+                    let id = bulkhead_core::CollectionId::new("c").unwrap();
+                    let written = scope.tenant.upsert(&id, vec![record]);
+                    written.map(|n| ((), n as u64)).map_err(engine_status)
+                },
+            )
+            .await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let deleted = deletion.recv_timeout(Duration::from_secs(10));
+        deleted.expect("the deletion ends after the call").unwrap();
     }
 
     #[test]

@@ -48,6 +48,14 @@
 //! }
 //! ```
 //!
+//! ```compile_fail,E0515
+//! // A request's hold on its tenant can't outlive the handle it came from (so it can't be
+//! // kept past the request, blocking a deletion forever).
+//! fn keep(t: bulkhead_engine::TenantHandle) -> bulkhead_engine::TenantHold<'static> {
+//!     t.hold().unwrap()
+//! }
+//! ```
+//!
 //! The same calls with the right access compile, so each test above fails for the rule it
 //! names and nothing else:
 //!
@@ -107,6 +115,13 @@ pub struct TenantHandle<A: Access = KeyAdmin> {
     /// Set on a handle made by [`TenantHandle::audited`]: its writes carry their audit event.
     audit: Option<Arc<audit_log::WriteAudit>>,
     access: PhantomData<fn() -> A>,
+}
+
+/// A tenant held for one request (see [`TenantHandle::hold`]).
+#[must_use = "the tenant is held only while the guard lives"]
+#[derive(Debug)]
+pub struct TenantHold<'a> {
+    _gate: RwLockReadGuard<'a, bool>,
 }
 
 /// Per-tenant figures.
@@ -295,6 +310,15 @@ impl<A: Access> TenantHandle<A> {
     /// tenant of the same id is another partition). Compares identities only; reads no data.
     pub fn is_same_partition<B: Access>(&self, other: &TenantHandle<B>) -> bool {
         Arc::ptr_eq(&self.state, &other.state)
+    }
+
+    /// Keeps the tenant for as long as the returned guard lives: it can't be deleted or its
+    /// indexes evicted meanwhile, so a request that makes several calls on the handle sees
+    /// one tenant from the first call to the last, never a deletion landing between two of
+    /// them. Fails if the tenant is already deleted. A deletion waits for the guard, so it is
+    /// for synchronous engine work only, never held while waiting on a client.
+    pub fn hold(&self) -> Result<TenantHold<'_>> {
+        self.enter().map(|gate| TenantHold { _gate: gate })
     }
 
     /// Enters the tenant for one operation; fails if it was deleted meanwhile.

@@ -146,6 +146,43 @@ fn unknown_and_duplicate_tenants_are_errors() {
     ));
 }
 
+/// A request holding its tenant (`TenantHandle::hold`) sees one tenant from its first call to
+/// its last: a deletion started in between waits for the request to end, then removes
+/// everything, and the handle is dead afterwards.
+#[test]
+fn a_held_tenant_is_deleted_only_after_its_request_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(open(dir.path()));
+    plant(&engine, "a");
+    let a = engine.handle(&tenant("a")).unwrap();
+    let held = a.hold().unwrap();
+    let (deleted, done) = std::sync::mpsc::channel();
+    let deleting = {
+        let engine = engine.clone();
+        std::thread::spawn(move || deleted.send(engine.delete_tenant(&tenant("a"))).unwrap())
+    };
+    // Unheld, the deletion finishes in well under this; held, it can't finish at all.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        done.try_recv().is_err(),
+        "the tenant was deleted under a request holding it"
+    );
+    // The request's later calls still reach its tenant, data included.
+    assert_eq!(a.get(&coll("docs"), &[rid("r1")]).unwrap().len(), 1);
+    a.upsert(&coll("docs"), vec![record("late", 7, DIM, "owner=a")])
+        .unwrap();
+    drop(held);
+    done.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the deletion finishes once the request ends")
+        .unwrap();
+    deleting.join().unwrap();
+    assert!(matches!(a.hold(), Err(EngineError::TenantNotFound(_))));
+    assert!(matches!(
+        a.get(&coll("docs"), &[rid("r1")]),
+        Err(EngineError::TenantNotFound(_))
+    ));
+}
+
 /// A key record `id` naming tenant `names_tenant`, whose secret hashes to `[hash; 32]`.
 pub(crate) fn key(id: &str, names_tenant: &str, hash: u8) -> bulkhead_engine::ApiKeyRecord {
     bulkhead_engine::ApiKeyRecord {
