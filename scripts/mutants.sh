@@ -2,7 +2,7 @@
 # Mutation testing of the code that keeps tenants apart: the resource-name parser and id types,
 # the gate (authentication, authorization, token verification), the key store's tenant binding
 # and the handle's key operations, the tenant store and the registry's incarnations, filter and
-# allow-list application, and the semantic cache's scope and reserved fields. Every mutant
+# allow-list application, filters from the wire, and the semantic cache's scope and reserved fields. Every mutant
 # cargo-mutants makes there must be caught by a test; the ones that can't be (equivalent
 # mutants) are excluded in .cargo/mutants.toml, each with its reason in docs/security.md.
 #
@@ -100,6 +100,9 @@ run_group engine "" "" \
     crates/bulkhead-engine/src/cache_fields.rs \
     crates/bulkhead-engine/src/tenant/semantic_cache.rs \
     crates/bulkhead-engine/src/tenant/api_keys.rs
+# Filters from the wire: their shape limits bound the work one request can make the engine do.
+run_group wire "" "" \
+    crates/bulkhead-wire/src/engine/filter.rs
 # The server's own tests and the end-to-end tests (in the `bulkhead` package, whose binary links
 # the mutated library), without the five that restart a server or run the leak probe for 15 s
 # and more: they test persistence and the probe itself, and the isolation and auth suites cover
@@ -110,7 +113,6 @@ run_group server "not test(/^leakprobe::|restart|^lifecycle::(sigterm|get_tenant
     crates/bulkhead-server/src/auth.rs \
     crates/bulkhead-server/src/principal.rs \
     crates/bulkhead-server/src/tokens.rs \
-    crates/bulkhead-server/src/query_filter.rs \
     crates/bulkhead-server/src/services/cache.rs
 
 echo "mutants: $((SECONDS - started)) s in all; reports in $out_root" >&2

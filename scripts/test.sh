@@ -33,7 +33,7 @@ scripts/check-docs.sh
 echo "== no import cycles between modules (tools/modcycles)" >&2
 python3 -m unittest discover -s tools/modcycles -q
 python3 tools/modcycles/modcycles.py crates/bulkhead-core crates/bulkhead-index crates/bulkhead-engine \
-    crates/bulkhead-proto crates/bulkhead-formats crates/bulkhead-client crates/bulkhead-server crates/bulkhead \
+    crates/bulkhead-proto crates/bulkhead-wire crates/bulkhead-formats crates/bulkhead-client crates/bulkhead-server crates/bulkhead \
     tools/bulkhead-leakprobe
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then

@@ -76,7 +76,7 @@ fn english_since_2020() -> pb::Filter {
     pb::Filter {
         must: vec![
             condition(
-                pb::condition::Op::Eq(Value::String("en".into()).into()),
+                pb::condition::Op::Eq(bulkhead_wire::value_to_pb(Value::String("en".into()))),
                 "lang",
             ),
             condition(

@@ -22,7 +22,7 @@ fn leaf(field: &str, op: Op) -> pb::Filter {
 }
 
 fn s(v: &str) -> pb::Value {
-    Value::String(v.into()).into()
+    bulkhead_wire::value_to_pb(Value::String(v.into()))
 }
 
 async fn matching(t: &TenantClient, filter: pb::Filter) -> Vec<u32> {
@@ -122,7 +122,14 @@ async fn every_operator_combinations_and_errors() {
         expect(|i| i % 4 == 0)
     );
     assert_eq!(
-        matching(&t, leaf("public", Op::Eq(Value::Bool(true).into()))).await,
+        matching(
+            &t,
+            leaf(
+                "public",
+                Op::Eq(bulkhead_wire::value_to_pb(Value::Bool(true)))
+            )
+        )
+        .await,
         expect(|i| i % 4 == 0)
     );
 

@@ -24,7 +24,7 @@ pub(crate) async fn create(
             tenant: tenant.clone(),
         }
         .to_string(),
-        role: pb::Role::from(role) as i32,
+        role: bulkhead_wire::role_to_pb(role) as i32,
         ttl_seconds: ttl.map(|t| t.as_secs() as i64),
         description: description.to_owned(),
     };

@@ -59,6 +59,8 @@ mod types;
 pub use admin::{AdminClient, TenantOptions, TenantUpdate};
 pub use bulkhead_core::{Metadata, Metric, Role, Value};
 pub use bulkhead_proto::v1 as proto;
+/// A metadata value as the wire carries it, for filters built from `proto` messages.
+pub use bulkhead_wire::value_to_pb;
 pub use client::{Client, ClientBuilder};
 pub use error::{ClientError, Result};
 pub use tenant::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_RECORDS, TenantClient};

@@ -16,7 +16,7 @@ use crate::connection::{Connection, Credential, MAX_MESSAGE_BYTES};
 use crate::error::{ClientError, Result};
 use crate::keys;
 use crate::pages;
-use crate::types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record, timestamp};
+use crate::types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record};
 
 /// Records per upsert request, at most (the server's default limit is 1,000).
 pub const DEFAULT_BATCH_RECORDS: usize = 500;
@@ -92,7 +92,7 @@ impl TenantClient {
             parent: self.parent(),
             collection_id: collection.to_owned(),
             dimension: spec.dimension,
-            metric: pb::Metric::from(spec.metric) as i32,
+            metric: bulkhead_wire::metric_to_pb(spec.metric) as i32,
             default_ttl_seconds: spec.default_ttl.map(|t| t.as_secs() as i64),
             hnsw: spec.hnsw,
             indexed_fields: spec
@@ -293,7 +293,7 @@ impl TenantClient {
             parent: self.parent(),
             cache_id: CollectionId::new(cache)?.to_string(),
             dimension,
-            metric: pb::Metric::from(metric) as i32,
+            metric: bulkhead_wire::metric_to_pb(metric) as i32,
             default_ttl_seconds: default_ttl.map(|t| t.as_secs() as i64),
         };
         self.connection
@@ -313,7 +313,7 @@ impl TenantClient {
             vector: entry.vector,
             prompt: entry.prompt,
             response: entry.response,
-            metadata: bulkhead_proto::metadata_to_pb(entry.metadata),
+            metadata: bulkhead_wire::metadata_to_pb(entry.metadata),
             ttl_seconds: entry.ttl.map(|t| t.as_secs() as i64),
             scope: entry.scope,
         };
@@ -399,7 +399,7 @@ impl TenantClient {
                     parent: self.parent(),
                     page_size: AUDIT_PAGE.min(wanted.try_into().unwrap_or(i32::MAX)),
                     page_token,
-                    start_time: since.map(timestamp),
+                    start_time: since.map(bulkhead_wire::system_time_to_pb),
                 };
                 let page = self
                     .connection

@@ -2,7 +2,7 @@
 //! in Rust types rather than wire messages, so a caller can't forget a field's unit or leave a
 //! metadata value untyped.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bulkhead_core::{Metadata, Metric, Value};
 use bulkhead_proto::v1 as pb;
@@ -66,7 +66,7 @@ impl Record {
             id: self.id.clone(),
             vector: self.vector.clone(),
             text: self.text.clone(),
-            metadata: bulkhead_proto::metadata_to_pb(self.metadata.clone()),
+            metadata: bulkhead_wire::metadata_to_pb(self.metadata.clone()),
             ttl_seconds: self.ttl.map(|t| t.as_secs() as i64),
             expire_time: None,
         }
@@ -79,7 +79,10 @@ impl Record {
             text: r.text,
             metadata: metadata(r.metadata)?,
             ttl: None,
-            expire_time: r.expire_time.as_ref().map(system_time),
+            expire_time: r
+                .expire_time
+                .as_ref()
+                .map(bulkhead_wire::system_time_from_pb),
         })
     }
 }
@@ -248,19 +251,7 @@ impl CreatedKey {
 }
 
 fn metadata(map: std::collections::HashMap<String, pb::Value>) -> Result<Metadata> {
-    bulkhead_proto::metadata_from_pb(map).map_err(|e| ClientError::InvalidResponse(e.to_string()))
-}
-
-pub(crate) fn system_time(t: &prost_types::Timestamp) -> SystemTime {
-    UNIX_EPOCH + Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32)
-}
-
-pub(crate) fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    prost_types::Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
+    bulkhead_wire::metadata_from_pb(map).map_err(|e| ClientError::InvalidResponse(e.to_string()))
 }
 
 #[cfg(test)]
@@ -283,12 +274,6 @@ mod tests {
                 .ttl_seconds,
             Some(9)
         );
-    }
-
-    #[test]
-    fn timestamps_round_trip() {
-        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 5_000);
-        assert_eq!(system_time(&timestamp(t)), t);
     }
 
     #[test]

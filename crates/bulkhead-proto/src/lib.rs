@@ -1,6 +1,6 @@
 //! Generated types and service stubs of Bulkhead's gRPC API, `bulkhead.v1`. The `.proto` files
 //! in `proto/` are the contract; this crate only compiles them, for the server, the SDK and
-//! the tests alike.
+//! the tests alike. Conversions to Bulkhead's own types are `bulkhead-wire`'s.
 #![forbid(unsafe_code)]
 
 #[allow(
@@ -12,10 +12,6 @@
 pub mod v1 {
     tonic::include_proto!("bulkhead.v1");
 }
-
-mod convert;
-
-pub use convert::{UntypedValue, metadata_from_pb, metadata_to_pb, value_from_pb};
 
 /// The encoded descriptor set of every Bulkhead proto file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -4,19 +4,17 @@
 //! or a column family.
 #![forbid(unsafe_code)]
 
-pub mod admin_token;
+mod admin_token;
 mod admission;
 mod audit_writer;
 mod auth;
 pub mod config;
-pub mod convert;
 mod fault;
 mod gate;
 mod limits;
 mod metrics;
 mod oversize;
 mod principal;
-mod query_filter;
 mod services;
 mod small_requests;
 mod status;

@@ -4,6 +4,7 @@
 
 use bulkhead_core::CoreError;
 use bulkhead_engine::EngineError;
+use bulkhead_wire::WireError;
 use tonic::{Code, Status};
 
 pub fn engine_status(e: EngineError) -> Status {
@@ -35,6 +36,13 @@ pub fn engine_status(e: EngineError) -> Status {
             tracing::error!(error = %e, "engine unavailable");
             Status::unavailable("storage unavailable")
         }
+    }
+}
+
+/// A wire message that didn't convert: the sender's mistake, named by field.
+pub fn wire_status(e: WireError) -> Status {
+    match e {
+        WireError::Invalid(m) => Status::invalid_argument(m),
     }
 }
 

@@ -59,8 +59,8 @@ fn canonical(input: &str, printed: &str, tenant: &TenantId, second_segment: Opti
     );
 }
 
-/// A record from the wire either converts to an engine record or is refused with
-/// INVALID_ARGUMENT. A converted record carries exactly the wire's id, vector (bit for bit),
+/// A record from the wire either converts to an engine record or is refused with an error
+/// naming its position (the server answers it INVALID_ARGUMENT). A converted record carries exactly the wire's id, vector (bit for bit),
 /// text and TTL; vector validation accepts it exactly when every value is finite and (for
 /// cosine) not all zero; metadata that passes validation survives a round trip through the
 /// wire types unchanged, value for value.
@@ -68,7 +68,7 @@ pub fn record(data: &[u8]) -> bool {
     let Ok(wire) = pb::Record::decode(data) else {
         return false;
     };
-    match bulkhead_server::convert::new_record(0, wire.clone()) {
+    match bulkhead_wire::engine::new_record(0, wire.clone()) {
         Ok(r) => {
             assert_eq!(r.id.as_str(), wire.id, "the id is the wire's");
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -92,7 +92,7 @@ pub fn record(data: &[u8]) -> bool {
                 r.vector
             );
             if validate_metadata(&r.metadata).is_ok() {
-                let back = bulkhead_proto::metadata_from_pb(bulkhead_proto::metadata_to_pb(
+                let back = bulkhead_wire::metadata_from_pb(bulkhead_wire::metadata_to_pb(
                     r.metadata.clone(),
                 ))
                 .expect("typed values stay typed");
@@ -100,29 +100,27 @@ pub fn record(data: &[u8]) -> bool {
             }
             true
         }
-        Err(status) => {
-            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        Err(refused) => {
+            let bulkhead_wire::WireError::Invalid(message) = refused;
+            assert!(message.starts_with("records[0]: "), "{message}");
             false
         }
     }
 }
 
 /// A whole upsert request: the collection name and every record are checked without panics,
-/// and refusals are INVALID_ARGUMENT naming the record's position.
+/// and each refusal names the record's position.
 pub fn upsert_request(data: &[u8]) -> bool {
     let Ok(request) = pb::UpsertRequest::decode(data) else {
         return false;
     };
     let mut accepted = resource_name(request.collection.as_bytes());
     for (i, r) in request.records.into_iter().enumerate() {
-        if let Err(status) = bulkhead_server::convert::new_record(i, r) {
-            assert_eq!(status.code(), tonic::Code::InvalidArgument);
-            let position = format!("records[{i}]");
-            assert!(
-                status.message().starts_with(&position),
-                "{}",
-                status.message()
-            );
+        if let Err(bulkhead_wire::WireError::Invalid(message)) =
+            bulkhead_wire::engine::new_record(i, r)
+        {
+            let position = format!("records[{i}]: ");
+            assert!(message.starts_with(&position), "{message}");
             accepted = false;
         }
     }

@@ -9,9 +9,10 @@ use bulkhead_proto::v1 as pb;
 use pb::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{positive_seconds, quota, rate_limit, tenant_to_pb};
 use crate::gate::Gate;
-use crate::status::{core_status, engine_status};
+use crate::status::{core_status, engine_status, wire_status};
+use bulkhead_wire::engine::{quota, rate_limit, tenant_to_pb};
+use bulkhead_wire::positive_seconds;
 
 #[derive(Debug)]
 pub struct AdminApi {
@@ -28,7 +29,9 @@ fn tenant_name(name: &str) -> Result<TenantId, Status> {
 fn retention(secs: i64) -> Result<Option<Duration>, Status> {
     match secs {
         0 => Ok(None),
-        s => positive_seconds("audit_retention_seconds", s).map(Some),
+        s => positive_seconds("audit_retention_seconds", s)
+            .map(Some)
+            .map_err(wire_status),
     }
 }
 
@@ -58,8 +61,8 @@ fn apply_update_mask(
             UPDATABLE.join(", ")
         )));
     }
-    let new_quota = quota(tenant.quota)?;
-    let new_rate = rate_limit(tenant.rate_limit)?;
+    let new_quota = quota(tenant.quota).map_err(wire_status)?;
+    let new_rate = rate_limit(tenant.rate_limit).map_err(wire_status)?;
     for path in paths {
         match path.as_str() {
             "quota" => settings.quota = new_quota,
@@ -104,8 +107,8 @@ impl AdminService for AdminApi {
                 let id = TenantId::new(req.tenant_id).map_err(core_status)?;
                 let settings = TenantSettings {
                     audit_retention: retention(req.audit_retention_seconds)?,
-                    quota: quota(req.quota)?,
-                    rate_limit: rate_limit(req.rate_limit)?,
+                    quota: quota(req.quota).map_err(wire_status)?,
+                    rate_limit: rate_limit(req.rate_limit).map_err(wire_status)?,
                 };
                 let info = engine
                     .create_tenant(&id, &settings)

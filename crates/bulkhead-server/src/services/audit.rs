@@ -9,9 +9,9 @@ use bulkhead_proto::v1 as pb;
 use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{timestamp_ms, timestamp_to_ms};
 use crate::gate::{Gate, Scope};
-use crate::status::engine_status;
+use crate::status::{engine_status, wire_status};
+use bulkhead_wire::{timestamp_from_ms, timestamp_to_ms};
 
 /// Most events one ListAuditEvents call reads; past it, the page ends early with a token to
 /// continue from (a `start_time` that matches nothing can't make one call read a whole trail).
@@ -43,7 +43,12 @@ impl AuditService for AuditApi {
                                 .map_err(|_| Status::invalid_argument("page_token is not valid"))
                         })
                         .transpose()?;
-                    let since = req.start_time.as_ref().map(timestamp_to_ms).transpose()?;
+                    let since = req
+                        .start_time
+                        .as_ref()
+                        .map(timestamp_to_ms)
+                        .transpose()
+                        .map_err(wire_status)?;
                     let page = scope
                         .tenant
                         .list_audit_page(after, since, size + 1, AUDIT_SCAN_BUDGET)
@@ -61,7 +66,7 @@ impl AuditService for AuditApi {
                         .into_iter()
                         .map(|e| pb::AuditEvent {
                             sequence: e.sequence,
-                            time: Some(timestamp_ms(e.time_ms)),
+                            time: Some(timestamp_from_ms(e.time_ms)),
                             principal: e.principal,
                             method: e.operation,
                             resource: e.resource,

@@ -22,9 +22,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::{record_from_row, stored_record_to_row};
 use crate::gate::{Gate, Scope, now_ms};
-use crate::status::engine_status;
+use crate::status::{engine_status, wire_status};
+use bulkhead_wire::engine::{record_from_row, stored_record_to_row};
 
 /// Records per exported batch unless the request asks otherwise, and the most it may ask (a
 /// page is built in memory before it is sent).
@@ -251,7 +251,8 @@ impl Import {
                         .into_iter()
                         .enumerate()
                         .map(|(row, r)| record_from_row(batch, row, r))
-                        .collect::<Result<Vec<_>, _>>()?;
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(wire_status)?;
                     let n = write(&scope.tenant, &scope.name.collection, records)
                         .map_err(|e| batch_status(batch, e))? as u64;
                     Ok((n, n))

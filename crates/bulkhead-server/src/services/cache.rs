@@ -11,9 +11,9 @@ use bulkhead_proto::v1 as pb;
 use pb::semantic_cache_service_server::SemanticCacheService;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{metadata, metric, positive_seconds, record_ids};
 use crate::gate::{Gate, Scope};
-use crate::status::{core_status, engine_status};
+use crate::status::{core_status, engine_status, wire_status};
+use bulkhead_wire::{metadata_from_pb, metric_from_pb, positive_seconds, record_ids};
 
 #[derive(Debug)]
 pub struct CacheApi {
@@ -43,11 +43,12 @@ impl SemanticCacheService for CacheApi {
                     let id = CollectionId::new(req.cache_id.clone()).map_err(core_status)?;
                     let settings = CacheSettings {
                         dimension: req.dimension as usize,
-                        metric: metric(req.metric)?,
+                        metric: metric_from_pb(req.metric).map_err(wire_status)?,
                         default_ttl: req
                             .default_ttl_seconds
                             .map(|ttl| positive_seconds("default_ttl_seconds", ttl))
-                            .transpose()?,
+                            .transpose()
+                            .map_err(wire_status)?,
                     };
                     let info = scope
                         .tenant
@@ -79,7 +80,8 @@ impl SemanticCacheService for CacheApi {
                         max_age: req
                             .max_age_seconds
                             .map(|age| positive_seconds("max_age_seconds", age))
-                            .transpose()?,
+                            .transpose()
+                            .map_err(wire_status)?,
                         min_similarity: req.min_similarity,
                     };
                     let hit = scope
@@ -91,7 +93,7 @@ impl SemanticCacheService for CacheApi {
                         id: hit.id.to_string(),
                         prompt: hit.prompt,
                         response: hit.response,
-                        metadata: bulkhead_proto::metadata_to_pb(hit.metadata),
+                        metadata: bulkhead_wire::metadata_to_pb(hit.metadata),
                         similarity: hit.similarity,
                         age_seconds: i64::try_from(hit.age_seconds).unwrap_or(i64::MAX),
                     });
@@ -129,11 +131,12 @@ impl SemanticCacheService for CacheApi {
                         response: req.response,
                         vector: req.vector,
                         scope: req.scope,
-                        metadata: metadata(req.metadata)?,
+                        metadata: metadata_from_pb(req.metadata).map_err(wire_status)?,
                         ttl: req
                             .ttl_seconds
                             .map(|s| positive_seconds("ttl_seconds", s))
-                            .transpose()?,
+                            .transpose()
+                            .map_err(wire_status)?,
                     };
                     let id = scope
                         .tenant
@@ -160,7 +163,9 @@ impl SemanticCacheService for CacheApi {
                 0,
                 move |scope: Scope<CacheName, Write>| {
                     let target = match (req.ids.is_empty(), req.scope) {
-                        (false, None) => CacheTarget::Ids(record_ids(req.ids)?),
+                        (false, None) => {
+                            CacheTarget::Ids(record_ids(req.ids).map_err(wire_status)?)
+                        }
                         (true, Some(s)) => CacheTarget::Scope(s),
                         _ => return Err(Status::invalid_argument("give either ids or a scope")),
                     };

@@ -8,9 +8,9 @@ use bulkhead_proto::v1 as pb;
 use pb::collection_service_server::CollectionService;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{collection_spec, collection_to_pb};
 use crate::gate::{Gate, Scope};
-use crate::status::{core_status, engine_status};
+use crate::status::{core_status, engine_status, wire_status};
+use bulkhead_wire::engine::{collection_spec, collection_to_pb};
 
 /// The answer to CreateCollection and CreateCache (caches are collections): collection `id`
 /// of `tenant` as created.
@@ -44,7 +44,7 @@ impl CollectionService for CollectionApi {
                     let id = CollectionId::new(req.collection_id.clone()).map_err(core_status)?;
                     let info = scope
                         .tenant
-                        .create_collection(&id, &collection_spec(&req)?)
+                        .create_collection(&id, &collection_spec(&req).map_err(wire_status)?)
                         .map_err(engine_status)?;
                     Ok((to_pb(scope.name, id, &info), 0))
                 },

@@ -10,9 +10,9 @@ use pb::key_service_server::KeyService;
 use tonic::{Request, Response, Status};
 
 use crate::auth::{hash_secret, new_key_id, new_secret};
-use crate::convert::{positive_seconds, timestamp_ms};
 use crate::gate::{Gate, Scope, now_ms};
-use crate::status::engine_status;
+use crate::status::{engine_status, wire_status};
+use bulkhead_wire::{positive_seconds, role_to_pb, timestamp_from_ms};
 
 #[derive(Debug)]
 pub struct KeyApi {
@@ -33,10 +33,10 @@ fn role(r: i32) -> Result<Role, Status> {
 fn key_to_pb(k: &ApiKeyRecord) -> pb::ApiKey {
     pb::ApiKey {
         name: format!("tenants/{}/keys/{}", k.tenant, k.key_id),
-        role: pb::Role::from(k.role) as i32,
-        expire_time: k.expires_at_ms.map(timestamp_ms),
+        role: role_to_pb(k.role) as i32,
+        expire_time: k.expires_at_ms.map(timestamp_from_ms),
         description: k.description.clone(),
-        create_time: Some(timestamp_ms(k.created_at_ms)),
+        create_time: Some(timestamp_from_ms(k.created_at_ms)),
         revoked: k.revoked,
     }
 }
@@ -65,7 +65,8 @@ impl KeyService for KeyApi {
                     let expires_at_ms = req
                         .ttl_seconds
                         .map(|s| positive_seconds("ttl_seconds", s))
-                        .transpose()?
+                        .transpose()
+                        .map_err(wire_status)?
                         .map(|d| now + d.as_millis() as u64);
                     let secret = new_secret();
                     let record = ApiKeyRecord {

@@ -9,9 +9,10 @@ use pb::record_service_server::RecordService;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{hit_to_pb, new_record, record_ids, stored_record_to_pb};
 use crate::gate::{Gate, Scope};
-use crate::status::engine_status;
+use crate::status::{engine_status, wire_status};
+use bulkhead_wire::engine::{filter, hit_to_pb, new_record, stored_record_to_pb};
+use bulkhead_wire::record_ids;
 
 #[derive(Debug)]
 pub struct RecordApi {
@@ -84,7 +85,8 @@ impl RecordService for RecordApi {
                         .into_iter()
                         .enumerate()
                         .map(|(i, r)| new_record(i, r))
-                        .collect::<Result<Vec<_>, _>>()?;
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(wire_status)?;
                     let n = scope
                         .tenant
                         .upsert(&scope.name.collection, records)
@@ -111,7 +113,7 @@ impl RecordService for RecordApi {
                 0,
                 move |scope: Scope<CollectionName, Read>| {
                     batch_check?;
-                    let ids = record_ids(req.ids)?;
+                    let ids = record_ids(req.ids).map_err(wire_status)?;
                     let records = scope
                         .tenant
                         .get(&scope.name.collection, &ids)
@@ -144,7 +146,7 @@ impl RecordService for RecordApi {
                 0,
                 move |scope: Scope<CollectionName, Write>| {
                     batch_check?;
-                    let ids = record_ids(req.ids)?;
+                    let ids = record_ids(req.ids).map_err(wire_status)?;
                     let n = scope
                         .tenant
                         .delete(&scope.name.collection, &ids)
@@ -176,7 +178,7 @@ impl RecordService for RecordApi {
                             req.top_k
                         )));
                     }
-                    let filter = req.filter.map(crate::query_filter::filter).transpose()?;
+                    let filter = req.filter.map(filter).transpose().map_err(wire_status)?;
                     let query = Query {
                         filter,
                         vector: req.vector,

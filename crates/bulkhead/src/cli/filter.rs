@@ -13,6 +13,7 @@ use std::str::FromStr;
 use anyhow::{Result, bail};
 use bulkhead_client::Value;
 use bulkhead_client::proto as pb;
+use bulkhead_wire::value_to_pb;
 use pb::condition::Op;
 
 use super::fields::type_name;
@@ -205,7 +206,7 @@ fn typed(field: &str, ty: pb::FieldType, raw: &str) -> Result<pb::Value> {
         },
         pb::FieldType::Unspecified => bail!("{field:?} has a type this command doesn't know"),
     };
-    Ok(v.into())
+    Ok(value_to_pb(v))
 }
 
 fn integer(field: &str, raw: &str) -> Result<i64> {
@@ -258,16 +259,16 @@ mod tests {
     }
 
     fn s(v: &str) -> pb::Value {
-        Value::String(v.into()).into()
+        value_to_pb(Value::String(v.into()))
     }
 
     #[test]
     fn each_form_becomes_its_operator_typed_by_the_field() {
         assert_eq!(op("lang=en"), Op::Eq(s("en")));
         assert_eq!(op(" lang = en "), Op::Eq(s("en")));
-        assert_eq!(op("year=2020"), Op::Eq(Value::Int(2020).into()));
-        assert_eq!(op("score=0.5"), Op::Eq(Value::Double(0.5).into()));
-        assert_eq!(op("public=true"), Op::Eq(Value::Bool(true).into()));
+        assert_eq!(op("year=2020"), Op::Eq(value_to_pb(Value::Int(2020))));
+        assert_eq!(op("score=0.5"), Op::Eq(value_to_pb(Value::Double(0.5))));
+        assert_eq!(op("public=true"), Op::Eq(value_to_pb(Value::Bool(true))));
         assert_eq!(
             op("year>=2020"),
             Op::IntRange(pb::IntRange {
@@ -305,7 +306,7 @@ mod tests {
         assert_eq!(
             op("year in 1,2"),
             Op::In(pb::ValueList {
-                values: vec![Value::Int(1).into(), Value::Int(2).into()]
+                values: vec![value_to_pb(Value::Int(1)), value_to_pb(Value::Int(2))]
             })
         );
         assert_eq!(op("public exists"), Op::Exists(true));

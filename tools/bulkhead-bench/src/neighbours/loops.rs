@@ -224,7 +224,10 @@ pub async fn write_flood(t: Arc<Target>, counts: Counts) -> Notes {
                     pb::Record {
                         id: row.to_string(),
                         vector: t.data.base.row((row + 1) % t.records).to_vec(),
-                        metadata: HashMap::from([(TAGS.to_owned(), tags(row).into())]),
+                        metadata: HashMap::from([(
+                            TAGS.to_owned(),
+                            bulkhead_client::value_to_pb(tags(row)),
+                        )]),
                         ..Default::default()
                     }
                 })

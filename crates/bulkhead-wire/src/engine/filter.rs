@@ -5,26 +5,27 @@
 use bulkhead_engine::{Condition, Filter, Range};
 use bulkhead_proto::v1 as pb;
 use pb::condition::Op;
-use tonic::Status;
 
-use crate::convert::timestamp_to_ms;
+use crate::error::{Result, WireError};
+use crate::time::timestamp_to_ms;
+use crate::values::value_from_pb;
 
 /// Deepest nesting and most nodes a filter may have.
-const MAX_DEPTH: usize = 8;
-const MAX_NODES: usize = 256;
+pub const MAX_DEPTH: usize = 8;
+pub const MAX_NODES: usize = 256;
 /// Most values of one `in` condition: each is a posting list to union, so the list bounds the
 /// work of evaluating the filter.
-const MAX_IN_VALUES: usize = 1024;
+pub const MAX_IN_VALUES: usize = 1024;
 
-pub fn filter(f: pb::Filter) -> Result<Filter, Status> {
+pub fn filter(f: pb::Filter) -> Result<Filter> {
     let mut nodes = 0;
     node(f, "filter", 0, &mut nodes)
 }
 
-fn node(f: pb::Filter, at: &str, depth: usize, nodes: &mut usize) -> Result<Filter, Status> {
+fn node(f: pb::Filter, at: &str, depth: usize, nodes: &mut usize) -> Result<Filter> {
     *nodes += 1;
     if depth > MAX_DEPTH || *nodes > MAX_NODES {
-        return Err(Status::invalid_argument(format!(
+        return Err(WireError::invalid(format!(
             "{at}: filters may nest {MAX_DEPTH} deep and hold {MAX_NODES} nodes"
         )));
     }
@@ -32,7 +33,7 @@ fn node(f: pb::Filter, at: &str, depth: usize, nodes: &mut usize) -> Result<Filt
         list.into_iter()
             .enumerate()
             .map(|(i, c)| node(c, &format!("{at}.{name}[{i}]"), depth + 1, nodes))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>>>()
     };
     Ok(Filter {
         must: children(f.must, "must", nodes)?,
@@ -45,14 +46,14 @@ fn node(f: pb::Filter, at: &str, depth: usize, nodes: &mut usize) -> Result<Filt
     })
 }
 
-fn condition(c: pb::Condition, at: &str) -> Result<Condition, Status> {
-    let invalid = |m: &str| Status::invalid_argument(format!("{at}: {m}"));
+fn condition(c: pb::Condition, at: &str) -> Result<Condition> {
+    let invalid = |m: &str| WireError::invalid(format!("{at}: {m}"));
     if c.field.is_empty() {
         return Err(invalid("field is required"));
     }
     let field = c.field;
     let value = |v: pb::Value, what: &str| {
-        bulkhead_proto::value_from_pb(v).ok_or_else(|| invalid(&format!("{what} has no type set")))
+        value_from_pb(v).ok_or_else(|| invalid(&format!("{what} has no type set")))
     };
     Ok(
         match c
@@ -77,7 +78,7 @@ fn condition(c: pb::Condition, at: &str) -> Result<Condition, Status> {
                     .values
                     .into_iter()
                     .map(|v| value(v, "in"))
-                    .collect::<Result<_, _>>()?;
+                    .collect::<Result<_>>()?;
                 Condition::In { field, values }
             }
             Op::IntRange(r) => Condition::Range {
@@ -151,7 +152,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            filter(nested).unwrap_err().message(),
+            filter(nested).unwrap_err().to_string(),
             "filter.must[1].condition: no operator set (eq, in, ranges or exists)"
         );
         let no_field = pb::Filter {
@@ -164,13 +165,13 @@ mod tests {
         assert!(
             filter(no_field)
                 .unwrap_err()
-                .message()
+                .to_string()
                 .ends_with("field is required")
         );
         assert!(
             filter(cond(Some(Op::Exists(false))))
                 .unwrap_err()
-                .message()
+                .to_string()
                 .contains("must_not")
         );
         assert!(filter(cond(Some(Op::In(pb::ValueList::default())))).is_err());
@@ -186,7 +187,7 @@ mod tests {
                 ..Default::default()
             };
         }
-        assert!(filter(deep).unwrap_err().message().contains("nest"));
+        assert!(filter(deep).unwrap_err().to_string().contains("nest"));
     }
 
     /// `depth` levels of `must` above one condition.
@@ -225,14 +226,14 @@ mod tests {
         assert!(
             filter(nested(MAX_DEPTH + 1))
                 .unwrap_err()
-                .message()
+                .to_string()
                 .contains("nest 8 deep")
         );
         filter(wide(MAX_NODES)).expect("exactly MAX_NODES nodes are accepted");
         let too_many = filter(wide(MAX_NODES + 1)).unwrap_err();
-        assert!(too_many.message().contains("256 nodes"), "{too_many:?}");
+        assert!(too_many.to_string().contains("256 nodes"), "{too_many:?}");
         assert!(
-            too_many.message().starts_with("filter.should[255]"),
+            too_many.to_string().starts_with("filter.should[255]"),
             "the node past the limit is named: {too_many:?}"
         );
         // Nodes are counted across branches too, not per list.
@@ -246,7 +247,7 @@ mod tests {
         assert!(
             filter(in_list(MAX_IN_VALUES + 1))
                 .unwrap_err()
-                .message()
+                .to_string()
                 .contains("in holds 1025 values, at most 1024")
         );
     }

@@ -1,0 +1,14 @@
+//! The engine's request and result types on the wire (the `engine` feature): what the server
+//! hands the engine is built here, from fields each checked on the way in.
+
+mod collections;
+mod filter;
+mod records;
+mod tenants;
+
+pub use collections::{collection_spec, collection_to_pb, field_type, field_type_to_pb};
+pub use filter::{MAX_DEPTH, MAX_IN_VALUES, MAX_NODES, filter};
+pub use records::{
+    hit_to_pb, new_record, record_from_row, stored_record_to_pb, stored_record_to_row,
+};
+pub use tenants::{quota, rate_limit, tenant_to_pb};
