@@ -1,7 +1,8 @@
 //! What an operator meets outside the data path: updating one limit without resetting the
 //! others, an import stopped midway that says how far it got, health and reflection that
 //! generic gRPC tools can use, a shutdown that warns only when something is wrong, a failed
-//! bind that leaves no trace, and a rotated admin token that doesn't linger on disk.
+//! bind that leaves no trace, a rotated admin token that doesn't linger on disk, and settings
+//! laid file, then environment, then flag.
 
 use std::io::Write;
 use std::process::Command;
@@ -356,6 +357,89 @@ fn a_failed_bind_leaves_no_data_directory_behind() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("binding {addr}")), "{stderr}");
     assert!(!data.exists(), "no data directory (nor admin token) made");
+}
+
+/// `bulkhead serve --print-config` with the variables of the server's environment removed,
+/// then `env` set.
+fn printed_config(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(bulkhead_bin());
+    command.args(["serve", "--print-config"]).args(args);
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("BULKHEAD_")) {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied()).output().unwrap()
+}
+
+/// One model for the server's and the engine's settings: a key of either in the file, its
+/// environment variable over the file, its flag over both; an unknown key (a misspelt engine
+/// one too) or a bad value stops the server before it starts; secrets are never printed.
+#[test]
+fn settings_come_from_the_file_then_the_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bulkhead.toml");
+    std::fs::write(
+        &file,
+        "data-dir = \"/from/file\"\nlisten = \"127.0.0.1:7001\"\nsync-writes = true\n\
+         block-cache-mib = 64\nmax-top-k = 77\nadmin-token = \"file-admin-token-0123456\"\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let out = printed_config(
+        &["--config", config, "--listen", "127.0.0.1:7003"],
+        &[
+            ("BULKHEAD_DATA_DIR", "/from/env"),
+            ("BULKHEAD_LISTEN", "127.0.0.1:7002"),
+            ("BULKHEAD_SYNC_WRITES", "false"),
+            (
+                "BULKHEAD_JWT_HS256_SECRET",
+                "env-jwt-secret-0123456789-0123456789",
+            ),
+        ],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "data-dir = \"/from/env\"",
+        "listen = \"127.0.0.1:7003\"",
+        "sync-writes = false",
+        "block-cache-mib = 64",
+        "max-top-k = 77",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line} in:\n{printed}");
+    }
+    assert!(
+        !printed.contains("admin-token") && !printed.contains("secret"),
+        "{printed}"
+    );
+
+    // The config file may itself come from the environment.
+    let from_env = printed_config(&[], &[("BULKHEAD_CONFIG", config)]);
+    let printed = String::from_utf8_lossy(&from_env.stdout);
+    assert!(printed.contains("data-dir = \"/from/file\""), "{printed}");
+
+    for (bad, says) in [
+        (
+            "block-cache-mb = 64\n",
+            "unknown config key(s): block-cache-mb",
+        ),
+        (
+            "sweep-interval-secs = 0\n",
+            "sweep-interval-secs must be positive",
+        ),
+        ("listen = \"nowhere\"\n", "invalid socket address"),
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let out = printed_config(&["--config", config], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(says),
+            "{bad}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ mod clock;
 mod codec;
 mod collection;
 mod config;
+mod config_units;
 mod engine;
 mod error;
 mod fields;

@@ -15,14 +15,14 @@ use crate::config::ServerConfig;
 pub const FILE_NAME: &str = "admin.token";
 
 pub fn resolve(config: &ServerConfig) -> anyhow::Result<SecretString> {
-    let path = config.data_dir.join(FILE_NAME);
+    let path = config.engine.data_dir.join(FILE_NAME);
     if let Some(t) = &config.admin_token {
         tracing::info!("admin token taken from configuration");
         remove_if_stale(&path, t.expose_secret())?;
         return Ok(t.clone());
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.engine.data_dir)
+        .with_context(|| format!("creating {}", config.engine.data_dir.display()))?;
     if path.exists() {
         let token = read(&path)?;
         anyhow::ensure!(
@@ -82,10 +82,8 @@ mod tests {
     #[test]
     fn generated_once_with_private_mode_then_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..ServerConfig::default()
-        };
+        let mut config = ServerConfig::default();
+        config.engine.data_dir = dir.path().to_path_buf();
         let first = resolve(&config).unwrap().expose_secret().to_owned();
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))
             .unwrap()
@@ -110,10 +108,8 @@ mod tests {
     #[test]
     fn a_configured_token_equal_to_the_file_keeps_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..ServerConfig::default()
-        };
+        let mut config = ServerConfig::default();
+        config.engine.data_dir = dir.path().to_path_buf();
         let generated = resolve(&config).unwrap();
         let configured = ServerConfig {
             admin_token: Some(generated.clone()),

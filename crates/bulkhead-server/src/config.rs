@@ -1,22 +1,22 @@
-//! Server settings: a TOML file, then `BULKHEAD_*` environment variables, then command-line
-//! flags, each overriding the one before. `validate` runs before anything starts.
+//! Server settings: one model for the server and its engine. The engine's settings are
+//! `EngineConfig` itself, flattened into this file's keys, so each has one name, default and
+//! check. The file is read here; the `bulkhead` binary lays the environment and its flags over
+//! it (clap, `env`), each overriding the one before. `validate` runs before anything starts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bulkhead_engine::EngineConfig;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tls::TlsFiles;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct ServerConfig {
-    /// Where tenant data lives.
-    pub data_dir: PathBuf,
     /// gRPC address; port 0 picks a free port (logged at start).
     pub listen: SocketAddr,
     /// Prometheus `/metrics` address; none by default.
@@ -30,23 +30,14 @@ pub struct ServerConfig {
     /// Allow plaintext gRPC on a non-loopback address (something else encrypts the traffic).
     pub insecure_plaintext: bool,
     /// Admin token. Prefer the `BULKHEAD_ADMIN_TOKEN` environment variable; with neither, a
-    /// token is generated into `<data-dir>/admin.token`. A secret: `Debug` prints it redacted.
+    /// token is generated into `<data-dir>/admin.token`. A secret: `Debug` prints it redacted,
+    /// a printed config leaves it out.
+    #[serde(skip_serializing)]
     pub admin_token: Option<SecretString>,
     /// HS256 key for tenant tokens (JWTs with `tenant`, `role`, `iat`, `exp` claims) minted by
     /// an identity provider; none by default (API keys only). Prefer `BULKHEAD_JWT_HS256_SECRET`.
+    #[serde(skip_serializing)]
     pub jwt_hs256_secret: Option<SecretString>,
-    /// fsync the WAL before acknowledging writes (see docs/operations.md).
-    pub sync_writes: bool,
-    pub tenants_per_group: usize,
-    /// Most tenant groups open at once (lowered to fit the open-files limit).
-    pub max_open_groups: usize,
-    /// A group unused for this long is closed; its tenants reopen it on their next request.
-    pub group_idle_close_secs: u64,
-    pub block_cache_mib: usize,
-    pub write_buffer_budget_mib: usize,
-    pub index_memory_budget_mib: usize,
-    pub sweep_interval_secs: u64,
-    pub default_audit_retention_days: u64,
     /// Largest `top_k` a query may ask for.
     pub max_top_k: u32,
     /// Most records in one Upsert, Get or Delete.
@@ -87,21 +78,19 @@ pub struct ServerConfig {
     pub stream_idle_timeout_secs: u64,
     /// Longest an Import or Export stream may run.
     pub stream_timeout_secs: u64,
-    /// Most API keys one tenant may hold, revoked ones included.
-    pub max_api_keys_per_tenant: usize,
-    /// Most elements of a list-valued metadata field that is indexed.
-    pub max_indexed_list_len: usize,
-    /// Threads one background index build uses (0: one fewer than the CPUs, at least one).
-    pub index_build_threads: usize,
-    /// Changes after which a loaded collection's segment file is written again.
-    pub segment_refresh_changes: u64,
+    /// The engine's settings, at the top level of the file: `data-dir`, `sync-writes`, group,
+    /// cache and index sizes, sweeps, retention, key and list bounds, index builds.
+    #[serde(flatten)]
+    pub engine: EngineConfig,
+    /// Keys neither the server nor the engine knows, refused by `validate` (serde can't deny
+    /// unknown keys across a flattened struct; the engine takes its own keys first).
+    #[serde(flatten, skip_serializing)]
+    pub(crate) unknown: BTreeMap<String, toml::Value>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let engine = EngineConfig::new("./data");
         Self {
-            data_dir: PathBuf::from("./data"),
             listen: "127.0.0.1:7600".parse().expect("literal address"),
             metrics_listen: None,
             tls_cert: None,
@@ -110,15 +99,6 @@ impl Default for ServerConfig {
             insecure_plaintext: false,
             admin_token: None,
             jwt_hs256_secret: None,
-            sync_writes: true,
-            tenants_per_group: engine.tenants_per_group,
-            max_open_groups: engine.max_open_groups,
-            group_idle_close_secs: engine.group_idle_close.as_secs(),
-            block_cache_mib: 256,
-            write_buffer_budget_mib: 256,
-            index_memory_budget_mib: 4096,
-            sweep_interval_secs: 30,
-            default_audit_retention_days: 30,
             max_top_k: 1000,
             max_batch: 1000,
             max_message_bytes: 64 << 20,
@@ -138,68 +118,33 @@ impl Default for ServerConfig {
             max_streams_per_connection: 128,
             stream_idle_timeout_secs: 30,
             stream_timeout_secs: 3600,
-            max_api_keys_per_tenant: engine.max_api_keys_per_tenant,
-            max_indexed_list_len: engine.max_indexed_list_len,
-            index_build_threads: 0,
-            segment_refresh_changes: engine.segment_refresh_changes,
+            engine: EngineConfig::default(),
+            unknown: BTreeMap::new(),
         }
     }
 }
 
 impl ServerConfig {
-    /// Reads `path` (TOML) if given, then applies the environment.
+    /// The settings of the TOML file at `path`, or the defaults without one.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let mut config = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-            }
-            None => Self::default(),
+        let Some(path) = path else {
+            return Ok(Self::default());
         };
-        config.apply_env(|k| std::env::var(k).ok())?;
-        Ok(config)
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn parse<T: std::str::FromStr>(name: &str, v: String) -> anyhow::Result<T>
-        where
-            T::Err: std::fmt::Display,
-        {
-            v.parse()
-                .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?}: {e}"))
-        }
-        if let Some(v) = var("BULKHEAD_DATA_DIR") {
-            self.data_dir = v.into();
-        }
-        if let Some(v) = var("BULKHEAD_LISTEN") {
-            self.listen = parse("BULKHEAD_LISTEN", v)?;
-        }
-        if let Some(v) = var("BULKHEAD_METRICS_LISTEN") {
-            self.metrics_listen = Some(parse("BULKHEAD_METRICS_LISTEN", v)?);
-        }
-        if let Some(v) = var("BULKHEAD_TLS_CERT") {
-            self.tls_cert = Some(v.into());
-        }
-        if let Some(v) = var("BULKHEAD_TLS_KEY") {
-            self.tls_key = Some(v.into());
-        }
-        if let Some(v) = var("BULKHEAD_TLS_CLIENT_CA") {
-            self.tls_client_ca = Some(v.into());
-        }
-        if let Some(v) = var("BULKHEAD_ADMIN_TOKEN") {
-            self.admin_token = Some(v.into());
-        }
-        if let Some(v) = var("BULKHEAD_JWT_HS256_SECRET") {
-            self.jwt_hs256_secret = Some(v.into());
-        }
-        if let Some(v) = var("BULKHEAD_SYNC_WRITES") {
-            self.sync_writes = parse("BULKHEAD_SYNC_WRITES", v)?;
-        }
-        Ok(())
+    /// The settings as a config file would give them (secrets left out).
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        toml::to_string(self).context("printing the config")
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.unknown.is_empty() {
+            let keys: Vec<&str> = self.unknown.keys().map(String::as_str).collect();
+            bail!("unknown config key(s): {}", keys.join(", "));
+        }
         if self.max_top_k == 0 || self.max_top_k as usize > bulkhead_engine::MAX_TOP_K {
             bail!(
                 "max-top-k must be between 1 and {}",
@@ -248,7 +193,7 @@ impl ServerConfig {
             bail!("stream-idle-timeout-secs and stream-timeout-secs must be positive");
         }
         self.tls().validate(self.listen, self.insecure_plaintext)?;
-        self.engine_config().validate()?;
+        self.engine.validate()?;
         Ok(())
     }
 
@@ -272,26 +217,6 @@ impl ServerConfig {
                 .min(share_threads),
         }
     }
-
-    pub fn engine_config(&self) -> EngineConfig {
-        let mut e = EngineConfig::new(&self.data_dir);
-        e.sync_writes = self.sync_writes;
-        e.tenants_per_group = self.tenants_per_group;
-        e.max_open_groups = self.max_open_groups;
-        e.group_idle_close = Duration::from_secs(self.group_idle_close_secs);
-        e.block_cache_bytes = self.block_cache_mib << 20;
-        e.write_buffer_budget_bytes = self.write_buffer_budget_mib << 20;
-        e.index_memory_budget_bytes = self.index_memory_budget_mib << 20;
-        e.sweep_interval = Duration::from_secs(self.sweep_interval_secs.max(1));
-        e.default_audit_retention = Duration::from_secs(self.default_audit_retention_days * 86_400);
-        e.max_api_keys_per_tenant = self.max_api_keys_per_tenant;
-        e.max_indexed_list_len = self.max_indexed_list_len;
-        e.segment_refresh_changes = self.segment_refresh_changes;
-        if self.index_build_threads > 0 {
-            e.index_build_threads = self.index_build_threads;
-        }
-        e
-    }
 }
 
 #[cfg(test)]
@@ -299,50 +224,77 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_then_env_override() {
-        let mut c: ServerConfig =
-            toml::from_str("data-dir = \"/srv/bh\"\nmax-top-k = 50\n").unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/srv/bh"));
+    fn server_and_engine_keys_share_one_file() {
+        let c: ServerConfig = toml::from_str(
+            "data-dir = \"/srv/bh\"\nmax-top-k = 50\nblock-cache-mib = 8\nsync-writes = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine.data_dir, PathBuf::from("/srv/bh"));
         assert_eq!(c.max_top_k, 50);
-        c.apply_env(|k| (k == "BULKHEAD_DATA_DIR").then(|| "/other".to_owned()))
-            .unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/other"));
+        assert_eq!(c.engine.block_cache_bytes, 8 << 20);
+        assert!(!c.engine.sync_writes);
         c.validate().unwrap();
     }
 
-    /// A configuration printed (in a log line, a panic, a debugger) shows no secret.
+    /// Every setting a printed config shows reads back as the same setting.
+    #[test]
+    fn a_printed_config_reads_back_the_same() {
+        let c: ServerConfig = toml::from_str(
+            "listen = \"127.0.0.1:7700\"\nmax-batch = 9\ngroup-idle-close-secs = 60\n\
+             default-audit-retention-days = 7\n",
+        )
+        .unwrap();
+        let printed = c.to_toml().unwrap();
+        let again: ServerConfig = toml::from_str(&printed).unwrap();
+        assert_eq!(format!("{again:?}"), format!("{c:?}"));
+        assert!(
+            printed.contains("default-audit-retention-days = 7"),
+            "{printed}"
+        );
+    }
+
+    /// A configuration printed (in a log line, a panic, a debugger, `--print-config`) shows no
+    /// secret.
     #[test]
     fn secrets_are_read_but_never_printed() {
-        let mut c: ServerConfig =
-            toml::from_str("admin-token = \"file-admin-token-0123\"\n").unwrap();
-        c.apply_env(|k| {
-            (k == "BULKHEAD_JWT_HS256_SECRET")
-                .then(|| "env-jwt-secret-0123456789-0123456789".into())
-        })
+        let c: ServerConfig = toml::from_str(
+            "admin-token = \"file-admin-token-0123\"\n\
+             jwt-hs256-secret = \"file-jwt-secret-0123456789-0123456789\"\n",
+        )
         .unwrap();
-        let printed = format!("{c:?}");
-        assert!(!printed.contains("file-admin-token"), "{printed}");
-        assert!(!printed.contains("env-jwt-secret"), "{printed}");
+        for printed in [format!("{c:?}"), c.to_toml().unwrap()] {
+            assert!(!printed.contains("file-admin-token"), "{printed}");
+            assert!(!printed.contains("file-jwt-secret"), "{printed}");
+        }
         assert_eq!(
             c.admin_token.as_ref().unwrap().expose_secret(),
             "file-admin-token-0123"
         );
         assert_eq!(
             c.jwt_hs256_secret.as_ref().unwrap().expose_secret().len(),
-            36
+            37
         );
         c.validate().unwrap();
     }
 
     #[test]
-    fn unknown_keys_and_bad_values_are_rejected() {
-        assert!(toml::from_str::<ServerConfig>("no-such-key = 1").is_err());
-        let mut c = ServerConfig::default();
+    fn unknown_keys_and_bad_values_are_refused() {
+        let c: ServerConfig = toml::from_str("no-such-key = 1\nmax-top-k = 5").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert_eq!(e, "unknown config key(s): no-such-key");
+        // Misspelt engine keys too: the engine takes only its own.
+        let c: ServerConfig = toml::from_str("block-cache-mb = 1").unwrap();
         assert!(
-            c.apply_env(|k| (k == "BULKHEAD_LISTEN").then(|| "nope".into()))
-                .is_err()
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("block-cache-mb")
         );
-        c.max_top_k = 0;
+        assert!(toml::from_str::<ServerConfig>("listen = \"nope\"").is_err());
+        let c: ServerConfig = toml::from_str("max-top-k = 0").unwrap();
         assert!(c.validate().is_err());
+        let c: ServerConfig = toml::from_str("tenants-per-group = 0").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("tenants-per-group"), "{e}");
     }
 }

@@ -91,7 +91,7 @@ pub async fn serve(
     let admin_token = admin_token::resolve(&config)?;
     let engine = Arc::new(
         tokio::task::spawn_blocking({
-            let ec = config.engine_config();
+            let ec = config.engine.clone();
             move || Engine::open(ec)
         })
         .await?
@@ -172,11 +172,11 @@ pub async fn serve(
         addr = %local,
         tls = tls_enabled,
         client_certificates = config.tls_client_ca.is_some(),
-        data_dir = %config.data_dir.display(),
+        data_dir = %config.engine.data_dir.display(),
         "bulkhead listening"
     );
 
-    let default_retention = Duration::from_secs(config.default_audit_retention_days * 86_400);
+    let default_retention = config.engine.default_audit_retention;
     // Shutdown: stop accepting, let in-flight requests finish, but don't wait forever for
     // clients that keep idle connections open.
     // A watch, not a Notify: the signal may come before either waiter is first polled, and a
@@ -314,12 +314,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_shutdown_already_signalled_when_serving_starts_still_stops_the_server() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
-            data_dir: dir.path().join("data"),
+        let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_token: Some("unit-admin-token-0123456789".into()),
             ..ServerConfig::default()
         };
+        config.engine.data_dir = dir.path().join("data");
         let served = tokio::time::timeout(
             Duration::from_secs(60),
             serve(config, std::future::ready(())),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bulkhead_server::ServerConfig;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use secrecy::SecretString;
 
 mod cli;
 
@@ -34,32 +35,96 @@ enum Command {
     Client(cli::ClientCommand),
 }
 
+/// `bulkhead serve`'s flags. Each setting it has a flag for can also come from its environment
+/// variable (clap's `env`), and all of them from the config file: file, then environment, then
+/// flag, each overriding the one before.
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// TOML config file (see docs/operations.md for its keys).
+    #[arg(long, env = "BULKHEAD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Data directory (default ./data).
-    #[arg(long)]
+    #[arg(long, env = "BULKHEAD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// gRPC listen address (default 127.0.0.1:7600; port 0 picks a free port).
-    #[arg(long)]
+    #[arg(long, env = "BULKHEAD_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Prometheus /metrics listen address.
-    #[arg(long)]
+    #[arg(long, env = "BULKHEAD_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, env = "BULKHEAD_TLS_CERT", value_name = "PEM")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, env = "BULKHEAD_TLS_KEY", value_name = "PEM")]
     tls_key: Option<PathBuf>,
     /// Require client certificates signed by these PEM CA certificates (mutual TLS).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, env = "BULKHEAD_TLS_CLIENT_CA", value_name = "PEM")]
     tls_client_ca: Option<PathBuf>,
     /// Allow plaintext gRPC on a non-loopback address (only behind something that encrypts).
     #[arg(long)]
     insecure_plaintext: bool,
-    /// TOML config file; environment variables and these flags override it.
+    /// fsync the write-ahead log before acknowledging a write (default true).
+    #[arg(long, env = "BULKHEAD_SYNC_WRITES", value_name = "BOOL")]
+    sync_writes: Option<bool>,
+    /// The admin token (at least 16 characters). Prefer the environment variable: a flag's
+    /// value is visible to other users of the machine.
+    #[arg(
+        long,
+        env = "BULKHEAD_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    admin_token: Option<SecretString>,
+    /// Accept HS256 tenant tokens signed with this key (at least 32 bytes). Prefer the
+    /// environment variable.
+    #[arg(
+        long,
+        env = "BULKHEAD_JWT_HS256_SECRET",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    jwt_hs256_secret: Option<SecretString>,
+    /// Print the settings the server would run with (as a config file, secrets left out),
+    /// after checking them, and exit.
     #[arg(long)]
-    config: Option<PathBuf>,
+    print_config: bool,
+}
+
+impl ServeArgs {
+    /// The config file's settings with the environment's and the flags' laid over them.
+    fn config(self) -> anyhow::Result<ServerConfig> {
+        let mut config = ServerConfig::load(self.config.as_deref())?;
+        if let Some(d) = self.data_dir {
+            config.engine.data_dir = d;
+        }
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        if let Some(m) = self.metrics_listen {
+            config.metrics_listen = Some(m);
+        }
+        if let Some(c) = self.tls_cert {
+            config.tls_cert = Some(c);
+        }
+        if let Some(k) = self.tls_key {
+            config.tls_key = Some(k);
+        }
+        if let Some(ca) = self.tls_client_ca {
+            config.tls_client_ca = Some(ca);
+        }
+        config.insecure_plaintext |= self.insecure_plaintext;
+        if let Some(sync) = self.sync_writes {
+            config.engine.sync_writes = sync;
+        }
+        if let Some(token) = self.admin_token {
+            config.admin_token = Some(token);
+        }
+        if let Some(secret) = self.jwt_hs256_secret {
+            config.jwt_hs256_secret = Some(secret);
+        }
+        Ok(config)
+    }
 }
 
 /// Errors print as one chain of causes (`error: a: b`), without a backtrace: they are for the
@@ -114,26 +179,13 @@ fn with_help_usage(mut command: clap::Command) -> clap::Command {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = ServerConfig::load(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
-        config.data_dir = d;
+    let print_only = args.print_config;
+    let config = args.config()?;
+    if print_only {
+        config.validate()?;
+        print!("{}", config.to_toml()?);
+        return Ok(());
     }
-    if let Some(l) = args.listen {
-        config.listen = l;
-    }
-    if let Some(m) = args.metrics_listen {
-        config.metrics_listen = Some(m);
-    }
-    if let Some(c) = args.tls_cert {
-        config.tls_cert = Some(c);
-    }
-    if let Some(k) = args.tls_key {
-        config.tls_key = Some(k);
-    }
-    if let Some(ca) = args.tls_client_ca {
-        config.tls_client_ca = Some(ca);
-    }
-    config.insecure_plaintext |= args.insecure_plaintext;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
