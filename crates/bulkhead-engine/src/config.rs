@@ -13,7 +13,7 @@ use bulkhead_index::IndexParams;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config_units::{days, mib, secs, threads_or_default};
+use crate::config_units::{days, default_index_build_threads, mib, secs, threads_or_default};
 use crate::error::{EngineError, Result};
 use crate::storage::StorageBackend;
 
@@ -89,11 +89,6 @@ pub struct EngineConfig {
     /// Where tenants' data is kept: RocksDB (the default, durable) or memory (tests).
     #[serde(skip)]
     pub storage: StorageBackend,
-}
-
-/// One CPU fewer than the machine has, at least one: a build leaves a core to searches.
-pub(crate) fn default_index_build_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl Default for EngineConfig {

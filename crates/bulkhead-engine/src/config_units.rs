@@ -50,6 +50,11 @@ pub mod days {
     }
 }
 
+/// One CPU fewer than the machine has, at least one: a build leaves a core to searches.
+pub fn default_index_build_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 /// A thread count where 0 means the engine's default for the machine.
 pub mod threads_or_default {
     use super::*;
@@ -57,7 +62,7 @@ pub mod threads_or_default {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         let threads = usize::deserialize(d)?;
         Ok(if threads == 0 {
-            crate::config::default_index_build_threads()
+            default_index_build_threads()
         } else {
             threads
         })
