@@ -99,7 +99,9 @@ run_group engine "" "" \
     crates/bulkhead-engine/src/filter.rs \
     crates/bulkhead-engine/src/cache_fields.rs \
     crates/bulkhead-engine/src/tenant/semantic_cache.rs \
-    crates/bulkhead-engine/src/tenant/api_keys.rs
+    crates/bulkhead-engine/src/tenant/api_keys.rs \
+    crates/bulkhead-engine/src/verification_keys.rs \
+    crates/bulkhead-engine/src/tenant/verification_keys.rs
 # Filters from the wire: their shape limits bound the work one request can make the engine do.
 run_group wire "" "" \
     crates/bulkhead-wire/src/engine/filter.rs
@@ -113,6 +115,8 @@ run_group server "not test(/^leakprobe::|restart|^lifecycle::(sigterm|get_tenant
     crates/bulkhead-server/src/auth.rs \
     crates/bulkhead-server/src/principal.rs \
     crates/bulkhead-server/src/tokens.rs \
+    crates/bulkhead-server/src/end_user_tokens.rs \
+    crates/bulkhead-server/src/end_user.rs \
     crates/bulkhead-server/src/services/cache.rs
 
 echo "mutants: $((SECONDS - started)) s in all; reports in $out_root" >&2

@@ -351,6 +351,36 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
         ))
     );
     case!(
+        "AddVerificationKey",
+        api.keys.add_verification_key(authed(
+            secret,
+            pb::AddVerificationKeyRequest {
+                parent: parent.clone(),
+                key_id: "intruder".into(),
+                ed25519_public_key: vec![7; 32],
+                ..Default::default()
+            }
+        ))
+    );
+    case!(
+        "ListVerificationKeys",
+        api.keys.list_verification_keys(authed(
+            secret,
+            pb::ListVerificationKeysRequest {
+                parent: parent.clone()
+            }
+        ))
+    );
+    case!(
+        "RevokeVerificationKey",
+        api.keys.revoke_verification_key(authed(
+            secret,
+            pb::RevokeVerificationKeyRequest {
+                name: format!("tenants/{tenant}/verificationKeys/k1")
+            }
+        ))
+    );
+    case!(
         "CreateTenant",
         api.admin.create_tenant(authed(
             secret,
@@ -460,11 +490,23 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
     out
 }
 
-/// A tenant with a WRITE key, `docs` holding 5 records tagged with the tenant, and the cache
-/// `answers` holding an unscoped and an `alice` entry on the vector `unit(0)`. Returns the
-/// id of its WRITE key.
+/// A tenant with a WRITE key, a verification key `k1`, `docs` holding 5 records tagged with
+/// the tenant, and the cache `answers` holding an unscoped and an `alice` entry on the vector
+/// `unit(0)`. Returns the id of its WRITE key.
 async fn victim(server: &Server, c: &mut Clients, tenant: &str) -> String {
     seeded_tenant(c, tenant, 5, DIM).await;
+    c.keys
+        .add_verification_key(authed(
+            ADMIN,
+            pb::AddVerificationKeyRequest {
+                parent: format!("tenants/{tenant}"),
+                key_id: "k1".into(),
+                ed25519_public_key: vec![1; 32],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
     let t = server.sdk().await.tenant(tenant, ADMIN).unwrap();
     t.create_cache(CACHE, DIM as u32, bulkhead_client::Metric::Cosine, None)
         .await
@@ -493,6 +535,7 @@ struct Snapshot {
     records: Vec<(String, Option<String>, Vec<f32>)>,
     cache: Vec<(String, Option<String>)>,
     keys: Vec<(String, bool)>,
+    verification_keys: Vec<(String, bool)>,
 }
 
 async fn snapshot(server: &Server, tenant: &str) -> Snapshot {
@@ -510,6 +553,20 @@ async fn snapshot(server: &Server, tenant: &str) -> Snapshot {
         .map(|h| (h.id, h.text))
         .collect();
     cache.sort();
+    let verification_keys = KeyServiceClient::new(server.channel().await)
+        .list_verification_keys(authed(
+            ADMIN,
+            pb::ListVerificationKeysRequest {
+                parent: format!("tenants/{tenant}"),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .keys
+        .into_iter()
+        .map(|k| (k.name, k.revoked))
+        .collect();
     Snapshot {
         settings: format!(
             "{:?} {:?} {}",
@@ -537,6 +594,7 @@ async fn snapshot(server: &Server, tenant: &str) -> Snapshot {
             .into_iter()
             .map(|k| (k.name, k.revoked))
             .collect(),
+        verification_keys,
     }
 }
 

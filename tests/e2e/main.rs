@@ -10,6 +10,7 @@ mod cache;
 mod cli;
 mod cli_usability;
 mod crud;
+mod end_users;
 mod failure_isolation;
 mod filters;
 mod isolation;

@@ -24,5 +24,5 @@ pub use metric::Metric;
 pub use record::{
     MAX_DIMENSION, MAX_RECORD_ID_BYTES, RecordId, validate_dimension, validate_vector,
 };
-pub use resource::{CacheName, CollectionName, KeyName, TenantName};
+pub use resource::{CacheName, CollectionName, KeyName, TenantName, VerificationKeyName};
 pub use role::Role;

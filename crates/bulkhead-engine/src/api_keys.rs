@@ -34,7 +34,7 @@ impl ApiKeyRecord {
     }
 }
 
-mod hex_hash {
+pub(crate) mod hex_hash {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {

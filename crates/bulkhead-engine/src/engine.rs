@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulkhead_core::TenantId;
+use bulkhead_core::{KeyId, TenantId};
 use parking_lot::Mutex;
 
 use crate::access::{Access, Authority, Grant};
@@ -20,6 +20,7 @@ use crate::storage::{SharedResources, TenantRecord};
 use crate::sweep_signal::Signal;
 use crate::sweeper::{SweepSchedule, Sweeper};
 use crate::tenant::{TenantHandle, remove_unregistered_segments};
+use crate::verification_keys::VerificationKeyRecord;
 
 /// Registry facts about a tenant (no data).
 #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +254,17 @@ impl Engine {
     /// caller's to check (`is_usable`), so it can tell them apart in its answer.
     pub fn api_key_by_hash(&self, hash: &SecretHash) -> Option<ApiKeyRecord> {
         self.registry.api_key_by_hash(hash)
+    }
+
+    /// Token verification's view of a tenant's keys: `tenant`'s key `key_id`, if the tenant
+    /// still exists in the incarnation the key was registered for (revocation is the caller's
+    /// to check). A key is found only under its own tenant.
+    pub fn verification_key(
+        &self,
+        tenant: &TenantId,
+        key_id: &KeyId,
+    ) -> Option<VerificationKeyRecord> {
+        self.registry.verification_key(tenant, key_id)
     }
 }
 

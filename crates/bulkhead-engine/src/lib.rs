@@ -35,6 +35,7 @@ mod storage;
 mod sweep_signal;
 mod sweeper;
 mod tenant;
+mod verification_keys;
 
 pub use access::{Access, Authority, CanWrite, Grant, KeyAdmin, Read, Write};
 pub use api_keys::{ApiKeyRecord, SecretHash};
@@ -55,4 +56,7 @@ pub use storage::StorageBackend;
 pub use tenant::{
     AuditPage, CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, CollectionInfo,
     IndexStatus, MAX_TOP_K, TenantHandle, TenantHold, TenantStats,
+};
+pub use verification_keys::{
+    MAX_TOKEN_LIFETIME_SECS, MAX_VERIFICATION_KEYS_PER_TENANT, VerificationKeyRecord,
 };

@@ -1,4 +1,5 @@
-//! The registry: which tenants exist, in which incarnation and group, and their API keys, held
+//! The registry: which tenants exist, in which incarnation and group, their API keys and the
+//! keys they verify their end users' tokens with, held
 //! in memory and written through to the system database (`storage::RegistryStore`). It owns the
 //! control-plane facts and nothing of tenant data or residency, so authentication, placement
 //! and the tenant lifecycle read it without touching a tenant group. (The directory is indexed
@@ -16,6 +17,9 @@ use crate::api_keys::{ApiKeyRecord, SecretHash};
 use crate::error::{EngineError, Result};
 use crate::key_table::KeyTable;
 use crate::storage::{GroupId, RegistryStore, SharedResources, StorageBackend, TenantRecord};
+use crate::verification_keys::{
+    MAX_VERIFICATION_KEYS_PER_TENANT, VerificationKeyRecord, VerificationKeys,
+};
 
 #[derive(Debug, Default)]
 struct Directory {
@@ -67,6 +71,9 @@ pub(crate) struct Registry {
     directory: RwLock<Directory>,
     /// API keys; mirrors the store.
     api_keys: KeyTable,
+    /// End-user token verification keys; mirrors the store. Changed under the tenant's key
+    /// mutation lock, like its API keys.
+    verification_keys: RwLock<VerificationKeys>,
     max_api_keys_per_tenant: usize,
 }
 
@@ -95,10 +102,12 @@ impl Registry {
             directory.insert(r);
         }
         let api_keys = KeyTable::new(store.load_api_keys()?);
+        let verification_keys = VerificationKeys::new(store.load_verification_keys()?);
         Ok(Self {
             store,
             directory: RwLock::new(directory),
             api_keys,
+            verification_keys: RwLock::new(verification_keys),
             max_api_keys_per_tenant,
         })
     }
@@ -191,12 +200,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes a tenant and its keys: from now on no request finds it and no key of it
-    /// authenticates. The caller holds the tenant's key mutation lock (`key_mutation_lock`).
+    /// Removes a tenant and its keys: from now on no request finds it, no key of it
+    /// authenticates and no token signed by its keys verifies. The caller holds the tenant's key mutation lock (`key_mutation_lock`).
     pub fn remove(&self, id: &TenantId) -> Result<()> {
         self.store.delete(id)?;
         self.directory.write().remove(id);
         self.api_keys.remove_tenant(id);
+        self.verification_keys.write().remove_tenant(id);
         Ok(())
     }
 
@@ -263,6 +273,80 @@ impl Registry {
         revoked.revoked = true;
         self.store.put_api_key(&revoked)?;
         self.api_keys.put(revoked.clone());
+        Ok(revoked)
+    }
+}
+
+/// End-user token verification keys: the engine changes them only through the tenant's
+/// key-admin handle; token verification reads them by tenant and key id.
+impl Registry {
+    /// `tenant`'s key `key_id`, if the tenant still exists in the incarnation the key was
+    /// registered for. Revocation is the caller's to check, so it can say so.
+    pub fn verification_key(
+        &self,
+        tenant: &TenantId,
+        key_id: &KeyId,
+    ) -> Option<VerificationKeyRecord> {
+        let key = self.verification_keys.read().get(tenant, key_id).cloned()?;
+        let alive = self
+            .directory
+            .read()
+            .records
+            .get(tenant)
+            .is_some_and(|t| t.incarnation == key.incarnation);
+        alive.then_some(key)
+    }
+
+    /// Registers a key of `record.tenant`, bound to the tenant's current incarnation. A tenant
+    /// holds at most `MAX_VERIFICATION_KEYS_PER_TENANT`, revoked ones included.
+    pub fn add_verification_key(
+        &self,
+        mut record: VerificationKeyRecord,
+    ) -> Result<VerificationKeyRecord> {
+        record.validate()?;
+        let lock = self.api_keys.mutation_lock(&record.tenant);
+        let _serialised = lock.lock();
+        record.incarnation = self.record(&record.tenant)?.incarnation;
+        let held = self.verification_keys.read().of_tenant(&record.tenant);
+        if held.iter().any(|k| k.key_id == record.key_id) {
+            return Err(EngineError::KeyExists(record.key_id.clone()));
+        }
+        if held.len() >= MAX_VERIFICATION_KEYS_PER_TENANT {
+            return Err(EngineError::QuotaExceeded(format!(
+                "tenant {} holds {} verification keys (revoked ones included), the limit is \
+                 {MAX_VERIFICATION_KEYS_PER_TENANT}",
+                record.tenant,
+                held.len()
+            )));
+        }
+        self.store.put_verification_key(&record)?;
+        self.verification_keys.write().put(record.clone());
+        Ok(record)
+    }
+
+    /// The verification keys of one tenant, ordered by id.
+    pub fn list_verification_keys(&self, tenant: &TenantId) -> Vec<VerificationKeyRecord> {
+        self.verification_keys.read().of_tenant(tenant)
+    }
+
+    /// Marks a key revoked: no token it signed verifies from then on, however long it has
+    /// left to live.
+    pub fn revoke_verification_key(
+        &self,
+        tenant: &TenantId,
+        key_id: &KeyId,
+    ) -> Result<VerificationKeyRecord> {
+        let lock = self.api_keys.mutation_lock(tenant);
+        let _serialised = lock.lock();
+        let mut revoked = self
+            .verification_keys
+            .read()
+            .get(tenant, key_id)
+            .cloned()
+            .ok_or_else(|| EngineError::KeyNotFound(key_id.clone()))?;
+        revoked.revoked = true;
+        self.store.put_verification_key(&revoked)?;
+        self.verification_keys.write().put(revoked.clone());
         Ok(revoked)
     }
 }

@@ -1,6 +1,6 @@
 //! Authentication: who is calling. A caller is the admin (holder of the admin token) or a
-//! tenant caller bound to exactly one tenant with one role: an API key, or a token signed by a
-//! configured identity provider. Secrets are compared by SHA-256 hash; neither they nor their
+//! tenant caller bound to exactly one tenant with one role: an API key, a token signed by a
+//! configured identity provider, or an end-user token signed by one of the tenant's own keys. Secrets are compared by SHA-256 hash; neither they nor their
 //! hashes are ever logged.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use crate::end_user_tokens;
 use crate::principal::{Principal, TenantCaller};
 use crate::tokens::TokenVerifier;
 
@@ -65,12 +66,18 @@ impl Authenticator {
         if hash == self.admin_hash {
             return Ok(Principal::Admin);
         }
-        if let Some(tokens) = &self.tokens
-            && TokenVerifier::looks_like_token(secret)
-        {
-            return tokens
-                .verify(secret, &self.engine, now_ms)
-                .map(Principal::Tenant);
+        if TokenVerifier::looks_like_token(secret) {
+            // A token naming a tenant's verification key is an end-user token, verified with
+            // that key only; any other is the identity provider's, when one is configured.
+            if let Some(key) = end_user_tokens::signing_key(secret)? {
+                return end_user_tokens::verify(secret, &key, &self.engine, now_ms)
+                    .map(Principal::Tenant);
+            }
+            if let Some(tokens) = &self.tokens {
+                return tokens
+                    .verify(secret, &self.engine, now_ms)
+                    .map(Principal::Tenant);
+            }
         }
         let key = self
             .engine
@@ -88,6 +95,7 @@ impl Authenticator {
             tenant: key.tenant,
             role: key.role,
             name: key.key_id.to_string(),
+            end_user: None,
         }))
     }
 }

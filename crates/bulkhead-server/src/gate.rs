@@ -8,8 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use bulkhead_core::{CacheName, CollectionName, CoreError, KeyName, Role, TenantId, TenantName};
-use bulkhead_engine::{Access, AuditEntry, AuditStamp, Authority, Engine, TenantHandle};
+use bulkhead_core::{
+    CacheName, CollectionId, CollectionName, CoreError, KeyName, Role, TenantId, TenantName,
+    VerificationKeyName,
+};
+use bulkhead_engine::{
+    Access, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, TenantHandle,
+};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tracing::Instrument;
@@ -20,7 +25,7 @@ use crate::auth::Authenticator;
 use crate::fault;
 use crate::limits::{RateDefaults, RateLimiter};
 use crate::metrics::Metrics;
-use crate::principal::Principal;
+use crate::principal::{Principal, TenantCaller};
 use crate::status::{code_name, core_status, engine_status};
 use crate::tokens::TokenVerifier;
 
@@ -37,6 +42,11 @@ fn next_request_id() -> u64 {
 pub trait TenantResource: Sized + Send + 'static {
     fn parse(name: &str) -> Result<Self, CoreError>;
     fn tenant(&self) -> &TenantId;
+    /// The collection of records the name reaches, which an end-user token must grant; `None`
+    /// for the tenant itself, its keys and its caches, which no end user reaches.
+    fn records_collection(&self) -> Option<&CollectionId> {
+        None
+    }
 }
 
 impl TenantResource for TenantName {
@@ -55,6 +65,9 @@ impl TenantResource for CollectionName {
     fn tenant(&self) -> &TenantId {
         &self.tenant
     }
+    fn records_collection(&self) -> Option<&CollectionId> {
+        Some(&self.collection)
+    }
 }
 
 impl TenantResource for CacheName {
@@ -67,6 +80,15 @@ impl TenantResource for CacheName {
 }
 
 impl TenantResource for KeyName {
+    fn parse(name: &str) -> Result<Self, CoreError> {
+        name.parse()
+    }
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+}
+
+impl TenantResource for VerificationKeyName {
     fn parse(name: &str) -> Result<Self, CoreError> {
         name.parse()
     }
@@ -283,7 +305,15 @@ impl Gate {
                     .await);
             }
         };
-        if let Err(status) = authorize(principal, name.tenant(), needed) {
+        let allowed = authorize(principal, name.tenant(), needed).and_then(|()| match principal {
+            // Within its tenant, an end user reaches only what its token grants.
+            Principal::Tenant(TenantCaller {
+                end_user: Some(user),
+                ..
+            }) => user.may(method, name.records_collection()),
+            _ => Ok(()),
+        });
+        if let Err(status) = allowed {
             tracing::warn!(
                 method,
                 resource = %audit_resource(resource),
@@ -368,9 +398,18 @@ impl Gate {
         // The tenant is held for the whole of the call's engine work: a deletion can't land
         // between two of its operations (it waits for the call, which never waits on a client).
         let held = scope.tenant.clone();
+        let end_user_collection = match &call.principal {
+            Principal::Tenant(TenantCaller {
+                end_user: Some(_), ..
+            }) => scope.name.records_collection().cloned(),
+            _ => None,
+        };
         let outcome = self
             .on_engine_pool(&call.tenant_id, move || {
                 let _whole_call = held.hold().map_err(engine_status)?;
+                if let Some(collection) = &end_user_collection {
+                    refuse_cache_to_end_user(&held, collection)?;
+                }
                 body(scope)
             })
             .await;
@@ -563,6 +602,21 @@ fn authorize(principal: &Principal, tenant: &TenantId, needed: Role) -> Result<(
     }
 }
 
+/// A semantic cache's entries are per-user answers the cache scopes; its collection read as
+/// records would serve one user's answers to another, so end users never reach it.
+fn refuse_cache_to_end_user<A: Access>(
+    tenant: &TenantHandle<A>,
+    collection: &CollectionId,
+) -> Result<(), Status> {
+    let spec = tenant.collection_spec(collection).map_err(engine_status)?;
+    if spec.kind == CollectionKind::SemanticCache {
+        return Err(Status::permission_denied(
+            "end-user tokens don't reach a semantic cache's collection",
+        ));
+    }
+    Ok(())
+}
+
 /// One audit event about to be written to one tenant's log.
 struct Audit {
     tenant: TenantHandle,
@@ -617,7 +671,6 @@ pub(crate) fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::TenantCaller;
     use bulkhead_engine::Write;
 
     fn key(tenant: &str, role: Role) -> Principal {
@@ -625,6 +678,7 @@ mod tests {
             tenant: TenantId::new(tenant).unwrap(),
             role,
             name: "k1".into(),
+            end_user: None,
         })
     }
 

@@ -9,6 +9,8 @@ mod admission;
 mod audit_writer;
 mod auth;
 pub mod config;
+mod end_user;
+mod end_user_tokens;
 mod fault;
 mod gate;
 mod limits;

@@ -4,6 +4,8 @@
 
 use bulkhead_core::{Role, TenantId};
 
+use crate::end_user::EndUser;
+
 /// The authenticated caller of one request. Passed explicitly; never stored beyond the request.
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -16,8 +18,11 @@ pub enum Principal {
 pub struct TenantCaller {
     pub tenant: TenantId,
     pub role: Role,
-    /// The key id, or `jwt:<subject>` for a token: what audit events and logs show.
+    /// The key id, `jwt:<subject>` for an identity provider's token, `user:<subject>` for a
+    /// tenant's end-user token: what audit events and logs show.
     pub name: String,
+    /// Set for a tenant's end-user token: whom it speaks for and what it may reach.
+    pub end_user: Option<EndUser>,
 }
 
 impl Principal {

@@ -96,6 +96,7 @@ impl TokenVerifier {
             tenant,
             role,
             name: format!("jwt:{subject}"),
+            end_user: None,
         })
     }
 }
@@ -151,7 +152,8 @@ mod tests {
             TenantCaller {
                 tenant: acme.clone(),
                 role: Role::Write,
-                name: "jwt:alice".into()
+                name: "jwt:alice".into(),
+                end_user: None,
             }
         );
 

@@ -83,6 +83,9 @@ rpcs! {
     CreateApiKey => "KeyService/CreateApiKey",
     ListApiKeys => "KeyService/ListApiKeys",
     RevokeApiKey => "KeyService/RevokeApiKey",
+    AddVerificationKey => "KeyService/AddVerificationKey",
+    ListVerificationKeys => "KeyService/ListVerificationKeys",
+    RevokeVerificationKey => "KeyService/RevokeVerificationKey",
     CreateTenant => "AdminService/CreateTenant",
     GetTenant => "AdminService/GetTenant",
     ListTenants => "AdminService/ListTenants",
@@ -98,7 +101,7 @@ impl Rpc {
     /// The RPCs that name a tenant in their resource and are open to that tenant's keys, but
     /// for the cache's: reads first, so a leak shows before a write could have changed what
     /// there is to read, and the deletion of the canary collection last.
-    pub const TENANT_SCOPED: [Rpc; 14] = [
+    pub const TENANT_SCOPED: [Rpc; 17] = [
         Rpc::Get,
         Rpc::Query,
         Rpc::Export,
@@ -106,12 +109,15 @@ impl Rpc {
         Rpc::ListCollections,
         Rpc::ListAuditEvents,
         Rpc::ListApiKeys,
+        Rpc::ListVerificationKeys,
         Rpc::Upsert,
         Rpc::Import,
         Rpc::Delete,
         Rpc::CreateCollection,
         Rpc::CreateApiKey,
         Rpc::RevokeApiKey,
+        Rpc::AddVerificationKey,
+        Rpc::RevokeVerificationKey,
         Rpc::DeleteCollection,
     ];
     /// `SemanticCacheService`, tried once every probe tenant holds a cache: the lookup first.
@@ -140,6 +146,8 @@ pub struct Target {
     pub cache: String,
     /// `tenants/{tenant}/keys/{key}`.
     pub key: String,
+    /// `tenants/{tenant}/verificationKeys/probe-key`: a key an intruder would revoke.
+    pub verification_key: String,
     pub intruder_text: String,
     /// A collection an import names in its first message instead of `collection`, which it
     /// names in the next: a stream that opens where the key may write and turns elsewhere.
@@ -156,6 +164,7 @@ impl Target {
             collection: format!("tenants/{tenant}/collections/{}", canary::COLLECTION),
             cache: format!("tenants/{tenant}/caches/{}", canary::CACHE),
             key: format!("tenants/{tenant}/keys/{key_id}"),
+            verification_key: format!("tenants/{tenant}/verificationKeys/probe-key"),
             intruder_text: intruder_text.to_owned(),
             import_lead: None,
         }
@@ -411,6 +420,45 @@ impl Raw {
                     .revoke_api_key(authed(auth, req))
                     .await?;
                 Ok(Answer::summary(format!("revoked {}", t.key)))
+            }
+            Rpc::AddVerificationKey => {
+                // A key whose private half the intruder would hold: its tokens would speak
+                // for any user of the target.
+                let req = pb::AddVerificationKeyRequest {
+                    parent: t.parent.clone(),
+                    key_id: "intruder".to_owned(),
+                    ed25519_public_key: vec![0x42; 32],
+                    description: "leakprobe intruder".to_owned(),
+                    max_token_lifetime_seconds: 60,
+                };
+                let k = KeyServiceClient::new(ch)
+                    .add_verification_key(authed(auth, req))
+                    .await?
+                    .into_inner();
+                Ok(Answer::summary(format!(
+                    "added verification key {}",
+                    k.name
+                )))
+            }
+            Rpc::ListVerificationKeys => {
+                let req = pb::ListVerificationKeysRequest {
+                    parent: t.parent.clone(),
+                };
+                let keys = KeyServiceClient::new(ch)
+                    .list_verification_keys(authed(auth, req))
+                    .await?
+                    .into_inner()
+                    .keys;
+                Ok(Answer::summary(format!("{} verification keys", keys.len())))
+            }
+            Rpc::RevokeVerificationKey => {
+                let req = pb::RevokeVerificationKeyRequest {
+                    name: t.verification_key.clone(),
+                };
+                KeyServiceClient::new(ch)
+                    .revoke_verification_key(authed(auth, req))
+                    .await?;
+                Ok(Answer::summary(format!("revoked {}", t.verification_key)))
             }
             Rpc::CreateTenant => {
                 let req = pb::CreateTenantRequest {

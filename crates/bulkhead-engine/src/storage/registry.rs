@@ -16,9 +16,11 @@ use crate::settings::{Quota, RateLimit};
 use crate::storage::memory::{self, Rows};
 use crate::storage::tenant_storage::{Op, WriteSet};
 use crate::storage::{SharedResources, StorageBackend};
+use crate::verification_keys::VerificationKeyRecord;
 
 const TENANT_PREFIX: &[u8] = b"tenant/";
 const KEY_PREFIX: &[u8] = b"key/";
+const VERIFICATION_KEY_PREFIX: &[u8] = b"vkey/";
 const NEXT_INCARNATION: &[u8] = b"next-incarnation";
 
 /// What the registry knows of one tenant.
@@ -63,15 +65,22 @@ fn tenant_key(id: &TenantId) -> Vec<u8> {
     [TENANT_PREFIX, id.as_str().as_bytes()].concat()
 }
 
-/// `key/{tenant}/{key_id}`: the tenant segment first, so one tenant's keys are one range.
-fn api_key_key(tenant: &TenantId, key: &bulkhead_core::KeyId) -> Vec<u8> {
+/// `{prefix}{tenant}/{key_id}`: the tenant segment first, so one tenant's keys are one range.
+fn tenant_key_entry(prefix: &[u8], tenant: &TenantId, key: &bulkhead_core::KeyId) -> Vec<u8> {
     [
-        KEY_PREFIX,
+        prefix,
         tenant.as_str().as_bytes(),
         b"/",
         key.as_str().as_bytes(),
     ]
     .concat()
+}
+
+/// `[start, end)` of one tenant's entries under `prefix`.
+fn tenant_key_range(prefix: &[u8], tenant: &TenantId) -> (Vec<u8>, Vec<u8>) {
+    let start = [prefix, tenant.as_str().as_bytes(), b"/"].concat();
+    let end = [prefix, tenant.as_str().as_bytes(), b"0"].concat(); // '0' follows '/'
+    (start, end)
 }
 
 fn synced() -> WriteOptions {
@@ -135,20 +144,19 @@ impl RegistryStore {
         set
     }
 
-    /// Removes a tenant and all its API keys in one durable write.
+    /// Removes a tenant, all its API keys and all its verification keys in one durable write.
     pub fn delete(&self, id: &TenantId) -> Result<()> {
         let mut set = WriteSet::default();
         set.delete(tenant_key(id));
-        let start = [KEY_PREFIX, id.as_str().as_bytes(), b"/"].concat();
-        let end = [KEY_PREFIX, id.as_str().as_bytes(), b"0"].concat(); // '0' follows '/'
-        set.delete_range((start, end));
+        set.delete_range(tenant_key_range(KEY_PREFIX, id));
+        set.delete_range(tenant_key_range(VERIFICATION_KEY_PREFIX, id));
         self.write(set)
     }
 
     pub fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
         let mut set = WriteSet::default();
         set.put(
-            api_key_key(&record.tenant, &record.key_id),
+            tenant_key_entry(KEY_PREFIX, &record.tenant, &record.key_id),
             serde_json::to_vec(record).expect("key records always serialise"),
         );
         self.write(set)
@@ -156,6 +164,19 @@ impl RegistryStore {
 
     pub fn load_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         self.decode_entries(KEY_PREFIX, "API key entry")
+    }
+
+    pub fn put_verification_key(&self, record: &VerificationKeyRecord) -> Result<()> {
+        let mut set = WriteSet::default();
+        set.put(
+            tenant_key_entry(VERIFICATION_KEY_PREFIX, &record.tenant, &record.key_id),
+            serde_json::to_vec(record).expect("key records always serialise"),
+        );
+        self.write(set)
+    }
+
+    pub fn load_verification_keys(&self) -> Result<Vec<VerificationKeyRecord>> {
+        self.decode_entries(VERIFICATION_KEY_PREFIX, "verification key entry")
     }
 
     /// Applies `set` in one synced write.

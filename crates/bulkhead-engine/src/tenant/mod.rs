@@ -81,6 +81,7 @@ mod persist;
 mod records;
 mod semantic_cache;
 mod sweep;
+mod verification_keys;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

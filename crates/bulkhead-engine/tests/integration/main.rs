@@ -15,3 +15,4 @@ mod restart;
 mod segments;
 mod semantic_cache;
 mod ttl;
+mod verification_keys;
