@@ -494,3 +494,108 @@ async fn a_recreated_tenant_honours_no_token_of_its_predecessor() {
         .keys;
     assert!(keys.is_empty(), "{keys:?}");
 }
+
+/// The whole flow from the command line, as a tenant's backend would run it: make a key pair,
+/// register the public key, mint a user's token, and use it (and only within its grant).
+#[test]
+fn the_cli_makes_a_key_registers_it_and_mints_tokens_that_work() {
+    use crate::cli::{bulkhead, failure, ok_json};
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let private_key = dir.path().join("backend.pem");
+    let private_key = private_key.to_str().unwrap();
+    let run = |key: Option<&str>, args: &[&str]| bulkhead(&server, key, args);
+    ok_json(run(None, &["tenant", "create", "acme", "--json"]));
+    for collection in ["docs", "private"] {
+        ok_json(run(
+            None,
+            &[
+                "collection",
+                "create",
+                "--tenant",
+                "acme",
+                collection,
+                "--dimension",
+                "8",
+                "--json",
+            ],
+        ));
+    }
+    let keygen = run(None, &["token", "keygen", "--out", private_key]);
+    assert!(keygen.status.success(), "{keygen:?}");
+    let public_key = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
+    let added = ok_json(run(
+        None,
+        &[
+            "key",
+            "add-verification-key",
+            "--tenant",
+            "acme",
+            "--id",
+            "backend",
+            "--public-key",
+            &public_key,
+            "--max-token-lifetime",
+            "10m",
+            "--json",
+        ],
+    ));
+    assert_eq!(added["name"], "tenants/acme/verificationKeys/backend");
+    assert_eq!(added["max_token_lifetime_seconds"], 600);
+    let mint = |ttl: &str| {
+        let out = run(
+            None,
+            &[
+                "token",
+                "mint",
+                "--private-key-file",
+                private_key,
+                "--kid",
+                "tenants/acme/verificationKeys/backend",
+                "--sub",
+                "alice",
+                "--collection",
+                "docs",
+                "--ttl",
+                ttl,
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let token = mint("5m");
+    let docs = ok_json(run(
+        Some(&token),
+        &["collection", "get", "--tenant", "acme", "docs", "--json"],
+    ));
+    assert_eq!(docs["name"], "tenants/acme/collections/docs");
+    let private = failure(run(
+        Some(&token),
+        &["collection", "get", "--tenant", "acme", "private", "--json"],
+    ));
+    assert!(
+        private.contains("doesn't grant collection private"),
+        "{private}"
+    );
+    let too_long = failure(run(
+        Some(&mint("11m")),
+        &["collection", "get", "--tenant", "acme", "docs"],
+    ));
+    assert!(too_long.contains("at most 600 s"), "{too_long}");
+    ok_json(run(
+        None,
+        &[
+            "key",
+            "revoke-verification-key",
+            "--tenant",
+            "acme",
+            "backend",
+            "--json",
+        ],
+    ));
+    let revoked = failure(run(
+        Some(&token),
+        &["collection", "get", "--tenant", "acme", "docs"],
+    ));
+    assert!(revoked.contains("revoked"), "{revoked}");
+}

@@ -55,6 +55,7 @@ mod pages;
 mod tenant;
 mod tls;
 mod types;
+mod verification_keys;
 
 pub use admin::{AdminClient, TenantOptions, TenantUpdate};
 pub use bulkhead_core::{Metadata, Metric, Role, Value};

@@ -17,6 +17,7 @@ use crate::error::{ClientError, Result};
 use crate::keys;
 use crate::pages;
 use crate::types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record};
+use crate::verification_keys;
 
 /// Records per upsert request, at most (the server's default limit is 1,000).
 pub const DEFAULT_BATCH_RECORDS: usize = 500;
@@ -437,6 +438,37 @@ impl TenantClient {
 
     pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
         keys::revoke(&self.connection, &self.credential, &self.tenant, key_id).await
+    }
+
+    /// Registers the Ed25519 public key whose private half this tenant's backend signs its
+    /// end users' tokens with; the returned key's `name` is the `kid` those tokens carry.
+    /// Tokens may live at most `max_token_lifetime` (the server's default, an hour, if `None`).
+    pub async fn add_verification_key(
+        &self,
+        key_id: &str,
+        ed25519_public_key: &[u8; 32],
+        max_token_lifetime: Option<Duration>,
+        description: &str,
+    ) -> Result<pb::VerificationKey> {
+        verification_keys::add(
+            &self.connection,
+            &self.credential,
+            &self.tenant,
+            key_id,
+            ed25519_public_key,
+            max_token_lifetime,
+            description,
+        )
+        .await
+    }
+
+    pub async fn verification_keys(&self) -> Result<Vec<pb::VerificationKey>> {
+        verification_keys::list(&self.connection, &self.credential, &self.tenant).await
+    }
+
+    /// From the next call on, no token the key signed authenticates.
+    pub async fn revoke_verification_key(&self, key_id: &str) -> Result<()> {
+        verification_keys::revoke(&self.connection, &self.credential, &self.tenant, key_id).await
     }
 }
 

@@ -31,6 +31,10 @@ struct Cli {
 enum Command {
     /// Run the gRPC server.
     Serve(ServeArgs),
+    /// Make an Ed25519 key pair and sign end-user tokens with it, as a tenant's backend does
+    /// (no server involved).
+    #[command(subcommand)]
+    Token(cli::token::TokenCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -150,6 +154,7 @@ fn run() -> anyhow::Result<()> {
     let cli = parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Token(command) => cli::token::run(command),
         Command::Client(command) => cli::run(command),
     }
 }

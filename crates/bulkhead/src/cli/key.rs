@@ -1,6 +1,6 @@
-//! `bulkhead key ...`: a tenant's API keys, with the admin token or a TENANT_ADMIN key.
-//! `revoke` takes a key as `key list` prints it (`tenants/T/keys/ID`) as well as its bare id,
-//! so a listed name can be pasted back.
+//! `bulkhead key ...`: a tenant's API keys and end-user token verification keys, with the admin
+//! token or a TENANT_ADMIN key. `revoke` takes a key as `key list` prints it
+//! (`tenants/T/keys/ID`) as well as its bare id, so a listed name can be pasted back.
 
 use std::time::Duration;
 
@@ -39,6 +39,35 @@ pub enum KeyCommand {
         #[arg(long, env = "BULKHEAD_TENANT")]
         tenant: String,
         /// The key's id, or its name as `key list` prints it: tenants/TENANT/keys/ID.
+        key_id: String,
+    },
+    /// Register an Ed25519 public key the tenant's backend signs end-user tokens with (see
+    /// `token keygen`, `token mint`); tokens carry its name as their `kid`.
+    AddVerificationKey {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        /// The key's id, chosen by you.
+        #[arg(long)]
+        id: String,
+        /// The raw 32-byte public key in base64, as `token keygen` prints it.
+        #[arg(long)]
+        public_key: String,
+        /// Longest lifetime of a token it signs, e.g. `15m` (at most 24h; default 1h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_token_lifetime: Option<Duration>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a tenant's verification keys.
+    ListVerificationKeys {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+    },
+    /// Revoke a verification key: no token it signed authenticates from then on.
+    RevokeVerificationKey {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        /// The key's id.
         key_id: String,
     },
 }
@@ -103,8 +132,73 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
             s.out
                 .done("revoked", &format!("tenants/{tenant}/keys/{id}"));
         }
+        KeyCommand::AddVerificationKey {
+            tenant,
+            id,
+            public_key,
+            max_token_lifetime,
+            description,
+        } => {
+            let public_key = decode_public_key(&public_key)?;
+            let key = s
+                .tenant(&tenant)?
+                .add_verification_key(&id, &public_key, max_token_lifetime, &description)
+                .await?;
+            let mut r = verification_key_rows();
+            r.push(verification_key_cells(&key));
+            s.out.one(&r);
+        }
+        KeyCommand::ListVerificationKeys { tenant } => {
+            let mut r = verification_key_rows();
+            for k in s.tenant(&tenant)?.verification_keys().await? {
+                r.push(verification_key_cells(&k));
+            }
+            s.out.list(&r);
+        }
+        KeyCommand::RevokeVerificationKey { tenant, key_id } => {
+            s.tenant(&tenant)?.revoke_verification_key(&key_id).await?;
+            s.out.done(
+                "revoked",
+                &format!("tenants/{tenant}/verificationKeys/{key_id}"),
+            );
+        }
     }
     Ok(())
+}
+
+/// A raw Ed25519 public key from its base64 form.
+fn decode_public_key(b64: &str) -> Result<[u8; 32]> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| anyhow::anyhow!("--public-key: not base64: {e}"))?;
+    let len = bytes.len();
+    bytes.try_into().map_err(|_| {
+        anyhow::anyhow!("--public-key: an Ed25519 public key is 32 bytes, this one is {len}")
+    })
+}
+
+fn verification_key_rows() -> Rows {
+    Rows::new(&[
+        "name",
+        "public_key",
+        "max_token_lifetime_seconds",
+        "description",
+        "create_time",
+        "revoked",
+    ])
+}
+
+fn verification_key_cells(k: &pb::VerificationKey) -> Vec<serde_json::Value> {
+    use base64::Engine as _;
+    vec![
+        json!(k.name),
+        json!(base64::engine::general_purpose::STANDARD.encode(&k.ed25519_public_key)),
+        json!(k.max_token_lifetime_seconds),
+        json!(k.description),
+        time(k.create_time.as_ref()),
+        json!(k.revoked),
+    ]
 }
 
 fn print_created(s: &Session, created: &CreatedKey) {
@@ -145,6 +239,15 @@ fn key_cells(k: &pb::ApiKey, extra: Vec<serde_json::Value>) -> Vec<serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_key_is_32_bytes_of_base64() {
+        let key = decode_public_key("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=").unwrap();
+        assert_eq!(key[0], 0xd7);
+        assert!(decode_public_key("not base64!").is_err());
+        let short = decode_public_key("AAAA").unwrap_err().to_string();
+        assert!(short.contains("is 3"), "{short}");
+    }
 
     #[test]
     fn a_key_is_its_id_or_a_full_name_of_the_same_tenant() {

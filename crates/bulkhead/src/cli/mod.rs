@@ -13,6 +13,7 @@ mod key;
 mod output;
 mod query;
 mod tenant;
+pub mod token;
 
 use std::path::PathBuf;
 
@@ -87,8 +88,9 @@ pub struct Group<C: Subcommand> {
 pub enum ClientCommand {
     /// Create, list, show, update and delete tenants (admin token).
     Tenant(Group<tenant::TenantCommand>),
-    /// Create, list and revoke a tenant's API keys.
+    /// Create, list and revoke a tenant's API keys and end-user token verification keys.
     Key(Group<key::KeyCommand>),
+
     /// Create, list, show and delete a tenant's collections.
     Collection(Group<collection::CollectionCommand>),
     /// Create a semantic cache, store and look up answers, invalidate entries.
