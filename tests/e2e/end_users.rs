@@ -17,12 +17,12 @@ const DIM: usize = 8;
 
 /// An Ed25519 key pair: the PKCS#8 private key that signs, the raw public key the tenant
 /// registers.
-struct SigningKey {
+pub(crate) struct SigningKey {
     private_pkcs8: Vec<u8>,
     public_raw: Vec<u8>,
 }
 
-fn signing_key() -> SigningKey {
+pub(crate) fn signing_key() -> SigningKey {
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     SigningKey {
         private_pkcs8: pair.serialize_der(),
@@ -38,7 +38,7 @@ fn now() -> u64 {
 }
 
 /// Valid claims for `alice` of `tenant`, reading `docs`, for five minutes.
-fn claims(tenant: &str) -> Value {
+pub(crate) fn claims(tenant: &str) -> Value {
     json!({
         "tenant": tenant,
         "sub": "alice",
@@ -51,7 +51,7 @@ fn claims(tenant: &str) -> Value {
 }
 
 /// `claims` with `changes` laid over them (a null removes the claim).
-fn with(mut claims: Value, changes: Value) -> Value {
+pub(crate) fn with(mut claims: Value, changes: Value) -> Value {
     for (k, v) in changes.as_object().unwrap() {
         if v.is_null() {
             claims.as_object_mut().unwrap().remove(k);
@@ -62,7 +62,7 @@ fn with(mut claims: Value, changes: Value) -> Value {
     claims
 }
 
-fn sign(key: &SigningKey, kid: &str, claims: &Value) -> String {
+pub(crate) fn sign(key: &SigningKey, kid: &str, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(
@@ -78,7 +78,7 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-async fn add_key(c: &mut Clients, tenant: &str, id: &str, key: &SigningKey) -> String {
+pub(crate) async fn add_key(c: &mut Clients, tenant: &str, id: &str, key: &SigningKey) -> String {
     c.keys
         .add_verification_key(authed(
             ADMIN,

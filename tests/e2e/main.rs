@@ -20,5 +20,6 @@ mod limits;
 mod names;
 mod operator;
 mod pki;
+mod readers;
 mod sdk;
 mod tls;

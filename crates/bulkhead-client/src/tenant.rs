@@ -101,6 +101,7 @@ impl TenantClient {
                 .iter()
                 .map(|(name, t)| (name.clone(), *t as i32))
                 .collect(),
+            access_control: spec.access_control,
         };
         self.connection
             .call(&self.credential, request, |channel, r| async move {

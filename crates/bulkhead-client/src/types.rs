@@ -188,6 +188,8 @@ pub struct CollectionSpec {
     pub hnsw: Option<pb::HnswParams>,
     /// Metadata fields indexed for filtered queries.
     pub indexed_fields: std::collections::BTreeMap<String, pb::FieldType>,
+    /// Records carry their readers in `_readers`; end users' tokens read only their own.
+    pub access_control: bool,
 }
 
 impl CollectionSpec {
@@ -198,7 +200,15 @@ impl CollectionSpec {
             default_ttl: None,
             hnsw: None,
             indexed_fields: Default::default(),
+            access_control: false,
         }
+    }
+
+    /// Access control per record: each record's readers are the tags in its `_readers`
+    /// metadata (`user:<id>`, `group:<id>`, `public`).
+    pub fn with_access_control(mut self) -> Self {
+        self.access_control = true;
+        self
     }
 
     pub fn with_indexed_field(

@@ -16,6 +16,7 @@ use crate::clock::is_expired;
 use crate::codec::StoredValue;
 use crate::error::{EngineError, Result};
 use crate::fields::{FieldIndexes, FieldKey, FieldType};
+use crate::readers::READERS_FIELD;
 
 /// Most indexed fields one collection may declare.
 pub const MAX_INDEXED_FIELDS: usize = 32;
@@ -33,6 +34,9 @@ pub struct CollectionSpec {
     pub indexed_fields: BTreeMap<String, FieldType>,
     pub build: BuildSettings,
     pub kind: CollectionKind,
+    /// Records carry their readers (`_readers`, see `readers`), and a handle bound to a reader
+    /// sees only the records it is among the readers of.
+    pub access_control: bool,
 }
 
 /// What a collection holds, which decides who may write which of its metadata fields.
@@ -80,6 +84,7 @@ impl CollectionSpec {
             indexed_fields: BTreeMap::new(),
             build: BuildSettings::default(),
             kind: CollectionKind::Records,
+            access_control: false,
         }
     }
 }
@@ -110,6 +115,9 @@ pub(crate) struct CollectionMeta {
     /// Absent in collections created before kinds existed; `decode` infers it.
     #[serde(default)]
     pub kind: Option<CollectionKind>,
+    /// Absent in collections created before access control existed: off.
+    #[serde(default)]
+    pub access_control: bool,
 }
 
 fn segments_by_default() -> bool {
@@ -164,14 +172,30 @@ impl CollectionMeta {
                 spec.build.threads
             )));
         }
-        if spec.indexed_fields.len() > MAX_INDEXED_FIELDS {
+        let mut indexed_fields = spec.indexed_fields.clone();
+        if spec.access_control {
+            if spec.kind != CollectionKind::Records {
+                return Err(EngineError::InvalidArgument(
+                    "access control is for collections of records, not semantic caches".into(),
+                ));
+            }
+            // Readers are looked up through postings, like any keyword field.
+            match indexed_fields.insert(READERS_FIELD.to_owned(), FieldType::Keyword) {
+                None | Some(FieldType::Keyword) => {}
+                Some(other) => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "indexed_fields: {READERS_FIELD} holds readers (KEYWORD), not {other:?}"
+                    )));
+                }
+            }
+        }
+        if indexed_fields.len() > MAX_INDEXED_FIELDS {
             return Err(EngineError::InvalidArgument(format!(
                 "indexed_fields: at most {MAX_INDEXED_FIELDS} fields, got {}",
-                spec.indexed_fields.len()
+                indexed_fields.len()
             )));
         }
-        if let Some(bad) = spec
-            .indexed_fields
+        if let Some(bad) = indexed_fields
             .keys()
             .find(|k| k.is_empty() || k.len() > bulkhead_core::MAX_METADATA_KEY_BYTES)
         {
@@ -188,11 +212,12 @@ impl CollectionMeta {
             ef_search: p.ef_search,
             flat_threshold: p.flat_threshold,
             created_at_ms: now,
-            indexed_fields: spec.indexed_fields.clone(),
+            indexed_fields,
             quantization: p.quantization.into(),
             build_threads: spec.build.threads,
             segments: spec.build.segments,
             kind: Some(spec.kind),
+            access_control: spec.access_control,
         })
     }
 
@@ -241,6 +266,7 @@ impl CollectionMeta {
                 segments: self.segments,
             },
             kind: self.kind(),
+            access_control: self.access_control,
         }
     }
 }

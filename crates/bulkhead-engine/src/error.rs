@@ -32,6 +32,10 @@ pub enum EngineError {
     #[error("collection {0} already exists")]
     CollectionExists(CollectionId),
     /// Caller's fault: a cache operation named a collection that is not a semantic cache.
+    /// What the handle's access can't do, e.g. an end user's write where records carry
+    /// readers.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
     #[error("{0} is a collection of records, not a semantic cache")]
     NotACache(CollectionId),
     /// Caller's fault: no API key of this id in this tenant.

@@ -13,7 +13,7 @@ use bulkhead_core::{
     VerificationKeyName,
 };
 use bulkhead_engine::{
-    Access, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, TenantHandle,
+    Access, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, Reader, TenantHandle,
 };
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::admission::{FairPool, JobPanicked, Refusals, Slot, TenantSlots};
 use crate::audit_writer::AuditWriter;
 use crate::auth::Authenticator;
+use crate::end_user::EndUser;
 use crate::fault;
 use crate::limits::{RateDefaults, RateLimiter};
 use crate::metrics::Metrics;
@@ -305,13 +306,10 @@ impl Gate {
                     .await);
             }
         };
-        let allowed = authorize(principal, name.tenant(), needed).and_then(|()| match principal {
-            // Within its tenant, an end user reaches only what its token grants.
-            Principal::Tenant(TenantCaller {
-                end_user: Some(user),
-                ..
-            }) => user.may(method, name.records_collection()),
-            _ => Ok(()),
+        // Within its tenant, an end user reaches only what its token grants.
+        let allowed = authorize(principal, name.tenant(), needed).and_then(|()| {
+            end_user_of(principal)
+                .map_or(Ok(()), |user| user.may(method, name.records_collection()))
         });
         if let Err(status) = allowed {
             tracing::warn!(
@@ -390,20 +388,23 @@ impl Gate {
                 resource: audit.resource.clone(),
             })
         });
+        let handle = writer.clone().unwrap_or(tenant);
         let scope = Scope {
             name,
-            // The request's handle can do what its role can, no more.
-            tenant: writer.clone().unwrap_or(tenant).narrow(),
+            // The request's handle can do what its role can, no more; an end user's reads only
+            // what it is among the readers of, where records carry readers.
+            tenant: match end_user_of(&call.principal) {
+                Some(user) => handle
+                    .reading_as(Reader::new(&user.subject, &user.groups))
+                    .narrow(),
+                None => handle.narrow(),
+            },
         };
         // The tenant is held for the whole of the call's engine work: a deletion can't land
         // between two of its operations (it waits for the call, which never waits on a client).
         let held = scope.tenant.clone();
-        let end_user_collection = match &call.principal {
-            Principal::Tenant(TenantCaller {
-                end_user: Some(_), ..
-            }) => scope.name.records_collection().cloned(),
-            _ => None,
-        };
+        let end_user_collection =
+            end_user_of(&call.principal).and_then(|_| scope.name.records_collection().cloned());
         let outcome = self
             .on_engine_pool(&call.tenant_id, move || {
                 let _whole_call = held.hold().map_err(engine_status)?;
@@ -599,6 +600,17 @@ fn authorize(principal: &Principal, tenant: &TenantId, needed: Role) -> Result<(
             )))
         }
         Principal::Tenant(_) => Ok(()),
+    }
+}
+
+/// The end user a principal speaks for, if it is one.
+fn end_user_of(principal: &Principal) -> Option<&EndUser> {
+    match principal {
+        Principal::Tenant(TenantCaller {
+            end_user: Some(user),
+            ..
+        }) => Some(user),
+        _ => None,
     }
 }
 

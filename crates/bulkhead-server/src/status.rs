@@ -20,6 +20,7 @@ pub fn engine_status(e: EngineError) -> Status {
         | EngineError::KeyExists(_) => Status::already_exists(e.to_string()),
         EngineError::QuotaExceeded(_) => Status::resource_exhausted(e.to_string()),
         EngineError::NotACache(_) => Status::failed_precondition(e.to_string()),
+        EngineError::NotPermitted(_) => Status::permission_denied(e.to_string()),
         EngineError::Corrupt(_) => {
             tracing::error!(error = %e, "stored data is damaged");
             Status::data_loss("stored data is damaged; see the server log")

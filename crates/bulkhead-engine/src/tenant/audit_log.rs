@@ -41,6 +41,7 @@ impl<A: Access> TenantHandle<A> {
                 stamp,
                 committed: AtomicU64::new(0),
             })),
+            reader: self.reader.clone(),
             access: std::marker::PhantomData,
         }
     }

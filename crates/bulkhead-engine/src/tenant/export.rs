@@ -10,7 +10,7 @@ use crate::access::Access;
 use crate::clock::is_expired;
 use crate::codec;
 use crate::collection::CollectionSpec;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::record::StoredRecord;
 use crate::tenant::TenantHandle;
@@ -32,7 +32,13 @@ impl<A: Access> TenantHandle<A> {
         limit: usize,
     ) -> Result<Vec<StoredRecord>> {
         let _g = self.enter()?;
-        self.stored_meta(collection)?;
+        let meta = self.stored_meta(collection)?;
+        if self.reader_in(&meta).is_some() {
+            return Err(EngineError::NotPermitted(format!(
+                "collection {collection} controls access per record; its readers query and \
+                 get, they don't export"
+            )));
+        }
         let (first, end) = keys::record_range(collection);
         let start = match after {
             Some(id) => {

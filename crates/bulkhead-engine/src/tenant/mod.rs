@@ -9,6 +9,7 @@
 //! let forged: bulkhead_engine::TenantHandle = bulkhead_engine::TenantHandle {
 //!     state: todo!(),
 //!     audit: None,
+//!     reader: None,
 //!     access: std::marker::PhantomData,
 //! };
 //! ```
@@ -93,11 +94,12 @@ use bulkhead_core::{CollectionId, TenantId};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::access::{Access, KeyAdmin};
-use crate::collection::LiveCollection;
+use crate::collection::{CollectionMeta, LiveCollection};
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::index_budget::IndexBudget;
 use crate::index_builds::{IndexBuilds, Work};
+use crate::readers::Reader;
 use crate::registry::Registry;
 use crate::storage::{TenantRecord, TenantStorage};
 
@@ -115,6 +117,9 @@ pub struct TenantHandle<A: Access = KeyAdmin> {
     state: Arc<TenantState>,
     /// Set on a handle made by [`TenantHandle::audited`]: its writes carry their audit event.
     audit: Option<Arc<audit_log::WriteAudit>>,
+    /// Set on a handle made by [`TenantHandle::reading_as`]: in an access-controlled
+    /// collection it sees only what its reader may read, and writes nothing.
+    reader: Option<Arc<Reader>>,
     access: PhantomData<fn() -> A>,
 }
 
@@ -322,6 +327,36 @@ impl<A: Access> TenantHandle<A> {
         self.enter().map(|gate| TenantHold { _gate: gate })
     }
 
+    /// This handle bound to `reader`: in collections with access control it reads only the
+    /// records `reader` is among the readers of, and writes nothing. There is no way back: no
+    /// method unbinds a handle, and clones and narrowed copies keep the reader.
+    pub fn reading_as(&self, reader: Reader) -> Self {
+        Self {
+            state: self.state.clone(),
+            audit: self.audit.clone(),
+            reader: Some(Arc::new(reader)),
+            access: PhantomData,
+        }
+    }
+
+    /// The reader this handle is bound to, in a collection with these settings (`None` where
+    /// access is not controlled: there the handle reads what the tenant holds).
+    fn reader_in(&self, collection: &CollectionMeta) -> Option<&Reader> {
+        self.reader
+            .as_deref()
+            .filter(|_| collection.access_control)
+    }
+
+    /// Refuses a write by a reader-bound handle where records carry their readers.
+    fn writable_by_handle(&self, collection: &CollectionMeta, id: &CollectionId) -> Result<()> {
+        if self.reader_in(collection).is_some() {
+            return Err(EngineError::NotPermitted(format!(
+                "collection {id} controls access per record; its readers write nothing"
+            )));
+        }
+        Ok(())
+    }
+
     /// Enters the tenant for one operation; fails if it was deleted meanwhile.
     fn enter(&self) -> Result<RwLockReadGuard<'_, bool>> {
         let guard = self.enter_for_maintenance()?;
@@ -375,6 +410,7 @@ impl TenantHandle<KeyAdmin> {
         Self {
             state,
             audit: None,
+            reader: None,
             access: PhantomData,
         }
     }
@@ -385,6 +421,7 @@ impl TenantHandle<KeyAdmin> {
         TenantHandle {
             state: self.state.clone(),
             audit: self.audit.clone(),
+            reader: self.reader.clone(),
             access: PhantomData,
         }
     }

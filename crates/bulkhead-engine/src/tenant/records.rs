@@ -16,6 +16,7 @@ use crate::codec::{self, StoredValue};
 use crate::collection::{CollectionKind, LiveCollection, Slot};
 use crate::error::{EngineError, Result};
 use crate::keys;
+use crate::readers;
 use crate::record::{Hit, NewRecord, Query, StoredRecord};
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
@@ -32,6 +33,7 @@ impl<A: Access> TenantHandle<A> {
     ) -> Result<usize> {
         let _g = self.enter()?;
         let col = self.collection(collection)?;
+        self.writable_by_handle(&col.meta, collection)?;
         self.validate_batch(&col, &records, reserved)?;
         let records = last_occurrence_wins(records);
         let max_list_len = self.state.services.config.max_indexed_list_len;
@@ -131,6 +133,11 @@ impl<A: Access> TenantHandle<A> {
                     EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
                 })?;
             }
+            if col.meta.access_control {
+                readers::check_readers(&r.metadata).map_err(|e| {
+                    EngineError::InvalidArgument(format!("record {index} of the batch: {e}"))
+                })?;
+            }
             if r.text.as_ref().is_some_and(|t| t.len() > max_text) {
                 return Err(EngineError::InvalidArgument(format!(
                     "record {index} of the batch: text is longer than {max_text} bytes"
@@ -191,10 +198,13 @@ impl<A: Access> TenantHandle<A> {
         Ok(())
     }
 
-    /// Reads records by id. Missing and expired ids are left out; order follows `ids`.
+    /// Reads records by id. Missing and expired ids are left out, and so, for a reader-bound
+    /// handle in an access-controlled collection, are records it may not read; order follows
+    /// `ids`.
     pub fn get(&self, collection: &CollectionId, ids: &[RecordId]) -> Result<Vec<StoredRecord>> {
         let _g = self.enter()?;
-        self.collection(collection)?;
+        let col = self.collection(collection)?;
+        let reader = self.reader_in(&col.meta);
         let now = self.state.now_ms();
         let keys: Vec<_> = ids
             .iter()
@@ -203,15 +213,22 @@ impl<A: Access> TenantHandle<A> {
         let values = self.store().multi_get(&keys)?;
         let mut out = Vec::with_capacity(ids.len());
         for (id, value) in ids.iter().zip(values) {
-            if let Some(v) = live_value(value.as_deref(), now)? {
-                out.push(StoredRecord {
-                    id: id.clone(),
-                    vector: v.vector,
-                    text: v.text,
-                    metadata: v.metadata,
-                    expire_time_ms: (v.expires_at_ms != 0).then_some(v.expires_at_ms),
-                });
+            let Some(mut v) = live_value(value.as_deref(), now)? else {
+                continue;
+            };
+            if let Some(reader) = reader {
+                if !reader.may_read(&v.metadata) {
+                    continue;
+                }
+                v.metadata.remove(readers::READERS_FIELD);
             }
+            out.push(StoredRecord {
+                id: id.clone(),
+                vector: v.vector,
+                text: v.text,
+                metadata: v.metadata,
+                expire_time_ms: (v.expires_at_ms != 0).then_some(v.expires_at_ms),
+            });
         }
         Ok(out)
     }
@@ -233,9 +250,12 @@ impl<A: Access> TenantHandle<A> {
             )));
         }
         let now = self.state.now_ms();
+        let reader = self.reader_in(&col.meta);
+        // A reader searches only what it may read, through the same postings as filters.
+        let restricted = reader.map(|r| r.restrict(query.filter.as_ref()));
         let (expired, allowed) = {
             let slots = col.slots.read();
-            let allowed = match &query.filter {
+            let allowed = match restricted.as_ref().or(query.filter.as_ref()) {
                 Some(f) => Some(f.evaluate(&slots.fields, slots.labels())?),
                 None => None,
             };
@@ -266,6 +286,13 @@ impl<A: Access> TenantHandle<A> {
         };
         if query.include.any() {
             self.fill_fields(collection, &mut hits, query, now)?;
+        }
+        if reader.is_some() {
+            for hit in &mut hits {
+                if let Some(metadata) = &mut hit.metadata {
+                    metadata.remove(readers::READERS_FIELD);
+                }
+            }
         }
         Ok(hits)
     }
@@ -343,6 +370,7 @@ impl<A: CanWrite> TenantHandle<A> {
     pub fn delete(&self, collection: &CollectionId, ids: &[RecordId]) -> Result<usize> {
         let _g = self.enter()?;
         let col = self.collection(collection)?;
+        self.writable_by_handle(&col.meta, collection)?;
         let writer = col.writer.lock();
         if *writer {
             return Err(EngineError::CollectionNotFound(collection.clone()));
@@ -393,6 +421,7 @@ impl<A: CanWrite> TenantHandle<A> {
         let ids: Vec<RecordId> = {
             let _g = self.enter()?;
             let col = self.collection(collection)?;
+            self.writable_by_handle(&col.meta, collection)?;
             let slots = col.slots.read();
             let matching = filter.evaluate(&slots.fields, slots.labels())?;
             matching

@@ -10,6 +10,7 @@ mod groups;
 mod index_builds;
 mod isolation;
 mod model;
+mod readers;
 mod registry;
 mod restart;
 mod segments;

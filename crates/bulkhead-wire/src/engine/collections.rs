@@ -53,6 +53,7 @@ pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSp
             segments: segments(h.segments)?,
         };
     }
+    spec.access_control = req.access_control;
     spec.indexed_fields = req
         .indexed_fields
         .iter()
@@ -106,6 +107,7 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
             .iter()
             .map(|(name, t)| (name.clone(), field_type_to_pb(*t) as i32))
             .collect(),
+        access_control: c.spec.access_control,
     }
 }
 

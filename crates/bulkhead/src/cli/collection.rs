@@ -31,6 +31,10 @@ pub enum CollectionCommand {
         /// integer, float or bool (repeatable).
         #[arg(long = "index", value_name = "FIELD=TYPE")]
         indexes: Vec<IndexArg>,
+        /// Access control per record: records name their readers in `_readers`
+        /// (user:ID, group:ID or public), and end users' tokens read only their own.
+        #[arg(long)]
+        access_control: bool,
         #[command(flatten)]
         hnsw: HnswArgs,
     },
@@ -132,12 +136,14 @@ pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
             metric,
             default_ttl,
             indexes,
+            access_control,
             hnsw,
         } => {
             let mut spec = CollectionSpec::new(dimension, metric);
             spec.default_ttl = default_ttl;
             spec.hnsw = hnsw.params();
             spec.indexed_fields = fields::declared(&indexes)?;
+            spec.access_control = access_control;
             let c = s
                 .tenant(&tenant)?
                 .create_collection(&collection, &spec)

@@ -73,6 +73,9 @@ pub struct CollectionEntry {
     /// cache is then told by its two reserved indexed fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Records carry their readers; absent (off) in manifests written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub access_control: bool,
     pub records: u64,
     pub file: String,
 }
@@ -178,6 +181,7 @@ impl CollectionEntry {
                 .ok()
                 .filter(|k| *k != pb::CollectionKind::Unspecified)
                 .map(|k| k.as_str_name().to_owned()),
+            access_control: c.access_control,
             records: c.record_count,
             file,
         }
@@ -243,6 +247,7 @@ impl CollectionEntry {
             };
             spec = spec.with_indexed_field(name.clone(), field_type);
         }
+        spec.access_control = self.access_control;
         Ok(spec)
     }
 }
