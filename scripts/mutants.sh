@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the code that keeps tenants apart: the resource-name parser and id types,
 # the gate (authentication, authorization, token verification), the key store's tenant binding
-# and the handle's key operations, the tenant store and the registry's incarnations, filter and
+# and the handle's key operations, record readers, the tenant store and the registry's incarnations, filter and
 # allow-list application, filters from the wire, and the semantic cache's scope and reserved fields. Every mutant
 # cargo-mutants makes there must be caught by a test; the ones that can't be (equivalent
 # mutants) are excluded in .cargo/mutants.toml, each with its reason in docs/security.md.
@@ -101,7 +101,8 @@ run_group engine "" "" \
     crates/bulkhead-engine/src/tenant/semantic_cache.rs \
     crates/bulkhead-engine/src/tenant/api_keys.rs \
     crates/bulkhead-engine/src/verification_keys.rs \
-    crates/bulkhead-engine/src/tenant/verification_keys.rs
+    crates/bulkhead-engine/src/tenant/verification_keys.rs \
+    crates/bulkhead-engine/src/readers.rs
 # Filters from the wire: their shape limits bound the work one request can make the engine do.
 run_group wire "" "" \
     crates/bulkhead-wire/src/engine/filter.rs
