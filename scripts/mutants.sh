@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of the code that keeps tenants apart: the resource-name parser and id types,
 # the gate (authentication, authorization, token verification), the key store's tenant binding
-# and the handle's key operations, record readers, the tenant store and the registry's incarnations, filter and
-# allow-list application, filters from the wire, and the semantic cache's scope and reserved fields. Every mutant
+# and the handle's key operations, record readers, the tenant store and the registry's
+# incarnations, filter and allow-list application, filters from the wire, and the semantic
+# cache's scope and reserved fields. Every mutant
 # cargo-mutants makes there must be caught by a test; the ones that can't be (equivalent
 # mutants) are excluded in .cargo/mutants.toml, each with its reason in docs/security.md.
 #
