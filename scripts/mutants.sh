@@ -51,7 +51,12 @@ started=$SECONDS
 run_group() {
     local name="$1" filter="$2" test_packages="$3"
     shift 3
-    local files=("$@") args=(--no-shuffle --test-tool nextest --output "$out_root/$name")
+    # The timeout is set from the baseline, which runs only the mutated file's own package: for
+    # the server group that is its unit tests (1 s), while each mutant also runs the end-to-end
+    # suite (a minute and more). At the auto-set 20 s a mutant no test caught timed out and
+    # counted as caught; a hang must take minutes before it is one.
+    local files=("$@") args=(--no-shuffle --test-tool nextest --minimum-test-timeout 600
+        --output "$out_root/$name")
     local file package
     for file in "${files[@]}"; do
         args+=(--file "$file")

@@ -141,6 +141,7 @@ mod tests {
             .collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(check_readers(&readers(&many)).is_err());
+        check_readers(&readers(&many[..MAX_READERS_PER_RECORD])).expect("exactly the most");
     }
 
     #[test]

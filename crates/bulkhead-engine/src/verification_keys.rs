@@ -130,6 +130,11 @@ mod tests {
         }
         k.max_token_lifetime_secs = MAX_TOKEN_LIFETIME_SECS;
         k.validate().unwrap();
+        // The documented bound (api.md): a key may let its tokens live a day, not a second more.
+        k.max_token_lifetime_secs = 86_400;
+        k.validate().unwrap();
+        k.max_token_lifetime_secs = 86_401;
+        assert!(k.validate().is_err());
     }
 
     #[test]

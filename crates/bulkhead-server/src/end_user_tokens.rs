@@ -152,3 +152,158 @@ pub fn verify(
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_core::{KeyId, TenantId};
+    use bulkhead_engine::{EngineConfig, TenantSettings, VerificationKeyRecord};
+    use jsonwebtoken::{EncodingKey, Header};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use serde_json::{Value, json};
+
+    /// Now, in seconds: jsonwebtoken checks `exp` and `nbf` against the real clock, so the
+    /// tests' times are taken from it too.
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// An engine holding tenant `acme` with verification key `k1` (tokens may live 600 s), the
+    /// key's PKCS#8 private half, and the key's name.
+    fn setup() -> (tempfile::TempDir, Engine, Vec<u8>, VerificationKeyName) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        engine
+            .create_tenant(&acme, &TenantSettings::default())
+            .unwrap();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let public: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+        let handle = engine
+            .tenant(&engine.authority().admin(&acme, "token test"))
+            .unwrap();
+        handle
+            .add_verification_key(VerificationKeyRecord {
+                tenant: acme.clone(),
+                key_id: KeyId::new("k1").unwrap(),
+                ed25519_public_key: public,
+                description: String::new(),
+                max_token_lifetime_secs: 600,
+                created_at_ms: 0,
+                revoked: false,
+                incarnation: 0,
+            })
+            .unwrap();
+        let kid = "tenants/acme/verificationKeys/k1".parse().unwrap();
+        (dir, engine, pkcs8.as_ref().to_vec(), kid)
+    }
+
+    /// Valid claims issued at `now` for five minutes, with `changes` laid over them.
+    fn claims(now: u64, changes: Value) -> Value {
+        let mut c = json!({
+            "tenant": "acme", "sub": "alice", "aud": AUDIENCE, "role": "READ",
+            "collections": ["docs"], "iat": now, "exp": now + 300,
+        });
+        for (k, v) in changes.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    fn sign(pkcs8: &[u8], kid: &VerificationKeyName, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_string());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(pkcs8)).unwrap()
+    }
+
+    /// `verify`, at `now`, of a token issued at `now` with `changes(now)` to the valid claims.
+    fn verified_with(changes: impl Fn(u64) -> Value) -> Result<TenantCaller, Status> {
+        let (_dir, engine, pkcs8, kid) = setup();
+        let now = now();
+        let token = sign(&pkcs8, &kid, &claims(now, changes(now)));
+        verify(&token, &kid, &engine, now * 1000)
+    }
+
+    fn verified(changes: Value) -> Result<TenantCaller, Status> {
+        verified_with(|_| changes.clone())
+    }
+
+    #[test]
+    fn a_valid_token_speaks_for_its_user_with_its_grant() {
+        let caller = verified(json!({"groups": ["eng"], "role": "WRITE"})).unwrap();
+        assert_eq!(caller.tenant.as_str(), "acme");
+        assert_eq!(caller.role, Role::Write);
+        assert_eq!(caller.name, "user:alice");
+        let user = caller.end_user.unwrap();
+        assert_eq!(user.groups, ["eng"]);
+        assert_eq!(user.collections, [CollectionId::new("docs").unwrap()]);
+        assert_eq!(user.session, None);
+        assert_eq!(verified(json!({})).unwrap().role, Role::Read);
+        let long = "a".repeat(100);
+        let caller = verified(json!({"sub": long})).unwrap();
+        assert_eq!(
+            caller.name.len(),
+            "user:".len() + 64,
+            "audit names are bounded"
+        );
+    }
+
+    #[test]
+    fn lifetimes_and_issue_times_are_bounded_exactly() {
+        verified_with(|now| json!({"exp": now + 600})).expect("the key's whole lifetime");
+        assert!(verified_with(|now| json!({"exp": now + 601})).is_err());
+        verified_with(|now| json!({"iat": now + LEEWAY_SECS, "exp": now + 300}))
+            .expect("issued within the leeway");
+        assert!(
+            verified_with(|now| json!({"iat": now + LEEWAY_SECS + 1, "exp": now + 300})).is_err()
+        );
+    }
+
+    #[test]
+    fn claims_naming_users_groups_and_sessions_are_bounded() {
+        verified(json!({"sub": "a".repeat(MAX_CLAIM_CHARS)})).expect("the longest subject");
+        for bad in [
+            json!(""),
+            json!("a".repeat(MAX_CLAIM_CHARS + 1)),
+            json!("al\nice"),
+        ] {
+            assert!(verified(json!({"sub": bad})).is_err(), "{bad}");
+        }
+        let groups = |n: usize| json!((0..n).map(|i| format!("g{i}")).collect::<Vec<_>>());
+        verified(json!({"groups": groups(MAX_GROUPS)})).expect("the most groups");
+        assert!(verified(json!({"groups": groups(MAX_GROUPS + 1)})).is_err());
+        assert!(verified(json!({"groups": [""]})).is_err());
+        let collections = |n: usize| json!((0..n).map(|i| format!("c{i}")).collect::<Vec<_>>());
+        verified(json!({"collections": collections(MAX_COLLECTIONS)}))
+            .expect("the most collections");
+        assert!(verified(json!({"collections": collections(MAX_COLLECTIONS + 1)})).is_err());
+        assert!(verified(json!({"collections": ["Not An Id"]})).is_err());
+        let session = verified(json!({"session": "s1"})).unwrap();
+        assert_eq!(session.end_user.unwrap().session.as_deref(), Some("s1"));
+        assert!(verified(json!({"session": ""})).is_err());
+    }
+
+    #[test]
+    fn a_key_vouches_only_for_its_own_tenant_and_only_while_unrevoked() {
+        assert!(verified(json!({"tenant": "globex"})).is_err());
+        assert!(verified(json!({"role": "TENANT_ADMIN"})).is_err());
+        let (_dir, engine, pkcs8, kid) = setup();
+        let now = now();
+        let token = sign(&pkcs8, &kid, &claims(now, json!({})));
+        verify(&token, &kid, &engine, now * 1000).unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        engine
+            .tenant(&engine.authority().admin(&acme, "token test"))
+            .unwrap()
+            .revoke_verification_key(&kid.key)
+            .unwrap();
+        let e = verify(&token, &kid, &engine, now * 1000).unwrap_err();
+        assert!(e.message().contains("revoked"), "{e:?}");
+        let unknown = "tenants/acme/verificationKeys/k2".parse().unwrap();
+        assert!(verify(&token, &unknown, &engine, now * 1000).is_err());
+    }
+}
