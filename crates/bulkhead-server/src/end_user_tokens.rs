@@ -21,11 +21,10 @@ use tonic::Status;
 
 use crate::end_user::EndUser;
 use crate::principal::TenantCaller;
+use crate::tokens::{LEEWAY_SECS, issued_in_the_future};
 
 /// The audience every end-user token must name.
 pub const AUDIENCE: &str = "bulkhead";
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-const LEEWAY_SECS: u64 = 5;
 /// Longest `sub`, group or session id, in characters.
 const MAX_CLAIM_CHARS: usize = 256;
 /// Most groups, and most collections, one token may carry.
@@ -50,11 +49,25 @@ fn refused(why: impl std::fmt::Display) -> Status {
     Status::unauthenticated(format!("invalid end-user token: {why}"))
 }
 
-/// The verification key a token names in its `kid`, when it names one: the token is then an
+/// What an end-user token's header says of its signature: the tenant key its `kid` names, and
+/// the algorithm it announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBy {
+    pub key: VerificationKeyName,
+    pub alg: Algorithm,
+}
+
+/// Who signed a token, when its `kid` names a tenant's verification key: the token is then an
 /// end-user token and must verify as one. `None` for other tokens (an identity provider's).
-pub fn signing_key(token: &str) -> Result<Option<VerificationKeyName>, Status> {
+pub fn signing_key(token: &str) -> Result<Option<SignedBy>, Status> {
     let header = jsonwebtoken::decode_header(token).map_err(refused)?;
-    Ok(header.kid.and_then(|kid| kid.parse().ok()))
+    Ok(header
+        .kid
+        .and_then(|kid| kid.parse().ok())
+        .map(|key| SignedBy {
+            key,
+            alg: header.alg,
+        }))
 }
 
 /// A claim that names something (a user, a group, a session): non-empty, bounded, printable.
@@ -70,20 +83,20 @@ fn name_claim(what: &str, value: String) -> Result<String, Status> {
     Ok(value)
 }
 
-/// The tenant caller a valid token signed by `key` speaks for.
+/// The tenant caller a valid token, whose header `signing_key` read, speaks for.
 pub fn verify(
     token: &str,
-    key: &VerificationKeyName,
+    signed: &SignedBy,
     engine: &Engine,
     now_ms: u64,
 ) -> Result<TenantCaller, Status> {
-    let header = jsonwebtoken::decode_header(token).map_err(refused)?;
-    if header.alg != Algorithm::EdDSA {
+    if signed.alg != Algorithm::EdDSA {
         return Err(refused(format!(
             "signed with {:?}; tenant keys are Ed25519 (EdDSA)",
-            header.alg
+            signed.alg
         )));
     }
+    let key = &signed.key;
     let stored = engine
         .verification_key(&key.tenant, &key.key)
         .ok_or_else(|| refused(format!("no verification key {key}")))?;
@@ -105,7 +118,7 @@ pub fn verify(
     if claims.tenant != key.tenant.as_str() {
         return Err(refused("its tenant is not the tenant whose key signed it"));
     }
-    if claims.iat.saturating_mul(1000) > now_ms + LEEWAY_SECS * 1000 {
+    if issued_in_the_future(claims.iat, now_ms) {
         return Err(refused("issued in the future"));
     }
     let lifetime = claims.exp.saturating_sub(claims.iat);
@@ -214,6 +227,13 @@ mod tests {
         c
     }
 
+    /// What the token's header says of its signature, as authentication reads it.
+    fn signed(token: &str) -> SignedBy {
+        signing_key(token)
+            .unwrap()
+            .expect("the kid names a verification key")
+    }
+
     fn sign(pkcs8: &[u8], kid: &VerificationKeyName, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.to_string());
@@ -225,7 +245,7 @@ mod tests {
         let (_dir, engine, pkcs8, kid) = setup();
         let now = now();
         let token = sign(&pkcs8, &kid, &claims(now, changes(now)));
-        verify(&token, &kid, &engine, now * 1000)
+        verify(&token, &signed(&token), &engine, now * 1000)
     }
 
     fn verified(changes: Value) -> Result<TenantCaller, Status> {
@@ -294,16 +314,19 @@ mod tests {
         let (_dir, engine, pkcs8, kid) = setup();
         let now = now();
         let token = sign(&pkcs8, &kid, &claims(now, json!({})));
-        verify(&token, &kid, &engine, now * 1000).unwrap();
+        verify(&token, &signed(&token), &engine, now * 1000).unwrap();
         let acme = TenantId::new("acme").unwrap();
         engine
             .tenant(&engine.authority().admin(&acme, "token test"))
             .unwrap()
             .revoke_verification_key(&kid.key)
             .unwrap();
-        let e = verify(&token, &kid, &engine, now * 1000).unwrap_err();
+        let e = verify(&token, &signed(&token), &engine, now * 1000).unwrap_err();
         assert!(e.message().contains("revoked"), "{e:?}");
-        let unknown = "tenants/acme/verificationKeys/k2".parse().unwrap();
+        let unknown = SignedBy {
+            key: "tenants/acme/verificationKeys/k2".parse().unwrap(),
+            alg: Algorithm::EdDSA,
+        };
         assert!(verify(&token, &unknown, &engine, now * 1000).is_err());
     }
 }

@@ -13,8 +13,15 @@ use tonic::Status;
 
 use crate::principal::TenantCaller;
 
-/// Clock skew tolerated on `exp` and `iat`, in seconds.
-const LEEWAY_SECS: u64 = 5;
+/// Clock skew tolerated on a token's times (`exp`, `nbf`, `iat`), in seconds: for identity
+/// providers' and tenants' end-user tokens alike.
+pub(crate) const LEEWAY_SECS: u64 = 5;
+
+/// Whether a token issued at `iat` (seconds) was issued in the future of `now_ms`, past the
+/// leeway.
+pub(crate) fn issued_in_the_future(iat: u64, now_ms: u64) -> bool {
+    iat.saturating_mul(1000) > now_ms + LEEWAY_SECS * 1000
+}
 /// Characters of `sub` kept in audit names.
 const MAX_SUBJECT_CHARS: usize = 64;
 
@@ -69,7 +76,7 @@ impl TokenVerifier {
         let role: Role = claims.role.parse().map_err(|_| {
             Status::unauthenticated("invalid token: role must be READ, WRITE or TENANT_ADMIN")
         })?;
-        if claims.iat.saturating_mul(1000) > now_ms + LEEWAY_SECS * 1000 {
+        if issued_in_the_future(claims.iat, now_ms) {
             return Err(Status::unauthenticated(
                 "invalid token: issued in the future",
             ));

@@ -1,5 +1,7 @@
 //! Records in (from messages and from imported Arrow rows), records and hits out.
 
+use std::time::Duration;
+
 use bulkhead_core::RecordId;
 use bulkhead_engine::{Hit, NewRecord, StoredRecord};
 use bulkhead_formats::RecordRow;
@@ -9,15 +11,19 @@ use crate::error::{Result, WireError};
 use crate::time::{positive_seconds, timestamp_from_ms};
 use crate::values::{metadata_from_pb, metadata_to_pb};
 
+/// A record's id and TTL as sent, both checked: the part every way records arrive shares.
+fn id_and_ttl(id: String, ttl_seconds: Option<i64>) -> Result<(RecordId, Option<Duration>)> {
+    let id = RecordId::new(id)?;
+    let ttl = ttl_seconds
+        .map(|s| positive_seconds("ttl_seconds", s))
+        .transpose()?;
+    Ok((id, ttl))
+}
+
 /// The record at `index` of a request; errors name it (`records[3]: …`).
 pub fn new_record(index: usize, r: pb::Record) -> Result<NewRecord> {
     let at = |e: WireError| e.at(&format!("records[{index}]"));
-    let id = RecordId::new(r.id).map_err(|e| at(e.into()))?;
-    let ttl = r
-        .ttl_seconds
-        .map(|s| positive_seconds("ttl_seconds", s))
-        .transpose()
-        .map_err(at)?;
+    let (id, ttl) = id_and_ttl(r.id, r.ttl_seconds).map_err(at)?;
     Ok(NewRecord {
         id,
         vector: r.vector,
@@ -29,13 +35,8 @@ pub fn new_record(index: usize, r: pb::Record) -> Result<NewRecord> {
 
 /// A record of an imported Arrow batch; errors name the batch and row.
 pub fn record_from_row(batch: usize, row: usize, r: RecordRow) -> Result<NewRecord> {
-    let at = |e: WireError| e.at(&format!("batch {batch} row {row}"));
-    let id = RecordId::new(r.id).map_err(|e| at(e.into()))?;
-    let ttl = r
-        .ttl_seconds
-        .map(|s| positive_seconds("ttl_seconds", s))
-        .transpose()
-        .map_err(at)?;
+    let (id, ttl) =
+        id_and_ttl(r.id, r.ttl_seconds).map_err(|e| e.at(&format!("batch {batch} row {row}")))?;
     Ok(NewRecord {
         id,
         vector: r.vector,
