@@ -49,41 +49,43 @@ impl VerificationKeyRecord {
     }
 }
 
-/// Every tenant's verification keys in memory, by tenant then key id.
+/// Every tenant's verification keys in memory, by tenant then key id: one tenant's keys are
+/// read or dropped without visiting any other tenant's.
 #[derive(Debug, Default)]
 pub(crate) struct VerificationKeys {
-    keys: BTreeMap<(TenantId, KeyId), VerificationKeyRecord>,
+    keys: BTreeMap<TenantId, BTreeMap<KeyId, VerificationKeyRecord>>,
 }
 
 impl VerificationKeys {
     pub fn new(records: Vec<VerificationKeyRecord>) -> Self {
-        let keys = records
-            .into_iter()
-            .map(|r| ((r.tenant.clone(), r.key_id.clone()), r))
-            .collect();
-        Self { keys }
+        let mut keys = Self::default();
+        for r in records {
+            keys.put(r);
+        }
+        keys
     }
 
     pub fn get(&self, tenant: &TenantId, key_id: &KeyId) -> Option<&VerificationKeyRecord> {
-        self.keys.get(&(tenant.clone(), key_id.clone()))
+        self.keys.get(tenant)?.get(key_id)
     }
 
     pub fn put(&mut self, record: VerificationKeyRecord) {
         self.keys
-            .insert((record.tenant.clone(), record.key_id.clone()), record);
+            .entry(record.tenant.clone())
+            .or_default()
+            .insert(record.key_id.clone(), record);
     }
 
     /// One tenant's keys, in id order.
     pub fn of_tenant(&self, tenant: &TenantId) -> Vec<VerificationKeyRecord> {
         self.keys
-            .iter()
-            .filter(|((t, _), _)| t == tenant)
-            .map(|(_, r)| r.clone())
-            .collect()
+            .get(tenant)
+            .map(|keys| keys.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn remove_tenant(&mut self, tenant: &TenantId) {
-        self.keys.retain(|(t, _), _| t != tenant);
+        self.keys.remove(tenant);
     }
 }
 
