@@ -108,6 +108,11 @@ validated_id!(
     KeyId,
     "key"
 );
+validated_id!(
+    /// Names one session (an agent's or a chat's working memory) inside a tenant.
+    SessionId,
+    "session"
+);
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ mod resource;
 mod role;
 
 pub use error::{CoreError, Result};
-pub use ids::{CollectionId, KeyId, MAX_ID_LEN, TenantId};
+pub use ids::{CollectionId, KeyId, MAX_ID_LEN, SessionId, TenantId};
 pub use metadata::{
     MAX_METADATA_BYTES, MAX_METADATA_KEY_BYTES, MAX_METADATA_KEYS, Metadata, Value,
     validate_metadata,
@@ -24,5 +24,7 @@ pub use metric::Metric;
 pub use record::{
     MAX_DIMENSION, MAX_RECORD_ID_BYTES, RecordId, validate_dimension, validate_vector,
 };
-pub use resource::{CacheName, CollectionName, KeyName, TenantName, VerificationKeyName};
+pub use resource::{
+    CacheName, CollectionName, KeyName, SessionName, TenantName, VerificationKeyName,
+};
 pub use role::Role;

@@ -6,13 +6,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{CoreError, Result};
-use crate::ids::{CollectionId, KeyId, TenantId};
+use crate::ids::{CollectionId, KeyId, SessionId, TenantId};
 
 const TENANTS: &str = "tenants";
 const COLLECTIONS: &str = "collections";
 const KEYS: &str = "keys";
 const VERIFICATION_KEYS: &str = "verificationKeys";
 const CACHES: &str = "caches";
+const SESSIONS: &str = "sessions";
 
 /// Splits `name` into exactly `N` segments, or fails with `expected` as the explanation.
 fn segments<'a, const N: usize>(name: &'a str, expected: &'static str) -> Result<[&'a str; N]> {
@@ -213,6 +214,38 @@ impl fmt::Display for CacheName {
     }
 }
 
+/// `tenants/{tenant}/sessions/{session}`: one session's working memory, a partition inside the
+/// tenant's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionName {
+    pub tenant: TenantId,
+    pub session: SessionId,
+}
+
+impl SessionName {
+    const SHAPE: &'static str = "tenants/{tenant}/sessions/{session}";
+}
+
+impl FromStr for SessionName {
+    type Err = CoreError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        let [t, tenant, s, session] = segments::<4>(name, Self::SHAPE)?;
+        literal(name, t, TENANTS, Self::SHAPE)?;
+        literal(name, s, SESSIONS, Self::SHAPE)?;
+        Ok(Self {
+            tenant: tenant.parse()?,
+            session: session.parse()?,
+        })
+    }
+}
+
+impl fmt::Display for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{TENANTS}/{}/{SESSIONS}/{}", self.tenant, self.session)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +272,14 @@ mod tests {
                 .parse::<VerificationKeyName>()
                 .is_err()
         );
+        let s: SessionName = "tenants/acme/sessions/chat-1".parse().unwrap();
+        assert_eq!((s.tenant.as_str(), s.session.as_str()), ("acme", "chat-1"));
+        assert!(
+            "tenants/acme/session/chat-1"
+                .parse::<SessionName>()
+                .is_err()
+        );
+        assert!("tenants/acme/sessions/chat-1".parse::<CacheName>().is_err());
         let cache: CacheName = "tenants/acme/caches/answers".parse().unwrap();
         assert_eq!(
             cache.collection().to_string(),
@@ -328,6 +369,7 @@ mod tests {
             word_like(CACHES).prop_map(Some),
             word_like(KEYS).prop_map(Some),
             word_like(VERIFICATION_KEYS).prop_map(Some),
+            word_like(SESSIONS).prop_map(Some),
         ];
         let extra = prop_oneof![
             11 => Just(Vec::new()),
@@ -364,15 +406,17 @@ mod tests {
             name.parse::<CacheName>(),
             name.parse::<KeyName>(),
             name.parse::<VerificationKeyName>(),
+            name.parse::<SessionName>(),
         ) {
             (Ok(_), ..) => "tenant accepted",
             (_, Ok(_), ..) => "collection accepted",
             (_, _, Ok(_), ..) => "cache accepted",
-            (_, _, _, Ok(_), _) => "key accepted",
-            (.., Ok(_)) => "verification key accepted",
+            (_, _, _, Ok(_), ..) => "key accepted",
+            (_, _, _, _, Ok(_), _) => "verification key accepted",
+            (.., Ok(_)) => "session accepted",
             _ if !matches!(name.split('/').count(), 2 | 4) => "refused: segment count",
-            (Err(t), Err(c), Err(a), Err(k), Err(v))
-                if [&t, &c, &a, &k, &v].into_iter().any(bad_id) =>
+            (Err(t), Err(c), Err(a), Err(k), Err(v), Err(s))
+                if [&t, &c, &a, &k, &v, &s].into_iter().any(bad_id) =>
             {
                 "refused: identifier"
             }
@@ -402,7 +446,7 @@ mod tests {
                 *n as f64 * 100.0 / SAMPLES as f64
             );
         }
-        assert_eq!(reached.len(), 8, "a branch was never reached: {reached:?}");
+        assert_eq!(reached.len(), 9, "a branch was never reached: {reached:?}");
         for (branch, n) in &reached {
             assert!(n * 10 >= SAMPLES, "{branch} in only {n} of {SAMPLES}");
         }
@@ -418,6 +462,7 @@ mod tests {
             let as_cache = name.parse::<CacheName>();
             let as_key = name.parse::<KeyName>();
             let as_verification_key = name.parse::<VerificationKeyName>();
+            let as_session = name.parse::<SessionName>();
             // The grammars are disjoint: no string is two kinds of resource.
             let kinds = [
                 as_tenant.is_ok(),
@@ -425,6 +470,7 @@ mod tests {
                 as_cache.is_ok(),
                 as_key.is_ok(),
                 as_verification_key.is_ok(),
+                as_session.is_ok(),
             ];
             prop_assert!(kinds.iter().filter(|k| **k).count() <= 1);
             // One spelling per resource: a parse prints back to the very same string, and the
@@ -450,6 +496,10 @@ mod tests {
                 prop_assert_eq!(k.to_string(), name.clone());
                 prop_assert_eq!(tenant, Some(k.tenant.as_str()));
             }
+            if let Ok(s) = as_session {
+                prop_assert_eq!(s.to_string(), name.clone());
+                prop_assert_eq!(tenant, Some(s.tenant.as_str()));
+            }
         }
 
         #[test]
@@ -458,6 +508,7 @@ mod tests {
             let _ = name.parse::<TenantName>();
             let _ = name.parse::<KeyName>();
             let _ = name.parse::<CacheName>();
+            let _ = name.parse::<SessionName>();
             let _ = name.parse::<VerificationKeyName>();
         }
 

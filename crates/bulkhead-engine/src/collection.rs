@@ -477,11 +477,17 @@ impl LiveCollection {
     /// Converts an index distance into the score callers see (higher is closer for cosine and
     /// dot, the euclidean distance for l2).
     pub fn score(&self, distance: f32) -> f32 {
-        match self.meta.metric {
-            Metric::Cosine => 1.0 - distance,
-            Metric::Dot => -distance,
-            Metric::L2 => distance.max(0.0).sqrt(),
-        }
+        score_of(self.meta.metric, distance)
+    }
+}
+
+/// The score callers see for an index distance under `metric` (higher is closer for cosine and
+/// dot, the euclidean distance for l2).
+pub(crate) fn score_of(metric: Metric, distance: f32) -> f32 {
+    match metric {
+        Metric::Cosine => 1.0 - distance,
+        Metric::Dot => -distance,
+        Metric::L2 => distance.max(0.0).sqrt(),
     }
 }
 

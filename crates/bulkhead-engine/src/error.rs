@@ -1,7 +1,7 @@
 //! Engine errors. Each variant says whose fault it is, so the server can map it to a status code
 //! in one exhaustive match without guessing.
 
-use bulkhead_core::{CollectionId, CoreError, KeyId, TenantId};
+use bulkhead_core::{CollectionId, CoreError, KeyId, RecordId, SessionId, TenantId};
 use bulkhead_index::IndexError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,15 @@ pub enum EngineError {
     /// Caller's fault: a collection with this id already exists in this tenant.
     #[error("collection {0} already exists")]
     CollectionExists(CollectionId),
+    /// Caller's fault: the session does not exist, ended or expired.
+    #[error("session {0} not found (it may have ended or expired)")]
+    SessionNotFound(SessionId),
+    /// Caller's fault: a live session with this id already exists in this tenant.
+    #[error("session {0} already exists")]
+    SessionExists(SessionId),
+    /// Caller's fault: the session already holds an item with this id.
+    #[error("memory item {0} already exists in this session")]
+    MemoryExists(RecordId),
     /// Caller's fault: a cache operation named a collection that is not a semantic cache.
     /// What the handle's access can't do, e.g. an end user's write where records carry
     /// readers.

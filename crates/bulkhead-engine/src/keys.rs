@@ -8,16 +8,22 @@
 //! | `x`    | `x` expires-at (u64 BE ms) collection `0x00` id | empty: the expiry index       |
 //! | `a`    | `a` sequence (u64 BE)                           | audit event (JSON)            |
 //! | `c`    | `c` collection `0x00` change (u64 BE)           | record ids a write touched    |
+//! | `s`    | `s` session                                     | session settings (JSON)       |
+//! | `t`    | `t` session `0x00` sequence (u64 BE)            | memory item (see `session`)   |
+//! | `u`    | `u` session `0x00` memory-id                    | its sequence (u64 BE)         |
 //!
 //! The change log (`c`) lets a collection's index come back from its segment file: the
 //! segment reflects every change up to its number, and activation replays the later ones
 //! (see `tenant::persist`).
 //!
-//! Collection ids never contain `0x00`, so the separator is unambiguous even though record ids
+//! A session's items (`t`) and memory ids (`u`) sit under its id, so a session is two key ranges
+//! that no other session's keys fall into, which is what makes it a partition of its own.
+//!
+//! Collection and session ids never contain `0x00`, so the separator is unambiguous even though record ids
 //! may contain any UTF-8. Big-endian numbers make the expiry index time-ordered, so a sweep
 //! reads only what has expired.
 
-use bulkhead_core::{CollectionId, RecordId};
+use bulkhead_core::{CollectionId, RecordId, SessionId};
 
 use crate::error::{EngineError, Result};
 
@@ -26,6 +32,9 @@ pub const RECORD: u8 = b'r';
 pub const EXPIRY: u8 = b'x';
 pub const AUDIT: u8 = b'a';
 pub const CHANGE: u8 = b'c';
+pub const SESSION: u8 = b's';
+pub const MEMORY: u8 = b't';
+pub const MEMORY_ID: u8 = b'u';
 const SEP: u8 = 0;
 
 pub fn meta_key(collection: &CollectionId) -> Vec<u8> {
@@ -153,6 +162,71 @@ pub fn parse_expiry_key(key: &[u8]) -> Result<ExpiryEntry> {
     })
 }
 
+pub fn session_key(session: &SessionId) -> Vec<u8> {
+    [&[SESSION], session.as_str().as_bytes()].concat()
+}
+
+/// `[start, end)` of every session's settings key, or of those after `after`.
+pub fn sessions_range(after: Option<&SessionId>) -> (Vec<u8>, Vec<u8>) {
+    let start = match after {
+        Some(s) => [session_key(s), vec![0]].concat(),
+        None => vec![SESSION],
+    };
+    (start, vec![SESSION + 1])
+}
+
+pub fn session_of_key(key: &[u8]) -> Result<SessionId> {
+    key.strip_prefix(&[SESSION])
+        .and_then(|raw| std::str::from_utf8(raw).ok())
+        .and_then(|s| SessionId::new(s).ok())
+        .ok_or_else(|| EngineError::Corrupt("malformed session key".into()))
+}
+
+fn in_session(prefix: u8, session: &SessionId) -> Vec<u8> {
+    [&[prefix], session.as_str().as_bytes(), &[SEP]].concat()
+}
+
+/// `[start, end)` of keys of `prefix` under one session.
+fn session_span(prefix: u8, session: &SessionId) -> (Vec<u8>, Vec<u8>) {
+    let start = in_session(prefix, session);
+    let mut end = start.clone();
+    *end.last_mut().expect("prefix is never empty") = SEP + 1;
+    (start, end)
+}
+
+pub fn memory_key(session: &SessionId, sequence: u64) -> Vec<u8> {
+    [in_session(MEMORY, session), sequence.to_be_bytes().to_vec()].concat()
+}
+
+/// `[start, end)` of one session's items from sequence `from` on.
+pub fn memory_range(session: &SessionId, from: u64) -> (Vec<u8>, Vec<u8>) {
+    (memory_key(session, from), session_span(MEMORY, session).1)
+}
+
+/// The sequence number of a key inside `memory_range(session, _)`.
+pub fn sequence_of(session: &SessionId, key: &[u8]) -> Result<u64> {
+    key.get(2 + session.as_str().len()..)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| EngineError::Corrupt("memory key".into()))
+}
+
+pub fn memory_id_key(session: &SessionId, id: &RecordId) -> Vec<u8> {
+    [
+        in_session(MEMORY_ID, session),
+        id.as_str().as_bytes().to_vec(),
+    ]
+    .concat()
+}
+
+/// Every key range one session owns besides its settings key: its items and its memory ids.
+pub fn session_data_ranges(session: &SessionId) -> [(Vec<u8>, Vec<u8>); 2] {
+    [
+        session_span(MEMORY, session),
+        session_span(MEMORY_ID, session),
+    ]
+}
+
 pub fn audit_key(seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
     k.push(AUDIT);
@@ -188,6 +262,32 @@ mod tests {
         assert!(!(s <= other && other < e));
         let own = record_key(&coll("a"), &RecordId::new("\0weird").unwrap());
         assert!(s <= own && own < e);
+    }
+
+    #[test]
+    fn session_ranges_hold_exactly_their_own_sessions_keys() {
+        let s = |id: &str| SessionId::new(id).unwrap();
+        let id = RecordId::new("m1").unwrap();
+        for (mine, other) in [("a", "a-b"), ("a-b", "a"), ("a", "b")] {
+            let [items, ids] = session_data_ranges(&s(mine));
+            let within = |(start, end): &(Vec<u8>, Vec<u8>), k: &Vec<u8>| start <= k && k < end;
+            assert!(within(&items, &memory_key(&s(mine), u64::MAX)));
+            assert!(within(&ids, &memory_id_key(&s(mine), &id)));
+            assert!(!within(&items, &memory_key(&s(other), 0)));
+            assert!(!within(&ids, &memory_id_key(&s(other), &id)));
+            assert!(!within(
+                &memory_range(&s(mine), 0),
+                &memory_key(&s(other), 5)
+            ));
+        }
+        let key = memory_key(&s("chat"), 77);
+        assert_eq!(sequence_of(&s("chat"), &key).unwrap(), 77);
+        let (start, end) = memory_range(&s("chat"), 10);
+        assert!(memory_key(&s("chat"), 9) < start && start <= memory_key(&s("chat"), 10));
+        assert!(key < end);
+        assert_eq!(session_of_key(&session_key(&s("chat"))).unwrap(), s("chat"));
+        let (after_a, _) = sessions_range(Some(&s("a")));
+        assert!(session_key(&s("a")) < after_a && after_a <= session_key(&s("a-b")));
     }
 
     proptest! {

@@ -31,6 +31,7 @@ mod record;
 mod registry;
 mod residency;
 mod segment;
+mod session;
 mod settings;
 mod storage;
 mod sweep_signal;
@@ -53,11 +54,16 @@ pub use filter::{Condition, Filter, Range};
 pub use index_builds::IndexBuildStats;
 pub use readers::{MAX_READERS_PER_RECORD, PUBLIC, READERS_FIELD, Reader};
 pub use record::{Hit, Include, NewRecord, Query, StoredRecord};
+pub use session::{
+    HistoryPage, MAX_APPEND_BATCH, MAX_HISTORY_PAGE, MAX_ITEMS_PER_SESSION, MAX_RECALL_TOP_K,
+    MAX_SESSION_LIFETIME, MAX_SESSION_PAGE, MAX_SESSIONS_PER_TENANT, MemoryItem, MemoryKind,
+    NewMemory, Recall, Recalled, SessionInfo, SessionPage, SessionSpec,
+};
 pub use settings::{Quota, RateLimit, TenantSettings};
 pub use storage::StorageBackend;
 pub use tenant::{
     AuditPage, CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, CollectionInfo,
-    IndexStatus, MAX_TOP_K, TenantHandle, TenantHold, TenantStats,
+    IndexStatus, MAX_TOP_K, SessionHandle, TenantHandle, TenantHold, TenantStats,
 };
 pub use verification_keys::{
     MAX_TOKEN_LIFETIME_SECS, MAX_VERIFICATION_KEYS_PER_TENANT, VerificationKeyRecord,

@@ -20,7 +20,7 @@ use crate::storage::{
     Db, GroupId, Groups, SharedResources, TenantRecord, open_group_cap, open_tenant_store,
 };
 use crate::sweep_signal::Signal;
-use crate::tenant::{TenantHandle, TenantServices, TenantState};
+use crate::tenant::{Maintained, TenantHandle, TenantServices, TenantState};
 
 #[derive(Debug)]
 pub(crate) struct Residency {
@@ -221,25 +221,23 @@ impl Residency {
         }
     }
 
-    /// Opens a closed group, sweeps its tenants and closes it again; returns the records and
-    /// audit events removed. Skips (returning zeros) a group that is open meanwhile.
-    pub fn sweep_closed_group(&self, group: GroupId) -> Result<(usize, usize)> {
+    /// Opens a closed group, sweeps its tenants and closes it again; returns what it removed.
+    /// Skips (removing nothing) a group that is open meanwhile.
+    pub fn sweep_closed_group(&self, group: GroupId) -> Result<Maintained> {
+        let mut removed = Maintained::default();
         if self.groups.is_open(group) {
-            return Ok((0, 0));
+            return Ok(removed);
         }
-        let (mut records, mut events) = (0, 0);
         for id in self.registry.members_of(group) {
             let tenant = match self.state(&id) {
                 Ok(state) => TenantHandle::new(state),
                 Err(EngineError::TenantNotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            let (r, e) = tenant.maintain()?;
-            records += r;
-            events += e;
+            removed += tenant.maintain()?;
         }
         self.close_group(group);
-        Ok((records, events))
+        Ok(removed)
     }
 
     /// Groups holding tenants that are closed now, in id order.

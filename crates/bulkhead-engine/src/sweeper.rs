@@ -14,6 +14,7 @@ use crate::background::lower_current_thread_priority;
 use crate::residency::Residency;
 use crate::storage::GroupId;
 use crate::sweep_signal::{Signal, Wake};
+use crate::tenant::Maintained;
 
 #[derive(Debug)]
 pub(crate) struct Sweeper {
@@ -69,13 +70,10 @@ impl Sweeper {
 
 fn sweep_once(residency: &Residency, schedule: &SweepSchedule, next_closed: &mut GroupId) {
     let started = Instant::now();
-    let (mut records, mut events) = (0, 0);
+    let mut removed = Maintained::default();
     for tenant in residency.tenants_in_open_groups() {
         match tenant.maintain() {
-            Ok((r, e)) => {
-                records += r;
-                events += e;
-            }
+            Ok(m) => removed += m,
             Err(e) => tracing::error!(tenant = %tenant.id(), error = %e, "sweep failed"),
         }
     }
@@ -88,17 +86,15 @@ fn sweep_once(residency: &Residency, schedule: &SweepSchedule, next_closed: &mut
     );
     for group in turn {
         match residency.sweep_closed_group(group) {
-            Ok((r, e)) => {
-                records += r;
-                events += e;
-            }
+            Ok(m) => removed += m,
             Err(e) => tracing::error!(group, error = %e, "sweep of a closed group failed"),
         }
     }
-    if records + events + closed > 0 {
+    if !removed.is_empty() || closed > 0 {
         tracing::info!(
-            expired_records = records,
-            audit_events = events,
+            expired_records = removed.records,
+            dead_sessions = removed.sessions,
+            audit_events = removed.audit_events,
             idle_groups_closed = closed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "sweep finished"

@@ -81,6 +81,7 @@ mod load;
 mod persist;
 mod records;
 mod semantic_cache;
+mod sessions;
 mod sweep;
 mod verification_keys;
 
@@ -108,6 +109,8 @@ pub use collections::{CollectionInfo, IndexStatus};
 pub(crate) use persist::remove_unregistered_segments;
 pub use records::MAX_TOP_K;
 pub use semantic_cache::{CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget};
+pub use sessions::SessionHandle;
+pub(crate) use sweep::Maintained;
 
 /// Access to one tenant, with what it may do in its type (`A`, see `access`). Cheap to clone;
 /// every clone addresses the same single tenant. `TenantHandle` alone is the engine's own
@@ -182,6 +185,9 @@ pub(crate) struct TenantState {
     loaded: Mutex<Option<Arc<Loaded>>>,
     /// Next audit sequence number; read from disk on first use.
     audit_next: Mutex<Option<u64>>,
+    /// The tenant's session lock, with the count of its stored sessions (read from disk on
+    /// first use; see `sessions`).
+    sessions: Mutex<Option<usize>>,
     last_used_ms: AtomicU64,
     /// This tenant's share of the engine's loaded-index total, as last counted.
     counted_index_bytes: AtomicUsize,
@@ -201,6 +207,7 @@ impl TenantState {
             gate: RwLock::new(false),
             loaded: Mutex::new(None),
             audit_next: Mutex::new(None),
+            sessions: Mutex::new(None),
             last_used_ms: AtomicU64::new(now),
             counted_index_bytes: AtomicUsize::new(0),
         }

@@ -15,6 +15,28 @@ use crate::keys::{self, ExpiryEntry};
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
 
+/// What a maintenance pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Maintained {
+    pub records: usize,
+    pub sessions: usize,
+    pub audit_events: usize,
+}
+
+impl std::ops::AddAssign for Maintained {
+    fn add_assign(&mut self, other: Self) {
+        self.records += other.records;
+        self.sessions += other.sessions;
+        self.audit_events += other.audit_events;
+    }
+}
+
+impl Maintained {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Expiry entries handled per batch.
 const SWEEP_BATCH: usize = 4096;
 
@@ -34,15 +56,19 @@ impl TenantHandle {
         Ok(removed)
     }
 
-    /// One maintenance pass: expired records swept and audit events past retention pruned;
-    /// returns how many of each. A tenant deleted meanwhile has nothing left to maintain.
-    pub(crate) fn maintain(&self) -> Result<(usize, usize)> {
+    /// One maintenance pass: expired records swept, dead sessions purged and audit events past
+    /// retention pruned. A tenant deleted meanwhile has nothing left to maintain.
+    pub(crate) fn maintain(&self) -> Result<Maintained> {
         self.schedule_segments();
-        match self
-            .sweep_expired()
-            .and_then(|records| Ok((records, self.prune_audit()?)))
-        {
-            Err(EngineError::TenantNotFound(_)) => Ok((0, 0)),
+        let pass = || {
+            Ok(Maintained {
+                records: self.sweep_expired()?,
+                sessions: self.purge_dead_sessions()?,
+                audit_events: self.prune_audit()?,
+            })
+        };
+        match pass() {
+            Err(EngineError::TenantNotFound(_)) => Ok(Maintained::default()),
             done => done,
         }
     }

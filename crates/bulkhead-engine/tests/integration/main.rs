@@ -15,5 +15,6 @@ mod registry;
 mod restart;
 mod segments;
 mod semantic_cache;
+mod sessions;
 mod ttl;
 mod verification_keys;
