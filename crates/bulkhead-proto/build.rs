@@ -13,6 +13,7 @@ const FILES: &[&str] = &[
     "bulkhead/v1/records.proto",
     "bulkhead/v1/audit.proto",
     "bulkhead/v1/cache.proto",
+    "bulkhead/v1/memory.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,6 +11,7 @@ use pb::admin_service_client::AdminServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::collection_service_client::CollectionServiceClient;
 use pb::key_service_client::KeyServiceClient;
+use pb::memory_service_client::MemoryServiceClient;
 use pb::record_service_client::RecordServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -131,6 +132,7 @@ impl Server {
             keys: KeyServiceClient::new(ch.clone()),
             collections: CollectionServiceClient::new(ch.clone()),
             records: RecordServiceClient::new(ch.clone()),
+            memory: MemoryServiceClient::new(ch.clone()),
             audit: AuditServiceClient::new(ch),
         }
     }
@@ -168,6 +170,7 @@ pub struct Clients {
     pub keys: KeyServiceClient<Channel>,
     pub collections: CollectionServiceClient<Channel>,
     pub records: RecordServiceClient<Channel>,
+    pub memory: MemoryServiceClient<Channel>,
     pub audit: AuditServiceClient<Channel>,
 }
 

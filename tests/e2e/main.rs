@@ -22,4 +22,5 @@ mod operator;
 mod pki;
 mod readers;
 mod sdk;
+mod sessions;
 mod tls;

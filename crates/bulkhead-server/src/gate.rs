@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bulkhead_core::{
-    CacheName, CollectionId, CollectionName, CoreError, KeyName, Role, TenantId, TenantName,
-    VerificationKeyName,
+    CacheName, CollectionId, CollectionName, CoreError, KeyName, Role, SessionId, SessionName,
+    TenantId, TenantName, VerificationKeyName,
 };
 use bulkhead_engine::{
     Access, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, Reader, TenantHandle,
@@ -46,6 +46,10 @@ pub trait TenantResource: Sized + Send + 'static {
     /// The collection of records the name reaches, which an end-user token must grant; `None`
     /// for the tenant itself, its keys and its caches, which no end user reaches.
     fn records_collection(&self) -> Option<&CollectionId> {
+        None
+    }
+    /// The session the name reaches, which a session-bound end-user token must be bound to.
+    fn session(&self) -> Option<&SessionId> {
         None
     }
 }
@@ -86,6 +90,18 @@ impl TenantResource for KeyName {
     }
     fn tenant(&self) -> &TenantId {
         &self.tenant
+    }
+}
+
+impl TenantResource for SessionName {
+    fn parse(name: &str) -> Result<Self, CoreError> {
+        name.parse()
+    }
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+    fn session(&self) -> Option<&SessionId> {
+        Some(&self.session)
     }
 }
 
@@ -308,8 +324,9 @@ impl Gate {
         };
         // Within its tenant, an end user reaches only what its token grants.
         let allowed = authorize(principal, name.tenant(), needed).and_then(|()| {
-            end_user_of(principal)
-                .map_or(Ok(()), |user| user.may(method, name.records_collection()))
+            end_user_of(principal).map_or(Ok(()), |user| {
+                user.may(method, name.records_collection(), name.session())
+            })
         });
         if let Err(status) = allowed {
             tracing::warn!(

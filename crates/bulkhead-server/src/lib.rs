@@ -251,6 +251,13 @@ pub async fn serve(
         ))
         .add_service(authenticated(
             gate.clone(),
+            pb::memory_service_server::MemoryServiceServer::new(services::MemoryApi {
+                gate: gate.clone(),
+            })
+            .max_decoding_message_size(max),
+        ))
+        .add_service(authenticated(
+            gate.clone(),
             pb::audit_service_server::AuditServiceServer::new(services::AuditApi {
                 gate: gate.clone(),
             })

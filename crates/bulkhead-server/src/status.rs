@@ -14,10 +14,13 @@ pub fn engine_status(e: EngineError) -> Status {
         EngineError::InvalidRecord { .. } => Status::invalid_argument(e.to_string()),
         EngineError::TenantNotFound(_)
         | EngineError::CollectionNotFound(_)
-        | EngineError::KeyNotFound(_) => Status::not_found(e.to_string()),
+        | EngineError::KeyNotFound(_)
+        | EngineError::SessionNotFound(_) => Status::not_found(e.to_string()),
         EngineError::TenantExists(_)
         | EngineError::CollectionExists(_)
-        | EngineError::KeyExists(_) => Status::already_exists(e.to_string()),
+        | EngineError::KeyExists(_)
+        | EngineError::SessionExists(_)
+        | EngineError::MemoryExists(_) => Status::already_exists(e.to_string()),
         EngineError::QuotaExceeded(_) => Status::resource_exhausted(e.to_string()),
         EngineError::NotACache(_) => Status::failed_precondition(e.to_string()),
         EngineError::NotPermitted(_) => Status::permission_denied(e.to_string()),

@@ -7,6 +7,7 @@ mod bulk;
 mod cache;
 mod collections;
 mod keys;
+mod memory;
 mod records;
 
 pub use admin::AdminApi;
@@ -15,6 +16,7 @@ pub use bulk::StreamLimits;
 pub use cache::CacheApi;
 pub use collections::CollectionApi;
 pub use keys::KeyApi;
+pub use memory::MemoryApi;
 pub use records::RecordApi;
 
 /// Decodes an opaque page token (the last item of the previous page).

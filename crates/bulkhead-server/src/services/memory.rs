@@ -1,0 +1,286 @@
+//! `MemoryService`: sessions, an agent's or a chat's working memory. The session is named by
+//! the request's resource, and the engine reaches it only through the session handle the
+//! tenant handle gives for that one name (`TenantHandle::session`), so no call spans two
+//! sessions; whether a caller may name the session at all (an end-user token bound to another
+//! session may not) is the gate's decision.
+
+use std::sync::Arc;
+
+use bulkhead_core::{SessionId, SessionName, TenantName};
+use bulkhead_engine::{KeyAdmin, Read, Write};
+use bulkhead_proto::v1 as pb;
+use bulkhead_wire::engine::{
+    memory_to_pb, new_memory, recall, recalled_to_pb, sequence_token, session_spec, session_to_pb,
+};
+use pb::memory_service_server::MemoryService;
+use tonic::{Request, Response, Status};
+
+use crate::gate::{Gate, Scope};
+use crate::status::{core_status, engine_status, wire_status};
+
+#[derive(Debug)]
+pub struct MemoryApi {
+    pub gate: Arc<Gate>,
+}
+
+/// What an append costs the tenant's write-rate budget: its texts and vectors.
+fn write_bytes(req: &pb::AppendRequest) -> u64 {
+    req.items
+        .iter()
+        .map(|i| (i.text.len() + i.vector.len() * size_of::<f32>()) as u64)
+        .sum()
+}
+
+#[tonic::async_trait]
+impl MemoryService for MemoryApi {
+    async fn create_session(
+        &self,
+        request: Request<pb::CreateSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let (md, _, req) = request.into_parts();
+        let parent = req.parent.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "MemoryService/CreateSession",
+                &parent,
+                0,
+                move |scope: Scope<TenantName, Write>| {
+                    let id = SessionId::new(req.session_id.clone()).map_err(core_status)?;
+                    let spec = session_spec(&req).map_err(wire_status)?;
+                    let info = scope
+                        .tenant
+                        .create_session(&id, &spec)
+                        .map_err(engine_status)?;
+                    let name = SessionName {
+                        tenant: scope.name.tenant,
+                        session: id,
+                    };
+                    Ok((session_to_pb(&name, &info), 0))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_session(
+        &self,
+        request: Request<pb::GetSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let (md, _, req) = request.into_parts();
+        self.gate
+            .tenant_call(
+                &md,
+                "MemoryService/GetSession",
+                &req.name,
+                0,
+                move |scope: Scope<SessionName, Read>| {
+                    let session = scope
+                        .tenant
+                        .session(&scope.name.session)
+                        .map_err(engine_status)?;
+                    let info = session.info().map_err(engine_status)?;
+                    Ok((session_to_pb(&scope.name, &info), 0))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let name = req.session.clone();
+        let bytes = write_bytes(&req);
+        self.gate
+            .tenant_call(
+                &md,
+                "MemoryService/Append",
+                &name,
+                bytes,
+                move |scope: Scope<SessionName, Write>| {
+                    let items = req
+                        .items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| new_memory(i, item))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(wire_status)?;
+                    let stored = scope
+                        .tenant
+                        .session(&scope.name.session)
+                        .and_then(|s| s.append(items))
+                        .map_err(engine_status)?;
+                    let sequences: Vec<u64> = stored.iter().map(|m| m.sequence).collect();
+                    let count = sequences.len() as u64;
+                    Ok((pb::AppendResponse { sequences }, count))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn recall(
+        &self,
+        request: Request<pb::RecallRequest>,
+    ) -> Result<Response<pb::RecallResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let name = req.session.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "MemoryService/Recall",
+                &name,
+                0,
+                move |scope: Scope<SessionName, Read>| {
+                    let recall = recall(req).map_err(wire_status)?;
+                    let found = scope
+                        .tenant
+                        .session(&scope.name.session)
+                        .and_then(|s| s.recall(&recall))
+                        .map_err(engine_status)?;
+                    let count = found.len() as u64;
+                    let items = found.into_iter().map(recalled_to_pb).collect();
+                    Ok((pb::RecallResponse { items }, count))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn history(
+        &self,
+        request: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let name = req.session.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "MemoryService/History",
+                &name,
+                0,
+                move |scope: Scope<SessionName, Read>| {
+                    let after = sequence_token(&req.page_token).map_err(wire_status)?;
+                    let size =
+                        super::page_size(req.page_size, 100, bulkhead_engine::MAX_HISTORY_PAGE)?;
+                    let page = scope
+                        .tenant
+                        .session(&scope.name.session)
+                        .and_then(|s| s.history(after, size))
+                        .map_err(engine_status)?;
+                    let count = page.items.len() as u64;
+                    Ok((
+                        pb::HistoryResponse {
+                            items: page.items.into_iter().map(memory_to_pb).collect(),
+                            next_page_token: page
+                                .next_after
+                                .map(|s| s.to_string())
+                                .unwrap_or_default(),
+                        },
+                        count,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<()>, Status> {
+        let (md, _, req) = request.into_parts();
+        self.gate
+            .tenant_call(
+                &md,
+                "MemoryService/EndSession",
+                &req.name,
+                0,
+                move |scope: Scope<SessionName, Write>| {
+                    scope
+                        .tenant
+                        .session(&scope.name.session)
+                        .and_then(|s| s.end())
+                        .map_err(engine_status)?;
+                    Ok(((), 0))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let (md, _, req) = request.into_parts();
+        let parent = req.parent.clone();
+        self.gate
+            .tenant_call(
+                &md,
+                "MemoryService/ListSessions",
+                &parent,
+                0,
+                move |scope: Scope<TenantName, KeyAdmin>| {
+                    let after = super::page_token(&req.page_token)?
+                        .map(SessionId::new)
+                        .transpose()
+                        .map_err(|_| {
+                            Status::invalid_argument("page_token: not one this server gave")
+                        })?;
+                    let size =
+                        super::page_size(req.page_size, 100, bulkhead_engine::MAX_SESSION_PAGE)?;
+                    let page = scope
+                        .tenant
+                        .list_sessions(after.as_ref(), size)
+                        .map_err(engine_status)?;
+                    let count = page.sessions.len() as u64;
+                    let sessions = page
+                        .sessions
+                        .iter()
+                        .map(|s| {
+                            let name = SessionName {
+                                tenant: scope.name.tenant.clone(),
+                                session: s.id.clone(),
+                            };
+                            session_to_pb(&name, s)
+                        })
+                        .collect();
+                    Ok((
+                        pb::ListSessionsResponse {
+                            sessions,
+                            next_page_token: page
+                                .next_after
+                                .map(|s| s.to_string())
+                                .unwrap_or_default(),
+                        },
+                        count,
+                    ))
+                },
+            )
+            .await
+            .map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_costs_its_texts_and_vectors() {
+        let item = pb::MemoryItem {
+            text: "hello".into(),
+            vector: vec![0.5; 3],
+            ..Default::default()
+        };
+        let req = pb::AppendRequest {
+            items: vec![item.clone(), item],
+            ..Default::default()
+        };
+        assert_eq!(write_bytes(&req), 2 * (5 + 3 * 4));
+    }
+}
