@@ -18,6 +18,7 @@ use pb::admin_service_client::AdminServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::collection_service_client::CollectionServiceClient;
 use pb::key_service_client::KeyServiceClient;
+use pb::memory_service_client::MemoryServiceClient;
 use pb::record_service_client::RecordServiceClient;
 use pb::semantic_cache_service_client::SemanticCacheServiceClient;
 use prost::Message;
@@ -30,6 +31,8 @@ const DIM: usize = 8;
 /// The cache every seeded tenant holds, with one unscoped and one `alice` entry.
 const CACHE: &str = "answers";
 const SCOPE: &str = "alice";
+/// The session every seeded tenant holds, with one item.
+const SESSION: &str = "chat";
 
 /// `/bulkhead.v1.{Service}/{Method}` of every method of every `bulkhead.v1` service, read from
 /// the descriptor set the server and clients are compiled from. Health and reflection are
@@ -83,6 +86,7 @@ struct Api {
     records: RecordServiceClient<Recording>,
     audit: AuditServiceClient<Recording>,
     cache: SemanticCacheServiceClient<Recording>,
+    memory: MemoryServiceClient<Recording>,
     sent: Arc<Mutex<Vec<String>>>,
 }
 
@@ -99,7 +103,8 @@ impl Api {
             collections: CollectionServiceClient::new(ch.clone()),
             records: RecordServiceClient::new(ch.clone()),
             audit: AuditServiceClient::new(ch.clone()),
-            cache: SemanticCacheServiceClient::new(ch),
+            cache: SemanticCacheServiceClient::new(ch.clone()),
+            memory: MemoryServiceClient::new(ch),
             sent,
         }
     }
@@ -487,12 +492,92 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
             }
         ))
     );
+    let session = format!("tenants/{tenant}/sessions/{SESSION}");
+    case!(
+        "CreateSession",
+        api.memory.create_session(authed(
+            secret,
+            pb::CreateSessionRequest {
+                parent: parent.clone(),
+                session_id: SESSION.into(),
+                idle_ttl_seconds: 60,
+                absolute_ttl_seconds: 60,
+                dimension: DIM as u32,
+                metric: pb::Metric::Cosine.into(),
+            }
+        ))
+    );
+    case!(
+        "GetSession",
+        api.memory.get_session(authed(
+            secret,
+            pb::GetSessionRequest {
+                name: session.clone()
+            }
+        ))
+    );
+    case!(
+        "Append",
+        api.memory.append(authed(
+            secret,
+            pb::AppendRequest {
+                session: session.clone(),
+                items: vec![pb::MemoryItem {
+                    kind: pb::MemoryKind::Turn.into(),
+                    text: "intruder".into(),
+                    vector: unit(0, DIM),
+                    ..Default::default()
+                }],
+            }
+        ))
+    );
+    case!(
+        "Recall",
+        api.memory.recall(authed(
+            secret,
+            pb::RecallRequest {
+                session: session.clone(),
+                vector: unit(0, DIM),
+                top_k: 10,
+                ..Default::default()
+            }
+        ))
+    );
+    case!(
+        "History",
+        api.memory.history(authed(
+            secret,
+            pb::HistoryRequest {
+                session: session.clone(),
+                ..Default::default()
+            }
+        ))
+    );
+    case!(
+        "EndSession",
+        api.memory.end_session(authed(
+            secret,
+            pb::EndSessionRequest {
+                name: session.clone()
+            }
+        ))
+    );
+    case!(
+        "ListSessions",
+        api.memory.list_sessions(authed(
+            secret,
+            pb::ListSessionsRequest {
+                parent: parent.clone(),
+                ..Default::default()
+            }
+        ))
+    );
     out
 }
 
 /// A tenant with a WRITE key, a verification key `k1`, `docs` holding 5 records tagged with
-/// the tenant, and the cache `answers` holding an unscoped and an `alice` entry on the vector
-/// `unit(0)`. Returns the id of its WRITE key.
+/// the tenant, the cache `answers` holding an unscoped and an `alice` entry on the vector
+/// `unit(0)`, and the session `chat` holding one item. Returns the id of its WRITE key.
 async fn victim(server: &Server, c: &mut Clients, tenant: &str) -> String {
     seeded_tenant(c, tenant, 5, DIM).await;
     c.keys
@@ -521,6 +606,37 @@ async fn victim(server: &Server, c: &mut Clients, tenant: &str) -> String {
         };
         t.cache_store(CACHE, entry).await.unwrap();
     }
+    let mut memory = MemoryServiceClient::new(server.channel().await);
+    memory
+        .create_session(authed(
+            ADMIN,
+            pb::CreateSessionRequest {
+                parent: format!("tenants/{tenant}"),
+                session_id: SESSION.into(),
+                idle_ttl_seconds: 3600,
+                absolute_ttl_seconds: 3600,
+                dimension: DIM as u32,
+                metric: pb::Metric::Cosine.into(),
+            },
+        ))
+        .await
+        .unwrap();
+    memory
+        .append(authed(
+            ADMIN,
+            pb::AppendRequest {
+                session: format!("tenants/{tenant}/sessions/{SESSION}"),
+                items: vec![pb::MemoryItem {
+                    id: "m0".into(),
+                    kind: pb::MemoryKind::Turn.into(),
+                    text: format!("owner={tenant}"),
+                    vector: unit(0, DIM),
+                    ..Default::default()
+                }],
+            },
+        ))
+        .await
+        .unwrap();
     let keys = t.keys().await.unwrap();
     assert_eq!(keys.len(), 1);
     keys[0].name.rsplit('/').next().unwrap().to_owned()
@@ -536,6 +652,8 @@ struct Snapshot {
     cache: Vec<(String, Option<String>)>,
     keys: Vec<(String, bool)>,
     verification_keys: Vec<(String, bool)>,
+    /// Each live session with its items' ids and texts.
+    sessions: Vec<(String, Vec<(String, String)>)>,
 }
 
 async fn snapshot(server: &Server, tenant: &str) -> Snapshot {
@@ -567,6 +685,38 @@ async fn snapshot(server: &Server, tenant: &str) -> Snapshot {
         .into_iter()
         .map(|k| (k.name, k.revoked))
         .collect();
+    let mut memory = MemoryServiceClient::new(server.channel().await);
+    let mut sessions = Vec::new();
+    let listed = memory
+        .list_sessions(authed(
+            ADMIN,
+            pb::ListSessionsRequest {
+                parent: format!("tenants/{tenant}"),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    for s in listed {
+        let items = memory
+            .history(authed(
+                ADMIN,
+                pb::HistoryRequest {
+                    session: s.name.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|i| (i.id, i.text))
+            .collect();
+        sessions.push((s.name, items));
+    }
     Snapshot {
         settings: format!(
             "{:?} {:?} {}",
@@ -595,6 +745,7 @@ async fn snapshot(server: &Server, tenant: &str) -> Snapshot {
             .map(|k| (k.name, k.revoked))
             .collect(),
         verification_keys,
+        sessions,
     }
 }
 
@@ -623,9 +774,9 @@ fn assert_every_rpc_is_covered(attempts: &[Attempt]) {
 #[tokio::test]
 async fn every_rpc_in_the_descriptors_has_a_cross_tenant_case() {
     let api = api_methods();
-    // The descriptor set is read right: all six services, the streaming RPCs among them.
+    // The descriptor set is read right: all seven services, the streaming RPCs among them.
     let services: BTreeSet<&str> = api.iter().filter_map(|m| m.split('/').nth(1)).collect();
-    assert_eq!(services.len(), 6, "{services:?}");
+    assert_eq!(services.len(), 7, "{services:?}");
     for streaming in ["RecordService/Import", "RecordService/Export"] {
         assert!(
             api.contains(&format!("/bulkhead.v1.{streaming}")),

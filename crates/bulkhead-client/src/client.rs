@@ -8,6 +8,7 @@ use tonic::transport::Endpoint;
 use crate::admin::AdminClient;
 use crate::connection::{CallPolicy, Connection, Credential};
 use crate::error::Result;
+use crate::sessions::SessionClient;
 use crate::tenant::TenantClient;
 use crate::tls::TlsOptions;
 
@@ -41,6 +42,18 @@ impl Client {
             Credential::new(secret)?,
             TenantId::new(tenant)?,
         ))
+    }
+
+    /// A handle fixed to one session of `tenant`, authenticated with `secret`: typically an
+    /// end-user token bound to that session (its `session` claim), which reaches nothing else;
+    /// a key of the tenant works too.
+    pub fn session(&self, tenant: &str, session: &str, secret: &str) -> Result<SessionClient> {
+        SessionClient::new(
+            self.connection.clone(),
+            Credential::new(secret)?,
+            TenantId::new(tenant)?,
+            session,
+        )
     }
 
     /// The tenant-management handle; needs the server's admin token.

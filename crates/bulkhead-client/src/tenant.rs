@@ -16,6 +16,7 @@ use crate::connection::{Connection, Credential, MAX_MESSAGE_BYTES};
 use crate::error::{ClientError, Result};
 use crate::keys;
 use crate::pages;
+use crate::sessions::{self, SessionClient, SessionOptions};
 use crate::types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record};
 use crate::verification_keys;
 
@@ -373,6 +374,37 @@ impl TenantClient {
             })
             .await?;
         Ok(response.invalidated)
+    }
+
+    /// Creates session `session` of this tenant (a WRITE key or more).
+    pub async fn create_session(
+        &self,
+        session: &str,
+        options: &SessionOptions,
+    ) -> Result<pb::Session> {
+        sessions::create(
+            &self.connection,
+            &self.credential,
+            &self.tenant,
+            session,
+            options,
+        )
+        .await
+    }
+
+    /// A handle on session `session` of this tenant, with this handle's credential.
+    pub fn session(&self, session: &str) -> Result<SessionClient> {
+        SessionClient::new(
+            self.connection.clone(),
+            self.credential.clone(),
+            self.tenant.clone(),
+            session,
+        )
+    }
+
+    /// The tenant's live sessions (needs a TENANT_ADMIN key or the admin token).
+    pub async fn sessions(&self) -> Result<Vec<pb::Session>> {
+        sessions::list(&self.connection, &self.credential, &self.tenant).await
     }
 
     /// Up to `limit` events of this tenant's audit trail, oldest first, from `since` on.

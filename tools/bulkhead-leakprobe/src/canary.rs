@@ -6,7 +6,11 @@
 
 use std::collections::HashMap;
 
-use bulkhead_client::{CollectionSpec, Metric, Record, TenantClient};
+use std::time::Duration;
+
+use bulkhead_client::{
+    CollectionSpec, Memory, MemoryKind, Metric, Record, SessionOptions, TenantClient,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -16,6 +20,8 @@ pub const COLLECTION: &str = "canaries";
 /// one of its two entries.
 pub const CACHE: &str = "probe-cache";
 pub const CACHE_SCOPE: &str = "user-1";
+/// The session every probe tenant holds, with the canary records as its items.
+pub const SESSION: &str = "probe-session";
 pub const DIMENSION: usize = 16;
 /// The canary record ids, the same in every tenant.
 pub const RECORD_IDS: [&str; 16] = [
@@ -58,6 +64,18 @@ impl Canary {
             .map(|(i, id)| Record::new(*id, vector(i, tenant_index)).with_text(self.text(id)))
             .collect()
     }
+
+    /// The canary records as a session's items: the same ids, vectors and texts.
+    pub fn memories(&self, tenant_index: usize) -> Vec<Memory> {
+        self.records(tenant_index)
+            .into_iter()
+            .map(|r| {
+                Memory::new(MemoryKind::Turn, r.text.unwrap_or_default())
+                    .with_id(r.id)
+                    .with_vector(r.vector)
+            })
+            .collect()
+    }
 }
 
 /// The vector of canary record `record` in the tenant at `tenant_index`: a pseudo-random unit
@@ -74,7 +92,26 @@ pub fn vector(record: usize, tenant_index: usize) -> Vec<f32> {
     v.into_iter().map(|a| a / norm).collect()
 }
 
-/// Creates the canary collection in the tenant `client` is fixed to and fills it.
+/// Creates session `session` in the tenant `client` is fixed to and fills it with `canary`'s
+/// items; it lives an hour, longer than any probe run.
+pub async fn plant_session(
+    client: &TenantClient,
+    session: &str,
+    canary: &Canary,
+    tenant_index: usize,
+) -> anyhow::Result<()> {
+    let hour = Duration::from_secs(3600);
+    let options = SessionOptions::new(DIMENSION as u32, hour, hour);
+    client.create_session(session, &options).await?;
+    client
+        .session(session)?
+        .append(canary.memories(tenant_index))
+        .await?;
+    Ok(())
+}
+
+/// Creates the canary collection and the canary session in the tenant `client` is fixed to and
+/// fills them.
 pub async fn plant(
     client: &TenantClient,
     canary: &Canary,
@@ -89,7 +126,7 @@ pub async fn plant(
     client
         .upsert(COLLECTION, &canary.records(tenant_index))
         .await?;
-    Ok(())
+    plant_session(client, SESSION, canary, tenant_index).await
 }
 
 /// Which tenant every planted token belongs to.
@@ -102,6 +139,14 @@ impl CanaryBook {
     pub fn register(&mut self, canary: &Canary) {
         self.owners
             .insert(canary.token.clone(), canary.tenant.clone());
+    }
+
+    /// Whose canary `text` carries, if anybody's.
+    pub fn owner(&self, text: &str) -> Option<&str> {
+        let token = text
+            .split_once(PREFIX)
+            .and_then(|(_, rest)| rest.split(':').nth(1))?;
+        self.owners.get(token).map(String::as_str)
     }
 
     /// What is wrong with tenant `asker` reading record `id` with `text`, if anything: a

@@ -12,6 +12,7 @@ mod probes;
 mod raw;
 mod remote;
 mod report;
+mod user_tokens;
 
 use std::process::ExitCode;
 use std::time::Duration;

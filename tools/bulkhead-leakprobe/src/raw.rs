@@ -9,6 +9,7 @@ use pb::admin_service_client::AdminServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::collection_service_client::CollectionServiceClient;
 use pb::key_service_client::KeyServiceClient;
+use pb::memory_service_client::MemoryServiceClient;
 use pb::record_service_client::RecordServiceClient;
 use pb::semantic_cache_service_client::SemanticCacheServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -95,6 +96,13 @@ rpcs! {
     Lookup => "SemanticCacheService/Lookup",
     Store => "SemanticCacheService/Store",
     Invalidate => "SemanticCacheService/Invalidate",
+    CreateSession => "MemoryService/CreateSession",
+    GetSession => "MemoryService/GetSession",
+    Append => "MemoryService/Append",
+    Recall => "MemoryService/Recall",
+    History => "MemoryService/History",
+    EndSession => "MemoryService/EndSession",
+    ListSessions => "MemoryService/ListSessions",
 }
 
 impl Rpc {
@@ -122,6 +130,16 @@ impl Rpc {
     ];
     /// `SemanticCacheService`, tried once every probe tenant holds a cache: the lookup first.
     pub const CACHE: [Rpc; 4] = [Rpc::Lookup, Rpc::Store, Rpc::Invalidate, Rpc::CreateCache];
+    /// `MemoryService`, aimed at the target's canary session: reads first, the end last.
+    pub const SESSION: [Rpc; 7] = [
+        Rpc::Recall,
+        Rpc::History,
+        Rpc::GetSession,
+        Rpc::ListSessions,
+        Rpc::Append,
+        Rpc::CreateSession,
+        Rpc::EndSession,
+    ];
     /// `AdminService`: the admin token only.
     pub const ADMIN: [Rpc; 5] = [
         Rpc::CreateTenant,
@@ -148,6 +166,8 @@ pub struct Target {
     pub key: String,
     /// `tenants/{tenant}/verificationKeys/probe-key`: a key an intruder would revoke.
     pub verification_key: String,
+    /// `tenants/{tenant}/sessions/probe-session`: the canary session.
+    pub session: String,
     pub intruder_text: String,
     /// A collection an import names in its first message instead of `collection`, which it
     /// names in the next: a stream that opens where the key may write and turns elsewhere.
@@ -165,6 +185,7 @@ impl Target {
             cache: format!("tenants/{tenant}/caches/{}", canary::CACHE),
             key: format!("tenants/{tenant}/keys/{key_id}"),
             verification_key: format!("tenants/{tenant}/verificationKeys/probe-key"),
+            session: format!("tenants/{tenant}/sessions/{}", canary::SESSION),
             intruder_text: intruder_text.to_owned(),
             import_lead: None,
         }
@@ -578,6 +599,112 @@ impl Raw {
                     r.get_ref().invalidated
                 )))
             }
+            Rpc::CreateSession => {
+                // The canary session's own id: created anew over an ended one, it would wipe it.
+                let req = pb::CreateSessionRequest {
+                    parent: t.parent.clone(),
+                    session_id: canary::SESSION.to_owned(),
+                    idle_ttl_seconds: 60,
+                    absolute_ttl_seconds: 60,
+                    dimension: canary::DIMENSION as u32,
+                    metric: pb::Metric::Cosine as i32,
+                };
+                let s = MemoryServiceClient::new(ch)
+                    .create_session(authed(auth, req))
+                    .await?;
+                Ok(Answer::summary(format!("created {}", s.get_ref().name)))
+            }
+            Rpc::GetSession => {
+                let req = pb::GetSessionRequest {
+                    name: t.session.clone(),
+                };
+                let s = MemoryServiceClient::new(ch)
+                    .get_session(authed(auth, req))
+                    .await?
+                    .into_inner();
+                Ok(Answer::summary(format!(
+                    "{} with {} items",
+                    s.name, s.items
+                )))
+            }
+            Rpc::Append => {
+                let req = pb::AppendRequest {
+                    session: t.session.clone(),
+                    items: vec![pb::MemoryItem {
+                        kind: pb::MemoryKind::Turn as i32,
+                        text: t.intruder_text.clone(),
+                        vector: canary::vector(0, 0),
+                        ..Default::default()
+                    }],
+                };
+                let r = MemoryServiceClient::new(ch)
+                    .append(authed(auth, req))
+                    .await?;
+                Ok(Answer::summary(format!(
+                    "appended {:?}",
+                    r.get_ref().sequences
+                )))
+            }
+            Rpc::Recall => {
+                let req = pb::RecallRequest {
+                    session: t.session.clone(),
+                    vector: canary::vector(0, 0),
+                    top_k: 100,
+                    ..Default::default()
+                };
+                let items = MemoryServiceClient::new(ch)
+                    .recall(authed(auth, req))
+                    .await?
+                    .into_inner()
+                    .items;
+                let records: Vec<_> = items
+                    .into_iter()
+                    .filter_map(|h| h.item)
+                    .map(|i| (i.id, Some(i.text)))
+                    .collect();
+                Ok(Answer {
+                    summary: format!("{} items", records.len()),
+                    records,
+                })
+            }
+            Rpc::History => {
+                let req = pb::HistoryRequest {
+                    session: t.session.clone(),
+                    page_size: 1000,
+                    ..Default::default()
+                };
+                let items = MemoryServiceClient::new(ch)
+                    .history(authed(auth, req))
+                    .await?
+                    .into_inner()
+                    .items;
+                let records: Vec<_> = items.into_iter().map(|i| (i.id, Some(i.text))).collect();
+                Ok(Answer {
+                    summary: format!("{} items", records.len()),
+                    records,
+                })
+            }
+            Rpc::EndSession => {
+                let req = pb::EndSessionRequest {
+                    name: t.session.clone(),
+                };
+                MemoryServiceClient::new(ch)
+                    .end_session(authed(auth, req))
+                    .await?;
+                Ok(Answer::summary(format!("ended {}", t.session)))
+            }
+            Rpc::ListSessions => {
+                let req = pb::ListSessionsRequest {
+                    parent: t.parent.clone(),
+                    ..Default::default()
+                };
+                let sessions = MemoryServiceClient::new(ch)
+                    .list_sessions(authed(auth, req))
+                    .await?
+                    .into_inner()
+                    .sessions;
+                Ok(Answer::summary(format!("{} sessions", sessions.len())))
+            }
         }
     }
 }
@@ -638,6 +765,7 @@ mod tests {
         let tried: Vec<Rpc> = Rpc::TENANT_SCOPED
             .iter()
             .chain(&Rpc::CACHE)
+            .chain(&Rpc::SESSION)
             .chain(&Rpc::ADMIN)
             .copied()
             .collect();

@@ -10,6 +10,7 @@ use crate::report::{ProbeResult, Problems};
 pub async fn run(f: &Fixture) -> ProbeResult {
     let tried: Vec<Rpc> = Rpc::TENANT_SCOPED
         .iter()
+        .chain(&Rpc::SESSION)
         .chain(&Rpc::ADMIN)
         .copied()
         .collect();

@@ -21,6 +21,7 @@ pub async fn run(f: &Fixture) -> Vec<ProbeResult> {
     let before = snapshot(f, &b.id).await;
     let mut results = vec![
         refused_everywhere(f, "cross-tenant-rpcs", &Rpc::TENANT_SCOPED).await,
+        refused_everywhere(f, "cross-tenant-session-rpcs", &Rpc::SESSION).await,
         admin_rpcs(f).await,
     ];
     results.push(unchanged(f, "cross-tenant-target-unchanged", before).await);
@@ -122,6 +123,8 @@ pub(super) struct Snapshot {
     /// Every entry of its cache, once it has one: id and cached response.
     cache: Vec<(String, Option<String>)>,
     keys: Vec<(String, bool)>,
+    /// Every live session with its items' ids and texts.
+    sessions: Vec<(String, Vec<(String, String)>)>,
 }
 
 pub(super) async fn snapshot(f: &Fixture, tenant: &str) -> anyhow::Result<Snapshot> {
@@ -162,6 +165,15 @@ pub(super) async fn snapshot(f: &Fixture, tenant: &str) -> anyhow::Result<Snapsh
             .into_iter()
             .map(|k| (k.name, k.revoked))
             .collect(),
+        sessions: {
+            let mut sessions = Vec::new();
+            for s in view.sessions().await? {
+                let id = s.name.rsplit('/').next().unwrap_or_default().to_owned();
+                let items = view.session(&id)?.history().await?;
+                sessions.push((s.name, items.into_iter().map(|i| (i.id, i.text)).collect()));
+            }
+            sessions
+        },
     })
 }
 
@@ -199,6 +211,12 @@ pub(super) async fn unchanged(
                     };
                     problems.push(format!("B's records changed: now {:?}", texts(&after)));
                 }
+                if after.sessions != before.sessions {
+                    problems.push(format!(
+                        "B's sessions changed from {:?} to {:?}",
+                        before.sessions, after.sessions
+                    ));
+                }
                 if after.cache != before.cache {
                     problems.push(format!(
                         "B's cache entries changed from {:?} to {:?}",
@@ -229,7 +247,8 @@ pub(super) async fn unchanged(
         Ok(problems.verdict(
             name,
             "B's settings, collections with their record counts, canary records, cache entries \
-             (once it has a cache) and keys as before; no tenant created",
+             (once it has a cache), sessions with their items, and keys as before; no tenant \
+             created",
         ))
     };
     settle(name, outcome.await)

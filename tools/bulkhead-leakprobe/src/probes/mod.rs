@@ -7,6 +7,7 @@ mod cache;
 mod collisions;
 mod credentials;
 mod cross_tenant;
+mod end_users;
 mod interleave;
 mod names;
 mod recreate;
@@ -58,6 +59,8 @@ pub async fn run_all(f: &Fixture, plan: &Plan) -> Vec<ProbeResult> {
     // tenant to hold exactly one collection: the cache is a second one.
     progress("semantic cache");
     results.extend(cache::run(f).await);
+    progress("end users and sessions");
+    results.extend(end_users::run(f).await);
     progress("deleting and re-creating a tenant");
     results.extend(recreate::run(f).await);
     results
