@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Shows that the leak probe catches a leaking server: builds a debug `bulkhead` with the
-# test-only `fault-skip-tenant-check` feature (keys are no longer checked against the path's
-# tenant), runs `bulkhead-leakprobe` against it, and succeeds only if the probe FAILS and
-# names the cross-tenant probes. Then it runs the probe against a normal build, which must pass.
+# Shows that the leak probe catches a leaking server. For each test-only fault feature it builds a
+# debug `bulkhead` with it, runs `bulkhead-leakprobe` against it, and succeeds only if the probe
+# FAILS and names the probe that fault must trip:
+#   fault-skip-tenant-check  keys are no longer checked against the path's tenant -> cross-tenant-rpcs
+#   fault-skip-reader-check  end users read records whatever their readers        -> user-acl
+# Then it runs the probe against a normal build, which must pass.
 # With --no-build it runs the binaries an earlier run left in the target directory.
 #
 # Exit status: 0 when the probe caught the faulty server and passed the normal one; 1 when the
@@ -24,7 +26,8 @@ trap cleanup EXIT
 token=leakprobe-demo-token-0123456789
 bin="$CARGO_TARGET_DIR/debug"
 probe="$bin/bulkhead-leakprobe"
-faulty="$bin/bulkhead-faulty"
+# Each fault feature and the probe it must trip.
+faults=(fault-skip-tenant-check:cross-tenant-rpcs fault-skip-reader-check:user-acl)
 EXIT_LEAK_MISSED=1
 EXIT_COULD_NOT_RUN=2
 
@@ -72,32 +75,40 @@ probe_against() {
 }
 
 if [[ "${1:-}" != --no-build ]]; then
-    echo "== building the faulty server (fault-skip-tenant-check)" >&2
-    cargo build --locked -p bulkhead --bin bulkhead --features fault-skip-tenant-check
-    require_binary "$bin/bulkhead" "the faulty server"
-    cp "$bin/bulkhead" "$faulty"
+    for fault in "${faults[@]}"; do
+        feature=${fault%%:*}
+        echo "== building the faulty server ($feature)" >&2
+        cargo build --locked -p bulkhead --bin bulkhead --features "$feature"
+        require_binary "$bin/bulkhead" "the faulty server"
+        cp "$bin/bulkhead" "$bin/bulkhead-$feature"
+    done
     echo "== building the normal server and the probe" >&2
     cargo build --locked -p bulkhead -p bulkhead-leakprobe --bins
 else
     echo "== --no-build: using the binaries already in $bin" >&2
 fi
-require_binary "$faulty" "the faulty server"
+for fault in "${faults[@]}"; do
+    require_binary "$bin/bulkhead-${fault%%:*}" "the faulty server"
+done
 require_binary "$bin/bulkhead" "the normal server"
 require_binary "$probe" "the leak probe"
 
-probe_against "$faulty" faulty
-if [[ "$probe_status" != 1 ]]; then
-    cat "$work/probe-faulty.txt"
-    echo "error: the probe ran and passed the faulty server; a leak went unnoticed" >&2
-    exit "$EXIT_LEAK_MISSED"
-fi
-caught=$(grep ' FAIL ' "$work/probe-faulty.txt" | sed 's/^[^a-z]*//' | awk '{ printf "%s ", $1 }')
-if [[ "$caught" != *cross-tenant-rpcs* ]]; then
-    cat "$work/probe-faulty.txt"
-    echo "error: the probe failed, but not on cross-tenant-rpcs, the probe this fault must trip" >&2
-    exit "$EXIT_LEAK_MISSED"
-fi
-echo "== as expected, the probe caught the faulty server (exit 1); probes that saw the leak: $caught" >&2
+for fault in "${faults[@]}"; do
+    feature=${fault%%:*} must_trip=${fault#*:}
+    probe_against "$bin/bulkhead-$feature" "$feature"
+    if [[ "$probe_status" != 1 ]]; then
+        cat "$work/probe-$feature.txt"
+        echo "error: the probe ran and passed the $feature server; a leak went unnoticed" >&2
+        exit "$EXIT_LEAK_MISSED"
+    fi
+    caught=$(grep ' FAIL ' "$work/probe-$feature.txt" | sed 's/^[^a-z]*//' | awk '{ printf "%s ", $1 }')
+    if [[ " $caught" != *" $must_trip "* ]]; then
+        cat "$work/probe-$feature.txt"
+        echo "error: the probe failed the $feature server, but not on $must_trip, the probe this fault must trip" >&2
+        exit "$EXIT_LEAK_MISSED"
+    fi
+    echo "== as expected, the probe caught the $feature server (exit 1); probes that saw the leak: $caught" >&2
+done
 
 probe_against "$bin/bulkhead" normal
 tail -n 3 "$work/probe-normal.txt"

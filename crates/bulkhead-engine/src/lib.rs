@@ -20,6 +20,7 @@ mod config;
 mod config_units;
 mod engine;
 mod error;
+mod fault;
 mod fields;
 mod filter;
 mod index_budget;

@@ -9,3 +9,7 @@ compile_error!("the fault-skip-tenant-check feature is for debug test builds onl
 
 /// When true, any valid key may act on any tenant.
 pub const SKIP_TENANT_CHECK: bool = cfg!(feature = "fault-skip-tenant-check");
+
+/// When true, the engine skips the record-level reader check (see bulkhead-engine's
+/// `fault.rs`); the server only announces it.
+pub const SKIP_READER_CHECK: bool = cfg!(feature = "fault-skip-reader-check");

@@ -163,6 +163,9 @@ pub async fn serve(
     if fault::SKIP_TENANT_CHECK {
         tracing::error!("FAULT-INJECTION BUILD: keys are not checked against the path's tenant");
     }
+    if fault::SKIP_READER_CHECK {
+        tracing::error!("FAULT-INJECTION BUILD: end users read records whatever their readers");
+    }
     if !tls_enabled && !local.ip().is_loopback() {
         tracing::warn!(
             addr = %local,
