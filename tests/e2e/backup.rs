@@ -114,6 +114,7 @@ async fn populate(client: &Client, tenant: &str) -> String {
             metadata: Default::default(),
             ttl: None,
             scope: Some("alice".into()),
+            fingerprint: None,
         },
     )
     .await

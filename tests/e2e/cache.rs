@@ -17,6 +17,7 @@ fn answer(seed: u64, response: &str, scope: Option<&str>) -> CacheStore {
         metadata: [("model".to_owned(), Value::String("m1".into()))].into(),
         ttl: None,
         scope: scope.map(str::to_owned),
+        fingerprint: None,
     }
 }
 

@@ -301,7 +301,7 @@ async fn only_a_valid_token_signed_by_its_own_tenants_key_authenticates() {
 }
 
 #[tokio::test]
-async fn an_end_user_reaches_only_the_record_methods_of_its_collections() {
+async fn an_end_user_reaches_only_the_records_and_answers_of_its_collections() {
     let server = Server::start();
     let mut c = server.clients().await;
     let writer = seeded_tenant(&mut c, "acme", 3, DIM).await;
@@ -398,7 +398,7 @@ async fn an_end_user_reaches_only_the_record_methods_of_its_collections() {
         ),
     );
     expect_denied(
-        "a cache lookup",
+        "a cache lookup in another user's scope",
         answered(
             caches
                 .lookup(authed(
@@ -406,6 +406,22 @@ async fn an_end_user_reaches_only_the_record_methods_of_its_collections() {
                     pb::LookupRequest {
                         cache: "tenants/acme/caches/answers".into(),
                         vector: unit(0, DIM),
+                        scope: Some("user:bob".into()),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+        ),
+    );
+    expect_denied(
+        "a cache invalidation",
+        answered(
+            caches
+                .invalidate(authed(
+                    &reader,
+                    pb::InvalidateRequest {
+                        cache: "tenants/acme/caches/answers".into(),
+                        scope: Some("user:alice".into()),
                         ..Default::default()
                     },
                 ))

@@ -443,7 +443,7 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
                 cache_id: "intruder-cache".into(),
                 dimension: DIM as u32,
                 metric: pb::Metric::Cosine as i32,
-                default_ttl_seconds: None,
+                ..Default::default()
             }
         ))
     );
@@ -460,8 +460,8 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
                     cache: cache.clone(),
                     vector: unit(0, DIM),
                     min_similarity: -1.0,
-                    max_age_seconds: None,
                     scope: scope.map(str::to_owned),
+                    ..Default::default()
                 }
             ))
         );
@@ -476,8 +476,7 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
                 prompt: "the shared prompt".into(),
                 response: "intruder".into(),
                 metadata: Default::default(),
-                ttl_seconds: None,
-                scope: None,
+                ..Default::default()
             }
         ))
     );

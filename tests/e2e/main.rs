@@ -7,6 +7,7 @@ mod arrow;
 mod auth;
 mod backup;
 mod cache;
+mod cache_scopes;
 mod cli;
 mod cli_usability;
 mod crud;

@@ -68,4 +68,7 @@ pub use error::{ClientError, Result};
 pub use sessions::{Memory, MemoryKind, Recall, SessionClient, SessionOptions};
 pub use tenant::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_RECORDS, TenantClient};
 pub use tls::TlsOptions;
-pub use types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record};
+pub use types::{
+    CacheLookup, CachePolicy, CacheStore, CollectionSpec, CreatedKey, EndUserScope, Hit, Query,
+    Record,
+};

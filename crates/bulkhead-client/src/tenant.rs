@@ -17,7 +17,10 @@ use crate::error::{ClientError, Result};
 use crate::keys;
 use crate::pages;
 use crate::sessions::{self, SessionClient, SessionOptions};
-use crate::types::{CacheStore, CollectionSpec, CreatedKey, Hit, Query, Record};
+use crate::types::{
+    CacheLookup, CachePolicy, CacheStore, CollectionSpec, CreatedKey, EndUserScope, Hit, Query,
+    Record,
+};
 use crate::verification_keys;
 
 /// Records per upsert request, at most (the server's default limit is 1,000).
@@ -292,12 +295,38 @@ impl TenantClient {
         metric: Metric,
         default_ttl: Option<Duration>,
     ) -> Result<pb::Collection> {
+        self.create_cache_with_policy(
+            cache,
+            dimension,
+            metric,
+            default_ttl,
+            CachePolicy::default(),
+        )
+        .await
+    }
+
+    /// Like [`create_cache`](Self::create_cache), with how end users are scoped and a floor
+    /// under every lookup's similarity.
+    pub async fn create_cache_with_policy(
+        &self,
+        cache: &str,
+        dimension: u32,
+        metric: Metric,
+        default_ttl: Option<Duration>,
+        policy: CachePolicy,
+    ) -> Result<pb::Collection> {
         let request = pb::CreateCacheRequest {
             parent: self.parent(),
             cache_id: CollectionId::new(cache)?.to_string(),
             dimension,
             metric: bulkhead_wire::metric_to_pb(metric) as i32,
             default_ttl_seconds: default_ttl.map(|t| t.as_secs() as i64),
+            end_user_scope: match policy.end_user_scope {
+                EndUserScope::User => pb::EndUserScope::User,
+                EndUserScope::Session => pb::EndUserScope::Session,
+            }
+            .into(),
+            similarity_floor: policy.similarity_floor,
         };
         self.connection
             .call(&self.credential, request, |channel, r| async move {
@@ -319,6 +348,7 @@ impl TenantClient {
             metadata: bulkhead_wire::metadata_to_pb(entry.metadata),
             ttl_seconds: entry.ttl.map(|t| t.as_secs() as i64),
             scope: entry.scope,
+            fingerprint: entry.fingerprint,
         };
         let response = self
             .connection
@@ -339,12 +369,25 @@ impl TenantClient {
         max_age: Option<Duration>,
         scope: Option<&str>,
     ) -> Result<Option<pb::CacheEntry>> {
+        let mut lookup = CacheLookup::new(vector, min_similarity);
+        lookup.max_age = max_age;
+        lookup.scope = scope.map(str::to_owned);
+        self.cache_find(cache, lookup).await
+    }
+
+    /// The closest entry `lookup` allows, if any.
+    pub async fn cache_find(
+        &self,
+        cache: &str,
+        lookup: CacheLookup,
+    ) -> Result<Option<pb::CacheEntry>> {
         let request = pb::LookupRequest {
             cache: self.cache_name(cache)?,
-            vector,
-            min_similarity,
-            max_age_seconds: max_age.map(|a| a.as_secs() as i64),
-            scope: scope.map(str::to_owned),
+            vector: lookup.vector,
+            min_similarity: lookup.min_similarity,
+            max_age_seconds: lookup.max_age.map(|a| a.as_secs() as i64),
+            scope: lookup.scope,
+            fingerprint: lookup.fingerprint,
         };
         let response = self
             .connection

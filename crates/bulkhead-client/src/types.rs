@@ -242,8 +242,71 @@ pub struct CacheStore {
     pub metadata: Metadata,
     /// Lifetime; `None` takes the cache's default.
     pub ttl: Option<Duration>,
-    /// A user or session within the tenant that alone may find this entry.
+    /// A user or session within the tenant that alone may find this entry. An end user's
+    /// token may leave it out: its own scope is taken.
     pub scope: Option<String>,
+    /// The model and system prompt the answer came from: lookups of another fingerprint miss.
+    pub fingerprint: Option<String>,
+}
+
+/// Whose answers an end user's cache requests reach, taken from its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndUserScope {
+    /// `user:<sub>`: each end user its own.
+    #[default]
+    User,
+    /// `session:<id>`: each session its own; tokens bound to no session reach none.
+    Session,
+}
+
+/// A semantic cache's settings beyond its vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CachePolicy {
+    pub end_user_scope: EndUserScope,
+    /// Lookups hit only entries at least this similar, whatever they ask for.
+    pub similarity_floor: Option<f32>,
+}
+
+/// A cache lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheLookup {
+    /// The prompt's embedding.
+    pub vector: Vec<f32>,
+    pub min_similarity: f32,
+    /// Only entries stored at most this long ago.
+    pub max_age: Option<Duration>,
+    /// Only entries of this scope; `None`: the tenant-wide ones (for a service key) or the
+    /// token's own scope (for an end user).
+    pub scope: Option<String>,
+    /// Only entries stored with this model/prompt fingerprint; `None`: only those without.
+    pub fingerprint: Option<String>,
+}
+
+impl CacheLookup {
+    pub fn new(vector: Vec<f32>, min_similarity: f32) -> Self {
+        Self {
+            vector,
+            min_similarity,
+            max_age: None,
+            scope: None,
+            fingerprint: None,
+        }
+    }
+
+    pub fn in_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    pub fn within(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
 }
 
 /// A newly created API key and its secret, which the server shows this once.

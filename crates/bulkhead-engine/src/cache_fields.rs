@@ -13,9 +13,12 @@ use crate::fields::FieldType;
 pub(crate) const SCOPE: &str = "_scope";
 pub(crate) const STORED_AT: &str = "_stored_at";
 pub(crate) const PROMPT: &str = "_prompt";
+pub(crate) const FINGERPRINT: &str = "_fingerprint";
 
 /// Longest scope, in bytes.
 const MAX_SCOPE_BYTES: usize = 256;
+/// Longest model/prompt fingerprint, in bytes.
+const MAX_FINGERPRINT_BYTES: usize = 256;
 
 /// How a write into a cache treats the reserved fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,15 @@ pub(crate) fn check_scope(scope: &str) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn check_fingerprint(fingerprint: &str) -> Result<()> {
+    if fingerprint.is_empty() || fingerprint.len() > MAX_FINGERPRINT_BYTES {
+        return Err(EngineError::InvalidArgument(format!(
+            "fingerprint must be 1 to {MAX_FINGERPRINT_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the `_` keys of an entry written into a cache.
 pub(crate) fn check_reserved_fields(
     metadata: &Metadata,
@@ -60,13 +72,16 @@ pub(crate) fn check_reserved_fields(
             (ReservedFields::Checked, SCOPE, Value::String(s)) => check_scope(s).is_ok(),
             (ReservedFields::Checked, STORED_AT, Value::Int(t)) => *t >= 0,
             (ReservedFields::Checked, PROMPT, Value::String(_)) => true,
+            (ReservedFields::Checked, FINGERPRINT, Value::String(f)) => {
+                check_fingerprint(f).is_ok()
+            }
             (ReservedFields::Checked, ..) => false,
         };
         if !valid {
             return Err(format!(
                 "metadata.{key}: not a valid reserved field of a cache entry \
                  ({SCOPE}: 1 to {MAX_SCOPE_BYTES} bytes, {STORED_AT}: ms since the epoch, \
-                 {PROMPT}: a string)"
+                 {PROMPT}: a string, {FINGERPRINT}: 1 to {MAX_FINGERPRINT_BYTES} bytes)"
             ));
         }
     }

@@ -37,6 +37,32 @@ pub struct CollectionSpec {
     /// Records carry their readers (`_readers`, see `readers`), and a handle bound to a reader
     /// sees only the records it is among the readers of.
     pub access_control: bool,
+    /// A semantic cache's rules for end users and lookups (see `tenant::semantic_cache`);
+    /// `None` for collections of records.
+    pub cache_policy: Option<CachePolicy>,
+}
+
+/// Whose answers an end user's cache requests reach: derived from the end user's token, never
+/// from the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndUserCacheScope {
+    /// Each end user has a scope of its own, `user:<sub>`.
+    #[default]
+    User,
+    /// Each session has a scope of its own, `session:<id>`; tokens bound to no session reach
+    /// no entry.
+    Session,
+}
+
+/// A semantic cache's settings beyond a collection's.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CachePolicy {
+    #[serde(default)]
+    pub end_user_scope: EndUserCacheScope,
+    /// Lookups hit only entries at least this similar, whatever the request asks for.
+    #[serde(default)]
+    pub similarity_floor: Option<f32>,
 }
 
 /// What a collection holds, which decides who may write which of its metadata fields.
@@ -85,6 +111,7 @@ impl CollectionSpec {
             build: BuildSettings::default(),
             kind: CollectionKind::Records,
             access_control: false,
+            cache_policy: None,
         }
     }
 }
@@ -118,6 +145,9 @@ pub(crate) struct CollectionMeta {
     /// Absent in collections created before access control existed: off.
     #[serde(default)]
     pub access_control: bool,
+    /// Absent in caches created before cache policies existed: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_policy: Option<CachePolicy>,
 }
 
 fn segments_by_default() -> bool {
@@ -189,6 +219,25 @@ impl CollectionMeta {
                 }
             }
         }
+        match (&spec.cache_policy, spec.kind) {
+            (Some(_), CollectionKind::Records) => {
+                return Err(EngineError::InvalidArgument(
+                    "a cache policy is for semantic caches, not collections of records".into(),
+                ));
+            }
+            (
+                Some(CachePolicy {
+                    similarity_floor: Some(floor),
+                    ..
+                }),
+                _,
+            ) if !floor.is_finite() => {
+                return Err(EngineError::InvalidArgument(
+                    "similarity floor must be a finite number".into(),
+                ));
+            }
+            _ => {}
+        }
         if indexed_fields.len() > MAX_INDEXED_FIELDS {
             return Err(EngineError::InvalidArgument(format!(
                 "indexed_fields: at most {MAX_INDEXED_FIELDS} fields, got {}",
@@ -218,6 +267,7 @@ impl CollectionMeta {
             segments: spec.build.segments,
             kind: Some(spec.kind),
             access_control: spec.access_control,
+            cache_policy: spec.cache_policy,
         })
     }
 
@@ -267,6 +317,7 @@ impl CollectionMeta {
             },
             kind: self.kind(),
             access_control: self.access_control,
+            cache_policy: self.cache_policy,
         }
     }
 }

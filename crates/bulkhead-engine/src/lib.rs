@@ -46,7 +46,10 @@ pub use audit::{AuditEntry, AuditEvent, AuditStamp};
 pub use background::lower_current_thread_priority;
 pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
 pub use clock::{Clock, ManualClock};
-pub use collection::{BuildSettings, CollectionKind, CollectionSpec, MAX_BUILD_THREADS};
+pub use collection::{
+    BuildSettings, CachePolicy, CollectionKind, CollectionSpec, EndUserCacheScope,
+    MAX_BUILD_THREADS,
+};
 pub use config::EngineConfig;
 pub use engine::{Engine, TenantInfo};
 pub use error::{EngineError, Result};

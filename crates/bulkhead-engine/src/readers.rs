@@ -24,6 +24,8 @@ pub const MAX_READERS_PER_RECORD: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reader {
     tags: Vec<String>,
+    user: String,
+    session: Option<String>,
 }
 
 impl Reader {
@@ -32,7 +34,26 @@ impl Reader {
         tags.push(format!("user:{user}"));
         tags.extend(groups.iter().map(|g| format!("group:{g}")));
         tags.push(PUBLIC.to_owned());
-        Self { tags }
+        Self {
+            tags,
+            user: user.to_owned(),
+            session: None,
+        }
+    }
+
+    /// This reader speaking from inside one session (its token is bound to it): the cache
+    /// scopes its answers by it where a cache is kept per session.
+    pub fn in_session(mut self, session: &str) -> Self {
+        self.session = Some(session.to_owned());
+        self
+    }
+
+    pub(crate) fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub(crate) fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     pub fn tags(&self) -> &[String] {

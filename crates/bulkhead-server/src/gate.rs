@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bulkhead_core::{
-    CacheName, CollectionId, CollectionName, CoreError, KeyName, Role, SessionId, SessionName,
-    TenantId, TenantName, VerificationKeyName,
+    CacheName, CollectionId, CollectionName, CoreError, KeyName, Role, SessionName, TenantId,
+    TenantName, VerificationKeyName,
 };
 use bulkhead_engine::{
     Access, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, Reader, TenantHandle,
@@ -22,7 +22,7 @@ use tracing::Instrument;
 use crate::admission::{FairPool, JobPanicked, Refusals, Slot, TenantSlots};
 use crate::audit_writer::AuditWriter;
 use crate::auth::Authenticator;
-use crate::end_user::EndUser;
+use crate::end_user::{EndUser, Reach};
 use crate::fault;
 use crate::limits::{RateDefaults, RateLimiter};
 use crate::metrics::Metrics;
@@ -43,14 +43,9 @@ fn next_request_id() -> u64 {
 pub trait TenantResource: Sized + Send + 'static {
     fn parse(name: &str) -> Result<Self, CoreError>;
     fn tenant(&self) -> &TenantId;
-    /// The collection of records the name reaches, which an end-user token must grant; `None`
-    /// for the tenant itself, its keys and its caches, which no end user reaches.
-    fn records_collection(&self) -> Option<&CollectionId> {
-        None
-    }
-    /// The session the name reaches, which a session-bound end-user token must be bound to.
-    fn session(&self) -> Option<&SessionId> {
-        None
+    /// What inside the tenant the name reaches, which an end-user token must grant.
+    fn reach(&self) -> Reach<'_> {
+        Reach::Tenant
     }
 }
 
@@ -70,8 +65,8 @@ impl TenantResource for CollectionName {
     fn tenant(&self) -> &TenantId {
         &self.tenant
     }
-    fn records_collection(&self) -> Option<&CollectionId> {
-        Some(&self.collection)
+    fn reach(&self) -> Reach<'_> {
+        Reach::Records(&self.collection)
     }
 }
 
@@ -81,6 +76,9 @@ impl TenantResource for CacheName {
     }
     fn tenant(&self) -> &TenantId {
         &self.tenant
+    }
+    fn reach(&self) -> Reach<'_> {
+        Reach::Cache(&self.cache)
     }
 }
 
@@ -100,8 +98,8 @@ impl TenantResource for SessionName {
     fn tenant(&self) -> &TenantId {
         &self.tenant
     }
-    fn session(&self) -> Option<&SessionId> {
-        Some(&self.session)
+    fn reach(&self) -> Reach<'_> {
+        Reach::Session(&self.session)
     }
 }
 
@@ -324,9 +322,7 @@ impl Gate {
         };
         // Within its tenant, an end user reaches only what its token grants.
         let allowed = authorize(principal, name.tenant(), needed).and_then(|()| {
-            end_user_of(principal).map_or(Ok(()), |user| {
-                user.may(method, name.records_collection(), name.session())
-            })
+            end_user_of(principal).map_or(Ok(()), |user| user.may(method, name.reach()))
         });
         if let Err(status) = allowed {
             tracing::warn!(
@@ -411,17 +407,17 @@ impl Gate {
             // The request's handle can do what its role can, no more; an end user's reads only
             // what it is among the readers of, where records carry readers.
             tenant: match end_user_of(&call.principal) {
-                Some(user) => handle
-                    .reading_as(Reader::new(&user.subject, &user.groups))
-                    .narrow(),
+                Some(user) => handle.reading_as(reader_of(user)).narrow(),
                 None => handle.narrow(),
             },
         };
         // The tenant is held for the whole of the call's engine work: a deletion can't land
         // between two of its operations (it waits for the call, which never waits on a client).
         let held = scope.tenant.clone();
-        let end_user_collection =
-            end_user_of(&call.principal).and_then(|_| scope.name.records_collection().cloned());
+        let end_user_collection = match (end_user_of(&call.principal), scope.name.reach()) {
+            (Some(_), Reach::Records(collection)) => Some(collection.clone()),
+            _ => None,
+        };
         let outcome = self
             .on_engine_pool(&call.tenant_id, move || {
                 let _whole_call = held.hold().map_err(engine_status)?;
@@ -633,6 +629,15 @@ fn end_user_of(principal: &Principal) -> Option<&EndUser> {
 
 /// A semantic cache's entries are per-user answers the cache scopes; its collection read as
 /// records would serve one user's answers to another, so end users never reach it.
+/// The reader an end user's reads are bound to: its user, groups and session.
+fn reader_of(user: &EndUser) -> Reader {
+    let reader = Reader::new(&user.subject, &user.groups);
+    match &user.session {
+        Some(session) => reader.in_session(session),
+        None => reader,
+    }
+}
+
 fn refuse_cache_to_end_user<A: Access>(
     tenant: &TenantHandle<A>,
     collection: &CollectionId,

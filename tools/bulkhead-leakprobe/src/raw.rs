@@ -541,7 +541,7 @@ impl Raw {
                     cache_id: INTRUDER_CACHE.to_owned(),
                     dimension: canary::DIMENSION as u32,
                     metric: pb::Metric::Cosine as i32,
-                    default_ttl_seconds: None,
+                    ..Default::default()
                 };
                 let c = SemanticCacheServiceClient::new(ch)
                     .create_cache(authed(auth, req))
@@ -553,8 +553,7 @@ impl Raw {
                     cache: t.cache.clone(),
                     vector: canary::vector(0, 0),
                     min_similarity: -1.0,
-                    max_age_seconds: None,
-                    scope: None,
+                    ..Default::default()
                 };
                 let r = SemanticCacheServiceClient::new(ch)
                     .lookup(authed(auth, req))

@@ -1,11 +1,17 @@
 //! The semantic cache as an engine type. A cache is a collection of its tenant, so its entries
-//! are partitioned, audited and TTL'd like any record; what makes it a cache is three reserved
-//! fields on each entry: the scope (a user or session inside the tenant), the time it was stored
-//! and its prompt. A lookup is confined to one scope by a filter on the first, so a write path
-//! that let a caller set it would let one user plant an answer in another user's scope. The
-//! rules therefore live here, below every write path: upserts and imports into a cache can't
-//! carry `_` keys, only `store_in_cache` writes them, and a tenant admin's restore may bring
-//! them back from a backup, checked field by field.
+//! are partitioned, audited and TTL'd like any record; what makes it a cache is four reserved
+//! fields on each entry: the scope (a user or session inside the tenant), the model/prompt
+//! fingerprint, the time it was stored and its prompt. A lookup is confined to one scope and
+//! one fingerprint by a filter on the first two, so a write path that let a caller set them
+//! would let one user plant an answer in another user's scope. The rules therefore live here,
+//! below every write path: upserts and imports into a cache can't carry `_` keys, only
+//! `store_in_cache` writes them, and a tenant admin's restore may bring them back from a
+//! backup, checked field by field.
+//!
+//! For a handle bound to an end user (`reading_as`), the scope is not the request's to choose:
+//! it is the user's (`user:<sub>`) or its session's (`session:<id>`), as the cache's policy
+//! says, and a request naming any other scope is refused. End users never reach the
+//! tenant-wide entries stored without a scope.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,9 +20,12 @@ use bulkhead_core::{CollectionId, Metadata, Metric, RecordId, Value};
 
 use crate::access::{Access, CanWrite};
 use crate::cache_fields::{
-    PROMPT, ReservedFields, SCOPE, STORED_AT, check_reserved_fields, check_scope,
+    FINGERPRINT, PROMPT, ReservedFields, SCOPE, STORED_AT, check_fingerprint,
+    check_reserved_fields, check_scope,
 };
-use crate::collection::{CollectionKind, CollectionSpec};
+use crate::collection::{
+    CachePolicy, CollectionKind, CollectionMeta, CollectionSpec, EndUserCacheScope,
+};
 use crate::error::{EngineError, Result};
 use crate::fields::FieldType;
 use crate::filter::{Condition, Filter, Range};
@@ -31,6 +40,7 @@ pub struct CacheSettings {
     pub metric: Metric,
     /// Applied to entries stored without a TTL of their own.
     pub default_ttl: Option<Duration>,
+    pub policy: CachePolicy,
 }
 
 /// One answer to keep.
@@ -43,6 +53,9 @@ pub struct CacheEntry {
     pub vector: Vec<f32>,
     /// The user or session the answer belongs to; `None`: shared by the whole tenant.
     pub scope: Option<String>,
+    /// The model and system prompt the answer was generated with; lookups of another
+    /// fingerprint (or of none) never see it.
+    pub fingerprint: Option<String>,
     /// The caller's own fields; none may start with `_`.
     pub metadata: Metadata,
     pub ttl: Option<Duration>,
@@ -54,6 +67,8 @@ pub struct CacheLookup {
     pub vector: Vec<f32>,
     /// Only entries stored with exactly this scope; `None`: only entries stored without one.
     pub scope: Option<String>,
+    /// Only entries stored with exactly this fingerprint; `None`: only entries stored without.
+    pub fingerprint: Option<String>,
     /// Only entries stored at most this long ago.
     pub max_age: Option<Duration>,
     pub min_similarity: f32,
@@ -96,6 +111,30 @@ fn scope_filter(scope: Option<&str>) -> Filter {
     }
 }
 
+/// The filter that confines a lookup to one fingerprint, in a cache whose entries may carry
+/// one (caches made before fingerprints existed have no index on them, and no entry with one).
+fn fingerprint_filter(meta: &CollectionMeta, fingerprint: Option<&str>) -> Result<Option<Filter>> {
+    let indexed = meta.indexed_fields.contains_key(FINGERPRINT);
+    match fingerprint {
+        Some(f) if indexed => Ok(Some(Filter::condition(Condition::Eq {
+            field: FINGERPRINT.into(),
+            value: Value::String(f.into()),
+        }))),
+        Some(_) => Err(EngineError::InvalidArgument(
+            "this cache was created before model fingerprints; create a new cache to key \
+             entries on one"
+                .into(),
+        )),
+        None if indexed => Ok(Some(Filter {
+            must_not: vec![Filter::condition(Condition::Exists {
+                field: FINGERPRINT.into(),
+            })],
+            ..Filter::default()
+        })),
+        None => Ok(None),
+    }
+}
+
 /// Whole seconds since an entry's `_stored_at` (0 without one).
 fn age_seconds(stored_at: Option<Value>, now: u64) -> u64 {
     match stored_at {
@@ -112,12 +151,22 @@ impl<A: Access> TenantHandle<A> {
         cache: &CollectionId,
         lookup: CacheLookup,
     ) -> Result<Option<CacheHit>> {
-        self.require_cache(cache)?;
-        if let Some(s) = &lookup.scope {
-            check_scope(s)?;
+        let meta = self.require_cache(cache)?;
+        let policy = meta.cache_policy.unwrap_or_default();
+        let scope = self.scope_of_request(lookup.scope, &policy)?;
+        if let Some(f) = &lookup.fingerprint {
+            check_fingerprint(f)?;
         }
         let now = self.state.now_ms();
-        let mut filter = scope_filter(lookup.scope.as_deref());
+        let mut filter = scope_filter(scope.as_deref());
+        filter
+            .must
+            .extend(fingerprint_filter(&meta, lookup.fingerprint.as_deref())?);
+        let min_similarity = policy
+            .similarity_floor
+            .map_or(lookup.min_similarity, |floor| {
+                floor.max(lookup.min_similarity)
+            });
         if let Some(age) = lookup.max_age {
             let since = now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
             filter.must.push(Filter::condition(Condition::Range {
@@ -141,7 +190,7 @@ impl<A: Access> TenantHandle<A> {
             .query(cache, &query)?
             .into_iter()
             .next()
-            .filter(|h| h.score >= lookup.min_similarity)
+            .filter(|h| h.score >= min_similarity)
         else {
             return Ok(None);
         };
@@ -152,6 +201,7 @@ impl<A: Access> TenantHandle<A> {
         };
         let age_seconds = age_seconds(metadata.remove(STORED_AT), now);
         metadata.remove(SCOPE);
+        metadata.remove(FINGERPRINT);
         Ok(Some(CacheHit {
             id: hit.id,
             prompt,
@@ -162,11 +212,44 @@ impl<A: Access> TenantHandle<A> {
         }))
     }
 
-    fn require_cache(&self, id: &CollectionId) -> Result<()> {
+    /// The cache's settings, or `NotACache`.
+    fn require_cache(&self, id: &CollectionId) -> Result<CollectionMeta> {
         let _g = self.enter()?;
-        match self.collection(id)?.meta.kind() {
-            CollectionKind::SemanticCache => Ok(()),
+        let meta = self.collection(id)?.meta.clone();
+        match meta.kind() {
+            CollectionKind::SemanticCache => Ok(meta),
             CollectionKind::Records => Err(EngineError::NotACache(id.clone())),
+        }
+    }
+
+    /// The scope a request reaches: the one it names, for a service; for a handle bound to an
+    /// end user, the user's or its session's (as `policy` says), which the request may repeat
+    /// but not change.
+    fn scope_of_request(
+        &self,
+        requested: Option<String>,
+        policy: &CachePolicy,
+    ) -> Result<Option<String>> {
+        if let Some(s) = &requested {
+            check_scope(s)?;
+        }
+        let Some(reader) = &self.reader else {
+            return Ok(requested);
+        };
+        let own = match (policy.end_user_scope, reader.session()) {
+            (EndUserCacheScope::User, _) => format!("user:{}", reader.user()),
+            (EndUserCacheScope::Session, Some(session)) => format!("session:{session}"),
+            (EndUserCacheScope::Session, None) => {
+                return Err(EngineError::NotPermitted(
+                    "this cache keeps answers per session, and the token is bound to none".into(),
+                ));
+            }
+        };
+        match requested {
+            Some(s) if s != own => Err(EngineError::NotPermitted(format!(
+                "an end user's cache scope is {own}; it can't reach scope {s}"
+            ))),
+            _ => Ok(Some(own)),
         }
     }
 }
@@ -186,25 +269,32 @@ impl<A: CanWrite> TenantHandle<A> {
         spec.default_ttl = settings.default_ttl;
         spec.indexed_fields = BTreeMap::from([
             (SCOPE.to_owned(), FieldType::Keyword),
+            (FINGERPRINT.to_owned(), FieldType::Keyword),
             (STORED_AT.to_owned(), FieldType::Integer),
         ]);
         spec.kind = CollectionKind::SemanticCache;
+        spec.cache_policy = Some(settings.policy);
         self.create_collection(id, &spec)
     }
 
     /// Stores an answer; its reserved fields are set here, from the entry and the clock.
     pub fn store_in_cache(&self, cache: &CollectionId, entry: CacheEntry) -> Result<RecordId> {
-        self.require_cache(cache)?;
-        if let Some(s) = &entry.scope {
-            check_scope(s)?;
+        let meta = self.require_cache(cache)?;
+        let scope = self.scope_of_request(entry.scope, &meta.cache_policy.unwrap_or_default())?;
+        if let Some(f) = &entry.fingerprint {
+            check_fingerprint(f)?;
+            fingerprint_filter(&meta, Some(f))?;
         }
         let mut metadata = entry.metadata;
         check_reserved_fields(&metadata, ReservedFields::Refused)
             .map_err(EngineError::InvalidArgument)?;
         metadata.insert(PROMPT.into(), Value::String(entry.prompt));
         metadata.insert(STORED_AT.into(), Value::Int(self.state.now_ms() as i64));
-        if let Some(s) = entry.scope {
+        if let Some(s) = scope {
             metadata.insert(SCOPE.into(), Value::String(s));
+        }
+        if let Some(f) = entry.fingerprint {
+            metadata.insert(FINGERPRINT.into(), Value::String(f));
         }
         let mut record = NewRecord::new(entry.id.clone(), entry.vector);
         record.text = Some(entry.response);
@@ -217,6 +307,11 @@ impl<A: CanWrite> TenantHandle<A> {
     /// Removes the target's entries; returns how many were live.
     pub fn invalidate_in_cache(&self, cache: &CollectionId, target: &CacheTarget) -> Result<usize> {
         self.require_cache(cache)?;
+        if self.reader.is_some() {
+            return Err(EngineError::NotPermitted(
+                "end users don't invalidate cache entries".into(),
+            ));
+        }
         match target {
             CacheTarget::Ids(ids) => self.delete(cache, ids),
             CacheTarget::Scope(s) => {

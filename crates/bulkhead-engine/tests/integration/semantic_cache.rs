@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bulkhead_core::{Metadata, Metric, Value};
 use bulkhead_engine::{
-    CacheEntry, CacheLookup, CacheSettings, CacheTarget, CollectionKind, EngineError,
+    CacheEntry, CacheLookup, CachePolicy, CacheSettings, CacheTarget, CollectionKind,
+    EndUserCacheScope, EngineError, Reader,
 };
 
 use crate::common::*;
@@ -19,6 +20,7 @@ fn settings() -> CacheSettings {
         dimension: DIM,
         metric: Metric::Cosine,
         default_ttl: None,
+        policy: CachePolicy::default(),
     }
 }
 
@@ -29,6 +31,7 @@ fn entry(id: &str, seed: u64, scope: Option<&str>, response: &str) -> CacheEntry
         response: response.to_owned(),
         vector: vector(seed, DIM),
         scope: scope.map(str::to_owned),
+        fingerprint: None,
         metadata: Metadata::from([("model".to_owned(), Value::String("m1".into()))]),
         ttl: None,
     }
@@ -38,6 +41,7 @@ fn lookup(seed: u64, scope: Option<&str>) -> CacheLookup {
     CacheLookup {
         vector: vector(seed, DIM),
         scope: scope.map(str::to_owned),
+        fingerprint: None,
         max_age: None,
         min_similarity: 0.99,
     }
@@ -221,4 +225,141 @@ fn invalidation_stays_in_its_scope_and_the_rules_survive_a_restart() {
     let mut max_age = lookup(2, Some("bob"));
     max_age.max_age = Some(Duration::from_secs(3600));
     assert!(t.lookup_in_cache(&cache, max_age).unwrap().is_some());
+}
+
+#[test]
+fn an_end_users_scope_comes_from_its_token_never_from_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = tenant_with_docs(&engine, "acme", DIM);
+    let (per_user, per_session) = (coll("answers"), coll("session-answers"));
+    t.create_cache(&per_user, &settings()).unwrap();
+    let session_settings = CacheSettings {
+        policy: CachePolicy {
+            end_user_scope: EndUserCacheScope::Session,
+            similarity_floor: None,
+        },
+        ..settings()
+    };
+    t.create_cache(&per_session, &session_settings).unwrap();
+    let alice = t.reading_as(Reader::new("alice", &[]));
+    let bob = t.reading_as(Reader::new("bob", &[]));
+    // The service's shared entry, and alice's own answer, on the same prompt.
+    t.store_in_cache(&per_user, entry("shared", 1, None, "shared answer"))
+        .unwrap();
+    alice
+        .store_in_cache(&per_user, entry("a1", 1, None, "alice's answer"))
+        .unwrap();
+    // Alice can't write into bob's scope or the shared one by naming it.
+    for scope in ["user:bob", "bob", "anything"] {
+        let refused = alice.store_in_cache(&per_user, entry("a2", 1, Some(scope), "planted"));
+        assert!(
+            matches!(refused, Err(EngineError::NotPermitted(_))),
+            "{scope}: {refused:?}"
+        );
+    }
+    let hit = |h: &bulkhead_engine::TenantHandle, scope: Option<&str>, floor: f32| {
+        let mut l = lookup(1, scope);
+        l.min_similarity = floor;
+        h.lookup_in_cache(&per_user, l)
+            .map(|hit| hit.map(|h| h.response))
+    };
+    // At any threshold, bob never gets alice's answer (nor the shared one); alice gets hers.
+    for floor in [-1.0, 0.0, 0.5, 0.99] {
+        assert_eq!(hit(&bob, None, floor).unwrap(), None, "{floor}");
+        assert_eq!(
+            hit(&alice, None, floor).unwrap().as_deref(),
+            Some("alice's answer")
+        );
+        assert!(matches!(
+            hit(&bob, Some("user:alice"), floor),
+            Err(EngineError::NotPermitted(_))
+        ));
+    }
+    // The service reads alice's scope by name and the shared entries without one.
+    assert_eq!(
+        hit(&t, Some("user:alice"), 0.0).unwrap().as_deref(),
+        Some("alice's answer")
+    );
+    assert_eq!(
+        hit(&t, None, 0.0).unwrap().as_deref(),
+        Some("shared answer")
+    );
+    assert!(matches!(
+        alice.invalidate_in_cache(&per_user, &CacheTarget::Scope("user:alice".into())),
+        Err(EngineError::NotPermitted(_))
+    ));
+
+    // Kept per session: a token without a session reaches nothing; sessions stay apart.
+    let in_s1 = t.reading_as(Reader::new("alice", &[]).in_session("s1"));
+    let in_s2 = t.reading_as(Reader::new("alice", &[]).in_session("s2"));
+    in_s1
+        .store_in_cache(&per_session, entry("s1", 2, None, "s1's answer"))
+        .unwrap();
+    let mut l = lookup(2, None);
+    l.min_similarity = -1.0;
+    assert!(
+        in_s2
+            .lookup_in_cache(&per_session, l.clone())
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        in_s1
+            .lookup_in_cache(&per_session, l.clone())
+            .unwrap()
+            .unwrap()
+            .response,
+        "s1's answer"
+    );
+    assert!(matches!(
+        alice.lookup_in_cache(&per_session, l),
+        Err(EngineError::NotPermitted(_))
+    ));
+}
+
+#[test]
+fn a_different_fingerprint_misses_and_the_floor_holds_whatever_the_request_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = tenant_with_docs(&engine, "acme", DIM);
+    let cache = coll("answers");
+    let floored = CacheSettings {
+        policy: CachePolicy {
+            end_user_scope: EndUserCacheScope::User,
+            similarity_floor: Some(0.999),
+        },
+        ..settings()
+    };
+    t.create_cache(&cache, &floored).unwrap();
+    let mut stored = entry("e1", 1, Some("alice"), "gpt-x answer");
+    stored.fingerprint = Some("gpt-x/system-v1".into());
+    t.store_in_cache(&cache, stored).unwrap();
+    let ask = |fingerprint: Option<&str>, seed: u64| {
+        let mut l = lookup(seed, Some("alice"));
+        l.fingerprint = fingerprint.map(str::to_owned);
+        l.min_similarity = -1.0;
+        t.lookup_in_cache(&cache, l).unwrap().map(|h| h.response)
+    };
+    assert_eq!(
+        ask(Some("gpt-x/system-v1"), 1).as_deref(),
+        Some("gpt-x answer")
+    );
+    assert_eq!(ask(Some("gpt-y/system-v1"), 1), None, "another model");
+    assert_eq!(
+        ask(Some("gpt-x/system-v2"), 1),
+        None,
+        "another system prompt"
+    );
+    assert_eq!(ask(None, 1), None, "no fingerprint");
+    // A lookup asking for -1 still gets nothing below the cache's floor.
+    assert_eq!(ask(Some("gpt-x/system-v1"), 2), None);
+    let bad = CacheSettings {
+        policy: CachePolicy {
+            end_user_scope: EndUserCacheScope::User,
+            similarity_floor: Some(f32::NAN),
+        },
+        ..settings()
+    };
+    assert!(t.create_cache(&coll("nan"), &bad).is_err());
 }

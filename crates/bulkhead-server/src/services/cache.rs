@@ -1,12 +1,16 @@
 //! `SemanticCacheService`: cached LLM answers, looked up by the similarity of a prompt's
-//! embedding. The cache's rules (reserved fields, scopes, age) are the engine's
+//! embedding. The cache's rules (reserved fields, scopes, an end user's scope, fingerprints,
+//! the similarity floor, age) are the engine's
 //! (`TenantHandle::store_in_cache` and the rest), so they hold on every write path; this only
 //! converts messages.
 
 use std::sync::Arc;
 
 use bulkhead_core::{CacheName, CollectionId, RecordId, TenantName};
-use bulkhead_engine::{CacheEntry, CacheLookup, CacheSettings, CacheTarget, Read, Write};
+use bulkhead_engine::{
+    CacheEntry, CacheLookup, CachePolicy, CacheSettings, CacheTarget, EndUserCacheScope, Read,
+    Write,
+};
 use bulkhead_proto::v1 as pb;
 use pb::semantic_cache_service_server::SemanticCacheService;
 use tonic::{Request, Response, Status};
@@ -18,6 +22,24 @@ use bulkhead_wire::{metadata_from_pb, metric_from_pb, positive_seconds, record_i
 #[derive(Debug)]
 pub struct CacheApi {
     pub gate: Arc<Gate>,
+}
+
+/// The cache policy a CreateCache asks for.
+fn cache_policy(req: &pb::CreateCacheRequest) -> Result<CachePolicy, Status> {
+    let end_user_scope = match pb::EndUserScope::try_from(req.end_user_scope) {
+        Ok(pb::EndUserScope::Unspecified | pb::EndUserScope::User) => EndUserCacheScope::User,
+        Ok(pb::EndUserScope::Session) => EndUserCacheScope::Session,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "end_user_scope: unknown value {}; expected USER or SESSION",
+                req.end_user_scope
+            )));
+        }
+    };
+    Ok(CachePolicy {
+        end_user_scope,
+        similarity_floor: req.similarity_floor,
+    })
 }
 
 /// What a Store costs the tenant's write-rate budget: its prompt, response and vector bytes.
@@ -49,6 +71,7 @@ impl SemanticCacheService for CacheApi {
                             .map(|ttl| positive_seconds("default_ttl_seconds", ttl))
                             .transpose()
                             .map_err(wire_status)?,
+                        policy: cache_policy(&req)?,
                     };
                     let info = scope
                         .tenant
@@ -77,6 +100,7 @@ impl SemanticCacheService for CacheApi {
                     let lookup = CacheLookup {
                         vector: req.vector,
                         scope: req.scope,
+                        fingerprint: req.fingerprint,
                         max_age: req
                             .max_age_seconds
                             .map(|age| positive_seconds("max_age_seconds", age))
@@ -131,6 +155,7 @@ impl SemanticCacheService for CacheApi {
                         response: req.response,
                         vector: req.vector,
                         scope: req.scope,
+                        fingerprint: req.fingerprint,
                         metadata: metadata_from_pb(req.metadata).map_err(wire_status)?,
                         ttl: req
                             .ttl_seconds
@@ -184,6 +209,25 @@ impl SemanticCacheService for CacheApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_policy_defaults_to_per_user_scopes_and_refuses_unknown_ones() {
+        let req = pb::CreateCacheRequest::default();
+        assert_eq!(cache_policy(&req).unwrap(), CachePolicy::default());
+        let per_session = pb::CreateCacheRequest {
+            end_user_scope: pb::EndUserScope::Session.into(),
+            similarity_floor: Some(0.9),
+            ..Default::default()
+        };
+        let policy = cache_policy(&per_session).unwrap();
+        assert_eq!(policy.end_user_scope, EndUserCacheScope::Session);
+        assert_eq!(policy.similarity_floor, Some(0.9));
+        let unknown = pb::CreateCacheRequest {
+            end_user_scope: 7,
+            ..Default::default()
+        };
+        assert!(cache_policy(&unknown).is_err());
+    }
 
     #[test]
     fn a_store_costs_its_prompt_response_and_vector_bytes() {

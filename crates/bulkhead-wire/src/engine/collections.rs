@@ -1,8 +1,8 @@
 //! Collection specs in, collection descriptions out.
 
 use bulkhead_engine::{
-    BuildSettings, CollectionInfo, CollectionKind, CollectionSpec, FieldType, IndexKind,
-    IndexParams, Quantization,
+    BuildSettings, CollectionInfo, CollectionKind, CollectionSpec, EndUserCacheScope, FieldType,
+    IndexKind, IndexParams, Quantization,
 };
 use bulkhead_proto::v1 as pb;
 
@@ -108,6 +108,14 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
             .map(|(name, t)| (name.clone(), field_type_to_pb(*t) as i32))
             .collect(),
         access_control: c.spec.access_control,
+        cache_end_user_scope: c
+            .spec
+            .cache_policy
+            .map_or(pb::EndUserScope::Unspecified, |p| match p.end_user_scope {
+                EndUserCacheScope::User => pb::EndUserScope::User,
+                EndUserCacheScope::Session => pb::EndUserScope::Session,
+            }) as i32,
+        cache_similarity_floor: c.spec.cache_policy.and_then(|p| p.similarity_floor),
     }
 }
 

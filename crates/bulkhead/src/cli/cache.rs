@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bulkhead_client::{CacheStore, Metric};
-use clap::Subcommand;
+use bulkhead_client::{CacheLookup, CachePolicy, CacheStore, EndUserScope, Metric};
+use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::Session;
@@ -27,6 +27,12 @@ pub enum CacheCommand {
         /// Lifetime of entries stored without their own, e.g. `1h`.
         #[arg(long, value_parser = humantime::parse_duration)]
         default_ttl: Option<Duration>,
+        /// Whose answers an end user's token reaches: its own (user) or its session's.
+        #[arg(long, value_enum, default_value = "user")]
+        end_user_scope: ScopeArg,
+        /// Lookups hit only entries at least this similar, whatever they ask for.
+        #[arg(long, allow_negative_numbers = true)]
+        similarity_floor: Option<f32>,
     },
     /// Store an answer under its prompt's embedding.
     Store {
@@ -43,6 +49,9 @@ pub enum CacheCommand {
         /// A user or session within the tenant.
         #[arg(long)]
         scope: Option<String>,
+        /// The model and system prompt the answer came from, e.g. `gpt-4o/support-v3`.
+        #[arg(long)]
+        fingerprint: Option<String>,
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
     },
@@ -60,6 +69,9 @@ pub enum CacheCommand {
         max_age: Option<Duration>,
         #[arg(long)]
         scope: Option<String>,
+        /// Only answers stored with this fingerprint (without: only those stored without one).
+        #[arg(long)]
+        fingerprint: Option<String>,
     },
     /// Drop entries by id, or every entry of a scope.
     Invalidate {
@@ -73,6 +85,13 @@ pub enum CacheCommand {
     },
 }
 
+/// `--end-user-scope`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    User,
+    Session,
+}
+
 pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
     match command {
         CacheCommand::Create {
@@ -81,10 +100,19 @@ pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
             dimension,
             metric,
             default_ttl,
+            end_user_scope,
+            similarity_floor,
         } => {
+            let policy = CachePolicy {
+                end_user_scope: match end_user_scope {
+                    ScopeArg::User => EndUserScope::User,
+                    ScopeArg::Session => EndUserScope::Session,
+                },
+                similarity_floor,
+            };
             let c = s
                 .tenant(&tenant)?
-                .create_cache(&cache, dimension, metric, default_ttl)
+                .create_cache_with_policy(&cache, dimension, metric, default_ttl, policy)
                 .await?;
             s.out.one(&collection_rows([c]));
         }
@@ -95,6 +123,7 @@ pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
             prompt,
             response,
             scope,
+            fingerprint,
             ttl,
         } => {
             let entry = CacheStore {
@@ -102,6 +131,7 @@ pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
                 prompt,
                 response,
                 scope,
+                fingerprint,
                 ttl,
                 ..CacheStore::default()
             };
@@ -117,12 +147,16 @@ pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
             min_similarity,
             max_age,
             scope,
+            fingerprint,
         } => {
             let vector = super::query::parse_vector(&vector).context("--vector")?;
-            let found = s
-                .tenant(&tenant)?
-                .cache_lookup(&cache, vector, min_similarity, max_age, scope.as_deref())
-                .await?;
+            let lookup = CacheLookup {
+                max_age,
+                scope,
+                fingerprint,
+                ..CacheLookup::new(vector, min_similarity)
+            };
+            let found = s.tenant(&tenant)?.cache_find(&cache, lookup).await?;
             let mut r = Rows::new(&[
                 "hit",
                 "id",

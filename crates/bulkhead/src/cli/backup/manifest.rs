@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use bulkhead_client::proto as pb;
-use bulkhead_client::{CollectionSpec, Metric, TenantUpdate};
+use bulkhead_client::{CachePolicy, CollectionSpec, EndUserScope, Metric, TenantUpdate};
 use serde::{Deserialize, Serialize};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -76,6 +76,12 @@ pub struct CollectionEntry {
     /// Records carry their readers; absent (off) in manifests written before it existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub access_control: bool,
+    /// A cache's end-user scope, `USER` or `SESSION`; absent: `USER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_end_user_scope: Option<String>,
+    /// A cache's similarity floor; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_similarity_floor: Option<f32>,
     pub records: u64,
     pub file: String,
 }
@@ -182,6 +188,11 @@ impl CollectionEntry {
                 .filter(|k| *k != pb::CollectionKind::Unspecified)
                 .map(|k| k.as_str_name().to_owned()),
             access_control: c.access_control,
+            cache_end_user_scope: pb::EndUserScope::try_from(c.cache_end_user_scope)
+                .ok()
+                .filter(|s| *s != pb::EndUserScope::Unspecified)
+                .map(|s| s.as_str_name().to_owned()),
+            cache_similarity_floor: c.cache_similarity_floor,
             records: c.record_count,
             file,
         }
@@ -198,6 +209,22 @@ impl CollectionEntry {
                     && self.indexed_fields.get("_stored_at").map(String::as_str) == Some("INTEGER")
             }
         }
+    }
+
+    /// The policy to re-create a cache with.
+    pub fn cache_policy(&self) -> Result<CachePolicy> {
+        let end_user_scope = match self.cache_end_user_scope.as_deref() {
+            None | Some("USER") => EndUserScope::User,
+            Some("SESSION") => EndUserScope::Session,
+            Some(other) => bail!(
+                "collection {}: cache_end_user_scope {other:?}; expected USER or SESSION",
+                self.id
+            ),
+        };
+        Ok(CachePolicy {
+            end_user_scope,
+            similarity_floor: self.cache_similarity_floor,
+        })
     }
 
     /// The settings to re-create the collection with.
@@ -255,6 +282,30 @@ impl CollectionEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caches_policy_survives_the_manifest() {
+        let c = pb::Collection {
+            dimension: 3,
+            metric: pb::Metric::Cosine as i32,
+            kind: pb::CollectionKind::SemanticCache as i32,
+            cache_end_user_scope: pb::EndUserScope::Session as i32,
+            cache_similarity_floor: Some(0.75),
+            ..Default::default()
+        };
+        let entry = CollectionEntry::of("answers", &c, "a".into());
+        let written = serde_json::to_string(&entry).unwrap();
+        let read: CollectionEntry = serde_json::from_str(&written).unwrap();
+        let policy = read.cache_policy().unwrap();
+        assert_eq!(policy.end_user_scope, EndUserScope::Session);
+        assert_eq!(policy.similarity_floor, Some(0.75));
+        // Manifests written before cache policies: the defaults.
+        let old = CollectionEntry::of("answers", &pb::Collection::default(), "a".into());
+        assert_eq!(old.cache_policy().unwrap(), CachePolicy::default());
+        let mut bad = read;
+        bad.cache_end_user_scope = Some("TEAM".into());
+        assert!(bad.cache_policy().is_err());
+    }
 
     #[test]
     fn a_cache_is_known_by_its_kind_or_in_old_manifests_by_its_reserved_fields() {

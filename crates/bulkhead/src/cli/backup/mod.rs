@@ -171,7 +171,7 @@ async fn restore_collections(
         let created = if c.is_cache() {
             let ttl = spec.default_ttl;
             tenant
-                .create_cache(&c.id, c.dimension, spec.metric, ttl)
+                .create_cache_with_policy(&c.id, c.dimension, spec.metric, ttl, c.cache_policy()?)
                 .await
         } else {
             tenant.create_collection(&c.id, &spec).await
