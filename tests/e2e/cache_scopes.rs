@@ -3,8 +3,11 @@
 //! request can't name another scope. Answers are keyed on a model/prompt fingerprint too, so a
 //! different fingerprint misses; and an operator's similarity floor holds whatever a lookup asks.
 
+use std::time::Duration;
+
 use bulkhead_client::{
-    CacheLookup, CachePolicy, CacheStore, ClientError, EndUserScope, Metric, TenantClient,
+    CacheLookup, CachePolicy, CacheStore, ClientError, EndUserScope, Metric, SessionOptions,
+    TenantClient,
 };
 use serde_json::json;
 
@@ -131,6 +134,10 @@ async fn an_answer_stored_for_one_user_or_session_never_reaches_another() {
     );
 
     // Kept per session: session s2 never sees s1's answer, even for the same user.
+    for s in ["s1", "s2"] {
+        let options = SessionOptions::new(0, Duration::from_secs(600), Duration::from_secs(600));
+        service.create_session(s, &options).await.unwrap();
+    }
     let (in_s1, in_s2) = (token("alice", Some("s1")), token("alice", Some("s2")));
     in_s1
         .cache_store("chat-answers", answer(1, "s1-private"))
@@ -156,6 +163,10 @@ async fn an_answer_stored_for_one_user_or_session_never_reaches_another() {
         matches!(unbound, Err(ClientError::PermissionDenied(_))),
         "{unbound:?}"
     );
+    // A session's answers go with it.
+    service.session("s1").unwrap().end().await.unwrap();
+    let ended = hit(&in_s1, "chat-answers", CacheLookup::new(unit(1, DIM), -1.0)).await;
+    assert!(matches!(ended, Err(ClientError::NotFound(_))), "{ended:?}");
     // End users never invalidate.
     let dropped = alice
         .cache_invalidate("answers", &[], Some("user:alice"))

@@ -11,12 +11,13 @@
 //! For a handle bound to an end user (`reading_as`), the scope is not the request's to choose:
 //! it is the user's (`user:<sub>`) or its session's (`session:<id>`), as the cache's policy
 //! says, and a request naming any other scope is refused. End users never reach the
-//! tenant-wide entries stored without a scope.
+//! tenant-wide entries stored without a scope, and a session's answers are out of reach from
+//! the moment the session ends.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bulkhead_core::{CollectionId, Metadata, Metric, RecordId, Value};
+use bulkhead_core::{CollectionId, Metadata, Metric, RecordId, SessionId, Value};
 
 use crate::access::{Access, CanWrite};
 use crate::cache_fields::{
@@ -238,7 +239,12 @@ impl<A: Access> TenantHandle<A> {
         };
         let own = match (policy.end_user_scope, reader.session()) {
             (EndUserCacheScope::User, _) => format!("user:{}", reader.user()),
-            (EndUserCacheScope::Session, Some(session)) => format!("session:{session}"),
+            (EndUserCacheScope::Session, Some(session)) => {
+                // A session's answers go with it: once it ended or expired, its token reaches
+                // none of them.
+                self.live_session(&SessionId::new(session)?)?;
+                format!("session:{session}")
+            }
             (EndUserCacheScope::Session, None) => {
                 return Err(EngineError::NotPermitted(
                     "this cache keeps answers per session, and the token is bound to none".into(),

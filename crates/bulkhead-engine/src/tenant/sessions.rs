@@ -54,7 +54,7 @@ impl<A: Access> TenantHandle<A> {
     }
 
     /// The stored settings of `id` if it is live now.
-    fn live_session(&self, id: &SessionId) -> Result<StoredSession> {
+    pub(super) fn live_session(&self, id: &SessionId) -> Result<StoredSession> {
         let now = self.state.now_ms();
         self.stored_session(id)?
             .filter(|s| s.is_live(now))

@@ -291,6 +291,16 @@ fn an_end_users_scope_comes_from_its_token_never_from_the_request() {
     ));
 
     // Kept per session: a token without a session reaches nothing; sessions stay apart.
+    let spec = bulkhead_engine::SessionSpec {
+        idle_ttl: Duration::from_secs(600),
+        absolute_ttl: Duration::from_secs(600),
+        dimension: 0,
+        metric: Metric::Cosine,
+    };
+    for s in ["s1", "s2"] {
+        t.create_session(&bulkhead_core::SessionId::new(s).unwrap(), &spec)
+            .unwrap();
+    }
     let in_s1 = t.reading_as(Reader::new("alice", &[]).in_session("s1"));
     let in_s2 = t.reading_as(Reader::new("alice", &[]).in_session("s2"));
     in_s1
@@ -313,8 +323,17 @@ fn an_end_users_scope_comes_from_its_token_never_from_the_request() {
         "s1's answer"
     );
     assert!(matches!(
-        alice.lookup_in_cache(&per_session, l),
+        alice.lookup_in_cache(&per_session, l.clone()),
         Err(EngineError::NotPermitted(_))
+    ));
+    // Once its session ends, its answers are out of reach.
+    t.session(&bulkhead_core::SessionId::new("s1").unwrap())
+        .unwrap()
+        .end()
+        .unwrap();
+    assert!(matches!(
+        in_s1.lookup_in_cache(&per_session, l),
+        Err(EngineError::SessionNotFound(_))
     ));
 }
 

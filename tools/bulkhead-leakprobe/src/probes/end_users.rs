@@ -10,10 +10,17 @@
 //!   token bound to the first reads only its own items and is refused on the second (every
 //!   session RPC) and on A's records; once it ends its session, the session is NOT_FOUND at
 //!   once.
+//! - `cache-scope`: each user, and each of two sessions of one user, stores its canary as the
+//!   answer to the identical prompt in a cache kept per user and one kept per session; every
+//!   lookup, at thresholds down to -1, returns the asker's own canary or nothing, and naming
+//!   another scope is refused.
 
 use std::collections::BTreeSet;
 
-use bulkhead_client::{CollectionSpec, Metric, Query, Record, Value};
+use bulkhead_client::{
+    CacheLookup, CachePolicy, CacheStore, ClientError, CollectionSpec, EndUserScope, Metric, Query,
+    Record, Value,
+};
 use bulkhead_formats::read_stream;
 use tonic::Code;
 
@@ -52,14 +59,133 @@ pub async fn run(f: &Fixture) -> Vec<ProbeResult> {
             let why = format!("could not register a signing key: {e:#}");
             return vec![
                 ProbeResult::fail("user-acl", why.clone()),
-                ProbeResult::fail("session-bound", why),
+                ProbeResult::fail("session-bound", why.clone()),
+                ProbeResult::fail("cache-scope", why),
             ];
         }
     };
     vec![
         settle("user-acl", user_acl(f, a, &tokens).await),
         settle("session-bound", session_bound(f, a, &tokens).await),
+        settle("cache-scope", cache_scope(f, a, &tokens).await),
     ]
+}
+
+/// The caches of the cache-scope probe: kept per user, and per session.
+const USER_CACHE: &str = "probe-user-answers";
+const SESSION_CACHE: &str = "probe-session-answers";
+/// The sessions whose answers the per-session cache keeps apart.
+const CACHE_SESSIONS: [&str; 2] = ["probe-cache-s0", "probe-cache-s1"];
+/// Lookup thresholds, down to the lowest.
+const THRESHOLDS: [f32; 4] = [-1.0, 0.0, 0.5, 0.99];
+
+async fn cache_scope(
+    f: &Fixture,
+    a: &ProbeTenant,
+    tokens: &UserTokens,
+) -> anyhow::Result<ProbeResult> {
+    const NAME: &str = "cache-scope";
+    let service = f.with_key(a, &a.write)?;
+    let policy = |end_user_scope| CachePolicy {
+        end_user_scope,
+        similarity_floor: None,
+    };
+    for (cache, scope) in [
+        (USER_CACHE, EndUserScope::User),
+        (SESSION_CACHE, EndUserScope::Session),
+    ] {
+        service
+            .create_cache_with_policy(cache, DIMENSION as u32, Metric::Cosine, None, policy(scope))
+            .await?;
+    }
+    let hour = std::time::Duration::from_secs(3600);
+    for session in CACHE_SESSIONS {
+        let options = bulkhead_client::SessionOptions::new(0, hour, hour);
+        service.create_session(session, &options).await?;
+    }
+    // Askers: each user in the per-user cache, two sessions of u0 in the per-session cache.
+    let askers: Vec<(String, &str, Option<&str>, &str)> = USERS
+        .iter()
+        .map(|(user, _)| {
+            (
+                owner(a, &format!("cache-user-{user}")),
+                *user,
+                None,
+                USER_CACHE,
+            )
+        })
+        .chain(
+            CACHE_SESSIONS
+                .iter()
+                .map(|s| (owner(a, s), "u0", Some(*s), SESSION_CACHE)),
+        )
+        .collect();
+    let mut book = CanaryBook::default();
+    let prompt = canary::vector(0, 0);
+    let mut clients = Vec::new();
+    for (label, user, session, cache) in &askers {
+        let canary = Canary::new(label);
+        book.register(&canary);
+        let token = tokens.mint(&Claims {
+            sub: user,
+            collections: &[USER_CACHE, SESSION_CACHE],
+            session: *session,
+            write: true,
+            ..Claims::default()
+        })?;
+        let client = f.client.tenant(&a.id, &token)?;
+        let entry = CacheStore {
+            vector: prompt.clone(),
+            prompt: "the shared prompt".into(),
+            response: canary.text("answer"),
+            ..CacheStore::default()
+        };
+        client.cache_store(cache, entry).await?;
+        clients.push((label.clone(), client, *cache));
+    }
+    let mut problems = Problems::default();
+    let mut lookups = 0;
+    for (label, client, cache) in &clients {
+        for threshold in THRESHOLDS {
+            lookups += 1;
+            let found = client
+                .cache_find(cache, CacheLookup::new(prompt.clone(), threshold))
+                .await?;
+            match found.map(|e| e.response) {
+                Some(text) if book.owner(&text) == Some(label.as_str()) => {}
+                Some(text) => problems.push(format!(
+                    "{label} at {threshold} got the answer of {:?}",
+                    book.owner(&text)
+                )),
+                None => problems.push(format!("{label} at {threshold} missed its own answer")),
+            }
+        }
+        // Naming another asker's scope, as a request may try.
+        for other in ["user:u1", "session:probe-cache-s1", "user:someone-else"] {
+            lookups += 1;
+            let asked = CacheLookup::new(prompt.clone(), -1.0).in_scope(other);
+            match client.cache_find(cache, asked).await {
+                Err(ClientError::PermissionDenied(_)) => {}
+                Ok(Some(e)) if book.owner(&e.response) == Some(label.as_str()) => {}
+                Ok(Some(e)) => problems.push(format!(
+                    "{label} asking for scope {other} got the answer of {:?}",
+                    book.owner(&e.response)
+                )),
+                Ok(None) => problems.push(format!(
+                    "{label} asking for scope {other}: answered, not refused"
+                )),
+                Err(e) => problems.push(format!("{label} asking for scope {other}: {e}")),
+            }
+        }
+    }
+    Ok(problems.verdict(
+        NAME,
+        format!(
+            "{lookups} lookups of one prompt by {} users and 2 sessions, at thresholds down to -1 \
+             and naming other scopes: each got only its own answer or a refusal",
+            USERS.len()
+        ),
+    ))
 }
 
 /// The owner name of a label's canaries in tenant `t` (no `:`, which the canary text uses).
