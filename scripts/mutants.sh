@@ -2,8 +2,9 @@
 # Mutation testing of the code that keeps tenants apart: the resource-name parser and id types,
 # the gate (authentication, authorization, token verification), the key store's tenant binding
 # and the handle's key operations, record readers, the tenant store and the registry's
-# incarnations, filter and allow-list application, filters from the wire, and the semantic
-# cache's scope and reserved fields. Every mutant
+# incarnations, filter and allow-list application, filters from the wire, the semantic cache's
+# scope and reserved fields, and sessions (their liveness, key ranges and the handle that
+# reaches one). Every mutant
 # cargo-mutants makes there must be caught by a test; the ones that can't be (equivalent
 # mutants) are excluded in .cargo/mutants.toml, each with its reason in docs/security.md.
 #
@@ -108,10 +109,13 @@ run_group engine "" "" \
     crates/bulkhead-engine/src/tenant/api_keys.rs \
     crates/bulkhead-engine/src/verification_keys.rs \
     crates/bulkhead-engine/src/tenant/verification_keys.rs \
-    crates/bulkhead-engine/src/readers.rs
+    crates/bulkhead-engine/src/readers.rs \
+    crates/bulkhead-engine/src/session.rs \
+    crates/bulkhead-engine/src/tenant/sessions.rs
 # Filters from the wire: their shape limits bound the work one request can make the engine do.
 run_group wire "" "" \
-    crates/bulkhead-wire/src/engine/filter.rs
+    crates/bulkhead-wire/src/engine/filter.rs \
+    crates/bulkhead-wire/src/engine/sessions.rs
 # The server's own tests and the end-to-end tests (in the `bulkhead` package, whose binary links
 # the mutated library), without the five that restart a server or run the leak probe for 15 s
 # and more: they test persistence and the probe itself, and the isolation and auth suites cover
@@ -124,7 +128,8 @@ run_group server "not test(/^leakprobe::|restart|^lifecycle::(sigterm|get_tenant
     crates/bulkhead-server/src/tokens.rs \
     crates/bulkhead-server/src/end_user_tokens.rs \
     crates/bulkhead-server/src/end_user.rs \
-    crates/bulkhead-server/src/services/cache.rs
+    crates/bulkhead-server/src/services/cache.rs \
+    crates/bulkhead-server/src/services/memory.rs
 
 echo "mutants: $((SECONDS - started)) s in all; reports in $out_root" >&2
 if [ ${#failed[@]} -gt 0 ]; then

@@ -358,7 +358,11 @@ impl<A: CanWrite> SessionHandle<A> {
             if let Some(id) = &item.id {
                 let id_key = keys::memory_id_key(&self.id, id);
                 let taken = !ids_in_batch.insert(id.clone())
-                    || self.tenant.store().multi_get(&[id_key.clone()])?[0].is_some();
+                    || self
+                        .tenant
+                        .store()
+                        .multi_get(std::slice::from_ref(&id_key))?[0]
+                        .is_some();
                 if taken {
                     return Err(EngineError::MemoryExists(id.clone()));
                 }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bulkhead_core::{CollectionId, VerificationKeyName};
+use bulkhead_core::{CollectionId, SessionId, VerificationKeyName};
 use clap::{Subcommand, ValueEnum};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -45,6 +45,10 @@ pub enum TokenCommand {
         /// A group the user belongs to; repeat for more.
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// Bind the token to this session: it then reaches that session's memory (and its
+        /// answers in the caches it lists) and nothing else.
+        #[arg(long)]
+        session: Option<String>,
         #[arg(long, value_enum, default_value = "read")]
         role: UserRole,
         /// How long the token lives, e.g. `15m`; at most the key's max token lifetime.
@@ -78,16 +82,20 @@ pub fn run(command: TokenCommand) -> Result<()> {
             sub,
             collections,
             groups,
+            session,
             role,
             ttl,
         } => {
             let kid: VerificationKeyName = kid.parse().context("--kid")?;
+            if let Some(s) = &session {
+                SessionId::new(s.as_str()).with_context(|| format!("--session {s}"))?;
+            }
             for c in &collections {
                 CollectionId::new(c.as_str()).with_context(|| format!("--collection {c}"))?;
             }
             ensure!(!sub.is_empty(), "--sub must not be empty");
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-            let claims = json!({
+            let mut claims = json!({
                 "tenant": kid.tenant.as_str(),
                 "sub": sub,
                 "aud": "bulkhead",
@@ -97,6 +105,9 @@ pub fn run(command: TokenCommand) -> Result<()> {
                 "iat": now,
                 "exp": now + ttl.as_secs().max(1),
             });
+            if let Some(s) = session {
+                claims["session"] = json!(s);
+            }
             let mut header = Header::new(Algorithm::EdDSA);
             header.kid = Some(kid.to_string());
             let pkcs8 = read_private_key(&private_key_file)?;
