@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bulkhead_core::{SessionId, SessionName, TenantName};
-use bulkhead_engine::{KeyAdmin, Read, Write};
+use bulkhead_engine::{Access, KeyAdmin, Read, SessionHandle, Write};
 use bulkhead_proto::v1 as pb;
 use bulkhead_wire::engine::{
     memory_to_pb, new_memory, recall, recalled_to_pb, sequence_token, session_spec, session_to_pb,
@@ -21,6 +21,15 @@ use crate::status::{core_status, engine_status, wire_status};
 #[derive(Debug)]
 pub struct MemoryApi {
     pub gate: Arc<Gate>,
+}
+
+/// The session a call names, through its tenant's handle: the only way the service reaches
+/// a session's memory.
+fn session_of<A: Access>(scope: &Scope<SessionName, A>) -> Result<SessionHandle<A>, Status> {
+    scope
+        .tenant
+        .session(&scope.name.session)
+        .map_err(engine_status)
 }
 
 /// What an append costs the tenant's write-rate budget: its texts and vectors.
@@ -75,11 +84,7 @@ impl MemoryService for MemoryApi {
                 &req.name,
                 0,
                 move |scope: Scope<SessionName, Read>| {
-                    let session = scope
-                        .tenant
-                        .session(&scope.name.session)
-                        .map_err(engine_status)?;
-                    let info = session.info().map_err(engine_status)?;
+                    let info = session_of(&scope)?.info().map_err(engine_status)?;
                     Ok((session_to_pb(&scope.name, &info), 0))
                 },
             )
@@ -108,11 +113,7 @@ impl MemoryService for MemoryApi {
                         .map(|(i, item)| new_memory(i, item))
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(wire_status)?;
-                    let stored = scope
-                        .tenant
-                        .session(&scope.name.session)
-                        .and_then(|s| s.append(items))
-                        .map_err(engine_status)?;
+                    let stored = session_of(&scope)?.append(items).map_err(engine_status)?;
                     let sequences: Vec<u64> = stored.iter().map(|m| m.sequence).collect();
                     let count = sequences.len() as u64;
                     Ok((pb::AppendResponse { sequences }, count))
@@ -136,11 +137,7 @@ impl MemoryService for MemoryApi {
                 0,
                 move |scope: Scope<SessionName, Read>| {
                     let recall = recall(req).map_err(wire_status)?;
-                    let found = scope
-                        .tenant
-                        .session(&scope.name.session)
-                        .and_then(|s| s.recall(&recall))
-                        .map_err(engine_status)?;
+                    let found = session_of(&scope)?.recall(&recall).map_err(engine_status)?;
                     let count = found.len() as u64;
                     let items = found.into_iter().map(recalled_to_pb).collect();
                     Ok((pb::RecallResponse { items }, count))
@@ -166,10 +163,8 @@ impl MemoryService for MemoryApi {
                     let after = sequence_token(&req.page_token).map_err(wire_status)?;
                     let size =
                         super::page_size(req.page_size, 100, bulkhead_engine::MAX_HISTORY_PAGE)?;
-                    let page = scope
-                        .tenant
-                        .session(&scope.name.session)
-                        .and_then(|s| s.history(after, size))
+                    let page = session_of(&scope)?
+                        .history(after, size)
                         .map_err(engine_status)?;
                     let count = page.items.len() as u64;
                     Ok((
@@ -200,11 +195,7 @@ impl MemoryService for MemoryApi {
                 &req.name,
                 0,
                 move |scope: Scope<SessionName, Write>| {
-                    scope
-                        .tenant
-                        .session(&scope.name.session)
-                        .and_then(|s| s.end())
-                        .map_err(engine_status)?;
+                    session_of(&scope)?.end().map_err(engine_status)?;
                     Ok(((), 0))
                 },
             )
