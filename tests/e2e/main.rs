@@ -24,4 +24,5 @@ mod pki;
 mod readers;
 mod sdk;
 mod sessions;
+mod traceability;
 mod tls;

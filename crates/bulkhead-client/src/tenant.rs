@@ -106,6 +106,7 @@ impl TenantClient {
                 .map(|(name, t)| (name.clone(), *t as i32))
                 .collect(),
             access_control: spec.access_control,
+            audit_reads: spec.audit_reads,
         };
         self.connection
             .call(&self.credential, request, |channel, r| async move {

@@ -190,6 +190,8 @@ pub struct CollectionSpec {
     pub indexed_fields: std::collections::BTreeMap<String, pb::FieldType>,
     /// Records carry their readers in `_readers`; end users' tokens read only their own.
     pub access_control: bool,
+    /// Each read's audit event lists the ids it returned.
+    pub audit_reads: bool,
 }
 
 impl CollectionSpec {
@@ -201,7 +203,14 @@ impl CollectionSpec {
             hnsw: None,
             indexed_fields: Default::default(),
             access_control: false,
+            audit_reads: false,
         }
+    }
+
+    /// Each Get's and Query's audit event lists the ids it returned (up to 1,000).
+    pub fn with_audit_reads(mut self) -> Self {
+        self.audit_reads = true;
+        self
     }
 
     /// Access control per record: each record's readers are the tags in its `_readers`

@@ -40,6 +40,8 @@ pub struct CollectionSpec {
     /// A semantic cache's rules for end users and lookups (see `tenant::semantic_cache`);
     /// `None` for collections of records.
     pub cache_policy: Option<CachePolicy>,
+    /// Each read's audit event lists the ids it returned (see `tenant::read_log`).
+    pub audit_reads: bool,
 }
 
 /// Whose answers an end user's cache requests reach: derived from the end user's token, never
@@ -112,6 +114,7 @@ impl CollectionSpec {
             kind: CollectionKind::Records,
             access_control: false,
             cache_policy: None,
+            audit_reads: false,
         }
     }
 }
@@ -148,6 +151,9 @@ pub(crate) struct CollectionMeta {
     /// Absent in caches created before cache policies existed: the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_policy: Option<CachePolicy>,
+    /// Absent in collections created before read auditing existed: off.
+    #[serde(default)]
+    pub audit_reads: bool,
 }
 
 fn segments_by_default() -> bool {
@@ -268,6 +274,7 @@ impl CollectionMeta {
             kind: Some(spec.kind),
             access_control: spec.access_control,
             cache_policy: spec.cache_policy,
+            audit_reads: spec.audit_reads,
         })
     }
 
@@ -318,6 +325,7 @@ impl CollectionMeta {
             kind: self.kind(),
             access_control: self.access_control,
             cache_policy: self.cache_policy,
+            audit_reads: self.audit_reads,
         }
     }
 }

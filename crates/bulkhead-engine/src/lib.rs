@@ -42,7 +42,9 @@ mod verification_keys;
 
 pub use access::{Access, Authority, CanWrite, Grant, KeyAdmin, Read, Write};
 pub use api_keys::{ApiKeyRecord, SecretHash};
-pub use audit::{AuditEntry, AuditEvent, AuditStamp};
+pub use audit::{
+    AuditContext, AuditEntry, AuditEvent, AuditFilter, AuditStamp, MAX_AUDITED_READ_IDS,
+};
 pub use background::lower_current_thread_priority;
 pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
 pub use clock::{Clock, ManualClock};

@@ -133,6 +133,7 @@ mod tests {
             resource: "tenants/t/collections/c".into(),
             outcome: "OK".into(),
             record_count: 0,
+            context: Default::default(),
         }
     }
 

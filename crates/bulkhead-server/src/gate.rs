@@ -13,7 +13,8 @@ use bulkhead_core::{
     TenantName, VerificationKeyName,
 };
 use bulkhead_engine::{
-    Access, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, Reader, TenantHandle,
+    Access, AuditContext, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, Reader,
+    TenantHandle,
 };
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -29,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::principal::{Principal, TenantCaller};
 use crate::status::{code_name, core_status, engine_status};
 use crate::tokens::TokenVerifier;
+use crate::trace_context::audit_context;
 
 /// Numbers requests in log lines, so the lines of one request can be found together: every
 /// line logged for a request carries a `request` span with this number, its method and (once
@@ -232,7 +234,7 @@ impl Gate {
     /// Once admitted, the call runs to its end, audit event included, in a task of its own:
     /// a client that cancels (a deadline, a reset stream) stops waiting for the answer but
     /// can't leave a committed write or a finished read unaudited.
-    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method, tenant = tracing::field::Empty))]
+    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method, tenant = tracing::field::Empty, trace_id = tracing::field::Empty))]
     pub async fn tenant_call<N: TenantResource, A: Access, R: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
@@ -255,8 +257,12 @@ impl Gate {
                 return Err(self.finish_status(method, None, started, status));
             }
         };
+        let context = audit_context(&principal, metadata);
+        if let Some(trace) = &context.trace_id {
+            tracing::Span::current().record("trace_id", trace.as_str());
+        }
         let name = match self
-            .authorize_resource::<N>(&principal, method, resource, needed)
+            .authorize_resource::<N>(&principal, &context, method, resource, needed)
             .await
         {
             Ok(name) => name,
@@ -266,6 +272,7 @@ impl Gate {
         let call = Call {
             tenant_id: tenant_id.clone(),
             principal,
+            context,
             method,
             resource: audit_resource(resource),
             write_bytes,
@@ -299,6 +306,7 @@ impl Gate {
     async fn authorize_resource<N: TenantResource>(
         &self,
         principal: &Principal,
+        context: &AuditContext,
         method: &'static str,
         resource: &str,
         needed: Role,
@@ -316,7 +324,7 @@ impl Gate {
                     "malformed resource name"
                 );
                 return Err(self
-                    .refuse(principal, method, resource, core_status(e))
+                    .refuse(principal, context, method, resource, core_status(e))
                     .await);
             }
         };
@@ -331,7 +339,9 @@ impl Gate {
                 principal = %principal.audit_name(),
                 "permission denied"
             );
-            return Err(self.refuse(principal, method, resource, status).await);
+            return Err(self
+                .refuse(principal, context, method, resource, status)
+                .await);
         }
         Ok(name)
     }
@@ -348,7 +358,8 @@ impl Gate {
         needed: Role,
     ) -> Result<N, Status> {
         let principal = self.auth.authenticate(metadata, now_ms())?;
-        self.authorize_resource(&principal, method, resource, needed)
+        let context = audit_context(&principal, metadata);
+        self.authorize_resource(&principal, &context, method, resource, needed)
             .await
     }
 
@@ -377,9 +388,10 @@ impl Gate {
                     .map(|()| slot)
             });
         let tenant = self.handle(&call.tenant_id).await?;
-        let audit = Audit {
+        let mut audit = Audit {
             tenant: tenant.clone(),
             principal,
+            context: call.context,
             method: call.method,
             resource: call.resource,
         };
@@ -399,9 +411,11 @@ impl Gate {
                 principal: audit.principal.clone(),
                 operation: call.method.to_owned(),
                 resource: audit.resource.clone(),
+                context: audit.context.clone(),
             })
         });
-        let handle = writer.clone().unwrap_or(tenant);
+        // Reads collect the ids they return where the collection records them (`audit_reads`).
+        let handle = writer.clone().unwrap_or_else(|| tenant.logging_reads());
         let scope = Scope {
             name,
             // The request's handle can do what its role can, no more; an end user's reads only
@@ -414,6 +428,7 @@ impl Gate {
         // The tenant is held for the whole of the call's engine work: a deletion can't land
         // between two of its operations (it waits for the call, which never waits on a client).
         let held = scope.tenant.clone();
+        let reads = scope.tenant.clone();
         let end_user_collection = match (end_user_of(&call.principal), scope.name.reach()) {
             (Some(_), Reach::Records(collection)) => Some(collection.clone()),
             _ => None,
@@ -427,6 +442,7 @@ impl Gate {
                 body(scope)
             })
             .await;
+        audit.context.read_ids = reads.take_read_ids();
         let audited = writer.is_some_and(|w| w.audited_writes() > 0);
         match &outcome {
             // Its writes carried their own events.
@@ -473,9 +489,13 @@ impl Gate {
         if let Principal::Tenant(caller) = &principal {
             let status = Status::permission_denied("this method needs the admin token");
             tracing::warn!(method, principal = %caller.name, "permission denied");
-            let status = self.refuse(&principal, method, resource, status).await;
+            let context = audit_context(&principal, metadata);
+            let status = self
+                .refuse(&principal, &context, method, resource, status)
+                .await;
             return Err(self.finish_status(method, None, started, status));
         }
+        let admin_context = audit_context(&principal, metadata);
         let gate = self.clone();
         let resource = resource.to_owned();
         // In a task of its own, like tenant calls: the audit event is written even if the
@@ -496,6 +516,7 @@ impl Gate {
                 Audit {
                     tenant,
                     principal: Principal::Admin.audit_name(),
+                    context: admin_context,
                     method,
                     resource: audit_resource(&resource),
                 }
@@ -521,6 +542,7 @@ impl Gate {
     async fn refuse(
         &self,
         principal: &Principal,
+        context: &AuditContext,
         method: &'static str,
         resource: &str,
         status: Status,
@@ -558,6 +580,7 @@ impl Gate {
         Audit {
             tenant,
             principal: principal.audit_name(),
+            context: context.clone(),
             method,
             resource: audit_resource(resource),
         }
@@ -592,6 +615,7 @@ const BEFORE_DECODING: &str = "(refused before decoding)";
 struct Call {
     tenant_id: TenantId,
     principal: Principal,
+    context: AuditContext,
     method: &'static str,
     /// Already escaped and bounded by [`audit_resource`].
     resource: String,
@@ -655,6 +679,7 @@ fn refuse_cache_to_end_user<A: Access>(
 struct Audit {
     tenant: TenantHandle,
     principal: String,
+    context: AuditContext,
     method: &'static str,
     /// Already escaped and bounded by [`audit_resource`].
     resource: String,
@@ -691,6 +716,7 @@ impl Audit {
             resource: self.resource,
             outcome: code_name(code).to_owned(),
             record_count,
+            context: self.context,
         };
         writer.append(self.tenant, entry).await;
     }

@@ -22,6 +22,7 @@ mod small_requests;
 mod status;
 mod tls;
 mod tokens;
+mod trace_context;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::MutexGuard;
 
 use crate::access::{Access, KeyAdmin};
-use crate::audit::{AuditEntry, AuditEvent, AuditStamp};
+use crate::audit::{AuditEntry, AuditEvent, AuditFilter, AuditStamp};
 use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::storage::WriteSet;
@@ -42,6 +42,7 @@ impl<A: Access> TenantHandle<A> {
                 committed: AtomicU64::new(0),
             })),
             reader: self.reader.clone(),
+            reads: self.reads.clone(),
             access: std::marker::PhantomData,
         }
     }
@@ -89,18 +90,23 @@ impl<A: Access> TenantHandle<A> {
         since_ms: Option<u64>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
+        let filter = AuditFilter {
+            since_ms,
+            ..AuditFilter::default()
+        };
         Ok(self
-            .list_audit_page(after_sequence, since_ms, limit, usize::MAX)?
+            .list_audit_page(after_sequence, &filter, limit, usize::MAX)?
             .events)
     }
 
-    /// Like `list_audit`, reading at most `scan_budget` events: a `since_ms` that matches
-    /// nothing in a long trail costs one budget, not the trail. `resume_after` is set when the
-    /// budget ran out first: the sequence to continue after.
+    /// Up to `limit` events after `after_sequence` that `filter` matches, reading at most
+    /// `scan_budget` events: a filter that matches nothing in a long trail costs one budget,
+    /// not the trail. `resume_after` is set when the budget ran out first: the sequence to
+    /// continue after.
     pub fn list_audit_page(
         &self,
         after_sequence: Option<u64>,
-        since_ms: Option<u64>,
+        filter: &AuditFilter,
         limit: usize,
         scan_budget: usize,
     ) -> Result<AuditPage> {
@@ -115,7 +121,7 @@ impl<A: Access> TenantHandle<A> {
                 .map_err(|e| EngineError::Corrupt(format!("audit event: {e}")))?;
             scanned += 1;
             let sequence = event.sequence;
-            if since_ms.is_none_or(|t| event.time_ms >= t) {
+            if filter.matches(&event) {
                 events.push(event);
             }
             if events.len() < limit && scanned >= scan_budget {
@@ -148,6 +154,7 @@ fn stamped(sequence: u64, time_ms: u64, e: AuditEntry) -> AuditEvent {
         resource: e.resource,
         outcome: e.outcome,
         record_count: e.record_count,
+        context: e.context,
     }
 }
 

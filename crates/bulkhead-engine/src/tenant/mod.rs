@@ -10,6 +10,7 @@
 //!     state: todo!(),
 //!     audit: None,
 //!     reader: None,
+//!     reads: None,
 //!     access: std::marker::PhantomData,
 //! };
 //! ```
@@ -79,6 +80,7 @@ mod collections;
 mod export;
 mod load;
 mod persist;
+mod read_log;
 mod records;
 mod semantic_cache;
 mod sessions;
@@ -123,6 +125,9 @@ pub struct TenantHandle<A: Access = KeyAdmin> {
     /// Set on a handle made by [`TenantHandle::reading_as`]: in an access-controlled
     /// collection it sees only what its reader may read, and writes nothing.
     reader: Option<Arc<Reader>>,
+    /// Set on a handle made by [`TenantHandle::logging_reads`]: collects the ids its reads
+    /// return in collections that record them.
+    reads: Option<Arc<read_log::ReadLog>>,
     access: PhantomData<fn() -> A>,
 }
 
@@ -342,6 +347,7 @@ impl<A: Access> TenantHandle<A> {
             state: self.state.clone(),
             audit: self.audit.clone(),
             reader: Some(Arc::new(reader)),
+            reads: self.reads.clone(),
             access: PhantomData,
         }
     }
@@ -418,6 +424,7 @@ impl TenantHandle<KeyAdmin> {
             state,
             audit: None,
             reader: None,
+            reads: None,
             access: PhantomData,
         }
     }
@@ -429,6 +436,7 @@ impl TenantHandle<KeyAdmin> {
             state: self.state.clone(),
             audit: self.audit.clone(),
             reader: self.reader.clone(),
+            reads: self.reads.clone(),
             access: PhantomData,
         }
     }

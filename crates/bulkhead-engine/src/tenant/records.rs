@@ -230,6 +230,7 @@ impl<A: Access> TenantHandle<A> {
                 expire_time_ms: (v.expires_at_ms != 0).then_some(v.expires_at_ms),
             });
         }
+        self.log_reads(&col.meta, out.iter().map(|r| &r.id));
         Ok(out)
     }
 
@@ -294,6 +295,7 @@ impl<A: Access> TenantHandle<A> {
                 }
             }
         }
+        self.log_reads(&col.meta, hits.iter().map(|h| &h.id));
         Ok(hits)
     }
 

@@ -31,6 +31,7 @@ fn child_writer() {
         principal: "writer".into(),
         operation: "RecordService/Upsert".into(),
         resource: "tenants/acme/collections/docs".into(),
+        context: Default::default(),
     });
     for b in 0.. {
         let batch = (b * BATCH..(b + 1) * BATCH)

@@ -262,6 +262,7 @@ fn audit_log_appends_lists_and_pages() {
         resource: "tenants/acme/collections/docs".into(),
         outcome: "OK".into(),
         record_count: 3,
+        context: Default::default(),
     };
     let first = t
         .append_audit(vec![entry("Upsert"), entry("Query")])

@@ -36,6 +36,7 @@ fn audit_one(engine: &Engine, name: &str) {
             resource: format!("tenants/{name}"),
             outcome: "OK".into(),
             record_count: 0,
+            context: Default::default(),
         }])
         .unwrap();
 }

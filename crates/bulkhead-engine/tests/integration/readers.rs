@@ -234,3 +234,36 @@ proptest! {
         prop_assert_eq!(got, readable);
     }
 }
+
+#[test]
+fn a_handle_logs_the_ids_its_reads_return_only_where_the_collection_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = tenant_with_docs(&engine, "acme", DIM);
+    let mut spec = CollectionSpec::new(DIM, Metric::Cosine);
+    spec.audit_reads = true;
+    t.create_collection(&coll("audited"), &spec).unwrap();
+    let records: Vec<_> = (0..1_200)
+        .map(|i| record(&format!("r{i}"), i, DIM, "x"))
+        .collect();
+    for c in ["docs", "audited"] {
+        t.upsert(&coll(c), records.clone()).unwrap();
+    }
+    let ids: Vec<_> = (0..1_200).map(|i| rid(&format!("r{i}"))).collect();
+    let logging = t.logging_reads();
+    logging.get(&coll("docs"), &ids).unwrap();
+    assert!(logging.take_read_ids().is_empty(), "docs doesn't record reads");
+    let hits = logging
+        .query(&coll("audited"), &Query::new(vector(3, DIM), 5))
+        .unwrap();
+    let hit_ids: Vec<String> = hits.iter().map(|h| h.id.to_string()).collect();
+    assert_eq!(logging.take_read_ids(), hit_ids);
+    assert!(logging.take_read_ids().is_empty(), "taken");
+    logging.get(&coll("audited"), &ids).unwrap();
+    let logged = logging.take_read_ids();
+    assert_eq!(logged.len(), bulkhead_engine::MAX_AUDITED_READ_IDS);
+    assert_eq!(logged[0], "r0");
+    // A handle that doesn't log keeps nothing.
+    t.get(&coll("audited"), &ids).unwrap();
+    assert!(t.take_read_ids().is_empty());
+}

@@ -31,6 +31,7 @@ fn restart_keeps_tenants_collections_records_and_audit() {
             resource: "tenants/acme/collections/graph".into(),
             outcome: "OK".into(),
             record_count: 0,
+            context: Default::default(),
         }])
         .unwrap();
         tenant_with_docs(&engine, "other", DIM);
@@ -59,6 +60,7 @@ fn restart_keeps_tenants_collections_records_and_audit() {
             resource: "tenants/acme".into(),
             outcome: "OK".into(),
             record_count: 1,
+            context: Default::default(),
         }])
         .unwrap();
     assert_eq!(next[0].sequence, 2, "sequence continues after restart");

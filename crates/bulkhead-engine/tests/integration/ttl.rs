@@ -142,6 +142,7 @@ fn audit_events_past_their_retention_are_pruned() {
         resource: "tenants/acme".into(),
         outcome: "OK".into(),
         record_count: 0,
+        context: Default::default(),
     };
     t.append_audit(vec![event("Old")]).unwrap();
     clock.advance(Duration::from_secs(30));

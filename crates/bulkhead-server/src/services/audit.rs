@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bulkhead_core::TenantName;
-use bulkhead_engine::Read;
+use bulkhead_engine::{AuditFilter, Read};
 use bulkhead_proto::v1 as pb;
 use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
@@ -16,6 +16,9 @@ use bulkhead_wire::{timestamp_from_ms, timestamp_to_ms};
 /// Most events one ListAuditEvents call reads; past it, the page ends early with a token to
 /// continue from (a `start_time` that matches nothing can't make one call read a whole trail).
 const AUDIT_SCAN_BUDGET: usize = 10_000;
+
+/// Longest user or session a listing may filter by.
+const MAX_FILTER_BYTES: usize = 256;
 
 #[derive(Debug)]
 pub struct AuditApi {
@@ -49,9 +52,21 @@ impl AuditService for AuditApi {
                         .map(timestamp_to_ms)
                         .transpose()
                         .map_err(wire_status)?;
+                    for (field, value) in [("user", &req.user), ("session", &req.session)] {
+                        if value.len() > MAX_FILTER_BYTES {
+                            return Err(Status::invalid_argument(format!(
+                                "{field}: at most {MAX_FILTER_BYTES} bytes"
+                            )));
+                        }
+                    }
+                    let filter = AuditFilter {
+                        since_ms: since,
+                        user: (!req.user.is_empty()).then_some(req.user),
+                        session: (!req.session.is_empty()).then_some(req.session),
+                    };
                     let page = scope
                         .tenant
-                        .list_audit_page(after, since, size + 1, AUDIT_SCAN_BUDGET)
+                        .list_audit_page(after, &filter, size + 1, AUDIT_SCAN_BUDGET)
                         .map_err(engine_status)?;
                     let mut events = page.events;
                     let more = events.len() > size;
@@ -72,6 +87,10 @@ impl AuditService for AuditApi {
                             resource: e.resource,
                             outcome: e.outcome,
                             record_count: e.record_count,
+                            user: e.context.user.unwrap_or_default(),
+                            session: e.context.session.unwrap_or_default(),
+                            trace_id: e.context.trace_id.unwrap_or_default(),
+                            record_ids: e.context.read_ids,
                         })
                         .collect();
                     Ok((

@@ -54,6 +54,7 @@ pub fn collection_spec(req: &pb::CreateCollectionRequest) -> Result<CollectionSp
         };
     }
     spec.access_control = req.access_control;
+    spec.audit_reads = req.audit_reads;
     spec.indexed_fields = req
         .indexed_fields
         .iter()
@@ -116,6 +117,7 @@ pub fn collection_to_pb(name: String, c: &CollectionInfo) -> pb::Collection {
                 EndUserCacheScope::Session => pb::EndUserScope::Session,
             }) as i32,
         cache_similarity_floor: c.spec.cache_policy.and_then(|p| p.similarity_floor),
+        audit_reads: c.spec.audit_reads,
     }
 }
 

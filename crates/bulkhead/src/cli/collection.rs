@@ -35,6 +35,9 @@ pub enum CollectionCommand {
         /// (user:ID, group:ID or public), and end users' tokens read only their own.
         #[arg(long)]
         access_control: bool,
+        /// Each read's audit event lists the ids it returned (who saw which record, when).
+        #[arg(long)]
+        audit_reads: bool,
         #[command(flatten)]
         hnsw: HnswArgs,
     },
@@ -137,6 +140,7 @@ pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
             default_ttl,
             indexes,
             access_control,
+            audit_reads,
             hnsw,
         } => {
             let mut spec = CollectionSpec::new(dimension, metric);
@@ -144,6 +148,7 @@ pub async fn run(s: &Session, command: CollectionCommand) -> Result<()> {
             spec.hnsw = hnsw.params();
             spec.indexed_fields = fields::declared(&indexes)?;
             spec.access_control = access_control;
+            spec.audit_reads = audit_reads;
             let c = s
                 .tenant(&tenant)?
                 .create_collection(&collection, &spec)

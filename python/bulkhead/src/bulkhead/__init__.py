@@ -15,6 +15,7 @@ from bulkhead import filters
 from bulkhead._aio import AsyncAdminClient, AsyncClient, AsyncTenantHandle
 from bulkhead._channel import TlsConfig
 from bulkhead._client import AdminClient, Client, TenantHandle
+from bulkhead._sessions import MemoryItem, Recalled, Session, SessionHandle
 from bulkhead.errors import BulkheadError
 from bulkhead.types import ApiKey, AuditEvent, CacheEntry, Collection, Hit, Record, Tenant
 
@@ -32,7 +33,11 @@ __all__ = [
     "Client",
     "Collection",
     "Hit",
+    "MemoryItem",
+    "Recalled",
     "Record",
+    "Session",
+    "SessionHandle",
     "Tenant",
     "TenantHandle",
     "TlsConfig",

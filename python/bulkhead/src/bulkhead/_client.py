@@ -17,6 +17,7 @@ from bulkhead._call import Caller, Policy, bearer
 from bulkhead._channel import TlsConfig, resolve, sync_channel
 from bulkhead._names import Names, key_name, tenant_name
 from bulkhead._proto.bulkhead.v1 import admin_pb2, keys_pb2, records_pb2
+from bulkhead._sessions import Session, SessionHandle, create_session_request, session_from_pb
 from bulkhead._stubs import Stubs
 from bulkhead.errors import InvalidArgument
 from bulkhead.filters import FilterLike
@@ -85,6 +86,11 @@ class Client:
             raise InvalidArgument("tenant() needs an api_key (or Client(api_key=...))")
         return TenantHandle(self._stubs, self._policy, Names(tenant_id), secret)
 
+    def session(self, tenant_id: str, session_id: str, token: str) -> SessionHandle:
+        """A handle fixed to one session of `tenant_id`, authenticated with `token`: typically an
+        end-user token bound to that session, which reaches nothing else."""
+        return SessionHandle(self._stubs, self._policy, tenant_id, session_id, token)
+
     def admin(self, admin_token: str) -> AdminClient:
         """The tenant-management handle; needs the server's admin token."""
         return AdminClient(self._stubs, self._policy, admin_token)
@@ -112,11 +118,22 @@ class TenantHandle:
     """Everything one tenant's application does: collections, records, queries, the semantic
     cache, Arrow import/export, its audit trail and (with a TENANT_ADMIN key) its keys."""
 
-    __slots__ = ("_call", "_encode_query", "_names", "_query", "_stubs", "_timeout")
+    __slots__ = (
+        "_call",
+        "_encode_query",
+        "_names",
+        "_policy",
+        "_query",
+        "_secret",
+        "_stubs",
+        "_timeout",
+    )
 
     def __init__(self, stubs: Stubs, policy: Policy, names: Names, secret: str) -> None:
         self._stubs = stubs
         self._names = names
+        self._policy = policy
+        self._secret = secret
         self._call = Caller(policy, bearer(secret, "api_key"))
         self._timeout = policy.timeout
         self._query = stubs.query
@@ -326,6 +343,35 @@ class TenantHandle:
         """Drops the entries `ids`, or every entry of `scope` (give one of the two)."""
         request = _requests.cache_invalidate(self._names, cache, ids, scope)
         return int(self._call(self._stubs.cache.Invalidate, request).invalidated)
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def create_session(
+        self,
+        session_id: str,
+        dimension: int,
+        *,
+        idle_ttl_seconds: int,
+        absolute_ttl_seconds: int,
+        metric: str = "cosine",
+    ) -> Session:
+        """Creates a session: working memory that ends after `idle_ttl_seconds` without
+        activity or `absolute_ttl_seconds` in all (dimension 0: items without vectors)."""
+        request = create_session_request(
+            self._names.tenant,
+            session_id,
+            dimension,
+            idle_ttl_seconds,
+            absolute_ttl_seconds,
+            metric,
+        )
+        return session_from_pb(self._call(self._stubs.memory.CreateSession, request))
+
+    def session(self, session_id: str) -> SessionHandle:
+        """A handle on one session of this tenant, with this handle's credential."""
+        return SessionHandle(
+            self._stubs, self._policy, self._names.tenant, session_id, self._secret
+        )
 
     # --- audit and keys -----------------------------------------------------------------------
 

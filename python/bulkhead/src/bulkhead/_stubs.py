@@ -1,4 +1,4 @@
-"""The six service stubs of one channel, made once per client and shared by every handle made
+"""The seven service stubs of one channel, made once per client and shared by every handle made
 from it (a stub call is a registered method on the channel; building stubs per call would
 redo that work on the hot path). The generated stubs accept sync and grpc.aio channels alike.
 
@@ -15,6 +15,7 @@ from bulkhead._proto.bulkhead.v1 import (
     cache_pb2_grpc,
     collections_pb2_grpc,
     keys_pb2_grpc,
+    memory_pb2_grpc,
     records_pb2,
     records_pb2_grpc,
 )
@@ -23,7 +24,7 @@ QUERY_METHOD = "/bulkhead.v1.RecordService/Query"
 
 
 class Stubs:
-    __slots__ = ("admin", "audit", "cache", "collections", "keys", "query", "records")
+    __slots__ = ("admin", "audit", "cache", "collections", "keys", "memory", "query", "records")
 
     def __init__(self, channel: Any) -> None:
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
@@ -31,6 +32,7 @@ class Stubs:
         self.cache = cache_pb2_grpc.SemanticCacheServiceStub(channel)
         self.collections = collections_pb2_grpc.CollectionServiceStub(channel)
         self.keys = keys_pb2_grpc.KeyServiceStub(channel)
+        self.memory = memory_pb2_grpc.MemoryServiceStub(channel)
         self.records = records_pb2_grpc.RecordServiceStub(channel)
         self.query = channel.unary_unary(
             QUERY_METHOD,

@@ -76,6 +76,9 @@ pub struct CollectionEntry {
     /// Records carry their readers; absent (off) in manifests written before it existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub access_control: bool,
+    /// Reads are audited with the ids they returned; absent (off) in older manifests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audit_reads: bool,
     /// A cache's end-user scope, `USER` or `SESSION`; absent: `USER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_end_user_scope: Option<String>,
@@ -188,6 +191,7 @@ impl CollectionEntry {
                 .filter(|k| *k != pb::CollectionKind::Unspecified)
                 .map(|k| k.as_str_name().to_owned()),
             access_control: c.access_control,
+            audit_reads: c.audit_reads,
             cache_end_user_scope: pb::EndUserScope::try_from(c.cache_end_user_scope)
                 .ok()
                 .filter(|s| *s != pb::EndUserScope::Unspecified)
@@ -275,6 +279,7 @@ impl CollectionEntry {
             spec = spec.with_indexed_field(name.clone(), field_type);
         }
         spec.access_control = self.access_control;
+        spec.audit_reads = self.audit_reads;
         Ok(spec)
     }
 }
