@@ -24,5 +24,5 @@ mod pki;
 mod readers;
 mod sdk;
 mod sessions;
-mod traceability;
 mod tls;
+mod traceability;

@@ -469,6 +469,28 @@ impl TenantClient {
         page_token: &str,
         limit: usize,
     ) -> Result<(Vec<pb::AuditEvent>, String)> {
+        self.audit_pages(since, None, None, page_token, limit).await
+    }
+
+    /// Up to `limit` events of one end user (`sub` of its token), or of one session, or of
+    /// both, oldest first: who saw what, from the tenant's own trail.
+    pub async fn audit_events_of(
+        &self,
+        user: Option<&str>,
+        session: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<pb::AuditEvent>> {
+        Ok(self.audit_pages(None, user, session, "", limit).await?.0)
+    }
+
+    async fn audit_pages(
+        &self,
+        since: Option<SystemTime>,
+        user: Option<&str>,
+        session: Option<&str>,
+        page_token: &str,
+        limit: usize,
+    ) -> Result<(Vec<pb::AuditEvent>, String)> {
         pages::collect_from(
             page_token.to_owned(),
             limit,
@@ -478,6 +500,8 @@ impl TenantClient {
                     page_size: AUDIT_PAGE.min(wanted.try_into().unwrap_or(i32::MAX)),
                     page_token,
                     start_time: since.map(bulkhead_wire::system_time_to_pb),
+                    user: user.unwrap_or_default().to_owned(),
+                    session: session.unwrap_or_default().to_owned(),
                 };
                 let page = self
                     .connection

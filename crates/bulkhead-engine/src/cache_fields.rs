@@ -137,6 +137,22 @@ mod tests {
     }
 
     #[test]
+    fn a_fingerprint_is_one_to_256_bytes_on_every_path() {
+        check_fingerprint("m").unwrap();
+        check_fingerprint(&"f".repeat(MAX_FINGERPRINT_BYTES)).unwrap();
+        assert!(check_fingerprint("").is_err());
+        assert!(check_fingerprint(&"f".repeat(MAX_FINGERPRINT_BYTES + 1)).is_err());
+        let restored =
+            |f: Value| check_reserved_fields(&meta(&[(FINGERPRINT, f)]), ReservedFields::Checked);
+        restored(Value::String("gpt-x/v1".into())).unwrap();
+        assert!(restored(Value::String(String::new())).is_err());
+        assert!(restored(Value::String("f".repeat(MAX_FINGERPRINT_BYTES + 1))).is_err());
+        assert!(restored(Value::Int(1)).is_err());
+        let planted = meta(&[(FINGERPRINT, Value::String("gpt-x/v1".into()))]);
+        assert!(check_reserved_fields(&planted, ReservedFields::Refused).is_err());
+    }
+
+    #[test]
     fn only_the_two_fields_a_cache_declared_mark_a_legacy_cache() {
         let cache = BTreeMap::from([
             (SCOPE.to_owned(), FieldType::Keyword),

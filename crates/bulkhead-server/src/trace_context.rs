@@ -42,7 +42,9 @@ fn traceparent_trace_id(value: &str) -> Option<String> {
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let zeros = |s: &str| s.bytes().all(|b| b == b'0');
     let valid = hex(version, 2)
@@ -83,7 +85,10 @@ mod tests {
     #[test]
     fn a_traceparent_gives_its_trace_id_and_wins_over_a_request_id() {
         let tp = format!("00-{TRACE}-00f067aa0ba902b7-01");
-        assert_eq!(trace_id(&metadata(&[("traceparent", &tp)])).as_deref(), Some(TRACE));
+        assert_eq!(
+            trace_id(&metadata(&[("traceparent", &tp)])).as_deref(),
+            Some(TRACE)
+        );
         let both = metadata(&[("traceparent", &tp), ("x-request-id", "req-1")]);
         assert_eq!(trace_id(&both).as_deref(), Some(TRACE));
         assert_eq!(

@@ -40,6 +40,10 @@ def calls(handle: TenantHandle) -> dict[str, Callable[[], Any]]:
         "create_key": lambda: handle.create_key("read"),
         "list_keys": lambda: handle.list_keys(),
         "revoke_key": lambda: handle.revoke_key("kdeadbeef"),
+        "create_session": lambda: handle.create_session(
+            "s2", 2, idle_ttl_seconds=60, absolute_ttl_seconds=60
+        ),
+        "session": lambda: handle.session("chat").history(),
     }
 
 
@@ -57,6 +61,8 @@ def test_a_key_of_a_cannot_reach_b_through_any_method(
     b.upsert("docs", [Record("b-1", [1.0, 0.0], text="secret of b")])
     b.create_cache("cache", 2)
     b.cache_store("cache", [1.0, 0.0], "p", "b's answer")
+    b.create_session("chat", 2, idle_ttl_seconds=600, absolute_ttl_seconds=600)
+    b.session("chat").append("b's memory")
 
     forged = client.tenant(b_id, api_key=a_key)
     attempts = calls(forged)
@@ -73,6 +79,7 @@ def test_a_key_of_a_cannot_reach_b_through_any_method(
     assert sorted(c.collection_id for c in b.list_collections()) == ["cache", "docs"]
     assert b.get("docs", ["b-1"])[0].text == "secret of b"
     assert [r.id for r in b.get("docs", ["x"])] == []
+    assert [i.text for i in b.session("chat").history()] == ["b's memory"]
     a = client.tenant(a_id, api_key=a_key)
     denied = [e for e in a.audit_events() if e.outcome == "PERMISSION_DENIED"]
     assert len(denied) >= len(attempts) - 1

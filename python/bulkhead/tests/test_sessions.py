@@ -32,12 +32,12 @@ def session_token(
     public = _bulkhead(server, "token", "keygen", "--out", str(private))
     _bulkhead(
         server,
+        "key",
+        "add-verification-key",
         "--endpoint",
         server.url,
         "--key",
         tenant_key,
-        "key",
-        "add-verification-key",
         "--tenant",
         tenant_id,
         "--id",

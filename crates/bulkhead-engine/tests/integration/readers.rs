@@ -252,7 +252,10 @@ fn a_handle_logs_the_ids_its_reads_return_only_where_the_collection_records_them
     let ids: Vec<_> = (0..1_200).map(|i| rid(&format!("r{i}"))).collect();
     let logging = t.logging_reads();
     logging.get(&coll("docs"), &ids).unwrap();
-    assert!(logging.take_read_ids().is_empty(), "docs doesn't record reads");
+    assert!(
+        logging.take_read_ids().is_empty(),
+        "docs doesn't record reads"
+    );
     let hits = logging
         .query(&coll("audited"), &Query::new(vector(3, DIM), 5))
         .unwrap();
