@@ -497,3 +497,45 @@ async fn an_oversized_query_is_refused_before_it_is_decoded() {
         refused.message()
     );
 }
+
+#[tokio::test]
+async fn an_end_user_is_limited_to_its_share_and_the_tenants_other_users_still_get_in() {
+    use crate::end_users::{add_key, claims, sign, signing_key, with};
+    let (server, _dir) = server_with(
+        "default-requests-per-second = 1.0\ndefault-burst = 10\nprincipal-rate-share = 0.5\n",
+    );
+    let mut c = server.clients().await;
+    seeded_tenant(&mut c, "acme", 1, 8).await;
+    let key = signing_key();
+    let kid = add_key(&mut c, "acme", "k1", &key).await;
+    let token = |sub: &str, iat_offset: i64| {
+        let iat = claims("acme")["iat"].as_i64().unwrap() - iat_offset;
+        sign(&key, &kid, &with(claims("acme"), serde_json::json!({"sub": sub, "iat": iat})))
+    };
+    // Two tokens of alice share alice's share; a new token doesn't bring a fresh one.
+    let (alice, alice_again, bob) = (token("alice", 0), token("alice", 1), token("bob", 0));
+    let get = |secret: &str| {
+        authed(
+            secret,
+            pb::GetRequest {
+                collection: "tenants/acme/collections/docs".into(),
+                ids: vec!["r0".into()],
+            },
+        )
+    };
+    let mut refused = None;
+    for i in 0..10 {
+        let secret = if i % 2 == 0 { &alice } else { &alice_again };
+        if let Err(s) = c.records.get(get(secret)).await {
+            refused = Some(s);
+            break;
+        }
+    }
+    let refused = refused.expect("alice is limited to her share");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("its share"), "{}", refused.message());
+    c.records
+        .get(get(&bob))
+        .await
+        .expect("another user of the tenant still gets in");
+}
