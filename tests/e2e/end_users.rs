@@ -615,3 +615,66 @@ fn the_cli_makes_a_key_registers_it_and_mints_tokens_that_work() {
     ));
     assert!(revoked.contains("revoked"), "{revoked}");
 }
+
+#[tokio::test]
+async fn a_tenant_registers_the_ed25519_keys_of_a_jwks_document() {
+    use crate::cli::{bulkhead, ok_json};
+    let server = Server::start();
+    let mut c = server.clients().await;
+    seeded_tenant(&mut c, "acme", 2, DIM).await;
+    let (issuer, other) = (signing_key(), signing_key());
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let document = json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "x": b64(&issuer.public_raw), "kid": "issuer-1", "use": "sig", "alg": "EdDSA"},
+        {"kty": "RSA", "n": "sXch", "e": "AQAB", "kid": "rsa-legacy"},
+        {"kty": "OKP", "crv": "Ed25519", "x": b64(&other.public_raw), "kid": "issuer-2"},
+    ]});
+    std::fs::write(&jwks, document.to_string()).unwrap();
+    let out = bulkhead(
+        &server,
+        None,
+        &[
+            "key",
+            "import-jwks",
+            "--tenant",
+            "acme",
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let added = ok_json(out);
+    let names: Vec<&str> = added
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "tenants/acme/verificationKeys/issuer-1",
+            "tenants/acme/verificationKeys/issuer-2"
+        ]
+    );
+    assert!(stderr.contains("skipped rsa-legacy"), "{stderr}");
+    // A token the issuer signs for its kid authenticates; the same token under the other kid doesn't.
+    let valid = sign(&issuer, names[0], &claims("acme"));
+    assert_eq!(
+        c.records
+            .get(get(&valid, "acme", "docs"))
+            .await
+            .unwrap()
+            .into_inner()
+            .records
+            .len(),
+        1
+    );
+    let swapped = sign(&issuer, names[1], &claims("acme"));
+    assert_eq!(
+        code(c.records.get(get(&swapped, "acme", "docs")).await),
+        Code::Unauthenticated
+    );
+}

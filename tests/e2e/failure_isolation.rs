@@ -510,7 +510,11 @@ async fn an_end_user_is_limited_to_its_share_and_the_tenants_other_users_still_g
     let kid = add_key(&mut c, "acme", "k1", &key).await;
     let token = |sub: &str, iat_offset: i64| {
         let iat = claims("acme")["iat"].as_i64().unwrap() - iat_offset;
-        sign(&key, &kid, &with(claims("acme"), serde_json::json!({"sub": sub, "iat": iat})))
+        sign(
+            &key,
+            &kid,
+            &with(claims("acme"), serde_json::json!({"sub": sub, "iat": iat})),
+        )
     };
     // Two tokens of alice share alice's share; a new token doesn't bring a fresh one.
     let (alice, alice_again, bob) = (token("alice", 0), token("alice", 1), token("bob", 0));
@@ -533,7 +537,11 @@ async fn an_end_user_is_limited_to_its_share_and_the_tenants_other_users_still_g
     }
     let refused = refused.expect("alice is limited to her share");
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
-    assert!(refused.message().contains("its share"), "{}", refused.message());
+    assert!(
+        refused.message().contains("its share"),
+        "{}",
+        refused.message()
+    );
     c.records
         .get(get(&bob))
         .await

@@ -69,6 +69,10 @@ pub struct EngineConfig {
     /// Most API keys one tenant may hold, revoked ones included (each is a registry entry
     /// read at every start).
     pub max_api_keys_per_tenant: usize,
+    /// Most sessions one tenant may hold, live or waiting for the sweeper.
+    pub max_sessions_per_tenant: usize,
+    /// Most items one session may hold.
+    pub max_items_per_session: u64,
     /// Most elements of one list-valued metadata field that is indexed: each element is a
     /// posting in the tenant's memory, so a list is bounded like the record's other parts.
     pub max_indexed_list_len: usize,
@@ -117,6 +121,8 @@ impl EngineConfig {
             default_index: IndexParams::default(),
             max_text_bytes: 1 << 20,
             max_api_keys_per_tenant: 1_000,
+            max_sessions_per_tenant: 10_000,
+            max_items_per_session: 10_000,
             max_indexed_list_len: 256,
             index_build_threads: default_index_build_threads(),
             segment_refresh_changes: 10_000,
@@ -148,6 +154,12 @@ impl EngineConfig {
         }
         if self.max_api_keys_per_tenant == 0 {
             return bad("max-api-keys-per-tenant must be at least 1");
+        }
+        if self.max_sessions_per_tenant == 0 {
+            return bad("max-sessions-per-tenant must be at least 1");
+        }
+        if !(1..=1_000_000).contains(&self.max_items_per_session) {
+            return bad("max-items-per-session must be between 1 and 1000000");
         }
         if self.max_indexed_list_len == 0 {
             return bad("max-indexed-list-len must be at least 1");

@@ -61,9 +61,9 @@ pub use index_builds::IndexBuildStats;
 pub use readers::{MAX_READERS_PER_RECORD, PUBLIC, READERS_FIELD, Reader};
 pub use record::{Hit, Include, NewRecord, Query, StoredRecord};
 pub use session::{
-    HistoryPage, MAX_APPEND_BATCH, MAX_HISTORY_PAGE, MAX_ITEMS_PER_SESSION, MAX_RECALL_TOP_K,
-    MAX_SESSION_LIFETIME, MAX_SESSION_PAGE, MAX_SESSIONS_PER_TENANT, MemoryItem, MemoryKind,
-    NewMemory, Recall, Recalled, SessionInfo, SessionPage, SessionSpec,
+    HistoryPage, MAX_APPEND_BATCH, MAX_HISTORY_PAGE, MAX_RECALL_TOP_K, MAX_SESSION_LIFETIME,
+    MAX_SESSION_PAGE, MemoryItem, MemoryKind, NewMemory, Recall, Recalled, SessionInfo,
+    SessionPage, SessionSpec,
 };
 pub use settings::{Quota, RateLimit, TenantSettings};
 pub use storage::StorageBackend;

@@ -6,8 +6,8 @@
 //! from that millisecond every read refuses it, and the sweeper removes its key range later.
 //!
 //! Working memory is small, so a session's index is its own key range: a recall scores exactly
-//! the items of its recency window (at most [`MAX_ITEMS_PER_SESSION`]) and builds nothing that
-//! could outlive the session or be shared with another.
+//! the items of its recency window (at most `max-items-per-session`, 10,000 by default) and
+//! builds nothing that could outlive the session or be shared with another.
 
 use std::time::Duration;
 
@@ -16,10 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 
-/// Sessions one tenant may hold at once, live or waiting for the sweeper.
-pub const MAX_SESSIONS_PER_TENANT: usize = 10_000;
-/// Items one session may hold.
-pub const MAX_ITEMS_PER_SESSION: u64 = 10_000;
 /// Longest absolute lifetime of a session.
 pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Items one append may carry.
@@ -356,6 +352,13 @@ mod tests {
         let mut no_vectors = spec(10, 25);
         no_vectors.dimension = 0;
         no_vectors.validate().unwrap();
+        // The exact bounds: one second idle is the least, and dimensions are checked.
+        spec(1, 1).validate().unwrap();
+        let mut too_wide = spec(10, 25);
+        too_wide.dimension = bulkhead_core::MAX_DIMENSION + 1;
+        assert!(too_wide.validate().is_err());
+        too_wide.dimension = bulkhead_core::MAX_DIMENSION;
+        too_wide.validate().unwrap();
     }
 
     #[test]

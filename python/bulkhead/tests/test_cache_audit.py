@@ -94,3 +94,16 @@ def test_audit_trail(tenant: TenantHandle, client: Client) -> None:
         tenant.get_collection("missing")
     outcomes = {(e.method, e.outcome) for e in tenant.audit_events()}
     assert ("CollectionService/GetCollection", "NOT_FOUND") in outcomes
+
+
+def test_fingerprints_and_the_similarity_floor(tenant: TenantHandle) -> None:
+    cache = tenant.create_cache("strict", 2, similarity_floor=0.99, end_user_scope="session")
+    assert cache.kind == "semantic_cache"
+    tenant.cache_store("strict", [1.0, 0.0], "q", "from gpt-x", fingerprint="gpt-x/v1")
+    assert tenant.cache_lookup("strict", [1.0, 0.0], -1.0, fingerprint="gpt-x/v1") is not None
+    assert tenant.cache_lookup("strict", [1.0, 0.0], -1.0, fingerprint="gpt-y/v1") is None
+    assert tenant.cache_lookup("strict", [1.0, 0.0], -1.0) is None
+    # The floor holds whatever the lookup asks for.
+    assert tenant.cache_lookup("strict", [0.6, 0.8], -1.0, fingerprint="gpt-x/v1") is None
+    with pytest.raises(InvalidArgument):
+        tenant.create_cache("bad", 2, end_user_scope="team")

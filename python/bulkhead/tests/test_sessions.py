@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from bulkhead import Client, MemoryItem, SessionHandle, TenantHandle
+from bulkhead import (
+    AsyncClient,
+    AsyncSessionHandle,
+    Client,
+    MemoryItem,
+    SessionHandle,
+    TenantHandle,
+)
 from bulkhead.errors import NotFound, PermissionDenied
 from bulkhead.testing import BulkheadServer
 
-from conftest import NewTenant
+from conftest import NewTenant, unique
 
 
 def _bulkhead(server: BulkheadServer, *args: str) -> str:
@@ -107,3 +114,26 @@ def test_a_session_bound_token_reaches_its_session_only(
     with pytest.raises(PermissionDenied):
         client.tenant(tenant.tenant_id, api_key=token).list_collections()
     assert [i.text for i in tenant.session("theirs").history()] == ["theirs-secret"]
+
+
+async def test_the_async_session_handle_matches_the_sync_one(
+    server: BulkheadServer, aclient: AsyncClient
+) -> None:
+    admin = aclient.admin(server.admin_token)
+    tenant = await admin.create_tenant(unique("async-sessions"))
+    _, secret = await admin.create_key(tenant.tenant_id, "write")
+    handle = aclient.tenant(tenant.tenant_id, api_key=secret)
+    await handle.create_session("chat", 2, idle_ttl_seconds=600, absolute_ttl_seconds=600)
+    chat = handle.session("chat")
+    assert isinstance(chat, AsyncSessionHandle)
+    assert await chat.append("hello", id="h", vector=[1.0, 0.0]) == 0
+    assert await chat.append_many([{"text": "world", "vector": [0.0, 1.0]}]) == [1]
+    assert [r.item.text for r in await chat.recall([0.0, 1.0], top_k=1)] == ["world"]
+    assert [i.text for i in await chat.history()] == ["hello", "world"]
+    assert (await chat.info()).items == 2
+    await chat.end()
+    with pytest.raises(NotFound):
+        await chat.history()
+    sync_methods = {n for n in dir(SessionHandle) if not n.startswith("_")}
+    async_methods = {n for n in dir(AsyncSessionHandle) if not n.startswith("_")}
+    assert sync_methods == async_methods

@@ -11,7 +11,6 @@
 //! another tenant's.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::BinaryHeap;
 
 use bulkhead_core::{Metric, SessionId};
 use bulkhead_index::distance::{distance, normalize};
@@ -22,10 +21,9 @@ use crate::collection::score_of;
 use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::session::{
-    HistoryPage, MAX_APPEND_BATCH, MAX_HISTORY_PAGE, MAX_ITEMS_PER_SESSION, MAX_RECALL_TOP_K,
-    MAX_SESSION_PAGE, MAX_SESSIONS_PER_TENANT, MemoryItem, NewMemory, Recall, Recalled,
-    SessionInfo, SessionPage, SessionSpec, StoredSession, TOUCH_EVERY_MS, decode_item, encode_item,
-    validate_item,
+    HistoryPage, MAX_APPEND_BATCH, MAX_HISTORY_PAGE, MAX_RECALL_TOP_K, MAX_SESSION_PAGE,
+    MemoryItem, NewMemory, Recall, Recalled, SessionInfo, SessionPage, SessionSpec, StoredSession,
+    TOUCH_EVERY_MS, decode_item, encode_item, validate_item,
 };
 use crate::storage::WriteSet;
 use crate::tenant::TenantHandle;
@@ -141,9 +139,10 @@ impl<A: CanWrite> TenantHandle<A> {
             }
             None => {}
         }
-        if count >= MAX_SESSIONS_PER_TENANT {
+        let max = self.state.services.config.max_sessions_per_tenant;
+        if count >= max {
             return Err(EngineError::QuotaExceeded(format!(
-                "a tenant holds at most {MAX_SESSIONS_PER_TENANT} sessions; end some first"
+                "a tenant holds at most {max} sessions (max-sessions-per-tenant); end some first"
             )));
         }
         let stored = StoredSession::new(spec, now);
@@ -189,30 +188,23 @@ impl TenantHandle<KeyAdmin> {
     }
 }
 
-/// A recall candidate, ordered by closeness (the heap keeps the farthest on top to drop it).
+/// A recall candidate: an item and its distance to the query.
 struct Candidate {
     distance: f32,
     item: MemoryItem,
 }
 
-impl PartialEq for Candidate {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == CmpOrdering::Equal
-    }
+/// Closest first, then later items first among equals (the more recent memory wins a tie).
+fn closer(a: &Candidate, b: &Candidate) -> CmpOrdering {
+    a.distance
+        .total_cmp(&b.distance)
+        .then(b.item.sequence.cmp(&a.item.sequence))
 }
-impl Eq for Candidate {}
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Candidate {
-    /// By distance, then later items first among equals (the more recent memory wins a tie).
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        self.distance
-            .total_cmp(&other.distance)
-            .then(other.item.sequence.cmp(&self.item.sequence))
-    }
+
+/// Keeps the `top_k` closest of `candidates`, in order.
+fn keep_closest(candidates: &mut Vec<Candidate>, top_k: usize) {
+    candidates.sort_by(closer);
+    candidates.truncate(top_k);
 }
 
 impl<A: Access> SessionHandle<A> {
@@ -270,7 +262,9 @@ impl<A: Access> SessionHandle<A> {
         let since = recall.max_age.map_or(0, |age| {
             now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
         });
-        let mut closest = BinaryHeap::with_capacity(recall.top_k + 1);
+        // Sorted down to `top_k` whenever twice that many are held: memory stays bounded by
+        // the request, not the window.
+        let mut closest = Vec::with_capacity(2 * recall.top_k);
         self.tenant
             .store()
             .scan(keys::memory_range(&self.id, from), &mut |k, v| {
@@ -286,13 +280,13 @@ impl<A: Access> SessionHandle<A> {
                     item.vector = None;
                 }
                 closest.push(Candidate { distance, item });
-                if closest.len() > recall.top_k {
-                    closest.pop();
+                if closest.len() >= 2 * recall.top_k {
+                    keep_closest(&mut closest, recall.top_k);
                 }
                 Ok(true)
             })?;
+        keep_closest(&mut closest, recall.top_k);
         Ok(closest
-            .into_sorted_vec()
             .into_iter()
             .map(|c| Recalled {
                 score: score_of(session.metric, c.distance),
@@ -343,9 +337,10 @@ impl<A: CanWrite> SessionHandle<A> {
             validate_item(item, &session, max_text)
                 .map_err(|e| EngineError::InvalidArgument(format!("item {index}: {e}")))?;
         }
-        if session.next_sequence + items.len() as u64 > MAX_ITEMS_PER_SESSION {
+        let max_items = self.tenant.state.services.config.max_items_per_session;
+        if session.next_sequence + items.len() as u64 > max_items {
             return Err(EngineError::QuotaExceeded(format!(
-                "a session holds at most {MAX_ITEMS_PER_SESSION} items; start another"
+                "a session holds at most {max_items} items (max-items-per-session); start another"
             )));
         }
         self.check_byte_quota(&items)?;

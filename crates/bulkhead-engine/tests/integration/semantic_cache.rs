@@ -276,6 +276,11 @@ fn an_end_users_scope_comes_from_its_token_never_from_the_request() {
             Err(EngineError::NotPermitted(_))
         ));
     }
+    // Naming its own scope is the same as leaving it out.
+    assert_eq!(
+        hit(&alice, Some("user:alice"), 0.0).unwrap().as_deref(),
+        Some("alice's answer")
+    );
     // The service reads alice's scope by name and the shared entries without one.
     assert_eq!(
         hit(&t, Some("user:alice"), 0.0).unwrap().as_deref(),
@@ -381,4 +386,37 @@ fn a_different_fingerprint_misses_and_the_floor_holds_whatever_the_request_asks(
         ..settings()
     };
     assert!(t.create_cache(&coll("nan"), &bad).is_err());
+}
+
+#[test]
+fn a_cache_made_before_fingerprints_serves_lookups_without_one_and_refuses_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = tenant_with_docs(&engine, "acme", DIM);
+    // The shape of a cache created before fingerprints: two reserved indexed fields.
+    let mut spec = bulkhead_engine::CollectionSpec::new(DIM, Metric::Cosine);
+    spec.kind = CollectionKind::SemanticCache;
+    spec.indexed_fields = [
+        ("_scope".to_owned(), bulkhead_engine::FieldType::Keyword),
+        ("_stored_at".to_owned(), bulkhead_engine::FieldType::Integer),
+    ]
+    .into();
+    let old = coll("old-answers");
+    t.create_collection(&old, &spec).unwrap();
+    t.store_in_cache(&old, entry("e1", 1, None, "old answer"))
+        .unwrap();
+    let found = t.lookup_in_cache(&old, lookup(1, None)).unwrap();
+    assert_eq!(found.map(|h| h.response).as_deref(), Some("old answer"));
+    let mut with_fingerprint = lookup(1, None);
+    with_fingerprint.fingerprint = Some("gpt-x/v1".into());
+    assert!(matches!(
+        t.lookup_in_cache(&old, with_fingerprint),
+        Err(EngineError::InvalidArgument(_))
+    ));
+    let mut stored = entry("e2", 2, None, "new answer");
+    stored.fingerprint = Some("gpt-x/v1".into());
+    assert!(matches!(
+        t.store_in_cache(&old, stored),
+        Err(EngineError::InvalidArgument(_))
+    ));
 }

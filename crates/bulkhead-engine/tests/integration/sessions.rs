@@ -298,3 +298,218 @@ fn recall_reads_only_the_window_it_asks_for_and_history_pages_in_order() {
     assert_eq!(second.items.len(), 6);
     assert_eq!(second.next_after, None);
 }
+
+#[test]
+fn a_tenant_holds_a_bounded_number_of_sessions_and_a_session_of_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.max_sessions_per_tenant = 3;
+    config.max_items_per_session = 4;
+    let engine = bulkhead_engine::Engine::open(config).unwrap();
+    let (acme, other) = (new_tenant(&engine, "acme"), new_tenant(&engine, "other"));
+    for id in ["s1", "s2", "s3"] {
+        acme.create_session(&sid(id), &spec(600, 3600)).unwrap();
+    }
+    let live_again = acme.create_session(&sid("s2"), &spec(600, 3600));
+    assert!(
+        matches!(live_again, Err(EngineError::SessionExists(_))),
+        "{live_again:?}"
+    );
+    let full = acme.create_session(&sid("s4"), &spec(600, 3600));
+    assert!(
+        matches!(full, Err(EngineError::QuotaExceeded(_))),
+        "{full:?}"
+    );
+    // Per tenant: another tenant is not affected.
+    other.create_session(&sid("s1"), &spec(600, 3600)).unwrap();
+    // An ended session counts until it is swept, or until its id is created anew.
+    acme.session(&sid("s1")).unwrap().end().unwrap();
+    assert!(matches!(
+        acme.create_session(&sid("s4"), &spec(600, 3600)),
+        Err(EngineError::QuotaExceeded(_))
+    ));
+    acme.create_session(&sid("s1"), &spec(600, 3600)).unwrap();
+    acme.session(&sid("s2")).unwrap().end().unwrap();
+    assert_eq!(acme.purge_dead_sessions().unwrap(), 1);
+    acme.create_session(&sid("s4"), &spec(600, 3600)).unwrap();
+    // Counted again from disk after a restart.
+    drop((acme, other));
+    drop(engine);
+    let mut config = crate::common::config(dir.path());
+    config.max_sessions_per_tenant = 3;
+    config.max_items_per_session = 4;
+    let engine = bulkhead_engine::Engine::open(config).unwrap();
+    let acme = engine.handle(&tenant("acme")).unwrap();
+    let restarted = acme.create_session(&sid("s5"), &spec(600, 3600));
+    assert!(
+        matches!(restarted, Err(EngineError::QuotaExceeded(_))),
+        "{restarted:?}"
+    );
+
+    let s3 = acme.session(&sid("s3")).unwrap();
+    s3.append((0..3).map(|i| memory(&format!("m{i}"), i, "x")).collect())
+        .unwrap();
+    let over = s3.append(vec![memory("m3", 3, "x"), memory("m4", 4, "x")]);
+    assert!(
+        matches!(over, Err(EngineError::QuotaExceeded(_))),
+        "{over:?}"
+    );
+    assert_eq!(
+        s3.history(None, 10).unwrap().items.len(),
+        3,
+        "nothing of the refused batch"
+    );
+    s3.append(vec![memory("m3", 3, "x")]).unwrap();
+}
+
+#[test]
+fn listings_page_recalls_skip_items_without_vectors_and_bad_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = new_tenant(&engine, "acme");
+    for id in ["a", "b", "c", "d"] {
+        t.create_session(&sid(id), &spec(600, 3600)).unwrap();
+    }
+    t.session(&sid("b")).unwrap().end().unwrap();
+    let first = t.list_sessions(None, 2).unwrap();
+    let ids = |p: &bulkhead_engine::SessionPage| {
+        p.sessions
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), ["a", "c"], "the ended one is not listed");
+    assert_eq!(first.next_after, Some(sid("c")));
+    let second = t.list_sessions(first.next_after.as_ref(), 2).unwrap();
+    assert_eq!(ids(&second), ["d"]);
+    assert_eq!(second.next_after, None);
+
+    let session = t.session(&sid("a")).unwrap();
+    let mut plain = memory("plain", 1, "no vector");
+    plain.vector = None;
+    session
+        .append(vec![plain, memory("v", 1, "with vector")])
+        .unwrap();
+    let hits = session.recall(&recall(1, 10)).unwrap();
+    assert_eq!(hits.len(), 1, "an item without a vector is not recalled");
+    assert_eq!(hits[0].item.vector, None, "vectors only when asked for");
+    let mut with_vectors = recall(1, 10);
+    with_vectors.include_vectors = true;
+    assert_eq!(
+        session.recall(&with_vectors).unwrap()[0]
+            .item
+            .vector
+            .as_ref()
+            .map(Vec::len),
+        Some(DIM)
+    );
+    for top_k in [0, bulkhead_engine::MAX_RECALL_TOP_K + 1] {
+        assert!(
+            matches!(
+                session.recall(&recall(1, top_k)),
+                Err(EngineError::InvalidArgument(_))
+            ),
+            "{top_k}"
+        );
+    }
+    session
+        .recall(&recall(1, bulkhead_engine::MAX_RECALL_TOP_K))
+        .unwrap();
+    assert!(matches!(
+        session.append(vec![]),
+        Err(EngineError::InvalidArgument(_))
+    ));
+    let too_many: Vec<_> = (0..=bulkhead_engine::MAX_APPEND_BATCH as u64)
+        .map(|i| NewMemory {
+            id: None,
+            ..memory("x", i, "x")
+        })
+        .collect();
+    assert!(matches!(
+        session.append(too_many),
+        Err(EngineError::InvalidArgument(_))
+    ));
+    let mut no_vectors = spec(600, 3600);
+    no_vectors.dimension = 0;
+    t.create_session(&sid("text-only"), &no_vectors).unwrap();
+    let text_only = t.session(&sid("text-only")).unwrap();
+    assert!(matches!(
+        text_only.recall(&recall(1, 5)),
+        Err(EngineError::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn appends_count_against_the_tenants_byte_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let mut settings = TenantSettings::default();
+    settings.quota.max_stored_bytes = 1;
+    engine.create_tenant(&tenant("tight"), &settings).unwrap();
+    let t = engine.handle(&tenant("tight")).unwrap();
+    t.create_session(&sid("chat"), &spec(600, 3600)).unwrap();
+    let refused = t
+        .session(&sid("chat"))
+        .unwrap()
+        .append(vec![memory("m", 1, "x")]);
+    assert!(
+        matches!(refused, Err(EngineError::QuotaExceeded(_))),
+        "{refused:?}"
+    );
+    let free = new_tenant(&engine, "free");
+    free.create_session(&sid("chat"), &spec(600, 3600)).unwrap();
+    free.session(&sid("chat"))
+        .unwrap()
+        .append(vec![memory("m", 1, "x")])
+        .unwrap();
+}
+
+#[test]
+fn recall_keeps_the_closest_of_a_long_window_and_the_latest_of_equals() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = new_tenant(&engine, "acme");
+    t.create_session(&sid("chat"), &spec(600, 3600)).unwrap();
+    let session = t.session(&sid("chat")).unwrap();
+    session
+        .append(
+            (0..20)
+                .map(|i| memory(&format!("m{i}"), i, "turn"))
+                .collect(),
+        )
+        .unwrap();
+    let ids = |hits: Vec<bulkhead_engine::Recalled>| {
+        hits.into_iter()
+            .map(|h| h.item.id.unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(session.recall(&recall(3, 2)).unwrap())[0], "m3");
+    assert_eq!(ids(session.recall(&recall(17, 1)).unwrap()), ["m17"]);
+    // The same vector twice: the later memory wins.
+    session
+        .append(vec![memory("again", 5, "said again")])
+        .unwrap();
+    assert_eq!(ids(session.recall(&recall(5, 1)).unwrap()), ["again"]);
+    assert_eq!(ids(session.recall(&recall(5, 2)).unwrap()), ["again", "m5"]);
+}
+
+#[test]
+fn reads_count_as_activity_at_most_once_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let engine = open_with_clock(dir.path(), &clock);
+    let t = new_tenant(&engine, "acme");
+    t.create_session(&sid("chat"), &spec(600, 3600)).unwrap();
+    let session = t.session(&sid("chat")).unwrap();
+    let created = session.info().unwrap().last_active_ms;
+    clock.advance(Duration::from_millis(500));
+    session.history(None, 10).unwrap();
+    assert_eq!(
+        session.info().unwrap().last_active_ms,
+        created,
+        "within the second: no write"
+    );
+    clock.advance(Duration::from_millis(500));
+    session.history(None, 10).unwrap();
+    assert_eq!(session.info().unwrap().last_active_ms, created + 1_000);
+}

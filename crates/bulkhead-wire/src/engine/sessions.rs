@@ -173,6 +173,112 @@ mod tests {
     }
 
     #[test]
+    fn items_sessions_and_recalls_carry_every_field_out() {
+        use bulkhead_core::{SessionId, TenantId, Value};
+        let item = MemoryItem {
+            id: Some(RecordId::new("t1").unwrap()),
+            sequence: 7,
+            kind: MemoryKind::ToolResult,
+            text: "out".into(),
+            metadata: [("role".to_owned(), Value::String("tool".into()))].into(),
+            chunk_ids: vec![RecordId::new("c1").unwrap()],
+            created_at_ms: 1_500,
+            vector: Some(vec![0.5, 0.25]),
+        };
+        let pb_item = memory_to_pb(item.clone());
+        assert_eq!(
+            (
+                pb_item.id.as_str(),
+                pb_item.sequence,
+                pb_item.kind,
+                pb_item.text.as_str()
+            ),
+            ("t1", 7, pb::MemoryKind::ToolResult as i32, "out")
+        );
+        assert_eq!(pb_item.vector, vec![0.5, 0.25]);
+        assert_eq!(pb_item.chunk_ids, vec!["c1"]);
+        assert_eq!(pb_item.metadata.len(), 1);
+        assert_eq!(pb_item.create_time, Some(timestamp_from_ms(1_500)));
+        let back = new_memory(0, pb_item).unwrap();
+        assert_eq!(
+            (back.id, back.kind, back.vector),
+            (item.id.clone(), item.kind, item.vector.clone())
+        );
+        let unnamed = memory_to_pb(MemoryItem {
+            id: None,
+            vector: None,
+            ..item.clone()
+        });
+        assert!(unnamed.id.is_empty() && unnamed.vector.is_empty());
+        let recalled = recalled_to_pb(Recalled { item, score: 0.75 });
+        assert_eq!(
+            (recalled.score, recalled.item.map(|i| i.sequence)),
+            (0.75, Some(7))
+        );
+
+        let name = SessionName {
+            tenant: TenantId::new("acme").unwrap(),
+            session: SessionId::new("chat").unwrap(),
+        };
+        let info = SessionInfo {
+            id: name.session.clone(),
+            created_at_ms: 1_000,
+            last_active_ms: 2_000,
+            expires_at_ms: 3_000,
+            items: 4,
+            idle_ttl: std::time::Duration::from_secs(60),
+            absolute_ttl: std::time::Duration::from_secs(600),
+            dimension: 8,
+            metric: Metric::Dot,
+        };
+        let s = session_to_pb(&name, &info);
+        assert_eq!(s.name, "tenants/acme/sessions/chat");
+        assert_eq!(
+            (
+                s.idle_ttl_seconds,
+                s.absolute_ttl_seconds,
+                s.items,
+                s.dimension
+            ),
+            (60, 600, 4, 8)
+        );
+        assert_eq!(s.metric, pb::Metric::Dot as i32);
+        assert_eq!(s.create_time, Some(timestamp_from_ms(1_000)));
+        assert_eq!(s.last_active_time, Some(timestamp_from_ms(2_000)));
+        assert_eq!(s.expire_time, Some(timestamp_from_ms(3_000)));
+    }
+
+    #[test]
+    fn a_recall_of_no_window_reads_every_item() {
+        let req = pb::RecallRequest {
+            vector: vec![1.0],
+            top_k: 3,
+            include_vectors: true,
+            ..Default::default()
+        };
+        let all = recall(req.clone()).unwrap();
+        assert_eq!(
+            (all.last_items, all.max_age, all.top_k, all.include_vectors),
+            (None, None, 3, true)
+        );
+        let windowed = recall(pb::RecallRequest {
+            last_items: 5,
+            max_age_seconds: Some(30),
+            ..req.clone()
+        })
+        .unwrap();
+        assert_eq!(windowed.last_items, Some(5));
+        assert_eq!(windowed.max_age, Some(std::time::Duration::from_secs(30)));
+        assert!(
+            recall(pb::RecallRequest {
+                max_age_seconds: Some(0),
+                ..req
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
     fn page_tokens_are_sequence_numbers() {
         assert_eq!(sequence_token("").unwrap(), None);
         assert_eq!(sequence_token("41").unwrap(), Some(41));

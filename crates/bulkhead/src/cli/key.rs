@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use bulkhead_client::proto as pb;
 use bulkhead_client::{CreatedKey, Role};
 use bulkhead_core::{KeyId, KeyName};
@@ -57,6 +57,18 @@ pub enum KeyCommand {
         max_token_lifetime: Option<Duration>,
         #[arg(long, default_value = "")]
         description: String,
+    },
+    /// Register every Ed25519 signing key of a JWKS document (RFC 7517/8037: `kty` OKP, `crv`
+    /// Ed25519), each under its `kid`; other keys are listed as skipped, with the reason.
+    ImportJwks {
+        #[arg(long, env = "BULKHEAD_TENANT")]
+        tenant: String,
+        /// The JWKS document (`{"keys": [...]}`), e.g. saved from the issuer's jwks_uri.
+        #[arg(long, value_name = "FILE")]
+        jwks: std::path::PathBuf,
+        /// Longest lifetime of a token the keys sign, e.g. `15m` (at most 24h; default 1h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_token_lifetime: Option<Duration>,
     },
     /// List a tenant's verification keys.
     ListVerificationKeys {
@@ -147,6 +159,41 @@ pub async fn run(s: &Session, command: KeyCommand) -> Result<()> {
             let mut r = verification_key_rows();
             r.push(verification_key_cells(&key));
             s.out.one(&r);
+        }
+        KeyCommand::ImportJwks {
+            tenant,
+            jwks,
+            max_token_lifetime,
+        } => {
+            let text = std::fs::read_to_string(&jwks)
+                .with_context(|| format!("reading {}", jwks.display()))?;
+            let (keys, skipped) =
+                super::jwks::ed25519_keys(&text).with_context(|| format!("{}", jwks.display()))?;
+            // On stderr, so a script reading the JSON still sees what was left out.
+            for why in &skipped {
+                eprintln!("skipped {why}");
+            }
+            ensure!(
+                !keys.is_empty(),
+                "{}: no Ed25519 signing key to register",
+                jwks.display()
+            );
+            let handle = s.tenant(&tenant)?;
+            let description = format!("from {}", jwks.display());
+            let mut r = verification_key_rows();
+            for key in &keys {
+                let added = handle
+                    .add_verification_key(
+                        key.kid.as_str(),
+                        &key.public_key,
+                        max_token_lifetime,
+                        &description,
+                    )
+                    .await
+                    .with_context(|| format!("registering {}", key.kid))?;
+                r.push(verification_key_cells(&added));
+            }
+            s.out.list(&r);
         }
         KeyCommand::ListVerificationKeys { tenant } => {
             let mut r = verification_key_rows();

@@ -9,6 +9,7 @@ mod collection;
 mod fields;
 mod filter;
 mod import;
+mod jwks;
 mod key;
 mod output;
 mod query;

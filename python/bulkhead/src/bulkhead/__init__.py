@@ -15,7 +15,7 @@ from bulkhead import filters
 from bulkhead._aio import AsyncAdminClient, AsyncClient, AsyncTenantHandle
 from bulkhead._channel import TlsConfig
 from bulkhead._client import AdminClient, Client, TenantHandle
-from bulkhead._sessions import MemoryItem, Recalled, Session, SessionHandle
+from bulkhead._sessions import AsyncSessionHandle, MemoryItem, Recalled, Session, SessionHandle
 from bulkhead.errors import BulkheadError
 from bulkhead.types import ApiKey, AuditEvent, CacheEntry, Collection, Hit, Record, Tenant
 
@@ -26,6 +26,7 @@ __all__ = [
     "ApiKey",
     "AsyncAdminClient",
     "AsyncClient",
+    "AsyncSessionHandle",
     "AsyncTenantHandle",
     "AuditEvent",
     "BulkheadError",

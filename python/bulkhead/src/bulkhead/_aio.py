@@ -17,6 +17,12 @@ from bulkhead._call import AsyncCaller, Policy, bearer
 from bulkhead._channel import TlsConfig, aio_channel, resolve
 from bulkhead._names import Names, key_name, tenant_name
 from bulkhead._proto.bulkhead.v1 import admin_pb2, keys_pb2, records_pb2
+from bulkhead._sessions import (
+    AsyncSessionHandle,
+    Session,
+    create_session_request,
+    session_from_pb,
+)
 from bulkhead._stubs import Stubs
 from bulkhead.errors import InvalidArgument, from_rpc_error
 from bulkhead.filters import FilterLike
@@ -79,6 +85,10 @@ class AsyncClient:
             raise InvalidArgument("tenant() needs an api_key (or AsyncClient(api_key=...))")
         return AsyncTenantHandle(self._stubs, self._policy, Names(tenant_id), secret)
 
+    def session(self, tenant_id: str, session_id: str, token: str) -> AsyncSessionHandle:
+        """A handle fixed to one session of `tenant_id` (see `Client.session`)."""
+        return AsyncSessionHandle(self._stubs, self._policy, tenant_id, session_id, token)
+
     def admin(self, admin_token: str) -> AsyncAdminClient:
         return AsyncAdminClient(self._stubs, self._policy, admin_token)
 
@@ -104,9 +114,20 @@ class AsyncClient:
 class AsyncTenantHandle:
     """The asyncio twin of `TenantHandle`; see there for what each method does."""
 
-    __slots__ = ("_call", "_encode_query", "_names", "_query", "_stubs", "_timeout")
+    __slots__ = (
+        "_call",
+        "_encode_query",
+        "_names",
+        "_policy",
+        "_query",
+        "_secret",
+        "_stubs",
+        "_timeout",
+    )
 
     def __init__(self, stubs: Stubs, policy: Policy, names: Names, secret: str) -> None:
+        self._policy = policy
+        self._secret = secret
         self._stubs = stubs
         self._names = names
         self._call = AsyncCaller(policy, bearer(secret, "api_key"))
@@ -258,9 +279,17 @@ class AsyncTenantHandle:
         metric: str = "cosine",
         *,
         default_ttl_seconds: int | None = None,
+        end_user_scope: str = "user",
+        similarity_floor: float | None = None,
     ) -> Collection:
         request = _requests.create_cache(
-            self._names, cache_id, dimension, metric, default_ttl_seconds
+            self._names,
+            cache_id,
+            dimension,
+            metric,
+            default_ttl_seconds,
+            end_user_scope,
+            similarity_floor,
         )
         return collection_from_pb(await self._call(self._stubs.cache.CreateCache, request))
 
@@ -274,9 +303,10 @@ class AsyncTenantHandle:
         metadata: Mapping[str, Any] | None = None,
         ttl_seconds: int | None = None,
         scope: str | None = None,
+        fingerprint: str | None = None,
     ) -> str:
         request = _requests.cache_store(
-            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope
+            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint
         )
         return str((await self._call(self._stubs.cache.Store, request)).id)
 
@@ -288,9 +318,10 @@ class AsyncTenantHandle:
         *,
         max_age_seconds: int | None = None,
         scope: str | None = None,
+        fingerprint: str | None = None,
     ) -> CacheEntry | None:
         request = _requests.cache_lookup(
-            self._names, cache, vector, min_similarity, max_age_seconds, scope
+            self._names, cache, vector, min_similarity, max_age_seconds, scope, fingerprint
         )
         response = await self._call(self._stubs.cache.Lookup, request)
         return cache_entry_from_pb(response.entry) if response.hit else None
@@ -322,6 +353,30 @@ class AsyncTenantHandle:
             token = page.next_page_token
             if not token:
                 return
+
+    async def create_session(
+        self,
+        session_id: str,
+        dimension: int,
+        *,
+        idle_ttl_seconds: int,
+        absolute_ttl_seconds: int,
+        metric: str = "cosine",
+    ) -> Session:
+        request = create_session_request(
+            self._names.tenant,
+            session_id,
+            dimension,
+            idle_ttl_seconds,
+            absolute_ttl_seconds,
+            metric,
+        )
+        return session_from_pb(await self._call(self._stubs.memory.CreateSession, request))
+
+    def session(self, session_id: str) -> AsyncSessionHandle:
+        return AsyncSessionHandle(
+            self._stubs, self._policy, self._names.tenant, session_id, self._secret
+        )
 
     async def create_key(
         self, role: str, *, ttl_seconds: int | None = None, description: str = ""

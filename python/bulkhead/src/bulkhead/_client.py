@@ -294,11 +294,19 @@ class TenantHandle:
         metric: str = "cosine",
         *,
         default_ttl_seconds: int | None = None,
+        end_user_scope: str = "user",
+        similarity_floor: float | None = None,
     ) -> Collection:
         """Creates a semantic cache (a collection with the fields lookups filter on; list and
         delete it as a collection). `metric` is `cosine` or `dot`."""
         request = _requests.create_cache(
-            self._names, cache_id, dimension, metric, default_ttl_seconds
+            self._names,
+            cache_id,
+            dimension,
+            metric,
+            default_ttl_seconds,
+            end_user_scope,
+            similarity_floor,
         )
         return collection_from_pb(self._call(self._stubs.cache.CreateCache, request))
 
@@ -312,11 +320,12 @@ class TenantHandle:
         metadata: Mapping[str, Any] | None = None,
         ttl_seconds: int | None = None,
         scope: str | None = None,
+        fingerprint: str | None = None,
     ) -> str:
         """Stores `response` under the prompt's embedding; `scope` (a user or session) keeps
         it from every lookup of another scope. Returns the entry id."""
         request = _requests.cache_store(
-            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope
+            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint
         )
         return str(self._call(self._stubs.cache.Store, request).id)
 
@@ -328,11 +337,12 @@ class TenantHandle:
         *,
         max_age_seconds: int | None = None,
         scope: str | None = None,
+        fingerprint: str | None = None,
     ) -> CacheEntry | None:
         """The most similar live entry of `scope` (or of no scope) at least `min_similarity`
         close and at most `max_age_seconds` old, or None."""
         request = _requests.cache_lookup(
-            self._names, cache, vector, min_similarity, max_age_seconds, scope
+            self._names, cache, vector, min_similarity, max_age_seconds, scope, fingerprint
         )
         response = self._call(self._stubs.cache.Lookup, request)
         return cache_entry_from_pb(response.entry) if response.hit else None

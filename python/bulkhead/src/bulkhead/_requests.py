@@ -144,8 +144,20 @@ class QueryEncoder:
 # --- semantic cache ---------------------------------------------------------------------------
 
 
+END_USER_SCOPES = {
+    "user": collections_pb2.USER,
+    "session": collections_pb2.SESSION,
+}
+
+
 def create_cache(
-    names: Names, cache_id: str, dimension: int, metric: str, default_ttl_seconds: int | None
+    names: Names,
+    cache_id: str,
+    dimension: int,
+    metric: str,
+    default_ttl_seconds: int | None,
+    end_user_scope: str = "user",
+    similarity_floor: float | None = None,
 ) -> cache_pb2.CreateCacheRequest:
     return cache_pb2.CreateCacheRequest(
         parent=names.parent,
@@ -153,6 +165,8 @@ def create_cache(
         dimension=dimension,
         metric=enum_value("metric", METRICS, metric),  # type: ignore[arg-type]
         default_ttl_seconds=_positive("default_ttl_seconds", default_ttl_seconds),
+        end_user_scope=enum_value("end_user_scope", END_USER_SCOPES, end_user_scope),  # type: ignore[arg-type]
+        similarity_floor=similarity_floor,
     )
 
 
@@ -165,6 +179,7 @@ def cache_store(
     metadata: Mapping[str, Any] | None,
     ttl_seconds: int | None,
     scope: str | None,
+    fingerprint: str | None = None,
 ) -> cache_pb2.StoreRequest:
     request = cache_pb2.StoreRequest(
         cache=names.cache(cache),
@@ -173,6 +188,7 @@ def cache_store(
         metadata=metadata_to_pb(metadata),
         ttl_seconds=_positive("ttl_seconds", ttl_seconds),
         scope=scope,
+        fingerprint=fingerprint,
     )
     set_vector(request, vector)
     return request
@@ -185,12 +201,14 @@ def cache_lookup(
     min_similarity: float,
     max_age_seconds: int | None,
     scope: str | None,
+    fingerprint: str | None = None,
 ) -> cache_pb2.LookupRequest:
     request = cache_pb2.LookupRequest(
         cache=names.cache(cache),
         min_similarity=min_similarity,
         max_age_seconds=_positive("max_age_seconds", max_age_seconds),
         scope=scope,
+        fingerprint=fingerprint,
     )
     set_vector(request, vector)
     return request

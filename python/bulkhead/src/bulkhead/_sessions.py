@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bulkhead._call import Caller, Policy, bearer
+from bulkhead._call import AsyncCaller, Caller, Policy, bearer
 from bulkhead._names import check_id, tenant_name
 from bulkhead._proto.bulkhead.v1 import memory_pb2
 from bulkhead._stubs import Stubs
@@ -25,7 +25,7 @@ from bulkhead.types import (
     time_from_pb,
 )
 
-__all__ = ["MemoryItem", "Recalled", "Session", "SessionHandle"]
+__all__ = ["AsyncSessionHandle", "MemoryItem", "Recalled", "Session", "SessionHandle"]
 
 KINDS = {
     "turn": memory_pb2.TURN,
@@ -117,6 +117,56 @@ def create_session_request(
     )
 
 
+def session_name(tenant: str, session: str) -> str:
+    return f"{tenant_name(tenant)}/sessions/{check_id('session', session)}"
+
+
+def append_request(name: str, items: Sequence[Mapping[str, Any]]) -> memory_pb2.AppendRequest:
+    """`items` are dicts of `SessionHandle.append`'s arguments."""
+    request = memory_pb2.AppendRequest(session=name)
+    for item in items:
+        message = request.items.add(
+            id=item.get("id") or "",
+            kind=enum_value("kind", KINDS, item.get("kind", "turn")),
+            text=item["text"],
+            chunk_ids=list(item.get("chunk_ids") or ()),
+        )
+        if item.get("vector") is not None:
+            # Field 5 here: `set_vector` writes field 2, where requests keep their vector.
+            message.vector.extend(float(x) for x in item["vector"])
+        for key, value in metadata_to_pb(item.get("metadata")).items():
+            message.metadata[key].CopyFrom(value)
+    return request
+
+
+def one_item(
+    text: str,
+    kind: str,
+    id: str,  # noqa: A002 - the item's id, as the API names it
+    vector: Vector | None,
+    metadata: Mapping[str, Any] | None,
+    chunk_ids: Sequence[str],
+) -> dict[str, Any]:
+    return {
+        "text": text,
+        "kind": kind,
+        "id": id,
+        "vector": vector,
+        "metadata": metadata,
+        "chunk_ids": chunk_ids,
+    }
+
+
+def recall_request(
+    name: str, vector: Vector, top_k: int, last_items: int, max_age_seconds: int | None
+) -> memory_pb2.RecallRequest:
+    request = memory_pb2.RecallRequest(session=name, top_k=top_k, last_items=last_items)
+    set_vector(request, vector)
+    if max_age_seconds is not None:
+        request.max_age_seconds = max_age_seconds
+    return request
+
+
 class SessionHandle:
     """One session's working memory: append, recall, history, info, end."""
 
@@ -124,7 +174,7 @@ class SessionHandle:
 
     def __init__(self, stubs: Stubs, policy: Policy, tenant: str, session: str, secret: str):
         self._stubs = stubs
-        self._name = f"{tenant_name(tenant)}/sessions/{check_id('session', session)}"
+        self._name = session_name(tenant, session)
         self._call = Caller(policy, bearer(secret, "api_key"))
 
     @property
@@ -150,34 +200,12 @@ class SessionHandle:
         chunk_ids: Sequence[str] = (),
     ) -> int:
         """Appends one item; returns its sequence number."""
-        return self.append_many(
-            [
-                {
-                    "text": text,
-                    "kind": kind,
-                    "id": id,
-                    "vector": vector,
-                    "metadata": metadata,
-                    "chunk_ids": chunk_ids,
-                }
-            ]
-        )[0]
+        item = one_item(text, kind, id, vector, metadata, chunk_ids)
+        return self.append_many([item])[0]
 
     def append_many(self, items: Sequence[Mapping[str, Any]]) -> list[int]:
         """Appends items (dicts of `append`'s arguments) in order, all or none."""
-        request = memory_pb2.AppendRequest(session=self._name)
-        for item in items:
-            message = request.items.add(
-                id=item.get("id") or "",
-                kind=enum_value("kind", KINDS, item.get("kind", "turn")),
-                text=item["text"],
-                chunk_ids=list(item.get("chunk_ids") or ()),
-            )
-            if item.get("vector") is not None:
-                # Field 5 here: `set_vector` writes field 2, where requests keep their vector.
-                message.vector.extend(float(x) for x in item["vector"])
-            for key, value in metadata_to_pb(item.get("metadata")).items():
-                message.metadata[key].CopyFrom(value)
+        request = append_request(self._name, items)
         return list(self._call(self._stubs.memory.Append, request).sequences)
 
     def recall(
@@ -190,12 +218,7 @@ class SessionHandle:
     ) -> list[Recalled]:
         """The `top_k` items closest to `vector` among the last `last_items` (0: all) and, with
         `max_age_seconds`, those appended that recently; closest first."""
-        request = memory_pb2.RecallRequest(
-            session=self._name, top_k=top_k, last_items=last_items
-        )
-        set_vector(request, vector)
-        if max_age_seconds is not None:
-            request.max_age_seconds = max_age_seconds
+        request = recall_request(self._name, vector, top_k, last_items, max_age_seconds)
         response = self._call(self._stubs.memory.Recall, request)
         return [Recalled(item_from_pb(r.item), r.score) for r in response.items]
 
@@ -216,3 +239,71 @@ class SessionHandle:
     def end(self) -> None:
         """Ends the session now: from then on it is NotFound, and its items are removed."""
         self._call(self._stubs.memory.EndSession, memory_pb2.EndSessionRequest(name=self._name))
+
+
+class AsyncSessionHandle:
+    """The asyncio twin of `SessionHandle`, method for method."""
+
+    __slots__ = ("_call", "_name", "_stubs")
+
+    def __init__(self, stubs: Stubs, policy: Policy, tenant: str, session: str, secret: str):
+        self._stubs = stubs
+        self._name = session_name(tenant, session)
+        self._call = AsyncCaller(policy, bearer(secret, "api_key"))
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"AsyncSessionHandle({self._name!r})"
+
+    async def info(self) -> Session:
+        request = memory_pb2.GetSessionRequest(name=self._name)
+        return session_from_pb(await self._call(self._stubs.memory.GetSession, request))
+
+    async def append(
+        self,
+        text: str,
+        *,
+        kind: str = "turn",
+        id: str = "",  # noqa: A002 - the item's id, as the API names it
+        vector: Vector | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        chunk_ids: Sequence[str] = (),
+    ) -> int:
+        item = one_item(text, kind, id, vector, metadata, chunk_ids)
+        return (await self.append_many([item]))[0]
+
+    async def append_many(self, items: Sequence[Mapping[str, Any]]) -> list[int]:
+        request = append_request(self._name, items)
+        return list((await self._call(self._stubs.memory.Append, request)).sequences)
+
+    async def recall(
+        self,
+        vector: Vector,
+        top_k: int = 5,
+        *,
+        last_items: int = 0,
+        max_age_seconds: int | None = None,
+    ) -> list[Recalled]:
+        request = recall_request(self._name, vector, top_k, last_items, max_age_seconds)
+        response = await self._call(self._stubs.memory.Recall, request)
+        return [Recalled(item_from_pb(r.item), r.score) for r in response.items]
+
+    async def history(self) -> list[MemoryItem]:
+        items: list[MemoryItem] = []
+        token = ""
+        while True:
+            request = memory_pb2.HistoryRequest(
+                session=self._name, page_size=_PAGE, page_token=token
+            )
+            page = await self._call(self._stubs.memory.History, request)
+            items.extend(item_from_pb(i) for i in page.items)
+            token = page.next_page_token
+            if not token:
+                return items
+
+    async def end(self) -> None:
+        request = memory_pb2.EndSessionRequest(name=self._name)
+        await self._call(self._stubs.memory.EndSession, request)
