@@ -513,3 +513,147 @@ fn reads_count_as_activity_at_most_once_a_second() {
     session.history(None, 10).unwrap();
     assert_eq!(session.info().unwrap().last_active_ms, created + 1_000);
 }
+
+#[test]
+fn cosine_sessions_compare_directions_and_dot_sessions_raw_products() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = new_tenant(&engine, "acme");
+    let mut dot = spec(600, 3600);
+    dot.metric = Metric::Dot;
+    t.create_session(&sid("cos"), &spec(600, 3600)).unwrap();
+    t.create_session(&sid("dot"), &dot).unwrap();
+    let scaled = |seed: u64, by: f32| {
+        vector(seed, DIM)
+            .into_iter()
+            .map(|x| x * by)
+            .collect::<Vec<_>>()
+    };
+    for s in ["cos", "dot"] {
+        let mut item = memory("m", 1, "x");
+        item.vector = Some(scaled(1, 3.0));
+        t.session(&sid(s)).unwrap().append(vec![item]).unwrap();
+    }
+    let mut query = recall(1, 1);
+    query.vector = scaled(1, 2.0);
+    let cos = t.session(&sid("cos")).unwrap().recall(&query).unwrap()[0].score;
+    let dot = t.session(&sid("dot")).unwrap().recall(&query).unwrap()[0].score;
+    assert!((cos - 1.0).abs() < 1e-4, "cosine of one direction: {cos}");
+    assert!((dot - 6.0).abs() < 1e-3, "dot of 3v and 2v: {dot}");
+}
+
+#[test]
+fn batch_and_window_bounds_hold_to_the_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let mut config = crate::common::config(dir.path());
+    config.clock = clock.clock();
+    config.max_items_per_session = 300;
+    let engine = bulkhead_engine::Engine::open(config).unwrap();
+    let t = new_tenant(&engine, "acme");
+    t.create_session(&sid("chat"), &spec(600, 3600)).unwrap();
+    let session = t.session(&sid("chat")).unwrap();
+    // One more than the session holds, in the first append: refused whole.
+    let over: Vec<_> = (0..301)
+        .map(|i| NewMemory {
+            id: None,
+            ..memory("x", i, "x")
+        })
+        .collect();
+    assert!(matches!(
+        session.append(over),
+        Err(EngineError::InvalidArgument(_) | EngineError::QuotaExceeded(_))
+    ));
+    let batch = |n: u64| {
+        (0..n)
+            .map(|i| NewMemory {
+                id: None,
+                ..memory("x", i, "x")
+            })
+            .collect::<Vec<_>>()
+    };
+    // The largest batch is taken.
+    session
+        .append(batch(bulkhead_engine::MAX_APPEND_BATCH as u64))
+        .unwrap();
+    let more = session.append(batch(300 - bulkhead_engine::MAX_APPEND_BATCH as u64 + 1));
+    assert!(
+        matches!(more, Err(EngineError::QuotaExceeded(_))),
+        "{more:?}"
+    );
+    // An item appended exactly `max_age` ago is in the window.
+    t.create_session(&sid("aged"), &spec(600, 3600)).unwrap();
+    let aged = t.session(&sid("aged")).unwrap();
+    aged.append(vec![memory("old", 1, "x")]).unwrap();
+    clock.advance(Duration::from_secs(4));
+    aged.append(vec![memory("new", 1, "x")]).unwrap();
+    let mut window = recall(1, 10);
+    window.max_age = Some(Duration::from_secs(4));
+    assert_eq!(aged.recall(&window).unwrap().len(), 2);
+    window.max_age = Some(Duration::from_millis(3_999));
+    assert_eq!(aged.recall(&window).unwrap().len(), 1);
+}
+
+#[test]
+fn a_first_append_over_the_session_bound_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.max_items_per_session = 4;
+    let engine = bulkhead_engine::Engine::open(config).unwrap();
+    let t = new_tenant(&engine, "acme");
+    t.create_session(&sid("chat"), &spec(600, 3600)).unwrap();
+    let five: Vec<_> = (0..5)
+        .map(|i| NewMemory {
+            id: None,
+            ..memory("x", i, "x")
+        })
+        .collect();
+    let refused = t.session(&sid("chat")).unwrap().append(five);
+    assert!(
+        matches!(refused, Err(EngineError::QuotaExceeded(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn the_byte_quota_counts_an_appends_texts_and_vectors_to_the_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = new_tenant(&engine, "acme");
+    t.create_session(&sid("chat"), &spec(600, 3600)).unwrap();
+    let session = t.session(&sid("chat")).unwrap();
+    const MARGIN: u64 = 1_000;
+    // A quota MARGIN bytes above what the tenant stores now (nothing writes in between).
+    let leave_room = || {
+        let stored = t.stats().unwrap().bytes;
+        let mut settings = TenantSettings::default();
+        settings.quota.max_stored_bytes = stored + MARGIN;
+        engine.update_tenant(&tenant("acme"), &settings).unwrap();
+    };
+    let text_only = |len: u64| {
+        let mut m = memory("x", 1, "");
+        m.id = None;
+        m.vector = None;
+        m.text = "t".repeat(len as usize);
+        m
+    };
+    let with_vector = |text_len: u64| {
+        let mut m = text_only(text_len);
+        m.vector = Some(vector(1, DIM));
+        m
+    };
+    let vector_bytes = (DIM * 4) as u64;
+    for (item, fits) in [
+        (text_only(MARGIN + 1), false),
+        (with_vector(MARGIN - vector_bytes + 1), false),
+        (text_only(MARGIN), true),
+        (with_vector(MARGIN - vector_bytes), true),
+    ] {
+        leave_room();
+        let outcome = session.append(vec![item]);
+        match (fits, &outcome) {
+            (true, Ok(_)) | (false, Err(EngineError::QuotaExceeded(_))) => {}
+            _ => panic!("fits: {fits}, got {outcome:?}"),
+        }
+    }
+}
