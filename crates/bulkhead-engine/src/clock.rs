@@ -61,20 +61,24 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.now_ms.fetch_add(by, Ordering::Relaxed);
+        self.now_ms.fetch_add(millis(by), Ordering::Relaxed);
     }
 }
 
 fn system_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, millis)
+}
+
+/// `d` in whole milliseconds, saturating (a duration past `u64::MAX` ms is "forever").
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Expiry time of something written at `now` that lives for `ttl`.
 pub fn expiry_after(now: u64, ttl: Duration) -> u64 {
-    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+    now.saturating_add(millis(ttl))
 }
 
 /// Whether something with expiry `expires_at_ms` (0 = never) is expired at `now`.

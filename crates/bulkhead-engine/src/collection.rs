@@ -199,7 +199,7 @@ impl CollectionMeta {
                     "default TTL must be positive".into(),
                 ));
             }
-            Some(ttl) => Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            Some(ttl) => Some(crate::clock::millis(ttl)),
             None => None,
         };
         if spec.build.threads > MAX_BUILD_THREADS {

@@ -71,12 +71,17 @@ pub fn record_key(collection: &CollectionId, id: &RecordId) -> Vec<u8> {
     k
 }
 
+/// `[start, end)` of every key that starts with `prefix`, which ends in the separator: the end
+/// is the prefix with its separator raised by one.
+fn span_of(prefix: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    let mut end = prefix.clone();
+    *end.last_mut().expect("prefix is never empty") = SEP + 1;
+    (prefix, end)
+}
+
 /// `[start, end)` of one collection's records.
 pub fn record_range(collection: &CollectionId) -> (Vec<u8>, Vec<u8>) {
-    let start = record_prefix(collection);
-    let mut end = start.clone();
-    *end.last_mut().expect("prefix is never empty") = SEP + 1;
-    (start, end)
+    span_of(record_prefix(collection))
 }
 
 /// The record id of a key inside `record_range(collection)`.
@@ -104,10 +109,7 @@ pub fn change_key(collection: &CollectionId, change: u64) -> Vec<u8> {
 
 /// `[start, end)` of one collection's change log.
 pub fn change_range(collection: &CollectionId) -> (Vec<u8>, Vec<u8>) {
-    let start = change_prefix(collection);
-    let mut end = start.clone();
-    *end.last_mut().expect("prefix is never empty") = SEP + 1;
-    (start, end)
+    span_of(change_prefix(collection))
 }
 
 /// The change number of a key inside `change_range(collection)`.
@@ -188,10 +190,7 @@ fn in_session(prefix: u8, session: &SessionId) -> Vec<u8> {
 
 /// `[start, end)` of keys of `prefix` under one session.
 fn session_span(prefix: u8, session: &SessionId) -> (Vec<u8>, Vec<u8>) {
-    let start = in_session(prefix, session);
-    let mut end = start.clone();
-    *end.last_mut().expect("prefix is never empty") = SEP + 1;
-    (start, end)
+    span_of(in_session(prefix, session))
 }
 
 pub fn memory_key(session: &SessionId, sequence: u64) -> Vec<u8> {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use bulkhead_core::{Metadata, Metric, RecordId, SessionId, validate_metadata, validate_vector};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::millis;
 use crate::error::{EngineError, Result};
 
 /// Longest absolute lifetime of a session.
@@ -79,10 +80,6 @@ pub(crate) struct StoredSession {
     pub next_sequence: u64,
     pub dimension: usize,
     pub metric: Metric,
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl StoredSession {

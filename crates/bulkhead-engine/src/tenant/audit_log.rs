@@ -186,7 +186,7 @@ impl TenantHandle<KeyAdmin> {
 
     /// Deletes audit events older than the retention; returns how many.
     pub fn prune_audit(&self) -> Result<usize> {
-        let retention_ms = u64::try_from(self.audit_retention().as_millis()).unwrap_or(u64::MAX);
+        let retention_ms = crate::clock::millis(self.audit_retention());
         let cutoff = self.state.now_ms().saturating_sub(retention_ms);
         let _g = self.enter_for_maintenance()?;
         let mut first_kept = None;

@@ -178,22 +178,28 @@ impl<A: Access> TenantHandle<A> {
                 )));
             }
         }
-        if quota.max_stored_bytes > 0 {
-            let incoming: u64 = records
-                .iter()
-                .map(|r| {
-                    (r.vector.len() * 4
-                        + r.text.as_ref().map_or(0, String::len)
-                        + r.id.as_str().len()) as u64
-                })
-                .sum();
-            let stored = self.store().size_bytes()?;
-            if stored + incoming > quota.max_stored_bytes {
-                return Err(EngineError::QuotaExceeded(format!(
-                    "tenant stores about {stored} bytes, this batch adds {incoming}, the quota is {}",
-                    quota.max_stored_bytes
-                )));
-            }
+        let incoming: u64 = records
+            .iter()
+            .map(|r| {
+                (r.vector.len() * 4 + r.text.as_ref().map_or(0, String::len) + r.id.as_str().len())
+                    as u64
+            })
+            .sum();
+        self.check_stored_bytes(incoming, "batch")
+    }
+
+    /// Refuses a write of about `incoming` bytes (a `write`, named in the message) that would
+    /// take the tenant past its byte quota; every write path of the tenant checks it here.
+    pub(super) fn check_stored_bytes(&self, incoming: u64, write: &str) -> Result<()> {
+        let max = self.state.record.read().quota.max_stored_bytes;
+        if max == 0 {
+            return Ok(());
+        }
+        let stored = self.store().size_bytes()?;
+        if stored + incoming > max {
+            return Err(EngineError::QuotaExceeded(format!(
+                "tenant stores about {stored} bytes, this {write} adds {incoming}, the quota is {max}"
+            )));
         }
         Ok(())
     }

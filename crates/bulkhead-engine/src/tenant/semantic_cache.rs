@@ -169,7 +169,7 @@ impl<A: Access> TenantHandle<A> {
                 floor.max(lookup.min_similarity)
             });
         if let Some(age) = lookup.max_age {
-            let since = now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+            let since = now.saturating_sub(crate::clock::millis(age));
             filter.must.push(Filter::condition(Condition::Range {
                 field: STORED_AT.into(),
                 range: Range::Integer {

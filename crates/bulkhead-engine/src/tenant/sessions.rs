@@ -17,6 +17,7 @@ use bulkhead_index::distance::{distance, normalize};
 use parking_lot::MutexGuard;
 
 use crate::access::{Access, CanWrite, KeyAdmin};
+use crate::clock::millis;
 use crate::collection::score_of;
 use crate::error::{EngineError, Result};
 use crate::keys;
@@ -259,9 +260,9 @@ impl<A: Access> SessionHandle<A> {
             .last_items
             .map_or(0, |n| session.next_sequence.saturating_sub(n));
         let now = self.tenant.state.now_ms();
-        let since = recall.max_age.map_or(0, |age| {
-            now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
-        });
+        let since = recall
+            .max_age
+            .map_or(0, |age| now.saturating_sub(millis(age)));
         // Sorted down to `top_k` whenever twice that many are held: memory stays bounded by
         // the request, not the window.
         let mut closest = Vec::with_capacity(2 * recall.top_k);
@@ -343,7 +344,11 @@ impl<A: CanWrite> SessionHandle<A> {
                 "a session holds at most {max_items} items (max-items-per-session); start another"
             )));
         }
-        self.check_byte_quota(&items)?;
+        let incoming: u64 = items
+            .iter()
+            .map(|i| (i.text.len() + i.vector.as_ref().map_or(0, |v| v.len() * 4)) as u64)
+            .sum();
+        self.tenant.check_stored_bytes(incoming, "append")?;
         let now = self.tenant.state.now_ms();
         let mut set = WriteSet::default();
         let mut stored = Vec::with_capacity(items.len());
@@ -387,26 +392,6 @@ impl<A: CanWrite> SessionHandle<A> {
         set.put(keys::session_key(&self.id), session.encode());
         self.tenant.commit(set, stored.len() as u64)?;
         Ok(stored)
-    }
-
-    /// Refuses an append that would take the tenant past its byte quota.
-    fn check_byte_quota(&self, items: &[NewMemory]) -> Result<()> {
-        let quota = self.tenant.state.record.read().quota;
-        if quota.max_stored_bytes == 0 {
-            return Ok(());
-        }
-        let incoming: u64 = items
-            .iter()
-            .map(|i| (i.text.len() + i.vector.as_ref().map_or(0, |v| v.len() * 4)) as u64)
-            .sum();
-        let stored = self.tenant.store().size_bytes()?;
-        if stored + incoming > quota.max_stored_bytes {
-            return Err(EngineError::QuotaExceeded(format!(
-                "tenant stores about {stored} bytes, this append adds {incoming}, the quota is {}",
-                quota.max_stored_bytes
-            )));
-        }
-        Ok(())
     }
 
     /// Ends the session: from now on it answers nothing, and the sweeper removes its items.
