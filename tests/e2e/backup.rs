@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bulkhead_client::proto as pb;
 use bulkhead_client::{
-    CacheStore, Client, ClientError, CollectionSpec, Metric, Query, Record, Role, TenantClient,
-    TenantOptions, Value,
+    CacheScope, CacheStore, Client, ClientError, CollectionSpec, Metric, Query, Record, Role,
+    TenantClient, TenantOptions, Value,
 };
 
 use crate::harness::{ADMIN, Server, bulkhead_bin, unit};
@@ -113,7 +113,7 @@ async fn populate(client: &Client, tenant: &str) -> String {
             response: "30 days".into(),
             metadata: Default::default(),
             ttl: None,
-            scope: Some("alice".into()),
+            scope: CacheScope::named("alice"),
             fingerprint: None,
         },
     )
@@ -204,16 +204,28 @@ async fn a_restored_tenant_serves_as_before_with_a_foreign_key_exported() {
     let dst = client.tenant("dst", &dst_key).unwrap();
     // The cache answers as before, within its scope only.
     let hit = dst
-        .cache_lookup("answers", vec![0.99, 0.1, 0.0], 0.9, None, Some("alice"))
+        .cache_lookup(
+            "answers",
+            vec![0.99, 0.1, 0.0],
+            0.9,
+            None,
+            CacheScope::named("alice"),
+        )
         .await
         .unwrap()
         .expect("the restored cache answers alice");
     assert_eq!(hit.response, "30 days");
     assert!(
-        dst.cache_lookup("answers", vec![0.99, 0.1, 0.0], -1.0, None, Some("bob"))
-            .await
-            .unwrap()
-            .is_none()
+        dst.cache_lookup(
+            "answers",
+            vec![0.99, 0.1, 0.0],
+            -1.0,
+            None,
+            CacheScope::named("bob")
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
     // Filtered queries give the same records.
     assert_eq!(filtered_ids(&dst).await, want_ids);

@@ -3,20 +3,22 @@
 
 use std::time::Duration;
 
-use bulkhead_client::{CacheStore, ClientError, Metric, TenantClient, TenantOptions, Value};
+use bulkhead_client::{
+    CacheScope, CacheStore, ClientError, Metric, TenantClient, TenantOptions, Value,
+};
 
 use crate::harness::{ADMIN, Server, unit};
 
 const DIM: usize = 16;
 
-fn answer(seed: u64, response: &str, scope: Option<&str>) -> CacheStore {
+fn answer(seed: u64, response: &str, scope: CacheScope) -> CacheStore {
     CacheStore {
         vector: unit(seed, DIM),
         prompt: format!("prompt {seed}"),
         response: response.into(),
         metadata: [("model".to_owned(), Value::String("m1".into()))].into(),
         ttl: None,
-        scope: scope.map(str::to_owned),
+        scope,
         fingerprint: None,
     }
 }
@@ -49,12 +51,12 @@ async fn hits_misses_expiry_and_scopes() {
     let server = Server::start();
     let t = cache_of(&server, "acme").await;
     let id = t
-        .cache_store("answers", answer(1, "unscoped answer", None))
+        .cache_store("answers", answer(1, "unscoped answer", CacheScope::Shared))
         .await
         .unwrap();
 
     let hit = t
-        .cache_lookup("answers", near(1), 0.9, None, None)
+        .cache_lookup("answers", near(1), 0.9, None, CacheScope::Shared)
         .await
         .unwrap()
         .expect("a hit");
@@ -69,80 +71,116 @@ async fn hits_misses_expiry_and_scopes() {
         "only the caller's metadata comes back"
     );
     assert!(
-        t.cache_lookup("answers", near(1), 0.9999, None, None)
+        t.cache_lookup("answers", near(1), 0.9999, None, CacheScope::Shared)
             .await
             .unwrap()
             .is_none(),
         "under the threshold"
     );
     assert!(
-        t.cache_lookup("answers", unit(2, DIM), 0.9, None, None)
+        t.cache_lookup("answers", unit(2, DIM), 0.9, None, CacheScope::Shared)
             .await
             .unwrap()
             .is_none(),
         "another prompt"
     );
 
-    // Scopes: alice's entry is invisible to bob and to unscoped lookups, and the reverse.
-    t.cache_store("answers", answer(5, "alice's answer", Some("alice")))
-        .await
-        .unwrap();
+    // A service key says whose entries it means: a scope or the shared ones, not neither.
+    for (what, refused) in [
+        (
+            "a lookup naming no scope",
+            t.cache_lookup("answers", near(1), 0.9, None, CacheScope::Own)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "a store naming no scope",
+            t.cache_store("answers", answer(1, "x", CacheScope::Own))
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        assert!(
+            matches!(&refused, Err(ClientError::InvalidArgument(m)) if m.contains("shared")),
+            "{what}: {refused:?}"
+        );
+    }
+
+    // Scopes: alice's entry is invisible to bob and to the shared lookups, and the reverse.
+    t.cache_store(
+        "answers",
+        answer(5, "alice's answer", CacheScope::named("alice")),
+    )
+    .await
+    .unwrap();
     let alice = t
-        .cache_lookup("answers", near(5), 0.9, None, Some("alice"))
+        .cache_lookup("answers", near(5), 0.9, None, CacheScope::named("alice"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(alice.response, "alice's answer");
     assert!(
-        t.cache_lookup("answers", near(5), 0.5, None, Some("bob"))
+        t.cache_lookup("answers", near(5), 0.5, None, CacheScope::named("bob"))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        t.cache_lookup("answers", near(5), 0.9, None, None)
+        t.cache_lookup("answers", near(5), 0.9, None, CacheScope::Shared)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        t.cache_lookup("answers", near(1), 0.9, None, Some("alice"))
+        t.cache_lookup("answers", near(1), 0.9, None, CacheScope::named("alice"))
             .await
             .unwrap()
             .is_none(),
-        "unscoped entries stay out of scoped lookups"
+        "shared entries stay out of scoped lookups"
     );
 
     // Expiry, and age limits.
-    let mut short = answer(7, "short-lived", None);
+    let mut short = answer(7, "short-lived", CacheScope::Shared);
     short.ttl = Some(Duration::from_secs(1));
     t.cache_store("answers", short).await.unwrap();
     assert!(
-        t.cache_lookup("answers", near(7), 0.9, None, None)
+        t.cache_lookup("answers", near(7), 0.9, None, CacheScope::Shared)
             .await
             .unwrap()
             .is_some()
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(
-        t.cache_lookup("answers", near(7), 0.9, None, None)
+        t.cache_lookup("answers", near(7), 0.9, None, CacheScope::Shared)
             .await
             .unwrap()
             .is_none(),
         "expired"
     );
     assert!(
-        t.cache_lookup("answers", near(1), 0.9, Some(Duration::from_secs(1)), None)
-            .await
-            .unwrap()
-            .is_none(),
+        t.cache_lookup(
+            "answers",
+            near(1),
+            0.9,
+            Some(Duration::from_secs(1)),
+            CacheScope::Shared
+        )
+        .await
+        .unwrap()
+        .is_none(),
         "older than max_age"
     );
     assert!(
-        t.cache_lookup("answers", near(1), 0.9, Some(Duration::from_secs(60)), None)
-            .await
-            .unwrap()
-            .is_some()
+        t.cache_lookup(
+            "answers",
+            near(1),
+            0.9,
+            Some(Duration::from_secs(60)),
+            CacheScope::Shared
+        )
+        .await
+        .unwrap()
+        .is_some()
     );
 
     // Invalidation by scope and by id.
@@ -153,7 +191,7 @@ async fn hits_misses_expiry_and_scopes() {
         1
     );
     assert!(
-        t.cache_lookup("answers", near(5), 0.5, None, Some("alice"))
+        t.cache_lookup("answers", near(5), 0.5, None, CacheScope::named("alice"))
             .await
             .unwrap()
             .is_none()
@@ -165,14 +203,14 @@ async fn hits_misses_expiry_and_scopes() {
         1
     );
     assert!(
-        t.cache_lookup("answers", near(1), 0.5, None, None)
+        t.cache_lookup("answers", near(1), 0.5, None, CacheScope::Shared)
             .await
             .unwrap()
             .is_none()
     );
 
     // Bad input.
-    let mut reserved = answer(9, "x", None);
+    let mut reserved = answer(9, "x", CacheScope::Shared);
     reserved
         .metadata
         .insert("_scope".into(), Value::String("alice".into()));
@@ -195,23 +233,35 @@ async fn a_near_identical_prompt_of_another_tenant_misses() {
     let server = Server::start();
     let acme = cache_of(&server, "acme").await;
     let globex = cache_of(&server, "globex").await;
-    acme.cache_store("answers", answer(3, "acme's secret answer", None))
-        .await
-        .unwrap();
-    acme.cache_store("answers", answer(3, "acme's alice answer", Some("alice")))
-        .await
-        .unwrap();
+    acme.cache_store(
+        "answers",
+        answer(3, "acme's secret answer", CacheScope::Shared),
+    )
+    .await
+    .unwrap();
+    acme.cache_store(
+        "answers",
+        answer(3, "acme's alice answer", CacheScope::named("alice")),
+    )
+    .await
+    .unwrap();
     // The same cache id, the identical embedding, the lowest threshold: still nothing.
     assert!(
         globex
-            .cache_lookup("answers", unit(3, DIM), -1.0, None, None)
+            .cache_lookup("answers", unit(3, DIM), -1.0, None, CacheScope::Shared)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         globex
-            .cache_lookup("answers", unit(3, DIM), -1.0, None, Some("alice"))
+            .cache_lookup(
+                "answers",
+                unit(3, DIM),
+                -1.0,
+                None,
+                CacheScope::named("alice")
+            )
             .await
             .unwrap()
             .is_none()
@@ -227,7 +277,7 @@ async fn a_near_identical_prompt_of_another_tenant_misses() {
     let intruder = client.tenant("acme", &key.secret).unwrap();
     assert!(matches!(
         intruder
-            .cache_lookup("answers", unit(3, DIM), -1.0, None, None)
+            .cache_lookup("answers", unit(3, DIM), -1.0, None, CacheScope::Shared)
             .await,
         Err(ClientError::PermissionDenied(_))
     ));
@@ -249,7 +299,10 @@ async fn only_store_and_a_tenant_admins_restore_write_a_caches_reserved_fields()
         .unwrap();
     let writer = client.tenant("acme", &key.secret).unwrap();
     writer
-        .cache_store("answers", answer(1, "alice's answer", Some("alice")))
+        .cache_store(
+            "answers",
+            answer(1, "alice's answer", CacheScope::named("alice")),
+        )
         .await
         .unwrap();
 
@@ -277,7 +330,13 @@ async fn only_store_and_a_tenant_admins_restore_write_a_caches_reserved_fields()
     }
     assert!(
         writer
-            .cache_lookup("answers", unit(7, DIM), 0.9, None, Some("alice"))
+            .cache_lookup(
+                "answers",
+                unit(7, DIM),
+                0.9,
+                None,
+                CacheScope::named("alice")
+            )
             .await
             .unwrap()
             .is_none(),
@@ -287,7 +346,13 @@ async fn only_store_and_a_tenant_admins_restore_write_a_caches_reserved_fields()
     // The admin's import is a restore: the entry lands in its scope.
     admin_view.import_arrow("answers", &ipc).await.unwrap();
     let restored = admin_view
-        .cache_lookup("answers", unit(7, DIM), 0.9, None, Some("alice"))
+        .cache_lookup(
+            "answers",
+            unit(7, DIM),
+            0.9,
+            None,
+            CacheScope::named("alice"),
+        )
         .await
         .unwrap()
         .expect("the restored entry answers in its scope");
@@ -302,7 +367,7 @@ async fn only_store_and_a_tenant_admins_restore_write_a_caches_reserved_fields()
         .await
         .unwrap();
     let refused = admin_view
-        .cache_store("docs", answer(2, "x", None))
+        .cache_store("docs", answer(2, "x", CacheScope::Shared))
         .await
         .unwrap_err();
     assert!(

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use bulkhead_client::{
-    CacheLookup, CachePolicy, CacheStore, ClientError, EndUserScope, Metric, SessionOptions,
-    TenantClient,
+    CacheLookup, CachePolicy, CacheScope, CacheStore, ClientError, EndUserScope, Metric,
+    SessionOptions, TenantClient,
 };
 use serde_json::json;
 
@@ -77,10 +77,11 @@ async fn an_answer_stored_for_one_user_or_session_never_reaches_another() {
         .cache_store("answers", answer(0, "alice-private"))
         .await
         .unwrap();
-    service
-        .cache_store("answers", answer(0, "tenant-wide"))
-        .await
-        .unwrap();
+    let tenant_wide = CacheStore {
+        scope: CacheScope::Shared,
+        ..answer(0, "tenant-wide")
+    };
+    service.cache_store("answers", tenant_wide).await.unwrap();
     for threshold in THRESHOLDS {
         let lookup = CacheLookup::new(unit(0, DIM), threshold);
         assert_eq!(
@@ -88,11 +89,16 @@ async fn an_answer_stored_for_one_user_or_session_never_reaches_another() {
             None,
             "bob at {threshold}"
         );
-        let asked = hit(&bob, "answers", lookup.clone().in_scope("user:alice")).await;
-        assert!(
-            matches!(asked, Err(ClientError::PermissionDenied(_))),
-            "{asked:?}"
-        );
+        for asked in [
+            lookup.clone().in_scope("user:alice"),
+            lookup.clone().shared(),
+        ] {
+            let refused = hit(&bob, "answers", asked).await;
+            assert!(
+                matches!(refused, Err(ClientError::PermissionDenied(_))),
+                "{refused:?}"
+            );
+        }
         assert_eq!(
             hit(&alice, "answers", lookup.clone())
                 .await
@@ -108,11 +114,19 @@ async fn an_answer_stored_for_one_user_or_session_never_reaches_another() {
         Some("alice-private")
     );
     let planted = CacheStore {
-        scope: Some("user:bob".into()),
+        scope: CacheScope::named("user:bob"),
         ..answer(0, "planted by alice")
     };
     assert!(matches!(
         alice.cache_store("answers", planted).await,
+        Err(ClientError::PermissionDenied(_))
+    ));
+    let planted_for_all = CacheStore {
+        scope: CacheScope::Shared,
+        ..answer(0, "planted by alice")
+    };
+    assert!(matches!(
+        alice.cache_store("answers", planted_for_all).await,
         Err(ClientError::PermissionDenied(_))
     ));
     assert_eq!(
@@ -121,16 +135,22 @@ async fn an_answer_stored_for_one_user_or_session_never_reaches_another() {
             .unwrap(),
         None
     );
-    // The service sees each scope by name, and the tenant-wide entries without one.
+    // The service sees each scope by name, and the tenant-wide entries when it asks for them;
+    // naming neither is refused, so a backend that forgot its user's scope fails loudly.
     let by_name = CacheLookup::new(unit(0, DIM), 0.5).in_scope("user:alice");
     assert_eq!(
         hit(&service, "answers", by_name).await.unwrap().as_deref(),
         Some("alice-private")
     );
-    let shared = CacheLookup::new(unit(0, DIM), 0.5);
+    let shared = CacheLookup::new(unit(0, DIM), 0.5).shared();
     assert_eq!(
         hit(&service, "answers", shared).await.unwrap().as_deref(),
         Some("tenant-wide")
+    );
+    let unnamed = hit(&service, "answers", CacheLookup::new(unit(0, DIM), 0.5)).await;
+    assert!(
+        matches!(&unnamed, Err(ClientError::InvalidArgument(m)) if m.contains("shared")),
+        "{unnamed:?}"
     );
 
     // Kept per session: session s2 never sees s1's answer, even for the same user.
@@ -189,11 +209,12 @@ async fn a_different_fingerprint_misses_and_the_floor_holds() {
         .unwrap();
     let stored = CacheStore {
         fingerprint: Some("gpt-x/support-v1".into()),
+        scope: CacheScope::Shared,
         ..answer(0, "from gpt-x")
     };
     service.cache_store("answers", stored).await.unwrap();
     let ask = |fingerprint: Option<&str>| {
-        let mut lookup = CacheLookup::new(unit(0, DIM), -1.0);
+        let mut lookup = CacheLookup::new(unit(0, DIM), -1.0).shared();
         lookup.fingerprint = fingerprint.map(str::to_owned);
         lookup
     };
@@ -222,22 +243,31 @@ async fn a_different_fingerprint_misses_and_the_floor_holds() {
         .unwrap();
     let info = service.collection("strict").await.unwrap();
     assert_eq!(info.cache_similarity_floor, Some(0.99));
-    service
-        .cache_store("strict", answer(0, "exact only"))
-        .await
-        .unwrap();
+    let exact = CacheStore {
+        scope: CacheScope::Shared,
+        ..answer(0, "exact only")
+    };
+    service.cache_store("strict", exact).await.unwrap();
     // Another prompt, asked for at -1: the floor still refuses it; the same prompt hits.
     assert_eq!(
-        hit(&service, "strict", CacheLookup::new(unit(1, DIM), -1.0))
-            .await
-            .unwrap(),
+        hit(
+            &service,
+            "strict",
+            CacheLookup::new(unit(1, DIM), -1.0).shared()
+        )
+        .await
+        .unwrap(),
         None
     );
     assert_eq!(
-        hit(&service, "strict", CacheLookup::new(unit(0, DIM), -1.0))
-            .await
-            .unwrap()
-            .as_deref(),
+        hit(
+            &service,
+            "strict",
+            CacheLookup::new(unit(0, DIM), -1.0).shared()
+        )
+        .await
+        .unwrap()
+        .as_deref(),
         Some("exact only")
     );
 }

@@ -461,6 +461,7 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
                     vector: unit(0, DIM),
                     min_similarity: -1.0,
                     scope: scope.map(str::to_owned),
+                    shared: scope.is_none(),
                     ..Default::default()
                 }
             ))
@@ -476,6 +477,7 @@ async fn every_rpc(api: &mut Api, secret: &str, aim: &Aim<'_>) -> Vec<Attempt> {
                 prompt: "the shared prompt".into(),
                 response: "intruder".into(),
                 metadata: Default::default(),
+                shared: true,
                 ..Default::default()
             }
         ))
@@ -600,7 +602,9 @@ async fn victim(server: &Server, c: &mut Clients, tenant: &str) -> String {
             vector: unit(0, DIM),
             prompt: "the shared prompt".into(),
             response: format!("owner={tenant} scope={scope:?}"),
-            scope: scope.map(str::to_owned),
+            scope: scope.map_or(bulkhead_client::CacheScope::Shared, |s| {
+                bulkhead_client::CacheScope::named(s)
+            }),
             ..Default::default()
         };
         t.cache_store(CACHE, entry).await.unwrap();

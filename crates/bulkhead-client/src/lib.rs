@@ -69,6 +69,6 @@ pub use sessions::{Memory, MemoryKind, Recall, SessionClient, SessionOptions};
 pub use tenant::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_RECORDS, TenantClient};
 pub use tls::TlsOptions;
 pub use types::{
-    CacheLookup, CachePolicy, CacheStore, CollectionSpec, CreatedKey, EndUserScope, Hit, Query,
-    Record,
+    CacheLookup, CachePolicy, CacheScope, CacheStore, CollectionSpec, CreatedKey, EndUserScope,
+    Hit, Query, Record,
 };

@@ -18,8 +18,8 @@ use crate::keys;
 use crate::pages;
 use crate::sessions::{self, SessionClient, SessionOptions};
 use crate::types::{
-    CacheLookup, CachePolicy, CacheStore, CollectionSpec, CreatedKey, EndUserScope, Hit, Query,
-    Record,
+    CacheLookup, CachePolicy, CacheScope, CacheStore, CollectionSpec, CreatedKey, EndUserScope,
+    Hit, Query, Record,
 };
 use crate::verification_keys;
 
@@ -338,9 +338,10 @@ impl TenantClient {
             .await
     }
 
-    /// Stores an answer under its prompt's embedding; `scope` (a user or session) keeps it
-    /// from every lookup of another scope. Returns the entry id.
+    /// Stores an answer under its prompt's embedding; its scope keeps it from every lookup of
+    /// another scope. Returns the entry id.
     pub async fn cache_store(&self, cache: &str, entry: CacheStore) -> Result<String> {
+        let (scope, shared) = entry.scope.into_pb();
         let request = pb::StoreRequest {
             cache: self.cache_name(cache)?,
             vector: entry.vector,
@@ -348,8 +349,9 @@ impl TenantClient {
             response: entry.response,
             metadata: bulkhead_wire::metadata_to_pb(entry.metadata),
             ttl_seconds: entry.ttl.map(|t| t.as_secs() as i64),
-            scope: entry.scope,
+            scope,
             fingerprint: entry.fingerprint,
+            shared,
         };
         let response = self
             .connection
@@ -360,19 +362,19 @@ impl TenantClient {
         Ok(response.id)
     }
 
-    /// The most similar entry of `scope` (or of no scope) at least `min_similarity` close,
-    /// and at most `max_age` old if given.
+    /// The most similar entry of `scope` at least `min_similarity` close, and at most
+    /// `max_age` old if given.
     pub async fn cache_lookup(
         &self,
         cache: &str,
         vector: Vec<f32>,
         min_similarity: f32,
         max_age: Option<Duration>,
-        scope: Option<&str>,
+        scope: CacheScope,
     ) -> Result<Option<pb::CacheEntry>> {
         let mut lookup = CacheLookup::new(vector, min_similarity);
         lookup.max_age = max_age;
-        lookup.scope = scope.map(str::to_owned);
+        lookup.scope = scope;
         self.cache_find(cache, lookup).await
     }
 
@@ -382,13 +384,15 @@ impl TenantClient {
         cache: &str,
         lookup: CacheLookup,
     ) -> Result<Option<pb::CacheEntry>> {
+        let (scope, shared) = lookup.scope.into_pb();
         let request = pb::LookupRequest {
             cache: self.cache_name(cache)?,
             vector: lookup.vector,
             min_similarity: lookup.min_similarity,
             max_age_seconds: lookup.max_age.map(|a| a.as_secs() as i64),
-            scope: lookup.scope,
+            scope,
             fingerprint: lookup.fingerprint,
+            shared,
         };
         let response = self
             .connection

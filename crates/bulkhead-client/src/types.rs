@@ -251,11 +251,39 @@ pub struct CacheStore {
     pub metadata: Metadata,
     /// Lifetime; `None` takes the cache's default.
     pub ttl: Option<Duration>,
-    /// A user or session within the tenant that alone may find this entry. An end user's
-    /// token may leave it out: its own scope is taken.
-    pub scope: Option<String>,
+    /// Who may find this entry: one user or session of the tenant, or the whole tenant.
+    pub scope: CacheScope,
     /// The model and system prompt the answer came from: lookups of another fingerprint miss.
     pub fingerprint: Option<String>,
+}
+
+/// Whose cache entries a store writes or a lookup reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CacheScope {
+    /// The caller's own: an end user's, taken from its token. A service key has none: the
+    /// server refuses it, except in caches created before cache policies (all shared).
+    #[default]
+    Own,
+    /// The tenant-wide entries every user may be given: service keys only.
+    Shared,
+    /// One user's or session's entries, e.g. `user:alice`: any for a service key, only its
+    /// own for an end user.
+    Named(String),
+}
+
+impl CacheScope {
+    pub fn named(scope: impl Into<String>) -> Self {
+        Self::Named(scope.into())
+    }
+
+    /// The request's `scope` and `shared` fields.
+    pub(crate) fn into_pb(self) -> (Option<String>, bool) {
+        match self {
+            Self::Own => (None, false),
+            Self::Shared => (None, true),
+            Self::Named(s) => (Some(s), false),
+        }
+    }
 }
 
 /// Whose answers an end user's cache requests reach, taken from its token.
@@ -284,9 +312,8 @@ pub struct CacheLookup {
     pub min_similarity: f32,
     /// Only entries stored at most this long ago.
     pub max_age: Option<Duration>,
-    /// Only entries of this scope; `None`: the tenant-wide ones (for a service key) or the
-    /// token's own scope (for an end user).
-    pub scope: Option<String>,
+    /// Only entries of this scope.
+    pub scope: CacheScope,
     /// Only entries stored with this model/prompt fingerprint; `None`: only those without.
     pub fingerprint: Option<String>,
 }
@@ -297,13 +324,19 @@ impl CacheLookup {
             vector,
             min_similarity,
             max_age: None,
-            scope: None,
+            scope: CacheScope::Own,
             fingerprint: None,
         }
     }
 
     pub fn in_scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
+        self.scope = CacheScope::Named(scope.into());
+        self
+    }
+
+    /// Only the tenant-wide entries (service keys only).
+    pub fn shared(mut self) -> Self {
+        self.scope = CacheScope::Shared;
         self
     }
 

@@ -68,8 +68,8 @@ pub use session::{
 pub use settings::{Quota, RateLimit, TenantSettings};
 pub use storage::StorageBackend;
 pub use tenant::{
-    AuditPage, CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget, CollectionInfo,
-    IndexStatus, MAX_TOP_K, SessionHandle, TenantHandle, TenantHold, TenantStats,
+    AuditPage, CacheEntry, CacheHit, CacheLookup, CacheScope, CacheSettings, CacheTarget,
+    CollectionInfo, IndexStatus, MAX_TOP_K, SessionHandle, TenantHandle, TenantHold, TenantStats,
 };
 pub use verification_keys::{
     MAX_TOKEN_LIFETIME_SECS, MAX_VERIFICATION_KEYS_PER_TENANT, VerificationKeyRecord,

@@ -131,7 +131,7 @@ async def test_cache_and_audit(aclient: AsyncClient, server) -> None:  # type: i
     entry = await t.cache_store("answers", [0.1, 0.2, 0.3], "q", "a", scope="u1", metadata={"m": 1})
     hit = await t.cache_lookup("answers", np.array([0.1, 0.2, 0.31]), 0.9, scope="u1")
     assert hit is not None and (hit.id, hit.response, hit.metadata) == (entry, "a", {"m": 1})
-    assert await t.cache_lookup("answers", [0.1, 0.2, 0.31], 0.9) is None
+    assert await t.cache_lookup("answers", [0.1, 0.2, 0.31], 0.9, shared=True) is None
     assert await t.cache_invalidate("answers", [entry]) == 1
     assert (
         await t.cache_lookup("answers", [0.1, 0.2, 0.31], 0.9, scope="u1", max_age_seconds=60)

@@ -28,7 +28,7 @@ def test_semantic_cache(tenant: TenantHandle) -> None:
         ttl_seconds=3600,
         scope="user-42",
     )
-    unscoped = tenant.cache_store("answers", [0.1, 0.2, 0.3], "Q", "unscoped answer")
+    unscoped = tenant.cache_store("answers", [0.1, 0.2, 0.3], "Q", "shared answer", shared=True)
     assert entry_id and unscoped and entry_id != unscoped
 
     hit = tenant.cache_lookup(
@@ -42,16 +42,23 @@ def test_semantic_cache(tenant: TenantHandle) -> None:
     )
     assert hit.metadata == {"model": "m1"} and 0.92 <= hit.similarity <= 1.0001
     assert hit.age_seconds >= 0
-    # No fallback between scopes, nor from a scope to unscoped entries.
+    # No fallback between scopes, nor from a scope to the shared entries.
     assert tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92, scope="user-7") is None
-    no_scope = tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92)
-    assert no_scope is not None and no_scope.id == unscoped
+    shared = tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92, shared=True)
+    assert shared is not None and shared.id == unscoped
+    # A service key has to say which: a scope or the shared entries, not neither or both.
+    with pytest.raises(InvalidArgument, match="shared"):
+        tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92)
+    with pytest.raises(InvalidArgument):
+        tenant.cache_store("answers", [0.1, 0.2, 0.3], "Q", "unscoped answer")
+    with pytest.raises(InvalidArgument):
+        tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92, scope="user-42", shared=True)
     assert tenant.cache_lookup("answers", [-0.3, 0.2, -0.1], 0.92, scope="user-42") is None
 
     assert tenant.cache_invalidate("answers", scope="user-42") == 1
     assert tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92, scope="user-42") is None
     assert tenant.cache_invalidate("answers", [unscoped]) == 1
-    assert tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92) is None
+    assert tenant.cache_lookup("answers", [0.1, 0.2, 0.31], 0.92, shared=True) is None
     with pytest.raises(InvalidArgument):
         tenant.cache_invalidate("answers")  # neither ids nor a scope
     with pytest.raises(InvalidArgument):
@@ -99,11 +106,15 @@ def test_audit_trail(tenant: TenantHandle, client: Client) -> None:
 def test_fingerprints_and_the_similarity_floor(tenant: TenantHandle) -> None:
     cache = tenant.create_cache("strict", 2, similarity_floor=0.99, end_user_scope="session")
     assert cache.kind == "semantic_cache"
-    tenant.cache_store("strict", [1.0, 0.0], "q", "from gpt-x", fingerprint="gpt-x/v1")
-    assert tenant.cache_lookup("strict", [1.0, 0.0], -1.0, fingerprint="gpt-x/v1") is not None
-    assert tenant.cache_lookup("strict", [1.0, 0.0], -1.0, fingerprint="gpt-y/v1") is None
-    assert tenant.cache_lookup("strict", [1.0, 0.0], -1.0) is None
+    tenant.cache_store("strict", [1.0, 0.0], "q", "from gpt-x", fingerprint="gpt-x/v1", shared=True)
+
+    def lookup(vector: list[float], fingerprint: str | None = None) -> CacheEntry | None:
+        return tenant.cache_lookup("strict", vector, -1.0, fingerprint=fingerprint, shared=True)
+
+    assert lookup([1.0, 0.0], "gpt-x/v1") is not None
+    assert lookup([1.0, 0.0], "gpt-y/v1") is None
+    assert lookup([1.0, 0.0]) is None
     # The floor holds whatever the lookup asks for.
-    assert tenant.cache_lookup("strict", [0.6, 0.8], -1.0, fingerprint="gpt-x/v1") is None
+    assert lookup([0.6, 0.8], "gpt-x/v1") is None
     with pytest.raises(InvalidArgument):
         tenant.create_cache("bad", 2, end_user_scope="team")

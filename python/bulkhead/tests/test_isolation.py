@@ -33,8 +33,8 @@ def calls(handle: TenantHandle) -> dict[str, Callable[[], Any]]:
         "import_arrow": lambda: handle.import_arrow("docs", table),
         "export_arrow": lambda: handle.export_arrow("docs").read_all(),
         "create_cache": lambda: handle.create_cache("cache2", 2),
-        "cache_store": lambda: handle.cache_store("cache", [1.0, 0.0], "p", "r"),
-        "cache_lookup": lambda: handle.cache_lookup("cache", [1.0, 0.0], 0.5),
+        "cache_store": lambda: handle.cache_store("cache", [1.0, 0.0], "p", "r", shared=True),
+        "cache_lookup": lambda: handle.cache_lookup("cache", [1.0, 0.0], 0.5, shared=True),
         "cache_invalidate": lambda: handle.cache_invalidate("cache", scope="s"),
         "audit_events": lambda: list(handle.audit_events()),
         "create_key": lambda: handle.create_key("read"),
@@ -60,7 +60,7 @@ def test_a_key_of_a_cannot_reach_b_through_any_method(
     b.create_collection("docs", 2)
     b.upsert("docs", [Record("b-1", [1.0, 0.0], text="secret of b")])
     b.create_cache("cache", 2)
-    b.cache_store("cache", [1.0, 0.0], "p", "b's answer")
+    b.cache_store("cache", [1.0, 0.0], "p", "b's answer", shared=True)
     b.create_session("chat", 2, idle_ttl_seconds=600, absolute_ttl_seconds=600)
     b.session("chat").append("b's memory")
 

@@ -553,6 +553,7 @@ impl Raw {
                     cache: t.cache.clone(),
                     vector: canary::vector(0, 0),
                     min_similarity: -1.0,
+                    shared: true,
                     ..Default::default()
                 };
                 let r = SemanticCacheServiceClient::new(ch)
@@ -576,6 +577,7 @@ impl Raw {
                     vector: canary::vector(0, 0),
                     prompt: "leakprobe intruder".to_owned(),
                     response: t.intruder_text.clone(),
+                    shared: true,
                     ..Default::default()
                 };
                 let r = SemanticCacheServiceClient::new(ch)

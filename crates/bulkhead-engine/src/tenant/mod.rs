@@ -110,7 +110,9 @@ pub use audit_log::AuditPage;
 pub use collections::{CollectionInfo, IndexStatus};
 pub(crate) use persist::remove_unregistered_segments;
 pub use records::MAX_TOP_K;
-pub use semantic_cache::{CacheEntry, CacheHit, CacheLookup, CacheSettings, CacheTarget};
+pub use semantic_cache::{
+    CacheEntry, CacheHit, CacheLookup, CacheScope, CacheSettings, CacheTarget,
+};
 pub use sessions::SessionHandle;
 pub(crate) use sweep::Maintained;
 

@@ -12,7 +12,10 @@
 //! it is the user's (`user:<sub>`) or its session's (`session:<id>`), as the cache's policy
 //! says, and a request naming any other scope is refused. End users never reach the
 //! tenant-wide entries stored without a scope, and a session's answers are out of reach from
-//! the moment the session ends.
+//! the moment the session ends. A service reaches those shared entries only by asking for
+//! them (`CacheScope::Shared`): in a cache that scopes its end users, a service request that
+//! names no scope is refused rather than quietly read from or written to the shared pool,
+//! where every user's answers would meet.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,8 +55,8 @@ pub struct CacheEntry {
     pub response: String,
     /// The prompt's embedding.
     pub vector: Vec<f32>,
-    /// The user or session the answer belongs to; `None`: shared by the whole tenant.
-    pub scope: Option<String>,
+    /// The user or session the answer belongs to, or the whole tenant's.
+    pub scope: CacheScope,
     /// The model and system prompt the answer was generated with; lookups of another
     /// fingerprint (or of none) never see it.
     pub fingerprint: Option<String>,
@@ -66,8 +69,8 @@ pub struct CacheEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheLookup {
     pub vector: Vec<f32>,
-    /// Only entries stored with exactly this scope; `None`: only entries stored without one.
-    pub scope: Option<String>,
+    /// Only entries stored with exactly this scope.
+    pub scope: CacheScope,
     /// Only entries stored with exactly this fingerprint; `None`: only entries stored without.
     pub fingerprint: Option<String>,
     /// Only entries stored at most this long ago.
@@ -86,6 +89,19 @@ pub struct CacheHit {
     pub similarity: f32,
     /// Whole seconds since it was stored.
     pub age_seconds: u64,
+}
+
+/// Whose entries a store writes or a lookup reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheScope {
+    /// The caller's own: an end user's, from its token. A service has none; it gets the
+    /// tenant-wide entries only in a cache made before cache policies, whose entries all are.
+    Own,
+    /// The tenant-wide entries, stored without a scope: a service's, asked for by name.
+    Shared,
+    /// One user's or session's entries (`user:alice`, `session:s1`, or the service's own
+    /// naming): a service may name any; an end user only its own.
+    Named(String),
 }
 
 /// Which entries an invalidation removes.
@@ -153,8 +169,8 @@ impl<A: Access> TenantHandle<A> {
         lookup: CacheLookup,
     ) -> Result<Option<CacheHit>> {
         let meta = self.require_cache(cache)?;
+        let scope = self.scope_of_request(lookup.scope, meta.cache_policy)?;
         let policy = meta.cache_policy.unwrap_or_default();
-        let scope = self.scope_of_request(lookup.scope, &policy)?;
         if let Some(f) = &lookup.fingerprint {
             check_fingerprint(f)?;
         }
@@ -223,21 +239,32 @@ impl<A: Access> TenantHandle<A> {
         }
     }
 
-    /// The scope a request reaches: the one it names, for a service; for a handle bound to an
-    /// end user, the user's or its session's (as `policy` says), which the request may repeat
-    /// but not change.
+    /// The scope a request reaches, as the stored `_scope` value (`None`: the tenant-wide
+    /// entries). A service reaches the scope it names, or the shared entries when it asks for
+    /// them; an end user reaches its own (the user's or its session's, as `policy` says), which
+    /// the request may repeat but not change.
     fn scope_of_request(
         &self,
-        requested: Option<String>,
-        policy: &CachePolicy,
+        requested: CacheScope,
+        policy: Option<CachePolicy>,
     ) -> Result<Option<String>> {
-        if let Some(s) = &requested {
+        if let CacheScope::Named(s) = &requested {
             check_scope(s)?;
         }
         let Some(reader) = &self.reader else {
-            return Ok(requested);
+            return match requested {
+                CacheScope::Named(s) => Ok(Some(s)),
+                CacheScope::Shared => Ok(None),
+                // A cache made before policies has only tenant-wide entries.
+                CacheScope::Own if policy.is_none() => Ok(None),
+                CacheScope::Own => Err(EngineError::InvalidArgument(
+                    "this cache keeps its answers per end user or session: name a scope, or \
+                     ask for the tenant-wide shared entries explicitly (shared)"
+                        .into(),
+                )),
+            };
         };
-        let own = match (policy.end_user_scope, reader.session()) {
+        let own = match (policy.unwrap_or_default().end_user_scope, reader.session()) {
             (EndUserCacheScope::User, _) => format!("user:{}", reader.user()),
             (EndUserCacheScope::Session, Some(session)) => {
                 // A session's answers go with it: once it ended or expired, its token reaches
@@ -252,7 +279,11 @@ impl<A: Access> TenantHandle<A> {
             }
         };
         match requested {
-            Some(s) if s != own => Err(EngineError::NotPermitted(format!(
+            CacheScope::Shared => Err(EngineError::NotPermitted(format!(
+                "an end user's cache scope is {own}; the tenant-wide shared entries are for \
+                 service keys"
+            ))),
+            CacheScope::Named(s) if s != own => Err(EngineError::NotPermitted(format!(
                 "an end user's cache scope is {own}; it can't reach scope {s}"
             ))),
             _ => Ok(Some(own)),
@@ -286,7 +317,7 @@ impl<A: CanWrite> TenantHandle<A> {
     /// Stores an answer; its reserved fields are set here, from the entry and the clock.
     pub fn store_in_cache(&self, cache: &CollectionId, entry: CacheEntry) -> Result<RecordId> {
         let meta = self.require_cache(cache)?;
-        let scope = self.scope_of_request(entry.scope, &meta.cache_policy.unwrap_or_default())?;
+        let scope = self.scope_of_request(entry.scope, meta.cache_policy)?;
         if let Some(f) = &entry.fingerprint {
             check_fingerprint(f)?;
             fingerprint_filter(&meta, Some(f))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bulkhead_core::{Metadata, Metric, Value};
 use bulkhead_engine::{
-    CacheEntry, CacheLookup, CachePolicy, CacheSettings, CacheTarget, CollectionKind,
+    CacheEntry, CacheLookup, CachePolicy, CacheScope, CacheSettings, CacheTarget, CollectionKind,
     EndUserCacheScope, EngineError, Reader,
 };
 
@@ -24,23 +24,28 @@ fn settings() -> CacheSettings {
     }
 }
 
-fn entry(id: &str, seed: u64, scope: Option<&str>, response: &str) -> CacheEntry {
+/// A scope by name.
+fn named(scope: &str) -> CacheScope {
+    CacheScope::Named(scope.to_owned())
+}
+
+fn entry(id: &str, seed: u64, scope: CacheScope, response: &str) -> CacheEntry {
     CacheEntry {
         id: rid(id),
         prompt: format!("prompt {id}"),
         response: response.to_owned(),
         vector: vector(seed, DIM),
-        scope: scope.map(str::to_owned),
+        scope,
         fingerprint: None,
         metadata: Metadata::from([("model".to_owned(), Value::String("m1".into()))]),
         ttl: None,
     }
 }
 
-fn lookup(seed: u64, scope: Option<&str>) -> CacheLookup {
+fn lookup(seed: u64, scope: CacheScope) -> CacheLookup {
     CacheLookup {
         vector: vector(seed, DIM),
-        scope: scope.map(str::to_owned),
+        scope,
         fingerprint: None,
         max_age: None,
         min_similarity: 0.99,
@@ -61,7 +66,7 @@ fn no_upsert_can_set_a_caches_reserved_fields() {
     let cache = coll("answers");
     let info = t.create_cache(&cache, &settings()).unwrap();
     assert_eq!(info.spec.kind, CollectionKind::SemanticCache);
-    t.store_in_cache(&cache, entry("e1", 1, Some("alice"), "alice's answer"))
+    t.store_in_cache(&cache, entry("e1", 1, named("alice"), "alice's answer"))
         .unwrap();
 
     // Planting an answer in alice's scope, or faking an entry's age or prompt, through a plain
@@ -82,13 +87,13 @@ fn no_upsert_can_set_a_caches_reserved_fields() {
     }
     assert!(t.get(&cache, &[rid("planted")]).unwrap().is_empty());
     assert!(
-        t.lookup_in_cache(&cache, lookup(2, Some("alice")))
+        t.lookup_in_cache(&cache, lookup(2, named("alice")))
             .unwrap()
             .is_none()
     );
     // The cache's own entry is still alice's, and only alice's.
     let hit = t
-        .lookup_in_cache(&cache, lookup(1, Some("alice")))
+        .lookup_in_cache(&cache, lookup(1, named("alice")))
         .unwrap()
         .expect("alice's own entry");
     assert_eq!(hit.response, "alice's answer");
@@ -99,18 +104,18 @@ fn no_upsert_can_set_a_caches_reserved_fields() {
         "reserved fields hidden"
     );
     assert!(
-        t.lookup_in_cache(&cache, lookup(1, Some("bob")))
+        t.lookup_in_cache(&cache, lookup(1, named("bob")))
             .unwrap()
             .is_none()
     );
     assert!(
-        t.lookup_in_cache(&cache, lookup(1, None))
+        t.lookup_in_cache(&cache, lookup(1, CacheScope::Shared))
             .unwrap()
             .is_none()
     );
 
     // A store can't smuggle them in its own metadata either.
-    let mut sneaky = entry("e2", 3, Some("bob"), "x");
+    let mut sneaky = entry("e2", 3, named("bob"), "x");
     sneaky
         .metadata
         .insert("_scope".into(), Value::String("alice".into()));
@@ -131,11 +136,11 @@ fn no_upsert_can_set_a_caches_reserved_fields() {
     )
     .unwrap();
     assert!(matches!(
-        t.store_in_cache(&coll("docs"), entry("e3", 5, None, "x")),
+        t.store_in_cache(&coll("docs"), entry("e3", 5, CacheScope::Shared, "x")),
         Err(EngineError::NotACache(_))
     ));
     assert!(matches!(
-        t.lookup_in_cache(&coll("docs"), lookup(4, Some("alice"))),
+        t.lookup_in_cache(&coll("docs"), lookup(4, named("alice"))),
         Err(EngineError::NotACache(_))
     ));
 }
@@ -156,7 +161,7 @@ fn a_restore_brings_reserved_fields_back_only_when_valid() {
         .insert("_prompt".into(), Value::String("restored prompt".into()));
     assert_eq!(t.restore_records(&cache, vec![restored]).unwrap(), 1);
     let hit = t
-        .lookup_in_cache(&cache, lookup(1, Some("alice")))
+        .lookup_in_cache(&cache, lookup(1, named("alice")))
         .unwrap()
         .expect("the restored entry, in its scope");
     assert_eq!(hit.prompt, "restored prompt");
@@ -183,28 +188,28 @@ fn invalidation_stays_in_its_scope_and_the_rules_survive_a_restart() {
         let engine = open(dir.path());
         let t = tenant_with_docs(&engine, "acme", DIM);
         t.create_cache(&cache, &settings()).unwrap();
-        t.store_in_cache(&cache, entry("a1", 1, Some("alice"), "a"))
+        t.store_in_cache(&cache, entry("a1", 1, named("alice"), "a"))
             .unwrap();
-        t.store_in_cache(&cache, entry("b1", 2, Some("bob"), "b"))
+        t.store_in_cache(&cache, entry("b1", 2, named("bob"), "b"))
             .unwrap();
-        t.store_in_cache(&cache, entry("s1", 3, None, "shared"))
+        t.store_in_cache(&cache, entry("s1", 3, CacheScope::Shared, "shared"))
             .unwrap();
         let n = t
             .invalidate_in_cache(&cache, &CacheTarget::Scope("alice".into()))
             .unwrap();
         assert_eq!(n, 1);
         assert!(
-            t.lookup_in_cache(&cache, lookup(1, Some("alice")))
+            t.lookup_in_cache(&cache, lookup(1, named("alice")))
                 .unwrap()
                 .is_none()
         );
         assert!(
-            t.lookup_in_cache(&cache, lookup(2, Some("bob")))
+            t.lookup_in_cache(&cache, lookup(2, named("bob")))
                 .unwrap()
                 .is_some()
         );
         assert!(
-            t.lookup_in_cache(&cache, lookup(3, None))
+            t.lookup_in_cache(&cache, lookup(3, CacheScope::Shared))
                 .unwrap()
                 .is_some()
         );
@@ -222,7 +227,7 @@ fn invalidation_stays_in_its_scope_and_the_rules_survive_a_restart() {
         )
         .is_err()
     );
-    let mut max_age = lookup(2, Some("bob"));
+    let mut max_age = lookup(2, named("bob"));
     max_age.max_age = Some(Duration::from_secs(3600));
     assert!(t.lookup_in_cache(&cache, max_age).unwrap().is_some());
 }
@@ -245,20 +250,23 @@ fn an_end_users_scope_comes_from_its_token_never_from_the_request() {
     let alice = t.reading_as(Reader::new("alice", &[]));
     let bob = t.reading_as(Reader::new("bob", &[]));
     // The service's shared entry, and alice's own answer, on the same prompt.
-    t.store_in_cache(&per_user, entry("shared", 1, None, "shared answer"))
-        .unwrap();
+    t.store_in_cache(
+        &per_user,
+        entry("shared", 1, CacheScope::Shared, "shared answer"),
+    )
+    .unwrap();
     alice
-        .store_in_cache(&per_user, entry("a1", 1, None, "alice's answer"))
+        .store_in_cache(&per_user, entry("a1", 1, CacheScope::Own, "alice's answer"))
         .unwrap();
     // Alice can't write into bob's scope or the shared one by naming it.
     for scope in ["user:bob", "bob", "anything"] {
-        let refused = alice.store_in_cache(&per_user, entry("a2", 1, Some(scope), "planted"));
+        let refused = alice.store_in_cache(&per_user, entry("a2", 1, named(scope), "planted"));
         assert!(
             matches!(refused, Err(EngineError::NotPermitted(_))),
             "{scope}: {refused:?}"
         );
     }
-    let hit = |h: &bulkhead_engine::TenantHandle, scope: Option<&str>, floor: f32| {
+    let hit = |h: &bulkhead_engine::TenantHandle, scope: CacheScope, floor: f32| {
         let mut l = lookup(1, scope);
         l.min_similarity = floor;
         h.lookup_in_cache(&per_user, l)
@@ -266,30 +274,48 @@ fn an_end_users_scope_comes_from_its_token_never_from_the_request() {
     };
     // At any threshold, bob never gets alice's answer (nor the shared one); alice gets hers.
     for floor in [-1.0, 0.0, 0.5, 0.99] {
-        assert_eq!(hit(&bob, None, floor).unwrap(), None, "{floor}");
+        assert_eq!(hit(&bob, CacheScope::Own, floor).unwrap(), None, "{floor}");
         assert_eq!(
-            hit(&alice, None, floor).unwrap().as_deref(),
+            hit(&alice, CacheScope::Own, floor).unwrap().as_deref(),
             Some("alice's answer")
         );
         assert!(matches!(
-            hit(&bob, Some("user:alice"), floor),
+            hit(&bob, named("user:alice"), floor),
+            Err(EngineError::NotPermitted(_))
+        ));
+        // Nor the shared entries by asking for them.
+        assert!(matches!(
+            hit(&bob, CacheScope::Shared, floor),
             Err(EngineError::NotPermitted(_))
         ));
     }
+    assert!(matches!(
+        alice.store_in_cache(&per_user, entry("a3", 1, CacheScope::Shared, "planted")),
+        Err(EngineError::NotPermitted(_))
+    ));
     // Naming its own scope is the same as leaving it out.
     assert_eq!(
-        hit(&alice, Some("user:alice"), 0.0).unwrap().as_deref(),
+        hit(&alice, named("user:alice"), 0.0).unwrap().as_deref(),
         Some("alice's answer")
     );
-    // The service reads alice's scope by name and the shared entries without one.
+    // The service reads alice's scope by name and the shared entries by asking for them; in a
+    // cache that scopes its end users, naming neither reaches nothing.
     assert_eq!(
-        hit(&t, Some("user:alice"), 0.0).unwrap().as_deref(),
+        hit(&t, named("user:alice"), 0.0).unwrap().as_deref(),
         Some("alice's answer")
     );
     assert_eq!(
-        hit(&t, None, 0.0).unwrap().as_deref(),
+        hit(&t, CacheScope::Shared, 0.0).unwrap().as_deref(),
         Some("shared answer")
     );
+    assert!(matches!(
+        hit(&t, CacheScope::Own, 0.0),
+        Err(EngineError::InvalidArgument(m)) if m.contains("shared")
+    ));
+    assert!(matches!(
+        t.store_in_cache(&per_user, entry("s2", 1, CacheScope::Own, "unscoped")),
+        Err(EngineError::InvalidArgument(_))
+    ));
     assert!(matches!(
         alice.invalidate_in_cache(&per_user, &CacheTarget::Scope("user:alice".into())),
         Err(EngineError::NotPermitted(_))
@@ -309,9 +335,9 @@ fn an_end_users_scope_comes_from_its_token_never_from_the_request() {
     let in_s1 = t.reading_as(Reader::new("alice", &[]).in_session("s1"));
     let in_s2 = t.reading_as(Reader::new("alice", &[]).in_session("s2"));
     in_s1
-        .store_in_cache(&per_session, entry("s1", 2, None, "s1's answer"))
+        .store_in_cache(&per_session, entry("s1", 2, CacheScope::Own, "s1's answer"))
         .unwrap();
-    let mut l = lookup(2, None);
+    let mut l = lookup(2, CacheScope::Own);
     l.min_similarity = -1.0;
     assert!(
         in_s2
@@ -356,11 +382,11 @@ fn a_different_fingerprint_misses_and_the_floor_holds_whatever_the_request_asks(
         ..settings()
     };
     t.create_cache(&cache, &floored).unwrap();
-    let mut stored = entry("e1", 1, Some("alice"), "gpt-x answer");
+    let mut stored = entry("e1", 1, named("alice"), "gpt-x answer");
     stored.fingerprint = Some("gpt-x/system-v1".into());
     t.store_in_cache(&cache, stored).unwrap();
     let ask = |fingerprint: Option<&str>, seed: u64| {
-        let mut l = lookup(seed, Some("alice"));
+        let mut l = lookup(seed, named("alice"));
         l.fingerprint = fingerprint.map(str::to_owned);
         l.min_similarity = -1.0;
         t.lookup_in_cache(&cache, l).unwrap().map(|h| h.response)
@@ -403,17 +429,22 @@ fn a_cache_made_before_fingerprints_serves_lookups_without_one_and_refuses_one()
     .into();
     let old = coll("old-answers");
     t.create_collection(&old, &spec).unwrap();
-    t.store_in_cache(&old, entry("e1", 1, None, "old answer"))
+    t.store_in_cache(&old, entry("e1", 1, CacheScope::Own, "old answer"))
         .unwrap();
-    let found = t.lookup_in_cache(&old, lookup(1, None)).unwrap();
+    let found = t.lookup_in_cache(&old, lookup(1, CacheScope::Own)).unwrap();
     assert_eq!(found.map(|h| h.response).as_deref(), Some("old answer"));
-    let mut with_fingerprint = lookup(1, None);
+    // All its entries are tenant-wide: asking for the shared ones by name finds the same.
+    let shared = t
+        .lookup_in_cache(&old, lookup(1, CacheScope::Shared))
+        .unwrap();
+    assert_eq!(shared.map(|h| h.response).as_deref(), Some("old answer"));
+    let mut with_fingerprint = lookup(1, CacheScope::Own);
     with_fingerprint.fingerprint = Some("gpt-x/v1".into());
     assert!(matches!(
         t.lookup_in_cache(&old, with_fingerprint),
         Err(EngineError::InvalidArgument(_))
     ));
-    let mut stored = entry("e2", 2, None, "new answer");
+    let mut stored = entry("e2", 2, CacheScope::Own, "new answer");
     stored.fingerprint = Some("gpt-x/v1".into());
     assert!(matches!(
         t.store_in_cache(&old, stored),

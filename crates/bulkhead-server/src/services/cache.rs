@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use bulkhead_core::{CacheName, CollectionId, RecordId, TenantName};
 use bulkhead_engine::{
-    CacheEntry, CacheLookup, CachePolicy, CacheSettings, CacheTarget, EndUserCacheScope, Read,
-    Write,
+    CacheEntry, CacheLookup, CachePolicy, CacheScope, CacheSettings, CacheTarget,
+    EndUserCacheScope, Read, Write,
 };
 use bulkhead_proto::v1 as pb;
 use pb::semantic_cache_service_server::SemanticCacheService;
@@ -40,6 +40,18 @@ fn cache_policy(req: &pb::CreateCacheRequest) -> Result<CachePolicy, Status> {
         end_user_scope,
         similarity_floor: req.similarity_floor,
     })
+}
+
+/// The scope a Lookup or Store asks for: a named one, the shared entries, or the caller's own.
+fn cache_scope(scope: Option<String>, shared: bool) -> Result<CacheScope, Status> {
+    match (scope, shared) {
+        (Some(_), true) => Err(Status::invalid_argument(
+            "give a scope or set shared, not both",
+        )),
+        (Some(s), false) => Ok(CacheScope::Named(s)),
+        (None, true) => Ok(CacheScope::Shared),
+        (None, false) => Ok(CacheScope::Own),
+    }
 }
 
 /// What a Store costs the tenant's write-rate budget: its prompt, response and vector bytes.
@@ -99,7 +111,7 @@ impl SemanticCacheService for CacheApi {
                 move |scope: Scope<CacheName, Read>| {
                     let lookup = CacheLookup {
                         vector: req.vector,
-                        scope: req.scope,
+                        scope: cache_scope(req.scope, req.shared)?,
                         fingerprint: req.fingerprint,
                         max_age: req
                             .max_age_seconds
@@ -154,7 +166,7 @@ impl SemanticCacheService for CacheApi {
                         prompt: req.prompt,
                         response: req.response,
                         vector: req.vector,
-                        scope: req.scope,
+                        scope: cache_scope(req.scope, req.shared)?,
                         fingerprint: req.fingerprint,
                         metadata: metadata_from_pb(req.metadata).map_err(wire_status)?,
                         ttl: req
@@ -227,6 +239,18 @@ mod tests {
             ..Default::default()
         };
         assert!(cache_policy(&unknown).is_err());
+    }
+
+    #[test]
+    fn a_request_names_a_scope_asks_for_the_shared_entries_or_takes_its_own() {
+        assert_eq!(
+            cache_scope(Some("user:a".into()), false).unwrap(),
+            CacheScope::Named("user:a".into())
+        );
+        assert_eq!(cache_scope(None, true).unwrap(), CacheScope::Shared);
+        assert_eq!(cache_scope(None, false).unwrap(), CacheScope::Own);
+        let both = cache_scope(Some("user:a".into()), true).unwrap_err();
+        assert_eq!(both.code(), tonic::Code::InvalidArgument);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bulkhead_client::{CacheLookup, CachePolicy, CacheStore, EndUserScope, Metric};
+use bulkhead_client::{CacheLookup, CachePolicy, CacheScope, CacheStore, EndUserScope, Metric};
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
@@ -46,9 +46,12 @@ pub enum CacheCommand {
         prompt: String,
         #[arg(long)]
         response: String,
-        /// A user or session within the tenant.
+        /// A user or session within the tenant that alone may find it.
         #[arg(long)]
         scope: Option<String>,
+        /// A tenant-wide answer, for every user (service keys only).
+        #[arg(long, conflicts_with = "scope")]
+        shared: bool,
         /// The model and system prompt the answer came from, e.g. `gpt-4o/support-v3`.
         #[arg(long)]
         fingerprint: Option<String>,
@@ -67,8 +70,12 @@ pub enum CacheCommand {
         min_similarity: f32,
         #[arg(long, value_parser = humantime::parse_duration)]
         max_age: Option<Duration>,
+        /// Only answers of this user or session.
         #[arg(long)]
         scope: Option<String>,
+        /// Only the tenant-wide answers (service keys only).
+        #[arg(long, conflicts_with = "scope")]
+        shared: bool,
         /// Only answers stored with this fingerprint (without: only those stored without one).
         #[arg(long)]
         fingerprint: Option<String>,
@@ -83,6 +90,15 @@ pub enum CacheCommand {
         #[arg(long, conflicts_with = "ids")]
         scope: Option<String>,
     },
+}
+
+/// `--scope` or `--shared` (clap refuses both); neither: the caller's own.
+fn cache_scope(scope: Option<String>, shared: bool) -> CacheScope {
+    match scope {
+        Some(s) => CacheScope::Named(s),
+        None if shared => CacheScope::Shared,
+        None => CacheScope::Own,
+    }
 }
 
 /// `--end-user-scope`.
@@ -123,6 +139,7 @@ pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
             prompt,
             response,
             scope,
+            shared,
             fingerprint,
             ttl,
         } => {
@@ -130,7 +147,7 @@ pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
                 vector: super::query::parse_vector(&vector)?,
                 prompt,
                 response,
-                scope,
+                scope: cache_scope(scope, shared),
                 fingerprint,
                 ttl,
                 ..CacheStore::default()
@@ -147,12 +164,13 @@ pub async fn run(s: &Session, command: CacheCommand) -> Result<()> {
             min_similarity,
             max_age,
             scope,
+            shared,
             fingerprint,
         } => {
             let vector = super::query::parse_vector(&vector).context("--vector")?;
             let lookup = CacheLookup {
                 max_age,
-                scope,
+                scope: cache_scope(scope, shared),
                 fingerprint,
                 ..CacheLookup::new(vector, min_similarity)
             };

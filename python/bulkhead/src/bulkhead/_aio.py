@@ -303,10 +303,11 @@ class AsyncTenantHandle:
         metadata: Mapping[str, Any] | None = None,
         ttl_seconds: int | None = None,
         scope: str | None = None,
+        shared: bool = False,
         fingerprint: str | None = None,
     ) -> str:
         request = _requests.cache_store(
-            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint
+            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint, shared
         )
         return str((await self._call(self._stubs.cache.Store, request)).id)
 
@@ -318,10 +319,11 @@ class AsyncTenantHandle:
         *,
         max_age_seconds: int | None = None,
         scope: str | None = None,
+        shared: bool = False,
         fingerprint: str | None = None,
     ) -> CacheEntry | None:
         request = _requests.cache_lookup(
-            self._names, cache, vector, min_similarity, max_age_seconds, scope, fingerprint
+            self._names, cache, vector, min_similarity, max_age_seconds, scope, fingerprint, shared
         )
         response = await self._call(self._stubs.cache.Lookup, request)
         return cache_entry_from_pb(response.entry) if response.hit else None

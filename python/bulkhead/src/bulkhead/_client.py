@@ -320,12 +320,14 @@ class TenantHandle:
         metadata: Mapping[str, Any] | None = None,
         ttl_seconds: int | None = None,
         scope: str | None = None,
+        shared: bool = False,
         fingerprint: str | None = None,
     ) -> str:
         """Stores `response` under the prompt's embedding; `scope` (a user or session) keeps
-        it from every lookup of another scope. Returns the entry id."""
+        it from every lookup of another scope, `shared=True` makes it a tenant-wide answer
+        (service keys only; a service key gives one of the two). Returns the entry id."""
         request = _requests.cache_store(
-            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint
+            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint, shared
         )
         return str(self._call(self._stubs.cache.Store, request).id)
 
@@ -337,12 +339,14 @@ class TenantHandle:
         *,
         max_age_seconds: int | None = None,
         scope: str | None = None,
+        shared: bool = False,
         fingerprint: str | None = None,
     ) -> CacheEntry | None:
-        """The most similar live entry of `scope` (or of no scope) at least `min_similarity`
-        close and at most `max_age_seconds` old, or None."""
+        """The most similar live entry of `scope` (or, with `shared=True`, of the tenant-wide
+        entries) at least `min_similarity` close and at most `max_age_seconds` old, or None.
+        An end user's token may leave both out: its own scope is taken."""
         request = _requests.cache_lookup(
-            self._names, cache, vector, min_similarity, max_age_seconds, scope, fingerprint
+            self._names, cache, vector, min_similarity, max_age_seconds, scope, fingerprint, shared
         )
         response = self._call(self._stubs.cache.Lookup, request)
         return cache_entry_from_pb(response.entry) if response.hit else None

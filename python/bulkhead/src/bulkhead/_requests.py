@@ -180,6 +180,7 @@ def cache_store(
     ttl_seconds: int | None,
     scope: str | None,
     fingerprint: str | None = None,
+    shared: bool = False,
 ) -> cache_pb2.StoreRequest:
     request = cache_pb2.StoreRequest(
         cache=names.cache(cache),
@@ -189,6 +190,7 @@ def cache_store(
         ttl_seconds=_positive("ttl_seconds", ttl_seconds),
         scope=scope,
         fingerprint=fingerprint,
+        shared=shared,
     )
     set_vector(request, vector)
     return request
@@ -202,6 +204,7 @@ def cache_lookup(
     max_age_seconds: int | None,
     scope: str | None,
     fingerprint: str | None = None,
+    shared: bool = False,
 ) -> cache_pb2.LookupRequest:
     request = cache_pb2.LookupRequest(
         cache=names.cache(cache),
@@ -209,6 +212,7 @@ def cache_lookup(
         max_age_seconds=_positive("max_age_seconds", max_age_seconds),
         scope=scope,
         fingerprint=fingerprint,
+        shared=shared,
     )
     set_vector(request, vector)
     return request

@@ -7,7 +7,7 @@
 //! Store, and Invalidate of B's user scope) and on a missing tenant's, like the other
 //! cross-tenant probes: all PERMISSION_DENIED, B unchanged, the denials in A's trail.
 
-use bulkhead_client::{CacheStore, Metric};
+use bulkhead_client::{CacheScope, CacheStore, Metric};
 
 use super::{audit_trail, cross_tenant, settle};
 use crate::canary::{self, CACHE, CACHE_SCOPE as SCOPE, DIMENSION};
@@ -48,7 +48,7 @@ async fn plant(f: &Fixture) -> anyhow::Result<()> {
                 vector: prompt.clone(),
                 prompt: "the shared prompt".into(),
                 response: t.canary.text(&format!("cache-{}", scope.unwrap_or("none"))),
-                scope: scope.map(str::to_owned),
+                scope: scope.map_or(CacheScope::Shared, CacheScope::named),
                 ..CacheStore::default()
             };
             client.cache_store(CACHE, entry).await?;
@@ -68,7 +68,8 @@ async fn lookups(f: &Fixture) -> ProbeResult {
             for scope in [None, Some(SCOPE)] {
                 lookups += 1;
                 let want = t.canary.text(&format!("cache-{}", scope.unwrap_or("none")));
-                match client.cache_lookup(CACHE, prompt.clone(), -1.0, None, scope).await? {
+                let asked = scope.map_or(CacheScope::Shared, CacheScope::named);
+                match client.cache_lookup(CACHE, prompt.clone(), -1.0, None, asked).await? {
                     Some(e) if e.response == want => {}
                     Some(e) => problems.push(format!(
                         "{} (scope {scope:?}) got {:?}, stored {want:?}",
@@ -78,7 +79,7 @@ async fn lookups(f: &Fixture) -> ProbeResult {
                 }
             }
             lookups += 1;
-            if let Some(e) = client.cache_lookup(CACHE, prompt.clone(), -1.0, None, Some("another-user")).await? {
+            if let Some(e) = client.cache_lookup(CACHE, prompt.clone(), -1.0, None, CacheScope::named("another-user")).await? {
                 problems.push(format!("{}: scope \"another-user\" got {:?}", t.id, e.response));
             }
         }

@@ -18,8 +18,8 @@
 use std::collections::BTreeSet;
 
 use bulkhead_client::{
-    CacheLookup, CachePolicy, CacheStore, ClientError, CollectionSpec, EndUserScope, Metric, Query,
-    Record, Value,
+    CacheLookup, CachePolicy, CacheScope, CacheStore, ClientError, CollectionSpec, EndUserScope,
+    Metric, Query, Record, Value,
 };
 use bulkhead_formats::read_stream;
 use tonic::Code;
@@ -122,6 +122,19 @@ async fn cache_scope(
         .collect();
     let mut book = CanaryBook::default();
     let prompt = canary::vector(0, 0);
+    // The service's tenant-wide answer to the same prompt in both caches: no end user may get it.
+    let shared = Canary::new(&owner(a, "cache-shared"));
+    book.register(&shared);
+    for cache in [USER_CACHE, SESSION_CACHE] {
+        let entry = CacheStore {
+            vector: prompt.clone(),
+            prompt: "the shared prompt".into(),
+            response: shared.text("answer"),
+            scope: CacheScope::Shared,
+            ..CacheStore::default()
+        };
+        service.cache_store(cache, entry).await?;
+    }
     let mut clients = Vec::new();
     for (label, user, session, cache) in &askers {
         let canary = Canary::new(label);
@@ -160,10 +173,22 @@ async fn cache_scope(
                 None => problems.push(format!("{label} at {threshold} missed its own answer")),
             }
         }
-        // Naming another asker's scope, as a request may try.
-        for other in ["user:u1", "session:probe-cache-s1", "user:someone-else"] {
+        // Naming another asker's scope, or the tenant-wide entries, as a request may try.
+        let asking = |other: &str| {
+            let lookup = CacheLookup::new(prompt.clone(), -1.0);
+            match other {
+                "shared" => lookup.shared(),
+                _ => lookup.in_scope(other),
+            }
+        };
+        for other in [
+            "user:u1",
+            "session:probe-cache-s1",
+            "user:someone-else",
+            "shared",
+        ] {
             lookups += 1;
-            let asked = CacheLookup::new(prompt.clone(), -1.0).in_scope(other);
+            let asked = asking(other);
             match client.cache_find(cache, asked).await {
                 Err(ClientError::PermissionDenied(_)) => {}
                 Ok(Some(e)) if book.owner(&e.response) == Some(label.as_str()) => {}
@@ -182,7 +207,8 @@ async fn cache_scope(
         NAME,
         format!(
             "{lookups} lookups of one prompt by {} users and 2 sessions, at thresholds down to -1 \
-             and naming other scopes: each got only its own answer or a refusal",
+             and naming other scopes or the shared entries: each got only its own answer or a \
+             refusal",
             USERS.len()
         ),
     ))
