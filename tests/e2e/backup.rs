@@ -62,6 +62,7 @@ fn limits() -> TenantOptions {
             write_bytes_per_second: 50_000_000,
         }),
         audit_retention: Some(Duration::from_secs(7 * 86_400)),
+        max_token_lifetime: Some(Duration::from_secs(900)),
     }
 }
 
@@ -147,11 +148,12 @@ async fn filtered_ids(t: &TenantClient) -> Vec<String> {
     ids
 }
 
-fn tenant_limits(t: &pb::Tenant) -> (pb::Quota, pb::RateLimit, i64) {
+fn tenant_limits(t: &pb::Tenant) -> (pb::Quota, pb::RateLimit, i64, i64) {
     (
         t.quota.unwrap(),
         t.rate_limit.unwrap(),
         t.audit_retention_seconds,
+        t.max_token_lifetime_seconds,
     )
 }
 

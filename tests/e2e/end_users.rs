@@ -266,7 +266,58 @@ async fn only_a_valid_token_signed_by_its_own_tenants_key_authenticates() {
     let aimed = c.records.get(get(&valid, "globex", "docs")).await;
     assert_eq!(code(aimed), Code::PermissionDenied);
 
+    // The operator bounds acme's token lifetimes below what its key allows: a token within the
+    // key's 600 s but past the tenant's 200 s stops verifying at once, one within both still
+    // works, a new key can't ask for more, and globex's tokens are untouched.
+    c.admin
+        .update_tenant(authed(
+            ADMIN,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: "tenants/acme".into(),
+                    max_token_lifetime_seconds: 200,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["max_token_lifetime_seconds".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let too_long = c
+        .records
+        .get(get(&valid, "acme", "docs"))
+        .await
+        .unwrap_err();
+    assert_eq!(too_long.code(), Code::Unauthenticated, "{too_long:?}");
+    assert!(too_long.message().contains("200 s"), "{too_long:?}");
+    let short = with(acme.clone(), json!({"exp": now() + 200}));
+    let short = sign(&acme_key, &acme_kid, &short);
+    c.records.get(get(&short, "acme", "docs")).await.unwrap();
+    let globex_token = sign(&globex_key, &globex_kid, &claims("globex"));
+    c.records
+        .get(get(&globex_token, "globex", "docs"))
+        .await
+        .unwrap();
+    let over = c
+        .keys
+        .add_verification_key(authed(
+            ADMIN,
+            pb::AddVerificationKeyRequest {
+                parent: "tenants/acme".into(),
+                key_id: "k2".into(),
+                ed25519_public_key: acme_key.public_raw.clone(),
+                max_token_lifetime_seconds: 600,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(over.code(), Code::InvalidArgument, "{over:?}");
+
     // Revoked: the same token no longer verifies.
+    let valid = short;
     c.keys
         .revoke_verification_key(authed(
             ADMIN,

@@ -22,6 +22,8 @@ pub struct TenantOptions {
     pub quota: Option<pb::Quota>,
     pub rate_limit: Option<pb::RateLimit>,
     pub audit_retention: Option<Duration>,
+    /// The longest lifetime of the tenant's end-user tokens (at most a day, the default).
+    pub max_token_lifetime: Option<Duration>,
 }
 
 /// A change to a tenant's settings: only the `Some` fields are changed, each on its own (the
@@ -36,6 +38,8 @@ pub struct TenantUpdate {
     pub write_bytes_per_second: Option<u64>,
     /// Zero restores the server's default retention.
     pub audit_retention: Option<Duration>,
+    /// Zero lifts the bound to the server's ceiling (a day).
+    pub max_token_lifetime: Option<Duration>,
 }
 
 impl TenantUpdate {
@@ -47,6 +51,7 @@ impl TenantUpdate {
             quota: tenant.quota.filter(|_| given("quota.")),
             rate_limit: tenant.rate_limit.filter(|_| given("rate_limit.")),
             audit_retention: self.audit_retention,
+            max_token_lifetime: self.max_token_lifetime,
         }
     }
 
@@ -89,11 +94,19 @@ impl TenantUpdate {
         if set(self.audit_retention.is_some(), "audit_retention_seconds") {
             audit_retention_seconds = self.audit_retention.map_or(0, |d| d.as_secs() as i64);
         }
+        let mut max_token_lifetime_seconds = 0;
+        if set(
+            self.max_token_lifetime.is_some(),
+            "max_token_lifetime_seconds",
+        ) {
+            max_token_lifetime_seconds = self.max_token_lifetime.map_or(0, |d| d.as_secs() as i64);
+        }
         let tenant = pb::Tenant {
             name,
             quota: Some(quota),
             rate_limit: Some(rate),
             audit_retention_seconds,
+            max_token_lifetime_seconds,
             ..Default::default()
         };
         (tenant, paths)
@@ -134,6 +147,9 @@ impl AdminClient {
             quota: options.quota,
             rate_limit: options.rate_limit,
             audit_retention_seconds: options.audit_retention.map_or(0, |d| d.as_secs() as i64),
+            max_token_lifetime_seconds: options
+                .max_token_lifetime
+                .map_or(0, |d| d.as_secs() as i64),
         };
         self.connection
             .call(&self.credential, request, |channel, r| async move {
@@ -260,5 +276,17 @@ mod tests {
         }
         .to_options();
         assert!(only_retention.quota.is_none() && only_retention.rate_limit.is_none());
+
+        let lifetime = TenantUpdate {
+            max_token_lifetime: Some(Duration::from_secs(900)),
+            ..Default::default()
+        };
+        let (wire, paths) = lifetime.to_wire("tenants/a".into());
+        assert_eq!(paths, ["max_token_lifetime_seconds"]);
+        assert_eq!(wire.max_token_lifetime_seconds, 900);
+        assert_eq!(
+            lifetime.to_options().max_token_lifetime,
+            Some(Duration::from_secs(900))
+        );
     }
 }

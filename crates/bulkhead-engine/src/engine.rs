@@ -37,6 +37,8 @@ pub struct TenantInfo {
     pub group_open: bool,
     pub quota: Quota,
     pub rate_limit: RateLimit,
+    /// The operator's bound on end-user token lifetimes; `None`: the engine's ceiling.
+    pub max_token_lifetime: Option<Duration>,
 }
 
 /// A Bulkhead storage engine over one data directory. It owns the three parts and the threads
@@ -149,6 +151,7 @@ impl Engine {
             audit_retention_secs: settings.audit_retention.map(|d| d.as_secs()),
             quota: settings.quota,
             rate_limit: settings.rate_limit,
+            max_token_lifetime_secs: settings.max_token_lifetime.map(|d| d.as_secs()),
         };
         let db = self.residency.group_db(record.group)?;
         // Column family first, registry second: a crash in between leaves a column family the
@@ -193,6 +196,7 @@ impl Engine {
         record.audit_retention_secs = settings.audit_retention.map(|d| d.as_secs());
         record.quota = settings.quota;
         record.rate_limit = settings.rate_limit;
+        record.max_token_lifetime_secs = settings.max_token_lifetime.map(|d| d.as_secs());
         self.registry.update(&record)?;
         if let Some(state) = self.residency.active_state(id) {
             state.set_record(record.clone());
@@ -246,6 +250,7 @@ impl Engine {
             group_open: self.residency.is_group_open(record.group),
             quota: record.quota,
             rate_limit: record.rate_limit,
+            max_token_lifetime: record.max_token_lifetime_secs.map(Duration::from_secs),
         }
     }
 
@@ -258,7 +263,9 @@ impl Engine {
 
     /// Token verification's view of a tenant's keys: `tenant`'s key `key_id`, if the tenant
     /// still exists in the incarnation the key was registered for (revocation is the caller's
-    /// to check). A key is found only under its own tenant.
+    /// to check). A key is found only under its own tenant. Its `max_token_lifetime_secs` is
+    /// the bound in force: the key's own, lowered to its tenant's if that is lower, so an
+    /// operator lowering a tenant's bound shortens the tokens of keys registered before.
     pub fn verification_key(
         &self,
         tenant: &TenantId,

@@ -18,7 +18,8 @@ use crate::error::{EngineError, Result};
 use crate::key_table::KeyTable;
 use crate::storage::{GroupId, RegistryStore, SharedResources, StorageBackend, TenantRecord};
 use crate::verification_keys::{
-    MAX_VERIFICATION_KEYS_PER_TENANT, VerificationKeyRecord, VerificationKeys,
+    DEFAULT_TOKEN_LIFETIME_SECS, MAX_VERIFICATION_KEYS_PER_TENANT, VerificationKeyRecord,
+    VerificationKeys,
 };
 
 #[derive(Debug, Default)]
@@ -287,26 +288,42 @@ impl Registry {
         tenant: &TenantId,
         key_id: &KeyId,
     ) -> Option<VerificationKeyRecord> {
-        let key = self.verification_keys.read().get(tenant, key_id).cloned()?;
-        let alive = self
+        let mut key = self.verification_keys.read().get(tenant, key_id).cloned()?;
+        let bound = self
             .directory
             .read()
             .records
             .get(tenant)
-            .is_some_and(|t| t.incarnation == key.incarnation);
-        alive.then_some(key)
+            .filter(|t| t.incarnation == key.incarnation)?
+            .token_lifetime_bound_secs();
+        key.max_token_lifetime_secs = key.max_token_lifetime_secs.min(bound);
+        Some(key)
     }
 
     /// Registers a key of `record.tenant`, bound to the tenant's current incarnation. A tenant
-    /// holds at most `MAX_VERIFICATION_KEYS_PER_TENANT`, revoked ones included.
+    /// holds at most `MAX_VERIFICATION_KEYS_PER_TENANT`, revoked ones included. A key's token
+    /// lifetime of 0 means the default (an hour, or the tenant's bound if shorter); one above
+    /// the tenant's bound is refused.
     pub fn add_verification_key(
         &self,
         mut record: VerificationKeyRecord,
     ) -> Result<VerificationKeyRecord> {
-        record.validate()?;
         let lock = self.api_keys.mutation_lock(&record.tenant);
         let _serialised = lock.lock();
-        record.incarnation = self.record(&record.tenant)?.incarnation;
+        let tenant = self.record(&record.tenant)?;
+        let bound = tenant.token_lifetime_bound_secs();
+        if record.max_token_lifetime_secs == 0 {
+            record.max_token_lifetime_secs = DEFAULT_TOKEN_LIFETIME_SECS.min(bound);
+        }
+        record.validate()?;
+        if record.max_token_lifetime_secs > bound {
+            return Err(EngineError::InvalidArgument(format!(
+                "max_token_lifetime_seconds is {} but tenant {} allows end-user tokens at most \
+                 {bound} s (its max_token_lifetime, set by the operator)",
+                record.max_token_lifetime_secs, record.tenant
+            )));
+        }
+        record.incarnation = tenant.incarnation;
         let held = self.verification_keys.read().of_tenant(&record.tenant);
         if held.iter().any(|k| k.key_id == record.key_id) {
             return Err(EngineError::KeyExists(record.key_id.clone()));

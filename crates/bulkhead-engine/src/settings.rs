@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::verification_keys::MAX_TOKEN_LIFETIME_SECS;
+
 /// Limits on what a tenant may store; checked by the engine before every write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -30,6 +32,10 @@ pub struct TenantSettings {
     pub audit_retention: Option<Duration>,
     pub quota: Quota,
     pub rate_limit: RateLimit,
+    /// The longest lifetime of an end-user token of this tenant, whatever its verification
+    /// keys allow: the operator's bound on the tenant admin's choice. `None`: the engine's
+    /// ceiling (`MAX_TOKEN_LIFETIME_SECS`).
+    pub max_token_lifetime: Option<Duration>,
 }
 
 impl TenantSettings {
@@ -39,6 +45,14 @@ impl TenantSettings {
             return Err(crate::EngineError::InvalidArgument(
                 "rate_limit.requests_per_second must be a finite number >= 0".into(),
             ));
+        }
+        if let Some(d) = self.max_token_lifetime
+            && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&d.as_secs())
+        {
+            return Err(crate::EngineError::InvalidArgument(format!(
+                "max_token_lifetime must be 1 to {MAX_TOKEN_LIFETIME_SECS} seconds, got {}",
+                d.as_secs()
+            )));
         }
         if self.audit_retention.is_some_and(|d| d.as_secs() == 0) {
             return Err(crate::EngineError::InvalidArgument(

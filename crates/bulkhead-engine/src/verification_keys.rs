@@ -16,8 +16,10 @@ use crate::error::{EngineError, Result};
 /// enough that a tenant can't grow the registry every start reads.
 pub const MAX_VERIFICATION_KEYS_PER_TENANT: usize = 16;
 /// The longest lifetime (`exp` − `iat`) a key may allow its tokens: end-user tokens are
-/// meant to be short-lived.
+/// meant to be short-lived. An operator may bound a tenant's lower (`max_token_lifetime`).
 pub const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+/// A key's token lifetime when its registration gives none (or its tenant's bound, if lower).
+pub(crate) const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3600;
 
 /// One registered Ed25519 public key, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 //!   the public key, RS256) is refused before any signature check;
 //! - the `tenant` claim must be the key's tenant: a tenant's key never vouches for another;
 //! - `exp`, `iat`, `aud` (`bulkhead`) and `sub` are required, `nbf` is honoured, and the
-//!   lifetime `exp` - `iat` is at most the key's `max_token_lifetime_seconds`;
+//!   lifetime `exp` - `iat` is at most the key's `max_token_lifetime_seconds` and the tenant's;
 //! - a revoked key, or one of a deleted tenant, verifies nothing;
 //! - the role is READ or WRITE: an end user never administers the tenant.
 //!
@@ -124,7 +124,7 @@ pub fn verify(
     let lifetime = claims.exp.saturating_sub(claims.iat);
     if lifetime > stored.max_token_lifetime_secs {
         return Err(refused(format!(
-            "it lives {lifetime} s, its key allows at most {} s",
+            "it lives {lifetime} s, its key and tenant allow at most {} s",
             stored.max_token_lifetime_secs
         )));
     }

@@ -22,6 +22,7 @@ def test_tenant_lifecycle(admin: AdminClient) -> None:
         burst=1000,
         write_bytes_per_second=50_000_000,
         audit_retention_seconds=86400,
+        max_token_lifetime_seconds=900,
     )
     assert isinstance(created, Tenant)
     assert (created.name, created.tenant_id) == (f"tenants/{tenant_id}", tenant_id)
@@ -33,6 +34,7 @@ def test_tenant_lifecycle(admin: AdminClient) -> None:
     assert (created.requests_per_second, created.burst) == (500.0, 1000)
     assert created.write_bytes_per_second == 50_000_000
     assert created.audit_retention_seconds == 86400
+    assert created.max_token_lifetime_seconds == 900
     assert created.state in ("cold", "warm", "hot")
     assert created.create_time is not None
     assert created.create_time > datetime.now(timezone.utc) - timedelta(minutes=5)
@@ -47,6 +49,8 @@ def test_tenant_lifecycle(admin: AdminClient) -> None:
     assert (updated.requests_per_second, updated.burst) == (100.0, 1000)
     assert (updated.max_records, updated.max_collections) == (5, 10)
     assert admin.get_tenant(tenant_id).requests_per_second == 100.0
+    lifted = admin.update_tenant(tenant_id, max_token_lifetime_seconds=0)
+    assert lifted.max_token_lifetime_seconds == 86400 and lifted.max_records == 5
     with pytest.raises(InvalidArgument, match="nothing to update"):
         admin.update_tenant(tenant_id)
 

@@ -16,7 +16,7 @@ use crate::settings::{Quota, RateLimit};
 use crate::storage::memory::{self, Rows};
 use crate::storage::tenant_storage::{Op, WriteSet};
 use crate::storage::{SharedResources, StorageBackend};
-use crate::verification_keys::VerificationKeyRecord;
+use crate::verification_keys::{MAX_TOKEN_LIFETIME_SECS, VerificationKeyRecord};
 
 const TENANT_PREFIX: &[u8] = b"tenant/";
 const KEY_PREFIX: &[u8] = b"key/";
@@ -36,11 +36,20 @@ pub(crate) struct TenantRecord {
     pub quota: Quota,
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// The operator's bound on the lifetime of the tenant's end-user tokens, in seconds.
+    #[serde(default)]
+    pub max_token_lifetime_secs: Option<u64>,
 }
 
 impl TenantRecord {
     pub fn cf_name(&self) -> String {
         format!("t/{}/{}", self.id, self.incarnation)
+    }
+
+    /// The longest lifetime any end-user token of the tenant may have.
+    pub fn token_lifetime_bound_secs(&self) -> u64 {
+        self.max_token_lifetime_secs
+            .unwrap_or(MAX_TOKEN_LIFETIME_SECS)
     }
 }
 
@@ -259,6 +268,7 @@ mod tests {
             group: 0,
             created_at_ms: 1,
             audit_retention_secs: None,
+            max_token_lifetime_secs: None,
             quota: Quota::default(),
             rate_limit: RateLimit::default(),
         }

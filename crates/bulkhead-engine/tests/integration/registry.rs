@@ -45,6 +45,7 @@ fn updated_settings_are_served_and_survive_a_restart() {
             burst: 10,
             write_bytes_per_second: 4096,
         },
+        max_token_lifetime: Some(Duration::from_secs(600)),
     };
     {
         let engine = open(dir.path());
@@ -62,4 +63,19 @@ fn updated_settings_are_served_and_survive_a_restart() {
     assert_eq!(info.audit_retention, settings.audit_retention);
     assert_eq!(info.quota, settings.quota);
     assert_eq!(info.rate_limit, settings.rate_limit);
+    assert_eq!(info.max_token_lifetime, settings.max_token_lifetime);
+    // The bound is validated like every setting: a day at most, a second at least.
+    for bad in [0, bulkhead_engine::MAX_TOKEN_LIFETIME_SECS + 1] {
+        let refused = engine.update_tenant(
+            &tenant("acme"),
+            &TenantSettings {
+                max_token_lifetime: Some(Duration::from_secs(bad)),
+                ..settings.clone()
+            },
+        );
+        assert!(
+            matches!(refused, Err(EngineError::InvalidArgument(_))),
+            "{bad}: {refused:?}"
+        );
+    }
 }

@@ -116,3 +116,77 @@ fn a_tenant_holds_a_bounded_number_of_verification_keys() {
         Err(EngineError::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn the_operators_bound_on_a_tenants_token_lifetimes_caps_every_key_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let bounded = TenantSettings {
+        max_token_lifetime: Some(std::time::Duration::from_secs(900)),
+        ..TenantSettings::default()
+    };
+    engine.create_tenant(&tenant("a"), &bounded).unwrap();
+    engine
+        .create_tenant(&tenant("b"), &TenantSettings::default())
+        .unwrap();
+    let a = engine.handle(&tenant("a")).unwrap();
+    let b = engine.handle(&tenant("b")).unwrap();
+    let lifetime = |t: &str, k: &str| {
+        engine
+            .verification_key(&tenant(t), &KeyId::new(k).unwrap())
+            .unwrap()
+            .max_token_lifetime_secs
+    };
+    // A key may not ask for more than its tenant allows; exactly the bound is fine.
+    let mut over = key("over", 1);
+    over.max_token_lifetime_secs = 901;
+    let refused = a.add_verification_key(over);
+    assert!(
+        matches!(&refused, Err(EngineError::InvalidArgument(m)) if m.contains("900")),
+        "{refused:?}"
+    );
+    let mut exact = key("exact", 1);
+    exact.max_token_lifetime_secs = 900;
+    a.add_verification_key(exact).unwrap();
+    // Without a lifetime of its own a key gets an hour, or its tenant's bound if lower.
+    let mut defaulted = key("defaulted", 1);
+    defaulted.max_token_lifetime_secs = 0;
+    assert_eq!(
+        a.add_verification_key(defaulted.clone())
+            .unwrap()
+            .max_token_lifetime_secs,
+        900
+    );
+    assert_eq!(
+        b.add_verification_key(defaulted)
+            .unwrap()
+            .max_token_lifetime_secs,
+        3600
+    );
+    // Another tenant's bound is its own: b's keys reach the ceiling.
+    let mut long = key("long", 1);
+    long.max_token_lifetime_secs = bulkhead_engine::MAX_TOKEN_LIFETIME_SECS;
+    b.add_verification_key(long).unwrap();
+    assert_eq!(
+        lifetime("b", "long"),
+        bulkhead_engine::MAX_TOKEN_LIFETIME_SECS
+    );
+    // Lowering the bound later shortens what the keys registered before verify, at once.
+    engine
+        .update_tenant(
+            &tenant("a"),
+            &TenantSettings {
+                max_token_lifetime: Some(std::time::Duration::from_secs(120)),
+                ..TenantSettings::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(lifetime("a", "exact"), 120);
+    assert_eq!(lifetime("a", "defaulted"), 120);
+    assert_eq!(lifetime("b", "defaulted"), 3600, "b is untouched");
+    // The stored key keeps its own bound: lifting the tenant's restores it.
+    engine
+        .update_tenant(&tenant("a"), &TenantSettings::default())
+        .unwrap();
+    assert_eq!(lifetime("a", "exact"), 900);
+}

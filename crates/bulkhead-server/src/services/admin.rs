@@ -35,6 +35,16 @@ fn retention(secs: i64) -> Result<Option<Duration>, Status> {
     }
 }
 
+/// A tenant's bound on end-user token lifetimes; 0: none below the engine's ceiling.
+fn token_lifetime(secs: i64) -> Result<Option<Duration>, Status> {
+    match secs {
+        0 => Ok(None),
+        s => positive_seconds("max_token_lifetime_seconds", s)
+            .map(Some)
+            .map_err(wire_status),
+    }
+}
+
 /// The mask paths `UpdateTenant` accepts: a whole message replaces every limit in it, a leaf
 /// path changes that limit alone, so a client can change one limit without knowing the others.
 const UPDATABLE: &[&str] = &[
@@ -47,6 +57,7 @@ const UPDATABLE: &[&str] = &[
     "rate_limit.burst",
     "rate_limit.write_bytes_per_second",
     "audit_retention_seconds",
+    "max_token_lifetime_seconds",
 ];
 
 /// Applies the fields of `tenant` named by `paths` to `settings`; everything else is kept.
@@ -82,6 +93,9 @@ fn apply_update_mask(
             "audit_retention_seconds" => {
                 settings.audit_retention = retention(tenant.audit_retention_seconds)?
             }
+            "max_token_lifetime_seconds" => {
+                settings.max_token_lifetime = token_lifetime(tenant.max_token_lifetime_seconds)?
+            }
             other => {
                 return Err(Status::invalid_argument(format!(
                     "update_mask: {other:?} can't be updated; expected one of {}",
@@ -109,6 +123,7 @@ impl AdminService for AdminApi {
                     audit_retention: retention(req.audit_retention_seconds)?,
                     quota: quota(req.quota).map_err(wire_status)?,
                     rate_limit: rate_limit(req.rate_limit).map_err(wire_status)?,
+                    max_token_lifetime: token_lifetime(req.max_token_lifetime_seconds)?,
                 };
                 let info = engine
                     .create_tenant(&id, &settings)
@@ -196,6 +211,7 @@ impl AdminService for AdminApi {
                     audit_retention: current.audit_retention,
                     quota: current.quota,
                     rate_limit: current.rate_limit,
+                    max_token_lifetime: current.max_token_lifetime,
                 };
                 let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
                 apply_update_mask(&mut settings, &tenant, &paths)?;
@@ -251,6 +267,7 @@ mod tests {
                 burst: 80,
                 write_bytes_per_second: 1000,
             },
+            max_token_lifetime: Some(Duration::from_secs(900)),
         }
     }
 
@@ -286,6 +303,26 @@ mod tests {
         let mut want = current();
         want.rate_limit.requests_per_second = 10.0;
         assert_eq!(got, want, "burst and write bandwidth are kept");
+    }
+
+    #[test]
+    fn the_token_lifetime_bound_changes_alone_and_zero_lifts_it() {
+        let tenant = pb::Tenant {
+            max_token_lifetime_seconds: 300,
+            ..Default::default()
+        };
+        let got = update(&["max_token_lifetime_seconds"], tenant).unwrap();
+        let mut want = current();
+        want.max_token_lifetime = Some(Duration::from_secs(300));
+        assert_eq!(got, want);
+        let lifted = update(&["max_token_lifetime_seconds"], pb::Tenant::default()).unwrap();
+        assert_eq!(lifted.max_token_lifetime, None);
+        let negative = pb::Tenant {
+            max_token_lifetime_seconds: -5,
+            ..Default::default()
+        };
+        let err = update(&["max_token_lifetime_seconds"], negative).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
     }
 
     #[test]

@@ -42,9 +42,6 @@ fn key_to_pb(k: &ApiKeyRecord) -> pb::ApiKey {
     }
 }
 
-/// Lifetime allowed to a key's tokens when the request sets none.
-const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3600;
-
 fn verification_key_to_pb(k: &VerificationKeyRecord) -> pb::VerificationKey {
     pb::VerificationKey {
         name: VerificationKeyName {
@@ -84,11 +81,9 @@ fn new_verification_key(
             ))
         })?;
     description(&req.description)?;
-    let max_token_lifetime_secs = match req.max_token_lifetime_seconds {
-        0 => DEFAULT_TOKEN_LIFETIME_SECS,
-        s => u64::try_from(s)
-            .map_err(|_| Status::invalid_argument("max_token_lifetime_seconds must be positive"))?,
-    };
+    // 0: the engine's default.
+    let max_token_lifetime_secs = u64::try_from(req.max_token_lifetime_seconds)
+        .map_err(|_| Status::invalid_argument("max_token_lifetime_seconds must be positive"))?;
     Ok(VerificationKeyRecord {
         tenant: scope.name.tenant.clone(),
         key_id,

@@ -62,6 +62,10 @@ pub fn tenant_to_pb(t: &TenantInfo, default_retention: Duration) -> pb::Tenant {
             (false, false) => pb::TenantState::Cold,
         } as i32,
         group: t.group,
+        max_token_lifetime_seconds: t
+            .max_token_lifetime
+            .map_or(bulkhead_engine::MAX_TOKEN_LIFETIME_SECS, |d| d.as_secs())
+            as i64,
     }
 }
 

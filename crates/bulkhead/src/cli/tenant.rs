@@ -56,6 +56,10 @@ pub struct Settings {
     /// How long audit events are kept, e.g. `30d`.
     #[arg(long, value_parser = humantime::parse_duration)]
     audit_retention: Option<Duration>,
+    /// Longest lifetime of the tenant's end-user tokens, e.g. `15m` (at most, and by
+    /// default, `24h`; `0s` lifts a lower bound).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_token_lifetime: Option<Duration>,
 }
 
 impl Settings {
@@ -69,6 +73,7 @@ impl Settings {
             burst: self.burst,
             write_bytes_per_second: self.write_bytes_per_second,
             audit_retention: self.audit_retention,
+            max_token_lifetime: self.max_token_lifetime,
         }
     }
 }
@@ -109,6 +114,7 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
         "burst",
         "write_bytes_per_second",
         "audit_retention_seconds",
+        "max_token_lifetime_seconds",
     ]);
     for t in tenants {
         let state = pb::TenantState::try_from(t.state)
@@ -128,6 +134,7 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
             json!(rate.burst),
             json!(rate.write_bytes_per_second),
             json!(t.audit_retention_seconds),
+            json!(t.max_token_lifetime_seconds),
         ]);
     }
     r

@@ -420,6 +420,7 @@ class AsyncAdminClient:
         burst: int | None = None,
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
+        max_token_lifetime_seconds: int | None = None,
     ) -> Tenant:
         request = _requests.create_tenant(
             tenant_id,
@@ -431,6 +432,7 @@ class AsyncAdminClient:
                 "burst": burst,
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
+                "max_token_lifetime_seconds": max_token_lifetime_seconds,
             },
         )
         return tenant_from_pb(await self._call(self._stubs.admin.CreateTenant, request))
@@ -463,6 +465,7 @@ class AsyncAdminClient:
         burst: int | None = None,
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
+        max_token_lifetime_seconds: int | None = None,
     ) -> Tenant:
         request = _requests.update_tenant(
             tenant_name(tenant_id),
@@ -474,6 +477,7 @@ class AsyncAdminClient:
                 "burst": burst,
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
+                "max_token_lifetime_seconds": max_token_lifetime_seconds,
             },
         )
         return tenant_from_pb(await self._call(self._stubs.admin.UpdateTenant, request))

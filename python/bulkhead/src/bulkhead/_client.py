@@ -455,6 +455,7 @@ class AdminClient:
         burst: int | None = None,
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
+        max_token_lifetime_seconds: int | None = None,
     ) -> Tenant:
         """Creates a tenant; limits not given are unlimited (quotas) or the server's defaults
         (rate limits, audit retention)."""
@@ -468,6 +469,7 @@ class AdminClient:
                 "burst": burst,
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
+                "max_token_lifetime_seconds": max_token_lifetime_seconds,
             },
         )
         return tenant_from_pb(self._call(self._stubs.admin.CreateTenant, request))
@@ -501,6 +503,7 @@ class AdminClient:
         burst: int | None = None,
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
+        max_token_lifetime_seconds: int | None = None,
     ) -> Tenant:
         """Changes the settings given (each named in the request's field mask); the others
         keep their values. 0 means unlimited (or, for rate limits, the server's default)."""
@@ -514,6 +517,7 @@ class AdminClient:
                 "burst": burst,
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
+                "max_token_lifetime_seconds": max_token_lifetime_seconds,
             },
         )
         return tenant_from_pb(self._call(self._stubs.admin.UpdateTenant, request))

@@ -258,20 +258,21 @@ def create_key(
 
 _QUOTA_FIELDS = ("max_collections", "max_records", "max_stored_bytes")
 _RATE_FIELDS = ("requests_per_second", "burst", "write_bytes_per_second")
-TENANT_SETTINGS = (*_QUOTA_FIELDS, *_RATE_FIELDS, "audit_retention_seconds")
+_SECONDS_FIELDS = ("audit_retention_seconds", "max_token_lifetime_seconds")
+TENANT_SETTINGS = (*_QUOTA_FIELDS, *_RATE_FIELDS, *_SECONDS_FIELDS)
 
 
 def _tenant_settings(
     settings: Mapping[str, float | int | None],
-) -> tuple[admin_pb2.Quota, admin_pb2.RateLimit, int, list[str]]:
-    """The quota, rate limit and retention of `settings` (the given ones only) and the field
-    mask paths naming exactly those."""
+) -> tuple[admin_pb2.Quota, admin_pb2.RateLimit, dict[str, int], list[str]]:
+    """The quota, rate limit and durations (audit retention, token lifetime) of `settings`
+    (the given ones only) and the field mask paths naming exactly those."""
     unknown = set(settings) - set(TENANT_SETTINGS)
     if unknown:
         raise InvalidArgument(
             f"unknown tenant settings {sorted(unknown)}; expected {', '.join(TENANT_SETTINGS)}"
         )
-    quota, rate, retention, paths = admin_pb2.Quota(), admin_pb2.RateLimit(), 0, []
+    quota, rate, seconds, paths = admin_pb2.Quota(), admin_pb2.RateLimit(), {}, []
     for name in TENANT_SETTINGS:
         value = settings.get(name)
         if value is None:
@@ -288,32 +289,30 @@ def _tenant_settings(
             setattr(rate, name, int(value))
             paths.append(f"rate_limit.{name}")
         else:
-            retention = int(value)
+            seconds[name] = int(value)
             paths.append(name)
-    return quota, rate, retention, paths
+    return quota, rate, seconds, paths
 
 
 def create_tenant(
     tenant_id: str, settings: Mapping[str, float | int | None]
 ) -> admin_pb2.CreateTenantRequest:
-    quota, rate, retention, paths = _tenant_settings(settings)
+    quota, rate, seconds, paths = _tenant_settings(settings)
     return admin_pb2.CreateTenantRequest(
         tenant_id=check_id("tenant", tenant_id),
         quota=quota if any(p.startswith("quota.") for p in paths) else None,
         rate_limit=rate if any(p.startswith("rate_limit.") for p in paths) else None,
-        audit_retention_seconds=retention,
+        **seconds,
     )
 
 
 def update_tenant(
     name: str, settings: Mapping[str, float | int | None]
 ) -> admin_pb2.UpdateTenantRequest:
-    quota, rate, retention, paths = _tenant_settings(settings)
+    quota, rate, seconds, paths = _tenant_settings(settings)
     if not paths:
         raise InvalidArgument("nothing to update: give at least one setting")
     return admin_pb2.UpdateTenantRequest(
-        tenant=admin_pb2.Tenant(
-            name=name, quota=quota, rate_limit=rate, audit_retention_seconds=retention
-        ),
+        tenant=admin_pb2.Tenant(name=name, quota=quota, rate_limit=rate, **seconds),
         update_mask=FieldMask(paths=paths),
     )

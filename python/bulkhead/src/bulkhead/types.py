@@ -140,6 +140,7 @@ class Tenant:
     audit_retention_seconds: int = 0
     state: str = "unspecified"
     group: int = 0
+    max_token_lifetime_seconds: int = 0
 
 
 @dataclass(slots=True)
@@ -525,6 +526,7 @@ def tenant_from_pb(message: admin_pb2.Tenant) -> Tenant:
         audit_retention_seconds=message.audit_retention_seconds,
         state=_TENANT_STATES.get(message.state, "unspecified"),
         group=message.group,
+        max_token_lifetime_seconds=message.max_token_lifetime_seconds,
     )
 
 

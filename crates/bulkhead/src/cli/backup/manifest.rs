@@ -44,6 +44,10 @@ pub struct TenantLimits {
     pub burst: u64,
     pub write_bytes_per_second: u64,
     pub audit_retention_seconds: u64,
+    /// Absent in manifests written before tenants had the bound (the server's default then
+    /// applies).
+    #[serde(default)]
+    pub max_token_lifetime_seconds: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -137,6 +141,7 @@ impl TenantLimits {
             burst: u(r.burst),
             write_bytes_per_second: u(r.write_bytes_per_second),
             audit_retention_seconds: u(t.audit_retention_seconds),
+            max_token_lifetime_seconds: Some(u(t.max_token_lifetime_seconds)),
         }
     }
 
@@ -150,6 +155,9 @@ impl TenantLimits {
             burst: Some(self.burst),
             write_bytes_per_second: Some(self.write_bytes_per_second),
             audit_retention: Some(std::time::Duration::from_secs(self.audit_retention_seconds)),
+            max_token_lifetime: self
+                .max_token_lifetime_seconds
+                .map(std::time::Duration::from_secs),
         }
     }
 }
