@@ -467,15 +467,23 @@ def wait_for_lines(bg, cmd):
         time.sleep(0.1)
 
 
+def wait_until_gone(backgrounds, seconds):
+    """Wait up to `seconds` for every background group to have no live member."""
+    deadline = time.monotonic() + seconds
+    while any(group_alive(bg.pgid) for bg in backgrounds) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def stop_backgrounds(backgrounds):
-    """SIGTERM every background group, SIGKILL whatever is left after KILL_GRACE seconds."""
+    """SIGTERM every background group, SIGKILL whatever is left after KILL_GRACE seconds, and
+    return once they are gone: a SIGKILL takes effect asynchronously, and a page's server must
+    not outlive its run (the next page listens on the same port)."""
     for bg in backgrounds:
         signal_group(bg.pgid, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE
-    while any(group_alive(bg.pgid) for bg in backgrounds) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until_gone(backgrounds, KILL_GRACE)
     for bg in backgrounds:
         signal_group(bg.pgid, signal.SIGKILL)
+    wait_until_gone(backgrounds, KILL_GRACE)
 
 
 def report_failure(cmd, outcome, actual):

@@ -307,7 +307,16 @@ class AsyncTenantHandle:
         fingerprint: str | None = None,
     ) -> str:
         request = _requests.cache_store(
-            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint, shared
+            self._names,
+            cache,
+            vector,
+            prompt,
+            response,
+            metadata,
+            ttl_seconds,
+            scope,
+            fingerprint,
+            shared,
         )
         return str((await self._call(self._stubs.cache.Store, request)).id)
 

@@ -327,7 +327,16 @@ class TenantHandle:
         it from every lookup of another scope, `shared=True` makes it a tenant-wide answer
         (service keys only; a service key gives one of the two). Returns the entry id."""
         request = _requests.cache_store(
-            self._names, cache, vector, prompt, response, metadata, ttl_seconds, scope, fingerprint, shared
+            self._names,
+            cache,
+            vector,
+            prompt,
+            response,
+            metadata,
+            ttl_seconds,
+            scope,
+            fingerprint,
+            shared,
         )
         return str(self._call(self._stubs.cache.Store, request).id)
 
