@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::verification_keys::MAX_TOKEN_LIFETIME_SECS;
+use crate::verification_keys::check_token_lifetime;
 
 /// Limits on what a tenant may store; checked by the engine before every write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,13 +46,8 @@ impl TenantSettings {
                 "rate_limit.requests_per_second must be a finite number >= 0".into(),
             ));
         }
-        if let Some(d) = self.max_token_lifetime
-            && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&d.as_secs())
-        {
-            return Err(crate::EngineError::InvalidArgument(format!(
-                "max_token_lifetime must be 1 to {MAX_TOKEN_LIFETIME_SECS} seconds, got {}",
-                d.as_secs()
-            )));
+        if let Some(d) = self.max_token_lifetime {
+            check_token_lifetime("max_token_lifetime", d.as_secs())?;
         }
         if self.audit_retention.is_some_and(|d| d.as_secs() == 0) {
             return Err(crate::EngineError::InvalidArgument(

@@ -39,15 +39,20 @@ pub struct VerificationKeyRecord {
     pub incarnation: u64,
 }
 
+/// Refuses a token lifetime (`field`, in seconds) outside 1 to `MAX_TOKEN_LIFETIME_SECS`: the
+/// one range for a key's lifetime and a tenant's bound.
+pub(crate) fn check_token_lifetime(field: &str, secs: u64) -> Result<()> {
+    if !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&secs) {
+        return Err(EngineError::InvalidArgument(format!(
+            "{field} must be between 1 and {MAX_TOKEN_LIFETIME_SECS} seconds, got {secs}"
+        )));
+    }
+    Ok(())
+}
+
 impl VerificationKeyRecord {
     pub fn validate(&self) -> Result<()> {
-        if !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&self.max_token_lifetime_secs) {
-            return Err(EngineError::InvalidArgument(format!(
-                "max_token_lifetime_seconds must be between 1 and {MAX_TOKEN_LIFETIME_SECS}, got {}",
-                self.max_token_lifetime_secs
-            )));
-        }
-        Ok(())
+        check_token_lifetime("max_token_lifetime_seconds", self.max_token_lifetime_secs)
     }
 }
 

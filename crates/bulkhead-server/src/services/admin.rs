@@ -26,22 +26,12 @@ fn tenant_name(name: &str) -> Result<TenantId, Status> {
         .map_err(core_status)
 }
 
-fn retention(secs: i64) -> Result<Option<Duration>, Status> {
+/// A tenant setting in seconds, `field` of the request: 0 leaves it to the server (the default
+/// audit retention, the engine's ceiling on token lifetimes), anything else must be positive.
+fn optional_seconds(field: &str, secs: i64) -> Result<Option<Duration>, Status> {
     match secs {
         0 => Ok(None),
-        s => positive_seconds("audit_retention_seconds", s)
-            .map(Some)
-            .map_err(wire_status),
-    }
-}
-
-/// A tenant's bound on end-user token lifetimes; 0: none below the engine's ceiling.
-fn token_lifetime(secs: i64) -> Result<Option<Duration>, Status> {
-    match secs {
-        0 => Ok(None),
-        s => positive_seconds("max_token_lifetime_seconds", s)
-            .map(Some)
-            .map_err(wire_status),
+        s => positive_seconds(field, s).map(Some).map_err(wire_status),
     }
 }
 
@@ -91,10 +81,14 @@ fn apply_update_mask(
                 settings.rate_limit.write_bytes_per_second = new_rate.write_bytes_per_second
             }
             "audit_retention_seconds" => {
-                settings.audit_retention = retention(tenant.audit_retention_seconds)?
+                settings.audit_retention =
+                    optional_seconds("audit_retention_seconds", tenant.audit_retention_seconds)?
             }
             "max_token_lifetime_seconds" => {
-                settings.max_token_lifetime = token_lifetime(tenant.max_token_lifetime_seconds)?
+                settings.max_token_lifetime = optional_seconds(
+                    "max_token_lifetime_seconds",
+                    tenant.max_token_lifetime_seconds,
+                )?
             }
             other => {
                 return Err(Status::invalid_argument(format!(
@@ -120,10 +114,16 @@ impl AdminService for AdminApi {
             .admin_call(&md, "AdminService/CreateTenant", &resource, move |engine| {
                 let id = TenantId::new(req.tenant_id).map_err(core_status)?;
                 let settings = TenantSettings {
-                    audit_retention: retention(req.audit_retention_seconds)?,
+                    audit_retention: optional_seconds(
+                        "audit_retention_seconds",
+                        req.audit_retention_seconds,
+                    )?,
                     quota: quota(req.quota).map_err(wire_status)?,
                     rate_limit: rate_limit(req.rate_limit).map_err(wire_status)?,
-                    max_token_lifetime: token_lifetime(req.max_token_lifetime_seconds)?,
+                    max_token_lifetime: optional_seconds(
+                        "max_token_lifetime_seconds",
+                        req.max_token_lifetime_seconds,
+                    )?,
                 };
                 let info = engine
                     .create_tenant(&id, &settings)
