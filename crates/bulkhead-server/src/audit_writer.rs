@@ -210,33 +210,56 @@ mod tests {
         assert_becomes_idle(&writer).await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_writer_out_of_rounds_hands_the_queue_to_the_blocking_pool() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_engine, tenants) = engine_with(dir.path(), &["a"]);
-        let writer = AuditWriter::default();
-        let (written, wait) = oneshot::channel();
-        {
-            let mut q = writer.queue.lock();
-            q.writing = true;
-            q.pending.push(Pending {
-                tenant: tenants[0].clone(),
-                entry: entry("queued".into()),
-                written: Some(written),
-            });
-        }
-        let own = Pending {
-            tenant: tenants[0].clone(),
-            entry: entry("own".into()),
-            written: None,
-        };
-        writer.write_rounds(vec![own], Some(1));
-        assert_eq!(principals(&tenants[0]), ["own"], "the rest is handed on");
-        tokio::time::timeout(std::time::Duration::from_secs(10), wait)
-            .await
-            .expect("the blocking pool wrote the queued event")
+    /// The runtime's only blocking thread is held until the writer has returned, so the
+    /// handed-on task can't have written anything when the first assertion looks.
+    #[test]
+    fn a_writer_out_of_rounds_hands_the_queue_to_the_blocking_pool() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
             .unwrap();
-        assert_eq!(principals(&tenants[0]), ["own", "queued"]);
-        assert_becomes_idle(&writer).await;
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let (_engine, tenants) = engine_with(dir.path(), &["a"]);
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let (holding, is_held) = oneshot::channel();
+            let blocker = tokio::task::spawn_blocking(move || {
+                let _ = holding.send(());
+                let _ = held.recv();
+            });
+            is_held.await.unwrap();
+            let writer = AuditWriter::default();
+            let (written, wait) = oneshot::channel();
+            {
+                let mut q = writer.queue.lock();
+                q.writing = true;
+                q.pending.push(Pending {
+                    tenant: tenants[0].clone(),
+                    entry: entry("queued".into()),
+                    written: Some(written),
+                });
+            }
+            let own = Pending {
+                tenant: tenants[0].clone(),
+                entry: entry("own".into()),
+                written: None,
+            };
+            writer.write_rounds(vec![own], Some(1));
+            assert_eq!(principals(&tenants[0]), ["own"], "the rest is handed on");
+            assert!(
+                writer.queue.lock().writing,
+                "the handed-on task owns the queue"
+            );
+            release.send(()).unwrap();
+            blocker.await.unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+                .await
+                .expect("the blocking pool wrote the queued event")
+                .unwrap();
+            assert_eq!(principals(&tenants[0]), ["own", "queued"]);
+            assert_becomes_idle(&writer).await;
+        });
     }
 }
