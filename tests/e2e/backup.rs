@@ -63,6 +63,11 @@ fn limits() -> TenantOptions {
         }),
         audit_retention: Some(Duration::from_secs(7 * 86_400)),
         max_token_lifetime: Some(Duration::from_secs(900)),
+        share: Some(pb::ServerShare {
+            requests_in_flight: 12,
+            open_streams: 3,
+            engine_threads: 1,
+        }),
     }
 }
 
@@ -148,12 +153,13 @@ async fn filtered_ids(t: &TenantClient) -> Vec<String> {
     ids
 }
 
-fn tenant_limits(t: &pb::Tenant) -> (pb::Quota, pb::RateLimit, i64, i64) {
+fn tenant_limits(t: &pb::Tenant) -> (pb::Quota, pb::RateLimit, i64, i64, pb::ServerShare) {
     (
         t.quota.unwrap(),
         t.rate_limit.unwrap(),
         t.audit_retention_seconds,
         t.max_token_lifetime_seconds,
+        t.share.unwrap_or_default(),
     )
 }
 

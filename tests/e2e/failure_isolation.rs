@@ -136,6 +136,145 @@ async fn a_stalled_export_ends_at_the_idle_limit_and_frees_its_slot() {
     assert!(ended_with.message().contains("stream-idle-timeout-secs"));
 }
 
+/// Sets `tenant`'s share field `field` (a `share.*` mask path) to `value` through UpdateTenant.
+async fn set_share(c: &mut Clients, tenant: &str, field: &str, value: i64) -> pb::ServerShare {
+    let mut share = pb::ServerShare::default();
+    match field {
+        "open_streams" => share.open_streams = value,
+        "requests_in_flight" => share.requests_in_flight = value,
+        "engine_threads" => share.engine_threads = value,
+        other => panic!("no share field {other}"),
+    }
+    c.admin
+        .update_tenant(authed(
+            ADMIN,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: format!("tenants/{tenant}"),
+                    share: Some(share),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![format!("share.{field}")],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .share
+        .unwrap_or_default()
+}
+
+/// Stalled exports of `tenant` until one is refused; returns the held streams and the refusal.
+async fn exports_until_refused(
+    server: &Server,
+    secret: &str,
+    tenant: &str,
+) -> (
+    Vec<tonic::Response<tonic::codec::Streaming<pb::ExportResponse>>>,
+    tonic::Status,
+) {
+    let mut records = stingy_records(server).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        match records.export(export_request(secret, tenant)).await {
+            Ok(stream) => held.push(stream),
+            Err(refused) => return (held, refused),
+        }
+    }
+    panic!("{tenant} opened 20 streams without a refusal");
+}
+
+/// The operator gives one tenant a larger share than the server's default through UpdateTenant
+/// and takes it back with 0; the other tenants keep the server's setting throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_own_share_overrides_the_servers_setting_for_it_alone() {
+    let (server, _dir) = server_with(
+        "tenant-open-streams = 1
+",
+    );
+    let mut c = server.clients().await;
+    let big = seeded_tenant(&mut c, "big", 400, 64).await;
+    let small = seeded_tenant(&mut c, "small", 400, 64).await;
+    let share = set_share(&mut c, "big", "open_streams", 3).await;
+    assert_eq!(
+        share,
+        pb::ServerShare {
+            open_streams: 3,
+            ..Default::default()
+        }
+    );
+    set_share(&mut c, "big", "requests_in_flight", 16).await;
+    let share = set_share(&mut c, "big", "engine_threads", 1).await;
+    assert_eq!(
+        (
+            share.open_streams,
+            share.requests_in_flight,
+            share.engine_threads
+        ),
+        (3, 16, 1),
+        "each path changes its field alone"
+    );
+
+    let (big_held, refused) = exports_until_refused(&server, &big, "big").await;
+    assert_eq!(big_held.len(), 3, "the tenant's own share");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("limit of 3"),
+        "{}",
+        refused.message()
+    );
+    let (small_held, refused) = exports_until_refused(&server, &small, "small").await;
+    assert_eq!(small_held.len(), 1, "the server's setting");
+    assert!(
+        refused.message().contains("limit of 1"),
+        "{}",
+        refused.message()
+    );
+
+    // 0 restores the server's setting: the three streams held are now over it.
+    set_share(&mut c, "big", "open_streams", 0).await;
+    let refused = c
+        .records
+        .export(export_request(&big, "big"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("limit of 1"),
+        "{}",
+        refused.message()
+    );
+
+    let bad = c
+        .admin
+        .update_tenant(authed(
+            ADMIN,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: "tenants/big".into(),
+                    share: Some(pb::ServerShare {
+                        engine_threads: 5000,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["share.engine_threads".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(
+        bad.message().contains("share.engine_threads"),
+        "{}",
+        bad.message()
+    );
+    drop((big_held, small_held));
+}
+
 /// Writes cancelled by a tiny deadline used to commit without their audit event. Every record
 /// that landed must now be covered by an audited write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,8 @@ pub struct TenantOptions {
     pub audit_retention: Option<Duration>,
     /// The longest lifetime of the tenant's end-user tokens (at most a day, the default).
     pub max_token_lifetime: Option<Duration>,
+    /// The tenant's share of the server (requests in flight, open streams, engine threads).
+    pub share: Option<pb::ServerShare>,
 }
 
 /// A change to a tenant's settings: only the `Some` fields are changed, each on its own (the
@@ -40,6 +42,10 @@ pub struct TenantUpdate {
     pub audit_retention: Option<Duration>,
     /// Zero lifts the bound to the server's ceiling (a day).
     pub max_token_lifetime: Option<Duration>,
+    /// The tenant's share of the server; zero in these restores the server's setting.
+    pub requests_in_flight: Option<u64>,
+    pub open_streams: Option<u64>,
+    pub engine_threads: Option<u64>,
 }
 
 impl TenantUpdate {
@@ -52,6 +58,7 @@ impl TenantUpdate {
             rate_limit: tenant.rate_limit.filter(|_| given("rate_limit.")),
             audit_retention: self.audit_retention,
             max_token_lifetime: self.max_token_lifetime,
+            share: tenant.share.filter(|_| given("share.")),
         }
     }
 
@@ -60,6 +67,7 @@ impl TenantUpdate {
         let mut paths = Vec::new();
         let mut quota = pb::Quota::default();
         let mut rate = pb::RateLimit::default();
+        let mut share = pb::ServerShare::default();
         let mut set = |given: bool, path: &str| {
             if given {
                 paths.push(path.to_owned());
@@ -90,6 +98,18 @@ impl TenantUpdate {
         ) {
             rate.write_bytes_per_second = wire_i64(self.write_bytes_per_second);
         }
+        if set(
+            self.requests_in_flight.is_some(),
+            "share.requests_in_flight",
+        ) {
+            share.requests_in_flight = wire_i64(self.requests_in_flight);
+        }
+        if set(self.open_streams.is_some(), "share.open_streams") {
+            share.open_streams = wire_i64(self.open_streams);
+        }
+        if set(self.engine_threads.is_some(), "share.engine_threads") {
+            share.engine_threads = wire_i64(self.engine_threads);
+        }
         let mut audit_retention_seconds = 0;
         if set(self.audit_retention.is_some(), "audit_retention_seconds") {
             audit_retention_seconds = self.audit_retention.map_or(0, |d| d.as_secs() as i64);
@@ -105,6 +125,7 @@ impl TenantUpdate {
             name,
             quota: Some(quota),
             rate_limit: Some(rate),
+            share: Some(share),
             audit_retention_seconds,
             max_token_lifetime_seconds,
             ..Default::default()
@@ -150,6 +171,7 @@ impl AdminClient {
             max_token_lifetime_seconds: options
                 .max_token_lifetime
                 .map_or(0, |d| d.as_secs() as i64),
+            share: options.share,
         };
         self.connection
             .call(&self.credential, request, |channel, r| async move {

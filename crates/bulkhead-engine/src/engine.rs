@@ -15,7 +15,7 @@ use crate::error::{EngineError, Result};
 use crate::index_builds::IndexBuilds;
 use crate::registry::Registry;
 use crate::residency::Residency;
-use crate::settings::{Quota, RateLimit, TenantSettings};
+use crate::settings::{Quota, RateLimit, ServerShare, TenantSettings};
 use crate::storage::{SharedResources, TenantRecord};
 use crate::sweep_signal::Signal;
 use crate::sweeper::{SweepSchedule, Sweeper};
@@ -39,6 +39,7 @@ pub struct TenantInfo {
     pub rate_limit: RateLimit,
     /// The operator's bound on end-user token lifetimes; `None`: the engine's ceiling.
     pub max_token_lifetime: Option<Duration>,
+    pub share: ServerShare,
 }
 
 /// A Bulkhead storage engine over one data directory. It owns the three parts and the threads
@@ -152,6 +153,7 @@ impl Engine {
             quota: settings.quota,
             rate_limit: settings.rate_limit,
             max_token_lifetime_secs: settings.max_token_lifetime.map(|d| d.as_secs()),
+            share: settings.share,
         };
         let db = self.residency.group_db(record.group)?;
         // Column family first, registry second: a crash in between leaves a column family the
@@ -197,6 +199,7 @@ impl Engine {
         record.quota = settings.quota;
         record.rate_limit = settings.rate_limit;
         record.max_token_lifetime_secs = settings.max_token_lifetime.map(|d| d.as_secs());
+        record.share = settings.share;
         self.registry.update(&record)?;
         if let Some(state) = self.residency.active_state(id) {
             state.set_record(record.clone());
@@ -251,6 +254,7 @@ impl Engine {
             quota: record.quota,
             rate_limit: record.rate_limit,
             max_token_lifetime: record.max_token_lifetime_secs.map(Duration::from_secs),
+            share: record.share,
         }
     }
 

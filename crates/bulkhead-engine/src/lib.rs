@@ -65,7 +65,10 @@ pub use session::{
     MAX_SESSION_PAGE, MemoryItem, MemoryKind, NewMemory, Recall, Recalled, SessionInfo,
     SessionPage, SessionSpec,
 };
-pub use settings::{Quota, RateLimit, TenantSettings};
+pub use settings::{
+    MAX_ENGINE_THREADS, MAX_OPEN_STREAMS, MAX_REQUESTS_IN_FLIGHT, Quota, RateLimit, ServerShare,
+    TenantSettings,
+};
 pub use storage::StorageBackend;
 pub use tenant::{
     AuditPage, CacheEntry, CacheHit, CacheLookup, CacheScope, CacheSettings, CacheTarget,

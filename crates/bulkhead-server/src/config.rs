@@ -56,7 +56,8 @@ pub struct ServerConfig {
     /// Normal-priority threads of the engine pool every request's engine work runs on; 0: the
     /// CPU count.
     pub engine_threads: usize,
-    /// Most of those one tenant may hold; 0: half the CPU count (at least 1).
+    /// Most of those one tenant may hold; 0: half the CPU count (at least 1). This and the two
+    /// `tenant-*` settings below are defaults: a tenant's own `share` overrides them.
     pub engine_threads_per_tenant: usize,
     /// Lowest-priority threads running tenants' work past their share; 0: the CPU count.
     pub borrowed_engine_threads: usize,
@@ -205,18 +206,33 @@ impl ServerConfig {
         }
     }
 
-    /// The engine pool's size and one tenant's share of it.
+    /// The engine pool's size.
     pub fn engine_pool(&self) -> crate::admission::PoolSize {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let or = |set: usize, default: usize| if set == 0 { default } else { set };
-        let share_threads = or(self.engine_threads, cpus);
+        let cpus = cpus();
         crate::admission::PoolSize {
-            share_threads,
-            borrowed_threads: or(self.borrowed_engine_threads, cpus),
-            per_tenant_share: or(self.engine_threads_per_tenant, (cpus / 2).max(1))
-                .min(share_threads),
+            share_threads: or_default(self.engine_threads, cpus),
+            borrowed_threads: or_default(self.borrowed_engine_threads, cpus),
         }
     }
+
+    /// A tenant's share of the server where its own settings set none.
+    pub fn default_shares(&self) -> crate::gate::Shares {
+        crate::gate::Shares {
+            requests_in_flight: self.tenant_requests_in_flight,
+            open_streams: self.tenant_open_streams,
+            engine_threads: or_default(self.engine_threads_per_tenant, (cpus() / 2).max(1))
+                .min(self.engine_pool().share_threads),
+        }
+    }
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// `set`, or `default` where it is 0.
+fn or_default(set: usize, default: usize) -> usize {
+    if set == 0 { default } else { set }
 }
 
 #[cfg(test)]

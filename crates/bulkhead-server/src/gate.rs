@@ -14,7 +14,7 @@ use bulkhead_core::{
 };
 use bulkhead_engine::{
     Access, AuditContext, AuditEntry, AuditStamp, Authority, CollectionKind, Engine, Reader,
-    TenantHandle,
+    ServerShare, TenantHandle,
 };
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -125,11 +125,29 @@ pub struct Scope<N, A: Access> {
 /// The result of an engine call and the record count its audit event reports.
 pub type Counted<R> = Result<(R, u64), Status>;
 
-/// Each tenant's share of the server (see `ServerConfig`).
-#[derive(Debug, Clone, Copy)]
+/// A tenant's share of the server: the server's settings (see `ServerConfig`), or the tenant's
+/// own where its `share` sets one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shares {
     pub requests_in_flight: usize,
     pub open_streams: usize,
+    /// Normal-priority engine-pool threads.
+    pub engine_threads: usize,
+}
+
+impl Shares {
+    /// These defaults overridden by `own`'s non-zero fields.
+    pub fn with(self, own: ServerShare) -> Self {
+        let or = |own: u64, default: usize| match own {
+            0 => default,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        Self {
+            requests_in_flight: or(own.requests_in_flight, self.requests_in_flight),
+            open_streams: or(own.open_streams, self.open_streams),
+            engine_threads: or(own.engine_threads, self.engine_threads),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -177,10 +195,16 @@ impl Gate {
         &self.limits
     }
 
-    /// A slot for one long-lived stream (import, export) of `tenant`, held until the stream
-    /// ends; a tenant at its limit is refused.
-    pub fn open_stream(&self, tenant: &TenantId) -> Result<Slot, Status> {
-        self.streams.try_take(tenant, self.shares.open_streams)
+    /// `tenant`'s share of the server, as its settings are now.
+    pub fn shares_of(&self, tenant: &TenantId) -> Result<Shares, Status> {
+        let info = self.engine.tenant_info(tenant).map_err(engine_status)?;
+        Ok(self.shares.with(info.share))
+    }
+
+    /// A slot for one long-lived stream (import, export) of a tenant with `shares`, held until
+    /// the stream ends; a tenant at its limit is refused.
+    pub fn open_stream(&self, tenant: &TenantId, shares: &Shares) -> Result<Slot, Status> {
+        self.streams.try_take(tenant, shares.open_streams)
     }
 
     /// Authenticates a request from its headers alone, before its message is read: a caller
@@ -209,18 +233,20 @@ impl Gate {
         authorize(&principal, tenant, needed)
     }
 
-    /// Runs engine work of `tenant` on the engine pool, in the tenant's turn: a call's body, or
-    /// one step of a stream (an export page). A panic in it is `INTERNAL`.
+    /// Runs engine work of `tenant` on the engine pool, in the tenant's turn and within its
+    /// `shares`: a call's body, or one step of a stream (an export page). A panic in it is
+    /// `INTERNAL`.
     pub async fn on_engine_pool<R: Send + 'static>(
         &self,
         tenant: &TenantId,
+        shares: &Shares,
         work: impl FnOnce() -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
         // The request's span follows its work onto the pool, so what the engine call logs
         // names the request, its method and tenant.
         let span = tracing::Span::current();
         self.pool
-            .run(tenant, move || span.in_scope(work))
+            .run(tenant, shares.engine_threads, move || span.in_scope(work))
             .await
             .unwrap_or_else(|JobPanicked| {
                 tracing::error!(tenant = %tenant, "engine work panicked");
@@ -374,9 +400,10 @@ impl Gate {
             .tenant_info(&call.tenant_id)
             .map_err(engine_status)?;
         let principal = call.principal.audit_name();
+        let shares = self.shares.with(info.share);
         let admitted = self
             .in_flight
-            .try_take(&call.tenant_id, self.shares.requests_in_flight)
+            .try_take(&call.tenant_id, shares.requests_in_flight)
             .and_then(|slot| {
                 self.limits
                     .admit(
@@ -434,7 +461,7 @@ impl Gate {
             _ => None,
         };
         let outcome = self
-            .on_engine_pool(&call.tenant_id, move || {
+            .on_engine_pool(&call.tenant_id, &shares, move || {
                 let _whole_call = held.hold().map_err(engine_status)?;
                 if let Some(collection) = &end_user_collection {
                     refuse_cache_to_end_user(&held, collection)?;
@@ -763,6 +790,29 @@ mod tests {
         assert_eq!(one_more, format!("{exactly}…"));
     }
 
+    #[test]
+    fn a_tenants_own_share_overrides_each_default_it_sets() {
+        let defaults = Shares {
+            requests_in_flight: 64,
+            open_streams: 8,
+            engine_threads: 1,
+        };
+        assert_eq!(defaults.with(ServerShare::default()), defaults);
+        let own = ServerShare {
+            requests_in_flight: 0,
+            open_streams: 2,
+            engine_threads: 3,
+        };
+        assert_eq!(
+            defaults.with(own),
+            Shares {
+                requests_in_flight: 64,
+                open_streams: 2,
+                engine_threads: 3,
+            }
+        );
+    }
+
     const ADMIN: &str = "gate-test-admin-token";
 
     /// A gate on a fresh engine holding tenant `t`.
@@ -776,7 +826,6 @@ mod tests {
         let pool = FairPool::new(crate::admission::PoolSize {
             share_threads: 1,
             borrowed_threads: 1,
-            per_tenant_share: 1,
         })
         .unwrap();
         let gate = Gate::new(
@@ -788,6 +837,7 @@ mod tests {
             Shares {
                 requests_in_flight: 4,
                 open_streams: 1,
+                engine_threads: 1,
             },
             RateDefaults {
                 tenant: RateLimit::default(),

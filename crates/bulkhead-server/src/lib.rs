@@ -116,10 +116,7 @@ pub async fn serve(
     });
     let pool =
         admission::FairPool::new(config.engine_pool()).context("starting the engine pool")?;
-    let shares = gate::Shares {
-        requests_in_flight: config.tenant_requests_in_flight,
-        open_streams: config.tenant_open_streams,
-    };
+    let shares = config.default_shares();
     let rates = limits::RateDefaults {
         tenant: bulkhead_engine::RateLimit {
             requests_per_second: config.default_requests_per_second,

@@ -51,6 +51,11 @@ def test_tenant_lifecycle(admin: AdminClient) -> None:
     assert admin.get_tenant(tenant_id).requests_per_second == 100.0
     lifted = admin.update_tenant(tenant_id, max_token_lifetime_seconds=0)
     assert lifted.max_token_lifetime_seconds == 86400 and lifted.max_records == 5
+    shared = admin.update_tenant(tenant_id, open_streams=3, engine_threads=1)
+    assert (shared.open_streams, shared.engine_threads, shared.requests_in_flight) == (3, 1, 0)
+    assert admin.update_tenant(tenant_id, open_streams=0).engine_threads == 1
+    with pytest.raises(InvalidArgument, match="share.engine_threads"):
+        admin.update_tenant(tenant_id, engine_threads=5000)
     with pytest.raises(InvalidArgument, match="nothing to update"):
         admin.update_tenant(tenant_id)
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_keys::ApiKeyRecord;
 use crate::error::{EngineError, Result};
-use crate::settings::{Quota, RateLimit};
+use crate::settings::{Quota, RateLimit, ServerShare};
 use crate::storage::memory::{self, Rows};
 use crate::storage::tenant_storage::{Op, WriteSet};
 use crate::storage::{SharedResources, StorageBackend};
@@ -39,6 +39,10 @@ pub(crate) struct TenantRecord {
     /// The operator's bound on the lifetime of the tenant's end-user tokens, in seconds.
     #[serde(default)]
     pub max_token_lifetime_secs: Option<u64>,
+    /// The tenant's share of the server's shared resources; absent in records written before
+    /// shares existed (the server's settings).
+    #[serde(default)]
+    pub share: ServerShare,
 }
 
 impl TenantRecord {
@@ -269,6 +273,7 @@ mod tests {
             created_at_ms: 1,
             audit_retention_secs: None,
             max_token_lifetime_secs: None,
+            share: ServerShare::default(),
             quota: Quota::default(),
             rate_limit: RateLimit::default(),
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bulkhead_engine::{EngineError, Quota, RateLimit, TenantSettings};
+use bulkhead_engine::{EngineError, Quota, RateLimit, ServerShare, TenantSettings};
 
 use crate::common::*;
 
@@ -46,6 +46,11 @@ fn updated_settings_are_served_and_survive_a_restart() {
             write_bytes_per_second: 4096,
         },
         max_token_lifetime: Some(Duration::from_secs(600)),
+        share: ServerShare {
+            requests_in_flight: 16,
+            open_streams: 2,
+            engine_threads: 1,
+        },
     };
     {
         let engine = open(dir.path());
@@ -64,6 +69,7 @@ fn updated_settings_are_served_and_survive_a_restart() {
     assert_eq!(info.quota, settings.quota);
     assert_eq!(info.rate_limit, settings.rate_limit);
     assert_eq!(info.max_token_lifetime, settings.max_token_lifetime);
+    assert_eq!(info.share, settings.share);
     // The bound is validated like every setting: a day at most, a second at least.
     for bad in [0, bulkhead_engine::MAX_TOKEN_LIFETIME_SECS + 1] {
         let refused = engine.update_tenant(
@@ -78,4 +84,45 @@ fn updated_settings_are_served_and_survive_a_restart() {
             "{bad}: {refused:?}"
         );
     }
+    // A share is bounded above, each field naming itself; 0 is the server's setting.
+    for (share, field) in [
+        (
+            ServerShare {
+                requests_in_flight: bulkhead_engine::MAX_REQUESTS_IN_FLIGHT + 1,
+                ..ServerShare::default()
+            },
+            "share.requests_in_flight",
+        ),
+        (
+            ServerShare {
+                open_streams: bulkhead_engine::MAX_OPEN_STREAMS + 1,
+                ..ServerShare::default()
+            },
+            "share.open_streams",
+        ),
+        (
+            ServerShare {
+                engine_threads: bulkhead_engine::MAX_ENGINE_THREADS + 1,
+                ..ServerShare::default()
+            },
+            "share.engine_threads",
+        ),
+    ] {
+        let refused = engine.update_tenant(
+            &tenant("acme"),
+            &TenantSettings {
+                share,
+                ..settings.clone()
+            },
+        );
+        assert!(
+            matches!(&refused, Err(EngineError::InvalidArgument(m)) if m.contains(field)),
+            "{field}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        engine.tenant_info(&tenant("acme")).unwrap().share,
+        settings.share,
+        "a refused update changes nothing"
+    );
 }

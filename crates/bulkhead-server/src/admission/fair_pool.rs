@@ -4,7 +4,8 @@
 //! so a tenant with a thousand queued jobs gets one turn like a tenant with one.
 //!
 //! Two classes of thread. *Share* threads (one per CPU) run at normal priority, and a tenant
-//! holds at most `share` of them (half the CPUs by default): the others always find one free,
+//! holds at most its share of them (half the CPUs by default, or its own `share.engine_threads`
+//! setting): the others always find one free,
 //! so one tenant's load can't make another's requests queue. *Borrowed* threads run at
 //! background priority (the engine's background niceness) and take a tenant's jobs past its
 //! share: alone on the server, a tenant still uses every core, but as soon as another tenant
@@ -35,13 +36,18 @@ struct TenantQueue {
     jobs: VecDeque<Job>,
     on_share: usize,
     borrowed: usize,
+    /// The share threads the tenant may hold at once, and its weight in the fair division of
+    /// them; as its latest job was queued with.
+    share: usize,
 }
 
-/// A tenant's recent use of the pool, in threads busy (a decaying average over about a second).
+/// A tenant's recent use of the pool, in threads busy (a decaying average over about a second),
+/// and its share when it last ran.
 #[derive(Debug, Clone, Copy)]
 struct Usage {
     busy: f64,
     at: Instant,
+    share: usize,
 }
 
 /// How long usage is remembered (the average's time constant).
@@ -69,9 +75,12 @@ struct Queues {
 }
 
 impl Queues {
-    /// Queues `job` behind `tenant`'s others; a tenant with no queued job joins the ring.
-    fn push(&mut self, tenant: &TenantId, job: Job) {
+    /// Queues `job` behind `tenant`'s others, under the tenant's `share` (at least one thread, at
+    /// most all of them); a tenant with no queued job joins the ring.
+    fn push(&mut self, tenant: &TenantId, share: usize, job: Job) {
+        let share = share.clamp(1, self.share_threads.max(1));
         let queue = self.tenants.entry(tenant.clone()).or_default();
+        queue.share = share;
         let was_idle = queue.jobs.is_empty();
         queue.jobs.push_back(job);
         if was_idle {
@@ -83,19 +92,20 @@ impl Queues {
     /// (share threads), or past it (borrowed threads; also any tenant while no share thread is
     /// idle, so no work waits while a core could run it). That tenant goes to the back.
     ///
-    /// A tenant using more than its fair part of the share threads lately (their number over
-    /// the tenants active lately) runs on borrowed threads only: another tenant's work then
-    /// finds the CPU first, while the busy tenant still gets every cycle left over.
-    fn next(&mut self, class: Class, share: usize, now: Instant) -> Option<(TenantId, Job)> {
+    /// A tenant using more than its fair part of the share threads lately (their number divided
+    /// among the tenants active lately in proportion to their shares) runs on borrowed threads
+    /// only: another tenant's work then finds the CPU first, while the busy tenant still gets
+    /// every cycle left over.
+    fn next(&mut self, class: Class, now: Instant) -> Option<(TenantId, Job)> {
         let idle_share = self.idle_share;
-        let fair = self.fair_part(now);
+        let per_share = self.fair_part_per_share(now);
         let at = self.ring.iter().position(|t| {
             self.tenants.get(t).is_some_and(|q| {
-                let over = self.is_over(t, fair, now);
+                let over = self.is_over(t, q.share, per_share, now);
                 !q.jobs.is_empty()
                     && match class {
-                        Class::Share => q.on_share < share && !over,
-                        Class::Borrowed => q.on_share >= share || over || idle_share == 0,
+                        Class::Share => q.on_share < q.share && !over,
+                        Class::Borrowed => q.on_share >= q.share || over || idle_share == 0,
                     }
             })
         })?;
@@ -115,32 +125,50 @@ impl Queues {
         Some((tenant, job))
     }
 
-    /// Each active tenant's fair part of the share threads (their number over the tenants
-    /// active lately); `None` while only one tenant is active. Forgets faded usage.
-    fn fair_part(&mut self, now: Instant) -> Option<f64> {
+    /// The share threads' fair part per thread of share: their number over the summed shares
+    /// of the tenants active lately (queued, running, or with recent use); `None` while only
+    /// one tenant is active. Forgets faded usage.
+    fn fair_part_per_share(&mut self, now: Instant) -> Option<f64> {
         self.usage.retain(|_, u| u.now(now) > 0.001);
-        let active = self.usage.len()
-            + self
-                .tenants
-                .keys()
-                .filter(|t| !self.usage.contains_key(*t))
-                .count();
-        (active >= 2).then(|| self.share_threads as f64 / active as f64)
+        let recent = self.usage.values().map(|u| u.share);
+        let queued = self
+            .tenants
+            .iter()
+            .filter(|(t, _)| !self.usage.contains_key(*t))
+            .map(|(_, q)| q.share);
+        let (active, shares) = recent
+            .chain(queued)
+            .fold((0, 0), |(n, sum), share| (n + 1, sum + share));
+        (active >= 2).then(|| self.share_threads as f64 / shares.max(1) as f64)
     }
 
-    /// Whether `tenant`'s recent use exceeds `fair` (from [`Queues::fair_part`]).
-    fn is_over(&self, tenant: &TenantId, fair: Option<f64>, now: Instant) -> bool {
-        fair.is_some_and(|fair| self.usage.get(tenant).is_some_and(|u| u.now(now) > fair))
+    /// Whether `tenant`'s recent use exceeds its fair part: `share` times `per_share` (from
+    /// [`Queues::fair_part_per_share`]).
+    fn is_over(
+        &self,
+        tenant: &TenantId,
+        share: usize,
+        per_share: Option<f64>,
+        now: Instant,
+    ) -> bool {
+        per_share.is_some_and(|per_share| {
+            self.usage
+                .get(tenant)
+                .is_some_and(|u| u.now(now) > per_share * share as f64)
+        })
     }
 
     /// Counts `busy` of a finished job of `tenant` into its recent use.
     fn used(&mut self, tenant: &TenantId, busy: Duration, now: Instant) {
-        let u = self
-            .usage
-            .entry(tenant.clone())
-            .or_insert(Usage { busy: 0.0, at: now });
+        let share = self.tenants.get(tenant).map_or(1, |q| q.share);
+        let u = self.usage.entry(tenant.clone()).or_insert(Usage {
+            busy: 0.0,
+            at: now,
+            share,
+        });
         u.busy = u.now(now) + busy.as_secs_f64() / USAGE_WINDOW.as_secs_f64();
         u.at = now;
+        u.share = share;
     }
 
     fn finished(&mut self, tenant: &TenantId, class: Class) {
@@ -160,7 +188,6 @@ struct Shared {
     queues: Mutex<Queues>,
     share_work: Condvar,
     borrowed_work: Condvar,
-    share: usize,
 }
 
 impl Shared {
@@ -177,9 +204,7 @@ pub struct FairPool {
 
 impl std::fmt::Debug for FairPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FairPool")
-            .field("share", &self.shared.share)
-            .finish_non_exhaustive()
+        f.debug_struct("FairPool").finish_non_exhaustive()
     }
 }
 
@@ -187,12 +212,11 @@ impl std::fmt::Debug for FairPool {
 #[derive(Debug)]
 pub struct JobPanicked;
 
-/// The pool's size: threads of each class, and one tenant's share of the share threads.
+/// The pool's size: threads of each class.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
     pub share_threads: usize,
     pub borrowed_threads: usize,
-    pub per_tenant_share: usize,
 }
 
 impl FairPool {
@@ -204,7 +228,6 @@ impl FairPool {
             }),
             share_work: Condvar::new(),
             borrowed_work: Condvar::new(),
-            share: size.per_tenant_share.max(1),
         });
         let classes = std::iter::repeat_n(Class::Share, size.share_threads.max(1))
             .chain(std::iter::repeat_n(Class::Borrowed, size.borrowed_threads));
@@ -217,10 +240,12 @@ impl FairPool {
         Ok(Self { shared })
     }
 
-    /// Runs `job` for `tenant` on the pool and returns its result.
+    /// Runs `job` for `tenant` on the pool, holding at most `share` share threads at once, and
+    /// returns its result.
     pub async fn run<R: Send + 'static>(
         &self,
         tenant: &TenantId,
+        share: usize,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, JobPanicked> {
         let (done, result) = oneshot::channel();
@@ -232,7 +257,7 @@ impl FairPool {
                 let _ = done.send(r);
             }
         });
-        self.shared.queues.lock().push(tenant, wrapped);
+        self.shared.queues.lock().push(tenant, share, wrapped);
         self.shared.wake();
         result.await.map_err(|_| JobPanicked)
     }
@@ -259,7 +284,7 @@ fn work(shared: &Shared, class: Class) {
         if q.stopping {
             return;
         }
-        let Some((tenant, job)) = q.next(class, shared.share, Instant::now()) else {
+        let Some((tenant, job)) = q.next(class, Instant::now()) else {
             if class == Class::Share {
                 q.idle_share += 1;
             }
@@ -281,8 +306,8 @@ fn work(shared: &Shared, class: Class) {
         job();
         let finished = Instant::now();
         q = shared.queues.lock();
-        q.finished(&tenant, class);
         q.used(&tenant, finished - started, finished);
+        q.finished(&tenant, class);
         // A tenant may have jobs that waited for its share, or for a thread.
         shared.wake();
     }
@@ -298,11 +323,10 @@ mod tests {
         TenantId::new(name).unwrap()
     }
 
-    fn pool(share_threads: usize, borrowed_threads: usize, per_tenant_share: usize) -> FairPool {
+    fn pool(share_threads: usize, borrowed_threads: usize) -> FairPool {
         FairPool::new(PoolSize {
             share_threads,
             borrowed_threads,
-            per_tenant_share,
         })
         .unwrap()
     }
@@ -348,7 +372,7 @@ mod tests {
             let jobs = (0..n)
                 .map(|_| {
                     let (pool, job, tenant) = (pool.clone(), self.job(), t(tenant));
-                    tokio::spawn(async move { pool.run(&tenant, job).await.unwrap() })
+                    tokio::spawn(async move { pool.run(&tenant, 1, job).await.unwrap() })
                 })
                 .collect();
             while self.running.load(Ordering::SeqCst) < running {
@@ -360,14 +384,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_tenant_with_a_deep_queue_leaves_a_share_thread_for_the_others() {
-        let pool = Arc::new(pool(2, 2, 1));
+        let pool = Arc::new(pool(2, 2));
         let blocked = Blocked::default();
         // The attacker fills its share thread and both borrowed threads; if it could take
         // every thread, the victim's job would never run.
         let flood = blocked.queue(&pool, "attacker", 20, 3).await;
         let on = tokio::time::timeout(
             Duration::from_secs(10),
-            pool.run(&t("victim"), || {
+            pool.run(&t("victim"), 1, || {
                 std::thread::current().name().map(str::to_owned)
             }),
         )
@@ -384,7 +408,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_tenant_alone_runs_on_its_share_and_every_borrowed_thread() {
-        let pool = Arc::new(pool(2, 2, 1));
+        let pool = Arc::new(pool(2, 2));
         let blocked = Blocked::default();
         let jobs = blocked.queue(&pool, "a", 5, 3).await;
         assert_eq!(
@@ -396,21 +420,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_is_reported_and_the_pool_goes_on() {
-        let pool = pool(1, 0, 1);
-        assert!(pool.run(&t("a"), || panic!("boom")).await.is_err());
-        assert_eq!(pool.run(&t("a"), || 7).await.unwrap(), 7);
+        let pool = pool(1, 0);
+        assert!(pool.run(&t("a"), 1, || panic!("boom")).await.is_err());
+        assert_eq!(pool.run(&t("a"), 1, || 7).await.unwrap(), 7);
     }
 
     #[test]
     fn turns_go_round_the_tenants_with_queued_jobs() {
-        let mut q = Queues::default();
+        let mut q = Queues {
+            share_threads: 8,
+            ..Queues::default()
+        };
         for (tenant, jobs) in [("a", 3), ("b", 1), ("c", 2)] {
             for _ in 0..jobs {
-                q.push(&t(tenant), Box::new(|| ()));
+                q.push(&t(tenant), 8, Box::new(|| ()));
             }
         }
         let mut order = Vec::new();
-        while let Some((tenant, _)) = q.next(Class::Share, usize::MAX, Instant::now()) {
+        while let Some((tenant, _)) = q.next(Class::Share, Instant::now()) {
             order.push(tenant.as_str().to_owned());
         }
         assert_eq!(order, ["a", "b", "c", "a", "c", "a"]);
@@ -423,31 +450,79 @@ mod tests {
             share_threads: 2,
             ..Queues::default()
         };
-        let queue = |q: &mut Queues, tenant: &str| q.push(&t(tenant), Box::new(|| ()));
+        let queue = |q: &mut Queues, tenant: &str| q.push(&t(tenant), 1, Box::new(|| ()));
         // Busy on three threads for the last second: 3 threads' worth.
         q.used(&t("heavy"), Duration::from_secs(3), now);
         queue(&mut q, "heavy");
         assert!(
-            q.next(Class::Share, 1, now).is_some(),
+            q.next(Class::Share, now).is_some(),
             "alone, a busy tenant keeps its share thread"
         );
         q.finished(&t("heavy"), Class::Share);
         queue(&mut q, "heavy");
         queue(&mut q, "light");
-        let (first, _) = q.next(Class::Share, 1, now).unwrap();
+        let (first, _) = q.next(Class::Share, now).unwrap();
         assert_eq!(
             first.as_str(),
             "light",
             "the heavy tenant is past 2 / 2 tenants"
         );
         assert!(
-            q.next(Class::Share, 1, now).is_none(),
+            q.next(Class::Share, now).is_none(),
             "no share thread for the heavy tenant while the light one is active"
         );
-        let (borrowed, _) = q.next(Class::Borrowed, 1, now).unwrap();
+        let (borrowed, _) = q.next(Class::Borrowed, now).unwrap();
         assert_eq!(borrowed.as_str(), "heavy");
         let later = now + Duration::from_secs(5);
-        let fair = q.fair_part(later);
-        assert!(!q.is_over(&t("heavy"), fair, later), "use decays");
+        let per_share = q.fair_part_per_share(later);
+        assert!(!q.is_over(&t("heavy"), 1, per_share, later), "use decays");
+    }
+
+    #[test]
+    fn fair_parts_follow_the_tenants_shares() {
+        let now = Instant::now();
+        let mut q = Queues {
+            share_threads: 4,
+            ..Queues::default()
+        };
+        // Both busy on 2.5 threads lately; "big" may hold three share threads, "small" one.
+        for (tenant, share) in [("big", 3), ("small", 1)] {
+            q.push(&t(tenant), share, Box::new(|| ()));
+            q.push(&t(tenant), share, Box::new(|| ()));
+            q.used(&t(tenant), Duration::from_millis(2500), now);
+        }
+        let per_share = q.fair_part_per_share(now);
+        assert_eq!(per_share, Some(1.0), "4 threads over shares 3 + 1");
+        assert!(!q.is_over(&t("big"), 3, per_share, now), "2.5 of its 3");
+        assert!(q.is_over(&t("small"), 1, per_share, now), "2.5 of its 1");
+        let (first, _) = q.next(Class::Share, now).unwrap();
+        assert_eq!(first.as_str(), "big");
+        let (second, _) = q.next(Class::Share, now).unwrap();
+        assert_eq!(second.as_str(), "big", "the small tenant is past its part");
+        let (borrowed, _) = q.next(Class::Borrowed, now).unwrap();
+        assert_eq!(borrowed.as_str(), "small");
+    }
+
+    #[test]
+    fn a_share_is_at_least_one_thread_and_at_most_all() {
+        let mut q = Queues {
+            share_threads: 2,
+            ..Queues::default()
+        };
+        for _ in 0..4 {
+            q.push(&t("zero"), 0, Box::new(|| ()));
+            q.push(&t("huge"), 1000, Box::new(|| ()));
+        }
+        assert_eq!(q.tenants[&t("zero")].share, 1);
+        assert_eq!(q.tenants[&t("huge")].share, 2);
+        let mut taken = Vec::new();
+        while let Some((tenant, _)) = q.next(Class::Share, Instant::now()) {
+            taken.push(tenant.as_str().to_owned());
+        }
+        assert_eq!(
+            taken,
+            ["zero", "huge", "huge"],
+            "one, then two; never a third"
+        );
     }
 }

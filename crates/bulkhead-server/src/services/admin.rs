@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::gate::Gate;
 use crate::status::{core_status, engine_status, wire_status};
-use bulkhead_wire::engine::{quota, rate_limit, tenant_to_pb};
+use bulkhead_wire::engine::{quota, rate_limit, server_share, tenant_to_pb};
 use bulkhead_wire::positive_seconds;
 
 #[derive(Debug)]
@@ -46,6 +46,10 @@ const UPDATABLE: &[&str] = &[
     "rate_limit.requests_per_second",
     "rate_limit.burst",
     "rate_limit.write_bytes_per_second",
+    "share",
+    "share.requests_in_flight",
+    "share.open_streams",
+    "share.engine_threads",
     "audit_retention_seconds",
     "max_token_lifetime_seconds",
 ];
@@ -64,6 +68,7 @@ fn apply_update_mask(
     }
     let new_quota = quota(tenant.quota).map_err(wire_status)?;
     let new_rate = rate_limit(tenant.rate_limit).map_err(wire_status)?;
+    let new_share = server_share(tenant.share).map_err(wire_status)?;
     for path in paths {
         match path.as_str() {
             "quota" => settings.quota = new_quota,
@@ -80,6 +85,12 @@ fn apply_update_mask(
             "rate_limit.write_bytes_per_second" => {
                 settings.rate_limit.write_bytes_per_second = new_rate.write_bytes_per_second
             }
+            "share" => settings.share = new_share,
+            "share.requests_in_flight" => {
+                settings.share.requests_in_flight = new_share.requests_in_flight
+            }
+            "share.open_streams" => settings.share.open_streams = new_share.open_streams,
+            "share.engine_threads" => settings.share.engine_threads = new_share.engine_threads,
             "audit_retention_seconds" => {
                 settings.audit_retention =
                     optional_seconds("audit_retention_seconds", tenant.audit_retention_seconds)?
@@ -124,6 +135,7 @@ impl AdminService for AdminApi {
                         "max_token_lifetime_seconds",
                         req.max_token_lifetime_seconds,
                     )?,
+                    share: server_share(req.share).map_err(wire_status)?,
                 };
                 let info = engine
                     .create_tenant(&id, &settings)
@@ -212,6 +224,7 @@ impl AdminService for AdminApi {
                     quota: current.quota,
                     rate_limit: current.rate_limit,
                     max_token_lifetime: current.max_token_lifetime,
+                    share: current.share,
                 };
                 let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
                 apply_update_mask(&mut settings, &tenant, &paths)?;
@@ -252,7 +265,7 @@ impl AdminService for AdminApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bulkhead_engine::{Quota, RateLimit};
+    use bulkhead_engine::{Quota, RateLimit, ServerShare};
 
     fn current() -> TenantSettings {
         TenantSettings {
@@ -268,6 +281,11 @@ mod tests {
                 write_bytes_per_second: 1000,
             },
             max_token_lifetime: Some(Duration::from_secs(900)),
+            share: ServerShare {
+                requests_in_flight: 32,
+                open_streams: 4,
+                engine_threads: 2,
+            },
         }
     }
 
@@ -323,6 +341,39 @@ mod tests {
         };
         let err = update(&["max_token_lifetime_seconds"], negative).unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_share_field_changes_alone_and_the_whole_share_resets_to_the_servers() {
+        let tenant = pb::Tenant {
+            share: Some(pb::ServerShare {
+                engine_threads: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = update(&["share.engine_threads"], tenant.clone()).unwrap();
+        let mut want = current();
+        want.share.engine_threads = 1;
+        assert_eq!(got, want, "requests in flight and open streams are kept");
+        let got = update(&["share"], tenant).unwrap();
+        assert_eq!(
+            got.share,
+            ServerShare {
+                engine_threads: 1,
+                ..ServerShare::default()
+            }
+        );
+        let negative = pb::Tenant {
+            share: Some(pb::ServerShare {
+                requests_in_flight: -1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = update(&["share.requests_in_flight"], negative).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("share.requests_in_flight"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::gate::{Gate, Scope, now_ms};
+use crate::gate::{Gate, Scope, Shares, now_ms};
 use crate::status::{engine_status, wire_status};
 use bulkhead_wire::engine::{record_from_row, stored_record_to_row};
 
@@ -109,7 +109,7 @@ pub async fn import(
             },
         )
         .await?;
-    let _open = gate.open_stream(&tenant)?;
+    let _open = gate.open_stream(&tenant, &gate.shares_of(&tenant)?)?;
     // A tenant admin's import is a restore: into a semantic cache it may bring back the
     // entries' reserved fields (checked by the engine); anyone else's may not set them.
     let restore = gate
@@ -328,7 +328,8 @@ pub async fn export(
         )
         .await?;
     let tenant_id = tenant.id();
-    let open = gate.open_stream(&tenant_id)?;
+    let shares = gate.shares_of(&tenant_id)?;
+    let open = gate.open_stream(&tenant_id, &shares)?;
     let (pages, data) = mpsc::channel(EXPORT_PAGES_IN_FLIGHT);
     // The failure goes on a channel of its own, so it can always be posted even when the
     // client has left the data channel full.
@@ -336,6 +337,7 @@ pub async fn export(
     let export = Export {
         gate: gate.clone(),
         tenant_id,
+        shares,
         tenant,
         collection,
         batch,
@@ -355,6 +357,8 @@ pub async fn export(
 struct Export {
     gate: Arc<Gate>,
     tenant_id: TenantId,
+    /// The tenant's share of the server when the export began.
+    shares: Shares,
     tenant: TenantHandle<Read>,
     collection: CollectionId,
     batch: usize,
@@ -376,7 +380,7 @@ impl Export {
             let mut enc = encoder.take().expect("the encoder is back after each page");
             let (page, last, enc) = self
                 .gate
-                .on_engine_pool(&self.tenant_id, move || {
+                .on_engine_pool(&self.tenant_id, &self.shares, move || {
                     let page = tenant
                         .scan_records(&collection, after.as_ref(), batch)
                         .map_err(engine_status)?;

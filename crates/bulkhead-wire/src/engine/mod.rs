@@ -15,4 +15,4 @@ pub use records::{
 pub use sessions::{
     memory_to_pb, new_memory, recall, recalled_to_pb, sequence_token, session_spec, session_to_pb,
 };
-pub use tenants::{quota, rate_limit, tenant_to_pb};
+pub use tenants::{quota, rate_limit, server_share, tenant_to_pb};

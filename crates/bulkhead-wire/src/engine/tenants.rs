@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bulkhead_engine::{Quota, RateLimit, TenantInfo};
+use bulkhead_engine::{Quota, RateLimit, ServerShare, TenantInfo};
 use bulkhead_proto::v1 as pb;
 
 use crate::error::{Result, WireError};
@@ -41,6 +41,16 @@ pub fn rate_limit(r: Option<pb::RateLimit>) -> Result<RateLimit> {
     })
 }
 
+/// A share of the server; unset (or 0 in a field) means the server's settings.
+pub fn server_share(s: Option<pb::ServerShare>) -> Result<ServerShare> {
+    let s = s.unwrap_or_default();
+    Ok(ServerShare {
+        requests_in_flight: non_negative("share.requests_in_flight", s.requests_in_flight)?,
+        open_streams: non_negative("share.open_streams", s.open_streams)?,
+        engine_threads: non_negative("share.engine_threads", s.engine_threads)?,
+    })
+}
+
 pub fn tenant_to_pb(t: &TenantInfo, default_retention: Duration) -> pb::Tenant {
     pb::Tenant {
         name: format!("tenants/{}", t.id),
@@ -62,6 +72,12 @@ pub fn tenant_to_pb(t: &TenantInfo, default_retention: Duration) -> pb::Tenant {
             (false, false) => pb::TenantState::Cold,
         } as i32,
         group: t.group,
+        // Absent while every field is the server's setting.
+        share: (t.share != ServerShare::default()).then_some(pb::ServerShare {
+            requests_in_flight: t.share.requests_in_flight as i64,
+            open_streams: t.share.open_streams as i64,
+            engine_threads: t.share.engine_threads as i64,
+        }),
         max_token_lifetime_seconds: t
             .max_token_lifetime
             .map_or(bulkhead_engine::MAX_TOKEN_LIFETIME_SECS, |d| d.as_secs())
@@ -105,5 +121,27 @@ mod tests {
             write_bytes_per_second: 5,
         };
         assert_eq!(rate_limit(Some(ok)).unwrap().write_bytes_per_second, 5);
+        let s = pb::ServerShare {
+            open_streams: -1,
+            ..Default::default()
+        };
+        assert_eq!(
+            server_share(Some(s)).unwrap_err().to_string(),
+            "share.open_streams must be >= 0"
+        );
+        assert_eq!(server_share(None), Ok(ServerShare::default()));
+        let s = pb::ServerShare {
+            requests_in_flight: 3,
+            open_streams: 2,
+            engine_threads: 1,
+        };
+        assert_eq!(
+            server_share(Some(s)),
+            Ok(ServerShare {
+                requests_in_flight: 3,
+                open_streams: 2,
+                engine_threads: 1,
+            })
+        );
     }
 }

@@ -23,7 +23,8 @@ pub enum TenantCommand {
     List,
     /// Show one tenant.
     Get { tenant: String },
-    /// Change a tenant's quota, rate limit or audit retention (only the flags given).
+    /// Change a tenant's quota, rate limit, share, audit retention or token lifetime bound (only
+    /// the flags given).
     Update {
         tenant: String,
         #[command(flatten)]
@@ -60,6 +61,18 @@ pub struct Settings {
     /// default, `24h`; `0s` lifts a lower bound).
     #[arg(long, value_parser = humantime::parse_duration)]
     max_token_lifetime: Option<Duration>,
+    /// Most requests of the tenant in flight at once (0 = the server's
+    /// `tenant-requests-in-flight`).
+    #[arg(long)]
+    requests_in_flight: Option<u64>,
+    /// Most Import and Export streams the tenant holds open (0 = the server's
+    /// `tenant-open-streams`).
+    #[arg(long)]
+    open_streams: Option<u64>,
+    /// Normal-priority engine threads the tenant holds at once, and its weight in the fair
+    /// division of them (0 = the server's `engine-threads-per-tenant`).
+    #[arg(long)]
+    engine_threads: Option<u64>,
 }
 
 impl Settings {
@@ -74,6 +87,9 @@ impl Settings {
             write_bytes_per_second: self.write_bytes_per_second,
             audit_retention: self.audit_retention,
             max_token_lifetime: self.max_token_lifetime,
+            requests_in_flight: self.requests_in_flight,
+            open_streams: self.open_streams,
+            engine_threads: self.engine_threads,
         }
     }
 }
@@ -115,6 +131,9 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
         "write_bytes_per_second",
         "audit_retention_seconds",
         "max_token_lifetime_seconds",
+        "requests_in_flight",
+        "open_streams",
+        "engine_threads",
     ]);
     for t in tenants {
         let state = pb::TenantState::try_from(t.state)
@@ -122,6 +141,7 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
             .trim_start_matches("TENANT_STATE_");
         let quota = t.quota.unwrap_or_default();
         let rate = t.rate_limit.unwrap_or_default();
+        let share = t.share.unwrap_or_default();
         r.push(vec![
             json!(t.name),
             json!(state),
@@ -135,6 +155,9 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
             json!(rate.write_bytes_per_second),
             json!(t.audit_retention_seconds),
             json!(t.max_token_lifetime_seconds),
+            json!(share.requests_in_flight),
+            json!(share.open_streams),
+            json!(share.engine_threads),
         ]);
     }
     r

@@ -430,6 +430,9 @@ class AsyncAdminClient:
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
         max_token_lifetime_seconds: int | None = None,
+        requests_in_flight: int | None = None,
+        open_streams: int | None = None,
+        engine_threads: int | None = None,
     ) -> Tenant:
         request = _requests.create_tenant(
             tenant_id,
@@ -442,6 +445,9 @@ class AsyncAdminClient:
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
                 "max_token_lifetime_seconds": max_token_lifetime_seconds,
+                "requests_in_flight": requests_in_flight,
+                "open_streams": open_streams,
+                "engine_threads": engine_threads,
             },
         )
         return tenant_from_pb(await self._call(self._stubs.admin.CreateTenant, request))
@@ -475,6 +481,9 @@ class AsyncAdminClient:
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
         max_token_lifetime_seconds: int | None = None,
+        requests_in_flight: int | None = None,
+        open_streams: int | None = None,
+        engine_threads: int | None = None,
     ) -> Tenant:
         request = _requests.update_tenant(
             tenant_name(tenant_id),
@@ -487,6 +496,9 @@ class AsyncAdminClient:
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
                 "max_token_lifetime_seconds": max_token_lifetime_seconds,
+                "requests_in_flight": requests_in_flight,
+                "open_streams": open_streams,
+                "engine_threads": engine_threads,
             },
         )
         return tenant_from_pb(await self._call(self._stubs.admin.UpdateTenant, request))

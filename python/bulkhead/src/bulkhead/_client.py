@@ -465,9 +465,12 @@ class AdminClient:
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
         max_token_lifetime_seconds: int | None = None,
+        requests_in_flight: int | None = None,
+        open_streams: int | None = None,
+        engine_threads: int | None = None,
     ) -> Tenant:
         """Creates a tenant; limits not given are unlimited (quotas) or the server's defaults
-        (rate limits, audit retention)."""
+        (rate limits, shares of the server, audit retention)."""
         request = _requests.create_tenant(
             tenant_id,
             {
@@ -479,6 +482,9 @@ class AdminClient:
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
                 "max_token_lifetime_seconds": max_token_lifetime_seconds,
+                "requests_in_flight": requests_in_flight,
+                "open_streams": open_streams,
+                "engine_threads": engine_threads,
             },
         )
         return tenant_from_pb(self._call(self._stubs.admin.CreateTenant, request))
@@ -513,9 +519,13 @@ class AdminClient:
         write_bytes_per_second: int | None = None,
         audit_retention_seconds: int | None = None,
         max_token_lifetime_seconds: int | None = None,
+        requests_in_flight: int | None = None,
+        open_streams: int | None = None,
+        engine_threads: int | None = None,
     ) -> Tenant:
         """Changes the settings given (each named in the request's field mask); the others
-        keep their values. 0 means unlimited (or, for rate limits, the server's default)."""
+        keep their values. 0 means unlimited (or, for rate limits and shares of the server, the
+        server's default)."""
         request = _requests.update_tenant(
             tenant_name(tenant_id),
             {
@@ -527,6 +537,9 @@ class AdminClient:
                 "write_bytes_per_second": write_bytes_per_second,
                 "audit_retention_seconds": audit_retention_seconds,
                 "max_token_lifetime_seconds": max_token_lifetime_seconds,
+                "requests_in_flight": requests_in_flight,
+                "open_streams": open_streams,
+                "engine_threads": engine_threads,
             },
         )
         return tenant_from_pb(self._call(self._stubs.admin.UpdateTenant, request))

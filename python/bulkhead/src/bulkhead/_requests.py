@@ -258,21 +258,27 @@ def create_key(
 
 _QUOTA_FIELDS = ("max_collections", "max_records", "max_stored_bytes")
 _RATE_FIELDS = ("requests_per_second", "burst", "write_bytes_per_second")
+_SHARE_FIELDS = ("requests_in_flight", "open_streams", "engine_threads")
 _SECONDS_FIELDS = ("audit_retention_seconds", "max_token_lifetime_seconds")
-TENANT_SETTINGS = (*_QUOTA_FIELDS, *_RATE_FIELDS, *_SECONDS_FIELDS)
+TENANT_SETTINGS = (*_QUOTA_FIELDS, *_RATE_FIELDS, *_SHARE_FIELDS, *_SECONDS_FIELDS)
 
 
 def _tenant_settings(
     settings: Mapping[str, float | int | None],
-) -> tuple[admin_pb2.Quota, admin_pb2.RateLimit, dict[str, int], list[str]]:
-    """The quota, rate limit and durations (audit retention, token lifetime) of `settings`
-    (the given ones only) and the field mask paths naming exactly those."""
+) -> tuple[
+    admin_pb2.Quota, admin_pb2.RateLimit, admin_pb2.ServerShare, dict[str, int], list[str]
+]:
+    """The quota, rate limit, share of the server and durations (audit retention, token
+    lifetime) of `settings` (the given ones only) and the field mask paths naming exactly
+    those."""
     unknown = set(settings) - set(TENANT_SETTINGS)
     if unknown:
         raise InvalidArgument(
             f"unknown tenant settings {sorted(unknown)}; expected {', '.join(TENANT_SETTINGS)}"
         )
-    quota, rate, seconds, paths = admin_pb2.Quota(), admin_pb2.RateLimit(), {}, []
+    quota, rate, share = admin_pb2.Quota(), admin_pb2.RateLimit(), admin_pb2.ServerShare()
+    seconds: dict[str, int] = {}
+    paths: list[str] = []
     for name in TENANT_SETTINGS:
         value = settings.get(name)
         if value is None:
@@ -288,20 +294,24 @@ def _tenant_settings(
         elif name in _RATE_FIELDS:
             setattr(rate, name, int(value))
             paths.append(f"rate_limit.{name}")
+        elif name in _SHARE_FIELDS:
+            setattr(share, name, int(value))
+            paths.append(f"share.{name}")
         else:
             seconds[name] = int(value)
             paths.append(name)
-    return quota, rate, seconds, paths
+    return quota, rate, share, seconds, paths
 
 
 def create_tenant(
     tenant_id: str, settings: Mapping[str, float | int | None]
 ) -> admin_pb2.CreateTenantRequest:
-    quota, rate, seconds, paths = _tenant_settings(settings)
+    quota, rate, share, seconds, paths = _tenant_settings(settings)
     return admin_pb2.CreateTenantRequest(
         tenant_id=check_id("tenant", tenant_id),
         quota=quota if any(p.startswith("quota.") for p in paths) else None,
         rate_limit=rate if any(p.startswith("rate_limit.") for p in paths) else None,
+        share=share if any(p.startswith("share.") for p in paths) else None,
         **seconds,
     )
 
@@ -309,10 +319,10 @@ def create_tenant(
 def update_tenant(
     name: str, settings: Mapping[str, float | int | None]
 ) -> admin_pb2.UpdateTenantRequest:
-    quota, rate, seconds, paths = _tenant_settings(settings)
+    quota, rate, share, seconds, paths = _tenant_settings(settings)
     if not paths:
         raise InvalidArgument("nothing to update: give at least one setting")
     return admin_pb2.UpdateTenantRequest(
-        tenant=admin_pb2.Tenant(name=name, quota=quota, rate_limit=rate, **seconds),
+        tenant=admin_pb2.Tenant(name=name, quota=quota, rate_limit=rate, share=share, **seconds),
         update_mask=FieldMask(paths=paths),
     )

@@ -141,6 +141,10 @@ class Tenant:
     state: str = "unspecified"
     group: int = 0
     max_token_lifetime_seconds: int = 0
+    # The tenant's share of the server; 0: the server's setting.
+    requests_in_flight: int = 0
+    open_streams: int = 0
+    engine_threads: int = 0
 
 
 @dataclass(slots=True)
@@ -527,6 +531,9 @@ def tenant_from_pb(message: admin_pb2.Tenant) -> Tenant:
         state=_TENANT_STATES.get(message.state, "unspecified"),
         group=message.group,
         max_token_lifetime_seconds=message.max_token_lifetime_seconds,
+        requests_in_flight=message.share.requests_in_flight,
+        open_streams=message.share.open_streams,
+        engine_threads=message.share.engine_threads,
     )
 
 

@@ -48,6 +48,18 @@ pub struct TenantLimits {
     /// applies).
     #[serde(default)]
     pub max_token_lifetime_seconds: Option<u64>,
+    /// The tenant's share of the server; absent in manifests written before tenants had one
+    /// (the server's settings then apply).
+    #[serde(default)]
+    pub share: Option<ShareLimits>,
+}
+
+/// A tenant's share of the server, as `Tenant.share` (0: the server's setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLimits {
+    pub requests_in_flight: u64,
+    pub open_streams: u64,
+    pub engine_threads: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -142,6 +154,11 @@ impl TenantLimits {
             write_bytes_per_second: u(r.write_bytes_per_second),
             audit_retention_seconds: u(t.audit_retention_seconds),
             max_token_lifetime_seconds: Some(u(t.max_token_lifetime_seconds)),
+            share: t.share.map(|s| ShareLimits {
+                requests_in_flight: u(s.requests_in_flight),
+                open_streams: u(s.open_streams),
+                engine_threads: u(s.engine_threads),
+            }),
         }
     }
 
@@ -158,6 +175,9 @@ impl TenantLimits {
             max_token_lifetime: self
                 .max_token_lifetime_seconds
                 .map(std::time::Duration::from_secs),
+            requests_in_flight: self.share.map(|s| s.requests_in_flight),
+            open_streams: self.share.map(|s| s.open_streams),
+            engine_threads: self.share.map(|s| s.engine_threads),
         }
     }
 }
