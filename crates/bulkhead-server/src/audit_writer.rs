@@ -1,21 +1,28 @@
-//! Audit events are appended by whichever request finds no append in progress: it writes its
-//! own event, then the events that queued up behind it meanwhile, in one write per tenant, while
-//! the queued requests wait asynchronously. Every request returns only once its event is in the
-//! WAL, so a crash loses no event of an answered request.
+//! Audit events are appended by whichever request of a tenant finds no append of that tenant in
+//! progress: it writes its own event, then the events of the tenant that queued up behind it
+//! meanwhile, in one write, while the queued requests wait asynchronously. Every request
+//! returns only once its event is in the WAL, so a crash loses no event of an answered request.
 //!
 //! Why not a dedicated writer thread: handing each event to a thread and waking the request
 //! again cost two cross-thread wake-ups per request, about as much CPU as the append itself;
 //! dropping them raised end-to-end query QPS by 3–7 points of in-process QPS in an A/B
 //! (docs/benchmarks.md). Why not every request appending on its own: concurrent appends of one
 //! tenant serialise on its sequence lock, and a tenant flooding the server with refused calls
-//! would hold every runtime worker in that queue. Here at most one worker appends at a time, the
-//! others never block, and under load many requests share one write. A writer that keeps
-//! finding new events hands the rest to the blocking pool after a few rounds, so a flood can't
-//! keep a runtime worker. Batches are per tenant partition: one write never spans two tenants.
+//! would hold every runtime worker in that queue. Here at most one worker per tenant appends at
+//! a time, the others never block, and under load many requests share one write. A writer that
+//! keeps finding new events hands the rest to the blocking pool after a few rounds, so a flood
+//! can't keep a runtime worker.
+//!
+//! Why a queue per tenant: with one queue for the server, a tenant whose appends are slow (its
+//! tenant group's WAL busy with its own write flood) made every other tenant's requests wait
+//! behind its events. Queues are per tenant, and one write never spans two tenants.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bulkhead_core::TenantId;
 use bulkhead_engine::{AuditEntry, EngineError, TenantHandle};
 use parking_lot::Mutex;
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Rounds of queued events a request's own append writes before it hands the queue on.
@@ -37,17 +44,26 @@ struct Queue {
     pending: Vec<Pending>,
 }
 
+type TenantQueue = Arc<Mutex<Queue>>;
+
+/// The tenants with an append in progress or queued, each with its own queue. The map's lock
+/// is held only to find, add or drop a queue, never across a write; a queue leaves the map
+/// when its writer finds it empty and nobody else holds it.
 #[derive(Debug, Clone, Default)]
 pub struct AuditWriter {
-    queue: Arc<Mutex<Queue>>,
+    queues: Arc<Mutex<HashMap<TenantId, TenantQueue>>>,
 }
 
 impl AuditWriter {
     /// Appends `entry` to `tenant`'s audit trail; returns once it is written (or failed, which
     /// is logged: a broken audit log must not take the data path down with it).
     pub async fn append(&self, tenant: TenantHandle, entry: AuditEntry) {
+        let id = tenant.id();
+        // Taken under the map's lock (and released before the queue's), so a writer that
+        // counts the queue's holders under the same lock sees this caller.
+        let queue = self.queues.lock().entry(id.clone()).or_default().clone();
         let wait = {
-            let mut q = self.queue.lock();
+            let mut q = queue.lock();
             if q.writing {
                 let (written, wait) = oneshot::channel();
                 q.pending.push(Pending {
@@ -64,28 +80,45 @@ impl AuditWriter {
                     entry,
                     written: None,
                 };
-                return self.write_rounds(vec![own], Some(ROUNDS_ON_REQUEST_PATH));
+                return self.write_rounds(id, queue, vec![own], Some(ROUNDS_ON_REQUEST_PATH));
             }
         };
+        // A waiting request holds no reference: the writer that empties the queue can drop it.
+        drop(queue);
         let _ = wait.await;
     }
 
-    /// Writes `batch`, then whatever queued up meanwhile, until the queue is empty. After
-    /// `rounds` (if given) a task on the blocking pool takes over what is left.
-    fn write_rounds(&self, mut batch: Vec<Pending>, mut rounds: Option<usize>) {
+    /// Writes `batch`, then whatever queued up in `queue` (tenant `id`'s) meanwhile, until it is
+    /// empty. After `rounds` (if given) a task on the blocking pool takes over what is left.
+    fn write_rounds(
+        &self,
+        id: TenantId,
+        queue: TenantQueue,
+        mut batch: Vec<Pending>,
+        mut rounds: Option<usize>,
+    ) {
         loop {
             write_batch(batch);
-            let mut q = self.queue.lock();
+            let mut queues = self.queues.lock();
+            let mut q = queue.lock();
             if q.pending.is_empty() {
                 q.writing = false;
+                drop(q);
+                // The map's and this writer's references: nobody is about to queue on it.
+                if Arc::strong_count(&queue) == 2 {
+                    queues.remove(&id);
+                }
                 return;
             }
+            drop(queues);
             if let Some(r) = rounds.as_mut() {
                 *r -= 1;
                 if *r == 0 {
                     drop(q);
                     let writer = self.clone();
-                    tokio::task::spawn_blocking(move || writer.write_rounds(Vec::new(), None));
+                    tokio::task::spawn_blocking(move || {
+                        writer.write_rounds(id, queue, Vec::new(), None)
+                    });
                     return;
                 }
             }
@@ -94,8 +127,9 @@ impl AuditWriter {
     }
 }
 
-/// Writes each tenant's share of `batch` in one append, in arrival order, then wakes the
-/// requests waiting for them.
+/// Writes each partition's share of `batch` (one tenant's events; two partitions only across a
+/// deletion and re-creation) in one append, in arrival order, then wakes the requests waiting
+/// for them.
 fn write_batch(batch: Vec<Pending>) {
     let mut groups: Vec<(TenantHandle, Vec<AuditEntry>)> = Vec::new();
     let mut waiting = Vec::with_capacity(batch.len());
@@ -166,17 +200,37 @@ mod tests {
     }
 
     /// The writer wakes the requests of a batch before it looks at the queue again, so a woken
-    /// request may see the writer still busy for a moment; it must be idle soon after.
+    /// request may see the writer still busy for a moment; it must be idle soon after, its
+    /// queues gone.
     async fn assert_becomes_idle(writer: &AuditWriter) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while writer.queue.lock().writing {
+        while !writer.queues.lock().is_empty() {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the writer stays busy with nothing queued"
+                "the writer keeps a queue with nothing to write"
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        assert!(writer.queue.lock().pending.is_empty());
+    }
+
+    /// Tenant `tenant`'s queue, marked as having a writer (that the test plays), holding an
+    /// event `principal` whose request waits on the returned receiver.
+    fn busy_queue(
+        writer: &AuditWriter,
+        tenant: &TenantHandle,
+        principal: &str,
+    ) -> (TenantQueue, oneshot::Receiver<()>) {
+        let queue = writer.queues.lock().entry(tenant.id()).or_default().clone();
+        let (written, wait) = oneshot::channel();
+        let mut q = queue.lock();
+        q.writing = true;
+        q.pending.push(Pending {
+            tenant: tenant.clone(),
+            entry: entry(principal.into()),
+            written: Some(written),
+        });
+        drop(q);
+        (queue, wait)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,27 +285,16 @@ mod tests {
             });
             is_held.await.unwrap();
             let writer = AuditWriter::default();
-            let (written, wait) = oneshot::channel();
-            {
-                let mut q = writer.queue.lock();
-                q.writing = true;
-                q.pending.push(Pending {
-                    tenant: tenants[0].clone(),
-                    entry: entry("queued".into()),
-                    written: Some(written),
-                });
-            }
+            let (queue, wait) = busy_queue(&writer, &tenants[0], "queued");
             let own = Pending {
                 tenant: tenants[0].clone(),
                 entry: entry("own".into()),
                 written: None,
             };
-            writer.write_rounds(vec![own], Some(1));
+            writer.write_rounds(tenants[0].id(), queue.clone(), vec![own], Some(1));
             assert_eq!(principals(&tenants[0]), ["own"], "the rest is handed on");
-            assert!(
-                writer.queue.lock().writing,
-                "the handed-on task owns the queue"
-            );
+            assert!(queue.lock().writing, "the handed-on task owns the queue");
+            drop(queue);
             release.send(()).unwrap();
             blocker.await.unwrap();
             tokio::time::timeout(std::time::Duration::from_secs(10), wait)
@@ -261,5 +304,32 @@ mod tests {
             assert_eq!(principals(&tenants[0]), ["own", "queued"]);
             assert_becomes_idle(&writer).await;
         });
+    }
+
+    /// A tenant whose append never finishes (here: a writer the test holds) delays its own
+    /// requests only; another tenant's event is written and its request answered meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_with_a_stuck_append_holds_up_no_other_tenants_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_engine, tenants) = engine_with(dir.path(), &["slow", "other"]);
+        let writer = AuditWriter::default();
+        let (slow_queue, mut slow_wait) = busy_queue(&writer, &tenants[0], "slow-queued");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            writer.append(tenants[1].clone(), entry("other".into())),
+        )
+        .await
+        .expect("the other tenant's event is not queued behind the stuck one");
+        assert_eq!(principals(&tenants[1]), ["other"]);
+        assert!(
+            slow_wait.try_recv().is_err(),
+            "the stuck tenant's event waits for its own writer"
+        );
+        assert!(principals(&tenants[0]).is_empty());
+        // The stuck writer comes back and finishes its queue.
+        writer.write_rounds(tenants[0].id(), slow_queue, Vec::new(), None);
+        slow_wait.await.unwrap();
+        assert_eq!(principals(&tenants[0]), ["slow-queued"]);
+        assert_becomes_idle(&writer).await;
     }
 }
