@@ -1,4 +1,10 @@
-//! Audit events are appended by whichever request of a tenant finds no append of that tenant in
+//! The audit events written from the runtime's workers: refusals (a caller over its limits,
+//! a key reaching for another tenant), which have no engine-pool job to write them. A call that
+//! runs on the engine pool appends its own event there (`Gate::run_on_tenant`), so an append
+//! waiting in its tenant group's write queue (behind another tenant's synced write) holds only
+//! that call's thread.
+//!
+//! Here, events are appended by whichever request of a tenant finds no append of that tenant in
 //! progress: it writes its own event, then the events of the tenant that queued up behind it
 //! meanwhile, in one write, while the queued requests wait asynchronously. Every request
 //! returns only once its event is in the WAL, so a crash loses no event of an answered request.
@@ -144,13 +150,19 @@ fn write_batch(batch: Vec<Pending>) {
         waiting.extend(p.written);
     }
     for (tenant, entries) in groups {
-        match tenant.append_audit(entries) {
-            Ok(_) | Err(EngineError::TenantNotFound(_)) => {}
-            Err(e) => tracing::error!(error = %e, "audit append failed"),
-        }
+        append_logged(&tenant, entries);
     }
     for w in waiting {
         let _ = w.send(());
+    }
+}
+
+/// Appends `entries` to `tenant`'s trail, logging a failure (a broken audit log must not take
+/// the data path down with it; a tenant deleted meanwhile has no trail left to write).
+pub fn append_logged(tenant: &TenantHandle, entries: Vec<AuditEntry>) {
+    match tenant.append_audit(entries) {
+        Ok(_) | Err(EngineError::TenantNotFound(_)) => {}
+        Err(e) => tracing::error!(error = %e, "audit append failed"),
     }
 }
 

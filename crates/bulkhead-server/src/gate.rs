@@ -4,6 +4,7 @@
 //! pool, then audit and measure the outcome. Handlers only convert messages; every decision about
 //! who may touch which tenant is made here, once.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -21,7 +22,7 @@ use tonic::metadata::MetadataMap;
 use tracing::Instrument;
 
 use crate::admission::{FairPool, JobPanicked, Refusals, Slot, TenantSlots};
-use crate::audit_writer::AuditWriter;
+use crate::audit_writer::{AuditWriter, append_logged};
 use crate::auth::Authenticator;
 use crate::end_user::{EndUser, Reach};
 use crate::fault;
@@ -460,24 +461,33 @@ impl Gate {
             (Some(_), Reach::Records(collection)) => Some(collection.clone()),
             _ => None,
         };
-        let outcome = self
-            .on_engine_pool(&call.tenant_id, &shares, move || {
+        // The call's audit event is appended by the job itself, on the engine pool: an append
+        // can wait in its tenant group's write queue behind another tenant's synced write,
+        // which must cost only this call's thread, never a runtime worker.
+        let method = call.method;
+        self.on_engine_pool(&call.tenant_id, &shares, move || {
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let _whole_call = held.hold().map_err(engine_status)?;
                 if let Some(collection) = &end_user_collection {
                     refuse_cache_to_end_user(&held, collection)?;
                 }
                 body(scope)
-            })
-            .await;
-        audit.context.read_ids = reads.take_read_ids();
-        let audited = writer.is_some_and(|w| w.audited_writes() > 0);
-        match &outcome {
-            // Its writes carried their own events.
-            Ok(_) if audited => {}
-            Ok((_, count)) => audit.write(&self.audit, tonic::Code::Ok, *count).await,
-            Err(status) => audit.write(&self.audit, status.code(), 0).await,
-        }
-        outcome.map(|(r, _)| r)
+            }));
+            let outcome = ran.unwrap_or_else(|_| {
+                tracing::error!(method, "engine work panicked");
+                Err(Status::internal("request task failed"))
+            });
+            audit.context.read_ids = reads.take_read_ids();
+            let audited = writer.is_some_and(|w| w.audited_writes() > 0);
+            match &outcome {
+                // Its writes carried their own events.
+                Ok(_) if audited => {}
+                Ok((_, count)) => audit.append_here(tonic::Code::Ok, *count),
+                Err(status) => audit.append_here(status.code(), 0),
+            }
+            outcome.map(|(r, _)| r)
+        })
+        .await
     }
 
     /// `id`'s handle. Opening a closed group is file I/O: it goes to the blocking pool, so an
@@ -736,7 +746,7 @@ fn audit_resource(resource: &str) -> String {
 }
 
 impl Audit {
-    async fn write(self, writer: &AuditWriter, code: tonic::Code, record_count: u64) {
+    fn entry(self, code: tonic::Code, record_count: u64) -> (TenantHandle, AuditEntry) {
         let entry = AuditEntry {
             principal: self.principal,
             operation: self.method.to_owned(),
@@ -745,7 +755,19 @@ impl Audit {
             record_count,
             context: self.context,
         };
-        writer.append(self.tenant, entry).await;
+        (self.tenant, entry)
+    }
+
+    /// From a runtime worker: through the writer, which never blocks the worker for long.
+    async fn write(self, writer: &AuditWriter, code: tonic::Code, record_count: u64) {
+        let (tenant, entry) = self.entry(code, record_count);
+        writer.append(tenant, entry).await;
+    }
+
+    /// On a thread that may block (the call's engine-pool job): appended there and then.
+    fn append_here(self, code: tonic::Code, record_count: u64) {
+        let (tenant, entry) = self.entry(code, record_count);
+        append_logged(&tenant, vec![entry]);
     }
 }
 
@@ -938,6 +960,15 @@ mod tests {
         let (outcome, trail) = write_call(|_| Ok(((), 3))).await;
         outcome.unwrap();
         assert_eq!(trail, vec![("Test/Write".into(), "OK".into(), 3)]);
+    }
+
+    /// A call whose engine work panics is answered INTERNAL and still leaves its event: the
+    /// job that appends it catches the panic first.
+    #[tokio::test]
+    async fn a_call_whose_work_panics_is_answered_internal_and_audited() {
+        let (outcome, trail) = write_call(|_| panic!("engine bug")).await;
+        assert_eq!(outcome.unwrap_err().code(), tonic::Code::Internal);
+        assert_eq!(trail, vec![("Test/Write".into(), "INTERNAL".into(), 0)]);
     }
 
     /// A deletion that starts while a call runs waits for the call to end: every operation of
