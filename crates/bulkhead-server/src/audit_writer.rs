@@ -1,23 +1,15 @@
 //! The audit events written from the runtime's workers: refusals (a caller over its limits,
 //! a key reaching for another tenant), which have no engine-pool job to write them. A call that
-//! runs on the engine pool appends its own event there (`Gate::run_on_tenant`), so an append
-//! waiting in its tenant group's write queue (behind another tenant's synced write) holds only
-//! that call's thread.
+//! runs on the engine pool appends its own event there (`Gate::run_on_tenant`).
 //!
-//! Here, events are appended by whichever request of a tenant finds no append of that tenant in
-//! progress: it writes its own event, then the events of the tenant that queued up behind it
-//! meanwhile, in one write, while the queued requests wait asynchronously. Every request
-//! returns only once its event is in the WAL, so a crash loses no event of an answered request.
-//!
-//! Why not a dedicated writer thread: handing each event to a thread and waking the request
-//! again cost two cross-thread wake-ups per request, about as much CPU as the append itself;
-//! dropping them raised end-to-end query QPS by 3–7 points of in-process QPS in an A/B
-//! (docs/benchmarks.md). Why not every request appending on its own: concurrent appends of one
-//! tenant serialise on its sequence lock, and a tenant flooding the server with refused calls
-//! would hold every runtime worker in that queue. Here at most one worker per tenant appends at
-//! a time, the others never block, and under load many requests share one write. A writer that
-//! keeps finding new events hands the rest to the blocking pool after a few rounds, so a flood
-//! can't keep a runtime worker.
+//! No runtime worker ever appends: an append can wait in its tenant group's write queue behind
+//! another tenant's synced write (milliseconds), and a worker blocked there stalls every request
+//! queued on it. The first refusal of a tenant with nothing queued hands its tenant's queue to a
+//! task on the blocking pool, which writes what queued up meanwhile in one append per round
+//! until the queue is empty; the requests wait asynchronously. Every request returns only once
+//! its event is in the WAL, so a crash loses no event of an answered request. Refusals are
+//! rare (a tenant over its limits is audited once a second), so the hand-off costs nothing that
+//! matters, and one tenant's flood of them keeps one blocking thread, not a worker.
 //!
 //! Why a queue per tenant: with one queue for the server, a tenant whose appends are slow (its
 //! tenant group's WAL busy with its own write flood) made every other tenant's requests wait
@@ -31,21 +23,17 @@ use bulkhead_engine::{AuditEntry, EngineError, TenantHandle};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-/// Rounds of queued events a request's own append writes before it hands the queue on.
-const ROUNDS_ON_REQUEST_PATH: usize = 2;
-
 #[derive(Debug)]
 struct Pending {
     tenant: TenantHandle,
     entry: AuditEntry,
-    /// `None` for the writer's own event.
-    written: Option<oneshot::Sender<()>>,
+    written: oneshot::Sender<()>,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
-    /// Whether some caller (or a blocking-pool task) is appending; if so, it will also write
-    /// everything in `pending` before it stops.
+    /// Whether a blocking-pool task is appending; if so, it will also write everything in
+    /// `pending` before it stops.
     writing: bool,
     pending: Vec<Pending>,
 }
@@ -68,43 +56,30 @@ impl AuditWriter {
         // Taken under the map's lock (and released before the queue's), so a writer that
         // counts the queue's holders under the same lock sees this caller.
         let queue = self.queues.lock().entry(id.clone()).or_default().clone();
-        let wait = {
+        let (written, wait) = oneshot::channel();
+        let start_writer = {
             let mut q = queue.lock();
-            if q.writing {
-                let (written, wait) = oneshot::channel();
-                q.pending.push(Pending {
-                    tenant,
-                    entry,
-                    written: Some(written),
-                });
-                wait
-            } else {
-                q.writing = true;
-                drop(q);
-                let own = Pending {
-                    tenant,
-                    entry,
-                    written: None,
-                };
-                return self.write_rounds(id, queue, vec![own], Some(ROUNDS_ON_REQUEST_PATH));
-            }
+            q.pending.push(Pending {
+                tenant,
+                entry,
+                written,
+            });
+            !std::mem::replace(&mut q.writing, true)
         };
-        // A waiting request holds no reference: the writer that empties the queue can drop it.
-        drop(queue);
+        if start_writer {
+            let writer = self.clone();
+            tokio::task::spawn_blocking(move || writer.write_until_empty(id, queue));
+        } else {
+            // A waiting request holds no reference: the writer that empties the queue can
+            // drop it.
+            drop(queue);
+        }
         let _ = wait.await;
     }
 
-    /// Writes `batch`, then whatever queued up in `queue` (tenant `id`'s) meanwhile, until it is
-    /// empty. After `rounds` (if given) a task on the blocking pool takes over what is left.
-    fn write_rounds(
-        &self,
-        id: TenantId,
-        queue: TenantQueue,
-        mut batch: Vec<Pending>,
-        mut rounds: Option<usize>,
-    ) {
+    /// Writes what is queued in `queue` (tenant `id`'s), round after round, until it is empty.
+    fn write_until_empty(&self, id: TenantId, queue: TenantQueue) {
         loop {
-            write_batch(batch);
             let mut queues = self.queues.lock();
             let mut q = queue.lock();
             if q.pending.is_empty() {
@@ -117,18 +92,9 @@ impl AuditWriter {
                 return;
             }
             drop(queues);
-            if let Some(r) = rounds.as_mut() {
-                *r -= 1;
-                if *r == 0 {
-                    drop(q);
-                    let writer = self.clone();
-                    tokio::task::spawn_blocking(move || {
-                        writer.write_rounds(id, queue, Vec::new(), None)
-                    });
-                    return;
-                }
-            }
-            batch = std::mem::take(&mut q.pending);
+            let batch = std::mem::take(&mut q.pending);
+            drop(q);
+            write_batch(batch);
         }
     }
 }
@@ -147,7 +113,7 @@ fn write_batch(batch: Vec<Pending>) {
             Some((_, entries)) => entries.push(p.entry),
             None => groups.push((p.tenant, vec![p.entry])),
         }
-        waiting.extend(p.written);
+        waiting.push(p.written);
     }
     for (tenant, entries) in groups {
         append_logged(&tenant, entries);
@@ -239,7 +205,7 @@ mod tests {
         q.pending.push(Pending {
             tenant: tenant.clone(),
             entry: entry(principal.into()),
-            written: Some(written),
+            written,
         });
         drop(q);
         (queue, wait)
@@ -276,10 +242,10 @@ mod tests {
         assert_becomes_idle(&writer).await;
     }
 
-    /// The runtime's only blocking thread is held until the writer has returned, so the
-    /// handed-on task can't have written anything when the first assertion looks.
+    /// The runtime's only blocking thread is held: an event can't be written until it is let
+    /// go, however long the request waits, because no runtime worker appends.
     #[test]
-    fn a_writer_out_of_rounds_hands_the_queue_to_the_blocking_pool() {
+    fn events_are_written_on_the_blocking_pool_never_on_a_runtime_worker() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(1)
@@ -297,23 +263,20 @@ mod tests {
             });
             is_held.await.unwrap();
             let writer = AuditWriter::default();
-            let (queue, wait) = busy_queue(&writer, &tenants[0], "queued");
-            let own = Pending {
-                tenant: tenants[0].clone(),
-                entry: entry("own".into()),
-                written: None,
-            };
-            writer.write_rounds(tenants[0].id(), queue.clone(), vec![own], Some(1));
-            assert_eq!(principals(&tenants[0]), ["own"], "the rest is handed on");
-            assert!(queue.lock().writing, "the handed-on task owns the queue");
-            drop(queue);
+            let append = tokio::spawn({
+                let (writer, tenant) = (writer.clone(), tenants[0].clone());
+                async move { writer.append(tenant, entry("refused".into())).await }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(!append.is_finished(), "the request waits for the pool");
+            assert!(principals(&tenants[0]).is_empty(), "nothing written inline");
             release.send(()).unwrap();
             blocker.await.unwrap();
-            tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+            tokio::time::timeout(std::time::Duration::from_secs(10), append)
                 .await
-                .expect("the blocking pool wrote the queued event")
+                .expect("the blocking pool wrote the event")
                 .unwrap();
-            assert_eq!(principals(&tenants[0]), ["own", "queued"]);
+            assert_eq!(principals(&tenants[0]), ["refused"]);
             assert_becomes_idle(&writer).await;
         });
     }
@@ -339,7 +302,7 @@ mod tests {
         );
         assert!(principals(&tenants[0]).is_empty());
         // The stuck writer comes back and finishes its queue.
-        writer.write_rounds(tenants[0].id(), slow_queue, Vec::new(), None);
+        writer.write_until_empty(tenants[0].id(), slow_queue);
         slow_wait.await.unwrap();
         assert_eq!(principals(&tenants[0]), ["slow-queued"]);
         assert_becomes_idle(&writer).await;
