@@ -140,6 +140,13 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
     });
     let mut results = Vec::new();
     for (i, &scenario) in args.scenarios.iter().enumerate() {
+        let waited = setup.block_on(setup::wait_for_index_builds(&plan, &keys))?;
+        if !waited.is_zero() {
+            eprintln!(
+                "neighbours: index builds done after {:.1} s",
+                waited.as_secs_f64()
+            );
+        }
         let result = measure(args, scenario, i as u64, &victim, &target)?;
         print_json_line(&result.json_fields(args.victim_rate, args.phase));
         results.push(result);

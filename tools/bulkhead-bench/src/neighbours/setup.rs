@@ -138,6 +138,55 @@ pub async fn prepare(plan: &Plan<'_>, data: &Arc<Dataset>) -> Result<Keys> {
     Ok(keys)
 }
 
+/// Longest wait for the HNSW collections' background builds before a scenario.
+const BUILD_WAIT: Duration = Duration::from_secs(600);
+
+/// Waits until neither tenant's HNSW collection is building its graph in the background (the
+/// promotion past the flat threshold after loading, a compaction after a write flood), so that
+/// a scenario's baseline measures the victim's own load and not an index build; returns how
+/// long that took.
+pub async fn wait_for_index_builds(plan: &Plan<'_>, keys: &Keys) -> Result<Duration> {
+    let (client, _) = admin(plan).await?;
+    let collections = [
+        (client.tenant(plan.victim, &keys.victim_write)?, HNSW),
+        (client.tenant(plan.attacker, &keys.attacker_write)?, HNSW),
+    ];
+    let started = std::time::Instant::now();
+    let mut reported = Duration::ZERO;
+    loop {
+        let mut building = Vec::new();
+        for (tenant, collection) in &collections {
+            let status = tenant
+                .collection(collection)
+                .await?
+                .index
+                .unwrap_or_default();
+            if status.building {
+                building.push(format!("{}/{collection}", tenant.tenant_id()));
+            }
+        }
+        let waited = started.elapsed();
+        if building.is_empty() {
+            return Ok(waited);
+        }
+        anyhow::ensure!(
+            waited < BUILD_WAIT,
+            "index builds still running after {} s: {}",
+            BUILD_WAIT.as_secs(),
+            building.join(", ")
+        );
+        if waited >= reported + Duration::from_secs(10) {
+            eprintln!(
+                "neighbours: waiting for index builds ({}), {} s so far",
+                building.join(", "),
+                waited.as_secs()
+            );
+            reported = waited;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// One upsert: tenant, collection, data set rows, whether the records carry tags.
 type Batch = (TenantClient, &'static str, Range<usize>, bool);
 
