@@ -215,13 +215,13 @@ impl ServerConfig {
         }
     }
 
-    /// A tenant's share of the server where its own settings set none.
+    /// A tenant's share of the server where its own settings set none. The engine pool caps
+    /// every tenant's engine threads at its size, these included.
     pub fn default_shares(&self) -> crate::gate::Shares {
         crate::gate::Shares {
             requests_in_flight: self.tenant_requests_in_flight,
             open_streams: self.tenant_open_streams,
-            engine_threads: or_default(self.engine_threads_per_tenant, (cpus() / 2).max(1))
-                .min(self.engine_pool().share_threads),
+            engine_threads: or_default(self.engine_threads_per_tenant, (cpus() / 2).max(1)),
         }
     }
 }
