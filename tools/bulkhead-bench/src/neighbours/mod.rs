@@ -11,6 +11,7 @@ mod outcomes;
 mod report;
 mod setup;
 mod streams;
+mod thread_times;
 mod victim;
 
 use std::path::PathBuf;
@@ -22,9 +23,10 @@ use clap::{Args, ValueEnum};
 use http::HeaderValue;
 
 use self::attack::{Scenario, Target};
-use self::report::ScenarioResult;
+use self::report::{PhaseFigures, ScenarioResult};
 use self::setup::{FLAT, HNSW, Plan};
-use self::victim::VictimLoad;
+use self::thread_times::ThreadTimes;
+use self::victim::{Phase, VictimLoad};
 use crate::dataset::Dataset;
 use crate::report::print_json_line;
 
@@ -81,6 +83,11 @@ pub struct NeighboursArgs {
     /// (decoding 1,000-hit answers) is not taken from the server and the victim's client.
     #[arg(long)]
     attacker_in_background: bool,
+    /// The server's process id, when it runs on this machine (Linux): each phase then also
+    /// reports how long the server's normal-priority threads waited for a CPU
+    /// (`server_threads`), a figure summed over every request rather than the slowest few.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn bearer(secret: &str) -> Result<HeaderValue> {
@@ -172,7 +179,7 @@ fn measure(
     let phase = Duration::from_secs(args.phase);
     std::thread::sleep(Duration::from_secs(args.settle_secs));
     eprintln!("{scenario}: baseline, {} s", args.phase);
-    let baseline = victim.run(phase, 3 * index)?;
+    let baseline = observed(args.server_pid, || victim.run(phase, 3 * index))?;
     eprintln!("{scenario}: starting the attack");
     let running = attack::start(scenario, target)?;
     eprintln!(
@@ -180,20 +187,32 @@ fn measure(
         running.counts(),
         args.phase
     );
-    let attack = victim.run(phase, 3 * index + 1);
+    let attack = observed(args.server_pid, || victim.run(phase, 3 * index + 1));
     let (attacker, notes) = running.stop();
     let attack = attack?;
     eprintln!(
         "{scenario}: attack stopped ({attacker:?}); recovery, {} s",
         args.phase
     );
-    let recovery = victim.run(phase, 3 * index + 2)?;
+    let recovery = observed(args.server_pid, || victim.run(phase, 3 * index + 2))?;
     Ok(ScenarioResult {
         scenario,
-        baseline: (&baseline).into(),
-        attack: (&attack).into(),
-        recovery: (&recovery).into(),
+        baseline,
+        attack,
+        recovery,
         attacker,
         notes,
     })
+}
+
+/// The victim's figures for the phase `run` measures, with the server's thread times over it
+/// when `server_pid` is given.
+fn observed(server_pid: Option<u32>, run: impl FnOnce() -> Result<Phase>) -> Result<PhaseFigures> {
+    let before = server_pid.map(ThreadTimes::of).transpose()?;
+    let phase = run()?;
+    let mut figures = PhaseFigures::from(&phase);
+    if let (Some(pid), Some(before)) = (server_pid, before) {
+        figures.server_threads = Some(ThreadTimes::of(pid)?.since(&before));
+    }
+    Ok(figures)
 }

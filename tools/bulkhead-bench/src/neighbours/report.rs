@@ -8,6 +8,7 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use super::attack::{Notes, Scenario};
+use super::thread_times::PhaseThreads;
 use super::victim::Phase;
 use crate::report::{percentile_us, round};
 
@@ -24,6 +25,8 @@ pub struct PhaseFigures {
     pub max_us: f64,
     pub query_p99_us: f64,
     pub upsert_p99_us: f64,
+    /// The server's thread times over the phase (`--server-pid`).
+    pub server_threads: Option<PhaseThreads>,
 }
 
 impl From<&Phase> for PhaseFigures {
@@ -36,6 +39,7 @@ impl From<&Phase> for PhaseFigures {
             max_us: percentile_us(&p.latencies, 1.0),
             query_p99_us: percentile_us(&p.queries, 0.99),
             upsert_p99_us: percentile_us(&p.upserts, 0.99),
+            server_threads: None,
         }
     }
 }
@@ -46,7 +50,7 @@ impl PhaseFigures {
     }
 
     fn json(&self) -> Value {
-        json!({
+        let mut figures = json!({
             "requests": self.requests,
             "errors": self.error_count(),
             "error_codes": self.errors,
@@ -55,7 +59,11 @@ impl PhaseFigures {
             "max_us": round(self.max_us, 1),
             "query_p99_us": round(self.query_p99_us, 1),
             "upsert_p99_us": round(self.upsert_p99_us, 1),
-        })
+        });
+        if let Some(threads) = &self.server_threads {
+            figures["server_threads"] = threads.json();
+        }
+        figures
     }
 }
 
@@ -161,6 +169,35 @@ pub fn markdown(results: &[ScenarioResult]) -> String {
         )
         .expect("writing to a String");
     }
+    if results.iter().any(|r| r.baseline.server_threads.is_some()) {
+        out.push_str(&thread_table(results));
+    }
+    out
+}
+
+/// The server's thread times per phase (`--server-pid`), in CPUs' worth.
+fn thread_table(results: &[ScenarioResult]) -> String {
+    let mut out = String::from(
+        "\n| scenario | normal-priority run-queue wait: baseline / attack / recovery | normal-priority CPU | background CPU |\n\
+         |---|---|---|---|\n",
+    );
+    for r in results {
+        let phases = [&r.baseline, &r.attack, &r.recovery].map(|p| p.server_threads);
+        let each = |figure: fn(&PhaseThreads) -> f64| {
+            phases
+                .map(|t| t.map_or("–".to_owned(), |t| format!("{:.3}", figure(&t))))
+                .join(" / ")
+        };
+        writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            r.scenario,
+            each(|t| t.foreground_wait),
+            each(|t| t.foreground_cpu),
+            each(|t| t.background_cpu),
+        )
+        .expect("writing to a String");
+    }
     out
 }
 
@@ -177,6 +214,7 @@ mod tests {
             max_us: p99_us * 2.0,
             query_p99_us: p99_us / 2.0,
             upsert_p99_us: p99_us,
+            server_threads: None,
         }
     }
 
@@ -213,5 +251,32 @@ mod tests {
             row,
             "| write-flood | 1.00 | 2.00 | 2.00 | 1.00 | 3 (CLIENT_TIMEOUT 3) | upsert RESOURCE_EXHAUSTED 7 | **no** |"
         );
+        assert_eq!(
+            table.lines().count(),
+            3,
+            "no thread table without --server-pid"
+        );
+    }
+
+    #[test]
+    fn thread_times_get_a_table_of_their_own() {
+        let threads = |wait| PhaseThreads {
+            foreground_cpu: 0.25,
+            foreground_wait: wait,
+            background_cpu: 1.5,
+        };
+        let mut r = result(phase(1000.0, &[]), phase(1000.0, &[]));
+        r.baseline.server_threads = Some(threads(0.01));
+        r.attack.server_threads = Some(threads(0.1));
+        let table = markdown(&[r]);
+        let row = table.lines().last().unwrap();
+        assert_eq!(
+            row,
+            "| write-flood | 0.010 / 0.100 / – | 0.250 / 0.250 / – | 1.500 / 1.500 / – |"
+        );
+        let attack = result(phase(1000.0, &[]), phase(1000.0, &[]));
+        let mut with = attack.attack;
+        with.server_threads = Some(threads(0.1));
+        assert_eq!(with.json()["server_threads"]["foreground_wait"], 0.1);
     }
 }
