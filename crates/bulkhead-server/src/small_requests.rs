@@ -206,7 +206,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_prefix_split_across_frames_is_put_together() {
-        let whole = message_start(2048, b"");
+        let whole = message_start(2048, b"payload");
         let mut body = DeclaredLength::new(
             ThenSilence([whole.slice(..2), whole.slice(2..4), whole.slice(4..)].into()),
             1024,
@@ -214,6 +214,23 @@ mod tests {
         assert!(next_frame(&mut body).await.unwrap().is_ok());
         assert!(next_frame(&mut body).await.unwrap().is_ok());
         assert!(next_frame(&mut body).await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_message_of_exactly_the_limit_passes() {
+        let exact = message_start(1024, b"");
+        let mut body = DeclaredLength::new(ThenSilence([exact.clone()].into()), 1024);
+        assert_eq!(next_frame(&mut body).await.unwrap().unwrap(), exact);
+    }
+
+    #[test]
+    fn the_end_and_the_size_are_the_inner_bodys() {
+        let full = DeclaredLength::new(http_body_util::Full::new(message_start(3, b"xyz")), 1024);
+        assert_eq!(full.size_hint().exact(), Some(8));
+        assert!(!full.is_end_stream());
+        let empty = DeclaredLength::new(http_body_util::Empty::<Bytes>::new(), 1024);
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
     }
 
     #[tokio::test]
