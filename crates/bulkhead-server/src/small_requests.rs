@@ -14,7 +14,7 @@
 //! length.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Limited;
@@ -83,8 +83,8 @@ impl<B> DeclaredLength<B> {
         }
     }
 
-    /// Takes what `data` holds of the prefix; the refusal once the prefix is complete and
-    /// declares too much.
+    /// Takes what `chunk` (a data frame) holds of the prefix; the refusal once the prefix is
+    /// complete and declares too much.
     fn check(&mut self, chunk: &[u8]) -> Result<(), DeclaredTooLong> {
         if self.seen == PREFIX_BYTES {
             return Ok(());
@@ -123,11 +123,9 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
+        let frame = match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            other => return Poll::Ready(other.map(|end| end.map_err(Into::into))),
         };
         // A data frame shorter than the prefix (possible, if unusual) leaves the rest of the
         // prefix to the next ones.

@@ -208,11 +208,11 @@ fn measure(
 /// The victim's figures for the phase `run` measures, with the server's thread times over it
 /// when `server_pid` is given.
 fn observed(server_pid: Option<u32>, run: impl FnOnce() -> Result<Phase>) -> Result<PhaseFigures> {
-    let before = server_pid.map(ThreadTimes::of).transpose()?;
-    let phase = run()?;
-    let mut figures = PhaseFigures::from(&phase);
-    if let (Some(pid), Some(before)) = (server_pid, before) {
-        figures.server_threads = Some(ThreadTimes::of(pid)?.since(&before));
-    }
+    let Some(pid) = server_pid else {
+        return Ok(PhaseFigures::from(&run()?));
+    };
+    let before = ThreadTimes::of(pid)?;
+    let mut figures = PhaseFigures::from(&run()?);
+    figures.server_threads = Some(ThreadTimes::of(pid)?.since(&before));
     Ok(figures)
 }
