@@ -6,11 +6,13 @@
 //! Two classes of thread. *Share* threads (one per CPU) run at normal priority, and a tenant
 //! holds at most its share of them (half the CPUs by default, or its own `share.engine_threads`
 //! setting): the others always find one free,
-//! so one tenant's load can't make another's requests queue. *Borrowed* threads run at
-//! background priority (the engine's background niceness) and take a tenant's jobs past its
-//! share: alone on the server, a tenant still uses every core, but as soon as another tenant
-//! has work, the kernel gives that work's normal-priority thread the CPU first. Fairness of queueing comes from the ring,
-//! fairness of CPU from the priorities: neither depends on jobs being short.
+//! so one tenant's load can't make another's requests queue. *Borrowed* threads run in the
+//! kernel's idle scheduling class and take a tenant's jobs past its share: alone on the server,
+//! a tenant still uses every core, but as soon as another tenant has work, that work's
+//! normal-priority thread preempts the borrowed one the moment it wakes. (At a nice value
+//! instead, a waking thread often waited out the borrowed thread's time slice: benchmarks.md,
+//! "Borrowed threads in the idle class".) Fairness of queueing comes from the ring, fairness of
+//! CPU from the priorities: neither depends on jobs being short.
 //!
 //! A job whose caller has gone away (a cancelled request) is skipped.
 
@@ -273,7 +275,7 @@ impl Drop for FairPool {
 
 fn work(shared: &Shared, class: Class) {
     if class == Class::Borrowed {
-        bulkhead_engine::lower_current_thread_priority();
+        bulkhead_engine::lower_current_thread_to_idle_class();
     }
     let ready = match class {
         Class::Share => &shared.share_work,
@@ -416,6 +418,27 @@ mod tests {
             3,
             "its share thread and both borrowed ones, never the share thread kept for others"
         );
+    }
+
+    /// The calling thread's scheduling policy (`/proc/thread-self/stat`, field 41): 0 normal,
+    /// 5 idle.
+    fn own_policy() -> u32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(38).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_within_the_share_runs_at_normal_priority_and_one_past_it_in_the_idle_class() {
+        let pool = Arc::new(pool(2, 1));
+        let blocked = Blocked::default();
+        // The tenant's one share thread is held; its next job can only go to the borrowed one.
+        let held = blocked.queue(&pool, "a", 1, 1).await;
+        let past_share = pool.run(&t("a"), 1, own_policy).await.unwrap();
+        blocked.release(held).await;
+        let within_share = pool.run(&t("a"), 1, own_policy).await.unwrap();
+        assert_eq!(past_share, 5, "SCHED_IDLE");
+        assert_eq!(within_share, 0, "SCHED_OTHER");
     }
 
     #[tokio::test]
