@@ -11,7 +11,7 @@
 //! kernel's idle class: any other thread preempts it the moment it wakes, and a CPU running
 //! only idle-class threads counts as free when the kernel places a waking thread. That work
 //! still gets every cycle nobody else wants. The engine's own maintenance (index builds,
-//! activation, the sweeper) stays at the nicer value, so that a server kept busy by requests
+//! activation, the sweeper) stays at nice 10, so that a server kept busy by requests
 //! still makes progress on it.
 
 /// The nice value of background work (0 is the default, 19 the lowest priority).
