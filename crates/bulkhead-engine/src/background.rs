@@ -79,11 +79,12 @@ mod tests {
         assert_eq!(own_niceness(), before);
     }
 
-    /// The scheduling policy in `/proc/thread-self/stat` (field 41): 0 normal, 5 idle.
-    fn own_policy() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        after_name.split(' ').nth(38).unwrap().parse().unwrap()
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+    };
+
+    fn own_policy() -> ThreadSchedulePolicy {
+        thread_schedule_policy().unwrap()
     }
 
     #[test]
@@ -96,9 +97,18 @@ mod tests {
             let other = s.spawn(own_policy);
             (idle.join().unwrap(), other.join().unwrap())
         });
-        assert_eq!(inside, 5, "SCHED_IDLE");
-        assert_eq!(beside, 0, "SCHED_OTHER");
-        assert_eq!(own_policy(), 0);
+        assert_eq!(
+            inside,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        assert_eq!(
+            beside,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+        );
+        assert_eq!(
+            own_policy(),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+        );
     }
 
     #[test]

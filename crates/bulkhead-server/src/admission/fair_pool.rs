@@ -420,25 +420,27 @@ mod tests {
         );
     }
 
-    /// The calling thread's scheduling policy (`/proc/thread-self/stat`, field 41): 0 normal,
-    /// 5 idle.
-    fn own_policy() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        after_name.split(' ').nth(38).unwrap().parse().unwrap()
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_within_the_share_runs_at_normal_priority_and_one_past_it_in_the_idle_class() {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+        };
         let pool = Arc::new(pool(2, 1));
         let blocked = Blocked::default();
         // The tenant's one share thread is held; its next job can only go to the borrowed one.
         let held = blocked.queue(&pool, "a", 1, 1).await;
+        let own_policy = || thread_schedule_policy().unwrap();
         let past_share = pool.run(&t("a"), 1, own_policy).await.unwrap();
         blocked.release(held).await;
         let within_share = pool.run(&t("a"), 1, own_policy).await.unwrap();
-        assert_eq!(past_share, 5, "SCHED_IDLE");
-        assert_eq!(within_share, 0, "SCHED_OTHER");
+        assert_eq!(
+            past_share,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        assert_eq!(
+            within_share,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+        );
     }
 
     #[tokio::test]
