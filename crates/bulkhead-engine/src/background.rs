@@ -66,9 +66,16 @@ pub(crate) fn at_background_priority<T: Send>(work: impl FnOnce() -> T + Send) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+    };
 
     fn own_niceness() -> i32 {
         rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+    }
+
+    fn own_policy() -> ThreadSchedulePolicy {
+        thread_schedule_policy().unwrap()
     }
 
     #[test]
@@ -77,14 +84,6 @@ mod tests {
         let inside = at_background_priority(own_niceness);
         assert_eq!(inside, BACKGROUND_NICENESS.max(before));
         assert_eq!(own_niceness(), before);
-    }
-
-    use thread_priority::unix::{
-        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
-    };
-
-    fn own_policy() -> ThreadSchedulePolicy {
-        thread_schedule_policy().unwrap()
     }
 
     #[test]
