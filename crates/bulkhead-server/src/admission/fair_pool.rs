@@ -333,6 +333,13 @@ mod tests {
         .unwrap()
     }
 
+    /// Returns once the pool's queues satisfy `ready`.
+    async fn until(pool: &FairPool, ready: impl Fn(&Queues) -> bool) {
+        while !ready(&pool.shared.queues.lock()) {
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Jobs that block until released, counting how many of them run at once.
     #[derive(Clone, Default)]
     struct Blocked {
@@ -426,12 +433,17 @@ mod tests {
             NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
         };
         let pool = Arc::new(pool(2, 1));
+        // Until both share threads wait for work, a borrowed thread may take any job.
+        until(&pool, |q| q.idle_share == 2).await;
         let blocked = Blocked::default();
         // The tenant's one share thread is held; its next job can only go to the borrowed one.
         let held = blocked.queue(&pool, "a", 1, 1).await;
         let own_policy = || thread_schedule_policy().unwrap();
         let past_share = pool.run(&t("a"), 1, own_policy).await.unwrap();
         blocked.release(held).await;
+        // A caller has its answer before the thread that ran the job counts it finished; until
+        // then the tenant still holds its share thread and a new job would go to the borrowed one.
+        until(&pool, |q| !q.tenants.contains_key(&t("a"))).await;
         let within_share = pool.run(&t("a"), 1, own_policy).await.unwrap();
         assert_eq!(
             past_share,
