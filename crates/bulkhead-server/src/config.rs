@@ -56,7 +56,8 @@ pub struct ServerConfig {
     /// Normal-priority threads of the engine pool every request's engine work runs on; 0: the
     /// CPU count.
     pub engine_threads: usize,
-    /// Most of those one tenant may hold; 0: half the CPU count (at least 1). This and the two
+    /// Most of those one tenant may hold (never all of them while there are two or more); 0:
+    /// half the CPU count (at least 1). This and the two
     /// `tenant-*` settings below are defaults: a tenant's own `share` overrides them.
     pub engine_threads_per_tenant: usize,
     /// Lowest-priority threads running tenants' work past their share; 0: the CPU count.

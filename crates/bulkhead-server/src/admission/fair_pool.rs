@@ -5,8 +5,9 @@
 //!
 //! Two classes of thread. *Share* threads (one per CPU) run at normal priority, and a tenant
 //! holds at most its share of them (half the CPUs by default, or its own `share.engine_threads`
-//! setting): the others always find one free,
-//! so one tenant's load can't make another's requests queue. *Borrowed* threads run in the
+//! setting), and never all of them while the pool has two or more: the others always find one
+//! free, so one tenant's load can't make another's requests queue, even when its jobs stall
+//! (waiting for its own collection's writer lock, say) and whatever share an operator gives it. *Borrowed* threads run in the
 //! kernel's idle scheduling class and take a tenant's jobs past its share: alone on the server,
 //! a tenant still uses every core, but as soon as another tenant has work, that work's
 //! normal-priority thread preempts the borrowed one the moment it wakes. (At a nice value
@@ -38,8 +39,8 @@ struct TenantQueue {
     jobs: VecDeque<Job>,
     on_share: usize,
     borrowed: usize,
-    /// The share threads the tenant may hold at once, and its weight in the fair division of
-    /// them; as its latest job was queued with.
+    /// The tenant's weight in the fair division of the share threads, and the number it may
+    /// hold at once (but see [`Queues::most_held`]); as its latest job was queued with.
     share: usize,
 }
 
@@ -78,7 +79,7 @@ struct Queues {
 
 impl Queues {
     /// Queues `job` behind `tenant`'s others, under the tenant's `share` (at least one thread, at
-    /// most all of them); a tenant with no queued job joins the ring.
+    /// most all of them, as a weight); a tenant with no queued job joins the ring.
     fn push(&mut self, tenant: &TenantId, share: usize, job: Job) {
         let share = share.clamp(1, self.share_threads.max(1));
         let queue = self.tenants.entry(tenant.clone()).or_default();
@@ -104,10 +105,11 @@ impl Queues {
         let at = self.ring.iter().position(|t| {
             self.tenants.get(t).is_some_and(|q| {
                 let over = self.is_over(t, q.share, per_share, now);
+                let at_share = q.on_share >= self.most_held(q.share);
                 !q.jobs.is_empty()
                     && match class {
-                        Class::Share => q.on_share < q.share && !over,
-                        Class::Borrowed => q.on_share >= q.share || over || idle_share == 0,
+                        Class::Share => !at_share && !over,
+                        Class::Borrowed => at_share || over || idle_share == 0,
                     }
             })
         })?;
@@ -125,6 +127,16 @@ impl Queues {
             self.ring.push_back(tenant.clone());
         }
         Some((tenant, job))
+    }
+
+    /// The share threads a tenant with `share` may hold at once: its share, but one fewer than
+    /// the pool's share threads when it has two or more. A tenant's jobs may block for long (on
+    /// its own collection's writer lock, or a slow disk); holding every normal-priority thread,
+    /// they would leave another tenant's work only idle-class threads, which the first tenant's
+    /// further jobs fill too. A lone tenant loses no core by it: its work past this runs on the
+    /// borrowed threads.
+    fn most_held(&self, share: usize) -> usize {
+        share.min(self.share_threads.saturating_sub(1).max(1))
     }
 
     /// The share threads' fair part per thread of share: their number over the summed shares
@@ -370,18 +382,19 @@ mod tests {
             self.most.load(Ordering::SeqCst)
         }
 
-        /// Queues `n` blocked jobs of `tenant` and returns once `running` of them run.
+        /// Queues `n` blocked jobs of `tenant` under `share` and returns once `running` of them
+        /// run.
         async fn queue(
             &self,
             pool: &Arc<FairPool>,
-            tenant: &str,
+            (tenant, share): (&str, usize),
             n: usize,
             running: usize,
         ) -> Vec<tokio::task::JoinHandle<()>> {
             let jobs = (0..n)
                 .map(|_| {
                     let (pool, job, tenant) = (pool.clone(), self.job(), t(tenant));
-                    tokio::spawn(async move { pool.run(&tenant, 1, job).await.unwrap() })
+                    tokio::spawn(async move { pool.run(&tenant, share, job).await.unwrap() })
                 })
                 .collect();
             while self.running.load(Ordering::SeqCst) < running {
@@ -397,7 +410,7 @@ mod tests {
         let blocked = Blocked::default();
         // The attacker fills its share thread and both borrowed threads; if it could take
         // every thread, the victim's job would never run.
-        let flood = blocked.queue(&pool, "attacker", 20, 3).await;
+        let flood = blocked.queue(&pool, ("attacker", 1), 20, 3).await;
         let on = tokio::time::timeout(
             Duration::from_secs(10),
             pool.run(&t("victim"), 1, || {
@@ -416,10 +429,40 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_given_every_share_thread_still_leaves_one_for_the_others() {
+        let pool = Arc::new(pool(2, 2));
+        until(&pool, |q| q.idle_share == 2).await;
+        let blocked = Blocked::default();
+        // An operator set the attacker's share to both share threads; its jobs stall.
+        let flood = blocked.queue(&pool, ("attacker", 2), 20, 3).await;
+        let policy = tokio::time::timeout(
+            Duration::from_secs(10),
+            pool.run(&t("victim"), 1, || {
+                thread_priority::unix::thread_schedule_policy().unwrap()
+            }),
+        )
+        .await
+        .expect("the victim ran beside the attacker's stalled jobs")
+        .unwrap();
+        assert_eq!(
+            blocked.release(flood).await,
+            3,
+            "one share thread and the two borrowed ones; never both share threads"
+        );
+        assert_eq!(
+            policy,
+            thread_priority::unix::ThreadSchedulePolicy::Normal(
+                thread_priority::unix::NormalThreadSchedulePolicy::Other
+            ),
+            "on the share thread left free, at normal priority"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_tenant_alone_runs_on_its_share_and_every_borrowed_thread() {
         let pool = Arc::new(pool(2, 2));
         let blocked = Blocked::default();
-        let jobs = blocked.queue(&pool, "a", 5, 3).await;
+        let jobs = blocked.queue(&pool, ("a", 1), 5, 3).await;
         assert_eq!(
             blocked.release(jobs).await,
             3,
@@ -437,7 +480,7 @@ mod tests {
         until(&pool, |q| q.idle_share == 2).await;
         let blocked = Blocked::default();
         // The tenant's one share thread is held; its next job can only go to the borrowed one.
-        let held = blocked.queue(&pool, "a", 1, 1).await;
+        let held = blocked.queue(&pool, ("a", 1), 1, 1).await;
         let own_policy = || thread_schedule_policy().unwrap();
         let past_share = pool.run(&t("a"), 1, own_policy).await.unwrap();
         blocked.release(held).await;
@@ -541,17 +584,17 @@ mod tests {
     }
 
     #[test]
-    fn a_share_is_at_least_one_thread_and_at_most_all() {
+    fn a_share_is_at_least_one_thread_and_holds_all_but_one() {
         let mut q = Queues {
-            share_threads: 2,
+            share_threads: 3,
             ..Queues::default()
         };
         for _ in 0..4 {
             q.push(&t("zero"), 0, Box::new(|| ()));
             q.push(&t("huge"), 1000, Box::new(|| ()));
         }
-        assert_eq!(q.tenants[&t("zero")].share, 1);
-        assert_eq!(q.tenants[&t("huge")].share, 2);
+        assert_eq!(q.tenants[&t("zero")].share, 1, "at least one");
+        assert_eq!(q.tenants[&t("huge")].share, 3, "weighs at most all");
         let mut taken = Vec::new();
         while let Some((tenant, _)) = q.next(Class::Share, Instant::now()) {
             taken.push(tenant.as_str().to_owned());
@@ -559,7 +602,19 @@ mod tests {
         assert_eq!(
             taken,
             ["zero", "huge", "huge"],
-            "one, then two; never a third"
+            "one, then two of the three; never all"
         );
+    }
+
+    #[test]
+    fn a_pool_of_one_share_thread_lets_a_tenant_hold_it() {
+        let mut q = Queues {
+            share_threads: 1,
+            ..Queues::default()
+        };
+        q.push(&t("a"), 1, Box::new(|| ()));
+        q.push(&t("a"), 1, Box::new(|| ()));
+        assert!(q.next(Class::Share, Instant::now()).is_some());
+        assert!(q.next(Class::Share, Instant::now()).is_none());
     }
 }
