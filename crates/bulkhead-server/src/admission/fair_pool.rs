@@ -7,10 +7,10 @@
 //! holds at most its share of them (half the CPUs by default, or its own `share.engine_threads`
 //! setting), and never all of them while the pool has two or more: the others always find one
 //! free, so one tenant's load can't make another's requests queue, even when its jobs stall
-//! (waiting for its own collection's writer lock, say) and whatever share an operator gives it. *Borrowed* threads run in the
-//! kernel's idle scheduling class and take a tenant's jobs past its share: alone on the server,
-//! a tenant still uses every core, but as soon as another tenant has work, that work's
-//! normal-priority thread preempts the borrowed one the moment it wakes. (At a nice value
+//! (waiting for its own collection's writer lock, say) and whatever share an operator gives it.
+//! *Borrowed* threads run in the kernel's idle scheduling class and take a tenant's jobs past
+//! its share: alone on the server, a tenant still uses every core, but as soon as another tenant
+//! has work, that work's normal-priority thread preempts the borrowed one the moment it wakes. (At a nice value
 //! instead, a waking thread often waited out the borrowed thread's time slice: benchmarks.md,
 //! "Borrowed threads in the idle class".) Fairness of queueing comes from the ring, fairness of
 //! CPU from the priorities: neither depends on jobs being short.
