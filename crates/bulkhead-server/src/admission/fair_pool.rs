@@ -133,9 +133,9 @@ impl Queues {
     /// The share threads a tenant with `share` may hold at once: its share, but one fewer than
     /// the pool's share threads when it has two or more. A tenant's jobs may block for long (on
     /// its own collection's writer lock, or a slow disk); holding every normal-priority thread,
-    /// they would leave another tenant's work only idle-class threads, which the first tenant's
-    /// further jobs fill too. A lone tenant loses no core by it: its work past this runs on the
-    /// borrowed threads.
+    /// they would leave another tenant's work only background-priority threads, which the first
+    /// tenant's further jobs fill too. A lone tenant loses no core by it: its work past this
+    /// runs on the borrowed threads.
     fn most_held(&self, share: usize) -> usize {
         share.min(self.share_threads.saturating_sub(1).max(1))
     }
@@ -410,47 +410,43 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_tenant_with_a_deep_queue_leaves_a_share_thread_for_the_others() {
+    /// Where a victim's job runs beside an attacker (under `attacker_share`) whose 20 jobs stall
+    /// on every thread it may take: the most attacker jobs that ran at once, and the victim
+    /// thread's name and nice value. If the attacker could take every thread, the victim's job
+    /// would never run.
+    async fn victim_beside_a_stalled_flood(attacker_share: usize) -> (usize, Option<String>, i32) {
         let pool = Arc::new(pool(2, 2));
+        until(&pool, |q| q.idle_share == 2).await;
         let blocked = Blocked::default();
-        // The attacker fills its share thread and both borrowed threads; if it could take
-        // every thread, the victim's job would never run.
-        let flood = blocked.queue(&pool, ("attacker", 1), 20, 3).await;
-        let on = tokio::time::timeout(
+        let flood = blocked
+            .queue(&pool, ("attacker", attacker_share), 20, 3)
+            .await;
+        let (name, niceness) = tokio::time::timeout(
             Duration::from_secs(10),
             pool.run(&t("victim"), 1, || {
-                std::thread::current().name().map(str::to_owned)
+                let name = std::thread::current().name().map(str::to_owned);
+                (name, own_niceness())
             }),
         )
         .await
-        .expect("the victim ran beside the attacker's blocked jobs")
+        .expect("the victim ran beside the attacker's stalled jobs")
         .unwrap();
-        assert_eq!(
-            blocked.release(flood).await,
-            3,
-            "one share thread, two borrowed"
-        );
+        (blocked.release(flood).await, name, niceness)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_with_a_deep_queue_leaves_a_share_thread_for_the_others() {
+        let (most, on, _) = victim_beside_a_stalled_flood(1).await;
+        assert_eq!(most, 3, "one share thread, two borrowed");
         assert!(on.is_some_and(|n| n.starts_with("bulkhead-engine-")));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_tenant_given_every_share_thread_still_leaves_one_for_the_others() {
-        let pool = Arc::new(pool(2, 2));
-        until(&pool, |q| q.idle_share == 2).await;
-        let blocked = Blocked::default();
-        // An operator set the attacker's share to both share threads; its jobs stall.
-        let flood = blocked.queue(&pool, ("attacker", 2), 20, 3).await;
-        let niceness = tokio::time::timeout(
-            Duration::from_secs(10),
-            pool.run(&t("victim"), 1, own_niceness),
-        )
-        .await
-        .expect("the victim ran beside the attacker's stalled jobs")
-        .unwrap();
+        // An operator set the attacker's share to both share threads.
+        let (most, _, niceness) = victim_beside_a_stalled_flood(2).await;
         assert_eq!(
-            blocked.release(flood).await,
-            3,
+            most, 3,
             "one share thread and the two borrowed ones; never both share threads"
         );
         assert_eq!(
