@@ -674,3 +674,66 @@ async fn an_end_user_is_limited_to_its_share_and_the_tenants_other_users_still_g
         .await
         .expect("another user of the tenant still gets in");
 }
+
+/// A tenant past its write limit used to have every refused Upsert received and decoded
+/// before the limiter saw it, on the request threads all tenants share. Now one bigger than
+/// what its tenant's write bucket holds is refused as soon as its first bytes declare its
+/// length and collection: one over `max-message-bytes` is refused for the limit, not for its
+/// size. A key reaching into another tenant is still `PERMISSION_DENIED`, however far its own
+/// tenant is over its limit. The refusals are audited, and writes pass once the debt is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_past_its_write_limit_is_refused_before_its_upserts_are_read() {
+    let (server, _dir) = server_with(
+        "default-write-bytes-per-second = 20000\nmax-message-bytes = 65536\nmax-read-message-bytes = 65536\n",
+    );
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, 8).await;
+    seeded_tenant(&mut c, "u", 1, 8).await;
+    let (_, reader) = create_key(&mut c, "t", pb::Role::Read, None).await;
+    let upsert = |tenant: &str, ids: std::ops::Range<u64>| {
+        authed(
+            &secret,
+            pb::UpsertRequest {
+                collection: format!("tenants/{tenant}/collections/docs"),
+                records: ids
+                    .map(|i| record(&format!("w{i}"), i, 8, &"x".repeat(1000)))
+                    .collect(),
+            },
+        )
+    };
+    let refused_for_the_limit = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("write limit"), "{status:?}");
+    };
+    // The seeding write's bytes come back: the bucket is full again (20 KB).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.records.upsert(upsert("t", 0..10)).await.unwrap();
+    // ~10 KB left: 104 KB can't be admitted, and is refused before it is read.
+    refused_for_the_limit(c.records.upsert(upsert("t", 0..100)).await.unwrap_err());
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // ~50 KB from a full bucket: admitted, and 30 KB in debt for 1.5 s.
+    c.records.upsert(upsert("t", 10..58)).await.unwrap();
+    refused_for_the_limit(c.records.upsert(upsert("t", 58..59)).await.unwrap_err());
+    let elsewhere = c.records.upsert(upsert("u", 0..1)).await.unwrap_err();
+    assert_eq!(elsewhere.code(), Code::PermissionDenied, "{elsewhere:?}");
+
+    let trail = audit_events(&mut c, &reader, "t").await;
+    assert!(
+        trail.iter().any(|e| e.method == "RecordService/Upsert"
+            && e.outcome == "RESOURCE_EXHAUSTED"
+            && e.resource == "tenants/t/collections/docs"),
+        "{trail:?}"
+    );
+    assert!(
+        trail.iter().any(|e| e.outcome == "PERMISSION_DENIED"
+            && e.resource == "tenants/u/collections/docs"),
+        "{trail:?}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    c.records
+        .upsert(upsert("t", 100..101))
+        .await
+        .expect("the debt is paid");
+}

@@ -222,6 +222,55 @@ impl Gate {
             })
     }
 
+    /// An Upsert of `bytes` bytes into `collection` (both read from the message's first bytes)
+    /// refused before the rest of its message is read, when the caller's tenant can't admit it:
+    /// out of requests, or short of `bytes` in its write bucket. The message, up to
+    /// `max-message-bytes`, is then neither received whole nor decoded on a request thread.
+    /// Audited and pushed back like every over-limit refusal. `None`, to read the message and
+    /// decide as usual: the tenant admits it, the credential is missing or bad (refused
+    /// there), or `collection` is malformed or another tenant's (refused there, and audited as
+    /// such: a key's reach into another tenant is `PERMISSION_DENIED` whatever its limits).
+    pub async fn refuse_unread_upsert(
+        &self,
+        headers: &http::HeaderMap,
+        collection: &str,
+        bytes: u64,
+    ) -> Option<Status> {
+        const METHOD: &str = "RecordService/Upsert";
+        let started = Instant::now();
+        let metadata = MetadataMap::from_headers(headers.clone());
+        let principal = self.auth.authenticate(&metadata, now_ms()).ok()?;
+        let Principal::Tenant(caller) = &principal else {
+            return None;
+        };
+        let named = CollectionName::parse(collection).ok()?;
+        if named.tenant() != &caller.tenant {
+            return None;
+        }
+        let info = self.engine.tenant_info(&caller.tenant).ok()?;
+        let status = self.limits.refuses_writes_of(
+            &caller.tenant,
+            &principal.audit_name(),
+            info.rate_limit,
+            bytes,
+        )?;
+        if let Some(refusals) = self.over_limit.count(&caller.tenant, now_ms())
+            && let Ok(tenant) = self.handle(&caller.tenant).await
+        {
+            Audit {
+                tenant,
+                principal: principal.audit_name(),
+                context: audit_context(&principal, &metadata),
+                method: METHOD,
+                resource: audit_resource(collection),
+            }
+            .write(&self.audit, status.code(), refusals)
+            .await;
+        }
+        tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
+        Some(self.finish_status(METHOD, Some(caller.tenant.as_str()), started, status))
+    }
+
     /// Whether the caller of `metadata` is still allowed `needed` on `tenant`: a key revoked
     /// or expired while its stream is open ends the stream.
     pub fn still_authorized(

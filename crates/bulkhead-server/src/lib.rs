@@ -23,6 +23,7 @@ mod status;
 mod tls;
 mod tokens;
 mod trace_context;
+mod write_admission;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,6 +209,7 @@ pub async fn serve(
         .layer(tower::util::MapRequestLayer::new(
             small_requests::capped_at(config.max_read_message_bytes.min(max)),
         ))
+        .layer(write_admission::WriteAdmissionLayer::new(gate.clone()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

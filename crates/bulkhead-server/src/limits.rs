@@ -35,6 +35,17 @@ impl Bucket {
     /// take larger than the whole bucket (one message bigger than a second of bandwidth) passes
     /// when the bucket is full and leaves it in debt, so it is slowed, not refused forever.
     fn try_take(&mut self, n: f64) -> bool {
+        if !self.allows(n) {
+            return false;
+        }
+        if self.rate > 0.0 {
+            self.tokens -= n;
+        }
+        true
+    }
+
+    /// Whether `n` tokens could be taken now, taking none.
+    fn allows(&mut self, n: f64) -> bool {
         if self.rate <= 0.0 {
             return true;
         }
@@ -42,12 +53,7 @@ impl Bucket {
         let elapsed = now.duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
         self.updated = now;
-        if self.tokens >= n.min(self.capacity) {
-            self.tokens -= n;
-            true
-        } else {
-            false
-        }
+        self.tokens >= n.min(self.capacity)
     }
 }
 
@@ -156,6 +162,61 @@ impl RateLimiter {
         if limit.requests_per_second <= 0.0 && limit.write_bytes_per_second == 0 {
             return Ok(());
         }
+        let buckets = self.buckets(tenant, limit);
+        let mut b = buckets.lock();
+        let share = self.defaults.principal_share;
+        if share < 1.0 && !b.principal(principal, share).try_take(1.0) {
+            return Err(over_share(tenant, principal, limit, share));
+        }
+        if !b.requests.try_take(1.0) {
+            return Err(over_rate(tenant, limit));
+        }
+        if write_bytes > 0 && !b.write_bytes.try_take(write_bytes as f64) {
+            return Err(over_write_limit(tenant, limit));
+        }
+        Ok(())
+    }
+
+    /// The refusal `admit` would give now to every write of `principal` in `tenant` of at
+    /// least `bytes` bytes (1: of any size), taking nothing from the buckets: lets a write be
+    /// refused before its message is read (`write_admission`).
+    pub fn refuses_writes_of(
+        &self,
+        tenant: &TenantId,
+        principal: &str,
+        own: RateLimit,
+        bytes: u64,
+    ) -> Option<Status> {
+        let limit = self.effective(own);
+        if limit.requests_per_second <= 0.0 && limit.write_bytes_per_second == 0 {
+            return None;
+        }
+        let buckets = self.tenants.read().get(tenant).cloned()?;
+        let mut b = buckets.lock();
+        if b.limit != limit {
+            return None;
+        }
+        let share = self.defaults.principal_share;
+        if share < 1.0
+            && b.principals
+                .get_mut(principal)
+                .is_some_and(|p| !p.allows(1.0))
+        {
+            return Some(over_share(tenant, principal, limit, share));
+        }
+        if !b.requests.allows(1.0) {
+            return Some(over_rate(tenant, limit));
+        }
+        // A write is admitted once the bucket holds its size or is full, so a bucket that
+        // can't give `bytes` refuses every larger write too.
+        if !b.write_bytes.allows(bytes.max(1) as f64) {
+            return Some(over_write_limit(tenant, limit));
+        }
+        None
+    }
+
+    /// `tenant`'s buckets under `limit`; a changed limit starts them afresh.
+    fn buckets(&self, tenant: &TenantId, limit: RateLimit) -> Arc<Mutex<TenantBuckets>> {
         let buckets = self.tenants.read().get(tenant).cloned();
         let buckets = match buckets {
             Some(b) => b,
@@ -166,36 +227,40 @@ impl RateLimiter {
                 .or_insert_with(|| Arc::new(Mutex::new(TenantBuckets::new(limit))))
                 .clone(),
         };
-        let mut b = buckets.lock();
-        if b.limit != limit {
-            *b = TenantBuckets::new(limit);
+        {
+            let mut b = buckets.lock();
+            if b.limit != limit {
+                *b = TenantBuckets::new(limit);
+            }
         }
-        let share = self.defaults.principal_share;
-        if share < 1.0 && !b.principal(principal, share).try_take(1.0) {
-            return Err(Status::resource_exhausted(format!(
-                "{principal} exceeded its share of tenant {tenant}'s rate limit ({:.1} of {} requests/s)",
-                limit.requests_per_second * share,
-                limit.requests_per_second
-            )));
-        }
-        if !b.requests.try_take(1.0) {
-            return Err(Status::resource_exhausted(format!(
-                "tenant {tenant} exceeded its rate limit of {} requests/s",
-                limit.requests_per_second
-            )));
-        }
-        if write_bytes > 0 && !b.write_bytes.try_take(write_bytes as f64) {
-            return Err(Status::resource_exhausted(format!(
-                "tenant {tenant} exceeded its write limit of {} bytes/s",
-                limit.write_bytes_per_second
-            )));
-        }
-        Ok(())
+        buckets
     }
 
     pub fn forget(&self, tenant: &TenantId) {
         self.tenants.write().remove(tenant);
     }
+}
+
+fn over_share(tenant: &TenantId, principal: &str, limit: RateLimit, share: f64) -> Status {
+    Status::resource_exhausted(format!(
+        "{principal} exceeded its share of tenant {tenant}'s rate limit ({:.1} of {} requests/s)",
+        limit.requests_per_second * share,
+        limit.requests_per_second
+    ))
+}
+
+fn over_rate(tenant: &TenantId, limit: RateLimit) -> Status {
+    Status::resource_exhausted(format!(
+        "tenant {tenant} exceeded its rate limit of {} requests/s",
+        limit.requests_per_second
+    ))
+}
+
+fn over_write_limit(tenant: &TenantId, limit: RateLimit) -> Status {
+    Status::resource_exhausted(format!(
+        "tenant {tenant} exceeded its write limit of {} bytes/s",
+        limit.write_bytes_per_second
+    ))
 }
 
 #[cfg(test)]
@@ -262,6 +327,81 @@ mod tests {
         l.admit(&b, "k", lim, 5000)
             .expect("a full bucket lets one big message through");
         assert!(l.admit(&b, "k", lim, 1).is_err(), "and is in debt after it");
+    }
+
+    #[test]
+    fn every_write_is_refused_only_while_the_bucket_cannot_admit_one_and_peeking_takes_nothing() {
+        let l = limiter(0.5);
+        let a = TenantId::new("a").unwrap();
+        let lim = RateLimit {
+            requests_per_second: 0.0,
+            burst: 0,
+            write_bytes_per_second: 1000,
+        };
+        assert!(
+            l.refuses_writes_of(&a, "k", lim, 1).is_none(),
+            "never wrote"
+        );
+        for _ in 0..10 {
+            assert!(l.refuses_writes_of(&a, "k", lim, 1).is_none());
+        }
+        l.admit(&a, "k", lim, 1000)
+            .expect("peeking took nothing from the full bucket");
+        l.admit(&a, "k", lim, 10_000).unwrap_err();
+        let b = TenantId::new("b").unwrap();
+        l.admit(&b, "k", lim, 10_000).unwrap();
+        let refused = l
+            .refuses_writes_of(&b, "k", lim, 1)
+            .expect("a bucket in debt admits no write of any size");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            refused.message(),
+            l.admit(&b, "k", lim, 1).unwrap_err().message()
+        );
+    }
+
+    #[test]
+    fn a_write_bigger_than_what_the_bucket_holds_is_refused_and_a_smaller_one_is_not() {
+        let l = limiter(1.0);
+        let a = TenantId::new("a").unwrap();
+        let lim = RateLimit {
+            requests_per_second: 0.0,
+            burst: 0,
+            write_bytes_per_second: 1000,
+        };
+        l.admit(&a, "k", lim, 600).unwrap();
+        assert!(l.refuses_writes_of(&a, "k", lim, 300).is_none());
+        assert!(l.refuses_writes_of(&a, "k", lim, 500).is_some());
+        assert!(
+            l.refuses_writes_of(&a, "k", lim, 50_000).is_some(),
+            "nor is a write bigger than the whole bucket admitted before it is full"
+        );
+        l.admit(&a, "k", lim, 500).unwrap_err();
+        l.admit(&a, "k", lim, 300).unwrap();
+    }
+
+    #[test]
+    fn a_principal_or_tenant_out_of_requests_is_refused_every_write() {
+        let l = limiter(0.5);
+        let a = TenantId::new("a").unwrap();
+        for _ in 0..5 {
+            l.admit(&a, "runaway", limit(0.001, 10), 0).unwrap();
+        }
+        let refused = l
+            .refuses_writes_of(&a, "runaway", limit(0.001, 10), 1)
+            .expect("the key used its share");
+        assert!(refused.message().contains("its share"), "{refused:?}");
+        assert!(
+            l.refuses_writes_of(&a, "other", limit(0.001, 10), 1)
+                .is_none()
+        );
+        for _ in 0..5 {
+            l.admit(&a, "other", limit(0.001, 10), 0).unwrap();
+        }
+        let refused = l
+            .refuses_writes_of(&a, "third", limit(0.001, 10), 1)
+            .expect("the tenant used its rate");
+        assert!(refused.message().contains("its rate limit"), "{refused:?}");
     }
 
     #[test]

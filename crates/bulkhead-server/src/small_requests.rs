@@ -29,7 +29,7 @@ const RECORD_CARRYING: &[&str] = &[
 ];
 
 /// A gRPC message's prefix: a compression flag and the length, four bytes big-endian.
-const PREFIX_BYTES: usize = 5;
+pub const PREFIX_BYTES: usize = 5;
 
 /// The layer's function: caps the body of every other method at `limit` bytes.
 pub fn capped_at(

@@ -51,6 +51,11 @@ pub struct NeighboursArgs {
     /// Records of each of the attacker's two collections [default: the whole data set].
     #[arg(long)]
     attacker_records: Option<usize>,
+    /// The attacker's write limit in bytes per second, set once its records are loaded
+    /// [default: the server's]. With a limit the flood outruns, `write-flood` is a flood of
+    /// writes refused for it, as an attacker past its limit sends them.
+    #[arg(long)]
+    attacker_write_limit: Option<u64>,
     /// Victim requests per second, on a fixed schedule: 90% top-10 queries, 10% upserts.
     #[arg(long, default_value_t = 200.0)]
     victim_rate: f64,
@@ -114,6 +119,7 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
         attacker: &args.attacker,
         victim_records: args.victim_records,
         attacker_records,
+        attacker_write_limit: args.attacker_write_limit,
         writers: args.writers,
     };
     let setup = tokio::runtime::Builder::new_current_thread()

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use bulkhead_client::proto as pb;
 use bulkhead_client::{
     AdminClient, Client, ClientError, CollectionSpec, Metric, Record, Role, TenantClient,
-    TenantOptions, Value,
+    TenantOptions, TenantUpdate, Value,
 };
 
 use crate::dataset::Dataset;
@@ -45,6 +45,8 @@ pub struct Plan<'a> {
     pub attacker: &'a str,
     pub victim_records: usize,
     pub attacker_records: usize,
+    /// Set on the attacker once it is loaded (bytes/s).
+    pub attacker_write_limit: Option<u64>,
     pub writers: usize,
 }
 
@@ -135,6 +137,17 @@ pub async fn prepare(plan: &Plan<'_>, data: &Arc<Dataset>) -> Result<Keys> {
     })
     .await?;
     eprintln!("neighbours: loaded in {:.1} s", took.as_secs_f64());
+    if let Some(limit) = plan.attacker_write_limit {
+        let update = TenantUpdate {
+            write_bytes_per_second: Some(limit),
+            ..Default::default()
+        };
+        admin
+            .update_tenant(plan.attacker, &update)
+            .await
+            .context("setting the attacker's write limit")?;
+        eprintln!("neighbours: the attacker may write {limit} bytes/s from now on");
+    }
     Ok(keys)
 }
 

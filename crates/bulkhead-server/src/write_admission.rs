@@ -1,0 +1,333 @@
+//! Upserts refused before their message is read. The rate limiter counts a write's bytes, so it
+//! used to see an Upsert only once tonic had received and decoded its message, on a request
+//! thread every tenant shares. A tenant flooding past its limit thus had the server take in and
+//! decode every message it refused: 785 KB upserts refused about 150 times a second took 0.4
+//! of a CPU from the request threads and made every tenant's requests wait four times as long
+//! for one (`docs/benchmarks.md`, *Writes past the limit*).
+//!
+//! A gRPC message starts with its length, and an encoder writes an `UpsertRequest`'s fields in
+//! order, so its first bytes also name its collection. From those, the gate refuses an Upsert
+//! its tenant can't admit before the rest arrives (`Gate::refuse_unread_upsert`). The rest of
+//! the decision is the usual path's (`Gate::tenant_call`): an Upsert whose start can't be read
+//! that way (fields out of order, compressed), or that names another tenant (which must be
+//! answered `PERMISSION_DENIED` and audited as such), goes on to it. So do Import and the
+//! cache's Store, whose admission doesn't count their message's length: an Import's first
+//! message comes when the client sends it, and the stream must hold a slot of its tenant's
+//! while it waits, which only its handler takes.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::BodyExt;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::Bytes;
+use tower::{Layer, Service};
+
+use crate::gate::Gate;
+use crate::small_requests::PREFIX_BYTES;
+
+const UPSERT_PATH: &str = "/bulkhead.v1.RecordService/Upsert";
+/// `UpsertRequest.collection`: field 1, length-delimited.
+const COLLECTION_KEY: u8 = 0x0A;
+/// Longest collection name read from a message's start; a longer one is left to the usual path.
+const MAX_PEEKED_NAME: usize = 1024;
+/// The most of a body read before the decision: prefix, key, a two-byte length, the name.
+const MAX_HEAD: usize = PREFIX_BYTES + 1 + 2 + MAX_PEEKED_NAME;
+
+/// Puts [`WriteAdmission`] in front of the server's services.
+#[derive(Debug, Clone)]
+pub struct WriteAdmissionLayer {
+    gate: Arc<Gate>,
+}
+
+impl WriteAdmissionLayer {
+    pub fn new(gate: Arc<Gate>) -> Self {
+        Self { gate }
+    }
+}
+
+impl<S> Layer<S> for WriteAdmissionLayer {
+    type Service = WriteAdmission<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WriteAdmission {
+            inner,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+/// Answers an Upsert its tenant can't admit from the first bytes of its message.
+#[derive(Debug, Clone)]
+pub struct WriteAdmission<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<Body>, E>> + Send>>;
+
+impl<S> Service<http::Request<Body>> for WriteAdmission<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if request.uri().path() != UPSERT_PATH {
+            return Box::pin(self.inner.call(request));
+        }
+        // The service that was polled ready is the one to call (tower's contract); its clone
+        // stays for the next request.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let (head, body) = read_head(body).await;
+            let request = http::Request::from_parts(parts, body);
+            let refusal = match &head {
+                Some(head) => {
+                    gate.refuse_unread_upsert(request.headers(), &head.collection, head.declared)
+                        .await
+                }
+                None => None,
+            };
+            match refusal {
+                Some(refusal) => Ok(refusal.into_http()),
+                None => inner.call(request).await,
+            }
+        })
+    }
+}
+
+/// What an Upsert's first bytes say.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    /// The message's length, as its prefix declares it: the bytes its admission counts.
+    declared: u64,
+    collection: String,
+}
+
+enum Peek {
+    Read(Head),
+    /// More bytes are needed to tell.
+    NeedsMore,
+    /// Not a message whose start says it (compressed, fields in another order, a long name).
+    Unreadable,
+}
+
+/// Reads `bytes`, the start of a body, as an uncompressed `UpsertRequest` whose first field is
+/// its collection.
+fn peek(bytes: &[u8]) -> Peek {
+    let key_at = PREFIX_BYTES;
+    if bytes.len() <= key_at {
+        return Peek::NeedsMore;
+    }
+    if bytes[0] != 0 || bytes[key_at] != COLLECTION_KEY {
+        return Peek::Unreadable;
+    }
+    let declared = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    // The name's length: a varint of one or two bytes (up to 16,383).
+    let length_at = key_at + 1;
+    let Some(&first) = bytes.get(length_at) else {
+        return Peek::NeedsMore;
+    };
+    let (length, name_at) = if first < 0x80 {
+        (usize::from(first), length_at + 1)
+    } else {
+        let Some(&second) = bytes.get(length_at + 1) else {
+            return Peek::NeedsMore;
+        };
+        if second >= 0x80 {
+            return Peek::Unreadable;
+        }
+        (
+            usize::from(first & 0x7f) | usize::from(second) << 7,
+            length_at + 2,
+        )
+    };
+    let end = name_at + length;
+    if length > MAX_PEEKED_NAME || end > PREFIX_BYTES + declared as usize {
+        return Peek::Unreadable;
+    }
+    if bytes.len() < end {
+        return Peek::NeedsMore;
+    }
+    match std::str::from_utf8(&bytes[name_at..end]) {
+        Ok(name) => Peek::Read(Head {
+            declared: u64::from(declared),
+            collection: name.to_owned(),
+        }),
+        Err(_) => Peek::Unreadable,
+    }
+}
+
+/// Reads `body` until its start says what [`peek`] looks for, or can't; returns that and the
+/// body as it was, the bytes read included.
+async fn read_head(mut body: Body) -> (Option<Head>, Body) {
+    let mut start = Vec::new();
+    let mut read = VecDeque::new();
+    loop {
+        match peek(&start) {
+            Peek::Read(head) => return (Some(head), replayed(read, Some(body))),
+            Peek::Unreadable => return (None, replayed(read, Some(body))),
+            Peek::NeedsMore => {}
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let room = MAX_HEAD.saturating_sub(start.len());
+                    start.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                read.push_back(Ok(frame));
+            }
+            Some(Err(e)) => {
+                read.push_back(Err(e));
+                return (None, replayed(read, None));
+            }
+            None => return (None, replayed(read, None)),
+        }
+    }
+}
+
+fn replayed(read: VecDeque<Result<Frame<Bytes>, Status>>, rest: Option<Body>) -> Body {
+    Body::new(Replayed { read, rest })
+}
+
+/// A body whose first frames were already read: they come first, then the rest of it.
+struct Replayed {
+    read: VecDeque<Result<Frame<Bytes>, Status>>,
+    rest: Option<Body>,
+}
+
+impl HttpBody for Replayed {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        if let Some(frame) = this.read.pop_front() {
+            return Poll::Ready(Some(frame));
+        }
+        match &mut this.rest {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.is_empty() && self.rest.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    fn body_of(chunks: Vec<Vec<u8>>) -> Body {
+        let frames: Vec<Result<Frame<Bytes>, Status>> = chunks
+            .into_iter()
+            .map(|c| Ok(Frame::data(Bytes::from(c))))
+            .collect();
+        Body::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    async fn all_of(body: Body) -> Vec<u8> {
+        body.collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    /// `message` framed as gRPC sends it: flag, length, the encoded message.
+    fn framed(message: &impl Message) -> Vec<u8> {
+        let encoded = message.encode_to_vec();
+        let mut out = vec![0];
+        out.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+        out.extend_from_slice(&encoded);
+        out
+    }
+
+    fn upsert(collection: &str, records: usize) -> bulkhead_proto::v1::UpsertRequest {
+        bulkhead_proto::v1::UpsertRequest {
+            collection: collection.to_owned(),
+            records: (0..records)
+                .map(|i| bulkhead_proto::v1::Record {
+                    id: format!("r{i}"),
+                    vector: vec![0.5; 16],
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upserts_length_and_collection_are_read_across_frames_and_the_body_left_whole() {
+        for name in [
+            "tenants/t/collections/docs".to_owned(),
+            format!("tenants/t/collections/{}", "c".repeat(300)),
+        ] {
+            let message = framed(&upsert(&name, 40));
+            for split in [1, 3, 5, 6, 7, 8, 20, message.len() - 1] {
+                let chunks = vec![message[..split].to_vec(), message[split..].to_vec()];
+                let (head, body) = read_head(body_of(chunks)).await;
+                assert_eq!(
+                    head,
+                    Some(Head {
+                        declared: (message.len() - PREFIX_BYTES) as u64,
+                        collection: name.clone(),
+                    }),
+                    "split at {split}"
+                );
+                assert_eq!(all_of(body).await, message);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_that_does_not_say_is_left_to_the_usual_path_whole() {
+        let message = framed(&upsert("tenants/t/collections/docs", 3));
+        let mut compressed = message.clone();
+        compressed[0] = 1;
+        let records_first = {
+            let mut reordered = upsert("tenants/t/collections/docs", 1);
+            reordered.collection.clear();
+            let mut encoded = reordered.encode_to_vec();
+            encoded.extend_from_slice(&[COLLECTION_KEY, 3, b'a', b'b', b'c']);
+            let mut out = vec![0];
+            out.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+            out.extend_from_slice(&encoded);
+            out
+        };
+        let long_name = framed(&upsert(&"n".repeat(MAX_PEEKED_NAME + 1), 1));
+        let mut name_past_message = message[..PREFIX_BYTES + 2].to_vec();
+        name_past_message[1..5].copy_from_slice(&3u32.to_be_bytes());
+        name_past_message.extend_from_slice(b"tenants/t/collections/docs");
+        for (what, bytes) in [
+            ("compressed", compressed),
+            ("records first", records_first),
+            ("a name too long", long_name),
+            ("a name past the message's end", name_past_message),
+            ("too short", message[..4].to_vec()),
+            ("empty", Vec::new()),
+        ] {
+            let (head, body) = read_head(body_of(vec![bytes.clone()])).await;
+            assert_eq!(head, None, "{what}");
+            assert_eq!(all_of(body).await, bytes, "{what}");
+        }
+    }
+}
