@@ -2,8 +2,8 @@
 //! used to see an Upsert only once tonic had received and decoded its message, on a request
 //! thread every tenant shares. A tenant flooding past its limit thus had the server take in and
 //! decode every message it refused: 785 KB upserts refused about 150 times a second took 0.4
-//! of a CPU from the request threads and made every tenant's requests wait four times as long
-//! for one (`docs/benchmarks.md`, *Writes past the limit*).
+//! of a CPU from the request threads and made every tenant's requests wait four to nine times
+//! as long for one (`docs/benchmarks.md`, *Writes past the limit*).
 //!
 //! A gRPC message starts with its length, and an encoder writes an `UpsertRequest`'s fields in
 //! order, so its first bytes also name its collection. From those, the gate refuses an Upsert
