@@ -254,18 +254,23 @@ impl Gate {
             info.rate_limit,
             bytes,
         )?;
-        if let Some(refusals) = self.over_limit.count(&caller.tenant, now_ms())
-            && let Ok(tenant) = self.handle(&caller.tenant).await
-        {
-            Audit {
-                tenant,
-                principal: principal.audit_name(),
-                context: audit_context(&principal, &metadata),
-                method: METHOD,
-                resource: audit_resource(collection),
+        if let Some(refusals) = self.over_limit.count(&caller.tenant, now_ms()) {
+            match self.handle(&caller.tenant).await {
+                Ok(tenant) => {
+                    Audit {
+                        tenant,
+                        principal: principal.audit_name(),
+                        context: audit_context(&principal, &metadata),
+                        method: METHOD,
+                        resource: audit_resource(collection),
+                    }
+                    .write(&self.audit, status.code(), refusals)
+                    .await
+                }
+                Err(e) => {
+                    tracing::error!(error = %e.message(), "cannot audit a refused request")
+                }
             }
-            .write(&self.audit, status.code(), refusals)
-            .await;
         }
         tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
         Some(self.finish_status(METHOD, Some(caller.tenant.as_str()), started, status))
