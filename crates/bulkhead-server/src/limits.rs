@@ -275,6 +275,15 @@ mod tests {
         }
     }
 
+    /// A write limit of `bytes` per second and no request limit.
+    fn write_limit(bytes: u64) -> RateLimit {
+        RateLimit {
+            requests_per_second: 0.0,
+            burst: 0,
+            write_bytes_per_second: bytes,
+        }
+    }
+
     fn limiter(share: f64) -> RateLimiter {
         RateLimiter::new(RateDefaults {
             tenant: RateLimit::default(),
@@ -316,11 +325,7 @@ mod tests {
     fn write_bytes_are_limited_and_a_message_bigger_than_the_bucket_is_slowed_not_refused() {
         let l = limiter(1.0);
         let a = TenantId::new("a").unwrap();
-        let lim = RateLimit {
-            requests_per_second: 0.0,
-            burst: 0,
-            write_bytes_per_second: 1000,
-        };
+        let lim = write_limit(1000);
         l.admit(&a, "k", lim, 800).unwrap();
         assert!(l.admit(&a, "k", lim, 800).is_err());
         let b = TenantId::new("b").unwrap();
@@ -333,11 +338,7 @@ mod tests {
     fn every_write_is_refused_only_while_the_bucket_cannot_admit_one_and_peeking_takes_nothing() {
         let l = limiter(0.5);
         let a = TenantId::new("a").unwrap();
-        let lim = RateLimit {
-            requests_per_second: 0.0,
-            burst: 0,
-            write_bytes_per_second: 1000,
-        };
+        let lim = write_limit(1000);
         assert!(
             l.refuses_writes_of(&a, "k", lim, 1).is_none(),
             "never wrote"
@@ -364,11 +365,7 @@ mod tests {
     fn a_write_bigger_than_what_the_bucket_holds_is_refused_and_a_smaller_one_is_not() {
         let l = limiter(1.0);
         let a = TenantId::new("a").unwrap();
-        let lim = RateLimit {
-            requests_per_second: 0.0,
-            burst: 0,
-            write_bytes_per_second: 1000,
-        };
+        let lim = write_limit(1000);
         l.admit(&a, "k", lim, 600).unwrap();
         assert!(l.refuses_writes_of(&a, "k", lim, 300).is_none());
         assert!(l.refuses_writes_of(&a, "k", lim, 500).is_some());
