@@ -203,6 +203,11 @@ pub async fn serve(
     let server = builder
         .timeout(Duration::from_secs(config.request_timeout_secs))
         .max_concurrent_streams(Some(config.max_streams_per_connection))
+        // Flow-control windows that start at 64 KiB and grow with each connection's measured
+        // bandwidth-delay product (as gRPC-Go's servers do), rather than hyper's fixed 1 MiB:
+        // a request refused from its first bytes (over a size or write limit) pushes only as
+        // much of its body at the server as its connection has shown it needs.
+        .http2_adaptive_window(Some(true))
         .layer(tower::util::MapResponseLayer::new(
             oversize::refusal_is_invalid_argument,
         ))

@@ -13,8 +13,11 @@
 //! soon as another tenant has work, the kernel gives that work's normal-priority thread the CPU
 //! first. (Not in the kernel's idle class, which did that better but starved a borrowed job,
 //! and every thread waiting on a lock it held, while other processes kept the CPUs busy:
-//! benchmarks.md, "Borrowed threads in the idle class".) Fairness of queueing comes from the
-//! ring, fairness of CPU from the priorities: neither depends on jobs being short.
+//! benchmarks.md, "Borrowed threads in the idle class".) Beside other active tenants a tenant
+//! also holds all the borrowed threads but one, so its work past its share leaves a core clear
+//! for theirs: background priority alone left their threads waiting out its time slices.
+//! Fairness of queueing comes from the ring, fairness of CPU from the priorities and that
+//! core: none depends on jobs being short.
 //!
 //! A job whose caller has gone away (a cancelled request) is skipped.
 
@@ -71,6 +74,8 @@ struct Queues {
     usage: HashMap<TenantId, Usage>,
     /// Normal-priority threads in the pool.
     share_threads: usize,
+    /// Background-priority threads in the pool.
+    borrowed_threads: usize,
     /// Tenants with queued jobs, in turn order.
     ring: VecDeque<TenantId>,
     /// Share threads waiting for work.
@@ -103,6 +108,7 @@ impl Queues {
     fn next(&mut self, class: Class, now: Instant) -> Option<(TenantId, Job)> {
         let idle_share = self.idle_share;
         let per_share = self.fair_part_per_share(now);
+        let most_borrowed = self.most_borrowed(per_share.is_some());
         let at = self.ring.iter().position(|t| {
             self.tenants.get(t).is_some_and(|q| {
                 let over = self.is_over(t, q.share, per_share, now);
@@ -110,7 +116,9 @@ impl Queues {
                 !q.jobs.is_empty()
                     && match class {
                         Class::Share => !at_share && !over,
-                        Class::Borrowed => at_share || over || idle_share == 0,
+                        Class::Borrowed => {
+                            (at_share || over || idle_share == 0) && q.borrowed < most_borrowed
+                        }
                     }
             })
         })?;
@@ -138,6 +146,20 @@ impl Queues {
     /// runs on the borrowed threads.
     fn most_held(&self, share: usize) -> usize {
         share.min(self.share_threads.saturating_sub(1).max(1))
+    }
+
+    /// The borrowed threads one tenant may hold at once: all of them while it is the only
+    /// tenant active lately, one fewer (when there are two or more) while others are. Even at
+    /// background priority a tenant busy on every core costs the others: a thread of theirs that
+    /// wakes on a core running the tenant's work often waits out that work's time slice, and
+    /// the two share caches and memory bandwidth. With one core kept clear of it, their work
+    /// finds one (benchmarks.md, "One core kept clear").
+    fn most_borrowed(&self, others_active: bool) -> usize {
+        if others_active && self.borrowed_threads >= 2 {
+            self.borrowed_threads - 1
+        } else {
+            usize::MAX
+        }
     }
 
     /// The share threads' fair part per thread of share: their number over the summed shares
@@ -239,6 +261,7 @@ impl FairPool {
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues {
                 share_threads: size.share_threads.max(1),
+                borrowed_threads: size.borrowed_threads,
                 ..Queues::default()
             }),
             share_work: Condvar::new(),
@@ -548,6 +571,52 @@ mod tests {
         let later = now + Duration::from_secs(5);
         let per_share = q.fair_part_per_share(later);
         assert!(!q.is_over(&t("heavy"), 1, per_share, later), "use decays");
+    }
+
+    #[test]
+    fn beside_others_a_tenant_holds_every_borrowed_thread_but_one() {
+        let now = Instant::now();
+        let mut q = Queues {
+            share_threads: 2,
+            borrowed_threads: 3,
+            ..Queues::default()
+        };
+        for _ in 0..10 {
+            q.push(&t("heavy"), 1, Box::new(|| ()));
+        }
+        let take = |q: &mut Queues, class| q.next(class, now).map(|(t, _)| t);
+        assert_eq!(take(&mut q, Class::Share), Some(t("heavy")));
+        for _ in 0..3 {
+            assert_eq!(
+                take(&mut q, Class::Borrowed),
+                Some(t("heavy")),
+                "alone, it takes every borrowed thread"
+            );
+        }
+        for class in [
+            Class::Share,
+            Class::Borrowed,
+            Class::Borrowed,
+            Class::Borrowed,
+        ] {
+            q.finished(&t("heavy"), class);
+        }
+        q.used(&t("light"), Duration::from_millis(100), now);
+        assert_eq!(take(&mut q, Class::Share), Some(t("heavy")));
+        for _ in 0..2 {
+            assert_eq!(take(&mut q, Class::Borrowed), Some(t("heavy")));
+        }
+        assert_eq!(
+            take(&mut q, Class::Borrowed),
+            None,
+            "beside an active tenant, two of the three"
+        );
+        q.push(&t("light"), 1, Box::new(|| ()));
+        assert_eq!(
+            take(&mut q, Class::Borrowed),
+            Some(t("light")),
+            "the one left takes the other tenant's work"
+        );
     }
 
     #[test]
