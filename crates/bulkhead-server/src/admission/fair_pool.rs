@@ -145,18 +145,18 @@ impl Queues {
     /// tenant's further jobs fill too. A lone tenant loses no core by it: its work past this
     /// runs on the borrowed threads.
     fn most_held(&self, share: usize) -> usize {
-        share.min(self.share_threads.saturating_sub(1).max(1))
+        share.min(all_but_one(self.share_threads))
     }
 
     /// The borrowed threads one tenant may hold at once: all of them while it is the only
-    /// tenant active lately, one fewer (when there are two or more) while others are. Even at
+    /// tenant active lately, [`all_but_one`] while others are. Even at
     /// background priority a tenant busy on every core costs the others: a thread of theirs that
     /// wakes on a core running the tenant's work often waits out that work's time slice, and
     /// the two share caches and memory bandwidth. With one core kept clear of it, their work
     /// finds one (benchmarks.md, "One core kept clear").
     fn most_borrowed(&self, others_active: bool) -> usize {
-        if others_active && self.borrowed_threads >= 2 {
-            self.borrowed_threads - 1
+        if others_active {
+            all_but_one(self.borrowed_threads)
         } else {
             usize::MAX
         }
@@ -219,6 +219,12 @@ impl Queues {
             }
         }
     }
+}
+
+/// What one tenant may hold of a class of `threads` beside others: one fewer when there are two
+/// or more, the one when there is one.
+fn all_but_one(threads: usize) -> usize {
+    threads.saturating_sub(1).max(1)
 }
 
 struct Shared {
