@@ -9,6 +9,7 @@ mod attack;
 mod loops;
 mod outcomes;
 mod report;
+mod server_latency;
 mod setup;
 mod streams;
 mod thread_times;
@@ -23,7 +24,8 @@ use clap::{Args, ValueEnum};
 use http::HeaderValue;
 
 use self::attack::{Scenario, Target};
-use self::report::{PhaseFigures, ScenarioResult};
+use self::report::{PhaseFigures, ScenarioResult, ServerP99};
+use self::server_latency::TenantHistograms;
 use self::setup::{FLAT, HNSW, Plan};
 use self::thread_times::ThreadTimes;
 use self::victim::{Phase, VictimLoad};
@@ -93,6 +95,12 @@ pub struct NeighboursArgs {
     /// (`server_threads`), a figure summed over every request rather than the slowest few.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The server's `metrics-listen` address (`host:port`), when it runs with
+    /// `per-tenant-metrics = true`: each phase then also reports the victim's query and upsert
+    /// p99 as the server timed them, from admission to answer, so a rise the harness sees can be
+    /// told apart from one in the server's handling.
+    #[arg(long)]
+    metrics_endpoint: Option<String>,
 }
 
 fn bearer(secret: &str) -> Result<HeaderValue> {
@@ -185,7 +193,7 @@ fn measure(
     let phase = Duration::from_secs(args.phase);
     std::thread::sleep(Duration::from_secs(args.settle_secs));
     eprintln!("{scenario}: baseline, {} s", args.phase);
-    let baseline = observed(args.server_pid, || victim.run(phase, 3 * index))?;
+    let baseline = observed(args, &|| victim.run(phase, 3 * index))?;
     eprintln!("{scenario}: starting the attack");
     let running = attack::start(scenario, target)?;
     eprintln!(
@@ -193,14 +201,14 @@ fn measure(
         running.counts(),
         args.phase
     );
-    let attack = observed(args.server_pid, || victim.run(phase, 3 * index + 1));
+    let attack = observed(args, &|| victim.run(phase, 3 * index + 1));
     let (attacker, notes) = running.stop();
     let attack = attack?;
     eprintln!(
         "{scenario}: attack stopped ({attacker:?}); recovery, {} s",
         args.phase
     );
-    let recovery = observed(args.server_pid, || victim.run(phase, 3 * index + 2))?;
+    let recovery = observed(args, &|| victim.run(phase, 3 * index + 2))?;
     Ok(ScenarioResult {
         scenario,
         baseline,
@@ -212,13 +220,26 @@ fn measure(
 }
 
 /// The victim's figures for the phase `run` measures, with the server's thread times over it
-/// when `server_pid` is given.
-fn observed(server_pid: Option<u32>, run: impl FnOnce() -> Result<Phase>) -> Result<PhaseFigures> {
-    let Some(pid) = server_pid else {
-        return Ok(PhaseFigures::from(&run()?));
-    };
-    let before = ThreadTimes::of(pid)?;
+/// (`--server-pid`) and its own timing of the victim's requests (`--metrics-endpoint`).
+fn observed(args: &NeighboursArgs, run: &dyn Fn() -> Result<Phase>) -> Result<PhaseFigures> {
+    let threads = args.server_pid.map(ThreadTimes::of).transpose()?;
+    let histograms = |addr: &String| TenantHistograms::scrape(addr, &args.victim);
+    let timed = args.metrics_endpoint.as_ref().map(histograms).transpose()?;
     let mut figures = PhaseFigures::from(&run()?);
-    figures.server_threads = Some(ThreadTimes::of(pid)?.since(&before));
+    if let (Some(pid), Some(before)) = (args.server_pid, threads) {
+        figures.server_threads = Some(ThreadTimes::of(pid)?.since(&before));
+    }
+    if let (Some(addr), Some(before)) = (&args.metrics_endpoint, timed) {
+        let after = histograms(addr)?;
+        let p99 = |method| after.quantile_since(&before, method, 0.99);
+        figures.server_p99_us = Some(ServerP99 {
+            query: p99(SERVER_QUERY),
+            upsert: p99(SERVER_UPSERT),
+        });
+    }
     Ok(figures)
 }
+
+/// The methods as the server's metrics name them.
+const SERVER_QUERY: &str = "RecordService/Query";
+const SERVER_UPSERT: &str = "RecordService/Upsert";

@@ -27,6 +27,16 @@ pub struct PhaseFigures {
     pub upsert_p99_us: f64,
     /// The server's thread times over the phase (`--server-pid`).
     pub server_threads: Option<PhaseThreads>,
+    /// The victim's query and upsert p99 as the server timed them (`--metrics-endpoint`).
+    pub server_p99_us: Option<ServerP99>,
+}
+
+/// The victim's p99 per method from the server's histograms, in microseconds; `None` for a
+/// method without requests in the phase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerP99 {
+    pub query: Option<f64>,
+    pub upsert: Option<f64>,
 }
 
 impl From<&Phase> for PhaseFigures {
@@ -40,6 +50,7 @@ impl From<&Phase> for PhaseFigures {
             query_p99_us: percentile_us(&p.queries, 0.99),
             upsert_p99_us: percentile_us(&p.upserts, 0.99),
             server_threads: None,
+            server_p99_us: None,
         }
     }
 }
@@ -62,6 +73,11 @@ impl PhaseFigures {
         });
         if let Some(threads) = &self.server_threads {
             figures["server_threads"] = threads.json();
+        }
+        if let Some(server) = &self.server_p99_us {
+            let us = |v: Option<f64>| v.map(|v| round(v, 1));
+            figures["server_query_p99_us"] = json!(us(server.query));
+            figures["server_upsert_p99_us"] = json!(us(server.upsert));
         }
         figures
     }
@@ -172,6 +188,40 @@ pub fn markdown(results: &[ScenarioResult]) -> String {
     if results.iter().any(|r| r.baseline.server_threads.is_some()) {
         out.push_str(&thread_table(results));
     }
+    if results.iter().any(|r| r.baseline.server_p99_us.is_some()) {
+        out.push_str(&server_p99_table(results));
+    }
+    out
+}
+
+/// The victim's p99 as the server timed it and as the harness did, per phase
+/// (`--metrics-endpoint`), in milliseconds.
+fn server_p99_table(results: &[ScenarioResult]) -> String {
+    let mut out = String::from(
+        "\n| scenario | query p99 ms, server: baseline / attack / recovery | query p99 ms, harness | upsert p99 ms, server | upsert p99 ms, harness |\n\
+         |---|---|---|---|---|\n",
+    );
+    let ms = |us: Option<f64>| us.map_or("–".to_owned(), |us| format!("{:.2}", us / 1000.0));
+    for r in results {
+        let phases = [&r.baseline, &r.attack, &r.recovery];
+        let server = |method: fn(&ServerP99) -> Option<f64>| {
+            phases
+                .map(|p| ms(p.server_p99_us.as_ref().and_then(method)))
+                .join(" / ")
+        };
+        let harness =
+            |figure: fn(&PhaseFigures) -> f64| phases.map(|p| ms(Some(figure(p)))).join(" / ");
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            r.scenario,
+            server(|s| s.query),
+            harness(|p| p.query_p99_us),
+            server(|s| s.upsert),
+            harness(|p| p.upsert_p99_us),
+        )
+        .expect("writing to a String");
+    }
     out
 }
 
@@ -215,6 +265,7 @@ mod tests {
             query_p99_us: p99_us / 2.0,
             upsert_p99_us: p99_us,
             server_threads: None,
+            server_p99_us: None,
         }
     }
 
@@ -278,5 +329,33 @@ mod tests {
         let mut with = attack.attack;
         with.server_threads = Some(threads(0.1));
         assert_eq!(with.json()["server_threads"]["foreground_wait"], 0.1);
+    }
+
+    #[test]
+    fn the_servers_timing_sits_beside_the_harnesss() {
+        let mut r = result(phase(3000.0, &[]), phase(1000.0, &[]));
+        r.baseline.server_p99_us = Some(ServerP99 {
+            query: Some(700.0),
+            upsert: Some(1500.0),
+        });
+        r.attack.server_p99_us = Some(ServerP99 {
+            query: Some(750.0),
+            upsert: None,
+        });
+        let table = markdown(&[r]);
+        let row = table.lines().last().unwrap();
+        assert_eq!(
+            row,
+            "| write-flood | 0.70 / 0.75 / – | 0.50 / 1.50 / 0.50 | 1.50 / – / – | 1.00 / 3.00 / 1.00 |"
+        );
+        let json = result(phase(1000.0, &[]), phase(1000.0, &[])).baseline;
+        assert!(json.json().get("server_query_p99_us").is_none());
+        let mut with = json;
+        with.server_p99_us = Some(ServerP99 {
+            query: Some(812.34),
+            upsert: None,
+        });
+        assert_eq!(with.json()["server_query_p99_us"], 812.3);
+        assert!(with.json()["server_upsert_p99_us"].is_null());
     }
 }
