@@ -254,25 +254,14 @@ impl Gate {
             info.rate_limit,
             bytes,
         )?;
-        if let Some(refusals) = self.over_limit.count(&caller.tenant, now_ms()) {
-            match self.handle(&caller.tenant).await {
-                Ok(tenant) => {
-                    Audit {
-                        tenant,
-                        principal: principal.audit_name(),
-                        context: audit_context(&principal, &metadata),
-                        method: METHOD,
-                        resource: audit_resource(collection),
-                    }
-                    .write(&self.audit, status.code(), refusals)
-                    .await
-                }
-                Err(e) => {
-                    tracing::error!(error = %e.message(), "cannot audit a refused request")
-                }
-            }
-        }
-        tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
+        let event = |tenant| Audit {
+            tenant,
+            principal: principal.audit_name(),
+            context: audit_context(&principal, &metadata),
+            method: METHOD,
+            resource: audit_resource(collection),
+        };
+        let status = self.refuse_over_limit(&caller.tenant, event, status).await;
         Some(self.finish_status(METHOD, Some(caller.tenant.as_str()), started, status))
     }
 
@@ -480,11 +469,9 @@ impl Gate {
         let _in_flight = match admitted {
             Ok(slot) => slot,
             Err(status) => {
-                if let Some(refusals) = self.over_limit.count(&call.tenant_id, now_ms()) {
-                    audit.write(&self.audit, status.code(), refusals).await;
-                }
-                tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
-                return Err(status);
+                return Err(self
+                    .refuse_over_limit(&call.tenant_id, |_| audit, status)
+                    .await);
             }
         };
         // Calls that may write get a handle whose writes carry their audit event.
@@ -648,35 +635,47 @@ impl Gate {
                 return status;
             }
         };
-        let (status, count) = match self
-            .limits
-            .admit(&key.tenant, &key.name, info.rate_limit, 0)
-        {
-            Ok(()) => (status, 0),
-            Err(limited) => {
-                tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
-                match self.over_limit.count(&key.tenant, now_ms()) {
-                    Some(refusals) => (limited, refusals),
-                    None => return limited,
-                }
-            }
-        };
-        let tenant = match self.handle(&key.tenant).await {
-            Ok(tenant) => tenant,
-            Err(e) => {
-                tracing::error!(error = %e.message(), "cannot audit a refused request");
-                return status;
-            }
-        };
-        Audit {
+        let event = |tenant| Audit {
             tenant,
             principal: principal.audit_name(),
             context: context.clone(),
             method,
             resource: audit_resource(resource),
+        };
+        if let Err(limited) = self
+            .limits
+            .admit(&key.tenant, &key.name, info.rate_limit, 0)
+        {
+            return self.refuse_over_limit(&key.tenant, event, limited).await;
         }
-        .write(&self.audit, status.code(), count)
-        .await;
+        match self.handle(&key.tenant).await {
+            Ok(tenant) => event(tenant).write(&self.audit, status.code(), 0).await,
+            Err(e) => tracing::error!(error = %e.message(), "cannot audit a refused request"),
+        }
+        status
+    }
+
+    /// Answers a request refused for its tenant's limits: counted, audited at most once a second
+    /// with the number refused since ([`Refusals`]), and sent back only after
+    /// [`OVER_LIMIT_PUSHBACK`]. A flood past the limits so costs its tenant's trail one event a
+    /// second, and a client looping on refusals is slowed without holding a thread or a slot.
+    async fn refuse_over_limit(
+        &self,
+        tenant: &TenantId,
+        event: impl FnOnce(TenantHandle) -> Audit,
+        status: Status,
+    ) -> Status {
+        if let Some(refusals) = self.over_limit.count(tenant, now_ms()) {
+            match self.handle(tenant).await {
+                Ok(handle) => {
+                    event(handle)
+                        .write(&self.audit, status.code(), refusals)
+                        .await
+                }
+                Err(e) => tracing::error!(error = %e.message(), "cannot audit a refused request"),
+            }
+        }
+        tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
         status
     }
 
