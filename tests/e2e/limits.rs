@@ -1,5 +1,7 @@
 //! Rate limits and quotas: RESOURCE_EXHAUSTED for the tenant that exceeds them, nobody else.
 
+use std::time::Duration;
+
 use bulkhead_proto::v1 as pb;
 use tonic::Code;
 
@@ -59,9 +61,26 @@ async fn rate_limit_refuses_the_flooding_tenant_only() {
     for _ in 0..20 {
         c.records.query(query("quiet", &quiet)).await.unwrap();
     }
+    let over_limit_on = |trail: &[pb::AuditEvent], resource: &str| {
+        trail.iter().any(|e| {
+            e.method == "RecordService/Query"
+                && e.outcome == "RESOURCE_EXHAUSTED"
+                && e.resource == resource
+                && e.record_count >= 1
+        })
+    };
+    // Reading a tenant's trail counts against its limit too, even the admin's: wait for a
+    // request's worth.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let trail = audit_events(&mut c, ADMIN, "noisy").await;
+    assert!(
+        over_limit_on(&trail, "tenants/noisy/collections/docs"),
+        "the refusals are in the flooding tenant's trail, with their count: {trail:?}"
+    );
 
     // Refused attempts on another tenant count against the caller's own limit too, so a key
-    // can't flood the server (or its own audit trail) with calls that are denied anyway.
+    // can't flood the server (or its own audit trail) with calls that are denied anyway. A
+    // second after the last, the refusals' next event is due.
     let mut codes = Vec::new();
     for _ in 0..10 {
         codes.push(code(c.records.query(query("quiet", &noisy)).await));
@@ -72,6 +91,19 @@ async fn rate_limit_refuses_the_flooding_tenant_only() {
             .all(|c| *c == Code::ResourceExhausted || *c == Code::PermissionDenied)
     );
     assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let trail = audit_events(&mut c, ADMIN, "noisy").await;
+    assert!(
+        over_limit_on(&trail, "tenants/quiet/collections/docs"),
+        "in the caller's own trail: {trail:?}"
+    );
+    assert!(
+        audit_events(&mut c, ADMIN, "quiet")
+            .await
+            .iter()
+            .all(|e| e.outcome == "OK"),
+        "nothing of the noisy tenant's in the quiet one's trail"
+    );
 }
 
 #[tokio::test]
