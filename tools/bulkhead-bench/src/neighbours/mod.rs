@@ -97,7 +97,7 @@ pub struct NeighboursArgs {
     server_pid: Option<u32>,
     /// The server's `metrics-listen` address (`host:port`), when it runs with
     /// `per-tenant-metrics = true`: each phase then also reports the victim's query and upsert
-    /// p99 as the server timed them, from admission to answer, so a rise the harness sees can be
+    /// p99 as the server timed them, from its gate to the answer, so a rise the harness sees can be
     /// told apart from one in the server's handling.
     #[arg(long)]
     metrics_endpoint: Option<String>,
