@@ -25,6 +25,8 @@ pub struct PhaseFigures {
     pub max_us: f64,
     pub query_p99_us: f64,
     pub upsert_p99_us: f64,
+    /// The p99 of how late the harness started its calls after their due times.
+    pub start_lag_p99_us: f64,
     /// The server's thread times over the phase (`--server-pid`).
     pub server_threads: Option<PhaseThreads>,
     /// The victim's query and upsert p99 as the server timed them (`--metrics-endpoint`).
@@ -49,6 +51,7 @@ impl From<&Phase> for PhaseFigures {
             max_us: percentile_us(&p.latencies, 1.0),
             query_p99_us: percentile_us(&p.queries, 0.99),
             upsert_p99_us: percentile_us(&p.upserts, 0.99),
+            start_lag_p99_us: percentile_us(&p.start_lags, 0.99),
             server_threads: None,
             server_p99_us: None,
         }
@@ -70,6 +73,7 @@ impl PhaseFigures {
             "max_us": round(self.max_us, 1),
             "query_p99_us": round(self.query_p99_us, 1),
             "upsert_p99_us": round(self.upsert_p99_us, 1),
+            "start_lag_p99_us": round(self.start_lag_p99_us, 1),
         });
         if let Some(threads) = &self.server_threads {
             figures["server_threads"] = threads.json();
@@ -264,6 +268,7 @@ mod tests {
             max_us: p99_us * 2.0,
             query_p99_us: p99_us / 2.0,
             upsert_p99_us: p99_us,
+            start_lag_p99_us: 0.0,
             server_threads: None,
             server_p99_us: None,
         }
@@ -357,5 +362,7 @@ mod tests {
         });
         assert_eq!(with.json()["server_query_p99_us"], 812.3);
         assert!(with.json()["server_upsert_p99_us"].is_null());
+        with.start_lag_p99_us = 420.04;
+        assert_eq!(with.json()["start_lag_p99_us"], 420.0);
     }
 }

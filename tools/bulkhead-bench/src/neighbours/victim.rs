@@ -55,6 +55,9 @@ pub struct Phase {
     pub latencies: Vec<Duration>,
     pub queries: Vec<Duration>,
     pub upserts: Vec<Duration>,
+    /// How late each call started after its due time, ascending: the harness's own wait for
+    /// its load thread (one thread runs every call of the phase), before any byte is sent.
+    pub start_lags: Vec<Duration>,
     pub errors: Counts,
 }
 
@@ -97,6 +100,7 @@ impl VictimLoad {
         let mut rng = StdRng::seed_from_u64(seed);
         let errors = Counts::default();
         let latencies = Arc::new(Mutex::new(Vec::new()));
+        let start_lags = Arc::new(Mutex::new(Vec::new()));
         let mut calls = JoinSet::new();
         let mut sent = 0;
         while let Some(due) = schedule.recv().await {
@@ -104,7 +108,9 @@ impl VictimLoad {
             let (path, message) = self.request(&mut rng);
             let authorization = self.authorization.clone();
             let (errors, latencies, timeout) = (errors.clone(), latencies.clone(), self.timeout);
+            let start_lags = start_lags.clone();
             calls.spawn(async move {
+                start_lags.lock().push(due.elapsed());
                 let result = within(timeout, async {
                     match path {
                         method::QUERY => caller
@@ -129,6 +135,8 @@ impl VictimLoad {
         }
         while calls.join_next().await.is_some() {}
         let mut latencies = std::mem::take(&mut *latencies.lock());
+        let mut start_lags = std::mem::take(&mut *start_lags.lock());
+        start_lags.sort_unstable();
         latencies.sort_unstable_by_key(|(_, latency)| *latency);
         let of = |kind| {
             let kind = latencies.iter().filter(move |(path, _)| *path == kind);
@@ -138,6 +146,7 @@ impl VictimLoad {
             queries: of(method::QUERY),
             upserts: of(method::UPSERT),
             latencies: latencies.iter().map(|(_, latency)| *latency).collect(),
+            start_lags,
             errors,
         })
     }
