@@ -123,6 +123,13 @@ impl ScenarioResult {
         all
     }
 
+    /// One figure of each phase, baseline / attack / recovery; `–` where a phase has none.
+    fn per_phase(&self, figure: impl Fn(&PhaseFigures) -> Option<String>) -> String {
+        [&self.baseline, &self.attack, &self.recovery]
+            .map(|p| figure(p).unwrap_or_else(|| "–".to_owned()))
+            .join(" / ")
+    }
+
     pub fn pass(&self) -> bool {
         self.victim_errors().is_empty() && self.p99_ratio() <= MAX_P99_RATIO
     }
@@ -201,56 +208,54 @@ pub fn markdown(results: &[ScenarioResult]) -> String {
 /// The victim's p99 as the server timed it and as the harness did, per phase
 /// (`--metrics-endpoint`), in milliseconds.
 fn server_p99_table(results: &[ScenarioResult]) -> String {
-    let mut out = String::from(
-        "\n| scenario | query p99 ms, server: baseline / attack / recovery | query p99 ms, harness | upsert p99 ms, server | upsert p99 ms, harness |\n\
-         |---|---|---|---|---|\n",
-    );
-    let ms = |us: Option<f64>| us.map_or("–".to_owned(), |us| format!("{:.2}", us / 1000.0));
-    for r in results {
-        let phases = [&r.baseline, &r.attack, &r.recovery];
-        let server = |method: fn(&ServerP99) -> Option<f64>| {
-            phases
-                .map(|p| ms(p.server_p99_us.as_ref().and_then(method)))
-                .join(" / ")
-        };
-        let harness =
-            |figure: fn(&PhaseFigures) -> f64| phases.map(|p| ms(Some(figure(p)))).join(" / ");
-        writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            r.scenario,
-            server(|s| s.query),
-            harness(|p| p.query_p99_us),
-            server(|s| s.upsert),
-            harness(|p| p.upsert_p99_us),
-        )
-        .expect("writing to a String");
-    }
-    out
+    let ms = |us: f64| format!("{:.2}", us / 1000.0);
+    phase_table(
+        "query p99 ms, server: baseline / attack / recovery | query p99 ms, harness | upsert p99 ms, server | upsert p99 ms, harness",
+        results,
+        |r| {
+            let server = |method: fn(&ServerP99) -> Option<f64>| {
+                r.per_phase(|p| p.server_p99_us.as_ref().and_then(method).map(ms))
+            };
+            let harness = |figure: fn(&PhaseFigures) -> f64| r.per_phase(|p| Some(ms(figure(p))));
+            vec![
+                server(|s| s.query),
+                harness(|p| p.query_p99_us),
+                server(|s| s.upsert),
+                harness(|p| p.upsert_p99_us),
+            ]
+        },
+    )
 }
 
 /// The server's thread times per phase (`--server-pid`), in CPUs' worth.
 fn thread_table(results: &[ScenarioResult]) -> String {
-    let mut out = String::from(
-        "\n| scenario | normal-priority run-queue wait: baseline / attack / recovery | normal-priority CPU | background CPU |\n\
-         |---|---|---|---|\n",
-    );
+    phase_table(
+        "normal-priority run-queue wait: baseline / attack / recovery | normal-priority CPU | background CPU",
+        results,
+        |r| {
+            let each = |figure: fn(&PhaseThreads) -> f64| {
+                r.per_phase(|p| p.server_threads.map(|t| format!("{:.3}", figure(&t))))
+            };
+            vec![
+                each(|t| t.foreground_wait),
+                each(|t| t.foreground_cpu),
+                each(|t| t.background_cpu),
+            ]
+        },
+    )
+}
+
+/// A table of one row per scenario: its name, then `columns` (named by `header`, `|`-separated).
+fn phase_table(
+    header: &str,
+    results: &[ScenarioResult],
+    columns: impl Fn(&ScenarioResult) -> Vec<String>,
+) -> String {
+    let count = header.split('|').count();
+    let mut out = format!("\n| scenario | {header} |\n|---|{}\n", "---|".repeat(count));
     for r in results {
-        let phases = [&r.baseline, &r.attack, &r.recovery].map(|p| p.server_threads);
-        let each = |figure: fn(&PhaseThreads) -> f64| {
-            phases
-                .map(|t| t.map_or("–".to_owned(), |t| format!("{:.3}", figure(&t))))
-                .join(" / ")
-        };
-        writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            r.scenario,
-            each(|t| t.foreground_wait),
-            each(|t| t.foreground_cpu),
-            each(|t| t.background_cpu),
-        )
-        .expect("writing to a String");
+        writeln!(out, "| {} | {} |", r.scenario, columns(r).join(" | "))
+            .expect("writing to a String");
     }
     out
 }

@@ -29,13 +29,12 @@ impl TenantHistograms {
     /// Reads `tenant`'s histograms from the server's `/metrics` at `addr` (`host:port`).
     pub fn scrape(addr: &str, tenant: &str) -> Result<Self> {
         let text = get_metrics(addr)?;
-        let found = Self::parse(&text, tenant);
         if !text.contains(BUCKET) {
             bail!(
                 "{addr}/metrics has no per-tenant latency: start the server with `per-tenant-metrics = true`"
             );
         }
-        Ok(found)
+        Ok(Self::parse(&text, tenant))
     }
 
     /// The buckets of `tenant` in Prometheus text; lines of other tenants and other metrics
