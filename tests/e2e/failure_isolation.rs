@@ -737,3 +737,135 @@ async fn a_tenant_past_its_write_limit_is_refused_before_its_upserts_are_read() 
         .await
         .expect("the debt is paid");
 }
+
+/// The cache's Stores and a session's Appends are refused unread too once their tenant is past
+/// its write limit: a Store over `max-message-bytes` is refused for the limit, not its size. Only
+/// a write the usual path would admit is: a READ key's Upsert stays `PERMISSION_DENIED`, and so
+/// does a Store into another tenant's cache, however far over its limit the caller is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_past_its_write_limit_is_refused_before_its_stores_and_appends_are_read() {
+    const DIM: usize = 8;
+    let (server, _dir) = server_with(
+        "default-write-bytes-per-second = 10000\nmax-message-bytes = 65536\nmax-read-message-bytes = 65536\n",
+    );
+    let mut c = server.clients().await;
+    let mut caches =
+        pb::semantic_cache_service_client::SemanticCacheServiceClient::new(server.channel().await);
+    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
+    let other = seeded_tenant(&mut c, "u", 1, DIM).await;
+    let (_, reader) = create_key(&mut c, "t", pb::Role::Read, None).await;
+    for (tenant, key) in [("t", &secret), ("u", &other)] {
+        caches
+            .create_cache(authed(
+                key,
+                pb::CreateCacheRequest {
+                    parent: format!("tenants/{tenant}"),
+                    cache_id: "answers".into(),
+                    dimension: DIM as u32,
+                    metric: pb::Metric::Cosine.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    c.memory
+        .create_session(authed(
+            &secret,
+            pb::CreateSessionRequest {
+                parent: "tenants/t".into(),
+                session_id: "s1".into(),
+                idle_ttl_seconds: 3600,
+                absolute_ttl_seconds: 3600,
+                dimension: DIM as u32,
+                metric: pb::Metric::Cosine.into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let store = |tenant: &str, prompt_bytes: usize| {
+        authed(
+            &secret,
+            pb::StoreRequest {
+                cache: format!("tenants/{tenant}/caches/answers"),
+                vector: unit(1, DIM),
+                prompt: "p".repeat(prompt_bytes),
+                response: "r".into(),
+                shared: true,
+                ..Default::default()
+            },
+        )
+    };
+    let append = |text_bytes: usize| {
+        authed(
+            &secret,
+            pb::AppendRequest {
+                session: "tenants/t/sessions/s1".into(),
+                items: vec![pb::MemoryItem {
+                    kind: pb::MemoryKind::Turn.into(),
+                    text: "x".repeat(text_bytes),
+                    vector: unit(2, DIM),
+                    ..Default::default()
+                }],
+            },
+        )
+    };
+    let refused_for_the_limit = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("write limit"), "{status:?}");
+    };
+    // Both reach their tenant's cache and session while it is within its limit.
+    caches.store(store("t", 100)).await.unwrap();
+    c.memory.append(append(100)).await.unwrap();
+
+    // From a full bucket (10 KB), a 60 KB Upsert is admitted and leaves it 50 KB in debt.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let debt = pb::UpsertRequest {
+        collection: "tenants/t/collections/docs".into(),
+        records: (0..55)
+            .map(|i| record(&format!("w{i}"), i, DIM, &"x".repeat(1000)))
+            .collect(),
+    };
+    c.records.upsert(authed(&secret, debt)).await.unwrap();
+    // 100 KB messages, past `max-message-bytes`: refused for the limit before they are read.
+    refused_for_the_limit(caches.store(store("t", 100_000)).await.unwrap_err());
+    // Over-limit refusals are audited once a second per tenant: wait for the Append's turn.
+    // An Append is one of the small requests, held to `max-read-message-bytes` before this.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    refused_for_the_limit(c.memory.append(append(60_000)).await.unwrap_err());
+    let elsewhere = caches.store(store("u", 10)).await.unwrap_err();
+    assert_eq!(elsewhere.code(), Code::PermissionDenied, "{elsewhere:?}");
+    let read_only = c
+        .records
+        .upsert(authed(
+            &reader,
+            pb::UpsertRequest {
+                collection: "tenants/t/collections/docs".into(),
+                records: vec![record("r", 1, DIM, "")],
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(read_only.code(), Code::PermissionDenied, "{read_only:?}");
+
+    let trail = audit_events(&mut c, &reader, "t").await;
+    for (method, resource) in [
+        ("SemanticCacheService/Store", "tenants/t/caches/answers"),
+        ("MemoryService/Append", "tenants/t/sessions/s1"),
+    ] {
+        assert!(
+            trail.iter().any(|e| e.method == method
+                && e.outcome == "RESOURCE_EXHAUSTED"
+                && e.resource == resource),
+            "{method}: {trail:?}"
+        );
+    }
+    for resource in ["tenants/u/caches/answers", "tenants/t/collections/docs"] {
+        assert!(
+            trail
+                .iter()
+                .any(|e| e.outcome == "PERMISSION_DENIED" && e.resource == resource),
+            "{resource}: {trail:?}"
+        );
+    }
+}

@@ -222,30 +222,37 @@ impl Gate {
             })
     }
 
-    /// An Upsert of `bytes` bytes into `collection` (both read from the message's first bytes)
-    /// refused before the rest of its message is read, when the caller's tenant can't admit it:
-    /// out of requests, or short of `bytes` in its write bucket. The message, up to
-    /// `max-message-bytes`, is then neither received whole nor decoded on a request thread.
-    /// Audited and pushed back like every over-limit refusal. `None`, to read the message and
-    /// decide as usual: the tenant admits it, the credential is missing or bad (refused
-    /// there), or `collection` is malformed or another tenant's (refused there, and audited as
-    /// such: a key's reach into another tenant is `PERMISSION_DENIED` whatever its limits).
-    pub async fn refuse_unread_upsert(
+    /// A write of `bytes` bytes to `resource` by `method` (both read from the message's first
+    /// bytes: an Upsert, a cache Store, a memory Append) refused before the rest of its message
+    /// is read, when the caller's tenant can't admit it: out of requests, or short of `bytes` in
+    /// its write bucket. The message, up to `max-message-bytes`, is then neither received whole
+    /// nor decoded on a request thread. Audited and pushed back like every over-limit refusal.
+    ///
+    /// `None`, to read the message and decide as usual: the tenant admits it, the credential is
+    /// missing or bad (refused there), or the call would be refused there for what it is: a
+    /// malformed name, another tenant's resource, too weak a role, an end user reaching past
+    /// its grant. Those stay `INVALID_ARGUMENT` or `PERMISSION_DENIED`, audited as such, however
+    /// far over its limits the caller is.
+    pub async fn refuse_unread_write<N: TenantResource>(
         &self,
         headers: &http::HeaderMap,
-        collection: &str,
+        method: &'static str,
+        resource: &str,
         bytes: u64,
     ) -> Option<Status> {
-        const METHOD: &str = "RecordService/Upsert";
         let started = Instant::now();
         let metadata = MetadataMap::from_headers(headers.clone());
         let principal = self.auth.authenticate(&metadata, now_ms()).ok()?;
         let Principal::Tenant(caller) = &principal else {
             return None;
         };
-        let named = CollectionName::parse(collection).ok()?;
+        let named = N::parse(resource).ok()?;
         if named.tenant() != &caller.tenant {
             return None;
+        }
+        authorize(&principal, named.tenant(), Role::Write).ok()?;
+        if let Some(user) = end_user_of(&principal) {
+            user.may(method, named.reach()).ok()?;
         }
         let info = self.engine.tenant_info(&caller.tenant).ok()?;
         let status = self.limits.refuses_writes_of(
@@ -258,11 +265,11 @@ impl Gate {
             tenant,
             principal: principal.audit_name(),
             context: audit_context(&principal, &metadata),
-            method: METHOD,
-            resource: audit_resource(collection),
+            method,
+            resource: audit_resource(resource),
         };
         let status = self.refuse_over_limit(&caller.tenant, event, status).await;
-        Some(self.finish_status(METHOD, Some(caller.tenant.as_str()), started, status))
+        Some(self.finish_status(method, Some(caller.tenant.as_str()), started, status))
     }
 
     /// Whether the caller of `metadata` is still allowed `needed` on `tenant`: a key revoked

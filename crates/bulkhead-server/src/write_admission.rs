@@ -1,19 +1,20 @@
-//! Upserts refused before their message is read. The rate limiter counts a write's bytes, so it
+//! Writes refused before their message is read. The rate limiter counts a write's bytes, so it
 //! used to see an Upsert only once tonic had received and decoded its message, on a request
 //! thread every tenant shares. A tenant flooding past its limit thus had the server take in and
 //! decode every message it refused: 785 KB upserts refused about 150 times a second took 0.4
 //! of a CPU from the request threads and made every tenant's requests wait four to nine times
 //! as long for one (`docs/benchmarks.md`, *Writes past the limit*).
 //!
-//! A gRPC message starts with its length, and an encoder writes an `UpsertRequest`'s fields in
-//! order, so its first bytes also name its collection. From those, the gate refuses an Upsert
-//! its tenant can't admit before the rest arrives (`Gate::refuse_unread_upsert`). The rest of
-//! the decision is the usual path's (`Gate::tenant_call`): an Upsert whose start can't be read
-//! that way (fields out of order, compressed), or that names another tenant (which must be
-//! answered `PERMISSION_DENIED` and audited as such), goes on to it. So do Import and the
-//! cache's Store, whose admission doesn't count their message's length: an Import's first
-//! message comes when the client sends it, and the stream must hold a slot of its tenant's
-//! while it waits, which only its handler takes.
+//! A gRPC message starts with its length, and an encoder writes fields in order, so the first
+//! bytes of an Upsert, a cache Store or a memory Append also name what it writes (field 1 of
+//! each). Each counts its whole message against the write limit, so from those bytes the gate
+//! refuses a write its tenant can't admit before the rest arrives (`Gate::refuse_unread_write`).
+//! The rest of the decision is the usual path's (`Gate::tenant_call`): a write whose start
+//! can't be read that way (fields out of order, compressed), or that the usual path refuses for
+//! what it is (another tenant's resource, too weak a role: answered `PERMISSION_DENIED` and
+//! audited as such), goes on to it. So does Import, whose first message comes when the client
+//! sends it: the stream must hold a slot of its tenant's while it waits, which only its handler
+//! takes.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -28,13 +29,14 @@ use tonic::body::Body;
 use tonic::codegen::Bytes;
 use tower::{Layer, Service};
 
+use bulkhead_core::{CacheName, CollectionName, SessionName};
+
 use crate::gate::Gate;
 use crate::small_requests::PREFIX_BYTES;
 
-const UPSERT_PATH: &str = "/bulkhead.v1.RecordService/Upsert";
-/// `UpsertRequest.collection`: field 1, length-delimited.
-const COLLECTION_KEY: u8 = 0x0A;
-/// Longest collection name read from a message's start; a longer one is left to the usual path.
+/// The name of what a write writes, its message's first field: field 1, length-delimited.
+const NAME_KEY: u8 = 0x0A;
+/// Longest name read from a message's start; a longer one is left to the usual path.
 const MAX_PEEKED_NAME: usize = 1024;
 /// The most of a body read before the decision: prefix, key, a two-byte length, the name.
 const MAX_HEAD: usize = PREFIX_BYTES + 1 + 2 + MAX_PEEKED_NAME;
@@ -62,7 +64,7 @@ impl<S> Layer<S> for WriteAdmissionLayer {
     }
 }
 
-/// Answers an Upsert its tenant can't admit from the first bytes of its message.
+/// Answers a write its tenant can't admit from the first bytes of its message.
 #[derive(Debug, Clone)]
 pub struct WriteAdmission<S> {
     inner: S,
@@ -85,9 +87,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.uri().path() != UPSERT_PATH {
+        let Some(write) = UnreadWrite::of_path(request.uri().path()) else {
             return Box::pin(self.inner.call(request));
-        }
+        };
         // The service that was polled ready is the one to call (tower's contract); its clone
         // stays for the next request.
         let ready = self.inner.clone();
@@ -98,10 +100,7 @@ where
             let (head, body) = read_head(body).await;
             let request = http::Request::from_parts(parts, body);
             let refusal = match &head {
-                Some(head) => {
-                    gate.refuse_unread_upsert(request.headers(), &head.collection, head.declared)
-                        .await
-                }
+                Some(head) => write.refusal(&gate, request.headers(), head).await,
                 None => None,
             };
             match refusal {
@@ -112,12 +111,65 @@ where
     }
 }
 
-/// What an Upsert's first bytes say.
+/// The writes refused unread. Each message's field 1 names what it writes, and each counts its
+/// whole message against its tenant's write limit (`services::records`, `cache`, `memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnreadWrite {
+    Upsert,
+    Store,
+    Append,
+}
+
+impl UnreadWrite {
+    const ALL: [Self; 3] = [Self::Upsert, Self::Store, Self::Append];
+
+    fn of_path(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.path() == path)
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Self::Upsert => "/bulkhead.v1.RecordService/Upsert",
+            Self::Store => "/bulkhead.v1.SemanticCacheService/Store",
+            Self::Append => "/bulkhead.v1.MemoryService/Append",
+        }
+    }
+
+    /// Its name in metrics and audit events, as its handler gives it.
+    fn method(self) -> &'static str {
+        match self {
+            Self::Upsert => "RecordService/Upsert",
+            Self::Store => "SemanticCacheService/Store",
+            Self::Append => "MemoryService/Append",
+        }
+    }
+
+    async fn refusal(self, gate: &Gate, headers: &http::HeaderMap, head: &Head) -> Option<Status> {
+        let (method, name, bytes) = (self.method(), head.name.as_str(), head.declared);
+        match self {
+            Self::Upsert => {
+                gate.refuse_unread_write::<CollectionName>(headers, method, name, bytes)
+                    .await
+            }
+            Self::Store => {
+                gate.refuse_unread_write::<CacheName>(headers, method, name, bytes)
+                    .await
+            }
+            Self::Append => {
+                gate.refuse_unread_write::<SessionName>(headers, method, name, bytes)
+                    .await
+            }
+        }
+    }
+}
+
+/// What a write's first bytes say.
 #[derive(Debug, PartialEq, Eq)]
 struct Head {
     /// The message's length, as its prefix declares it: the bytes its admission counts.
     declared: u64,
-    collection: String,
+    /// What it writes: a collection, a cache, a session.
+    name: String,
 }
 
 enum Peek {
@@ -128,14 +180,14 @@ enum Peek {
     Unreadable,
 }
 
-/// Reads `bytes`, the start of a body, as an uncompressed `UpsertRequest` whose first field is
-/// its collection.
+/// Reads `bytes`, the start of a body, as an uncompressed message whose first field is the name
+/// of what it writes.
 fn peek(bytes: &[u8]) -> Peek {
     let key_at = PREFIX_BYTES;
     if bytes.len() <= key_at {
         return Peek::NeedsMore;
     }
-    if bytes[0] != 0 || bytes[key_at] != COLLECTION_KEY {
+    if bytes[0] != 0 || bytes[key_at] != NAME_KEY {
         return Peek::Unreadable;
     }
     let declared = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
@@ -168,7 +220,7 @@ fn peek(bytes: &[u8]) -> Peek {
     match std::str::from_utf8(&bytes[name_at..end]) {
         Ok(name) => Peek::Read(Head {
             declared: u64::from(declared),
-            collection: name.to_owned(),
+            name: name.to_owned(),
         }),
         Err(_) => Peek::Unreadable,
     }
@@ -289,12 +341,70 @@ mod tests {
                     head,
                     Some(Head {
                         declared: (message.len() - PREFIX_BYTES) as u64,
-                        collection: name.clone(),
+                        name: name.clone(),
                     }),
                     "split at {split}"
                 );
                 assert_eq!(all_of(body).await, message);
             }
+        }
+    }
+
+    /// The paths are the generated services' own, so a renamed service or method can't leave
+    /// its writes read in full again unnoticed.
+    #[test]
+    fn the_writes_refused_unread_are_the_services_own_methods() {
+        use bulkhead_proto::v1::{
+            memory_service_server, record_service_server, semantic_cache_service_server,
+        };
+        let services = [
+            record_service_server::SERVICE_NAME,
+            semantic_cache_service_server::SERVICE_NAME,
+            memory_service_server::SERVICE_NAME,
+        ];
+        for (write, service) in UnreadWrite::ALL.into_iter().zip(services) {
+            let method = write.method().rsplit('/').next().unwrap();
+            assert_eq!(write.path(), format!("/{service}/{method}"));
+            assert!(service.ends_with(write.method().split('/').next().unwrap()));
+            assert_eq!(UnreadWrite::of_path(write.path()), Some(write));
+        }
+        assert_eq!(
+            UnreadWrite::of_path("/bulkhead.v1.RecordService/Import"),
+            None
+        );
+    }
+
+    /// A Store's and an Append's first bytes are read as an Upsert's: field 1 names what they
+    /// write.
+    #[tokio::test]
+    async fn a_stores_and_an_appends_name_are_read_as_an_upserts() {
+        let store = bulkhead_proto::v1::StoreRequest {
+            cache: "tenants/t/caches/answers".into(),
+            prompt: "p".repeat(5000),
+            vector: vec![0.5; 16],
+            ..Default::default()
+        };
+        let append = bulkhead_proto::v1::AppendRequest {
+            session: "tenants/t/sessions/s1".into(),
+            items: vec![bulkhead_proto::v1::MemoryItem {
+                text: "t".repeat(5000),
+                ..Default::default()
+            }],
+        };
+        for (message, name) in [
+            (framed(&store), &store.cache),
+            (framed(&append), &append.session),
+        ] {
+            let chunks = vec![message[..9].to_vec(), message[9..].to_vec()];
+            let (head, body) = read_head(body_of(chunks)).await;
+            assert_eq!(
+                head,
+                Some(Head {
+                    declared: (message.len() - PREFIX_BYTES) as u64,
+                    name: name.clone(),
+                })
+            );
+            assert_eq!(all_of(body).await, message);
         }
     }
 
@@ -307,7 +417,7 @@ mod tests {
             let mut reordered = upsert("tenants/t/collections/docs", 1);
             reordered.collection.clear();
             let mut encoded = reordered.encode_to_vec();
-            encoded.extend_from_slice(&[COLLECTION_KEY, 3, b'a', b'b', b'c']);
+            encoded.extend_from_slice(&[NAME_KEY, 3, b'a', b'b', b'c']);
             let mut out = vec![0];
             out.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
             out.extend_from_slice(&encoded);

@@ -13,6 +13,7 @@ use bulkhead_engine::{
 };
 use bulkhead_proto::v1 as pb;
 use pb::semantic_cache_service_server::SemanticCacheService;
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Gate, Scope};
@@ -52,11 +53,6 @@ fn cache_scope(scope: Option<String>, shared: bool) -> Result<CacheScope, Status
         (None, true) => Ok(CacheScope::Shared),
         (None, false) => Ok(CacheScope::Own),
     }
-}
-
-/// What a Store costs the tenant's write-rate budget: its prompt, response and vector bytes.
-fn write_bytes(req: &pb::StoreRequest) -> u64 {
-    (req.prompt.len() + req.response.len() + req.vector.len() * size_of::<f32>()) as u64
 }
 
 #[tonic::async_trait]
@@ -152,7 +148,8 @@ impl SemanticCacheService for CacheApi {
     ) -> Result<Response<pb::StoreResponse>, Status> {
         let (md, _, req) = request.into_parts();
         let cache = req.cache.clone();
-        let bytes = write_bytes(&req);
+        // Its whole message, as `write_admission` reads it from the message's start.
+        let bytes = req.encoded_len() as u64;
         self.gate
             .tenant_call(
                 &md,
@@ -251,16 +248,5 @@ mod tests {
         assert_eq!(cache_scope(None, false).unwrap(), CacheScope::Own);
         let both = cache_scope(Some("user:a".into()), true).unwrap_err();
         assert_eq!(both.code(), tonic::Code::InvalidArgument);
-    }
-
-    #[test]
-    fn a_store_costs_its_prompt_response_and_vector_bytes() {
-        let req = pb::StoreRequest {
-            prompt: "abc".into(),
-            response: "hello".into(),
-            vector: vec![0.5; 7],
-            ..Default::default()
-        };
-        assert_eq!(write_bytes(&req), 3 + 5 + 7 * 4);
     }
 }

@@ -13,6 +13,7 @@ use bulkhead_wire::engine::{
     memory_to_pb, new_memory, recall, recalled_to_pb, sequence_token, session_spec, session_to_pb,
 };
 use pb::memory_service_server::MemoryService;
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Gate, Scope};
@@ -30,14 +31,6 @@ fn session_of<A: Access>(scope: &Scope<SessionName, A>) -> Result<SessionHandle<
         .tenant
         .session(&scope.name.session)
         .map_err(engine_status)
-}
-
-/// What an append costs the tenant's write-rate budget: its texts and vectors.
-fn write_bytes(req: &pb::AppendRequest) -> u64 {
-    req.items
-        .iter()
-        .map(|i| (i.text.len() + i.vector.len() * size_of::<f32>()) as u64)
-        .sum()
 }
 
 #[tonic::async_trait]
@@ -98,7 +91,8 @@ impl MemoryService for MemoryApi {
     ) -> Result<Response<pb::AppendResponse>, Status> {
         let (md, _, req) = request.into_parts();
         let name = req.session.clone();
-        let bytes = write_bytes(&req);
+        // Its whole message, as `write_admission` reads it from the message's start.
+        let bytes = req.encoded_len() as u64;
         self.gate
             .tenant_call(
                 &md,
@@ -254,24 +248,5 @@ impl MemoryService for MemoryApi {
             )
             .await
             .map(Response::new)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_append_costs_its_texts_and_vectors() {
-        let item = pb::MemoryItem {
-            text: "hello".into(),
-            vector: vec![0.5; 3],
-            ..Default::default()
-        };
-        let req = pb::AppendRequest {
-            items: vec![item.clone(), item],
-            ..Default::default()
-        };
-        assert_eq!(write_bytes(&req), 2 * (5 + 3 * 4));
     }
 }
