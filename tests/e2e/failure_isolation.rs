@@ -869,3 +869,54 @@ async fn a_tenant_past_its_write_limit_is_refused_before_its_stores_and_appends_
         );
     }
 }
+
+/// An Import bigger than its tenant's write limit lets through at the client's speed is paced to
+/// the limit, not cut off part-way: each message waits for the tenant's write bucket before it
+/// is decoded, and the whole file arrives. Another tenant's writes go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_past_its_write_limit_is_paced_not_cut_off() {
+    const DIM: usize = 8;
+    let (server, _dir) = server_with("default-write-bytes-per-second = 1000000\n");
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
+    let other = seeded_tenant(&mut c, "u", 1, DIM).await;
+    let batches: Vec<Vec<bulkhead_formats::RecordRow>> = (0..40)
+        .map(|b| {
+            (0..500)
+                .map(|i| bulkhead_formats::RecordRow {
+                    id: format!("r{b}-{i}"),
+                    vector: unit((b * 500 + i) as u64, DIM),
+                    text: Some("x".repeat(60)),
+                    metadata: Default::default(),
+                    ttl_seconds: None,
+                })
+                .collect()
+        })
+        .collect();
+    let ipc = bulkhead_formats::encode_stream(batches.iter().map(Vec::as_slice), DIM).unwrap();
+    assert!(ipc.len() > 2_000_000, "{}", ipc.len());
+    let sdk = server.sdk().await;
+    let importer = sdk.tenant("t", &secret).unwrap();
+    let started = std::time::Instant::now();
+    let import = tokio::spawn(async move { importer.import_arrow("docs", &ipc).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let elsewhere = pb::UpsertRequest {
+        collection: "tenants/u/collections/docs".into(),
+        records: vec![record("w", 1, DIM, "")],
+    };
+    c.records.upsert(authed(&other, elsewhere)).await.unwrap();
+    assert!(!import.is_finished(), "the import is still paced");
+    let imported = import.await.unwrap().expect("paced, not refused");
+    // A second's worth on a full bucket, then a megabyte a second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(imported.imported, 20_000);
+    let sdk_tenant = sdk.tenant("t", &secret).unwrap();
+    assert_eq!(
+        sdk_tenant.collection("docs").await.unwrap().record_count,
+        20_001
+    );
+}

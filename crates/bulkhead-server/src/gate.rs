@@ -272,6 +272,38 @@ impl Gate {
         Some(self.finish_status(method, Some(caller.tenant.as_str()), started, status))
     }
 
+    /// Waits until `tenant`'s write bucket can pay for `bytes` a stream brought, then takes
+    /// them: an Import is paced to its tenant's write limit where a unary write past it is
+    /// refused, so a file bigger than the limit allows at the client's speed is imported
+    /// slower, not cut off part-way. The wait holds no thread (meanwhile the handler reads no
+    /// further message, so the client's flow-control window fills and it stops sending), and
+    /// re-reads the tenant's limit each second. `RESOURCE_EXHAUSTED` if the bytes can't be
+    /// paid for by `deadline` (the stream's end).
+    pub async fn pay_for_stream_writes(
+        &self,
+        tenant: &TenantId,
+        bytes: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Status> {
+        const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+        loop {
+            let info = self.engine.tenant_info(tenant).map_err(engine_status)?;
+            let wait = match self.limits.take_write_bytes(tenant, info.rate_limit, bytes) {
+                Ok(()) => return Ok(()),
+                Err(wait) => wait,
+            };
+            if tokio::time::Instant::now() + wait > deadline {
+                let limit = self.limits.effective(info.rate_limit);
+                return Err(Status::resource_exhausted(format!(
+                    "tenant {tenant}'s write limit of {} bytes/s can't take this stream's next \
+                     {bytes} bytes before the stream's time is up",
+                    limit.write_bytes_per_second
+                )));
+            }
+            tokio::time::sleep(wait.min(RECHECK)).await;
+        }
+    }
+
     /// Whether the caller of `metadata` is still allowed `needed` on `tenant`: a key revoked
     /// or expired while its stream is open ends the stream.
     pub fn still_authorized(

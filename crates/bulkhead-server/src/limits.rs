@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bulkhead_core::TenantId;
 use bulkhead_engine::RateLimit;
@@ -42,6 +42,14 @@ impl Bucket {
             self.tokens -= n;
         }
         true
+    }
+
+    /// How long until `n` tokens can be taken (zero: now), taking none.
+    fn time_until(&mut self, n: f64) -> Duration {
+        if self.allows(n) {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64((n.min(self.capacity) - self.tokens) / self.rate)
     }
 
     /// Whether `n` tokens could be taken now, taking none.
@@ -215,6 +223,27 @@ impl RateLimiter {
         None
     }
 
+    /// Takes `bytes` from `tenant`'s write bucket if it can give them now; otherwise how long
+    /// until it can, taking nothing. What paces a stream's writes (`Gate::pay_for_stream_writes`)
+    /// where a unary write is refused. Without a write limit, takes nothing and never waits.
+    pub fn take_write_bytes(
+        &self,
+        tenant: &TenantId,
+        own: RateLimit,
+        bytes: u64,
+    ) -> Result<(), Duration> {
+        let limit = self.effective(own);
+        if limit.write_bytes_per_second == 0 || bytes == 0 {
+            return Ok(());
+        }
+        let buckets = self.buckets(tenant, limit);
+        let mut b = buckets.lock();
+        match b.write_bytes.try_take(bytes as f64) {
+            true => Ok(()),
+            false => Err(b.write_bytes.time_until(bytes as f64)),
+        }
+    }
+
     /// `tenant`'s buckets under `limit`; a changed limit starts them afresh.
     fn buckets(&self, tenant: &TenantId, limit: RateLimit) -> Arc<Mutex<TenantBuckets>> {
         let buckets = self.tenants.read().get(tenant).cloned();
@@ -289,6 +318,36 @@ mod tests {
             tenant: RateLimit::default(),
             principal_share: share,
         })
+    }
+
+    /// A stream's bytes are taken when the bucket holds them (or is full, for more than a
+    /// second's worth), and otherwise the wait until it will is told, taking nothing; another
+    /// tenant's bucket is untouched.
+    #[test]
+    fn write_bytes_are_taken_when_the_bucket_can_give_them_or_the_wait_is_told() {
+        let l = limiter(1.0);
+        let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
+        let limited = write_limit(1000);
+        l.take_write_bytes(&a, limited, 600).unwrap();
+        let wait = l.take_write_bytes(&a, limited, 600).unwrap_err();
+        assert!(
+            wait > Duration::from_millis(100) && wait <= Duration::from_millis(200),
+            "{wait:?}"
+        );
+        // More than the whole bucket: waits for it to be full, then leaves it in debt.
+        let wait = l.take_write_bytes(&a, limited, 5000).unwrap_err();
+        assert!(
+            wait > Duration::from_millis(400) && wait <= Duration::from_millis(600),
+            "{wait:?}"
+        );
+        std::thread::sleep(wait);
+        l.take_write_bytes(&a, limited, 5000).unwrap();
+        let wait = l.take_write_bytes(&a, limited, 1).unwrap_err();
+        assert!(wait > Duration::from_millis(3900), "{wait:?}");
+        l.take_write_bytes(&b, limited, 1000).unwrap();
+        // Unlimited, or nothing to pay: never waits.
+        l.take_write_bytes(&a, write_limit(0), u64::MAX).unwrap();
+        l.take_write_bytes(&a, limited, 0).unwrap();
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! and only complete work goes to the pools (decoding a received batch and applying it,
 //! encoding one page). A tenant holds a bounded number of streams open.
 //!
-//! Import applies each record batch as a call of its own through the gate: the caller is
-//! authenticated again (a key revoked mid-import stops it), the batch's bytes count against the
-//! write-rate limit, and the write carries its audit event. A bad batch stops the import with
+//! Import pays for each message's bytes to the tenant's write-rate limit as it arrives, before
+//! decoding it, and waits for the bucket when it is empty: a file bigger than the limit lets
+//! through at the client's speed is paced, not cut off part-way with some of it applied. It
+//! then applies each record batch as a call of its own through the gate: the caller is
+//! authenticated again (a key revoked mid-import stops it), and the write carries its audit
+//! event. A bad batch stops the import with
 //! the batches before it applied and nothing of it. Export pages through the collection in id
 //! order, one page per turn on the engine pool.
 
@@ -127,7 +130,7 @@ pub async fn import(
             limits.max_batch_rows,
         )),
         batch_records: Vec::new(),
-        unpaid_bytes: 0,
+        deadline: total_deadline,
     };
     let mut next = Some(first);
     while let Some(message) = next {
@@ -154,8 +157,8 @@ struct Import {
     /// Out while it decodes on the blocking pool.
     decoder: Option<BatchDecoder>,
     batch_records: Vec<u64>,
-    /// Bytes received since the last applied batch, charged to the write-rate limit with it.
-    unpaid_bytes: u64,
+    /// When the stream's time is up.
+    deadline: Instant,
 }
 
 impl Import {
@@ -180,7 +183,12 @@ impl Import {
         self.gate
             .still_authorized(&self.metadata, &self.tenant, Role::Write)
             .map_err(|s| self.with_progress(s))?;
-        self.unpaid_bytes += message.arrow_ipc.len() as u64;
+        // Each message's bytes are paid for as it arrives, before it is decoded: past the
+        // tenant's write limit, the import waits for its bucket rather than failing.
+        self.gate
+            .pay_for_stream_writes(&self.tenant, message.arrow_ipc.len() as u64, self.deadline)
+            .await
+            .map_err(|s| self.with_progress(s))?;
         let bytes = message.arrow_ipc;
         let batches = self.decode(move |decoder| decoder.push(&bytes)).await?;
         for rows in batches {
@@ -239,13 +247,13 @@ impl Import {
         write: WriteRecords<A>,
     ) -> Result<u64, Status> {
         let batch = self.batch_records.len();
-        let bytes = std::mem::take(&mut self.unpaid_bytes);
+        // Its bytes were paid for as they arrived (`take`).
         self.gate
             .tenant_call(
                 &self.metadata,
                 IMPORT,
                 &self.collection,
-                bytes,
+                0,
                 move |scope: Scope<CollectionName, A>| {
                     let records = rows
                         .into_iter()
