@@ -536,6 +536,74 @@ async fn import_revoked_between(first: Vec<u8>, second: Vec<u8>) -> tonic::Statu
         .unwrap_err()
 }
 
+/// A paced import is no shelter for a revoked key: while its next message waits for the
+/// tenant's write bucket (behind a first message that left it ~900 KB in debt at 20 KB/s),
+/// revoking the key ends it within about a second, and nothing of that message is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_ends_an_import_waiting_for_its_write_limit() {
+    let (server, _dir) = server_with("default-write-bytes-per-second = 20000\n");
+    let mut c = server.clients().await;
+    create_tenant(&mut c, "t").await;
+    let (key, secret) = create_key(&mut c, "t", pb::Role::Write, None).await;
+    create_collection(&mut c, &secret, "t", "docs", 4).await;
+    let rows = |from: usize, n: usize| -> Vec<bulkhead_formats::RecordRow> {
+        (from..from + n)
+            .map(|i| bulkhead_formats::RecordRow {
+                id: format!("r{i}"),
+                vector: vec![1.0, 0.0, 0.0, i as f32],
+                text: Some("x".repeat(1000)),
+                metadata: Default::default(),
+                ttl_seconds: None,
+            })
+            .collect()
+    };
+    let mut encoder = bulkhead_formats::StreamEncoder::new(4).unwrap();
+    let (first, second) = (
+        encoder.push(&rows(0, 900)).unwrap(),
+        encoder.push(&rows(900, 10)).unwrap(),
+    );
+    // Admitted on a full bucket, the first leaves it ~900 KB in debt: 45 s to pay.
+    assert!(first.len() > 900_000, "{}", first.len());
+    let (send, messages) = tokio::sync::mpsc::channel(4);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(messages));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    for (collection, arrow_ipc) in [
+        ("tenants/t/collections/docs".to_owned(), first),
+        (String::new(), second),
+    ] {
+        send.send(pb::ImportRequest {
+            collection,
+            arrow_ipc,
+        })
+        .await
+        .unwrap();
+    }
+    let mut records = c.records.clone();
+    let import = tokio::spawn(async move { records.import(request).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !import.is_finished(),
+        "the second message waits for the bucket"
+    );
+    c.keys
+        .revoke_api_key(authed(ADMIN, pb::RevokeApiKeyRequest { name: key }))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), import)
+        .await
+        .expect("the revocation ended the wait")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status.message().contains("1 earlier batches (900 records)"),
+        "{status:?}"
+    );
+    drop(send);
+}
+
 /// An import must stop when its key is revoked, and its batches are bounded by `max-batch`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_stops_an_open_import() {

@@ -277,16 +277,19 @@ impl Gate {
     /// refused, so a file bigger than the limit allows at the client's speed is imported
     /// slower, not cut off part-way. The wait holds no thread (meanwhile the handler reads no
     /// further message, so the client's flow-control window fills and it stops sending), and
-    /// re-reads the tenant's limit each second. `RESOURCE_EXHAUSTED` if the bytes can't be
-    /// paid for by `deadline` (the stream's end).
+    /// checks the caller of `metadata` and re-reads the tenant's limit each second, so a key
+    /// revoked meanwhile ends it. `RESOURCE_EXHAUSTED` if the bytes can't be paid for by
+    /// `deadline` (the stream's end).
     pub async fn pay_for_stream_writes(
         &self,
+        metadata: &MetadataMap,
         tenant: &TenantId,
         bytes: u64,
         deadline: tokio::time::Instant,
     ) -> Result<(), Status> {
         const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
         loop {
+            self.still_authorized(metadata, tenant, Role::Write)?;
             let info = self.engine.tenant_info(tenant).map_err(engine_status)?;
             let wait = match self.limits.take_write_bytes(tenant, info.rate_limit, bytes) {
                 Ok(()) => return Ok(()),

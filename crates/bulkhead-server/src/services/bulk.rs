@@ -180,13 +180,12 @@ impl Import {
                 self.collection, message.collection
             ))));
         }
-        self.gate
-            .still_authorized(&self.metadata, &self.tenant, Role::Write)
-            .map_err(|s| self.with_progress(s))?;
         // Each message's bytes are paid for as it arrives, before it is decoded: past the
-        // tenant's write limit, the import waits for its bucket rather than failing.
+        // tenant's write limit, the import waits for its bucket rather than failing. The key is
+        // checked again first, and each second of the wait.
+        let bytes = message.arrow_ipc.len() as u64;
         self.gate
-            .pay_for_stream_writes(&self.tenant, message.arrow_ipc.len() as u64, self.deadline)
+            .pay_for_stream_writes(&self.metadata, &self.tenant, bytes, self.deadline)
             .await
             .map_err(|s| self.with_progress(s))?;
         let bytes = message.arrow_ipc;
