@@ -604,6 +604,54 @@ async fn a_revoked_key_ends_an_import_waiting_for_its_write_limit() {
     drop(send);
 }
 
+/// A paced import whose next message can't be paid for before the stream's time is up ends at
+/// once, `RESOURCE_EXHAUSTED` naming the write limit, rather than waiting out its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_its_write_limit_cannot_pay_for_in_its_time_ends_at_once() {
+    let (server, _dir) =
+        server_with("default-write-bytes-per-second = 20000\nstream-timeout-secs = 8\n");
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, 4).await;
+    let rows = |from: usize, n: usize| -> Vec<bulkhead_formats::RecordRow> {
+        (from..from + n)
+            .map(|i| bulkhead_formats::RecordRow {
+                id: format!("r{i}"),
+                vector: vec![1.0, 0.0, 0.0, i as f32],
+                text: Some("x".repeat(1000)),
+                metadata: Default::default(),
+                ttl_seconds: None,
+            })
+            .collect()
+    };
+    let mut encoder = bulkhead_formats::StreamEncoder::new(4).unwrap();
+    // The first leaves the bucket ~900 KB in debt: 45 s to pay, past the stream's 8.
+    let messages = [
+        (
+            "tenants/t/collections/docs",
+            encoder.push(&rows(0, 900)).unwrap(),
+        ),
+        ("", encoder.push(&rows(900, 10)).unwrap()),
+    ]
+    .map(|(collection, arrow_ipc)| pb::ImportRequest {
+        collection: collection.into(),
+        arrow_ipc,
+    });
+    let status = tokio::time::timeout(
+        Duration::from_secs(6),
+        c.records
+            .import(authed(&secret, tokio_stream::iter(messages))),
+    )
+    .await
+    .expect("refused at once, not at the stream's end")
+    .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("write limit of 20000 bytes/s")
+            && status.message().contains("1 earlier batches (900 records)"),
+        "{status:?}"
+    );
+}
+
 /// An import must stop when its key is revoked, and its batches are bounded by `max-batch`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_stops_an_open_import() {

@@ -295,7 +295,8 @@ impl Gate {
                 Ok(()) => return Ok(()),
                 Err(wait) => wait,
             };
-            if tokio::time::Instant::now() + wait > deadline {
+            let paid_at = tokio::time::Instant::now() + wait;
+            if deadline.checked_duration_since(paid_at).is_none() {
                 let limit = self.limits.effective(info.rate_limit);
                 return Err(Status::resource_exhausted(format!(
                     "tenant {tenant}'s write limit of {} bytes/s can't take this stream's next \
