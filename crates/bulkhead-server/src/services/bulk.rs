@@ -8,9 +8,8 @@
 //! through at the client's speed is paced, not cut off part-way with some of it applied. It
 //! then applies each record batch as a call of its own through the gate: the caller is
 //! authenticated again (a key revoked mid-import stops it), and the write carries its audit
-//! event. A bad batch stops the import with
-//! the batches before it applied and nothing of it. Export pages through the collection in id
-//! order, one page per turn on the engine pool.
+//! event. A bad batch stops the import with the batches before it applied and nothing of it.
+//! Export pages through the collection in id order, one page per turn on the engine pool.
 
 use std::sync::Arc;
 use std::time::Duration;
