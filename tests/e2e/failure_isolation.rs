@@ -1011,9 +1011,16 @@ async fn an_import_past_its_write_limit_is_paced_not_cut_off() {
         .collect();
     let ipc = bulkhead_formats::encode_stream(batches.iter().map(Vec::as_slice), DIM).unwrap();
     assert!(ipc.len() > 2_000_000, "{}", ipc.len());
-    let sdk = server.sdk().await;
+    // The SDK bounds a stream by its stream timeout, not its per-call one, which the pacing
+    // outlasts.
+    let sdk = bulkhead_client::Client::builder(format!("http://{}", server.addr))
+        .timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
     let importer = sdk.tenant("t", &secret).unwrap();
     let started = std::time::Instant::now();
+    let again = ipc.clone();
     let import = tokio::spawn(async move { importer.import_arrow("docs", &ipc).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let elsewhere = pb::UpsertRequest {
@@ -1034,5 +1041,22 @@ async fn an_import_past_its_write_limit_is_paced_not_cut_off() {
     assert_eq!(
         sdk_tenant.collection("docs").await.unwrap().record_count,
         20_001
+    );
+    // With a stream timeout as short, the same import (now more than a second's worth in debt
+    // behind the first) is cut off by the client's deadline.
+    let short = bulkhead_client::Client::builder(format!("http://{}", server.addr))
+        .stream_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let cut = short
+        .tenant("t", &secret)
+        .unwrap()
+        .import_arrow("docs", &again)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(cut, bulkhead_client::ClientError::DeadlineExceeded(_)),
+        "{cut:?}"
     );
 }

@@ -81,6 +81,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Deadline of a whole Arrow import or export (default an hour, the server's own bound):
+    /// a big file, or one the server paces to the tenant's write limit, takes longer than one
+    /// call's `timeout`.
+    pub fn stream_timeout(mut self, timeout: Duration) -> Self {
+        self.policy.stream_timeout = timeout;
+        self
+    }
+
     /// Attempts per call in all; `1` disables retries.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.policy.max_attempts = attempts.max(1);

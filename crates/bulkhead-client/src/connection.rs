@@ -22,6 +22,9 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) struct CallPolicy {
     /// Deadline of one attempt, sent to the server as `grpc-timeout`.
     pub(crate) timeout: Duration,
+    /// Deadline of a whole Arrow import or export stream: a file moves at the pace of the
+    /// tenant's write limit or of the data, not of one call.
+    pub(crate) stream_timeout: Duration,
     /// Attempts in all, the first included; only `UNAVAILABLE` leads to another.
     pub(crate) max_attempts: u32,
     pub(crate) initial_backoff: Duration,
@@ -32,6 +35,8 @@ impl Default for CallPolicy {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
+            // The server's own bound on a stream (`stream-timeout-secs`) by default.
+            stream_timeout: Duration::from_secs(3600),
             max_attempts: 4,
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
@@ -71,15 +76,10 @@ impl Connection {
         Ok(Self { channel, policy })
     }
 
-    /// `msg` as a request with the credential and one attempt's deadline: for streaming calls,
-    /// which can't be replayed and so are never retried.
-    pub(crate) fn request<T>(&self, credential: &Credential, msg: T) -> Request<T> {
-        let mut request = Request::new(msg);
-        request.set_timeout(self.policy.timeout);
-        request
-            .metadata_mut()
-            .insert("authorization", credential.0.clone());
-        request
+    /// `msg` as a request of a whole stream (an import, an export) with the credential and the
+    /// stream's deadline. Streams can't be replayed and so are never retried.
+    pub(crate) fn stream_request<T>(&self, credential: &Credential, msg: T) -> Request<T> {
+        authorized(credential, msg, self.policy.stream_timeout)
     }
 
     pub(crate) fn channel(&self) -> Channel {
@@ -101,7 +101,8 @@ impl Connection {
         let mut backoff = self.policy.initial_backoff;
         let mut attempt = 1;
         loop {
-            match send(self.channel.clone(), self.request(credential, msg.clone())).await {
+            let request = authorized(credential, msg.clone(), self.policy.timeout);
+            match send(self.channel.clone(), request).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(s)
                     if effective_code(&s) == Code::Unavailable
@@ -115,6 +116,16 @@ impl Connection {
             }
         }
     }
+}
+
+/// `msg` as a request with the credential and `deadline`, sent to the server as `grpc-timeout`.
+fn authorized<T>(credential: &Credential, msg: T, deadline: Duration) -> Request<T> {
+    let mut request = Request::new(msg);
+    request.set_timeout(deadline);
+    request
+        .metadata_mut()
+        .insert("authorization", credential.0.clone());
+    request
 }
 
 /// Somewhere between half of `backoff` and all of it, so clients that failed together don't

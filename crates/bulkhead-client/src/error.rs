@@ -1,7 +1,7 @@
 //! Errors a caller can act on. The gRPC status code is turned into a variant once, here, so
 //! application code matches on `NotFound` or `PermissionDenied` instead of comparing codes.
 
-use tonic::{Code, Status};
+use tonic::{Code, Status, TimeoutExpired};
 
 /// Everything the SDK can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +65,14 @@ impl ClientError {
 /// went away: broken pipe, reset) as `UNKNOWN`; like grpc-go, the SDK counts it as
 /// `UNAVAILABLE`, so it is retried. Such a request may have been applied before the connection
 /// broke: upserts and deletes are idempotent, and a retried create answers `ALREADY_EXISTS`.
+/// tonic reports the client's own deadline passing as `CANCELLED` (with its `TimeoutExpired`
+/// text and no source); like grpc-go, the SDK counts it as `DEADLINE_EXCEEDED`, whichever side's
+/// clock ran out first.
 pub(crate) fn effective_code(s: &Status) -> Code {
     if s.code() == Code::Unknown && lost_connection(s) {
         Code::Unavailable
+    } else if s.code() == Code::Cancelled && s.message() == TimeoutExpired(()).to_string() {
+        Code::DeadlineExceeded
     } else {
         s.code()
     }
@@ -130,6 +135,25 @@ mod tests {
             ClientError::from(Status::data_loss("d")),
             ClientError::Server {
                 code: Code::DataLoss,
+                ..
+            }
+        ));
+    }
+
+    /// The client's own deadline, as tonic's channel reports it, is a deadline; a cancel with
+    /// any other text stays one.
+    #[test]
+    fn the_clients_own_deadline_is_deadline_exceeded() {
+        let expired = Status::from_error(Box::new(TimeoutExpired(())));
+        assert_eq!(expired.code(), Code::Cancelled, "tonic's own mapping");
+        assert!(matches!(
+            ClientError::from(expired),
+            ClientError::DeadlineExceeded(_)
+        ));
+        assert!(matches!(
+            ClientError::from(Status::cancelled("the server went away")),
+            ClientError::Server {
+                code: Code::Cancelled,
                 ..
             }
         ));

@@ -233,7 +233,8 @@ impl TenantClient {
     /// `metadata`, `ttl_seconds`; see `bulkhead_formats::record_schema`), sent in chunks of
     /// 1 MiB. Each record batch of the stream is applied atomically; on error, the batches
     /// before the bad one stay applied and the error says how many. Not retried: a stream
-    /// can't be replayed.
+    /// can't be replayed. Bound by the client's `stream_timeout`, not its per-call `timeout`:
+    /// past the tenant's write limit the server paces the import rather than refusing it.
     pub async fn import_arrow(&self, collection: &str, ipc: &[u8]) -> Result<pb::ImportResponse> {
         let name = self.collection_name(collection)?;
         let messages: Vec<pb::ImportRequest> = ipc
@@ -246,7 +247,7 @@ impl TenantClient {
             .collect();
         let request = self
             .connection
-            .request(&self.credential, tokio_stream::iter(messages));
+            .stream_request(&self.credential, tokio_stream::iter(messages));
         Ok(records(self.connection.channel())
             .import(request)
             .await?
@@ -254,13 +255,14 @@ impl TenantClient {
     }
 
     /// Streams `collection` as an Arrow IPC stream into `sink`, chunk by chunk as the server
-    /// sends them; returns the bytes written. Not retried.
+    /// sends them; returns the bytes written. Not retried; bound by the client's
+    /// `stream_timeout`.
     pub async fn export_arrow(
         &self,
         collection: &str,
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64> {
-        let request = self.connection.request(
+        let request = self.connection.stream_request(
             &self.credential,
             pb::ExportRequest {
                 collection: self.collection_name(collection)?,

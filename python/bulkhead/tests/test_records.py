@@ -9,9 +9,11 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import NewTenant
 
-from bulkhead import Collection, Record, TenantHandle
-from bulkhead.errors import InvalidArgument, NotFound
+from bulkhead import AdminClient, Client, Collection, Record, TenantHandle
+from bulkhead.errors import DeadlineExceeded, InvalidArgument, NotFound
+from bulkhead.testing import BulkheadServer
 
 
 def test_collection_lifecycle(tenant: TenantHandle) -> None:
@@ -219,6 +221,33 @@ def test_arrow_import_and_export(tenant: TenantHandle) -> None:
 
     tenant.create_collection("empty", 4)
     assert tenant.export_arrow("empty").read_all().num_rows == 0
+
+
+def test_an_import_paced_by_the_write_limit_outlasts_the_call_timeout(
+    server: BulkheadServer, admin: AdminClient, new_tenant: NewTenant
+) -> None:
+    """An import runs under the client's stream timeout, not its per-call one: past the
+    tenant's write limit the server paces it (here ~1.5 s at 1 MB/s), and a call deadline of
+    0.3 s would cut it off."""
+    tenant_id, secret = new_tenant()
+    admin.update_tenant(tenant_id, write_bytes_per_second=1_000_000)
+    n, dim = 12_000, 32
+    vectors = np.random.default_rng(3).random((n, dim), dtype=np.float32)
+    table = pa.table(
+        {
+            "id": [f"r{i:05}" for i in range(n)],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
+            "text": ["x" * 60] * n,
+        }
+    )
+    assert table.nbytes > 2_000_000
+    with Client(server.endpoint, timeout=0.3) as quick:
+        tenant = quick.tenant(tenant_id, api_key=secret)
+        tenant.create_collection("docs", dim)
+        assert tenant.import_arrow("docs", table) == n
+    with Client(server.endpoint, timeout=0.3, stream_timeout=0.3) as short:
+        with pytest.raises(DeadlineExceeded):
+            short.tenant(tenant_id, api_key=secret).import_arrow("docs", table)
 
 
 def test_a_bad_import_batch_is_refused_naming_it(tenant: TenantHandle) -> None:

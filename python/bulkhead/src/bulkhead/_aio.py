@@ -66,9 +66,10 @@ class AsyncClient:
         api_key: str | None = None,
         initial_backoff: float = 0.05,
         max_backoff: float = 2.0,
+        stream_timeout: float = 3600.0,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        self._policy = Policy(timeout, max_attempts, initial_backoff, max_backoff)
+        self._policy = Policy(timeout, max_attempts, initial_backoff, max_backoff, stream_timeout)
         self._target = resolve(endpoint, tls, options)
         self._api_key = api_key
         self._channel = aio_channel(self._target)
@@ -122,7 +123,7 @@ class AsyncTenantHandle:
         "_query",
         "_secret",
         "_stubs",
-        "_timeout",
+        "_stream_timeout",
     )
 
     def __init__(self, stubs: Stubs, policy: Policy, names: Names, secret: str) -> None:
@@ -131,7 +132,7 @@ class AsyncTenantHandle:
         self._stubs = stubs
         self._names = names
         self._call = AsyncCaller(policy, bearer(secret, "api_key"))
-        self._timeout = policy.timeout
+        self._stream_timeout = policy.stream_timeout
         self._query = stubs.query
         self._encode_query = _requests.QueryEncoder(names)
 
@@ -243,7 +244,7 @@ class AsyncTenantHandle:
         stream = _arrow.ImportStream(self._names.collection(collection), data, batch_rows)
         try:
             response = await self._stubs.records.Import(
-                iter(stream), timeout=timeout or self._timeout, metadata=self._call.metadata
+                iter(stream), timeout=timeout or self._stream_timeout, metadata=self._call.metadata
             )
         except grpc.RpcError as e:
             raise stream.failure(e) from e
@@ -262,7 +263,7 @@ class AsyncTenantHandle:
             collection=self._names.collection(collection), batch_size=batch_size
         )
         call = self._stubs.records.Export(
-            request, timeout=timeout or self._timeout, metadata=self._call.metadata
+            request, timeout=timeout or self._stream_timeout, metadata=self._call.metadata
         )
         parts: list[bytes] = []
         try:

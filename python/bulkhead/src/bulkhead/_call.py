@@ -23,16 +23,21 @@ Metadata = tuple[tuple[str, str], ...]
 @dataclass(frozen=True)
 class Policy:
     """Deadline of each attempt (seconds), attempts in all (the first included), and the first
-    and largest pause between attempts; each pause doubles, jittered to 50-100 %."""
+    and largest pause between attempts; each pause doubles, jittered to 50-100 %.
+    `stream_timeout` is the deadline of a whole Arrow import or export, which moves a file at
+    the pace of the tenant's write limit or of the data, not of one call (the server's own
+    bound, `stream-timeout-secs`, is an hour by default)."""
 
     timeout: float = 30.0
     max_attempts: int = 4
     initial_backoff: float = 0.05
     max_backoff: float = 2.0
+    stream_timeout: float = 3600.0
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise InvalidArgument(f"timeout must be positive, got {self.timeout}")
+        for name in ("timeout", "stream_timeout"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_attempts < 1:
             raise InvalidArgument(f"max_attempts must be at least 1, got {self.max_attempts}")
 

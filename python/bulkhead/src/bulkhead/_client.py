@@ -53,8 +53,10 @@ class Client:
     `endpoint` is "host:port", "http://host:port" or "https://host:port" (https implies TLS).
     `tls`: None/False for plaintext, True for TLS trusting the system roots, or a TlsConfig
     (private CA, client certificate). `timeout` is the deadline of each attempt of each call
-    (seconds), `max_attempts` the attempts per call (only UNAVAILABLE is retried). `api_key`
-    is the default credential of `tenant()`. The channel connects lazily."""
+    (seconds), `max_attempts` the attempts per call (only UNAVAILABLE is retried);
+    `stream_timeout` is the deadline of a whole Arrow import or export (an hour, like the
+    server's own bound: a big file, or one paced by the tenant's write limit, takes longer than
+    one call). `api_key` is the default credential of `tenant()`. The channel connects lazily."""
 
     def __init__(
         self,
@@ -66,9 +68,10 @@ class Client:
         api_key: str | None = None,
         initial_backoff: float = 0.05,
         max_backoff: float = 2.0,
+        stream_timeout: float = 3600.0,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        self._policy = Policy(timeout, max_attempts, initial_backoff, max_backoff)
+        self._policy = Policy(timeout, max_attempts, initial_backoff, max_backoff, stream_timeout)
         self._target = resolve(endpoint, tls, options)
         self._api_key = api_key
         self._channel = sync_channel(self._target)
@@ -126,7 +129,7 @@ class TenantHandle:
         "_query",
         "_secret",
         "_stubs",
-        "_timeout",
+        "_stream_timeout",
     )
 
     def __init__(self, stubs: Stubs, policy: Policy, names: Names, secret: str) -> None:
@@ -135,7 +138,7 @@ class TenantHandle:
         self._policy = policy
         self._secret = secret
         self._call = Caller(policy, bearer(secret, "api_key"))
-        self._timeout = policy.timeout
+        self._stream_timeout = policy.stream_timeout
         self._query = stubs.query
         self._encode_query = _requests.QueryEncoder(names)
 
@@ -266,7 +269,7 @@ class TenantHandle:
         stream = _arrow.ImportStream(self._names.collection(collection), data, batch_rows)
         try:
             response = self._stubs.records.Import(
-                iter(stream), timeout=timeout or self._timeout, metadata=self._call.metadata
+                iter(stream), timeout=timeout or self._stream_timeout, metadata=self._call.metadata
             )
         except grpc.RpcError as e:
             raise stream.failure(e) from e
@@ -281,7 +284,7 @@ class TenantHandle:
             collection=self._names.collection(collection), batch_size=batch_size
         )
         responses = self._stubs.records.Export(
-            request, timeout=timeout or self._timeout, metadata=self._call.metadata
+            request, timeout=timeout or self._stream_timeout, metadata=self._call.metadata
         )
         return _arrow.open_export(responses)
 
