@@ -536,6 +536,20 @@ async fn import_revoked_between(first: Vec<u8>, second: Vec<u8>) -> tonic::Statu
         .unwrap_err()
 }
 
+/// Import rows `from..from + n` of 4 dimensions, each with a kilobyte of text: about 1 KB a row
+/// against a write limit.
+fn kilobyte_rows(from: usize, n: usize) -> Vec<bulkhead_formats::RecordRow> {
+    (from..from + n)
+        .map(|i| bulkhead_formats::RecordRow {
+            id: format!("r{i}"),
+            vector: vec![1.0, 0.0, 0.0, i as f32],
+            text: Some("x".repeat(1000)),
+            metadata: Default::default(),
+            ttl_seconds: None,
+        })
+        .collect()
+}
+
 /// A paced import is no shelter for a revoked key: while its next message waits for the
 /// tenant's write bucket (behind a first message that left it ~900 KB in debt at 20 KB/s),
 /// revoking the key ends it within about a second, and nothing of that message is written.
@@ -546,21 +560,10 @@ async fn a_revoked_key_ends_an_import_waiting_for_its_write_limit() {
     create_tenant(&mut c, "t").await;
     let (key, secret) = create_key(&mut c, "t", pb::Role::Write, None).await;
     create_collection(&mut c, &secret, "t", "docs", 4).await;
-    let rows = |from: usize, n: usize| -> Vec<bulkhead_formats::RecordRow> {
-        (from..from + n)
-            .map(|i| bulkhead_formats::RecordRow {
-                id: format!("r{i}"),
-                vector: vec![1.0, 0.0, 0.0, i as f32],
-                text: Some("x".repeat(1000)),
-                metadata: Default::default(),
-                ttl_seconds: None,
-            })
-            .collect()
-    };
     let mut encoder = bulkhead_formats::StreamEncoder::new(4).unwrap();
     let (first, second) = (
-        encoder.push(&rows(0, 900)).unwrap(),
-        encoder.push(&rows(900, 10)).unwrap(),
+        encoder.push(&kilobyte_rows(0, 900)).unwrap(),
+        encoder.push(&kilobyte_rows(900, 10)).unwrap(),
     );
     // Admitted on a full bucket, the first leaves it ~900 KB in debt: 45 s to pay.
     assert!(first.len() > 900_000, "{}", first.len());
@@ -612,25 +615,14 @@ async fn an_import_its_write_limit_cannot_pay_for_in_its_time_ends_at_once() {
         server_with("default-write-bytes-per-second = 20000\nstream-timeout-secs = 8\n");
     let mut c = server.clients().await;
     let secret = seeded_tenant(&mut c, "t", 1, 4).await;
-    let rows = |from: usize, n: usize| -> Vec<bulkhead_formats::RecordRow> {
-        (from..from + n)
-            .map(|i| bulkhead_formats::RecordRow {
-                id: format!("r{i}"),
-                vector: vec![1.0, 0.0, 0.0, i as f32],
-                text: Some("x".repeat(1000)),
-                metadata: Default::default(),
-                ttl_seconds: None,
-            })
-            .collect()
-    };
     let mut encoder = bulkhead_formats::StreamEncoder::new(4).unwrap();
     // The first leaves the bucket ~900 KB in debt: 45 s to pay, past the stream's 8.
     let messages = [
         (
             "tenants/t/collections/docs",
-            encoder.push(&rows(0, 900)).unwrap(),
+            encoder.push(&kilobyte_rows(0, 900)).unwrap(),
         ),
-        ("", encoder.push(&rows(900, 10)).unwrap()),
+        ("", encoder.push(&kilobyte_rows(900, 10)).unwrap()),
     ]
     .map(|(collection, arrow_ipc)| pb::ImportRequest {
         collection: collection.into(),

@@ -314,6 +314,19 @@ mod tests {
         out
     }
 
+    /// `message` sent in two frames split at `split`: its head says its length and `name`,
+    /// and the body comes out whole.
+    async fn assert_head_read_across(message: &[u8], name: &str, split: usize) {
+        let chunks = vec![message[..split].to_vec(), message[split..].to_vec()];
+        let (head, body) = read_head(body_of(chunks)).await;
+        let expected = Head {
+            declared: (message.len() - PREFIX_BYTES) as u64,
+            name: name.to_owned(),
+        };
+        assert_eq!(head, Some(expected), "split at {split}");
+        assert_eq!(all_of(body).await, message);
+    }
+
     fn upsert(collection: &str, records: usize) -> bulkhead_proto::v1::UpsertRequest {
         bulkhead_proto::v1::UpsertRequest {
             collection: collection.to_owned(),
@@ -335,17 +348,7 @@ mod tests {
         ] {
             let message = framed(&upsert(&name, 40));
             for split in [1, 3, 5, 6, 7, 8, 20, message.len() - 1] {
-                let chunks = vec![message[..split].to_vec(), message[split..].to_vec()];
-                let (head, body) = read_head(body_of(chunks)).await;
-                assert_eq!(
-                    head,
-                    Some(Head {
-                        declared: (message.len() - PREFIX_BYTES) as u64,
-                        name: name.clone(),
-                    }),
-                    "split at {split}"
-                );
-                assert_eq!(all_of(body).await, message);
+                assert_head_read_across(&message, &name, split).await;
             }
         }
     }
@@ -395,16 +398,7 @@ mod tests {
             (framed(&store), &store.cache),
             (framed(&append), &append.session),
         ] {
-            let chunks = vec![message[..9].to_vec(), message[9..].to_vec()];
-            let (head, body) = read_head(body_of(chunks)).await;
-            assert_eq!(
-                head,
-                Some(Head {
-                    declared: (message.len() - PREFIX_BYTES) as u64,
-                    name: name.clone(),
-                })
-            );
-            assert_eq!(all_of(body).await, message);
+            assert_head_read_across(&message, name, 9).await;
         }
     }
 
