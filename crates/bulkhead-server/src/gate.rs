@@ -250,10 +250,7 @@ impl Gate {
         if named.tenant() != &caller.tenant {
             return None;
         }
-        authorize(&principal, named.tenant(), Role::Write).ok()?;
-        if let Some(user) = end_user_of(&principal) {
-            user.may(method, named.reach()).ok()?;
-        }
+        may_reach(&principal, &named, method, Role::Write).ok()?;
         let info = self.engine.tenant_info(&caller.tenant).ok()?;
         let status = self.limits.refuses_writes_of(
             &caller.tenant,
@@ -441,11 +438,7 @@ impl Gate {
                     .await);
             }
         };
-        // Within its tenant, an end user reaches only what its token grants.
-        let allowed = authorize(principal, name.tenant(), needed).and_then(|()| {
-            end_user_of(principal).map_or(Ok(()), |user| user.may(method, name.reach()))
-        });
-        if let Err(status) = allowed {
+        if let Err(status) = may_reach(principal, &name, method, needed) {
             tracing::warn!(
                 method,
                 resource = %audit_resource(resource),
@@ -782,6 +775,18 @@ fn authorize(principal: &Principal, tenant: &TenantId, needed: Role) -> Result<(
 }
 
 /// The end user a principal speaks for, if it is one.
+/// Whether `principal` may call `method` on `name` with role `needed`: its tenant and role,
+/// and within its tenant, for an end user, only what its token grants.
+fn may_reach<N: TenantResource>(
+    principal: &Principal,
+    name: &N,
+    method: &str,
+    needed: Role,
+) -> Result<(), Status> {
+    authorize(principal, name.tenant(), needed)?;
+    end_user_of(principal).map_or(Ok(()), |user| user.may(method, name.reach()))
+}
+
 fn end_user_of(principal: &Principal) -> Option<&EndUser> {
     match principal {
         Principal::Tenant(TenantCaller {

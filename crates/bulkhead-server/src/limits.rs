@@ -44,11 +44,8 @@ impl Bucket {
         true
     }
 
-    /// How long until `n` tokens can be taken (zero: now), taking none.
-    fn time_until(&mut self, n: f64) -> Duration {
-        if self.allows(n) {
-            return Duration::ZERO;
-        }
+    /// After a take of `n` tokens was refused: how long until the bucket can give them.
+    fn time_until(&self, n: f64) -> Duration {
         Duration::from_secs_f64((n.min(self.capacity) - self.tokens) / self.rate)
     }
 

@@ -182,9 +182,9 @@ impl Import {
         // Each message's bytes are paid for as it arrives, before it is decoded: past the
         // tenant's write limit, the import waits for its bucket rather than failing. The key is
         // checked again first, and each second of the wait.
-        let bytes = message.arrow_ipc.len() as u64;
+        let received = message.arrow_ipc.len() as u64;
         self.gate
-            .pay_for_stream_writes(&self.metadata, &self.tenant, bytes, self.deadline)
+            .pay_for_stream_writes(&self.metadata, &self.tenant, received, self.deadline)
             .await
             .map_err(|s| self.with_progress(s))?;
         let bytes = message.arrow_ipc;
