@@ -123,7 +123,6 @@ class AsyncTenantHandle:
         "_query",
         "_secret",
         "_stubs",
-        "_stream_timeout",
     )
 
     def __init__(self, stubs: Stubs, policy: Policy, names: Names, secret: str) -> None:
@@ -132,7 +131,6 @@ class AsyncTenantHandle:
         self._stubs = stubs
         self._names = names
         self._call = AsyncCaller(policy, bearer(secret, "api_key"))
-        self._stream_timeout = policy.stream_timeout
         self._query = stubs.query
         self._encode_query = _requests.QueryEncoder(names)
 
@@ -244,7 +242,9 @@ class AsyncTenantHandle:
         stream = _arrow.ImportStream(self._names.collection(collection), data, batch_rows)
         try:
             response = await self._stubs.records.Import(
-                iter(stream), timeout=timeout or self._stream_timeout, metadata=self._call.metadata
+                iter(stream),
+                timeout=timeout or self._policy.stream_timeout,
+                metadata=self._call.metadata,
             )
         except grpc.RpcError as e:
             raise stream.failure(e) from e
@@ -263,7 +263,9 @@ class AsyncTenantHandle:
             collection=self._names.collection(collection), batch_size=batch_size
         )
         call = self._stubs.records.Export(
-            request, timeout=timeout or self._stream_timeout, metadata=self._call.metadata
+            request,
+            timeout=timeout or self._policy.stream_timeout,
+            metadata=self._call.metadata,
         )
         parts: list[bytes] = []
         try:

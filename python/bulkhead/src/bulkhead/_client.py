@@ -129,7 +129,6 @@ class TenantHandle:
         "_query",
         "_secret",
         "_stubs",
-        "_stream_timeout",
     )
 
     def __init__(self, stubs: Stubs, policy: Policy, names: Names, secret: str) -> None:
@@ -138,7 +137,6 @@ class TenantHandle:
         self._policy = policy
         self._secret = secret
         self._call = Caller(policy, bearer(secret, "api_key"))
-        self._stream_timeout = policy.stream_timeout
         self._query = stubs.query
         self._encode_query = _requests.QueryEncoder(names)
 
@@ -269,7 +267,9 @@ class TenantHandle:
         stream = _arrow.ImportStream(self._names.collection(collection), data, batch_rows)
         try:
             response = self._stubs.records.Import(
-                iter(stream), timeout=timeout or self._stream_timeout, metadata=self._call.metadata
+                iter(stream),
+                timeout=timeout or self._policy.stream_timeout,
+                metadata=self._call.metadata,
             )
         except grpc.RpcError as e:
             raise stream.failure(e) from e
@@ -284,7 +284,9 @@ class TenantHandle:
             collection=self._names.collection(collection), batch_size=batch_size
         )
         responses = self._stubs.records.Export(
-            request, timeout=timeout or self._stream_timeout, metadata=self._call.metadata
+            request,
+            timeout=timeout or self._policy.stream_timeout,
+            metadata=self._call.metadata,
         )
         return _arrow.open_export(responses)
 
