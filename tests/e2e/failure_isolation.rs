@@ -877,20 +877,7 @@ async fn a_tenant_past_its_write_limit_is_refused_before_its_stores_and_appends_
             .await
             .unwrap();
     }
-    c.memory
-        .create_session(authed(
-            &secret,
-            pb::CreateSessionRequest {
-                parent: "tenants/t".into(),
-                session_id: "s1".into(),
-                idle_ttl_seconds: 3600,
-                absolute_ttl_seconds: 3600,
-                dimension: DIM as u32,
-                metric: pb::Metric::Cosine.into(),
-            },
-        ))
-        .await
-        .unwrap();
+    create_session(&mut c, &secret, "t", "s1", DIM as u32, 3600).await;
     let store = |tenant: &str, prompt_bytes: usize| {
         authed(
             &secret,

@@ -258,6 +258,32 @@ pub async fn create_collection(c: &mut Clients, secret: &str, tenant: &str, coll
         .unwrap();
 }
 
+/// Creates session `id` of `tenant` for memories of `dim` dimensions, ended after `idle_secs`
+/// without use (or an hour in all).
+pub async fn create_session(
+    c: &mut Clients,
+    secret: &str,
+    tenant: &str,
+    id: &str,
+    dim: u32,
+    idle_secs: i64,
+) {
+    c.memory
+        .create_session(authed(
+            secret,
+            pb::CreateSessionRequest {
+                parent: format!("tenants/{tenant}"),
+                session_id: id.into(),
+                idle_ttl_seconds: idle_secs,
+                absolute_ttl_seconds: 3600,
+                dimension: dim,
+                metric: pb::Metric::Cosine.into(),
+            },
+        ))
+        .await
+        .unwrap();
+}
+
 pub fn unit(seed: u64, dim: usize) -> Vec<f32> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let v: Vec<f32> = (0..dim)

@@ -18,23 +18,6 @@ fn session_name(tenant: &str, session: &str) -> String {
     format!("tenants/{tenant}/sessions/{session}")
 }
 
-async fn create_session(c: &mut Clients, secret: &str, tenant: &str, id: &str, idle_secs: i64) {
-    c.memory
-        .create_session(authed(
-            secret,
-            pb::CreateSessionRequest {
-                parent: format!("tenants/{tenant}"),
-                session_id: id.into(),
-                idle_ttl_seconds: idle_secs,
-                absolute_ttl_seconds: 3600,
-                dimension: DIM as u32,
-                metric: pb::Metric::Cosine.into(),
-            },
-        ))
-        .await
-        .unwrap();
-}
-
 fn item(id: &str, seed: u64, text: &str) -> pb::MemoryItem {
     pb::MemoryItem {
         id: id.into(),
@@ -118,7 +101,7 @@ async fn sessions_with_the_same_ids_and_vectors_never_see_each_others_items() {
         (&acme, "acme", "chat-b"),
         (&globex, "globex", "chat-a"),
     ] {
-        create_session(&mut c, secret, tenant, session, 600).await;
+        create_session(&mut c, secret, tenant, session, DIM as u32, 600).await;
         let owner = format!("{tenant}/{session}");
         let items = (0..4).map(|i| item(&format!("m{i}"), i, &owner)).collect();
         let sequences = c
@@ -178,7 +161,7 @@ async fn a_session_bound_token_reaches_its_session_and_nothing_else() {
     let mut c = server.clients().await;
     let service = seeded_tenant(&mut c, "acme", 3, DIM).await;
     for session in ["mine", "theirs"] {
-        create_session(&mut c, &service, "acme", session, 600).await;
+        create_session(&mut c, &service, "acme", session, DIM as u32, 600).await;
         let items = vec![item("m0", 0, &format!("{session}-secret"))];
         c.memory
             .append(append(&service, "acme", session, items))
@@ -311,9 +294,9 @@ async fn ended_and_idle_sessions_are_gone_at_once_and_swept_in_the_background() 
     let mut c = server.clients().await;
     create_tenant(&mut c, "acme").await;
     let (_, admin) = create_key(&mut c, "acme", pb::Role::TenantAdmin, None).await;
-    create_session(&mut c, &admin, "acme", "ended", 600).await;
-    create_session(&mut c, &admin, "acme", "idle", 1).await;
-    create_session(&mut c, &admin, "acme", "live", 600).await;
+    create_session(&mut c, &admin, "acme", "ended", DIM as u32, 600).await;
+    create_session(&mut c, &admin, "acme", "idle", DIM as u32, 1).await;
+    create_session(&mut c, &admin, "acme", "live", DIM as u32, 600).await;
     for s in ["ended", "idle", "live"] {
         c.memory
             .append(append(&admin, "acme", s, vec![item("m0", 0, s)]))
@@ -403,8 +386,8 @@ async fn a_kill_and_restart_keep_live_sessions() {
     let mut c = server.clients().await;
     create_tenant(&mut c, "acme").await;
     let (_, writer) = create_key(&mut c, "acme", pb::Role::Write, None).await;
-    create_session(&mut c, &writer, "acme", "chat", 600).await;
-    create_session(&mut c, &writer, "acme", "done", 600).await;
+    create_session(&mut c, &writer, "acme", "chat", DIM as u32, 600).await;
+    create_session(&mut c, &writer, "acme", "done", DIM as u32, 600).await;
     for s in ["chat", "done"] {
         let items = vec![item("m0", 0, "hello"), item("m1", 1, "world")];
         c.memory
