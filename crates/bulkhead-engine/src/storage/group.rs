@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use rocksdb::{DBWithThreadMode, FlushOptions, MultiThreaded, Options};
+use rocksdb::{DBWithThreadMode, FlushOptions, MultiThreaded, Options, WriteBatch, WriteOptions};
 
 use crate::background::at_background_priority;
 use crate::clock::Clock;
 use crate::error::{EngineError, Result};
 use crate::storage::memory::MemoryGroup;
+use crate::storage::wal_sync::WalSync;
 use crate::storage::{SharedResources, StorageBackend};
 
 pub(crate) type RawDb = DBWithThreadMode<MultiThreaded>;
@@ -36,6 +37,7 @@ enum DbKind {
     RocksDb {
         raw: RawDb,
         tenant_cf: Arc<Options>,
+        wal_sync: WalSync,
     },
     Memory(Arc<MemoryGroup>),
 }
@@ -58,6 +60,21 @@ impl Db {
 
     pub fn last_used_ms(&self) -> u64 {
         self.last_used_ms.load(Ordering::Relaxed)
+    }
+
+    /// Writes `batch` to the group's instance; with `sync`, returns once it is on disk, having
+    /// held the instance's write queue only while it entered the log (see `wal_sync`).
+    pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let DbKind::RocksDb { raw, wal_sync, .. } = &self.kind else {
+            return Err(EngineError::Storage(
+                "a RocksDB write on an in-memory group".into(),
+            ));
+        };
+        raw.write_opt(batch, &WriteOptions::default())?;
+        if sync {
+            wal_sync.sync_after_write(|| Ok(raw.flush_wal(true)?))?;
+        }
+        Ok(())
     }
 
     /// Writes the memtables of the named column families to table files and waits for it, so
@@ -206,7 +223,14 @@ impl Groups {
             })?;
             Ok((existing, raw))
         })?;
-        Ok((DbKind::RocksDb { raw, tenant_cf }, existing))
+        Ok((
+            DbKind::RocksDb {
+                raw,
+                tenant_cf,
+                wal_sync: WalSync::default(),
+            },
+            existing,
+        ))
     }
 
     /// Whether `group` is open. Never waits for a group being opened or closed (that takes
@@ -281,7 +305,7 @@ impl Groups {
 
     pub fn create_tenant_cf(&self, db: &Db, cf_name: &str) -> Result<()> {
         match &db.kind {
-            DbKind::RocksDb { raw, tenant_cf } => Ok(raw.create_cf(cf_name, tenant_cf)?),
+            DbKind::RocksDb { raw, tenant_cf, .. } => Ok(raw.create_cf(cf_name, tenant_cf)?),
             DbKind::Memory(group) => group.create(cf_name),
         }
     }

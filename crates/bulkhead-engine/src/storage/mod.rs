@@ -12,6 +12,7 @@ mod options;
 mod registry;
 mod store;
 mod tenant_storage;
+mod wal_sync;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rocksdb::{BoundColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{BoundColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use crate::error::{EngineError, Result};
 use crate::storage::group::{Db, RawDb};
@@ -56,10 +56,7 @@ impl RocksTenantStore {
                 Op::DeleteRange(s, e) => batch.delete_range_cf(&cf, s, e),
             }
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(sync);
-        self.raw()?.write_opt(batch, &opts)?;
-        Ok(())
+        self.db.write(batch, sync)
     }
 }
 
