@@ -70,6 +70,28 @@ mod tests {
     use super::*;
     use crate::error::EngineError;
 
+    type Outcome = std::thread::JoinHandle<Result<()>>;
+
+    /// A write on another thread whose sync has begun and runs until the sender is used.
+    fn a_write_whose_sync_is_held(
+        wal: &Arc<WalSync>,
+        syncs: &Arc<AtomicUsize>,
+    ) -> (Outcome, mpsc::Sender<()>) {
+        let (in_sync, started) = mpsc::channel();
+        let (release, hold) = mpsc::channel::<()>();
+        let (wal, syncs) = (wal.clone(), syncs.clone());
+        let write = std::thread::spawn(move || {
+            wal.sync_after_write(|| {
+                syncs.fetch_add(1, Ordering::SeqCst);
+                in_sync.send(()).unwrap();
+                hold.recv().unwrap();
+                Ok(())
+            })
+        });
+        started.recv().unwrap();
+        (write, release)
+    }
+
     #[test]
     fn a_lone_write_runs_one_sync() {
         let wal = WalSync::default();
@@ -88,20 +110,7 @@ mod tests {
     fn a_write_during_a_sync_waits_for_the_next_sync() {
         let wal = Arc::new(WalSync::default());
         let syncs = Arc::new(AtomicUsize::new(0));
-        let (in_sync, first_started) = mpsc::channel();
-        let (release, hold) = mpsc::channel::<()>();
-        let first = {
-            let (wal, syncs) = (wal.clone(), syncs.clone());
-            std::thread::spawn(move || {
-                wal.sync_after_write(|| {
-                    syncs.fetch_add(1, Ordering::SeqCst);
-                    in_sync.send(()).unwrap();
-                    hold.recv().unwrap();
-                    Ok(())
-                })
-            })
-        };
-        first_started.recv().unwrap();
+        let (first, release) = a_write_whose_sync_is_held(&wal, &syncs);
         let (done, second_done) = mpsc::channel();
         let second = {
             let (wal, syncs) = (wal.clone(), syncs.clone());
@@ -130,20 +139,7 @@ mod tests {
     fn writes_waiting_together_share_one_sync() {
         let wal = Arc::new(WalSync::default());
         let syncs = Arc::new(AtomicUsize::new(0));
-        let (in_sync, first_started) = mpsc::channel();
-        let (release, hold) = mpsc::channel::<()>();
-        let first = {
-            let (wal, syncs) = (wal.clone(), syncs.clone());
-            std::thread::spawn(move || {
-                wal.sync_after_write(|| {
-                    syncs.fetch_add(1, Ordering::SeqCst);
-                    in_sync.send(()).unwrap();
-                    hold.recv().unwrap();
-                    Ok(())
-                })
-            })
-        };
-        first_started.recv().unwrap();
+        let (first, release) = a_write_whose_sync_is_held(&wal, &syncs);
         let waiting: Vec<_> = (0..8)
             .map(|_| {
                 let (wal, syncs) = (wal.clone(), syncs.clone());
