@@ -822,7 +822,22 @@ async fn a_tenant_past_its_write_limit_is_refused_before_its_upserts_are_read() 
     tokio::time::sleep(Duration::from_secs(1)).await;
     // ~50 KB from a full bucket: admitted, and 30 KB in debt for 1.5 s.
     c.records.upsert(upsert("t", 10..58)).await.unwrap();
-    refused_for_the_limit(c.records.upsert(upsert("t", 58..59)).await.unwrap_err());
+    // A client looping on refusals is slowed to what its limit admits: the refusal comes once
+    // the bucket could pay (at most a second later), and its trailer names the rest of the wait.
+    let sent = std::time::Instant::now();
+    let refused = c.records.upsert(upsert("t", 58..59)).await.unwrap_err();
+    let held = sent.elapsed();
+    let rest: u64 = refused
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or_else(|| panic!("no pushback trailer: {refused:?}"));
+    refused_for_the_limit(refused);
+    assert!(held >= Duration::from_millis(950), "held {held:?}");
+    assert!(
+        (300..=600).contains(&rest),
+        "{rest} ms left of a ~1.5 s debt"
+    );
     let elsewhere = c.records.upsert(upsert("u", 0..1)).await.unwrap_err();
     assert_eq!(elsewhere.code(), Code::PermissionDenied, "{elsewhere:?}");
 

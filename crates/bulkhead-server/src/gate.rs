@@ -26,7 +26,7 @@ use crate::audit_writer::{AuditWriter, append_logged};
 use crate::auth::Authenticator;
 use crate::end_user::{EndUser, Reach};
 use crate::fault;
-use crate::limits::{RateDefaults, RateLimiter};
+use crate::limits::{RateDefaults, RateLimiter, pushback_of, pushed_back};
 use crate::metrics::Metrics;
 use crate::principal::{Principal, TenantCaller};
 use crate::status::{code_name, core_status, engine_status};
@@ -700,9 +700,11 @@ impl Gate {
     }
 
     /// Answers a request refused for its tenant's limits: counted, audited at most once a second
-    /// with the number refused since ([`Refusals`]), and sent back only after
-    /// [`OVER_LIMIT_PUSHBACK`]. A flood past the limits so costs its tenant's trail one event a
-    /// second, and a client looping on refusals is slowed without holding a thread or a slot.
+    /// with the number refused since ([`Refusals`]), and sent back only once the limit could
+    /// admit it (the wait its refusal names, [`pushback_of`]), held between
+    /// [`OVER_LIMIT_PUSHBACK`] and [`LONGEST_PUSHBACK`]. A flood past the limits so costs its
+    /// tenant's trail one event a second, and a client looping on refusals is slowed to about
+    /// the rate its limit admits, without holding a thread or a slot.
     async fn refuse_over_limit(
         &self,
         tenant: &TenantId,
@@ -719,8 +721,14 @@ impl Gate {
                 Err(e) => tracing::error!(error = %e.message(), "cannot audit a refused request"),
             }
         }
-        tokio::time::sleep(OVER_LIMIT_PUSHBACK).await;
-        status
+        let wait = pushback_of(&status).unwrap_or_default();
+        let hold = wait.clamp(OVER_LIMIT_PUSHBACK, LONGEST_PUSHBACK);
+        tokio::time::sleep(hold).await;
+        match pushback_of(&status) {
+            // What is left of the wait once the refusal is sent.
+            Some(_) => pushed_back(status, wait.saturating_sub(hold)),
+            None => status,
+        }
     }
 
     fn finish_status(
@@ -741,6 +749,13 @@ impl Gate {
 /// slowed to a few calls a second per connection instead of costing the server tens of
 /// thousands of refusals a second.
 const OVER_LIMIT_PUSHBACK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The longest a refusal is held: past a write limit a client looping on 785 KB upserts at a
+/// 256 KiB/s limit was refused about 110 times a second at [`OVER_LIMIT_PUSHBACK`], each
+/// refused stream pushing up to its flow-control window of body at the server's request
+/// threads; held until its bucket could admit it, it tries about once a second. Longer holds
+/// would only keep streams open; the rest of the wait goes back in the refusal's trailer.
+const LONGEST_PUSHBACK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The method name metrics give requests refused before their message was decoded.
 const BEFORE_DECODING: &str = "(refused before decoding)";

@@ -170,14 +170,24 @@ impl RateLimiter {
         let buckets = self.buckets(tenant, limit);
         let mut b = buckets.lock();
         let share = self.defaults.principal_share;
-        if share < 1.0 && !b.principal(principal, share).try_take(1.0) {
-            return Err(over_share(tenant, principal, limit, share));
+        if share < 1.0 {
+            let own = b.principal(principal, share);
+            if !own.try_take(1.0) {
+                let wait = own.time_until(1.0);
+                return Err(pushed_back(
+                    over_share(tenant, principal, limit, share),
+                    wait,
+                ));
+            }
         }
         if !b.requests.try_take(1.0) {
-            return Err(over_rate(tenant, limit));
+            let wait = b.requests.time_until(1.0);
+            return Err(pushed_back(over_rate(tenant, limit), wait));
         }
-        if write_bytes > 0 && !b.write_bytes.try_take(write_bytes as f64) {
-            return Err(over_write_limit(tenant, limit));
+        let bytes = write_bytes as f64;
+        if write_bytes > 0 && !b.write_bytes.try_take(bytes) {
+            let wait = b.write_bytes.time_until(bytes);
+            return Err(pushed_back(over_write_limit(tenant, limit), wait));
         }
         Ok(())
     }
@@ -203,19 +213,25 @@ impl RateLimiter {
         }
         let share = self.defaults.principal_share;
         if share < 1.0
-            && b.principals
-                .get_mut(principal)
-                .is_some_and(|p| !p.allows(1.0))
+            && let Some(own) = b.principals.get_mut(principal)
+            && !own.allows(1.0)
         {
-            return Some(over_share(tenant, principal, limit, share));
+            let wait = own.time_until(1.0);
+            return Some(pushed_back(
+                over_share(tenant, principal, limit, share),
+                wait,
+            ));
         }
         if !b.requests.allows(1.0) {
-            return Some(over_rate(tenant, limit));
+            let wait = b.requests.time_until(1.0);
+            return Some(pushed_back(over_rate(tenant, limit), wait));
         }
         // A write is admitted once the bucket holds its size or is full, so a bucket that
         // can't give `bytes` refuses every larger write too.
-        if !b.write_bytes.allows(bytes.max(1) as f64) {
-            return Some(over_write_limit(tenant, limit));
+        let bytes = bytes.max(1) as f64;
+        if !b.write_bytes.allows(bytes) {
+            let wait = b.write_bytes.time_until(bytes);
+            return Some(pushed_back(over_write_limit(tenant, limit), wait));
         }
         None
     }
@@ -265,6 +281,24 @@ impl RateLimiter {
     pub fn forget(&self, tenant: &TenantId) {
         self.tenants.write().remove(tenant);
     }
+}
+
+/// The trailer in which a refusal tells its client how long to wait before trying again
+/// (gRPC's retry throttling reads it): until the bucket that refused could admit the call.
+pub const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
+
+/// `status` telling its client to wait `wait` before trying again ([`RETRY_PUSHBACK`]).
+pub fn pushed_back(mut status: Status, wait: Duration) -> Status {
+    let ms = wait.as_millis().min(u128::from(u32::MAX));
+    let value = tonic::metadata::MetadataValue::from(ms as u32);
+    status.metadata_mut().insert(RETRY_PUSHBACK, value);
+    status
+}
+
+/// How long a refusal told its client to wait ([`pushed_back`]), if it did.
+pub fn pushback_of(status: &Status) -> Option<Duration> {
+    let value = status.metadata().get(RETRY_PUSHBACK)?.to_str().ok()?;
+    value.parse().ok().map(Duration::from_millis)
 }
 
 fn over_share(tenant: &TenantId, principal: &str, limit: RateLimit, share: f64) -> Status {
@@ -455,6 +489,60 @@ mod tests {
             .refuses_writes_of(&a, "third", limit(0.001, 10), 1)
             .expect("the tenant used its rate");
         assert!(refused.message().contains("its rate limit"), "{refused:?}");
+    }
+
+    /// Each refusal names how long until the bucket that refused it could admit the call: a
+    /// write short of bytes, a tenant out of requests, a key out of its share.
+    #[test]
+    fn a_refusal_tells_how_long_until_its_bucket_could_admit_it() {
+        let l = limiter(0.5);
+        let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
+        let bytes = write_limit(1000);
+        l.admit(&a, "k", bytes, 600).unwrap();
+        let within = |status: &Status, low: u64, high: u64| {
+            let wait = pushback_of(status).expect("the refusal names a wait");
+            assert!(
+                wait >= Duration::from_millis(low) && wait <= Duration::from_millis(high),
+                "{wait:?} not in {low}..={high} ms"
+            );
+        };
+        within(&l.admit(&a, "k", bytes, 600).unwrap_err(), 150, 200);
+        within(&l.refuses_writes_of(&a, "k", bytes, 900).unwrap(), 450, 500);
+        // A write bigger than the bucket waits for it to be full, not for its own size.
+        within(
+            &l.refuses_writes_of(&a, "k", bytes, 50_000).unwrap(),
+            550,
+            600,
+        );
+
+        let requests = limit(2.0, 4);
+        for _ in 0..2 {
+            l.admit(&b, "one", requests, 0).unwrap();
+            l.admit(&b, "two", requests, 0).unwrap();
+        }
+        let over_share = l.admit(&b, "one", requests, 0).unwrap_err();
+        assert!(over_share.message().contains("its share"), "{over_share:?}");
+        within(&over_share, 900, 1000);
+        let over_rate = l.admit(&b, "three", requests, 0).unwrap_err();
+        assert!(over_rate.message().contains("rate limit"), "{over_rate:?}");
+        within(&over_rate, 400, 500);
+    }
+
+    #[test]
+    fn a_pushback_reads_back_as_written_in_whole_milliseconds() {
+        let status = pushed_back(
+            Status::resource_exhausted("x"),
+            Duration::from_micros(1_500),
+        );
+        assert_eq!(
+            status.metadata().get(RETRY_PUSHBACK).unwrap(),
+            "1",
+            "the trailer gRPC clients read"
+        );
+        assert_eq!(pushback_of(&status), Some(Duration::from_millis(1)));
+        let rewritten = pushed_back(status, Duration::ZERO);
+        assert_eq!(pushback_of(&rewritten), Some(Duration::ZERO), "replaced");
+        assert_eq!(pushback_of(&Status::resource_exhausted("x")), None);
     }
 
     #[test]
