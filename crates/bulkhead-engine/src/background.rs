@@ -25,6 +25,17 @@ pub fn lower_current_thread_priority() {
     }
 }
 
+/// Offers the CPU to any thread waiting for it; called between the records of a write, each
+/// of which costs a graph insert (0.1–0.5 ms of CPU). Linux's scheduler lets a running thread
+/// finish its time slice (around a millisecond, longer on bigger machines) before a woken thread of
+/// any priority gets the CPU, so a neighbour's query waited out the slice of a flooding
+/// tenant's upsert on a background thread; a yield hands the CPU over at the next record. With
+/// nothing waiting it returns at once, a system call of under a microsecond. Measured under a
+/// write flood (benchmarks.md, *Yields between the records of a write*).
+pub(crate) fn offer_cpu() {
+    std::thread::yield_now();
+}
+
 /// Runs `work` on a helper thread at background priority and waits for it. The caller's own
 /// priority is never touched: an unprivileged process could not raise it back afterwards.
 pub(crate) fn at_background_priority<T: Send>(work: impl FnOnce() -> T + Send) -> T {

@@ -9,6 +9,7 @@ use bulkhead_core::{CollectionId, RecordId, validate_metadata, validate_vector};
 use bulkhead_index::{MAX_EF, SearchFilter};
 
 use crate::access::{Access, CanWrite, KeyAdmin};
+use crate::background::offer_cpu;
 use crate::cache_fields::{self, ReservedFields};
 use crate::change_log;
 use crate::clock::{expiry_after, is_expired};
@@ -95,6 +96,7 @@ impl<A: Access> TenantHandle<A> {
         for ((r, expires), keys) in records.iter().zip(expiries).zip(field_keys) {
             let label = col.slots.write().allocate_label()?;
             col.index.insert(label, &r.vector)?;
+            offer_cpu();
             let old = col.slots.write().assign(
                 label,
                 Slot {

@@ -229,6 +229,10 @@ impl Hnsw {
                     return;
                 }
                 g.link(space, id as u32, &mut scratch);
+                // Builds run at background priority beside requests; the scheduler would let
+                // this thread finish its time slice before a waiting request's thread gets the
+                // CPU, so it is offered after each node (at once back with nothing waiting).
+                std::thread::yield_now();
                 let linked = done.fetch_add(1, Relaxed) + 1;
                 if linked.is_multiple_of(PROGRESS_EVERY) {
                     progress(linked);
