@@ -28,7 +28,7 @@ use parking_lot::{Condvar, Mutex};
 
 use bulkhead_core::TenantId;
 
-use crate::background::lower_current_thread_priority;
+use crate::background::move_current_thread_to_background;
 use crate::collection::LiveCollection;
 use crate::error::{EngineError, Result};
 
@@ -106,7 +106,7 @@ impl IndexBuilds {
         let thread = std::thread::Builder::new()
             .name("bulkhead-index-build".into())
             .spawn(move || {
-                lower_current_thread_priority();
+                move_current_thread_to_background();
                 run(&worker_queue, &worker_cancel, threads.max(1));
             })
             .expect("spawning the index build thread");

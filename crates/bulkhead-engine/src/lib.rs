@@ -45,7 +45,7 @@ pub use api_keys::{ApiKeyRecord, SecretHash};
 pub use audit::{
     AuditContext, AuditEntry, AuditEvent, AuditFilter, AuditStamp, MAX_AUDITED_READ_IDS,
 };
-pub use background::lower_current_thread_priority;
+pub use background::{move_current_thread_to_background, use_the_clear_core};
 pub use bulkhead_index::{IndexKind, IndexParams, Quantization};
 pub use clock::{Clock, ManualClock};
 pub use collection::{

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::background::lower_current_thread_priority;
+use crate::background::move_current_thread_to_background;
 use crate::residency::Residency;
 use crate::storage::GroupId;
 use crate::sweep_signal::{Signal, Wake};
@@ -39,7 +39,7 @@ impl Sweeper {
         let thread = std::thread::Builder::new()
             .name("bulkhead-sweeper".into())
             .spawn(move || {
-                lower_current_thread_priority();
+                move_current_thread_to_background();
                 let mut next_closed = 0;
                 let mut next_sweep = Instant::now() + schedule.interval;
                 loop {

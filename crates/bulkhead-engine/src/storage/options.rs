@@ -8,10 +8,16 @@ use rocksdb::{
     BlockBasedOptions, Cache, Env, Options, WriteBufferManager, compaction_filter::Decision,
 };
 
+use crate::background::start_threads_off_the_clear_core;
 use crate::clock::{Clock, is_expired};
 use crate::codec::{EXPIRED_MARKER, peek_expiry};
 use crate::config::EngineConfig;
 use crate::keys::RECORD;
+
+/// RocksDB's flush and compaction threads, shared by every instance of the process (the split
+/// RocksDB itself makes of two background jobs).
+const FLUSH_THREADS: i32 = 1;
+const COMPACTION_THREADS: i32 = 1;
 
 /// Memory pools shared by every RocksDB instance of the process.
 pub(crate) struct SharedResources {
@@ -51,6 +57,12 @@ impl SharedResources {
         let env = match Env::new() {
             Ok(mut env) => {
                 env.lower_thread_pool_cpu_priority();
+                // Started now, off the core kept clear for requests, rather than by whichever
+                // thread first asks for a flush or compaction; they inherit that.
+                start_threads_off_the_clear_core(|| {
+                    env.set_high_priority_background_threads(FLUSH_THREADS);
+                    env.set_low_priority_background_threads(COMPACTION_THREADS);
+                });
                 Some(env)
             }
             Err(e) => {
@@ -79,7 +91,7 @@ impl SharedResources {
         // flushed; a cap forces flushes of stale memtables instead of growing the WAL forever.
         o.set_max_total_wal_size(64 << 20);
         o.set_keep_log_file_num(2);
-        o.set_max_background_jobs(2);
+        o.set_max_background_jobs(FLUSH_THREADS + COMPACTION_THREADS);
         o.set_stats_dump_period_sec(0);
         o.set_block_based_table_factory(&table_options(&self.cache));
         if let Some(env) = &self.env {

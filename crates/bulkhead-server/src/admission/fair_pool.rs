@@ -15,7 +15,10 @@
 //! and every thread waiting on a lock it held, while other processes kept the CPUs busy:
 //! benchmarks.md, "Borrowed threads in the idle class".) Beside other active tenants a tenant
 //! also holds all the borrowed threads but one, so its work past its share leaves a core clear
-//! for theirs: background priority alone left their threads waiting out its time slices.
+//! for theirs: background priority alone left their threads waiting out its time slices. And
+//! while other tenants are active the borrowed threads keep off the core the engine keeps clear
+//! of all background work, where the scheduler would otherwise wake their request threads
+//! beside it; a lone tenant's work past its share may use every core.
 //! Fairness of queueing comes from the ring, fairness of CPU from the priorities and that
 //! core: none depends on jobs being short.
 //!
@@ -317,8 +320,9 @@ impl Drop for FairPool {
 
 fn work(shared: &Shared, class: Class) {
     if class == Class::Borrowed {
-        bulkhead_engine::lower_current_thread_priority();
+        bulkhead_engine::move_current_thread_to_background();
     }
+    let mut on_the_clear_core = false;
     let ready = match class {
         Class::Share => &shared.share_work,
         Class::Borrowed => &shared.borrowed_work,
@@ -328,7 +332,8 @@ fn work(shared: &Shared, class: Class) {
         if q.stopping {
             return;
         }
-        let Some((tenant, job)) = q.next(class, Instant::now()) else {
+        let now = Instant::now();
+        let Some((tenant, job)) = q.next(class, now) else {
             if class == Class::Share {
                 q.idle_share += 1;
             }
@@ -342,9 +347,16 @@ fn work(shared: &Shared, class: Class) {
         // reached its share goes to borrowed threads), whose notification may have been spent
         // while nothing was eligible for it: pass the turn on.
         let more = !q.ring.is_empty();
+        // A borrowed thread keeps off the core the engine keeps clear for requests while other
+        // tenants are active; a lone tenant's work past its share may use every core.
+        let clear_core = class == Class::Borrowed && q.fair_part_per_share(now).is_none();
         drop(q);
         if more {
             shared.wake();
+        }
+        if class == Class::Borrowed && clear_core != on_the_clear_core {
+            bulkhead_engine::use_the_clear_core(clear_core);
+            on_the_clear_core = clear_core;
         }
         let started = Instant::now();
         job();
@@ -517,6 +529,36 @@ mod tests {
             past_share > within_share,
             "{past_share} is no lower priority"
         );
+    }
+
+    /// A borrowed thread runs a lone tenant's work past its share on every core the process
+    /// may use, and keeps off the core the engine keeps clear for requests while another tenant
+    /// is active.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_borrowed_job_keeps_off_the_clear_core_only_beside_another_tenant() {
+        let cpus = || rustix::thread::sched_getaffinity(None).unwrap();
+        let all = cpus();
+        let pool = Arc::new(pool(2, 1));
+        until(&pool, |q| q.idle_share == 2).await;
+        let blocked = Blocked::default();
+        // The tenant's one share thread is held; its next jobs can only go to the borrowed one.
+        let held = blocked.queue(&pool, ("a", 1), 1, 1).await;
+        let alone = pool.run(&t("a"), 1, cpus).await.unwrap();
+        // Another tenant's recent work makes it active for a while.
+        let busy = || std::thread::sleep(Duration::from_millis(20));
+        pool.run(&t("b"), 1, busy).await.unwrap();
+        let beside_b = pool.run(&t("a"), 1, cpus).await.unwrap();
+        blocked.release(held).await;
+        assert!(alone == all, "alone: {alone:?}");
+        if all.count() >= 2 {
+            let lowest = (0..rustix::thread::CpuSet::MAX_CPU)
+                .find(|&c| all.is_set(c))
+                .unwrap();
+            assert_eq!(beside_b.count(), all.count() - 1, "{beside_b:?}");
+            assert!(!beside_b.is_set(lowest), "{beside_b:?}");
+        } else {
+            assert!(beside_b == all, "one CPU confines nothing");
+        }
     }
 
     #[tokio::test]

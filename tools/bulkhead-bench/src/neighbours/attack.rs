@@ -55,7 +55,8 @@ pub struct Target {
     pub slow_imports: usize,
     /// Deadline of every call the attack makes.
     pub timeout: Duration,
-    /// Whether the attack's threads run at background priority (`--attacker-in-background`).
+    /// Whether the attack's threads run at background priority, off the lowest CPU
+    /// (`--attacker-in-background`).
     pub in_background: bool,
 }
 
@@ -80,7 +81,7 @@ pub fn start(scenario: Scenario, target: &Arc<Target>) -> Result<Running> {
         .thread_name("attacker")
         .on_thread_start(move || {
             if in_background {
-                bulkhead_engine::lower_current_thread_priority();
+                bulkhead_engine::move_current_thread_to_background();
             }
         })
         .build()?;

@@ -85,7 +85,8 @@ pub struct NeighboursArgs {
     /// Print the summary table to stdout, after the JSON lines (default: stderr).
     #[arg(long)]
     markdown: bool,
-    /// Run the attacker's client threads at background priority: a stand-in for a client on
+    /// Run the attacker's client threads at background priority, off the lowest CPU as the
+    /// server's background threads are: a stand-in for a client on
     /// another machine, so that on a small machine the CPU the attacker's own client spends
     /// (decoding 1,000-hit answers) is not taken from the server and the victim's client.
     #[arg(long)]
