@@ -18,9 +18,9 @@
 //! (their nice value weighs little), and there the request's thread waits out their time
 //! slices. So background threads also stay off one core, the first the process may use (the
 //! server's borrowed threads only while other tenants are active): a request's thread finds
-//! that core clear of them (benchmarks.md, *One core clear of every
-//! background thread*). RocksDB's flush and compaction threads are started from a thread
-//! confined the same way, and inherit it.
+//! that core clear of them (benchmarks.md, *One core clear of every background thread*).
+//! RocksDB's flush and compaction threads are started from a thread confined the same way,
+//! and inherit it.
 
 use std::sync::OnceLock;
 

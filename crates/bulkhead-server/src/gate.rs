@@ -721,12 +721,14 @@ impl Gate {
                 Err(e) => tracing::error!(error = %e.message(), "cannot audit a refused request"),
             }
         }
-        let wait = pushback_of(&status).unwrap_or_default();
-        let hold = wait.clamp(OVER_LIMIT_PUSHBACK, LONGEST_PUSHBACK);
+        let wait = pushback_of(&status);
+        let hold = wait
+            .unwrap_or_default()
+            .clamp(OVER_LIMIT_PUSHBACK, LONGEST_PUSHBACK);
         tokio::time::sleep(hold).await;
-        match pushback_of(&status) {
+        match wait {
             // What is left of the wait once the refusal is sent.
-            Some(_) => pushed_back(status, wait.saturating_sub(hold)),
+            Some(wait) => pushed_back(status, wait.saturating_sub(hold)),
             None => status,
         }
     }
