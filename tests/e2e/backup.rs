@@ -247,12 +247,12 @@ async fn a_restored_tenant_serves_as_before_with_a_foreign_key_exported() {
     assert!(matches!(
         dst.create_collection("fourth", &CollectionSpec::new(3, Metric::Cosine))
             .await,
-        Err(ClientError::ResourceExhausted(_))
+        Err(ClientError::ResourceExhausted { .. })
     ));
     // And so does the rate limit (2/s, burst 30).
     let mut refused = 0;
     for _ in 0..60 {
-        if let Err(ClientError::ResourceExhausted(_)) = dst.collection("docs").await {
+        if let Err(ClientError::ResourceExhausted { .. }) = dst.collection("docs").await {
             refused += 1;
         }
     }

@@ -222,3 +222,48 @@ async fn calls_retry_through_a_server_restart() {
     assert!(matches!(err, ClientError::Unavailable(_)), "{err:?}");
     assert!(err.is_retryable());
 }
+
+/// A refusal for the tenant's rate limit comes back as `ResourceExhausted` with the wait the
+/// server named before the limit could admit the call, and the SDK does not retry it.
+#[tokio::test]
+async fn a_rate_limit_refusal_says_when_to_try_again() {
+    let server = Server::start();
+    let client = server.sdk().await;
+    let admin = client.admin(ADMIN).unwrap();
+    let options = TenantOptions {
+        rate_limit: Some(bulkhead_proto::v1::RateLimit {
+            requests_per_second: 0.1,
+            burst: 2,
+            write_bytes_per_second: 0,
+        }),
+        ..TenantOptions::default()
+    };
+    admin.create_tenant("slow", &options).await.unwrap();
+    let key = admin
+        .create_key("slow", Role::Read, None, "app")
+        .await
+        .unwrap();
+    let slow = client.tenant("slow", &key.secret).unwrap();
+    let mut refusal = None;
+    for _ in 0..3 {
+        if let Err(e) = slow.collections().await {
+            refusal = Some(e);
+            break;
+        }
+    }
+    match refusal {
+        // One request every 10 s: the server held the refusal for a second and names about
+        // nine more.
+        Some(ClientError::ResourceExhausted {
+            message,
+            retry_after: Some(wait),
+        }) => {
+            assert!(message.contains("rate limit"), "{message}");
+            assert!(
+                wait > Duration::from_secs(5) && wait <= Duration::from_secs(10),
+                "{wait:?}"
+            );
+        }
+        other => panic!("expected a refusal naming its wait, got {other:?}"),
+    }
+}

@@ -22,9 +22,13 @@ pub enum ClientError {
     /// The credentials are valid but not for this tenant or this operation.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
-    /// A quota or rate limit was hit.
-    #[error("resource exhausted: {0}")]
-    ResourceExhausted(String),
+    /// A quota or rate limit was hit. A rate or write limit also says how long to wait before
+    /// trying again (the server's `grpc-retry-pushback-ms` trailer): `retry_after`.
+    #[error("resource exhausted: {message}")]
+    ResourceExhausted {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// The server stayed unreachable through every retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -102,12 +106,22 @@ impl From<Status> for ClientError {
             Code::AlreadyExists => ClientError::AlreadyExists(message),
             Code::Unauthenticated => ClientError::Unauthenticated(message),
             Code::PermissionDenied => ClientError::PermissionDenied(message),
-            Code::ResourceExhausted => ClientError::ResourceExhausted(message),
+            Code::ResourceExhausted => ClientError::ResourceExhausted {
+                message,
+                retry_after: retry_pushback(&s),
+            },
             Code::Unavailable => ClientError::Unavailable(message),
             Code::DeadlineExceeded => ClientError::DeadlineExceeded(message),
             code => ClientError::Server { code, message },
         }
     }
+}
+
+/// How long the server asked the caller to wait before trying again, if it did (gRPC's
+/// `grpc-retry-pushback-ms`; a refusal for a tenant's limits carries it).
+fn retry_pushback(s: &Status) -> Option<std::time::Duration> {
+    let ms = s.metadata().get("grpc-retry-pushback-ms")?.to_str().ok()?;
+    ms.parse().ok().map(std::time::Duration::from_millis)
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -125,6 +139,19 @@ mod tests {
         assert!(ClientError::from(Status::unavailable("down")).is_retryable());
         assert!(!ClientError::from(Status::internal("boom")).is_retryable());
         assert!(!ClientError::from(Status::resource_exhausted("slow")).is_retryable());
+        assert!(matches!(
+            ClientError::from(Status::resource_exhausted("slow")),
+            ClientError::ResourceExhausted { message, retry_after: None } if message == "slow"
+        ));
+        let mut pushed_back = Status::resource_exhausted("over its write limit");
+        pushed_back
+            .metadata_mut()
+            .insert("grpc-retry-pushback-ms", "1500".parse().unwrap());
+        assert!(matches!(
+            ClientError::from(pushed_back),
+            ClientError::ResourceExhausted { retry_after: Some(d), .. }
+                if d == std::time::Duration::from_millis(1500)
+        ));
         let mut lost = Status::unknown("transport error");
         lost.set_source(std::sync::Arc::new(std::io::Error::from(
             std::io::ErrorKind::BrokenPipe,
