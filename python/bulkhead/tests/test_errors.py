@@ -70,11 +70,14 @@ def test_quota_gives_resource_exhausted(client: Client, new_tenant: NewTenant) -
 def test_rate_limit_gives_resource_exhausted_without_retrying(
     client: Client, new_tenant: NewTenant
 ) -> None:
-    tenant_id, secret = new_tenant(requests_per_second=1, burst=1)
+    tenant_id, secret = new_tenant(requests_per_second=0.1, burst=1)
     handle = client.tenant(tenant_id, api_key=secret)
-    with pytest.raises(ResourceExhausted):
+    with pytest.raises(ResourceExhausted) as refused:
         for _ in range(5):
             handle.list_collections()
+    # One request every 10 s: the server held the refusal a second and names about nine more.
+    assert refused.value.retry_after is not None
+    assert 5 < refused.value.retry_after <= 10
 
 
 def closed_port() -> int:

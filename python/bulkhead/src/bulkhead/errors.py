@@ -71,9 +71,12 @@ class PermissionDenied(BulkheadError):
 
 
 class ResourceExhausted(BulkheadError):
-    """A quota or rate limit of the tenant was hit; the message names it."""
+    """A quota or rate limit of the tenant was hit; the message names it. For a rate or write
+    limit, `retry_after` is the wait in seconds the server named before the limit could admit
+    the call (its `grpc-retry-pushback-ms` trailer); otherwise None. The SDK does not retry."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retry_after: float | None = None
 
 
 class Unavailable(BulkheadError, ConnectionError):
@@ -125,4 +128,19 @@ def from_rpc_error(error: grpc.RpcError) -> BulkheadError:
     cls = _BY_CODE.get(code)
     if cls is None:
         return BulkheadError(message, code)
-    return cls(message, code)
+    typed = cls(message, code)
+    if isinstance(typed, ResourceExhausted):
+        typed.retry_after = _retry_pushback(error)
+    return typed
+
+
+def _retry_pushback(error: grpc.RpcError) -> float | None:
+    """Seconds the server asked the caller to wait before trying again, if it did."""
+    trailing_of = getattr(error, "trailing_metadata", None)
+    for key, value in (trailing_of() if trailing_of is not None else None) or ():
+        if key == "grpc-retry-pushback-ms":
+            try:
+                return int(value) / 1000
+            except (TypeError, ValueError):
+                return None
+    return None
