@@ -24,7 +24,7 @@ pub enum ClientError {
     PermissionDenied(String),
     /// A quota or rate limit was hit. A rate or write limit also says how long to wait before
     /// trying again (the server's `grpc-retry-pushback-ms` trailer): `retry_after`.
-    #[error("resource exhausted: {message}")]
+    #[error("resource exhausted: {message}{}", retry_hint(*retry_after))]
     ResourceExhausted {
         message: String,
         retry_after: Option<std::time::Duration>,
@@ -117,6 +117,15 @@ impl From<Status> for ClientError {
     }
 }
 
+/// What a refusal's message adds when the server named a wait: what a command-line user reads.
+fn retry_hint(retry_after: Option<std::time::Duration>) -> String {
+    match retry_after {
+        Some(wait) if !wait.is_zero() => format!(" (try again in {:.1} s)", wait.as_secs_f64()),
+        Some(_) => " (try again now)".to_owned(),
+        None => String::new(),
+    }
+}
+
 /// How long the server asked the caller to wait before trying again, if it did (gRPC's
 /// `grpc-retry-pushback-ms`; a refusal for a tenant's limits carries it).
 fn retry_pushback(s: &Status) -> Option<std::time::Duration> {
@@ -147,11 +156,21 @@ mod tests {
         pushed_back
             .metadata_mut()
             .insert("grpc-retry-pushback-ms", "1500".parse().unwrap());
+        let refused = ClientError::from(pushed_back);
         assert!(matches!(
-            ClientError::from(pushed_back),
+            refused,
             ClientError::ResourceExhausted { retry_after: Some(d), .. }
                 if d == std::time::Duration::from_millis(1500)
         ));
+        assert_eq!(
+            refused.to_string(),
+            "resource exhausted: over its write limit (try again in 1.5 s)"
+        );
+        assert_eq!(
+            ClientError::from(Status::resource_exhausted("quota")).to_string(),
+            "resource exhausted: quota",
+            "no wait named, none shown"
+        );
         let mut lost = Status::unknown("transport error");
         lost.set_source(std::sync::Arc::new(std::io::Error::from(
             std::io::ErrorKind::BrokenPipe,
