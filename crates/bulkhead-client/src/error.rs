@@ -129,8 +129,8 @@ fn retry_hint(retry_after: Option<std::time::Duration>) -> String {
 /// How long the server asked the caller to wait before trying again, if it did (gRPC's
 /// `grpc-retry-pushback-ms`; a refusal for a tenant's limits carries it).
 fn retry_pushback(s: &Status) -> Option<std::time::Duration> {
-    let ms = s.metadata().get("grpc-retry-pushback-ms")?.to_str().ok()?;
-    ms.parse().ok().map(std::time::Duration::from_millis)
+    let value = s.metadata().get(bulkhead_wire::RETRY_PUSHBACK_TRAILER)?;
+    bulkhead_wire::retry_pushback_from_trailer(value.to_str().ok()?)
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -38,27 +38,13 @@ pub fn move_current_thread_to_background() {
     if let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICENESS) {
         tracing::debug!(error = %e, "could not lower a background thread's priority");
     }
-    keep_current_thread_off_the_clear_core();
+    use_the_clear_core(false);
 }
 
 /// Runs `start` on a helper thread kept off the clear core (at the caller's priority), so the
 /// threads it starts inherit that: RocksDB's flush and compaction threads.
 pub(crate) fn start_threads_off_the_clear_core<T: Send>(start: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("bulkhead-start".into())
-            .spawn_scoped(s, || {
-                keep_current_thread_off_the_clear_core();
-                start()
-            })
-            .expect("spawning a thread")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
-}
-
-fn keep_current_thread_off_the_clear_core() {
-    use_the_clear_core(false);
+    on_helper_thread("bulkhead-start", || use_the_clear_core(false), start)
 }
 
 /// Lets the calling thread run on the core kept clear for requests, or keeps it off it. For
@@ -116,15 +102,24 @@ pub(crate) fn offer_cpu() {
 /// Runs `work` on a helper thread at background priority and waits for it. The caller's own
 /// priority is never touched: an unprivileged process could not raise it back afterwards.
 pub(crate) fn at_background_priority<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    on_helper_thread("bulkhead-activate", move_current_thread_to_background, work)
+}
+
+/// Runs `work` on a helper thread named `name` after `setup` (which changes only the helper's
+/// own scheduling), waits for it, and passes a panic on to the caller.
+fn on_helper_thread<T: Send>(
+    name: &str,
+    setup: impl FnOnce() + Send,
+    work: impl FnOnce() -> T + Send,
+) -> T {
     std::thread::scope(|s| {
-        let helper = std::thread::Builder::new()
-            .name("bulkhead-activate".into())
+        std::thread::Builder::new()
+            .name(name.into())
             .spawn_scoped(s, || {
-                move_current_thread_to_background();
+                setup();
                 work()
             })
-            .expect("spawning an activation thread");
-        helper
+            .unwrap_or_else(|e| panic!("spawning a {name} thread: {e}"))
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })

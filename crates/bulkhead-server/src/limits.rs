@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use bulkhead_core::TenantId;
 use bulkhead_engine::RateLimit;
+use bulkhead_wire::{
+    RETRY_PUSHBACK_TRAILER, retry_pushback_from_trailer, retry_pushback_to_trailer,
+};
 use parking_lot::{Mutex, RwLock};
 use tonic::Status;
 
@@ -283,22 +286,22 @@ impl RateLimiter {
     }
 }
 
-/// The trailer in which a refusal tells its client how long to wait before trying again
-/// (gRPC's retry throttling reads it): until the bucket that refused could admit the call.
-pub const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
-
-/// `status` telling its client to wait `wait` before trying again ([`RETRY_PUSHBACK`]).
+/// `status` telling its client to wait `wait` before trying again: until the bucket that
+/// refused could admit the call ([`RETRY_PUSHBACK_TRAILER`]).
 pub fn pushed_back(mut status: Status, wait: Duration) -> Status {
-    let ms = wait.as_millis().min(u128::from(u32::MAX));
-    let value = tonic::metadata::MetadataValue::from(ms as u32);
-    status.metadata_mut().insert(RETRY_PUSHBACK, value);
+    let value = tonic::metadata::MetadataValue::from(retry_pushback_to_trailer(wait));
+    status.metadata_mut().insert(RETRY_PUSHBACK_TRAILER, value);
     status
 }
 
 /// How long a refusal told its client to wait ([`pushed_back`]), if it did.
 pub fn pushback_of(status: &Status) -> Option<Duration> {
-    let value = status.metadata().get(RETRY_PUSHBACK)?.to_str().ok()?;
-    value.parse().ok().map(Duration::from_millis)
+    let value = status
+        .metadata()
+        .get(RETRY_PUSHBACK_TRAILER)?
+        .to_str()
+        .ok()?;
+    retry_pushback_from_trailer(value)
 }
 
 fn over_share(tenant: &TenantId, principal: &str, limit: RateLimit, share: f64) -> Status {
@@ -535,7 +538,7 @@ mod tests {
             Duration::from_micros(1_500),
         );
         assert_eq!(
-            status.metadata().get(RETRY_PUSHBACK).unwrap(),
+            status.metadata().get(RETRY_PUSHBACK_TRAILER).unwrap(),
             "1",
             "the trailer gRPC clients read"
         );

@@ -10,6 +10,7 @@
 
 mod error;
 mod ids;
+mod retry_pushback;
 mod time;
 mod values;
 
@@ -18,6 +19,9 @@ pub mod engine;
 
 pub use error::{Result, WireError};
 pub use ids::record_ids;
+pub use retry_pushback::{
+    RETRY_PUSHBACK_TRAILER, retry_pushback_from_trailer, retry_pushback_to_trailer,
+};
 pub use time::{
     positive_seconds, system_time_from_pb, system_time_to_pb, timestamp_from_ms, timestamp_to_ms,
 };

@@ -108,9 +108,15 @@ impl Queues {
     /// among the tenants active lately in proportion to their shares) runs on borrowed threads
     /// only: another tenant's work then finds the CPU first, while the busy tenant still gets
     /// every cycle left over.
-    fn next(&mut self, class: Class, now: Instant) -> Option<(TenantId, Job)> {
+    ///
+    /// `per_share` is [`Queues::fair_part_per_share`] at `now`, which the caller also needs.
+    fn next(
+        &mut self,
+        class: Class,
+        now: Instant,
+        per_share: Option<f64>,
+    ) -> Option<(TenantId, Job)> {
         let idle_share = self.idle_share;
-        let per_share = self.fair_part_per_share(now);
         let most_borrowed = self.most_borrowed(per_share.is_some());
         let at = self.ring.iter().position(|t| {
             self.tenants.get(t).is_some_and(|q| {
@@ -333,7 +339,8 @@ fn work(shared: &Shared, class: Class) {
             return;
         }
         let now = Instant::now();
-        let Some((tenant, job)) = q.next(class, now) else {
+        let per_share = q.fair_part_per_share(now);
+        let Some((tenant, job)) = q.next(class, now, per_share) else {
             if class == Class::Share {
                 q.idle_share += 1;
             }
@@ -349,7 +356,7 @@ fn work(shared: &Shared, class: Class) {
         let more = !q.ring.is_empty();
         // A borrowed thread keeps off the core the engine keeps clear for requests while other
         // tenants are active; a lone tenant's work past its share may use every core.
-        let clear_core = class == Class::Borrowed && q.fair_part_per_share(now).is_none();
+        let clear_core = class == Class::Borrowed && per_share.is_none();
         drop(q);
         if more {
             shared.wake();
@@ -374,6 +381,14 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    impl Queues {
+        /// [`Queues::next`] with the fair part worked out at `now`, as the pool's threads do.
+        fn next_now(&mut self, class: Class, now: Instant) -> Option<(TenantId, Job)> {
+            let per_share = self.fair_part_per_share(now);
+            self.next(class, now, per_share)
+        }
+    }
 
     fn t(name: &str) -> TenantId {
         TenantId::new(name).unwrap()
@@ -580,7 +595,7 @@ mod tests {
             }
         }
         let mut order = Vec::new();
-        while let Some((tenant, _)) = q.next(Class::Share, Instant::now()) {
+        while let Some((tenant, _)) = q.next_now(Class::Share, Instant::now()) {
             order.push(tenant.as_str().to_owned());
         }
         assert_eq!(order, ["a", "b", "c", "a", "c", "a"]);
@@ -598,23 +613,23 @@ mod tests {
         q.used(&t("heavy"), Duration::from_secs(3), now);
         queue(&mut q, "heavy");
         assert!(
-            q.next(Class::Share, now).is_some(),
+            q.next_now(Class::Share, now).is_some(),
             "alone, a busy tenant keeps its share thread"
         );
         q.finished(&t("heavy"), Class::Share);
         queue(&mut q, "heavy");
         queue(&mut q, "light");
-        let (first, _) = q.next(Class::Share, now).unwrap();
+        let (first, _) = q.next_now(Class::Share, now).unwrap();
         assert_eq!(
             first.as_str(),
             "light",
             "the heavy tenant is past 2 / 2 tenants"
         );
         assert!(
-            q.next(Class::Share, now).is_none(),
+            q.next_now(Class::Share, now).is_none(),
             "no share thread for the heavy tenant while the light one is active"
         );
-        let (borrowed, _) = q.next(Class::Borrowed, now).unwrap();
+        let (borrowed, _) = q.next_now(Class::Borrowed, now).unwrap();
         assert_eq!(borrowed.as_str(), "heavy");
         let later = now + Duration::from_secs(5);
         let per_share = q.fair_part_per_share(later);
@@ -632,7 +647,7 @@ mod tests {
         for _ in 0..10 {
             q.push(&t("heavy"), 1, Box::new(|| ()));
         }
-        let take = |q: &mut Queues, class| q.next(class, now).map(|(t, _)| t);
+        let take = |q: &mut Queues, class| q.next_now(class, now).map(|(t, _)| t);
         assert_eq!(take(&mut q, Class::Share), Some(t("heavy")));
         for _ in 0..3 {
             assert_eq!(
@@ -684,11 +699,11 @@ mod tests {
         assert_eq!(per_share, Some(1.0), "4 threads over shares 3 + 1");
         assert!(!q.is_over(&t("big"), 3, per_share, now), "2.5 of its 3");
         assert!(q.is_over(&t("small"), 1, per_share, now), "2.5 of its 1");
-        let (first, _) = q.next(Class::Share, now).unwrap();
+        let (first, _) = q.next_now(Class::Share, now).unwrap();
         assert_eq!(first.as_str(), "big");
-        let (second, _) = q.next(Class::Share, now).unwrap();
+        let (second, _) = q.next_now(Class::Share, now).unwrap();
         assert_eq!(second.as_str(), "big", "the small tenant is past its part");
-        let (borrowed, _) = q.next(Class::Borrowed, now).unwrap();
+        let (borrowed, _) = q.next_now(Class::Borrowed, now).unwrap();
         assert_eq!(borrowed.as_str(), "small");
     }
 
@@ -705,7 +720,7 @@ mod tests {
         assert_eq!(q.tenants[&t("zero")].share, 1, "at least one");
         assert_eq!(q.tenants[&t("huge")].share, 3, "weighs at most all");
         let mut taken = Vec::new();
-        while let Some((tenant, _)) = q.next(Class::Share, Instant::now()) {
+        while let Some((tenant, _)) = q.next_now(Class::Share, Instant::now()) {
             taken.push(tenant.as_str().to_owned());
         }
         assert_eq!(
@@ -723,7 +738,7 @@ mod tests {
         };
         q.push(&t("a"), 1, Box::new(|| ()));
         q.push(&t("a"), 1, Box::new(|| ()));
-        assert!(q.next(Class::Share, Instant::now()).is_some());
-        assert!(q.next(Class::Share, Instant::now()).is_none());
+        assert!(q.next_now(Class::Share, Instant::now()).is_some());
+        assert!(q.next_now(Class::Share, Instant::now()).is_none());
     }
 }
