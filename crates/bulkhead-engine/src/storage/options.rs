@@ -19,6 +19,10 @@ use crate::keys::RECORD;
 const FLUSH_THREADS: i32 = 1;
 const COMPACTION_THREADS: i32 = 1;
 
+/// How much of a table file being written may wait in the page cache before RocksDB starts
+/// writing it out (RocksDB's tuning guide suggests 1 MB).
+const TABLE_BYTES_PER_SYNC: u64 = 1 << 20;
+
 /// Memory pools shared by every RocksDB instance of the process.
 pub(crate) struct SharedResources {
     /// The engine's clock: the TTL compaction filter and group idle times read it.
@@ -93,6 +97,11 @@ impl SharedResources {
         o.set_keep_log_file_num(2);
         o.set_max_background_jobs(FLUSH_THREADS + COMPACTION_THREADS);
         o.set_stats_dump_period_sec(0);
+        // Table files written by flushes and compactions go to the disk a mebibyte at a time
+        // instead of all at once when RocksDB syncs the finished file: synced whole, a flood's
+        // compactions held the disk for up to ~10 ms at a time, and other tenants' log syncs
+        // waited behind them (benchmarks.md, *Table files written to disk as they grow*).
+        o.set_bytes_per_sync(TABLE_BYTES_PER_SYNC);
         o.set_block_based_table_factory(&table_options(&self.cache));
         if let Some(env) = &self.env {
             o.set_env(env);
