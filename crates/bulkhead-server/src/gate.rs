@@ -21,7 +21,7 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tracing::Instrument;
 
-use crate::admission::{FairPool, JobPanicked, Refusals, Slot, TenantSlots};
+use crate::admission::{FairPool, JobKind, JobPanicked, Refusals, Slot, TenantSlots};
 use crate::audit_writer::{AuditWriter, append_logged};
 use crate::auth::Authenticator;
 use crate::end_user::{EndUser, Reach};
@@ -324,13 +324,16 @@ impl Gate {
         &self,
         tenant: &TenantId,
         shares: &Shares,
+        kind: JobKind,
         work: impl FnOnce() -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
         // The request's span follows its work onto the pool, so what the engine call logs
         // names the request, its method and tenant.
         let span = tracing::Span::current();
         self.pool
-            .run(tenant, shares.engine_threads, move || span.in_scope(work))
+            .run(tenant, shares.engine_threads, kind, move || {
+                span.in_scope(work)
+            })
             .await
             .unwrap_or_else(|JobPanicked| {
                 tracing::error!(tenant = %tenant, "engine work panicked");
@@ -339,14 +342,48 @@ impl Gate {
     }
 
     /// Runs a call on the tenant named by `resource`, for callers holding at least `A::ROLE`
-    /// (the admin token always qualifies). `write_bytes` feeds the tenant's write-rate limit.
+    /// (the admin token always qualifies). `write_bytes` feeds the tenant's write-rate limit;
+    /// past [`BULK_WRITE_BYTES`] the call's engine work is bulk work to the engine pool.
     ///
     /// Once admitted, the call runs to its end, audit event included, in a task of its own:
     /// a client that cancels (a deadline, a reset stream) stops waiting for the answer but
     /// can't leave a committed write or a finished read unaudited.
-    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method, tenant = tracing::field::Empty, trace_id = tracing::field::Empty))]
     pub async fn tenant_call<N: TenantResource, A: Access, R: Send + 'static>(
         self: &Arc<Self>,
+        metadata: &MetadataMap,
+        method: &'static str,
+        resource: &str,
+        write_bytes: u64,
+        body: impl FnOnce(Scope<N, A>) -> Counted<R> + Send + 'static,
+    ) -> Result<R, Status> {
+        self.call_on_tenant(
+            job_kind_of_write(write_bytes),
+            metadata,
+            method,
+            resource,
+            write_bytes,
+            body,
+        )
+        .await
+    }
+
+    /// `tenant_call` for work that is bulk whatever its message's size: an import's batches,
+    /// whose bytes were charged as they arrived.
+    pub async fn bulk_tenant_call<N: TenantResource, A: Access, R: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        method: &'static str,
+        resource: &str,
+        body: impl FnOnce(Scope<N, A>) -> Counted<R> + Send + 'static,
+    ) -> Result<R, Status> {
+        self.call_on_tenant(JobKind::Bulk, metadata, method, resource, 0, body)
+            .await
+    }
+
+    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method, tenant = tracing::field::Empty, trace_id = tracing::field::Empty))]
+    async fn call_on_tenant<N: TenantResource, A: Access, R: Send + 'static>(
+        self: &Arc<Self>,
+        kind: JobKind,
         metadata: &MetadataMap,
         method: &'static str,
         resource: &str,
@@ -386,6 +423,7 @@ impl Gate {
             method,
             resource: audit_resource(resource),
             write_bytes,
+            kind,
         };
         let gate = self.clone();
         let result = tokio::spawn(
@@ -550,7 +588,7 @@ impl Gate {
         // can wait in its tenant group's write queue behind another tenant's synced write,
         // which must cost only this call's thread, never a runtime worker.
         let method = call.method;
-        self.on_engine_pool(&call.tenant_id, &shares, move || {
+        self.on_engine_pool(&call.tenant_id, &shares, call.kind, move || {
             let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let _whole_call = held.hold().map_err(engine_status)?;
                 if let Some(collection) = &end_user_collection {
@@ -762,6 +800,20 @@ const LONGEST_PUSHBACK: std::time::Duration = std::time::Duration::from_secs(1);
 /// The method name metrics give requests refused before their message was decoded.
 const BEFORE_DECODING: &str = "(refused before decoding)";
 
+/// A write message larger than this is bulk work to the engine pool: it carries tens of records
+/// (about 40 of 384 dimensions), each a graph insert of 0.1–0.5 ms, so its work takes tens of
+/// milliseconds of CPU.
+const BULK_WRITE_BYTES: u64 = 64 << 10;
+
+/// The engine pool's kind of a call that writes `write_bytes` (0 for calls that write nothing).
+fn job_kind_of_write(write_bytes: u64) -> JobKind {
+    if write_bytes > BULK_WRITE_BYTES {
+        JobKind::Bulk
+    } else {
+        JobKind::Request
+    }
+}
+
 /// One admitted tenant call, as the gate runs and audits it.
 struct Call {
     tenant_id: TenantId,
@@ -771,6 +823,7 @@ struct Call {
     /// Already escaped and bounded by [`audit_resource`].
     resource: String,
     write_bytes: u64,
+    kind: JobKind,
 }
 
 /// Whether `principal` may act on `tenant` with `needed` rights. A key of another tenant gets
@@ -915,6 +968,20 @@ mod tests {
             name: "k1".into(),
             end_user: None,
         })
+    }
+
+    /// One record of 384 dimensions is ~1.6 KB, the write-flood's 500 of them 785 KB.
+    #[test]
+    fn a_write_of_tens_of_records_is_bulk_work_and_one_record_is_not() {
+        for (bytes, kind) in [
+            (0, JobKind::Request),
+            (1_600, JobKind::Request),
+            (64 * 1024, JobKind::Request),
+            (64 * 1024 + 1, JobKind::Bulk),
+            (785_830, JobKind::Bulk),
+        ] {
+            assert_eq!(job_kind_of_write(bytes), kind, "{bytes} bytes");
+        }
     }
 
     #[test]

@@ -22,6 +22,13 @@
 //! Fairness of queueing comes from the ring, fairness of CPU from the priorities and that
 //! core: none depends on jobs being short.
 //!
+//! Work known to be long before it starts (*bulk* work: a large write, whose every record is a
+//! graph insert) also runs on borrowed threads only while other tenants are active, even within
+//! its tenant's fair part. A tenant's usage is counted as its jobs finish, so a flood of large
+//! writes dipped under its fair part between them, and each dip put one write on a share
+//! thread: 100 ms of normal-priority CPU beside the short requests of everyone else
+//! (benchmarks.md, *Bulk work off the share threads*).
+//!
 //! A job whose caller has gone away (a cancelled request) is skipped.
 
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +42,20 @@ use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// What a job is to the pool's fairness, known before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A request's work, short as far as anyone knows.
+    Request,
+    /// Work known to be long: beside other active tenants it runs on borrowed threads only.
+    Bulk,
+}
+
+struct Queued {
+    job: Job,
+    kind: JobKind,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
     Share,
@@ -43,7 +64,7 @@ enum Class {
 
 #[derive(Default)]
 struct TenantQueue {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Queued>,
     on_share: usize,
     borrowed: usize,
     /// The tenant's weight in the fair division of the share threads, and the number it may
@@ -89,12 +110,12 @@ struct Queues {
 impl Queues {
     /// Queues `job` behind `tenant`'s others, under the tenant's `share` (at least one thread, at
     /// most all of them, as a weight); a tenant with no queued job joins the ring.
-    fn push(&mut self, tenant: &TenantId, share: usize, job: Job) {
+    fn push(&mut self, tenant: &TenantId, share: usize, kind: JobKind, job: Job) {
         let share = share.clamp(1, self.share_threads.max(1));
         let queue = self.tenants.entry(tenant.clone()).or_default();
         queue.share = share;
         let was_idle = queue.jobs.is_empty();
-        queue.jobs.push_back(job);
+        queue.jobs.push_back(Queued { job, kind });
         if was_idle {
             self.ring.push_back(tenant.clone());
         }
@@ -107,7 +128,8 @@ impl Queues {
     /// A tenant using more than its fair part of the share threads lately (their number divided
     /// among the tenants active lately in proportion to their shares) runs on borrowed threads
     /// only: another tenant's work then finds the CPU first, while the busy tenant still gets
-    /// every cycle left over.
+    /// every cycle left over. So does a tenant whose next job is bulk work, while another is
+    /// active.
     ///
     /// `per_share` is [`Queues::fair_part_per_share`] at `now`, which the caller also needs.
     fn next(
@@ -120,15 +142,18 @@ impl Queues {
         let most_borrowed = self.most_borrowed(per_share.is_some());
         let at = self.ring.iter().position(|t| {
             self.tenants.get(t).is_some_and(|q| {
-                let over = self.is_over(t, q.share, per_share, now);
+                let Some(first) = q.jobs.front() else {
+                    return false;
+                };
+                let bulk_beside_others = first.kind == JobKind::Bulk && per_share.is_some();
+                let borrowed_only = bulk_beside_others || self.is_over(t, q.share, per_share, now);
                 let at_share = q.on_share >= self.most_held(q.share);
-                !q.jobs.is_empty()
-                    && match class {
-                        Class::Share => !at_share && !over,
-                        Class::Borrowed => {
-                            (at_share || over || idle_share == 0) && q.borrowed < most_borrowed
-                        }
+                match class {
+                    Class::Share => !at_share && !borrowed_only,
+                    Class::Borrowed => {
+                        (at_share || borrowed_only || idle_share == 0) && q.borrowed < most_borrowed
                     }
+                }
             })
         })?;
         let tenant = self.ring.remove(at).expect("position is in the ring");
@@ -136,7 +161,7 @@ impl Queues {
             .tenants
             .get_mut(&tenant)
             .expect("ring tenants have queues");
-        let job = queue.jobs.pop_front().expect("checked non-empty");
+        let Queued { job, .. } = queue.jobs.pop_front().expect("checked non-empty");
         match class {
             Class::Share => queue.on_share += 1,
             Class::Borrowed => queue.borrowed += 1,
@@ -299,6 +324,7 @@ impl FairPool {
         &self,
         tenant: &TenantId,
         share: usize,
+        kind: JobKind,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, JobPanicked> {
         let (done, result) = oneshot::channel();
@@ -310,7 +336,7 @@ impl FairPool {
                 let _ = done.send(r);
             }
         });
-        self.shared.queues.lock().push(tenant, share, wrapped);
+        self.shared.queues.lock().push(tenant, share, kind, wrapped);
         self.shared.wake();
         result.await.map_err(|_| JobPanicked)
     }
@@ -456,7 +482,11 @@ mod tests {
             let jobs = (0..n)
                 .map(|_| {
                     let (pool, job, tenant) = (pool.clone(), self.job(), t(tenant));
-                    tokio::spawn(async move { pool.run(&tenant, share, job).await.unwrap() })
+                    tokio::spawn(async move {
+                        pool.run(&tenant, share, JobKind::Request, job)
+                            .await
+                            .unwrap()
+                    })
                 })
                 .collect();
             while self.running.load(Ordering::SeqCst) < running {
@@ -479,7 +509,7 @@ mod tests {
             .await;
         let (name, niceness) = tokio::time::timeout(
             Duration::from_secs(10),
-            pool.run(&t("victim"), 1, || {
+            pool.run(&t("victim"), 1, JobKind::Request, || {
                 let name = std::thread::current().name().map(str::to_owned);
                 (name, own_niceness())
             }),
@@ -533,12 +563,18 @@ mod tests {
         let blocked = Blocked::default();
         // The tenant's one share thread is held; its next job can only go to the borrowed one.
         let held = blocked.queue(&pool, ("a", 1), 1, 1).await;
-        let past_share = pool.run(&t("a"), 1, own_niceness).await.unwrap();
+        let past_share = pool
+            .run(&t("a"), 1, JobKind::Request, own_niceness)
+            .await
+            .unwrap();
         blocked.release(held).await;
         // A caller has its answer before the thread that ran the job counts it finished; until
         // then the tenant still holds its share thread and a new job would go to the borrowed one.
         until(&pool, |q| !q.tenants.contains_key(&t("a"))).await;
-        let within_share = pool.run(&t("a"), 1, own_niceness).await.unwrap();
+        let within_share = pool
+            .run(&t("a"), 1, JobKind::Request, own_niceness)
+            .await
+            .unwrap();
         assert_eq!(within_share, own_niceness(), "the process's own priority");
         assert!(
             past_share > within_share,
@@ -558,11 +594,11 @@ mod tests {
         let blocked = Blocked::default();
         // The tenant's one share thread is held; its next jobs can only go to the borrowed one.
         let held = blocked.queue(&pool, ("a", 1), 1, 1).await;
-        let alone = pool.run(&t("a"), 1, cpus).await.unwrap();
+        let alone = pool.run(&t("a"), 1, JobKind::Request, cpus).await.unwrap();
         // Another tenant's recent work makes it active for a while.
         let busy = || std::thread::sleep(Duration::from_millis(20));
-        pool.run(&t("b"), 1, busy).await.unwrap();
-        let beside_b = pool.run(&t("a"), 1, cpus).await.unwrap();
+        pool.run(&t("b"), 1, JobKind::Request, busy).await.unwrap();
+        let beside_b = pool.run(&t("a"), 1, JobKind::Request, cpus).await.unwrap();
         blocked.release(held).await;
         assert!(alone == all, "alone: {alone:?}");
         if all.count() >= 2 {
@@ -579,8 +615,15 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_job_is_reported_and_the_pool_goes_on() {
         let pool = pool(1, 0);
-        assert!(pool.run(&t("a"), 1, || panic!("boom")).await.is_err());
-        assert_eq!(pool.run(&t("a"), 1, || 7).await.unwrap(), 7);
+        assert!(
+            pool.run(&t("a"), 1, JobKind::Request, || panic!("boom"))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            pool.run(&t("a"), 1, JobKind::Request, || 7).await.unwrap(),
+            7
+        );
     }
 
     #[test]
@@ -591,7 +634,7 @@ mod tests {
         };
         for (tenant, jobs) in [("a", 3), ("b", 1), ("c", 2)] {
             for _ in 0..jobs {
-                q.push(&t(tenant), 8, Box::new(|| ()));
+                q.push(&t(tenant), 8, JobKind::Request, Box::new(|| ()));
             }
         }
         let mut order = Vec::new();
@@ -608,7 +651,8 @@ mod tests {
             share_threads: 2,
             ..Queues::default()
         };
-        let queue = |q: &mut Queues, tenant: &str| q.push(&t(tenant), 1, Box::new(|| ()));
+        let queue =
+            |q: &mut Queues, tenant: &str| q.push(&t(tenant), 1, JobKind::Request, Box::new(|| ()));
         // Busy on three threads for the last second: 3 threads' worth.
         q.used(&t("heavy"), Duration::from_secs(3), now);
         queue(&mut q, "heavy");
@@ -637,6 +681,40 @@ mod tests {
     }
 
     #[test]
+    fn bulk_work_takes_a_share_thread_only_while_its_tenant_is_alone() {
+        let now = Instant::now();
+        let mut q = Queues {
+            share_threads: 2,
+            borrowed_threads: 2,
+            ..Queues::default()
+        };
+        let take = |q: &mut Queues, class| q.next_now(class, now).map(|(t, _)| t);
+        q.push(&t("bulk"), 1, JobKind::Bulk, Box::new(|| ()));
+        assert_eq!(
+            take(&mut q, Class::Share),
+            Some(t("bulk")),
+            "alone, bulk work runs at normal priority"
+        );
+        q.finished(&t("bulk"), Class::Share);
+        // Another tenant active lately; the bulk tenant has used nothing, so it is far under
+        // its fair part.
+        q.used(&t("other"), Duration::from_millis(10), now);
+        q.push(&t("bulk"), 1, JobKind::Bulk, Box::new(|| ()));
+        assert_eq!(
+            take(&mut q, Class::Share),
+            None,
+            "beside another tenant, no share thread for bulk work"
+        );
+        assert_eq!(take(&mut q, Class::Borrowed), Some(t("bulk")));
+        q.push(&t("bulk"), 1, JobKind::Request, Box::new(|| ()));
+        assert_eq!(
+            take(&mut q, Class::Share),
+            Some(t("bulk")),
+            "the same tenant's next request gets its share thread"
+        );
+    }
+
+    #[test]
     fn beside_others_a_tenant_holds_every_borrowed_thread_but_one() {
         let now = Instant::now();
         let mut q = Queues {
@@ -645,7 +723,7 @@ mod tests {
             ..Queues::default()
         };
         for _ in 0..10 {
-            q.push(&t("heavy"), 1, Box::new(|| ()));
+            q.push(&t("heavy"), 1, JobKind::Request, Box::new(|| ()));
         }
         let take = |q: &mut Queues, class| q.next_now(class, now).map(|(t, _)| t);
         assert_eq!(take(&mut q, Class::Share), Some(t("heavy")));
@@ -674,7 +752,7 @@ mod tests {
             None,
             "beside an active tenant, two of the three"
         );
-        q.push(&t("light"), 1, Box::new(|| ()));
+        q.push(&t("light"), 1, JobKind::Request, Box::new(|| ()));
         assert_eq!(
             take(&mut q, Class::Borrowed),
             Some(t("light")),
@@ -691,8 +769,8 @@ mod tests {
         };
         // Both busy on 2.5 threads lately; "big" may hold three share threads, "small" one.
         for (tenant, share) in [("big", 3), ("small", 1)] {
-            q.push(&t(tenant), share, Box::new(|| ()));
-            q.push(&t(tenant), share, Box::new(|| ()));
+            q.push(&t(tenant), share, JobKind::Request, Box::new(|| ()));
+            q.push(&t(tenant), share, JobKind::Request, Box::new(|| ()));
             q.used(&t(tenant), Duration::from_millis(2500), now);
         }
         let per_share = q.fair_part_per_share(now);
@@ -714,8 +792,8 @@ mod tests {
             ..Queues::default()
         };
         for _ in 0..4 {
-            q.push(&t("zero"), 0, Box::new(|| ()));
-            q.push(&t("huge"), 1000, Box::new(|| ()));
+            q.push(&t("zero"), 0, JobKind::Request, Box::new(|| ()));
+            q.push(&t("huge"), 1000, JobKind::Request, Box::new(|| ()));
         }
         assert_eq!(q.tenants[&t("zero")].share, 1, "at least one");
         assert_eq!(q.tenants[&t("huge")].share, 3, "weighs at most all");
@@ -736,8 +814,8 @@ mod tests {
             share_threads: 1,
             ..Queues::default()
         };
-        q.push(&t("a"), 1, Box::new(|| ()));
-        q.push(&t("a"), 1, Box::new(|| ()));
+        q.push(&t("a"), 1, JobKind::Request, Box::new(|| ()));
+        q.push(&t("a"), 1, JobKind::Request, Box::new(|| ()));
         assert!(q.next_now(Class::Share, Instant::now()).is_some());
         assert!(q.next_now(Class::Share, Instant::now()).is_none());
     }

@@ -7,6 +7,6 @@ mod fair_pool;
 mod refusals;
 mod tenant_slots;
 
-pub use fair_pool::{FairPool, JobPanicked, PoolSize};
+pub use fair_pool::{FairPool, JobKind, JobPanicked, PoolSize};
 pub use refusals::Refusals;
 pub use tenant_slots::{Slot, TenantSlots};

@@ -24,6 +24,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::admission::JobKind;
 use crate::gate::{Gate, Scope, Shares, now_ms};
 use crate::status::{engine_status, wire_status};
 use bulkhead_wire::engine::{record_from_row, stored_record_to_row};
@@ -247,11 +248,10 @@ impl Import {
         let batch = self.batch_records.len();
         // Its bytes were paid for as they arrived (`take`).
         self.gate
-            .tenant_call(
+            .bulk_tenant_call(
                 &self.metadata,
                 IMPORT,
                 &self.collection,
-                0,
                 move |scope: Scope<CollectionName, A>| {
                     let records = rows
                         .into_iter()
@@ -386,7 +386,7 @@ impl Export {
             let mut enc = encoder.take().expect("the encoder is back after each page");
             let (page, last, enc) = self
                 .gate
-                .on_engine_pool(&self.tenant_id, &self.shares, move || {
+                .on_engine_pool(&self.tenant_id, &self.shares, JobKind::Request, move || {
                     let page = tenant
                         .scan_records(&collection, after.as_ref(), batch)
                         .map_err(engine_status)?;
