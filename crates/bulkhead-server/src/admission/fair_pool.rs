@@ -27,7 +27,8 @@
 //! its tenant's fair part. A tenant's usage is counted as its jobs finish, so a flood of large
 //! writes dipped under its fair part between them, and each dip put one write on a share
 //! thread: 100 ms of normal-priority CPU beside the short requests of everyone else
-//! (benchmarks.md, *Bulk work off the share threads*).
+//! (benchmarks.md, *Bulk work off the share threads*). The tenant's requests queued after its
+//! bulk work don't wait for a borrowed thread with it: a share thread takes them past it.
 //!
 //! A job whose caller has gone away (a cancelled request) is skipped.
 
@@ -128,8 +129,8 @@ impl Queues {
     /// A tenant using more than its fair part of the share threads lately (their number divided
     /// among the tenants active lately in proportion to their shares) runs on borrowed threads
     /// only: another tenant's work then finds the CPU first, while the busy tenant still gets
-    /// every cycle left over. So does a tenant whose next job is bulk work, while another is
-    /// active.
+    /// every cycle left over. Bulk work, while another tenant is active, runs on borrowed
+    /// threads only too; a share thread then takes the tenant's first request queued after it.
     ///
     /// `per_share` is [`Queues::fair_part_per_share`] at `now`, which the caller also needs.
     fn next(
@@ -139,29 +140,37 @@ impl Queues {
         per_share: Option<f64>,
     ) -> Option<(TenantId, Job)> {
         let idle_share = self.idle_share;
-        let most_borrowed = self.most_borrowed(per_share.is_some());
-        let at = self.ring.iter().position(|t| {
-            self.tenants.get(t).is_some_and(|q| {
-                let Some(first) = q.jobs.front() else {
-                    return false;
-                };
-                let bulk_beside_others = first.kind == JobKind::Bulk && per_share.is_some();
-                let borrowed_only = bulk_beside_others || self.is_over(t, q.share, per_share, now);
-                let at_share = q.on_share >= self.most_held(q.share);
-                match class {
-                    Class::Share => !at_share && !borrowed_only,
-                    Class::Borrowed => {
-                        (at_share || borrowed_only || idle_share == 0) && q.borrowed < most_borrowed
-                    }
+        let beside_others = per_share.is_some();
+        let most_borrowed = self.most_borrowed(beside_others);
+        let (at, place) = self.ring.iter().enumerate().find_map(|(at, t)| {
+            let q = self.tenants.get(t)?;
+            let over = self.is_over(t, q.share, per_share, now);
+            let at_share = q.on_share >= self.most_held(q.share);
+            let place = match class {
+                // Beside other tenants, bulk work is not for share threads: they take the
+                // tenant's first request, past any bulk work queued before it.
+                Class::Share if !at_share && !over => q
+                    .jobs
+                    .iter()
+                    .position(|j| !beside_others || j.kind == JobKind::Request),
+                Class::Share => None,
+                Class::Borrowed => {
+                    let bulk_first =
+                        beside_others && q.jobs.front().is_some_and(|j| j.kind == JobKind::Bulk);
+                    ((at_share || over || bulk_first || idle_share == 0)
+                        && q.borrowed < most_borrowed
+                        && !q.jobs.is_empty())
+                    .then_some(0)
                 }
-            })
+            };
+            place.map(|place| (at, place))
         })?;
         let tenant = self.ring.remove(at).expect("position is in the ring");
         let queue = self
             .tenants
             .get_mut(&tenant)
             .expect("ring tenants have queues");
-        let Queued { job, .. } = queue.jobs.pop_front().expect("checked non-empty");
+        let Queued { job, .. } = queue.jobs.remove(place).expect("a queued job's place");
         match class {
             Class::Share => queue.on_share += 1,
             Class::Borrowed => queue.borrowed += 1,
@@ -712,6 +721,27 @@ mod tests {
             Some(t("bulk")),
             "the same tenant's next request gets its share thread"
         );
+    }
+
+    #[test]
+    fn a_request_queued_behind_bulk_work_takes_a_share_thread_past_it() {
+        let now = Instant::now();
+        let mut q = Queues {
+            share_threads: 2,
+            borrowed_threads: 2,
+            ..Queues::default()
+        };
+        q.used(&t("other"), Duration::from_millis(10), now);
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        for (kind, name) in [(JobKind::Bulk, "import batch"), (JobKind::Request, "query")] {
+            let ran = ran.clone();
+            q.push(&t("a"), 1, kind, Box::new(move || ran.lock().push(name)));
+        }
+        let (_, job) = q.next_now(Class::Share, now).expect("the query");
+        job();
+        let (_, job) = q.next_now(Class::Borrowed, now).expect("the batch");
+        job();
+        assert_eq!(*ran.lock(), ["query", "import batch"]);
     }
 
     #[test]
