@@ -11,7 +11,6 @@
 //! the lead of a RocksDB write group) then stalls every thread waiting for it. Under other
 //! processes' load that made a tenant's requests time out (docs/benchmarks.md, "Borrowed
 //! threads in the idle class"). A nice value still gives such work some CPU.
-
 //!
 //! Priority alone does not keep such work out of a request's way: the scheduler places a waking
 //! thread on the CPU with the least weighted load, which is the one running background threads
