@@ -62,19 +62,24 @@ impl Db {
         self.last_used_ms.load(Ordering::Relaxed)
     }
 
-    /// Writes `batch` to the group's instance; with `sync`, returns once it is on disk, having
-    /// held the instance's write queue only while it entered the log (see `wal_sync`).
-    pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+    /// Writes `batch` to the group's log and memtables, unsynced: the instance's write queue is
+    /// held only while the bytes enter the log. `sync_log` makes it durable.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.rocks()?.write_opt(batch, &WriteOptions::default())?;
+        Ok(())
+    }
+
+    /// Returns once every write to the group made before the call is on disk (see `wal_sync`).
+    pub fn sync_log(&self) -> Result<()> {
         let DbKind::RocksDb { raw, wal_sync, .. } = &self.kind else {
             return Err(EngineError::Storage(
-                "a RocksDB write on an in-memory group".into(),
+                "a RocksDB log sync on an in-memory group".into(),
             ));
         };
-        raw.write_opt(batch, &WriteOptions::default())?;
-        if sync {
-            wal_sync.sync_after_write(|| Ok(raw.flush_wal(true)?))?;
-        }
-        Ok(())
+        wal_sync.sync_after_write(|| {
+            fail::fail_point!("wal-sync:syncing");
+            Ok(raw.flush_wal(true)?)
+        })
     }
 
     /// Writes the memtables of the named column families to table files and waits for it, so

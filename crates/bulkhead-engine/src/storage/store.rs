@@ -42,8 +42,10 @@ impl RocksTenantStore {
             .cf_handle(&self.cf_name)
             .ok_or_else(|| EngineError::Storage(format!("column family {} is gone", self.cf_name)))
     }
+}
 
-    fn write_with(&self, set: WriteSet, sync: bool) -> Result<()> {
+impl TenantStorage for RocksTenantStore {
+    fn write_unsynced(&self, set: WriteSet) -> Result<()> {
         if set.is_empty() {
             return Ok(());
         }
@@ -56,17 +58,14 @@ impl RocksTenantStore {
                 Op::DeleteRange(s, e) => batch.delete_range_cf(&cf, s, e),
             }
         }
-        self.db.write(batch, sync)
-    }
-}
-
-impl TenantStorage for RocksTenantStore {
-    fn write(&self, set: WriteSet) -> Result<()> {
-        self.write_with(set, self.sync)
+        self.db.write(batch)
     }
 
-    fn write_unsynced(&self, set: WriteSet) -> Result<()> {
-        self.write_with(set, false)
+    fn sync_log(&self) -> Result<()> {
+        if self.sync {
+            self.db.sync_log()?;
+        }
+        Ok(())
     }
 
     fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {

@@ -18,12 +18,23 @@ pub(crate) type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 pub(crate) trait TenantStorage: Send + Sync + std::fmt::Debug {
     /// Applies `set` atomically; returns once it is durable as the engine is configured (in
     /// the write-ahead log, fsynced when `sync_writes`).
-    fn write(&self, set: WriteSet) -> Result<()>;
+    fn write(&self, set: WriteSet) -> Result<()> {
+        if set.is_empty() {
+            return Ok(());
+        }
+        self.write_unsynced(set)?;
+        self.sync_log()
+    }
 
     /// Like `write`, but never waits for an fsync: the write survives a process crash, and the
-    /// next synced write makes it durable against power loss too. For the audit trail, which
-    /// is appended on every request.
+    /// next synced write (or `sync_log`) makes it durable against power loss too. For the audit
+    /// trail, which is appended on every request, and for writers that must not hold a lock
+    /// while the disk syncs.
     fn write_unsynced(&self, set: WriteSet) -> Result<()>;
+
+    /// Returns once every write this storage made before the call is durable as the engine is
+    /// configured: fsynced when `sync_writes`, else at once.
+    fn sync_log(&self) -> Result<()>;
 
     /// The values of `keys`, in order (`None`: absent).
     fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;

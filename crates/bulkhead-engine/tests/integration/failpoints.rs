@@ -3,7 +3,9 @@
 //! aborts at a fail point, as a `kill -9` landing exactly there would stop it: no destructor,
 //! no flush. The parent then reopens the data directory and checks that the tenant is either
 //! wholly there or wholly gone, that a deleted tenant's files go, and that the tenant beside it
-//! never notices.
+//! never notices. `log_sync` holds a write in its log sync instead.
+
+mod log_sync;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
