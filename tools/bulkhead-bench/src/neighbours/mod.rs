@@ -102,6 +102,12 @@ pub struct NeighboursArgs {
     /// told apart from one in the server's handling.
     #[arg(long)]
     metrics_endpoint: Option<String>,
+    /// Print each victim call slower than this many milliseconds to stderr as it finishes, with
+    /// its wall-clock time and start lag, so a tail can be placed in time against the server's
+    /// and the system's logs (the baseline's first calls after the settle time are where the
+    /// stalls of docs/benchmarks.md were found).
+    #[arg(long, value_name = "MS")]
+    log_calls_slower_than_ms: Option<u64>,
 }
 
 fn bearer(secret: &str) -> Result<HeaderValue> {
@@ -144,6 +150,7 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
         records: args.victim_records,
         rate: args.victim_rate,
         timeout,
+        log_slower_than: args.log_calls_slower_than_ms.map(Duration::from_millis),
     };
     let target = Arc::new(Target {
         endpoint: args.server.endpoint.clone(),

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bulkhead_proto::v1 as pb;
@@ -44,6 +44,8 @@ pub struct VictimLoad {
     /// Requests per second.
     pub rate: f64,
     pub timeout: Duration,
+    /// Calls slower than this are logged as they finish (`--log-calls-slower-than-ms`).
+    pub log_slower_than: Option<Duration>,
 }
 
 /// One phase of the load: the latency of every request (failed ones too, so that a request
@@ -109,8 +111,10 @@ impl VictimLoad {
             let authorization = self.authorization.clone();
             let (errors, latencies, timeout) = (errors.clone(), latencies.clone(), self.timeout);
             let start_lags = start_lags.clone();
+            let log_slower_than = self.log_slower_than;
             calls.spawn(async move {
-                start_lags.lock().push(due.elapsed());
+                let start_lag = due.elapsed();
+                start_lags.lock().push(start_lag);
                 let result = within(timeout, async {
                     match path {
                         method::QUERY => caller
@@ -124,7 +128,11 @@ impl VictimLoad {
                     }
                 })
                 .await;
-                latencies.lock().push((path, due.elapsed()));
+                let latency = due.elapsed();
+                if log_slower_than.is_some_and(|limit| latency > limit) {
+                    log_slow_call(path, latency, start_lag);
+                }
+                latencies.lock().push((path, latency));
                 if result.is_err() {
                     errors.record("", &result);
                 }
@@ -178,6 +186,20 @@ impl VictimLoad {
             (method::QUERY, frame(&query))
         }
     }
+}
+
+/// One line on stderr for a slow call: when it finished (Unix seconds), which method, its
+/// latency from its due time and how late the harness started it.
+fn log_slow_call(path: &str, latency: Duration, start_lag: Duration) {
+    let finished = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    eprintln!(
+        "slow call: finished {:.3} {path} {:.1} ms (started {:.1} ms late)",
+        finished.as_secs_f64(),
+        latency.as_secs_f64() * 1e3,
+        start_lag.as_secs_f64() * 1e3,
+    );
 }
 
 /// Sends the due time of each request, `rate` per second for `duration`, when it falls due.
