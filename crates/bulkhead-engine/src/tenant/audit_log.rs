@@ -73,8 +73,8 @@ impl<A: Access> TenantHandle<A> {
             self.store().write_unsynced(set)?;
             *next = Some(seq + 1);
         }
-        // In the log with its event: committed, even if the sync below fails (the caller then
-        // answers an error, and the gate must not audit the call a second time).
+        // In the log with its event: committed, even if the sync below fails (the call then
+        // fails, and the gate records that failure in an event of its own beside this one).
         audit.committed.fetch_add(1, Ordering::Release);
         self.store().sync_log()
     }
