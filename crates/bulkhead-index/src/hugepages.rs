@@ -15,20 +15,43 @@ pub(crate) fn reserve<T: Copy>(v: &mut Vec<T>, additional: usize) {
 
 /// [`reserve`] for element types that are not `Copy` (atomics), moved over by `copy`.
 pub(crate) fn reserve_with<T>(v: &mut Vec<T>, additional: usize, copy: impl Fn(&T) -> T) {
+    let Some(capacity) = grown_capacity(v, additional) else {
+        return;
+    };
+    if capacity.saturating_mul(size_of::<T>()) < MIN_HUGE_BYTES {
+        v.reserve(capacity - v.len());
+    } else {
+        *v = copied(v, capacity, copy);
+    }
+}
+
+/// What [`reserve_with`] would grow `v` into, made as a copy so that `v` stays untouched and
+/// readable meanwhile: `None` if `v` has room already. A caller that holds `v` shared swaps
+/// the copy in later, which costs nothing, instead of copying and faulting in a buffer of
+/// twice the size while everyone waits (see `VectorIndex::insert`).
+pub(crate) fn grown_with<T>(
+    v: &Vec<T>,
+    additional: usize,
+    copy: impl Fn(&T) -> T,
+) -> Option<Vec<T>> {
+    grown_capacity(v, additional).map(|capacity| copied(v, capacity, copy))
+}
+
+/// The capacity `v` grows to for `additional` more elements (doubling), if it must grow.
+fn grown_capacity<T>(v: &Vec<T>, additional: usize) -> Option<usize> {
     let needed = v.len() + additional;
-    if needed <= v.capacity() {
-        return;
+    (needed > v.capacity()).then(|| needed.max(v.capacity().saturating_mul(2)))
+}
+
+/// A fresh buffer of `capacity` holding `v`'s contents, advised for huge pages if large.
+fn copied<T>(v: &[T], capacity: usize, copy: impl Fn(&T) -> T) -> Vec<T> {
+    let mut fresh: Vec<T> = Vec::with_capacity(capacity);
+    let bytes = capacity.saturating_mul(size_of::<T>());
+    if bytes >= MIN_HUGE_BYTES {
+        advise_huge(fresh.as_ptr().cast(), bytes);
     }
-    let new_cap = needed.max(v.capacity().saturating_mul(2));
-    let bytes = new_cap.saturating_mul(size_of::<T>());
-    if bytes < MIN_HUGE_BYTES {
-        v.reserve(new_cap - v.len());
-        return;
-    }
-    let mut fresh: Vec<T> = Vec::with_capacity(new_cap);
-    advise_huge(fresh.as_ptr().cast(), bytes);
     fresh.extend(v.iter().map(copy));
-    *v = fresh;
+    fresh
 }
 
 #[cfg(target_os = "linux")]
@@ -64,5 +87,21 @@ mod tests {
         assert!(big.capacity() >= 2 << 20);
         assert_eq!(big.len(), 1 << 20);
         assert!(big.iter().all(|&x| x == 1.5));
+    }
+
+    #[test]
+    fn a_grown_copy_has_the_contents_and_room_and_leaves_the_original_alone() {
+        let mut full: Vec<u32> = (0..8).collect();
+        full.shrink_to_fit();
+        let before = (full.as_ptr(), full.capacity());
+        let grown = super::grown_with(&full, 1, |x| *x).expect("a full buffer grows");
+        assert_eq!(grown, full);
+        assert!(grown.capacity() >= 2 * full.capacity());
+        assert_eq!((full.as_ptr(), full.capacity()), before);
+
+        let mut roomy = Vec::<u32>::with_capacity(16);
+        roomy.extend(0..8);
+        assert!(super::grown_with(&roomy, 8, |x| *x).is_none());
+        assert!(super::grown_with(&roomy, 9, |x| *x).is_some());
     }
 }

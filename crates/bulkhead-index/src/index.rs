@@ -4,7 +4,8 @@
 //!
 //! Locking: one `RwLock` around the state. Searches take it shared and never block each other;
 //! a remove takes it exclusively for its tombstone, an insert only to store its vector (it
-//! links its node under the shared lock). Promotion and compaction are
+//! grows full arrays beforehand and links its node under the upgradable lock, which searches
+//! share). Promotion and compaction are
 //! never done by an insert or a remove: they only make a build *wanted*, and whoever owns
 //! background work runs [`VectorIndex::build_if_wanted`], which builds beside the live state
 //! and holds the exclusive lock only to swap (see `rebuild`). Per-search buffers come from a
@@ -14,14 +15,14 @@ mod image;
 mod rebuild;
 
 use bulkhead_core::Metric;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 
 use crate::error::{IndexError, Result};
 use crate::flat;
-use crate::hnsw::Hnsw;
+use crate::hnsw::{GraphRoom, Hnsw};
 use crate::params::{IndexParams, Quantization};
 use crate::scratch::{Scratch, ScratchPool};
-use crate::store::VectorStore;
+use crate::store::{StoreRoom, VectorStore};
 use crate::types::{IndexKind, Neighbor, SearchFilter};
 
 /// Largest dimension accepted; far beyond any embedding model, it only guards against
@@ -64,6 +65,13 @@ struct State {
     generation: u64,
 }
 
+/// Grown copies of a state's full arrays, made beside searches (see [`VectorIndex::insert`]).
+#[derive(Debug)]
+struct Room {
+    store: StoreRoom,
+    graph: Option<GraphRoom>,
+}
+
 impl State {
     /// Adds a prepared vector: into the graph if there is one, else to the flat store.
     fn insert(
@@ -88,6 +96,23 @@ impl State {
             g.add_node();
         }
         Ok(slot)
+    }
+
+    /// Copies, grown, of the arrays one more [`State::add`] would have to grow (see
+    /// [`VectorIndex::insert`]).
+    fn room_for_one(&self) -> Room {
+        Room {
+            store: self.store.room_for_one(),
+            graph: self.graph.as_ref().map(Hnsw::room_for_one),
+        }
+    }
+
+    /// Swaps in a room made from this state as it is; `room` keeps what it replaced.
+    fn install(&mut self, room: &mut Room) {
+        self.store.install(&mut room.store);
+        if let (Some(graph), Some(grown)) = (&mut self.graph, &mut room.graph) {
+            graph.install(grown);
+        }
     }
 
     /// Removes `label`: a tombstone in a graph, a swap-remove while flat.
@@ -204,21 +229,37 @@ impl VectorIndex {
     /// label is already live, or (cosine) the vector is zero. Never builds a graph: past
     /// `flat_threshold` it makes a promotion wanted (see [`VectorIndex::wanted_build`]).
     ///
-    /// The exclusive lock is held only to store the vector and add its node; linking the node
-    /// into the graph (nearly all the work) runs under the shared lock, beside searches, with
-    /// the graph's own per-node locks (the ones a parallel build uses). Inserts still run one
-    /// at a time: the next one waits for the exclusive lock.
+    /// An insert holds the upgradable lock throughout, so inserts run one at a time while
+    /// searches go on beside them. The exclusive lock is held only to swap in arrays grown
+    /// beforehand, store the vector and add its node: when an array is full, its copy at twice
+    /// the size (for a big collection, gigabytes to copy and fault in) is made under the
+    /// upgradable lock, not the exclusive one. Linking the node (nearly all the work) runs
+    /// under the upgradable lock again, with the graph's own per-node locks (the ones a
+    /// parallel build uses).
     pub fn insert(&self, label: u32, vector: &[f32]) -> Result<()> {
+        self.insert_with(label, vector, || {})
+    }
+
+    /// [`VectorIndex::insert`], calling `room_made` once the room is made and before the
+    /// exclusive lock is taken (tests use it to act at that moment).
+    fn insert_with(&self, label: u32, vector: &[f32], room_made: impl FnOnce()) -> Result<()> {
         let v = self.prepare(vector)?;
-        let mut state = self.state.write();
+        let state = self.state.upgradable_read();
+        let mut room = state.room_for_one();
+        room_made();
+        let mut state = RwLockUpgradableReadGuard::upgrade(state);
+        state.install(&mut room);
         let slot = state.add(label, &v)?;
         self.record_change(rebuild::Change::Inserted(label));
-        let state = parking_lot::RwLockWriteGuard::downgrade(state);
+        let state = RwLockWriteGuard::downgrade_to_upgradable(state);
         if let Some(g) = &state.graph {
             let mut s = self.scratch.take(state.store.slots());
             g.link(&state.store.space(self.metric), slot, &mut s);
             self.scratch.put(s);
         }
+        drop(state);
+        // The replaced arrays are freed with no lock held.
+        drop(room);
         Ok(())
     }
 

@@ -31,6 +31,17 @@ pub(crate) struct VectorStore {
     records: Vec<i8>,
 }
 
+/// Replacements, with room for one more vector, for those of a store's arrays that are full
+/// (see [`VectorStore::room_for_one`]). After [`VectorStore::install`] it holds the arrays
+/// they replaced, to be freed once the lock is released.
+#[derive(Debug, Default)]
+pub(crate) struct StoreRoom {
+    data: Option<Vec<f32>>,
+    records: Option<Vec<i8>>,
+    labels: Option<Vec<u32>>,
+    slot_of: Option<HashMap<u32, u32>>,
+}
+
 impl VectorStore {
     pub fn new(dim: usize, quantized: bool) -> Self {
         Self {
@@ -173,6 +184,40 @@ impl VectorStore {
         Ok(slot)
     }
 
+    /// Copies of the arrays that one more [`VectorStore::push`] would have to grow, grown.
+    /// Made from a store no one is writing, and installed before anyone writes it again.
+    pub fn room_for_one(&self) -> StoreRoom {
+        let slot_of = (self.slot_of.len() >= self.slot_of.capacity()).then(|| {
+            let mut grown = HashMap::with_capacity(2 * (self.slot_of.len() + 1));
+            grown.extend(self.slot_of.iter().map(|(&label, &slot)| (label, slot)));
+            grown
+        });
+        StoreRoom {
+            data: crate::hugepages::grown_with(&self.data, self.dim, |x| *x),
+            records: self
+                .quantized
+                .then(|| crate::hugepages::grown_with(&self.records, self.record_len(), |x| *x))
+                .flatten(),
+            labels: crate::hugepages::grown_with(&self.labels, 1, |x| *x),
+            slot_of,
+        }
+    }
+
+    /// Swaps in the arrays of `room`, which must have been made from this store as it is;
+    /// `room` is left holding the ones they replace.
+    pub fn install(&mut self, room: &mut StoreRoom) {
+        fn swap<T: PartialEq + std::fmt::Debug>(live: &mut T, grown: &mut Option<T>) {
+            if let Some(grown) = grown {
+                debug_assert_eq!(live, grown, "room made from another state");
+                std::mem::swap(live, grown);
+            }
+        }
+        swap(&mut self.data, &mut room.data);
+        swap(&mut self.records, &mut room.records);
+        swap(&mut self.labels, &mut room.labels);
+        swap(&mut self.slot_of, &mut room.slot_of);
+    }
+
     /// Marks `label`'s slot dead but keeps its vector (a graph still links through it).
     pub fn tombstone(&mut self, label: u32) -> bool {
         match self.slot_of.remove(&label) {
@@ -260,6 +305,39 @@ mod tests {
         assert_eq!(s.slot(30), Some(0));
         assert_eq!(s.vector(0), &[30.0, 0.0]);
         assert_eq!(s.label(1), 20);
+    }
+
+    #[test]
+    fn after_installing_its_room_a_full_store_takes_one_more_vector_without_moving() {
+        let mut s = VectorStore::new(3, true);
+        for l in 0..40u32 {
+            let mut room = s.room_for_one();
+            let grows = room.data.is_some();
+            s.install(&mut room);
+            let data_at = s.data.as_ptr();
+            let (records_at, labels_at) = (s.records.as_ptr(), s.labels.as_ptr());
+            let buckets = s.slot_of.capacity();
+            s.push(l, &[l as f32, 1.0, -1.0]).unwrap();
+            assert_eq!(s.data.as_ptr(), data_at, "vector {l} moved the vectors");
+            assert_eq!(s.records.as_ptr(), records_at, "vector {l} moved the codes");
+            assert_eq!(s.labels.as_ptr(), labels_at, "vector {l} moved the labels");
+            assert_eq!(
+                s.slot_of.capacity(),
+                buckets,
+                "vector {l} grew the label map"
+            );
+            if grows {
+                assert_eq!(room.data.map(|old| old.len()), Some(l as usize * 3));
+            }
+        }
+        for l in 0..40u32 {
+            assert_eq!(s.vector(s.slot(l).unwrap()), &[l as f32, 1.0, -1.0]);
+        }
+        let mut reference = VectorStore::new(3, true);
+        for l in 0..40u32 {
+            reference.push(l, &[l as f32, 1.0, -1.0]).unwrap();
+        }
+        assert_eq!(s.records(0..40), reference.records(0..40));
     }
 
     #[test]

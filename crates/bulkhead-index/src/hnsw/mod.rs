@@ -161,6 +161,15 @@ struct Top {
     max_level: usize,
 }
 
+/// Replacements, with room for one more node, for those of a graph's arrays that are full
+/// (see [`Hnsw::room_for_one`]); after [`Hnsw::install`], the arrays they replaced.
+#[derive(Debug, Default)]
+pub(crate) struct GraphRoom {
+    links0: Option<Vec<AtomicU32>>,
+    upper: Option<Vec<Box<[AtomicU32]>>>,
+    levels: Option<Vec<u8>>,
+}
+
 /// HNSW links over node ids `0..len()`, which are store slots.
 #[derive(Debug)]
 pub(crate) struct Hnsw {
@@ -349,6 +358,32 @@ impl Hnsw {
                 .map(|_| AtomicU32::new(0))
                 .collect(),
         );
+    }
+
+    /// Copies of the arrays that one more [`Hnsw::add_node`] would have to grow, grown. Made
+    /// from a graph no one is writing (links included), and installed before anyone does.
+    pub fn room_for_one(&self) -> GraphRoom {
+        GraphRoom {
+            links0: crate::hugepages::grown_with(&self.links0, 1 + self.m0, copy_atomic),
+            upper: crate::hugepages::grown_with(&self.upper, 1, |list| {
+                list.iter().map(copy_atomic).collect()
+            }),
+            levels: crate::hugepages::grown_with(&self.levels, 1, |x| *x),
+        }
+    }
+
+    /// Swaps in the arrays of `room`, which must have been made from this graph as it is;
+    /// `room` is left holding the ones they replace.
+    pub fn install(&mut self, room: &mut GraphRoom) {
+        fn swap<T>(live: &mut Vec<T>, grown: &mut Option<Vec<T>>) {
+            if let Some(grown) = grown {
+                debug_assert_eq!(live.len(), grown.len(), "room made from another graph");
+                std::mem::swap(live, grown);
+            }
+        }
+        swap(&mut self.links0, &mut room.links0);
+        swap(&mut self.upper, &mut room.upper);
+        swap(&mut self.levels, &mut room.levels);
     }
 
     /// Links the added node `id` into the graph. Safe to run for different nodes at once, and

@@ -120,9 +120,10 @@ fn get_vec<T: bytemuck::Pod>(input: &mut dyn Read, len: usize, limit: usize) -> 
 }
 
 impl VectorIndex {
-    /// The index's structure now, for [`VectorIndex::write_image`].
+    /// The index's structure now, for [`VectorIndex::write_image`]. Copied under the upgradable
+    /// lock, which holds off writers but not searches (see `build_if_wanted`'s snapshot).
     pub fn image(&self) -> IndexImage {
-        let state = self.state.read();
+        let state = self.state.upgradable_read();
         let store = &state.store;
         let slots = store.slots();
         IndexImage {

@@ -126,7 +126,7 @@ impl VectorIndex {
     pub fn build_if_wanted(&self, options: &BuildOptions<'_>) -> Result<Option<BuildReport>> {
         let started = Instant::now();
         let (snapshot, reason) = {
-            let state = self.state.read();
+            let state = self.state.upgradable_read();
             let Some(reason) = state.wanted_build(&self.params) else {
                 return Ok(None);
             };
@@ -135,8 +135,9 @@ impl VectorIndex {
                 return Ok(None);
             }
             *changes = Some(Vec::new());
-            // A plain copy under the lock (a writer waiting behind it holds up new searches);
-            // dropping tombstoned slots is done on the copy, after.
+            // A plain copy, under the upgradable lock: inserts and removes wait for it, and
+            // searches go on (under the shared lock, a writer waiting behind the copy would
+            // hold up every new search). Dropping tombstoned slots is done on the copy, after.
             (state.store.clone(), reason)
         };
         let snapshot = snapshot.compacted();

@@ -546,13 +546,52 @@ fn parallel_builds_reach_the_recall_of_one_thread() {
 }
 
 /// Runs `op` on its own thread; fails the test if it hasn't returned within 10 s, i.e. if it
-/// waited for the build the caller is holding up.
+/// waited for the work (a build, an insert) the caller is holding up.
 fn returns_promptly<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static) -> T {
     let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || done.send(op()).unwrap());
     result
         .recv_timeout(std::time::Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("{what} waited for the build"))
+        .unwrap_or_else(|_| panic!("{what} waited for the work the test holds up"))
+}
+
+#[test]
+fn searches_go_on_while_an_insert_grows_the_full_arrays_of_a_fresh_graph() {
+    use std::sync::Arc;
+    // A build sizes the graph's links and the store's vectors for exactly the vectors it
+    // saw, so the first insert after it must grow them all: once, for a big collection, a
+    // copy of gigabytes, which searches used to wait for under the exclusive lock.
+    let data = labelled(clustered(1200, 16, 12, 57), 3);
+    let params = IndexParams {
+        flat_threshold: 1000,
+        ..hnsw_params()
+    };
+    let (built, added) = data.split_at(1100);
+    let idx = Arc::new(build(Metric::L2, params, built));
+    assert_eq!(idx.kind(), IndexKind::Hnsw);
+    let store_bytes = || idx.state.read().store.heap_bytes();
+    let bytes_when_built = store_bytes();
+    for (l, v) in added {
+        let (searcher, q) = (idx.clone(), built[0].1.clone());
+        idx.insert_with(*l, v, move || {
+            let found = returns_promptly("a search beside a growing insert", move || {
+                searcher
+                    .search(&q, 3, None, SearchFilter::default())
+                    .unwrap()
+            });
+            assert_eq!(found[0].label, built[0].0);
+        })
+        .unwrap();
+    }
+    assert!(
+        store_bytes() > bytes_when_built,
+        "the inserts did not grow the arrays, so the test shows nothing"
+    );
+    assert_eq!(idx.len(), data.len());
+    for (l, v) in &data {
+        let res = idx.search(v, 1, None, SearchFilter::default()).unwrap();
+        assert_eq!(res[0].label, *l);
+    }
 }
 
 #[test]

@@ -76,6 +76,13 @@ pub struct NeighboursArgs {
     /// Seconds of quiet before each scenario, for the previous one's work to drain.
     #[arg(long, default_value_t = 2)]
     settle_secs: u64,
+    /// Seconds of the victim's load, not measured, just before each baseline. The first
+    /// searches of a freshly built graph read memory no query has read before, and on this
+    /// VM they run up to a hundred times slower than the same search a moment later
+    /// (docs/benchmarks.md, *The first searches of a fresh graph*): the victim's own first
+    /// touch, which a baseline taken cold counted as its tail. 0: no warm-up.
+    #[arg(long, default_value_t = 3)]
+    warm_up_secs: u64,
     /// Concurrent writers loading the records.
     #[arg(long, default_value_t = 4)]
     writers: usize,
@@ -200,6 +207,15 @@ fn measure(
 ) -> Result<ScenarioResult> {
     let phase = Duration::from_secs(args.phase);
     std::thread::sleep(Duration::from_secs(args.settle_secs));
+    if args.warm_up_secs > 0 {
+        let warm_up = victim.run(Duration::from_secs(args.warm_up_secs), u64::MAX - index)?;
+        eprintln!(
+            "{scenario}: warm-up, {} s, {} calls, failures {:?} (not measured)",
+            args.warm_up_secs,
+            warm_up.latencies.len(),
+            warm_up.errors.snapshot()
+        );
+    }
     eprintln!("{scenario}: baseline, {} s", args.phase);
     let baseline = observed(args, &|| victim.run(phase, 3 * index))?;
     eprintln!("{scenario}: starting the attack");

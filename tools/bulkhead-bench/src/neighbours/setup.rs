@@ -155,7 +155,8 @@ pub async fn prepare(plan: &Plan<'_>, data: &Arc<Dataset>) -> Result<Keys> {
 const BUILD_WAIT: Duration = Duration::from_secs(600);
 
 /// Waits until neither tenant's HNSW collection is building its graph in the background (the
-/// promotion past the flat threshold after loading, a compaction after a write flood), so that
+/// promotion past the flat threshold after loading, a compaction after a write flood) or
+/// waiting for its promotion to start, so that
 /// a scenario's baseline measures the victim's own load and not an index build; returns how
 /// long that took.
 pub async fn wait_for_index_builds(plan: &Plan<'_>, keys: &Keys) -> Result<Duration> {
@@ -169,12 +170,14 @@ pub async fn wait_for_index_builds(plan: &Plan<'_>, keys: &Keys) -> Result<Durat
     loop {
         let mut building = Vec::new();
         for (tenant, collection) in &collections {
-            let status = tenant
-                .collection(collection)
-                .await?
-                .index
-                .unwrap_or_default();
-            if status.building {
+            let info = tenant.collection(collection).await?;
+            let status = info.index.unwrap_or_default();
+            // A promotion that is wanted but waits for its turn (behind the other tenant's
+            // build) does not show as building yet.
+            let threshold = info.hnsw.map_or(u64::MAX, |p| u64::from(p.flat_threshold));
+            let promotion_due =
+                status.kind() == pb::IndexKind::Flat && info.record_count > threshold;
+            if status.building || promotion_due {
                 building.push(format!("{}/{collection}", tenant.tenant_id()));
             }
         }
