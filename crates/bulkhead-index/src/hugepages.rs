@@ -25,6 +25,11 @@ pub(crate) fn reserve_with<T>(v: &mut Vec<T>, additional: usize, copy: impl Fn(&
     }
 }
 
+/// [`grown_with`] for `Copy` elements.
+pub(crate) fn grown<T: Copy>(v: &Vec<T>, additional: usize) -> Option<Vec<T>> {
+    grown_with(v, additional, |x| *x)
+}
+
 /// What [`reserve_with`] would grow `v` into, made as a copy so that `v` stays untouched and
 /// readable meanwhile: `None` if `v` has room already. A caller that holds `v` shared swaps
 /// the copy in later, which costs nothing, instead of copying and faulting in a buffer of
@@ -94,14 +99,14 @@ mod tests {
         let mut full: Vec<u32> = (0..8).collect();
         full.shrink_to_fit();
         let before = (full.as_ptr(), full.capacity());
-        let grown = super::grown_with(&full, 1, |x| *x).expect("a full buffer grows");
+        let grown = super::grown(&full, 1).expect("a full buffer grows");
         assert_eq!(grown, full);
         assert!(grown.capacity() >= 2 * full.capacity());
         assert_eq!((full.as_ptr(), full.capacity()), before);
 
         let mut roomy = Vec::<u32>::with_capacity(16);
         roomy.extend(0..8);
-        assert!(super::grown_with(&roomy, 8, |x| *x).is_none());
-        assert!(super::grown_with(&roomy, 9, |x| *x).is_some());
+        assert!(super::grown(&roomy, 8).is_none());
+        assert!(super::grown(&roomy, 9).is_some());
     }
 }

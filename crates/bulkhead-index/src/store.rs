@@ -193,12 +193,12 @@ impl VectorStore {
             grown
         });
         StoreRoom {
-            data: crate::hugepages::grown_with(&self.data, self.dim, |x| *x),
+            data: crate::hugepages::grown(&self.data, self.dim),
             records: self
                 .quantized
-                .then(|| crate::hugepages::grown_with(&self.records, self.record_len(), |x| *x))
+                .then(|| crate::hugepages::grown(&self.records, self.record_len()))
                 .flatten(),
-            labels: crate::hugepages::grown_with(&self.labels, 1, |x| *x),
+            labels: crate::hugepages::grown(&self.labels, 1),
             slot_of,
         }
     }

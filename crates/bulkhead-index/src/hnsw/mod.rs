@@ -368,7 +368,7 @@ impl Hnsw {
             upper: crate::hugepages::grown_with(&self.upper, 1, |list| {
                 list.iter().map(copy_atomic).collect()
             }),
-            levels: crate::hugepages::grown_with(&self.levels, 1, |x| *x),
+            levels: crate::hugepages::grown(&self.levels, 1),
         }
     }
 

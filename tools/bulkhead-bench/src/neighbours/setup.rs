@@ -156,9 +156,8 @@ const BUILD_WAIT: Duration = Duration::from_secs(600);
 
 /// Waits until neither tenant's HNSW collection is building its graph in the background (the
 /// promotion past the flat threshold after loading, a compaction after a write flood) or
-/// waiting for its promotion to start, so that
-/// a scenario's baseline measures the victim's own load and not an index build; returns how
-/// long that took.
+/// waiting for its promotion to start, so that a scenario's baseline measures the victim's own
+/// load and not an index build; returns how long that took.
 pub async fn wait_for_index_builds(plan: &Plan<'_>, keys: &Keys) -> Result<Duration> {
     let (client, _) = admin(plan).await?;
     let collections = [
