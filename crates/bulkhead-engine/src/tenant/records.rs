@@ -92,12 +92,17 @@ impl<A: Access> TenantHandle<A> {
         );
         self.commit(set, records.len() as u64)?;
 
-        let mut replaced = Vec::new();
+        // A label is in the index only while the slot map names its record, so a search
+        // never meets one that names nothing (`search_records`): a replaced record's old label
+        // leaves the index before the slot map lets go of it, and the new label enters the
+        // index once assigned. In between, the record is briefly in neither.
         for ((r, expires), keys) in records.iter().zip(expiries).zip(field_keys) {
             let label = col.slots.write().allocate_label()?;
-            col.index.insert(label, &r.vector)?;
-            offer_cpu();
-            let old = col.slots.write().assign(
+            let old = col.slots.read().label_of(&r.id);
+            if let Some(old) = old {
+                col.index.remove(old);
+            }
+            col.slots.write().assign(
                 label,
                 Slot {
                     id: r.id.clone(),
@@ -105,10 +110,8 @@ impl<A: Access> TenantHandle<A> {
                     keys,
                 },
             );
-            replaced.extend(old);
-        }
-        for label in replaced {
-            col.index.remove(label);
+            col.index.insert(label, &r.vector)?;
+            offer_cpu();
         }
         drop(writer);
         self.build_later_if_wanted(&col);
@@ -274,25 +277,7 @@ impl<A: Access> TenantHandle<A> {
             allow: allowed.as_ref(),
             deny: (!expired.is_empty()).then_some(&expired),
         };
-        let neighbours = col
-            .index
-            .search(&query.vector, query.top_k, query.ef, filter)?;
-        let mut hits: Vec<Hit> = {
-            let slots = col.slots.read();
-            neighbours
-                .iter()
-                .filter_map(|n| {
-                    let slot = slots.slot(n.label)?;
-                    (!is_expired(slot.expires_at_ms, now)).then(|| Hit {
-                        id: slot.id.clone(),
-                        score: col.score(n.distance),
-                        text: None,
-                        metadata: None,
-                        vector: None,
-                    })
-                })
-                .collect()
-        };
+        let mut hits = search_records(&col, query, filter, now)?;
         if query.include.any() {
             self.fill_fields(collection, &mut hits, query, now)?;
         }
@@ -342,6 +327,51 @@ impl<A: Access> TenantHandle<A> {
         });
         Ok(())
     }
+}
+
+/// Searches made for one query at most: the first, and again for what it had to skip.
+const MAX_SEARCHES: usize = 4;
+
+/// The `query.top_k` nearest live records the index finds, as hits without stored fields.
+///
+/// A label is in the index only while it names its record (`write_records`), but a write may
+/// go on between a search and the look-up of the labels it found: by then a label may name
+/// nothing (its record replaced or deleted), or a record that has expired since the deny
+/// list was made. Those are skipped, and rather than answer short the index is asked again
+/// for as many more as were skipped (they come back too, so each search asks for more than
+/// the last). Bounded: under a write that outruns every retry the answer can still be short.
+fn search_records(
+    col: &LiveCollection,
+    query: &Query,
+    filter: SearchFilter<'_>,
+    now: u64,
+) -> Result<Vec<Hit>> {
+    let mut asked = query.top_k;
+    let mut hits = Vec::new();
+    for _ in 0..MAX_SEARCHES {
+        let neighbours = col.index.search(&query.vector, asked, query.ef, filter)?;
+        let slots = col.slots.read();
+        hits = neighbours
+            .iter()
+            .filter_map(|n| {
+                let slot = slots.slot(n.label)?;
+                (!is_expired(slot.expires_at_ms, now)).then(|| Hit {
+                    id: slot.id.clone(),
+                    score: col.score(n.distance),
+                    text: None,
+                    metadata: None,
+                    vector: None,
+                })
+            })
+            .take(query.top_k)
+            .collect();
+        let index_ran_out = neighbours.len() < asked;
+        if hits.len() == query.top_k || index_ran_out {
+            break;
+        }
+        asked += query.top_k - hits.len();
+    }
+    Ok(hits)
 }
 
 /// Decodes a stored value unless it is absent, an expired marker, or expired at `now`.
@@ -411,14 +441,15 @@ impl<A: CanWrite> TenantHandle<A> {
         let now = self.state.now_ms();
         let mut count = 0;
         for id in present {
-            let mut slots = col.slots.write();
+            let slots = col.slots.read();
             if let Some(label) = slots.label_of(id) {
                 let expired = slots
                     .slot(label)
                     .is_some_and(|s| is_expired(s.expires_at_ms, now));
-                slots.remove(id);
                 drop(slots);
+                // Out of the index before the slot map lets go of it (see `write_records`).
                 col.index.remove(label);
+                col.slots.write().remove(id);
                 count += usize::from(!expired);
             }
         }

@@ -177,15 +177,16 @@ impl TenantHandle {
         }
         let removed = self.sweep_stored(entries, Some(col.changes.next()))?;
         for e in entries {
-            let mut slots = col.slots.write();
+            let slots = col.slots.read();
             let label = slots.label_of(&e.id);
             let matches = label
                 .and_then(|l| slots.slot(l))
                 .is_some_and(|s| s.expires_at_ms == e.expires_at_ms);
+            drop(slots);
             if let (true, Some(label)) = (matches, label) {
-                slots.remove(&e.id);
-                drop(slots);
+                // Out of the index before the slot map lets go of it (see `write_records`).
                 col.index.remove(label);
+                col.slots.write().remove(&e.id);
             }
         }
         drop(writer);

@@ -1,5 +1,8 @@
 //! Collections, records and queries inside one tenant.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bulkhead_core::{Metadata, Metric, Value};
 use bulkhead_engine::{
     AuditEntry, CollectionSpec, EngineError, Include, IndexParams, NewRecord, Query,
@@ -64,6 +67,56 @@ fn upsert_of_existing_id_replaces_it_everywhere() {
         .unwrap();
     assert!((hits[0].score - 1.0).abs() < 1e-4);
     assert_eq!(t.stats().unwrap().records, 1);
+}
+
+/// An upsert that replaces records changes the index and the record map one after the other, so
+/// a search running meanwhile can meet labels that name no record for a moment (a replaced
+/// record's old label, a new one not yet assigned). A query still answers `top_k` hits while
+/// the collection holds more than that, each record once.
+#[test]
+fn queries_answer_top_k_while_upserts_replace_the_records() {
+    const RECORDS: u64 = 300;
+    const TOP_K: usize = 50;
+    const ROUNDS: u64 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let t = tenant_with_docs(&engine, "acme", DIM);
+    let round = |n: u64| -> Vec<NewRecord> {
+        (0..RECORDS)
+            .map(|i| record(&format!("r{i}"), n * RECORDS + i, DIM, ""))
+            .collect()
+    };
+    t.upsert(&coll("docs"), round(0)).unwrap();
+    let writing = AtomicBool::new(true);
+    let (answers, short) = std::thread::scope(|s| {
+        s.spawn(|| {
+            for n in 1..=ROUNDS {
+                t.upsert(&coll("docs"), round(n)).unwrap();
+            }
+            writing.store(false, Ordering::Relaxed);
+        });
+        let (mut answers, mut short) = (0, Vec::new());
+        let mut seed = 0;
+        while writing.load(Ordering::Relaxed) {
+            seed += 1;
+            let hits = t
+                .query(&coll("docs"), &Query::new(vector(seed, DIM), TOP_K))
+                .unwrap();
+            let ids: HashSet<_> = hits.iter().map(|h| &h.id).collect();
+            assert_eq!(ids.len(), hits.len(), "a record twice in one answer");
+            answers += 1;
+            if hits.len() != TOP_K {
+                short.push(hits.len());
+            }
+        }
+        (answers, short)
+    });
+    assert!(answers > 0, "no query ran beside the upserts");
+    assert!(
+        short.is_empty(),
+        "{} of {answers} answers short: {short:?}",
+        short.len()
+    );
 }
 
 #[test]
