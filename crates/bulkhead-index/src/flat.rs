@@ -6,6 +6,7 @@ use std::collections::BinaryHeap;
 use bulkhead_core::Metric;
 
 use crate::distance::distance;
+use crate::pace::CpuPacer;
 use crate::scratch::Candidate;
 use crate::store::VectorStore;
 use crate::types::Neighbor;
@@ -58,7 +59,8 @@ impl TopK {
     }
 }
 
-/// Exact top-`k` over `slots`, keeping only slots for which `accept` holds.
+/// Exact top-`k` over `slots`, keeping only slots for which `accept` holds. A long scan offers
+/// the CPU as it goes (`CpuPacer`).
 pub(crate) fn scan(
     store: &VectorStore,
     metric: Metric,
@@ -68,7 +70,9 @@ pub(crate) fn scan(
     accept: impl Fn(u32) -> bool,
 ) -> Vec<Neighbor> {
     let mut top = TopK::new(k);
+    let mut pacer = CpuPacer::new();
     for slot in slots {
+        pacer.step();
         if accept(slot) {
             let dist = distance(metric, query, store.vector(slot));
             if dist < top.bound() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bulkhead_index::CpuPacer;
 use parking_lot::MutexGuard;
 
 use crate::access::{Access, KeyAdmin};
@@ -110,7 +111,7 @@ impl<A: Access> TenantHandle<A> {
     /// Up to `limit` events after `after_sequence` that `filter` matches, reading at most
     /// `scan_budget` events: a filter that matches nothing in a long trail costs one budget,
     /// not the trail. `resume_after` is set when the budget ran out first: the sequence to
-    /// continue after.
+    /// continue after. A long page offers the CPU as it goes (`CpuPacer`).
     pub fn list_audit_page(
         &self,
         after_sequence: Option<u64>,
@@ -124,7 +125,9 @@ impl<A: Access> TenantHandle<A> {
         let mut events = Vec::new();
         let mut scanned = 0;
         let mut resume_after = None;
+        let mut pacer = CpuPacer::new();
         self.store().scan((start, end), &mut |_, v| {
+            pacer.step();
             let event: AuditEvent = serde_json::from_slice(v)
                 .map_err(|e| EngineError::Corrupt(format!("audit event: {e}")))?;
             scanned += 1;

@@ -6,6 +6,7 @@
 use std::cmp::Reverse;
 
 use super::{Hnsw, Space, Target};
+use crate::pace::CpuPacer;
 use crate::prefetch::prefetch_bytes;
 use crate::scratch::{Candidate, Scratch};
 
@@ -37,6 +38,7 @@ impl Hnsw {
     /// `s.results` (farthest on top). Nodes failing `accept` are expanded but not kept; when
     /// `filtering` is set the search keeps going until `ef` accepted nodes are found (or the
     /// reachable graph is exhausted) instead of stopping at the first non-improving candidate.
+    /// A long walk (a large `ef`, a selective filter) offers the CPU as it goes (`CpuPacer`).
     /// `s` must have been reset for `self.len()` nodes.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn search_layer<F: Fn(u32) -> bool, const LOCKED: bool>(
@@ -65,10 +67,12 @@ impl Hnsw {
         }
         candidates.push(Reverse(entry));
 
+        let mut pacer = CpuPacer::new();
         while let Some(Reverse(c)) = candidates.pop() {
             if c.dist > bound && (results.len() >= ef || !filtering) {
                 break;
             }
+            pacer.step();
             // Gather unvisited neighbours first, prefetching the first line of each vector so
             // the loads are in flight together before the first distance needs one; each full
             // vector is then prefetched one step ahead of its distance computation. (Measured
