@@ -69,6 +69,15 @@ impl Db {
         Ok(())
     }
 
+    /// Writes `batch` to the memtables only, around the group's log: it is lost in a crash
+    /// until a flush of its column families has put it in a table file.
+    pub fn write_around_log(&self, batch: WriteBatch) -> Result<()> {
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        self.rocks()?.write_opt(batch, &options)?;
+        Ok(())
+    }
+
     /// Returns once every write to the group made before the call is on disk (see `wal_sync`).
     pub fn sync_log(&self) -> Result<()> {
         let DbKind::RocksDb { raw, wal_sync, .. } = &self.kind else {

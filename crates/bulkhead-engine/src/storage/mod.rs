@@ -20,7 +20,7 @@ pub(crate) use group::{Db, GroupId, Groups};
 pub(crate) use limits::open_group_cap;
 pub(crate) use options::SharedResources;
 pub(crate) use registry::{RegistryStore, TenantRecord};
-pub(crate) use tenant_storage::{TenantStorage, WriteSet};
+pub(crate) use tenant_storage::{TenantStorage, WriteSet, Written};
 
 /// Where tenants' data is kept (`EngineConfig::storage`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

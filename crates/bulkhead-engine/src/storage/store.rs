@@ -1,6 +1,16 @@
 //! One tenant's column family, owned together with the database that holds it: the RocksDB
 //! implementation of `TenantStorage`. A store can only address its own column family; the
 //! `WriteSet` it is given is bound to it only inside `write`.
+//!
+//! A group's tenants share one write-ahead log, and an fsync of it carries every byte written
+//! to it before: under a neighbour's flood of 785 KB upserts, a tenant's one-record upserts
+//! waited for the flood's batches to reach the disk with theirs (docs/benchmarks.md, *Large
+//! writes around the shared log*). So a durable set of `LARGE_WRITE_BYTES` or more skips the
+//! log: it goes to the memtables only and is made durable by flushing the tenant's own column
+//! family to a table file (synced, like the manifest that records it) before the write
+//! returns. RocksDB holds the flush back while the column family has too many level-0 files,
+//! so a tenant writing large batches waits for its own compactions instead of stalling the
+//! group's writes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +19,10 @@ use rocksdb::{BoundColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatc
 
 use crate::error::{EngineError, Result};
 use crate::storage::group::{Db, RawDb};
-use crate::storage::tenant_storage::{KeyRange, Op, TenantStorage, Visitor, WriteSet};
+use crate::storage::tenant_storage::{KeyRange, Op, TenantStorage, Visitor, WriteSet, Written};
+
+/// Durable writes of at least this many bytes go around the group's shared log.
+const LARGE_WRITE_BYTES: usize = 256 << 10;
 
 pub(crate) struct RocksTenantStore {
     db: Arc<Db>,
@@ -42,23 +55,43 @@ impl RocksTenantStore {
             .cf_handle(&self.cf_name)
             .ok_or_else(|| EngineError::Storage(format!("column family {} is gone", self.cf_name)))
     }
+
+    /// `set` bound to this store's column family.
+    fn batch(&self, cf: &Arc<BoundColumnFamily<'_>>, set: WriteSet) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        for op in set.ops {
+            match op {
+                Op::Put(k, v) => batch.put_cf(cf, k, v),
+                Op::Delete(k) => batch.delete_cf(cf, k),
+                Op::DeleteRange(s, e) => batch.delete_range_cf(cf, s, e),
+            }
+        }
+        batch
+    }
 }
 
 impl TenantStorage for RocksTenantStore {
+    fn apply(&self, set: WriteSet) -> Result<Written> {
+        if set.is_empty() {
+            return Ok(Written::Durable);
+        }
+        let cf = self.cf()?;
+        let batch = self.batch(&cf, set);
+        if !self.sync || batch.size_in_bytes() < LARGE_WRITE_BYTES {
+            self.db.write(batch)?;
+            return Ok(Written::InLog);
+        }
+        self.db.write_around_log(batch)?;
+        self.raw()?.flush_cf(&cf)?;
+        Ok(Written::Durable)
+    }
+
     fn write_unsynced(&self, set: WriteSet) -> Result<()> {
         if set.is_empty() {
             return Ok(());
         }
         let cf = self.cf()?;
-        let mut batch = WriteBatch::default();
-        for op in set.ops {
-            match op {
-                Op::Put(k, v) => batch.put_cf(&cf, k, v),
-                Op::Delete(k) => batch.delete_cf(&cf, k),
-                Op::DeleteRange(s, e) => batch.delete_range_cf(&cf, s, e),
-            }
-        }
-        self.db.write(batch)
+        self.db.write(self.batch(&cf, set))
     }
 
     fn sync_log(&self) -> Result<()> {

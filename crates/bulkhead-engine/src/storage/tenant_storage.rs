@@ -22,8 +22,20 @@ pub(crate) trait TenantStorage: Send + Sync + std::fmt::Debug {
         if set.is_empty() {
             return Ok(());
         }
+        match self.apply(set)? {
+            Written::InLog => self.sync_log(),
+            Written::Durable => Ok(()),
+        }
+    }
+
+    /// The first step of `write`, for a caller that orders its writes under a lock of its own
+    /// and syncs after letting go of it: applies `set` atomically and says how far it went.
+    /// Usually into the log, unsynced, as `write_unsynced`; but a set large enough that
+    /// neighbours' syncs would carry it is made durable here, apart from the log (RocksDB:
+    /// see `store.rs`).
+    fn apply(&self, set: WriteSet) -> Result<Written> {
         self.write_unsynced(set)?;
-        self.sync_log()
+        Ok(Written::InLog)
     }
 
     /// Like `write`, but never waits for an fsync: the write survives a process crash, and the
@@ -62,6 +74,15 @@ pub(crate) trait TenantStorage: Send + Sync + std::fmt::Debug {
 
     /// Marks the tenant's group as in use now (idle groups are closed by age).
     fn touch(&self);
+}
+
+/// How far `TenantStorage::apply` took a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// In the log: it survives a crash of the process; `sync_log` makes it durable.
+    InLog,
+    /// Durable as the engine is configured, nothing left to sync.
+    Durable,
 }
 
 /// Mutations to apply atomically to one tenant's storage.

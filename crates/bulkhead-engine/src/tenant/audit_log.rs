@@ -14,7 +14,7 @@ use crate::access::{Access, KeyAdmin};
 use crate::audit::{AuditEntry, AuditEvent, AuditFilter, AuditStamp};
 use crate::error::{EngineError, Result};
 use crate::keys;
-use crate::storage::WriteSet;
+use crate::storage::{WriteSet, Written};
 use crate::tenant::TenantHandle;
 
 /// One page of a tenant's audit trail.
@@ -66,18 +66,25 @@ impl<A: Access> TenantHandle<A> {
         let Some(audit) = &self.audit else {
             return self.store().write(set);
         };
-        {
+        let written = {
             let mut next = self.state.audit_next.lock();
             let seq = self.next_audit_sequence(&next)?;
             let event = stamped(seq, self.state.now_ms(), audit.stamp.entry(record_count));
             set.put(keys::audit_key(seq), encode_event(&event));
-            self.store().write_unsynced(set)?;
+            // A large set is made durable right here, still under the lock, so that no later
+            // event of the tenant can survive a crash that this one does not (its log is not
+            // the group's: `TenantStorage::apply`).
+            let written = self.store().apply(set)?;
             *next = Some(seq + 1);
-        }
-        // In the log with its event: committed, even if the sync below fails (the call then
+            written
+        };
+        // Applied with its event: committed, even if the sync below fails (the call then
         // fails, and the gate records that failure in an event of its own beside this one).
         audit.committed.fetch_add(1, Ordering::Release);
-        self.store().sync_log()
+        match written {
+            Written::InLog => self.store().sync_log(),
+            Written::Durable => Ok(()),
+        }
     }
 
     /// The next free sequence number, read from disk on first use.

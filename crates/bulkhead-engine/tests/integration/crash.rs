@@ -2,8 +2,9 @@
 //! acknowledged must be there after reopening, the index must agree with RocksDB, and every
 //! batch that landed must have its audit event (the event rides in the batch's own write).
 //!
-//! The child is this same test binary running the ignored test `crash::child_writer`, which
-//! prints one line per acknowledged batch.
+//! The child is this same test binary running the ignored test `crash::child_writer` (or
+//! `crash::child_large_writer`, whose batches are made durable apart from the group's log),
+//! which prints one line per acknowledged batch.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -20,9 +21,27 @@ const KILL_AFTER: u64 = 150;
 const SIGKILL: i32 = 9;
 const CHILD_DIR: &str = "BULKHEAD_CRASH_CHILD_DIR";
 
+/// Text beyond the record's name in each record of the large child's batches: 20 records of
+/// 16 KiB make a batch past the engine's 256 KiB, which goes around the group's shared log.
+const LARGE_TEXT_PAD: usize = 16 << 10;
+
+fn text_of(i: u64, pad: usize) -> String {
+    format!("n{i}{}", "x".repeat(pad))
+}
+
 #[test]
 #[ignore = "child process of acknowledged_writes_survive_sigkill"]
 fn child_writer() {
+    write_until_killed(0);
+}
+
+#[test]
+#[ignore = "child process of acknowledged_large_writes_survive_sigkill"]
+fn child_large_writer() {
+    write_until_killed(LARGE_TEXT_PAD);
+}
+
+fn write_until_killed(pad: usize) {
     let dir = std::env::var(CHILD_DIR).expect("run by the crash test");
     let mut config = EngineConfig::new(&dir);
     config.sweep_interval = std::time::Duration::from_secs(3600);
@@ -35,7 +54,7 @@ fn child_writer() {
     });
     for b in 0.. {
         let batch = (b * BATCH..(b + 1) * BATCH)
-            .map(|i| record(&format!("r{i}"), i, DIM, &format!("n{i}")))
+            .map(|i| record(&format!("r{i}"), i, DIM, &text_of(i, pad)))
             .collect();
         t.upsert(&coll("docs"), batch).unwrap();
         println!("ACK {b}");
@@ -45,18 +64,60 @@ fn child_writer() {
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
+    kill_a_writer_and_check(dir.path(), "crash::child_writer", KILL_AFTER, 0);
+}
+
+/// The same with batches large enough to be made durable apart from the group's log (a flush
+/// of the tenant's own column family) before they are acknowledged.
+#[test]
+fn acknowledged_large_writes_survive_sigkill() {
+    const KILL_AFTER_LARGE: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let log_bytes = kill_a_writer_and_check(
+        dir.path(),
+        "crash::child_large_writer",
+        KILL_AFTER_LARGE,
+        LARGE_TEXT_PAD,
+    );
+    // They did go around it: through the log, the batches left 1.6 MB of it behind when tried
+    // (flushes let RocksDB drop older log files); around it, none.
+    assert!(
+        log_bytes < 64 << 10,
+        "{log_bytes} bytes of write-ahead log: the large batches went through it"
+    );
+}
+
+/// Bytes in the RocksDB write-ahead logs (`*.log`) under `dir`.
+fn write_ahead_log_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            total += write_ahead_log_bytes(&path);
+        } else if path.extension().is_some_and(|e| e == "log") {
+            total += entry.metadata().unwrap().len();
+        }
+    }
+    total
+}
+
+/// Runs the child test `child` until it has acknowledged batch `kill_after`, kills it, and
+/// checks that every acknowledged batch is there, whole, indexed and audited. Returns the
+/// bytes of write-ahead log the child left (read before anything reopens them).
+fn kill_a_writer_and_check(dir: &std::path::Path, child: &str, kill_after: u64, pad: usize) -> u64 {
     {
-        let engine = open(dir.path());
+        let engine = open(dir);
         tenant_with_docs(&engine, "acme", DIM);
     }
-    let mut child = spawn_child("crash::child_writer", CHILD_DIR, dir.path());
+    let mut child = spawn_child(child, CHILD_DIR, dir);
     let mut acked = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         if let Some(b) = line.strip_prefix("ACK ") {
             let b: u64 = b.parse().unwrap();
             acked = Some(b);
-            if b >= KILL_AFTER {
+            if b >= kill_after {
                 break;
             }
         }
@@ -69,15 +130,16 @@ fn acknowledged_writes_survive_sigkill() {
         status.signal(),
         Some(SIGKILL),
         "the child must die by SIGKILL, not on its own ({status}); see {}",
-        dir.path().join("child.log").display()
+        dir.join("child.log").display()
     );
     let acked = acked.expect("the child acknowledged batches");
     assert!(
-        acked >= KILL_AFTER,
-        "the child acknowledged only up to batch {acked} of {KILL_AFTER} before it stopped"
+        acked >= kill_after,
+        "the child acknowledged only up to batch {acked} of {kill_after} before it stopped"
     );
+    let log_bytes = write_ahead_log_bytes(dir);
 
-    let engine = open(dir.path());
+    let engine = open(dir);
     let t = engine.handle(&tenant("acme")).unwrap();
     let acked_records = (acked + 1) * BATCH;
     let ids: Vec<_> = (0..acked_records).map(|i| rid(&format!("r{i}"))).collect();
@@ -90,7 +152,7 @@ fn acknowledged_writes_survive_sigkill() {
     for r in &got {
         let i: u64 = r.id.as_str()[1..].parse().unwrap();
         assert_eq!(r.vector, vector(i, DIM));
-        assert_eq!(r.text.as_deref(), Some(format!("n{i}").as_str()));
+        assert_eq!(r.text.as_deref(), Some(text_of(i, pad).as_str()));
     }
     // The index was rebuilt from RocksDB: it holds exactly the stored records.
     // Batches are atomic: the child may have acknowledged more than we read before the kill,
@@ -117,4 +179,5 @@ fn acknowledged_writes_survive_sigkill() {
             .iter()
             .all(|e| e.principal == "writer" && e.outcome == "OK" && e.record_count == BATCH)
     );
+    log_bytes
 }

@@ -55,6 +55,17 @@ impl TwoTenants {
         }
     }
 
+    /// Tenant A's storage again, with its writes synced (`sync_writes`, the engine's default;
+    /// `a` and `b` skip the syncs to keep the suite fast).
+    pub fn a_synced(&self) -> Box<dyn TenantStorage> {
+        open_tenant_store(
+            self.groups.db(0, HashSet::new).unwrap(),
+            TENANT_A.to_owned(),
+            true,
+        )
+        .unwrap()
+    }
+
     /// Closes the group (with no store left holding it) and opens it again, as the engine does
     /// with an idle group; `expected` are the tenants the registry still lists.
     pub fn reopen_group(self, expected: &[&str]) -> ReopenedGroup {

@@ -1,7 +1,7 @@
 //! Writes are atomic sets of puts and deletes; reads see the last write of each key.
 
 use super::{BACKENDS, TwoTenants, bytes, keys_of, put};
-use crate::storage::WriteSet;
+use crate::storage::{StorageBackend, WriteSet, Written};
 
 #[test]
 fn a_read_sees_the_last_write_of_each_key() {
@@ -61,6 +61,46 @@ fn empty_keys_and_values_are_values_like_any_other() {
             got,
             [Some(b"empty key".to_vec()), Some(Vec::new())],
             "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn a_large_set_is_applied_whole_and_durable_when_apply_returns() {
+    let large = || {
+        let mut set = WriteSet::default();
+        for i in 0..64 {
+            set.put(format!("k{i:02}").into_bytes(), vec![b'v'; 8 << 10]);
+        }
+        set
+    };
+    let small = || {
+        let mut set = WriteSet::default();
+        set.put(b"small".to_vec(), b"v".to_vec());
+        set
+    };
+    for backend in BACKENDS {
+        let t = TwoTenants::new(backend);
+        let synced = t.a_synced();
+        // 512 KiB with syncing on: RocksDB writes it around the group's shared log and flushes
+        // it before `apply` returns; memory has no log to keep it out of.
+        let expected = match backend {
+            StorageBackend::RocksDb => Written::Durable,
+            StorageBackend::Memory => Written::InLog,
+        };
+        assert_eq!(synced.apply(large()).unwrap(), expected, "{backend:?}");
+        assert_eq!(keys_of(t.a.as_ref()).len(), 64, "{backend:?}");
+        assert_eq!(
+            synced.apply(small()).unwrap(),
+            Written::InLog,
+            "{backend:?}"
+        );
+        // Without syncs the log is durability enough, whatever the size.
+        assert_eq!(t.a.apply(large()).unwrap(), Written::InLog, "{backend:?}");
+        assert_eq!(keys_of(t.a.as_ref()).len(), 65, "{backend:?}");
+        assert!(
+            keys_of(t.b.as_ref()).is_empty(),
+            "{backend:?}: the neighbour"
         );
     }
 }
