@@ -189,3 +189,48 @@ impl TenantStorage for RocksTenantStore {
         self.db.touch();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::EngineConfig;
+    use crate::storage::{Groups, SharedResources, StorageBackend};
+
+    /// A set of one put whose batch is `bytes` long in `store`'s column family.
+    fn set_of_batch_bytes(store: &RocksTenantStore, bytes: usize) -> WriteSet {
+        let one_put = |value_len: usize| {
+            let mut set = WriteSet::default();
+            set.put(b"k".to_vec(), vec![b'v'; value_len]);
+            set
+        };
+        let measured = |value_len: usize| {
+            let cf = store.cf().unwrap();
+            store.batch(&cf, one_put(value_len)).size_in_bytes()
+        };
+        // The batch's overhead (header, key, lengths) is the same for values of a similar size.
+        let probe = bytes / 2;
+        let value_len = bytes - (measured(probe) - probe);
+        assert_eq!(measured(value_len), bytes, "overhead measured wrong");
+        one_put(value_len)
+    }
+
+    #[test]
+    fn a_synced_batch_of_the_large_size_goes_around_the_log_and_one_byte_less_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig::new(dir.path());
+        let groups = Groups::new(
+            dir.path().join("groups"),
+            Arc::new(SharedResources::new(&config)),
+            StorageBackend::RocksDb,
+        );
+        let db = groups.db(0, HashSet::new).unwrap();
+        groups.create_tenant_cf(&db, "t/a/1").unwrap();
+        let store = RocksTenantStore::open(db, "t/a/1".to_owned(), true).unwrap();
+        let at = set_of_batch_bytes(&store, LARGE_WRITE_BYTES);
+        assert_eq!(store.apply(at).unwrap(), Written::Durable);
+        let below = set_of_batch_bytes(&store, LARGE_WRITE_BYTES - 1);
+        assert_eq!(store.apply(below).unwrap(), Written::InLog);
+    }
+}
