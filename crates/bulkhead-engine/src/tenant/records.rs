@@ -97,8 +97,10 @@ impl<A: Access> TenantHandle<A> {
         // leaves the index before the slot map lets go of it, and the new label enters the
         // index once assigned. In between, the record is briefly in neither.
         for ((r, expires), keys) in records.iter().zip(expiries).zip(field_keys) {
-            let label = col.slots.write().allocate_label()?;
-            let old = col.slots.read().label_of(&r.id);
+            let (label, old) = {
+                let mut slots = col.slots.write();
+                (slots.allocate_label()?, slots.label_of(&r.id))
+            };
             if let Some(old) = old {
                 col.index.remove(old);
             }
