@@ -53,6 +53,10 @@ pub struct Target {
     pub records: usize,
     pub streams: usize,
     pub slow_imports: usize,
+    /// Records in each upsert of the write flood.
+    pub flood_records: usize,
+    /// Whether the write flood goes to the flat collection (else to the HNSW one).
+    pub flood_flat: bool,
     /// Deadline of every call the attack makes.
     pub timeout: Duration,
     /// Whether the attack's threads run at background priority, off the lowest CPU

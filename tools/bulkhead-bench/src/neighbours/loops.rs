@@ -1,5 +1,5 @@
 //! Attacks that repeat calls as fast as the server answers them: the costliest reads the API
-//! allows, a flood of large writes, and key churn. Each loop waits for one answer before its
+//! allows, a flood of writes (large by default), and key churn. Each loop waits for one answer before its
 //! next call, as a client does, so the attack's strength is its number of loops. Requests are
 //! encoded once, so that the attacker's own CPU, on the server's machine, goes to sending.
 
@@ -28,7 +28,6 @@ const WIDE_TOP_K: u32 = 1000;
 /// The ef first asked for; if refused, the limit the refusal names, or [`FALLBACK_EF`].
 const WIDEST_EF: u32 = 100_000;
 const FALLBACK_EF: u32 = 4096;
-const UPSERT_RECORDS: usize = 500;
 /// Distinct upsert requests the write loops take turns with.
 const UPSERT_VARIANTS: usize = 16;
 
@@ -218,9 +217,9 @@ pub async fn write_flood(t: Arc<Target>, counts: Counts) -> Notes {
     // Existing records get another row's vector, so every upsert changes the graph.
     let calls: Vec<Call> = (0..UPSERT_VARIANTS)
         .map(|v| {
-            let records = (0..UPSERT_RECORDS)
+            let records = (0..t.flood_records)
                 .map(|k| {
-                    let row = (v * UPSERT_RECORDS + k) % t.records;
+                    let row = (v * t.flood_records + k) % t.records;
                     pb::Record {
                         id: row.to_string(),
                         vector: t.data.base.row((row + 1) % t.records).to_vec(),
@@ -237,7 +236,7 @@ pub async fn write_flood(t: Arc<Target>, counts: Counts) -> Notes {
                 path: method::UPSERT,
                 authorization: t.write.clone(),
                 message: frame(&pb::UpsertRequest {
-                    collection: t.hnsw.clone(),
+                    collection: if t.flood_flat { &t.flat } else { &t.hnsw }.clone(),
                     records,
                 }),
             }
@@ -246,7 +245,7 @@ pub async fn write_flood(t: Arc<Target>, counts: Counts) -> Notes {
     let request_bytes = calls[0].message.len();
     spawn_rounds(&t, WRITE_LOOPS, &connections, calls, &counts);
     vec![
-        ("records_per_upsert", UPSERT_RECORDS.into()),
+        ("records_per_upsert", t.flood_records.into()),
         ("upsert_request_bytes", request_bytes.into()),
     ]
 }

@@ -73,6 +73,15 @@ pub struct NeighboursArgs {
     /// Import streams the `slow-import` attack trickles.
     #[arg(long, default_value_t = 64)]
     slow_imports: usize,
+    /// Records in each upsert of the `write-flood` attack (about 1.6 KB each): 500 make
+    /// batches the server writes around the tenant group's shared log, 150 or fewer batches
+    /// that go through it.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    flood_records: u32,
+    /// Send the `write-flood` attack to the attacker's flat collection: with no graph to
+    /// insert into, its pace is set by the attacker's write limit instead of graph inserts.
+    #[arg(long)]
+    flood_flat: bool,
     /// Seconds of quiet before each scenario, for the previous one's work to drain.
     #[arg(long, default_value_t = 2)]
     settle_secs: u64,
@@ -171,6 +180,8 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
         records: attacker_records,
         streams: args.streams,
         slow_imports: args.slow_imports,
+        flood_records: args.flood_records as usize,
+        flood_flat: args.flood_flat,
         timeout,
         in_background: args.attacker_in_background,
     });
