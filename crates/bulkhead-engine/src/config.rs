@@ -29,6 +29,12 @@ pub struct EngineConfig {
     /// Most tenant column families in one RocksDB instance. Creating a column family rewrites an
     /// options file listing all of them, so this bounds the cost of creating a tenant.
     pub tenants_per_group: usize,
+    /// Groups made before any two tenants share one: until there are this many, a new tenant
+    /// gets a RocksDB instance of its own; after, it joins the group with the fewest tenants
+    /// (up to `tenants-per-group`). Tenants of one group share its write-ahead log, write queue
+    /// and mutex, so one tenant's write flood reaches the others (docs/benchmarks.md, *A group
+    /// of one's own*); groups cost files and memory, so past this number they are shared.
+    pub groups_before_sharing: usize,
     /// Block cache shared by every tenant and group.
     #[serde(rename = "block-cache-mib", with = "mib")]
     pub block_cache_bytes: usize,
@@ -108,6 +114,7 @@ impl EngineConfig {
             data_dir: data_dir.into(),
             sync_writes: true,
             tenants_per_group: 64,
+            groups_before_sharing: 64,
             block_cache_bytes: 256 << 20,
             write_buffer_budget_bytes: 256 << 20,
             tenant_write_buffer_bytes: 2 << 20,
@@ -145,6 +152,9 @@ impl EngineConfig {
         }
         if self.max_open_groups == 0 {
             return bad("max-open-groups must be at least 1");
+        }
+        if self.groups_before_sharing == 0 || self.groups_before_sharing > self.max_open_groups {
+            return bad("groups-before-sharing must be between 1 and max-open-groups");
         }
         if self.group_idle_close.is_zero() {
             return bad("group-idle-close-secs must be positive");
@@ -198,7 +208,8 @@ mod tests {
             "data-dir = \"/srv\"\nblock-cache-mib = 3\nwrite-buffer-budget-mib = 5\n\
              index-memory-budget-mib = 7\ngroup-idle-close-secs = 11\n\
              sweep-interval-secs = 13\ndefault-audit-retention-days = 2\n\
-             tenants-per-group = 17\nsync-writes = false\nindex-build-threads = 3\n",
+             tenants-per-group = 17\ngroups-before-sharing = 5\nsync-writes = false\n\
+             index-build-threads = 3\n",
         );
         assert_eq!(c.data_dir, PathBuf::from("/srv"));
         assert_eq!(c.block_cache_bytes, 3 << 20);
@@ -208,6 +219,7 @@ mod tests {
         assert_eq!(c.sweep_interval, Duration::from_secs(13));
         assert_eq!(c.default_audit_retention, Duration::from_secs(2 * 86_400));
         assert_eq!(c.tenants_per_group, 17);
+        assert_eq!(c.groups_before_sharing, 5);
         assert!(!c.sync_writes);
         assert_eq!(c.index_build_threads, 3);
         // Written back, each reads as the same setting.
@@ -225,6 +237,21 @@ mod tests {
     fn bad_values_are_refused_naming_the_key() {
         let e = from_toml("sweep-interval-secs = 0").validate().unwrap_err();
         assert!(e.to_string().contains("sweep-interval-secs"), "{e}");
+        for spread in [
+            "groups-before-sharing = 0",
+            "max-open-groups = 8\ngroups-before-sharing = 9",
+        ] {
+            let e = from_toml(spread).validate().unwrap_err();
+            assert!(
+                e.to_string().contains("groups-before-sharing"),
+                "{spread}: {e}"
+            );
+        }
+        assert!(
+            from_toml("max-open-groups = 8\ngroups-before-sharing = 8")
+                .validate()
+                .is_ok()
+        );
         assert!(toml::from_str::<EngineConfig>("block-cache-mib = -1").is_err());
         let huge = format!("block-cache-mib = {}", i64::MAX);
         assert!(toml::from_str::<EngineConfig>(&huge).is_err());

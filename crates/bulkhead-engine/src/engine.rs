@@ -88,6 +88,7 @@ impl Engine {
             tenants = registry.tenant_count(),
             sync_writes = config.sync_writes,
             tenants_per_group = config.tenants_per_group,
+            groups_before_sharing = config.groups_before_sharing.min(residency.open_group_cap()),
             max_open_groups = residency.open_group_cap(),
             "engine opened"
         );
@@ -143,7 +144,15 @@ impl Engine {
     pub fn create_tenant(&self, id: &TenantId, settings: &TenantSettings) -> Result<TenantInfo> {
         settings.validate()?;
         let _lifecycle = self.lifecycle.lock();
-        let placement = self.registry.place(id, self.config.tenants_per_group)?;
+        // Never more groups apart than may be open at once (the open-files limit lowers that
+        // cap at start): past it, tenants of their own groups would take turns closing them.
+        let before_sharing = self
+            .config
+            .groups_before_sharing
+            .min(self.residency.open_group_cap());
+        let placement = self
+            .registry
+            .place(id, self.config.tenants_per_group, before_sharing)?;
         let record = TenantRecord {
             id: id.clone(),
             incarnation: placement.incarnation,

@@ -50,17 +50,29 @@ impl Directory {
         Some(record)
     }
 
-    /// The lowest group with room, or a new one.
-    fn group_with_room(&self, per_group: usize) -> GroupId {
+    /// The group a new tenant goes to: a new one while fewer than `before_sharing` groups hold
+    /// tenants, then the one with the fewest tenants below `per_group` (the lowest of those),
+    /// and a new one again once every group is full.
+    fn group_for_new_tenant(&self, per_group: usize, before_sharing: usize) -> GroupId {
+        if self.members.len() >= before_sharing
+            && let Some((group, _)) = self
+                .members
+                .iter()
+                .filter(|(_, members)| members.len() < per_group)
+                .min_by_key(|(group, members)| (members.len(), **group))
+        {
+            return *group;
+        }
+        self.lowest_unused_group()
+    }
+
+    fn lowest_unused_group(&self) -> GroupId {
         let mut candidate = 0;
-        for (group, members) in &self.members {
+        for group in self.members.keys() {
             if *group != candidate {
-                return candidate;
+                break;
             }
-            if members.len() < per_group {
-                return *group;
-            }
-            candidate = group + 1;
+            candidate += 1;
         }
         candidate
     }
@@ -171,16 +183,21 @@ impl Registry {
         self.directory.read().members.keys().copied().collect()
     }
 
-    /// Where a new tenant `id` would go: the lowest group with fewer than `per_group` tenants,
-    /// and the next incarnation. Callers serialise `place` and `add` (the engine's lifecycle
-    /// lock), so no two tenants get one incarnation.
-    pub fn place(&self, id: &TenantId, per_group: usize) -> Result<Placement> {
+    /// Where a new tenant `id` would go (`Directory::group_for_new_tenant`), and the next
+    /// incarnation. Callers serialise `place` and `add` (the engine's lifecycle lock), so no
+    /// two tenants get one incarnation.
+    pub fn place(
+        &self,
+        id: &TenantId,
+        per_group: usize,
+        before_sharing: usize,
+    ) -> Result<Placement> {
         let dir = self.directory.read();
         if dir.records.contains_key(id) {
             return Err(EngineError::TenantExists(id.clone()));
         }
         Ok(Placement {
-            group: dir.group_with_room(per_group),
+            group: dir.group_for_new_tenant(per_group, before_sharing),
             incarnation: dir.next_incarnation,
         })
     }
@@ -365,5 +382,71 @@ impl Registry {
         self.store.put_verification_key(&revoked)?;
         self.verification_keys.write().put(revoked.clone());
         Ok(revoked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Places `count` tenants one after another, as `create_tenant` does; their groups in order.
+    fn place_all(dir: &mut Directory, count: usize, per_group: usize, before: usize) -> Vec<u32> {
+        (0..count)
+            .map(|_| {
+                let group = dir.group_for_new_tenant(per_group, before);
+                dir.insert(TenantRecord {
+                    id: TenantId::new(format!("t{}", dir.records.len())).unwrap(),
+                    incarnation: 0,
+                    group,
+                    created_at_ms: 0,
+                    audit_retention_secs: None,
+                    quota: Default::default(),
+                    rate_limit: Default::default(),
+                    max_token_lifetime_secs: None,
+                    share: Default::default(),
+                });
+                group
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tenants_get_groups_of_their_own_until_there_are_enough_then_the_emptiest() {
+        let mut dir = Directory::default();
+        assert_eq!(place_all(&mut dir, 3, 4, 3), [0, 1, 2], "one each");
+        assert_eq!(
+            place_all(&mut dir, 7, 4, 3),
+            [0, 1, 2, 0, 1, 2, 0],
+            "then the fewest tenants first, the lowest group of those"
+        );
+        assert_eq!(
+            place_all(&mut dir, 3, 4, 3),
+            [1, 2, 3],
+            "a new group once all are full"
+        );
+    }
+
+    #[test]
+    fn sharing_from_the_first_group_fills_one_group_at_a_time() {
+        let mut dir = Directory::default();
+        assert_eq!(place_all(&mut dir, 5, 2, 1), [0, 0, 1, 1, 2]);
+    }
+
+    #[test]
+    fn a_group_emptied_by_deletions_is_the_first_new_one_again() {
+        let mut dir = Directory::default();
+        place_all(&mut dir, 3, 4, 3);
+        let first = dir.members[&0].iter().next().unwrap().clone();
+        dir.remove(&first);
+        assert_eq!(
+            dir.group_for_new_tenant(4, 3),
+            0,
+            "group 0 holds nobody: fewer than three groups hold tenants"
+        );
+        assert_eq!(
+            dir.group_for_new_tenant(4, 2),
+            1,
+            "two do: the emptiest shares"
+        );
     }
 }

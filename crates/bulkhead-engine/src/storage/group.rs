@@ -4,6 +4,11 @@
 //! on first use, so a restart with thousands of tenants opens nothing but the registry, and an
 //! idle group closes again, so memory and file descriptors follow the working set, not the
 //! tenant count.
+//!
+//! A group's tenants share its write-ahead log, write queue and mutex: a tenant alone in its
+//! group shares none of them, which is why new tenants are spread over groups before any two
+//! share one (`groups-before-sharing`), and why a store asks `Db::is_shared` before taking its
+//! large writes around the log.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -28,6 +33,8 @@ pub(crate) struct Db {
     /// Last time any of the group's tenants was used; idle groups are closed by age.
     last_used_ms: AtomicU64,
     clock: Clock,
+    /// Tenant tables (column families) the group holds now.
+    tenant_tables: AtomicUsize,
 }
 
 enum DbKind {
@@ -118,9 +125,18 @@ impl Db {
     /// a stray one the registry doesn't list alike.
     pub fn drop_tenant_table(&self, name: &str) -> Result<()> {
         match &self.kind {
-            DbKind::RocksDb { raw, .. } => Ok(raw.drop_cf(name)?),
-            DbKind::Memory(group) => group.drop_table(name),
+            DbKind::RocksDb { raw, .. } => raw.drop_cf(name)?,
+            DbKind::Memory(group) => group.drop_table(name)?,
         }
+        let _ = self
+            .tenant_tables
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        Ok(())
+    }
+
+    /// Whether another tenant's table is in the group too: then their writes share its log.
+    pub fn is_shared(&self) -> bool {
+        self.tenant_tables.load(Ordering::Relaxed) > 1
     }
 }
 pub(crate) type GroupId = u32;
@@ -192,6 +208,7 @@ impl Groups {
             kind,
             last_used_ms: AtomicU64::new(self.shared.clock.now_ms()),
             clock: self.shared.clock.clone(),
+            tenant_tables: AtomicUsize::new(existing.iter().filter(|n| *n != DEFAULT_CF).count()),
         };
         fail::fail_point!("group-open:opened");
         let expected = expected();
@@ -319,9 +336,11 @@ impl Groups {
 
     pub fn create_tenant_cf(&self, db: &Db, cf_name: &str) -> Result<()> {
         match &db.kind {
-            DbKind::RocksDb { raw, tenant_cf, .. } => Ok(raw.create_cf(cf_name, tenant_cf)?),
-            DbKind::Memory(group) => group.create(cf_name),
+            DbKind::RocksDb { raw, tenant_cf, .. } => raw.create_cf(cf_name, tenant_cf)?,
+            DbKind::Memory(group) => group.create(cf_name)?,
         }
+        db.tenant_tables.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -5,12 +5,14 @@
 //! A group's tenants share one write-ahead log, and an fsync of it carries every byte written
 //! to it before: under a neighbour's flood of 785 KB upserts, a tenant's one-record upserts
 //! waited for the flood's batches to reach the disk with theirs (docs/benchmarks.md, *Large
-//! writes around the shared log*). So a durable set of `LARGE_WRITE_BYTES` or more skips the
-//! log: it goes to the memtables only and is made durable by flushing the tenant's own column
-//! family to a table file (synced, like the manifest that records it) before the write
-//! returns. RocksDB holds the flush back while the column family has too many level-0 files,
-//! so a tenant writing large batches waits for its own compactions instead of stalling the
-//! group's writes.
+//! writes around the shared log*). So in a group shared with other tenants, a durable set of
+//! `LARGE_WRITE_BYTES` or more skips the log: it goes to the memtables only and is made durable
+//! by flushing the tenant's own column family to a table file (synced, like the manifest that
+//! records it) before the write returns. RocksDB holds the flush back while the column family
+//! has too many level-0 files, so a tenant writing large batches waits for its own compactions
+//! instead of stalling the group's writes. A tenant alone in its group writes through the log,
+//! which is its own: a flush per write there only costs it (and the disk) more
+//! (docs/benchmarks.md, *A group of one's own*).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::error::{EngineError, Result};
 use crate::storage::group::{Db, RawDb};
 use crate::storage::tenant_storage::{KeyRange, Op, TenantStorage, Visitor, WriteSet, Written};
 
-/// Durable writes of at least this many bytes go around the group's shared log.
+/// Durable writes of at least this many bytes go around the group's log when it is shared.
 const LARGE_WRITE_BYTES: usize = 256 << 10;
 
 pub(crate) struct RocksTenantStore {
@@ -77,7 +79,7 @@ impl TenantStorage for RocksTenantStore {
         }
         let cf = self.cf()?;
         let batch = self.batch(&cf, set);
-        if !self.sync || batch.size_in_bytes() < LARGE_WRITE_BYTES {
+        if !self.sync || batch.size_in_bytes() < LARGE_WRITE_BYTES || !self.db.is_shared() {
             self.db.write(batch)?;
             return Ok(Written::InLog);
         }
@@ -217,7 +219,8 @@ mod tests {
     }
 
     #[test]
-    fn a_synced_batch_of_the_large_size_goes_around_the_log_and_one_byte_less_into_it() {
+    fn in_a_shared_group_a_synced_batch_of_the_large_size_goes_around_the_log_and_one_byte_less_into_it()
+     {
         let dir = tempfile::tempdir().unwrap();
         let config = EngineConfig::new(dir.path());
         let groups = Groups::new(
@@ -227,10 +230,16 @@ mod tests {
         );
         let db = groups.db(0, HashSet::new).unwrap();
         groups.create_tenant_cf(&db, "t/a/1").unwrap();
-        let store = RocksTenantStore::open(db, "t/a/1".to_owned(), true).unwrap();
+        groups.create_tenant_cf(&db, "t/b/2").unwrap();
+        let store = RocksTenantStore::open(db.clone(), "t/a/1".to_owned(), true).unwrap();
         let at = set_of_batch_bytes(&store, LARGE_WRITE_BYTES);
         assert_eq!(store.apply(at).unwrap(), Written::Durable);
         let below = set_of_batch_bytes(&store, LARGE_WRITE_BYTES - 1);
         assert_eq!(store.apply(below).unwrap(), Written::InLog);
+
+        // Alone in the group, the log is the tenant's own: even a large write goes into it.
+        db.drop_tenant_table("t/b/2").unwrap();
+        let at = set_of_batch_bytes(&store, LARGE_WRITE_BYTES);
+        assert_eq!(store.apply(at).unwrap(), Written::InLog);
     }
 }

@@ -22,7 +22,8 @@ const SIGKILL: i32 = 9;
 const CHILD_DIR: &str = "BULKHEAD_CRASH_CHILD_DIR";
 
 /// Text beyond the record's name in each record of the large child's batches: 20 records of
-/// 16 KiB make a batch past the engine's 256 KiB, which goes around the group's shared log.
+/// 16 KiB make a batch past the engine's 256 KiB, which goes around the group's log when the
+/// tenant shares it (the test gives it a neighbour).
 const LARGE_TEXT_PAD: usize = 16 << 10;
 
 fn text_of(i: u64, pad: usize) -> String {
@@ -64,7 +65,7 @@ fn write_until_killed(pad: usize) {
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    kill_a_writer_and_check(dir.path(), "crash::child_writer", KILL_AFTER, 0);
+    kill_a_writer_and_check(dir.path(), "crash::child_writer", KILL_AFTER, 0, None);
 }
 
 /// The same with batches large enough to be made durable apart from the group's log (a flush
@@ -78,6 +79,7 @@ fn acknowledged_large_writes_survive_sigkill() {
         "crash::child_large_writer",
         KILL_AFTER_LARGE,
         LARGE_TEXT_PAD,
+        Some("neighbour"),
     );
     // They did go around it: through the log, the batches left 1.6 MB of it behind when tried
     // (flushes let RocksDB drop older log files); around it, none.
@@ -103,12 +105,29 @@ fn write_ahead_log_bytes(dir: &std::path::Path) -> u64 {
 }
 
 /// Runs the child test `child` until it has acknowledged batch `kill_after`, kills it, and
-/// checks that every acknowledged batch is there, whole, indexed and audited. Returns the
-/// bytes of write-ahead log the child left (read before anything reopens them).
-fn kill_a_writer_and_check(dir: &std::path::Path, child: &str, kill_after: u64, pad: usize) -> u64 {
+/// checks that every acknowledged batch is there, whole, indexed and audited. With a
+/// `neighbour`, that tenant shares acme's group. Returns the bytes of write-ahead log the child
+/// left (read before anything reopens them).
+fn kill_a_writer_and_check(
+    dir: &std::path::Path,
+    child: &str,
+    kill_after: u64,
+    pad: usize,
+    neighbour: Option<&str>,
+) -> u64 {
     {
-        let engine = open(dir);
+        let mut config = config(dir);
+        config.groups_before_sharing = 1;
+        let engine = bulkhead_engine::Engine::open(config).unwrap();
         tenant_with_docs(&engine, "acme", DIM);
+        if let Some(name) = neighbour {
+            tenant_with_docs(&engine, name, DIM);
+            assert_eq!(
+                engine.tenant_info(&tenant(name)).unwrap().group,
+                engine.tenant_info(&tenant("acme")).unwrap().group,
+                "the neighbour shares acme's group"
+            );
+        }
     }
     let mut child = spawn_child(child, CHILD_DIR, dir);
     let mut acked = None;

@@ -61,7 +61,7 @@ fn child() {
     let dir = Path::new(&dir);
     let spec = std::fs::read_to_string(dir.join("failpoint")).unwrap();
     let (point, step) = spec.trim().split_once(' ').unwrap();
-    let engine = open(dir);
+    let engine = open_in_one_group(dir);
     fail::cfg_callback(point, || std::process::abort()).unwrap();
     match Step::parse(step) {
         Step::CreateNewcomer => {
@@ -84,10 +84,18 @@ fn child() {
     println!("the fail point {point} was not reached");
 }
 
+/// An engine whose tenants share group 0, so a crash midway through one tenant's change is
+/// checked beside another tenant of the same RocksDB instance.
+fn open_in_one_group(dir: &Path) -> Engine {
+    let mut config = config(dir);
+    config.groups_before_sharing = 1;
+    Engine::open(config).expect("engine opens")
+}
+
 /// The data directory before the crash: "acme" (flat, the bystander) and "victim" (a graph
 /// with a segment on disk) share group 0.
 fn populate(dir: &Path) {
-    let engine = open(dir);
+    let engine = open_in_one_group(dir);
     let acme = tenant_with_docs(&engine, "acme", DIM);
     let batch = (0..BYSTANDER_RECORDS)
         .map(|i| record(&format!("r{i}"), i, DIM, "acme"))
@@ -203,7 +211,7 @@ fn a_create_that_stops_before_the_registry_leaves_no_tenant() {
         column_families_on_disk(dir.path()),
         ["acme", "newcomer", "victim"]
     );
-    let engine = open(dir.path());
+    let engine = open_in_one_group(dir.path());
     assert_gone(&engine, "newcomer");
     assert_bystander_intact(&engine, &[]);
     assert_eq!(
@@ -221,7 +229,7 @@ fn a_create_that_stops_after_the_registry_leaves_a_whole_tenant() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path());
     crash_at(dir.path(), "create-tenant:registered", Step::CreateNewcomer);
-    let engine = open(dir.path());
+    let engine = open_in_one_group(dir.path());
     let t = engine.handle(&tenant("newcomer")).unwrap();
     assert!(t.list_collections().unwrap().is_empty());
     assert_bystander_intact(&engine, &[]);
@@ -237,7 +245,7 @@ fn assert_delete_finished_at_open(point: &str, left: &[&str]) {
     populate(dir.path());
     crash_at(dir.path(), point, Step::DeleteVictim);
     assert_eq!(column_families_on_disk(dir.path()), left);
-    let engine = open(dir.path());
+    let engine = open_in_one_group(dir.path());
     assert_eq!(
         segment_dirs(dir.path()),
         0,
@@ -272,7 +280,7 @@ fn a_group_open_that_stops_midway_reopens_whole() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path());
     crash_at(dir.path(), "group-open:opened", Step::OpenGroup);
-    let engine = open(dir.path());
+    let engine = open_in_one_group(dir.path());
     assert_bystander_intact(&engine, &[]);
     assert_eq!(
         engine
@@ -291,6 +299,6 @@ fn a_group_close_that_stops_after_its_flush_keeps_every_write() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path());
     crash_at(dir.path(), "group-close:flushed", Step::CloseGroup);
-    let engine = open(dir.path());
+    let engine = open_in_one_group(dir.path());
     assert_bystander_intact(&engine, &["late"]);
 }

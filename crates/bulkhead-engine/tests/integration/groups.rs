@@ -19,6 +19,7 @@ const DIM: usize = 8;
 fn small_groups(dir: &Path, per_group: usize) -> EngineConfig {
     let mut c = config(dir);
     c.tenants_per_group = per_group;
+    c.groups_before_sharing = 1;
     c
 }
 
@@ -222,6 +223,33 @@ fn files_of(dir: &Path) -> BTreeMap<String, (u64, u64)> {
             (name, (bytes.len() as u64, h.finish()))
         })
         .collect()
+}
+
+/// Tenants of one group share its write-ahead log and write queue, so the first tenants each get
+/// a group of their own; past `groups_before_sharing`, a new tenant joins the group with the
+/// fewest tenants.
+#[test]
+fn the_first_tenants_get_groups_of_their_own_then_the_emptiest_is_shared() {
+    let groups_of = |config: EngineConfig| {
+        let engine = Engine::open(config).unwrap();
+        names(5)
+            .iter()
+            .map(|n| {
+                plant(&engine, n);
+                engine.tenant_info(&tenant(n)).unwrap().group
+            })
+            .collect::<Vec<_>>()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        groups_of(config(dir.path())),
+        [0, 1, 2, 3, 4],
+        "the defaults"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut three = small_groups(dir.path(), 2);
+    three.groups_before_sharing = 3;
+    assert_eq!(groups_of(three), [0, 1, 2, 0, 1]);
 }
 
 #[test]
