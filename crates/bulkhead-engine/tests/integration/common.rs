@@ -15,6 +15,15 @@ pub fn config(dir: &Path) -> EngineConfig {
     c
 }
 
+/// `config` with groups filled one after another (up to `tenants_per_group` tenants each)
+/// rather than a group of its own for each of the first tenants: for tests of what tenants of
+/// one RocksDB instance must not do to each other.
+pub fn shared_groups(dir: &Path) -> EngineConfig {
+    let mut c = config(dir);
+    c.groups_before_sharing = 1;
+    c
+}
+
 pub fn open(dir: &Path) -> Engine {
     Engine::open(config(dir)).expect("engine opens")
 }

@@ -116,9 +116,7 @@ fn kill_a_writer_and_check(
     neighbour: Option<&str>,
 ) -> u64 {
     {
-        let mut config = config(dir);
-        config.groups_before_sharing = 1;
-        let engine = bulkhead_engine::Engine::open(config).unwrap();
+        let engine = bulkhead_engine::Engine::open(shared_groups(dir)).unwrap();
         tenant_with_docs(&engine, "acme", DIM);
         if let Some(name) = neighbour {
             tenant_with_docs(&engine, name, DIM);

@@ -87,9 +87,7 @@ fn child() {
 /// An engine whose tenants share group 0, so a crash midway through one tenant's change is
 /// checked beside another tenant of the same RocksDB instance.
 fn open_in_one_group(dir: &Path) -> Engine {
-    let mut config = config(dir);
-    config.groups_before_sharing = 1;
-    Engine::open(config).expect("engine opens")
+    Engine::open(shared_groups(dir)).expect("engine opens")
 }
 
 /// The data directory before the crash: "acme" (flat, the bystander) and "victim" (a graph

@@ -17,9 +17,8 @@ use crate::isolation::{assert_sees_only_itself, plant};
 const DIM: usize = 8;
 
 fn small_groups(dir: &Path, per_group: usize) -> EngineConfig {
-    let mut c = config(dir);
+    let mut c = shared_groups(dir);
     c.tenants_per_group = per_group;
-    c.groups_before_sharing = 1;
     c
 }
 

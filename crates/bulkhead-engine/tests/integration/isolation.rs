@@ -47,10 +47,9 @@ pub(crate) fn assert_sees_only_itself(engine: &Engine, name: &str) {
 
 fn isolation_across(count: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
     // Small shared groups, so the tenants spread over several RocksDB instances, eight to each.
+    let mut config = shared_groups(dir.path());
     config.tenants_per_group = 8;
-    config.groups_before_sharing = 1;
     let engine = Engine::open(config).unwrap();
     let names: Vec<_> = (0..count).map(|i| format!("tenant-{i}")).collect();
     for n in &names {

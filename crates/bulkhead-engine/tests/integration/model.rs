@@ -95,10 +95,9 @@ const SITUATIONS: [&str; 6] = [
 
 fn run(backend: StorageBackend, ops: Vec<Op>) -> Result<BTreeSet<&'static str>, TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
     // Tenants share groups (of two), so isolation is checked within a RocksDB instance too.
+    let mut c = shared_groups(dir.path());
     c.tenants_per_group = 2;
-    c.groups_before_sharing = 1;
     c.storage = backend;
     let clock = bulkhead_engine::ManualClock::starting_now();
     c.clock = clock.clock();
