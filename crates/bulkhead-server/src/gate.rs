@@ -738,8 +738,9 @@ impl Gate {
     }
 
     /// Answers a request refused for its tenant's limits: counted, audited at most once a second
-    /// with the number refused since ([`Refusals`]), and sent back only once the limit could
-    /// admit it (the wait its refusal names, [`pushback_of`]), held between
+    /// with the number refused since ([`Refusals`]), and sent back only once its turn has come
+    /// (the wait its refusal names, [`pushback_of`]: when the limit could admit it after the
+    /// callers refused before it), held between
     /// [`OVER_LIMIT_PUSHBACK`] and [`LONGEST_PUSHBACK`]. A flood past the limits so costs its
     /// tenant's trail one event a second, and a client looping on refusals is slowed to about
     /// the rate its limit admits, without holding a thread or a slot.
@@ -793,8 +794,9 @@ const OVER_LIMIT_PUSHBACK: std::time::Duration = std::time::Duration::from_milli
 /// The longest a refusal is held: past a write limit a client looping on 785 KB upserts at a
 /// 256 KiB/s limit was refused about 110 times a second at [`OVER_LIMIT_PUSHBACK`], each
 /// refused stream pushing up to its flow-control window of body at the server's request
-/// threads; held until its bucket could admit it, it tries about once a second. Longer holds
-/// would only keep streams open; the rest of the wait goes back in the refusal's trailer.
+/// threads; held until its bucket could admit it, it tries about once a second, and many
+/// such clients of one tenant are told turns one after another (`limits`). Longer holds would
+/// only keep streams open; the rest of the wait goes back in the refusal's trailer.
 const LONGEST_PUSHBACK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The method name metrics give requests refused before their message was decoded.
