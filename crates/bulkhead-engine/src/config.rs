@@ -41,7 +41,10 @@ pub struct EngineConfig {
     /// Memtable budget shared by every tenant and group (a write-buffer manager).
     #[serde(rename = "write-buffer-budget-mib", with = "mib")]
     pub write_buffer_budget_bytes: usize,
-    /// Memtable size of one tenant's column family.
+    /// Memtable size of one tenant's column family: how much of its writes gather before a
+    /// flush. Small memtables made a tenant's random overwrites cost ten times their bytes in
+    /// compactions (each flush's file merged with all of the tenant's records); the write-buffer
+    /// budget, not this, bounds memtable memory (benchmarks.md, *Memtables of 32 MiB*).
     #[serde(skip)]
     pub tenant_write_buffer_bytes: usize,
     /// `max_open_files` of each group's RocksDB instance.
@@ -117,7 +120,7 @@ impl EngineConfig {
             groups_before_sharing: 64,
             block_cache_bytes: 256 << 20,
             write_buffer_budget_bytes: 256 << 20,
-            tenant_write_buffer_bytes: 2 << 20,
+            tenant_write_buffer_bytes: 32 << 20,
             max_open_files_per_group: 128,
             max_open_groups: 512,
             group_idle_close: Duration::from_secs(600),

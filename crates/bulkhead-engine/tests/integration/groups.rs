@@ -323,3 +323,35 @@ fn tenants_can_be_created_and_used_while_the_sweeper_closes_and_sweeps_groups() 
         .recv_timeout(Duration::from_secs(120))
         .expect("tenant creation finished while the sweeper ran (no deadlock)");
 }
+
+/// A tenant's memtables gather up to `tenant_write_buffer_bytes` (32 MiB) before a flush, so a
+/// tenant overwriting its records is not rewritten by a compaction every few megabytes, but
+/// take memory 256 KiB at a time, so every tenant written to since its last flush does not hold
+/// a large block. Read back from the options RocksDB wrote for the tenant's column family.
+#[test]
+fn tenant_memtables_grow_large_but_take_memory_in_small_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    tenant_with_docs(&engine, "acme", DIM);
+    let group = dir.path().join("groups").join("0");
+    let newest = std::fs::read_dir(&group)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("OPTIONS-"))
+        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))
+        .expect("an options file");
+    let text = std::fs::read_to_string(group.join(newest)).unwrap();
+    let tenant_cf = text
+        .split("[CFOptions \"")
+        .find(|section| section.starts_with("t/acme/"))
+        .expect("the tenant's column family");
+    let option = |name: &str| {
+        tenant_cf
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {tenant_cf}"))
+            .to_owned()
+    };
+    assert_eq!(option("write_buffer_size"), (32u64 << 20).to_string());
+    assert_eq!(option("arena_block_size"), (256u64 << 10).to_string());
+}
