@@ -44,7 +44,8 @@ pub struct EngineConfig {
     /// Memtable size of one tenant's column family: how much of its writes gather before a
     /// flush. Small memtables made a tenant's random overwrites cost ten times their bytes in
     /// compactions (each flush's file merged with all of the tenant's records); the write-buffer
-    /// budget, not this, bounds memtable memory (benchmarks.md, *Memtables of 32 MiB*).
+    /// budget, not this, bounds memtable memory (benchmarks.md, *Refusals told their turn, and
+    /// memtables of 32 MiB*).
     #[serde(skip)]
     pub tenant_write_buffer_bytes: usize,
     /// `max_open_files` of each group's RocksDB instance.
