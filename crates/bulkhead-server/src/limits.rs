@@ -58,9 +58,9 @@ impl Bucket {
     /// Telling each only when the bucket would next hold its tokens sent them all back at that
     /// moment, to be refused again but one: sixteen loops of 785 KB upserts past an 8 MiB/s
     /// limit came back about 130 times a second, each pushing its whole message at the server
-    /// (docs/benchmarks.md, *Refusals told their turn*). The queue reaches at most a full
-    /// bucket's refill ahead: a caller that never comes back holds back the others that long
-    /// at most.
+    /// (docs/benchmarks.md, *Refusals told their turn, and memtables of 32 MiB*). The queue
+    /// reaches at most a full bucket's refill ahead: a caller that never comes back holds back
+    /// the others that long at most.
     fn turn_after_refusal(&mut self, n: f64) -> Duration {
         let n = n.min(self.capacity);
         let now = self.updated;
