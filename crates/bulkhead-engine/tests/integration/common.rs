@@ -116,3 +116,15 @@ pub fn tenant_with_docs(engine: &Engine, id: &str, dim: usize) -> TenantHandle {
         .expect("collection created");
     t
 }
+
+/// The newest options file RocksDB wrote in the group directory `group`: every column family's
+/// settings, as RocksDB applied them.
+pub fn newest_rocksdb_options(group: &Path) -> String {
+    let newest = std::fs::read_dir(group)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("OPTIONS-"))
+        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))
+        .expect("an options file");
+    std::fs::read_to_string(group.join(newest)).unwrap()
+}

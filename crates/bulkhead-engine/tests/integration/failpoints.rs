@@ -118,14 +118,7 @@ fn populate(dir: &Path) {
 /// The tenant column families group 0 holds on disk, as its newest RocksDB options file lists
 /// them (`t/{tenant}/{incarnation}`).
 fn column_families_on_disk(dir: &Path) -> Vec<String> {
-    let group = dir.join("groups").join("0");
-    let newest = std::fs::read_dir(&group)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("OPTIONS-"))
-        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))
-        .expect("an options file");
-    let text = std::fs::read_to_string(group.join(newest)).unwrap();
+    let text = newest_rocksdb_options(&dir.join("groups").join("0"));
     let mut names: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("[CFOptions \"t/"))

@@ -333,14 +333,7 @@ fn tenant_memtables_grow_large_but_take_memory_in_small_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(dir.path())).unwrap();
     tenant_with_docs(&engine, "acme", DIM);
-    let group = dir.path().join("groups").join("0");
-    let newest = std::fs::read_dir(&group)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("OPTIONS-"))
-        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))
-        .expect("an options file");
-    let text = std::fs::read_to_string(group.join(newest)).unwrap();
+    let text = newest_rocksdb_options(&dir.path().join("groups").join("0"));
     let tenant_cf = text
         .split("[CFOptions \"")
         .find(|section| section.starts_with("t/acme/"))
