@@ -461,9 +461,9 @@ async fn a_tenant_holds_a_bounded_number_of_keys() {
 /// its share of its tenant's rate.
 #[tokio::test]
 async fn defaults_limit_every_tenant_and_keys_share_their_tenants_rate() {
-    let (server, _dir) = server_with(
-        "default-requests-per-second = 1.0\ndefault-burst = 10\nprincipal-rate-share = 0.5\n",
-    );
+    // The share is left at its default: a runaway key is held to part of its tenant's rate
+    // unless an operator says otherwise.
+    let (server, _dir) = server_with("default-requests-per-second = 1.0\ndefault-burst = 10\n");
     let mut c = server.clients().await;
     create_tenant(&mut c, "t").await;
     let (_, runaway) = create_key(&mut c, "t", pb::Role::Read, None).await;
@@ -495,6 +495,82 @@ async fn defaults_limit_every_tenant_and_keys_share_their_tenants_rate() {
         .list_collections(list(&other))
         .await
         .expect("the tenant's other key still gets in");
+}
+
+/// Alone on the server, a tenant writes at its own limit; beside another active tenant its
+/// writes share the server's write budget with it: past its part it is refused with the budget
+/// named and told when to come back, while the other tenant still writes; once the other has
+/// gone quiet, it writes at its own limit again.
+#[tokio::test]
+async fn beside_an_active_tenant_a_writer_is_held_to_its_part_of_the_shared_write_budget() {
+    let (server, _dir) = server_with("shared-write-bytes-per-second = 131072\n");
+    let mut c = server.clients().await;
+    let flood = seeded_tenant(&mut c, "flood", 1, 8).await;
+    let quiet = seeded_tenant(&mut c, "quiet", 1, 8).await;
+    // About 220 KB: more than the whole budget's second.
+    let upsert = |secret: &str, tenant: &str, batch: u64, n: u64| {
+        authed(
+            secret,
+            pb::UpsertRequest {
+                collection: format!("tenants/{tenant}/collections/docs"),
+                records: (0..n)
+                    .map(|i| record(&format!("b{batch}-{i}"), i, 8, &"x".repeat(1000)))
+                    .collect(),
+            },
+        )
+    };
+    let alone = || async {
+        // Two windows with nobody else: the seeding of both tenants is forgotten.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    };
+    alone().await;
+    for batch in 0..4 {
+        c.records
+            .upsert(upsert(&flood, "flood", batch, 200))
+            .await
+            .expect("alone, a tenant writes at its own limit (64 MiB/s by default)");
+    }
+    c.collections
+        .list_collections(authed(
+            &quiet,
+            pb::ListCollectionsRequest {
+                parent: "tenants/quiet".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    // Its part starts full and lets one write past it in debt; the next is refused.
+    c.records
+        .upsert(upsert(&flood, "flood", 10, 200))
+        .await
+        .unwrap();
+    let refused = c
+        .records
+        .upsert(upsert(&flood, "flood", 11, 200))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("shared write budget")
+            && refused.message().contains("2 tenants are active"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.metadata().get("grpc-retry-pushback-ms").is_some(),
+        "{refused:?}"
+    );
+    c.records
+        .upsert(upsert(&quiet, "quiet", 0, 10))
+        .await
+        .expect("the other tenant still writes");
+    alone().await;
+    for batch in 20..24 {
+        c.records
+            .upsert(upsert(&flood, "flood", batch, 200))
+            .await
+            .expect("alone again, at its own limit");
+    }
 }
 
 /// Opens an import of tenant `t`'s collection `docs` (dimension 4) with a WRITE key, sends

@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::tls::TlsFiles;
 
+/// What one API key or token subject may use of its tenant's request rate unless configured:
+/// a runaway one leaves the other half to the tenant's other callers.
+const DEFAULT_PRINCIPAL_RATE_SHARE: f64 = 0.5;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ServerConfig {
@@ -72,7 +76,12 @@ pub struct ServerConfig {
     pub default_burst: u64,
     /// Written bytes/s of a tenant that sets no write limit of its own (0: unlimited).
     pub default_write_bytes_per_second: u64,
-    /// Share of its tenant's request rate one API key or token subject may use, in (0, 1].
+    /// Written bytes/s the tenants share while two or more are active: each may write what
+    /// the others leave of it, and at least an even part (0: each writes at its own limit).
+    pub shared_write_bytes_per_second: u64,
+    /// Share of its tenant's request rate one API key or token subject may use, in (0, 1]. Below
+    /// 1 by default: at 1, one runaway key (or end user) could take the whole rate and lock
+    /// its tenant's other callers out.
     pub principal_rate_share: f64,
     /// Most concurrent streams (calls) on one HTTP/2 connection.
     pub max_streams_per_connection: u32,
@@ -116,7 +125,8 @@ impl Default for ServerConfig {
             default_requests_per_second: 1000.0,
             default_burst: 2000,
             default_write_bytes_per_second: 64 << 20,
-            principal_rate_share: 1.0,
+            shared_write_bytes_per_second: 8 << 20,
+            principal_rate_share: DEFAULT_PRINCIPAL_RATE_SHARE,
             max_streams_per_connection: 128,
             stream_idle_timeout_secs: 30,
             stream_timeout_secs: 3600,

@@ -1059,6 +1059,7 @@ mod tests {
             RateDefaults {
                 tenant: RateLimit::default(),
                 principal_share: 1.0,
+                shared_write_bytes_per_second: 0,
             },
         );
         (Arc::new(gate), dir)

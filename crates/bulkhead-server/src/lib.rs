@@ -18,6 +18,7 @@ mod metrics;
 mod oversize;
 mod principal;
 mod services;
+mod shared_writes;
 mod small_requests;
 mod status;
 mod tls;
@@ -38,6 +39,12 @@ pub use config::ServerConfig;
 
 /// How long shutdown waits for finished connections' tasks to let go of the engine.
 const ENGINE_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// HTTP/2 flow-control window of each request stream, in bytes (see `serve`).
+const STREAM_WINDOW_BYTES: u32 = 256 << 10;
+
+/// HTTP/2 flow-control window of each connection, in bytes: sixteen streams' worth.
+const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
 
 /// The engine once every other reference is gone, waiting up to `wait`: connection tasks that
 /// served their last request drop their handles a moment after the server future resolves, so
@@ -125,6 +132,7 @@ pub async fn serve(
             write_bytes_per_second: config.default_write_bytes_per_second,
         },
         principal_share: config.principal_rate_share,
+        shared_write_bytes_per_second: config.shared_write_bytes_per_second,
     };
     let gate = Arc::new(gate::Gate::new(
         engine.clone(),
@@ -203,11 +211,16 @@ pub async fn serve(
     let server = builder
         .timeout(Duration::from_secs(config.request_timeout_secs))
         .max_concurrent_streams(Some(config.max_streams_per_connection))
-        // Flow-control windows that start at 64 KiB and grow with each connection's measured
-        // bandwidth-delay product (as gRPC-Go's servers do), rather than hyper's fixed 1 MiB:
-        // a request refused from its first bytes (over a size or write limit) pushes only as
-        // much of its body at the server as its connection has shown it needs.
-        .http2_adaptive_window(Some(true))
+        // A fixed flow-control window per stream: what a request refused from its first bytes
+        // (over a size or write limit, and held until its turn) can push at the server before
+        // it is answered. Windows grown to each connection's bandwidth-delay product (hyper's
+        // adaptive window) grew past whole 785 KB messages on a flood's busy connections, and
+        // the server took in ~9 MB/s of refused bytes on its request threads; at 256 KiB a
+        // flat import is no slower (docs/benchmarks.md, *The disk shared between tenants'
+        // writes*). The connection's window lets several streams fill theirs at once.
+        .http2_adaptive_window(Some(false))
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .layer(tower::util::MapResponseLayer::new(
             oversize::refusal_is_invalid_argument,
         ))

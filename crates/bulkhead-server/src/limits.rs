@@ -2,7 +2,9 @@
 //! tenant id, so one tenant's flood drains only its own buckets; and inside each tenant, a
 //! request bucket per principal (API key, token subject) holding a share of the tenant's rate,
 //! so one runaway key can't lock its tenant's other callers out. A tenant without limits of its
-//! own gets the server's defaults: no tenant is unlimited unless an operator says so.
+//! own gets the server's defaults: no tenant is unlimited unless an operator says so. Beside
+//! other active tenants, a tenant's write bucket also runs no faster than its part of the
+//! server's shared write budget (`shared_writes`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use bulkhead_wire::{
 };
 use parking_lot::{Mutex, RwLock};
 use tonic::Status;
+
+use crate::shared_writes::{SharedWrites, TenantWrites, WritePart};
 
 #[derive(Debug)]
 struct Bucket {
@@ -82,6 +86,27 @@ impl Bucket {
         Duration::from_secs_f64(((n.min(self.capacity) - self.tokens) / self.rate).max(0.0))
     }
 
+    /// Runs the bucket at `rate` from now on (0: unlimited), with a second of it as its burst.
+    /// A larger burst is added to what the bucket holds (a tenant left alone on the server
+    /// writes at once at its own limit, whatever it owed under its part of the shared budget);
+    /// a smaller one caps it. A bucket that was unlimited starts full.
+    fn set_rate(&mut self, rate: f64) {
+        if rate == self.rate {
+            return;
+        }
+        self.allows(0.0);
+        let was_unlimited = self.rate <= 0.0;
+        let grown = (rate - self.capacity).max(0.0);
+        self.rate = rate;
+        self.capacity = rate;
+        self.tokens = if was_unlimited {
+            rate
+        } else {
+            (self.tokens + grown).min(rate)
+        };
+        self.updated = Instant::now();
+    }
+
     /// Whether `n` tokens could be taken now, taking none.
     fn allows(&mut self, n: f64) -> bool {
         if self.rate <= 0.0 {
@@ -101,6 +126,8 @@ struct TenantBuckets {
     requests: Bucket,
     write_bytes: Bucket,
     principals: HashMap<String, Bucket>,
+    /// Its use of the shared write budget; kept when the limit changes.
+    writes: TenantWrites,
 }
 
 /// Principals whose buckets a tenant keeps; past it, full (idle) ones are dropped.
@@ -115,7 +142,19 @@ impl TenantBuckets {
             // One second of bandwidth as burst.
             write_bytes: Bucket::new(bytes, bytes),
             principals: HashMap::new(),
+            writes: TenantWrites::default(),
         }
+    }
+
+    /// Sets the write bucket's rate for this moment: the tenant's own write limit, or its part
+    /// of the shared budget (`part`) where that is less. Returns the part when it is what
+    /// binds, for the refusal to name.
+    fn pace_writes(&mut self, part: Option<WritePart>) -> Option<WritePart> {
+        let own = self.limit.write_bytes_per_second as f64;
+        let binding = part.filter(|p| own <= 0.0 || p.bytes_per_second < own);
+        self.write_bytes
+            .set_rate(binding.map_or(own, |p| p.bytes_per_second));
+        binding
     }
 
     fn principal(&mut self, name: &str, share: f64) -> &mut Bucket {
@@ -147,12 +186,15 @@ pub struct RateDefaults {
     pub tenant: RateLimit,
     /// The share of its tenant's request rate one principal may use, in (0, 1].
     pub principal_share: f64,
+    /// Written bytes/s tenants share while two or more are active (0: none).
+    pub shared_write_bytes_per_second: u64,
 }
 
 #[derive(Debug)]
 pub struct RateLimiter {
     defaults: RateDefaults,
     tenants: RwLock<HashMap<TenantId, Arc<Mutex<TenantBuckets>>>>,
+    shared_writes: SharedWrites,
 }
 
 impl RateLimiter {
@@ -160,7 +202,15 @@ impl RateLimiter {
         Self {
             defaults,
             tenants: RwLock::default(),
+            shared_writes: SharedWrites::new(defaults.shared_write_bytes_per_second),
         }
+    }
+
+    /// Whether nothing limits `limit`'s tenant: no rate, no write limit, no shared budget.
+    fn unlimited(&self, limit: RateLimit) -> bool {
+        limit.requests_per_second <= 0.0
+            && limit.write_bytes_per_second == 0
+            && !self.shared_writes.is_on()
     }
 
     /// The limit `tenant` runs under: its own setting, with the server's default for each
@@ -197,11 +247,13 @@ impl RateLimiter {
         write_bytes: u64,
     ) -> Result<(), Status> {
         let limit = self.effective(own);
-        if limit.requests_per_second <= 0.0 && limit.write_bytes_per_second == 0 {
+        if self.unlimited(limit) {
             return Ok(());
         }
         let buckets = self.buckets(tenant, limit);
         let mut b = buckets.lock();
+        let part = self.shared_writes.part_of(&mut b.writes, Instant::now());
+        let binding = b.pace_writes(part);
         let share = self.defaults.principal_share;
         if share < 1.0 {
             let own = b.principal(principal, share);
@@ -220,8 +272,9 @@ impl RateLimiter {
         let bytes = write_bytes as f64;
         if write_bytes > 0 && !b.write_bytes.try_take(bytes) {
             let wait = b.write_bytes.turn_after_refusal(bytes);
-            return Err(pushed_back(over_write_limit(tenant, limit), wait));
+            return Err(pushed_back(over_write_pace(tenant, limit, binding), wait));
         }
+        self.shared_writes.spent(&mut b.writes, write_bytes);
         Ok(())
     }
 
@@ -236,7 +289,7 @@ impl RateLimiter {
         bytes: u64,
     ) -> Option<Status> {
         let limit = self.effective(own);
-        if limit.requests_per_second <= 0.0 && limit.write_bytes_per_second == 0 {
+        if self.unlimited(limit) {
             return None;
         }
         let buckets = self.tenants.read().get(tenant).cloned()?;
@@ -244,6 +297,8 @@ impl RateLimiter {
         if b.limit != limit {
             return None;
         }
+        let part = self.shared_writes.part_of(&mut b.writes, Instant::now());
+        let binding = b.pace_writes(part);
         let share = self.defaults.principal_share;
         if share < 1.0
             && let Some(own) = b.principals.get_mut(principal)
@@ -264,7 +319,7 @@ impl RateLimiter {
         let bytes = bytes.max(1) as f64;
         if !b.write_bytes.allows(bytes) {
             let wait = b.write_bytes.turn_after_refusal(bytes);
-            return Some(pushed_back(over_write_limit(tenant, limit), wait));
+            return Some(pushed_back(over_write_pace(tenant, limit, binding), wait));
         }
         None
     }
@@ -279,15 +334,18 @@ impl RateLimiter {
         bytes: u64,
     ) -> Result<(), Duration> {
         let limit = self.effective(own);
-        if limit.write_bytes_per_second == 0 || bytes == 0 {
+        if (limit.write_bytes_per_second == 0 && !self.shared_writes.is_on()) || bytes == 0 {
             return Ok(());
         }
         let buckets = self.buckets(tenant, limit);
         let mut b = buckets.lock();
-        match b.write_bytes.try_take(bytes as f64) {
-            true => Ok(()),
-            false => Err(b.write_bytes.time_until(bytes as f64)),
+        let part = self.shared_writes.part_of(&mut b.writes, Instant::now());
+        b.pace_writes(part);
+        if !b.write_bytes.try_take(bytes as f64) {
+            return Err(b.write_bytes.time_until(bytes as f64));
         }
+        self.shared_writes.spent(&mut b.writes, bytes);
+        Ok(())
     }
 
     /// `tenant`'s buckets under `limit`; a changed limit starts them afresh.
@@ -305,7 +363,9 @@ impl RateLimiter {
         {
             let mut b = buckets.lock();
             if b.limit != limit {
+                let writes = std::mem::take(&mut b.writes);
                 *b = TenantBuckets::new(limit);
+                b.writes = writes;
             }
         }
         buckets
@@ -349,11 +409,20 @@ fn over_rate(tenant: &TenantId, limit: RateLimit) -> Status {
     ))
 }
 
-fn over_write_limit(tenant: &TenantId, limit: RateLimit) -> Status {
-    Status::resource_exhausted(format!(
-        "tenant {tenant} exceeded its write limit of {} bytes/s",
-        limit.write_bytes_per_second
-    ))
+/// The refusal of a write past what its tenant may write now: its own limit, or (`binding`)
+/// its part of the shared budget.
+fn over_write_pace(tenant: &TenantId, limit: RateLimit, binding: Option<WritePart>) -> Status {
+    match binding {
+        None => Status::resource_exhausted(format!(
+            "tenant {tenant} exceeded its write limit of {} bytes/s",
+            limit.write_bytes_per_second
+        )),
+        Some(part) => Status::resource_exhausted(format!(
+            "tenant {tenant} exceeded its part of the server's shared write budget \
+             ({:.0} of {} bytes/s while {} tenants are active)",
+            part.bytes_per_second, part.budget, part.active_tenants
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -381,6 +450,7 @@ mod tests {
         RateLimiter::new(RateDefaults {
             tenant: RateLimit::default(),
             principal_share: share,
+            shared_write_bytes_per_second: 0,
         })
     }
 
@@ -534,6 +604,67 @@ mod tests {
         );
     }
 
+    /// A raised rate adds its larger burst to what the bucket holds, even in debt; a lowered
+    /// one caps it; an unlimited bucket given a rate starts full.
+    #[test]
+    fn a_raised_rate_adds_its_larger_burst_and_a_lowered_one_caps_it() {
+        let mut b = Bucket::new(100.0, 100.0);
+        assert!(b.try_take(1000.0), "from full, in debt");
+        b.set_rate(10_000.0);
+        assert!(b.try_take(5_000.0), "the larger burst is there at once");
+        b.set_rate(50.0);
+        assert!(b.tokens <= 50.0, "{}", b.tokens);
+        let mut unlimited = Bucket::new(0.0, 0.0);
+        unlimited.set_rate(100.0);
+        assert!(unlimited.try_take(100.0));
+        assert!(!unlimited.try_take(1.0));
+    }
+
+    /// Alone, a tenant without a write limit writes as much as it likes; beside another
+    /// active tenant, it is paced to its part of the shared budget, refused with that budget
+    /// named, while the other still writes; its own limit binds where that is lower; an Import
+    /// is paced the same way.
+    #[test]
+    fn beside_another_active_tenant_a_writer_is_paced_to_its_part_of_the_shared_budget() {
+        let l = RateLimiter::new(RateDefaults {
+            tenant: RateLimit::default(),
+            principal_share: 1.0,
+            shared_write_bytes_per_second: 1000,
+        });
+        let (flood, quiet) = (
+            TenantId::new("flood").unwrap(),
+            TenantId::new("quiet").unwrap(),
+        );
+        let unset = RateLimit::default();
+        for _ in 0..10 {
+            l.admit(&flood, "k", unset, 100_000).unwrap();
+        }
+        l.admit(&quiet, "k", unset, 0).unwrap();
+        // Its part starts full; a write bigger than it passes and leaves it in debt.
+        l.admit(&flood, "k", unset, 100_000).unwrap();
+        let refused = l.admit(&flood, "k", unset, 10).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("shared write budget")
+                && refused.message().contains("2 tenants are active"),
+            "{}",
+            refused.message()
+        );
+        assert!(pushback_of(&refused).is_some());
+        assert!(l.refuses_writes_of(&flood, "k", unset, 1).is_some());
+        assert!(l.take_write_bytes(&flood, unset, 10).is_err());
+        l.admit(&quiet, "k", unset, 400).unwrap();
+        // A write limit of its own below its part is what the refusal names.
+        let own = write_limit(100);
+        l.admit(&quiet, "k", own, 100).unwrap();
+        let refused = l.admit(&quiet, "k", own, 100).unwrap_err();
+        assert!(
+            refused.message().contains("its write limit of 100 bytes/s"),
+            "{}",
+            refused.message()
+        );
+    }
+
     /// Callers refused while others wait are told to come back after them, one write's refill
     /// apart, and never later than the bucket takes to refill from empty; once the turns told
     /// have passed, a refusal is told its own wait again. A caller that comes back at its turn
@@ -632,6 +763,7 @@ mod tests {
                 write_bytes_per_second: 1 << 20,
             },
             principal_share: 1.0,
+            shared_write_bytes_per_second: 0,
         });
         assert_eq!(l.effective(RateLimit::default()).requests_per_second, 100.0);
         assert_eq!(l.effective(RateLimit::default()).burst, 200);
