@@ -21,8 +21,9 @@ pub struct BulkArgs {
     /// Directory with base.fvecs and docs.jsonl.gz.
     #[arg(long)]
     dataset: PathBuf,
-    /// Records per Arrow record batch.
-    #[arg(long, default_value_t = 4096)]
+    /// Records per Arrow record batch: at most the server's `max-batch` (1,000 by default),
+    /// which an import's batches are held to like an Upsert's.
+    #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// Skip the HNSW import (it takes about 30 s on two cores).
     #[arg(long)]

@@ -303,12 +303,39 @@ async fn ingest_remote(
                 },
             );
             async move {
-                client.upsert(req).await?;
+                upsert_waiting_out_pushback(&mut client, req).await?;
                 Ok(())
             }
         },
     )
     .await
+}
+
+/// Sends `req`, and again after each refusal that names a wait (`grpc-retry-pushback-ms`): a
+/// server's write limits, or its shared write budget while several tenants load at once, may
+/// pace the ingest.
+async fn upsert_waiting_out_pushback(
+    client: &mut pb::record_service_client::RecordServiceClient<Channel>,
+    req: Request<pb::UpsertRequest>,
+) -> Result<(), tonic::Status> {
+    let (metadata, extensions, message) = req.into_parts();
+    loop {
+        let attempt = Request::from_parts(metadata.clone(), extensions.clone(), message.clone());
+        let refusal = match client.upsert(attempt).await {
+            Ok(_) => return Ok(()),
+            Err(refusal) => refusal,
+        };
+        let wait = refusal
+            .metadata()
+            .get("grpc-retry-pushback-ms")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        match (refusal.code(), wait) {
+            (tonic::Code::ResourceExhausted, Some(ms)) => {
+                tokio::time::sleep(Duration::from_millis(ms.max(10))).await
+            }
+            _ => return Err(refusal),
+        }
+    }
 }
 
 async fn ingest_local(
