@@ -232,7 +232,7 @@ async fn a_rate_limit_refusal_says_when_to_try_again() {
     let admin = client.admin(ADMIN).unwrap();
     let options = TenantOptions {
         rate_limit: Some(bulkhead_proto::v1::RateLimit {
-            requests_per_second: 0.1,
+            requests_per_second: 0.2,
             burst: 2,
             write_bytes_per_second: 0,
         }),
@@ -252,7 +252,8 @@ async fn a_rate_limit_refusal_says_when_to_try_again() {
         }
     }
     match refusal {
-        // One request every 10 s: the server held the refusal for a second and names about
+        // One request every 10 s for the key (half its tenant's rate, the default
+        // `principal-rate-share`): the server held the refusal for a second and names about
         // nine more.
         Some(ClientError::ResourceExhausted {
             message,
