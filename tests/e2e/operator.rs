@@ -208,6 +208,50 @@ fn an_import_stopped_by_a_quota_says_how_many_records_went_in() {
     assert!(stderr.contains("resource exhausted"), "{stderr}");
 }
 
+/// An import past its tenant's write limit waits as the server says and goes in whole; a quota's
+/// refusal (no wait) still ends it (above).
+#[test]
+fn an_import_past_its_write_limit_is_paced_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bulkhead.toml");
+    std::fs::write(&config, "default-write-bytes-per-second = 20000\n").unwrap();
+    let server = Server::start_in(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    ok_json(bulkhead(
+        &server,
+        None,
+        &["tenant", "create", "acme", "--json"],
+    ));
+    let fvecs = dir.path().join("v.fvecs");
+    let rows: Vec<Vec<f32>> = (0..3000).map(|i| unit(i, 4)).collect();
+    write_fvecs(&fvecs, &rows);
+    // Each batch of 1,000 is more than a second of the limit: every one after the first is
+    // refused until the bucket is full again.
+    let out = bulkhead(
+        &server,
+        None,
+        &[
+            "import",
+            "--tenant",
+            "acme",
+            "--collection",
+            "docs",
+            "--create",
+            "--fvecs",
+            fvecs.to_str().unwrap(),
+            "--batch",
+            "1000",
+            "--concurrency",
+            "1",
+            "--json",
+        ],
+    );
+    let imported = ok_json(out);
+    assert_eq!(imported["imported"], 3000, "{imported}");
+}
+
 /// `async fn $name(server) -> service names`: lists the services over one reflection version
 /// and checks that it resolves the health service's file. A macro, since each version has its
 /// own generated types.
