@@ -86,23 +86,23 @@ impl Bucket {
         Duration::from_secs_f64(((n.min(self.capacity) - self.tokens) / self.rate).max(0.0))
     }
 
-    /// Runs the bucket at `rate` from now on (0: unlimited), with a second of it as its burst.
-    /// A larger burst is added to what the bucket holds (a tenant left alone on the server
+    /// Runs the bucket at `rate` (0: unlimited) with `capacity` as its burst from now on. A
+    /// larger burst is added to what the bucket holds (a tenant left alone on the server
     /// writes at once at its own limit, whatever it owed under its part of the shared budget);
     /// a smaller one caps it. A bucket that was unlimited starts full.
-    fn set_rate(&mut self, rate: f64) {
-        if rate == self.rate {
+    fn set_rate(&mut self, rate: f64, capacity: f64) {
+        if rate == self.rate && capacity == self.capacity {
             return;
         }
         self.allows(0.0);
         let was_unlimited = self.rate <= 0.0;
-        let grown = (rate - self.capacity).max(0.0);
+        let grown = (capacity - self.capacity).max(0.0);
         self.rate = rate;
-        self.capacity = rate;
+        self.capacity = capacity;
         self.tokens = if was_unlimited {
-            rate
+            capacity
         } else {
-            (self.tokens + grown).min(rate)
+            (self.tokens + grown).min(capacity)
         };
         self.updated = Instant::now();
     }
@@ -146,14 +146,18 @@ impl TenantBuckets {
         }
     }
 
-    /// Sets the write bucket's rate for this moment: the tenant's own write limit, or its part
-    /// of the shared budget (`part`) where that is less. Returns the part when it is what
-    /// binds, for the refusal to name.
+    /// Sets the write bucket's rate for this moment: the tenant's own write limit (a second of
+    /// it as burst), or its part of the shared budget where that is less, with a second of the
+    /// whole budget as burst: a tenant that has been quiet may write that much at once beside
+    /// the others (a batch just after a neighbour's import, say), and a flood is held to its
+    /// part from then on. Returns the part when it is what binds, for the refusal to name.
     fn pace_writes(&mut self, part: Option<WritePart>) -> Option<WritePart> {
         let own = self.limit.write_bytes_per_second as f64;
         let binding = part.filter(|p| own <= 0.0 || p.bytes_per_second < own);
-        self.write_bytes
-            .set_rate(binding.map_or(own, |p| p.bytes_per_second));
+        let (rate, burst) = binding.map_or((own, own), |p| {
+            (p.bytes_per_second, p.bytes_per_second.max(p.budget as f64))
+        });
+        self.write_bytes.set_rate(rate, burst);
         binding
     }
 
@@ -610,14 +614,36 @@ mod tests {
     fn a_raised_rate_adds_its_larger_burst_and_a_lowered_one_caps_it() {
         let mut b = Bucket::new(100.0, 100.0);
         assert!(b.try_take(1000.0), "from full, in debt");
-        b.set_rate(10_000.0);
+        b.set_rate(10_000.0, 10_000.0);
         assert!(b.try_take(5_000.0), "the larger burst is there at once");
-        b.set_rate(50.0);
+        b.set_rate(50.0, 50.0);
         assert!(b.tokens <= 50.0, "{}", b.tokens);
         let mut unlimited = Bucket::new(0.0, 0.0);
-        unlimited.set_rate(100.0);
+        unlimited.set_rate(100.0, 100.0);
         assert!(unlimited.try_take(100.0));
         assert!(!unlimited.try_take(1.0));
+    }
+
+    /// Beside others, a tenant's writes refill at its part of the budget, with a second of the
+    /// whole budget as burst; its own write limit binds where it is lower.
+    #[test]
+    fn beside_others_a_quiet_tenant_may_write_a_second_of_the_whole_budget_at_once() {
+        let part = WritePart {
+            bytes_per_second: 250.0,
+            active_tenants: 4,
+            budget: 1000,
+        };
+        let mut b = TenantBuckets::new(RateLimit::default());
+        assert_eq!(b.pace_writes(Some(part)), Some(part));
+        assert!(b.write_bytes.try_take(1000.0));
+        assert!(!b.write_bytes.allows(1.0));
+        assert_eq!(b.write_bytes.rate, 250.0);
+        let mut own = TenantBuckets::new(write_limit(100));
+        assert_eq!(own.pace_writes(Some(part)), None);
+        assert_eq!(
+            (own.write_bytes.rate, own.write_bytes.capacity),
+            (100.0, 100.0)
+        );
     }
 
     /// Alone, a tenant without a write limit writes as much as it likes; beside another
