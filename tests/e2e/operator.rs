@@ -162,6 +162,35 @@ async fn update_masks_name_leaf_fields_and_unknown_ones_are_refused() {
     assert!(refused.message().contains("quota.max_records"));
 }
 
+/// `bulkhead import` of 3,000 four-dimensional vectors (an fvecs file written in `dir`) into
+/// tenant acme's collection `docs`, created, `batch` records per request, one at a time.
+fn import_3000_into_acme(
+    server: &Server,
+    dir: &std::path::Path,
+    batch: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let fvecs = dir.join("v.fvecs");
+    let rows: Vec<Vec<f32>> = (0..3000).map(|i| unit(i, 4)).collect();
+    write_fvecs(&fvecs, &rows);
+    let mut args = vec![
+        "import",
+        "--tenant",
+        "acme",
+        "--collection",
+        "docs",
+        "--create",
+        "--fvecs",
+        fvecs.to_str().unwrap(),
+        "--batch",
+        batch,
+        "--concurrency",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    bulkhead(server, None, &args)
+}
+
 #[test]
 fn an_import_stopped_by_a_quota_says_how_many_records_went_in() {
     let server = Server::start();
@@ -178,27 +207,7 @@ fn an_import_stopped_by_a_quota_says_how_many_records_went_in() {
         ],
     ));
     let dir = tempfile::tempdir().unwrap();
-    let fvecs = dir.path().join("v.fvecs");
-    let rows: Vec<Vec<f32>> = (0..3000).map(|i| unit(i, 4)).collect();
-    write_fvecs(&fvecs, &rows);
-    let out = bulkhead(
-        &server,
-        None,
-        &[
-            "import",
-            "--tenant",
-            "acme",
-            "--collection",
-            "docs",
-            "--create",
-            "--fvecs",
-            fvecs.to_str().unwrap(),
-            "--batch",
-            "500",
-            "--concurrency",
-            "1",
-        ],
-    );
+    let out = import_3000_into_acme(&server, dir.path(), "500", &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -224,31 +233,14 @@ fn an_import_past_its_write_limit_is_paced_to_it() {
         None,
         &["tenant", "create", "acme", "--json"],
     ));
-    let fvecs = dir.path().join("v.fvecs");
-    let rows: Vec<Vec<f32>> = (0..3000).map(|i| unit(i, 4)).collect();
-    write_fvecs(&fvecs, &rows);
     // Each batch of 1,000 is more than a second of the limit: every one after the first is
     // refused until the bucket is full again.
-    let out = bulkhead(
+    let imported = ok_json(import_3000_into_acme(
         &server,
-        None,
-        &[
-            "import",
-            "--tenant",
-            "acme",
-            "--collection",
-            "docs",
-            "--create",
-            "--fvecs",
-            fvecs.to_str().unwrap(),
-            "--batch",
-            "1000",
-            "--concurrency",
-            "1",
-            "--json",
-        ],
-    );
-    let imported = ok_json(out);
+        dir.path(),
+        "1000",
+        &["--json"],
+    ));
     assert_eq!(imported["imported"], 3000, "{imported}");
 }
 
