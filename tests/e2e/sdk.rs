@@ -225,6 +225,60 @@ async fn calls_retry_through_a_server_restart() {
 
 /// A refusal for the tenant's rate limit comes back as `ResourceExhausted` with the wait the
 /// server named before the limit could admit the call, and the SDK does not retry it.
+/// A load past the tenant's write limit, split into several requests, goes in whole at the
+/// server's pace: each refused request is sent again after its wait, and only it (sending the
+/// whole call again would spend the limit on its first requests every time). `upsert` itself
+/// still answers the refusal.
+#[tokio::test]
+async fn an_upsert_at_the_servers_pace_sends_again_only_the_refused_request() {
+    let server = Server::start();
+    let client = server.sdk().await;
+    let admin = client.admin(ADMIN).unwrap();
+    let options = TenantOptions {
+        rate_limit: Some(bulkhead_proto::v1::RateLimit {
+            requests_per_second: 0.0,
+            burst: 0,
+            write_bytes_per_second: 20_000,
+        }),
+        ..TenantOptions::default()
+    };
+    admin.create_tenant("paced", &options).await.unwrap();
+    let key = admin
+        .create_key("paced", Role::Write, None, "app")
+        .await
+        .unwrap();
+    let tenant = client
+        .tenant("paced", &key.secret)
+        .unwrap()
+        .with_batch_limits(500, usize::MAX);
+    tenant
+        .create_collection("docs", &CollectionSpec::new(4, Metric::Cosine))
+        .await
+        .unwrap();
+    // Three requests of about 30 KB under a 20 KB/s limit: each past the first is refused
+    // until the bucket is full again.
+    let load = records(1500, 4, "paced");
+    let upserted = tokio::time::timeout(
+        Duration::from_secs(20),
+        tenant.upsert_at_the_servers_pace("docs", &load),
+    )
+    .await
+    .expect("paced to the limit, not stuck")
+    .unwrap();
+    assert_eq!(upserted, 1500);
+    let refused = tenant.upsert("docs", &load).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ClientError::ResourceExhausted {
+                retry_after: Some(_),
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_rate_limit_refusal_says_when_to_try_again() {
     let server = Server::start();

@@ -27,6 +27,8 @@ use crate::verification_keys;
 pub const DEFAULT_BATCH_RECORDS: usize = 500;
 /// Approximate bytes per upsert request, at most.
 pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// The shortest wait before a request refused for its tenant's limits is sent again.
+const SHORTEST_PACE: Duration = Duration::from_millis(10);
 /// Bytes of Arrow stream per import message.
 const IMPORT_CHUNK_BYTES: usize = 1024 * 1024;
 /// Audit events fetched per page.
@@ -169,19 +171,55 @@ impl TenantClient {
     /// request is atomic on the server; on error, earlier requests stay applied, so retrying
     /// the whole call is safe (upsert by id is idempotent). Returns the records upserted.
     pub async fn upsert(&self, collection: &str, records: &[Record]) -> Result<u64> {
+        self.upsert_requests(collection, records, false).await
+    }
+
+    /// Like [`TenantClient::upsert`], but a request refused for the tenant's limits with a
+    /// wait (`retry_after`: its write limit, or its part of the server's write budget while
+    /// other tenants are active) is sent again once the wait is over, so a bulk load goes at
+    /// the pace the server admits. Only that request is sent again: retrying the whole call
+    /// would send the requests before it once more, and they would take the limit's tokens
+    /// from it every time. A refusal without a wait (a quota) is the call's error.
+    pub async fn upsert_at_the_servers_pace(
+        &self,
+        collection: &str,
+        records: &[Record],
+    ) -> Result<u64> {
+        self.upsert_requests(collection, records, true).await
+    }
+
+    async fn upsert_requests(
+        &self,
+        collection: &str,
+        records: &[Record],
+        wait_out_limits: bool,
+    ) -> Result<u64> {
         let name = self.collection_name(collection)?;
+        let send = |request: pb::UpsertRequest| {
+            self.connection
+                .call(&self.credential, request, |channel, r| async move {
+                    self::records(channel).upsert(r).await
+                })
+        };
         let mut upserted = 0;
         for chunk in chunks(records, self.batch_records, self.batch_bytes) {
             let request = pb::UpsertRequest {
                 collection: name.clone(),
                 records: chunk.iter().map(Record::to_pb).collect(),
             };
-            let response = self
-                .connection
-                .call(&self.credential, request, |channel, r| async move {
-                    self::records(channel).upsert(r).await
-                })
-                .await?;
+            let response = if wait_out_limits {
+                loop {
+                    match send(request.clone()).await {
+                        Err(ClientError::ResourceExhausted {
+                            retry_after: Some(wait),
+                            ..
+                        }) => tokio::time::sleep(wait.max(SHORTEST_PACE)).await,
+                        sent => break sent?,
+                    }
+                }
+            } else {
+                send(request).await?
+            };
             upserted += response.upserted;
         }
         Ok(upserted)

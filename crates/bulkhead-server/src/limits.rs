@@ -210,11 +210,22 @@ impl RateLimiter {
         }
     }
 
-    /// Whether nothing limits `limit`'s tenant: no rate, no write limit, no shared budget.
+    /// Whether nothing limits `limit`'s tenant: no rate, and nothing on its writes.
     fn unlimited(&self, limit: RateLimit) -> bool {
-        limit.requests_per_second <= 0.0
-            && limit.write_bytes_per_second == 0
-            && !self.shared_writes.is_on()
+        limit.requests_per_second <= 0.0 && self.writes_unlimited(limit)
+    }
+
+    /// Whether nothing limits the writes of `limit`'s tenant: no write limit of its own and no
+    /// shared budget.
+    fn writes_unlimited(&self, limit: RateLimit) -> bool {
+        limit.write_bytes_per_second == 0 && !self.shared_writes.is_on()
+    }
+
+    /// Counts the tenant of `b` active now and sets its write bucket's pace: its own limit, or
+    /// its part of the shared budget where that binds (returned, for a refusal to name).
+    fn pace_writes(&self, b: &mut TenantBuckets) -> Option<WritePart> {
+        let part = self.shared_writes.part_of(&mut b.writes, Instant::now());
+        b.pace_writes(part)
     }
 
     /// The limit `tenant` runs under: its own setting, with the server's default for each
@@ -256,8 +267,7 @@ impl RateLimiter {
         }
         let buckets = self.buckets(tenant, limit);
         let mut b = buckets.lock();
-        let part = self.shared_writes.part_of(&mut b.writes, Instant::now());
-        let binding = b.pace_writes(part);
+        let binding = self.pace_writes(&mut b);
         let share = self.defaults.principal_share;
         if share < 1.0 {
             let own = b.principal(principal, share);
@@ -301,8 +311,7 @@ impl RateLimiter {
         if b.limit != limit {
             return None;
         }
-        let part = self.shared_writes.part_of(&mut b.writes, Instant::now());
-        let binding = b.pace_writes(part);
+        let binding = self.pace_writes(&mut b);
         let share = self.defaults.principal_share;
         if share < 1.0
             && let Some(own) = b.principals.get_mut(principal)
@@ -338,13 +347,12 @@ impl RateLimiter {
         bytes: u64,
     ) -> Result<(), Duration> {
         let limit = self.effective(own);
-        if (limit.write_bytes_per_second == 0 && !self.shared_writes.is_on()) || bytes == 0 {
+        if self.writes_unlimited(limit) || bytes == 0 {
             return Ok(());
         }
         let buckets = self.buckets(tenant, limit);
         let mut b = buckets.lock();
-        let part = self.shared_writes.part_of(&mut b.writes, Instant::now());
-        b.pace_writes(part);
+        self.pace_writes(&mut b);
         if !b.write_bytes.try_take(bytes as f64) {
             return Err(b.write_bytes.time_until(bytes as f64));
         }

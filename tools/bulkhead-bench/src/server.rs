@@ -325,14 +325,12 @@ async fn upsert_waiting_out_pushback(
             Ok(_) => return Ok(()),
             Err(refusal) => refusal,
         };
-        let wait = refusal
-            .metadata()
-            .get("grpc-retry-pushback-ms")
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        match (refusal.code(), wait) {
-            (tonic::Code::ResourceExhausted, Some(ms)) => {
-                tokio::time::sleep(Duration::from_millis(ms.max(10))).await
-            }
+        // The SDK's reading of the refusal: its code and the trailer's wait.
+        match bulkhead_client::ClientError::from(refusal.clone()) {
+            bulkhead_client::ClientError::ResourceExhausted {
+                retry_after: Some(wait),
+                ..
+            } => tokio::time::sleep(wait.max(Duration::from_millis(10))).await,
             _ => return Err(refusal),
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use bulkhead_client::{ClientError, CollectionSpec, Metric, Record, TenantClient};
+use bulkhead_client::{ClientError, CollectionSpec, Metric, Record};
 use bulkhead_formats::{Document, read_documents, read_fvecs};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -74,9 +74,8 @@ pub async fn run(s: &Session, args: ImportArgs) -> Result<()> {
             r.vector.len()
         );
     }
-    // One request per batch, as the SDK would otherwise split it: a batch refused part-way
-    // would be sent again whole when its wait is over, and its first part would take the
-    // write limit's tokens from the rest every time.
+    // One request per batch, which the SDK would otherwise split: each batch applied whole or
+    // not at all, as the progress and the error count it.
     let tenant = s
         .tenant(&args.tenant)?
         .with_batch_limits(args.batch, usize::MAX);
@@ -100,9 +99,8 @@ pub async fn run(s: &Session, args: ImportArgs) -> Result<()> {
         while failure.is_none() && in_flight.len() < args.concurrency {
             let Some(batch) = batches.next() else { break };
             let (tenant, collection) = (tenant.clone(), args.collection.clone());
-            in_flight.spawn(async move {
-                upsert_at_the_servers_pace(&tenant, &collection, &batch).await
-            });
+            in_flight
+                .spawn(async move { tenant.upsert_at_the_servers_pace(&collection, &batch).await });
         }
         // After a failure, the batches already sent are still awaited, so the count of what
         // went in is exact.
@@ -141,25 +139,6 @@ pub async fn run(s: &Session, args: ImportArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Upserts `batch`, and again after each refusal that names a wait: the tenant's write limit,
-/// or its part of the server's write budget while other tenants are active, paces the import
-/// instead of ending it. A refusal that names none (a quota) is the import's error.
-async fn upsert_at_the_servers_pace(
-    tenant: &TenantClient,
-    collection: &str,
-    batch: &[Record],
-) -> Result<u64, ClientError> {
-    loop {
-        match tenant.upsert(collection, batch).await {
-            Err(ClientError::ResourceExhausted {
-                retry_after: Some(wait),
-                ..
-            }) => tokio::time::sleep(wait.max(Duration::from_millis(10))).await,
-            done => return done,
-        }
-    }
 }
 
 /// The records to import, vectors paired with their documents.

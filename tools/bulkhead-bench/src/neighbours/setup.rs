@@ -129,7 +129,13 @@ pub async fn prepare(plan: &Plan<'_>, data: &Arc<Dataset>) -> Result<Keys> {
                     }
                 })
                 .collect();
-            async move { upsert_within_the_limit(&tenant, collection, &records).await }
+            async move {
+                // A fast load of the attacker's records can pass the server's default limit.
+                tenant
+                    .upsert_at_the_servers_pace(collection, &records)
+                    .await?;
+                Ok(())
+            }
         }
     })
     .await?;
@@ -146,25 +152,6 @@ pub async fn prepare(plan: &Plan<'_>, data: &Arc<Dataset>) -> Result<Keys> {
         eprintln!("neighbours: the attacker may write {limit} bytes/s from now on");
     }
     Ok(keys)
-}
-
-/// Upserts `records`, waiting out each refusal for the tenant's write limit as the server
-/// tells (a quota's refusal, which names no wait, is an error): a fast load of the attacker's
-/// records can pass the server's default limit.
-async fn upsert_within_the_limit(
-    tenant: &TenantClient,
-    collection: &str,
-    records: &[Record],
-) -> Result<()> {
-    loop {
-        match tenant.upsert(collection, records).await {
-            Err(ClientError::ResourceExhausted {
-                retry_after: Some(wait),
-                ..
-            }) => tokio::time::sleep(wait.max(Duration::from_millis(10))).await,
-            done => return Ok(done.map(drop)?),
-        }
-    }
 }
 
 /// Longest wait for the HNSW collections' background builds before a scenario.
