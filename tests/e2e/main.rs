@@ -26,3 +26,4 @@ mod sdk;
 mod sessions;
 mod tls;
 mod traceability;
+mod verbatim;

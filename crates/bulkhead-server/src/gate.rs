@@ -222,42 +222,54 @@ impl Gate {
             })
     }
 
-    /// A write of `bytes` bytes to `resource` by `method` (both read from the message's first
-    /// bytes: an Upsert, a cache Store, a memory Append) refused before the rest of its message
-    /// is read, when the caller's tenant can't admit it: out of requests, or short of `bytes` in
-    /// its write bucket. The message, up to `max-message-bytes`, is then neither received whole
-    /// nor decoded on a request thread. Audited and pushed back like every over-limit refusal.
+    /// What the gate can tell of a write of `bytes` bytes to `resource` by `method` (both read
+    /// from the message's first bytes: an Upsert, a cache Store, a memory Append) before the
+    /// rest of its message is read.
     ///
-    /// `None`, to read the message and decide as usual: the tenant admits it, the credential is
+    /// [`UnreadWrite::Refused`] when the caller's tenant can't admit it: out of requests, or
+    /// short of `bytes` in its write bucket. The message, up to `max-message-bytes`, is then
+    /// neither received whole nor decoded on a request thread. Audited and pushed back like
+    /// every over-limit refusal.
+    ///
+    /// [`UnreadWrite::Undecided`], to read the message and decide as usual: the credential is
     /// missing or bad (refused there), or the call would be refused there for what it is: a
     /// malformed name, another tenant's resource, too weak a role, an end user reaching past
     /// its grant. Those stay `INVALID_ARGUMENT` or `PERMISSION_DENIED`, audited as such, however
     /// far over its limits the caller is.
-    pub async fn refuse_unread_write<N: TenantResource>(
+    pub async fn check_unread_write<N: TenantResource>(
         &self,
         headers: &http::HeaderMap,
         method: &'static str,
         resource: &str,
         bytes: u64,
-    ) -> Option<Status> {
+    ) -> UnreadWrite {
         let started = Instant::now();
         let metadata = MetadataMap::from_headers(headers.clone());
-        let principal = self.auth.authenticate(&metadata, now_ms()).ok()?;
-        let Principal::Tenant(caller) = &principal else {
-            return None;
+        let Ok(principal) = self.auth.authenticate(&metadata, now_ms()) else {
+            return UnreadWrite::Undecided;
         };
-        let named = N::parse(resource).ok()?;
-        if named.tenant() != &caller.tenant {
-            return None;
+        let Principal::Tenant(caller) = &principal else {
+            return UnreadWrite::Undecided;
+        };
+        let Ok(named) = N::parse(resource) else {
+            return UnreadWrite::Undecided;
+        };
+        if named.tenant() != &caller.tenant
+            || may_reach(&principal, &named, method, Role::Write).is_err()
+        {
+            return UnreadWrite::Undecided;
         }
-        may_reach(&principal, &named, method, Role::Write).ok()?;
-        let info = self.engine.tenant_info(&caller.tenant).ok()?;
-        let status = self.limits.refuses_writes_of(
+        let Ok(info) = self.engine.tenant_info(&caller.tenant) else {
+            return UnreadWrite::Undecided;
+        };
+        let Some(status) = self.limits.refuses_writes_of(
             &caller.tenant,
             &principal.audit_name(),
             info.rate_limit,
             bytes,
-        )?;
+        ) else {
+            return UnreadWrite::Admissible;
+        };
         let event = |tenant| Audit {
             tenant,
             principal: principal.audit_name(),
@@ -266,7 +278,12 @@ impl Gate {
             resource: audit_resource(resource),
         };
         let status = self.refuse_over_limit(&caller.tenant, event, status).await;
-        Some(self.finish_status(method, Some(caller.tenant.as_str()), started, status))
+        UnreadWrite::Refused(self.finish_status(
+            method,
+            Some(caller.tenant.as_str()),
+            started,
+            status,
+        ))
     }
 
     /// Waits until `tenant`'s write bucket can pay for `bytes` a stream brought, then takes
@@ -805,7 +822,7 @@ const BEFORE_DECODING: &str = "(refused before decoding)";
 /// A write message larger than this is bulk work to the engine pool: it carries tens of records
 /// (about 40 of 384 dimensions), each a graph insert of 0.1–0.5 ms, so its work takes tens of
 /// milliseconds of CPU.
-const BULK_WRITE_BYTES: u64 = 64 << 10;
+pub(crate) const BULK_WRITE_BYTES: u64 = 64 << 10;
 
 /// The engine pool's kind of a call that writes `write_bytes` (0 for calls that write nothing).
 fn job_kind_of_write(write_bytes: u64) -> JobKind {
@@ -814,6 +831,18 @@ fn job_kind_of_write(write_bytes: u64) -> JobKind {
     } else {
         JobKind::Request
     }
+}
+
+/// What a write's first bytes tell the gate ([`Gate::check_unread_write`]).
+#[derive(Debug)]
+pub enum UnreadWrite {
+    /// Over its tenant's limits: the answer, sent before the rest of the message is read.
+    Refused(Status),
+    /// Its caller may make it, and its tenant can admit it now (the usual path still decides,
+    /// and takes what it costs).
+    Admissible,
+    /// Left to the usual path, which reads the message and decides.
+    Undecided,
 }
 
 /// One admitted tenant call, as the gate runs and audits it.

@@ -24,6 +24,7 @@ mod status;
 mod tls;
 mod tokens;
 mod trace_context;
+mod undecoded;
 mod write_admission;
 
 use std::sync::Arc;
@@ -227,7 +228,7 @@ pub async fn serve(
         .layer(tower::util::MapRequestLayer::new(
             small_requests::capped_at(config.max_read_message_bytes.min(max)),
         ))
-        .layer(write_admission::WriteAdmissionLayer::new(gate.clone()))
+        .layer(write_admission::WriteAdmissionLayer::new(gate.clone(), max))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

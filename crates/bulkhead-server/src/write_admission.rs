@@ -31,8 +31,9 @@ use tower::{Layer, Service};
 
 use bulkhead_core::{CacheName, CollectionName, SessionName};
 
-use crate::gate::Gate;
+use crate::gate::{BULK_WRITE_BYTES, Gate, UnreadWrite};
 use crate::small_requests::PREFIX_BYTES;
+use crate::undecoded::UndecodedWrite;
 
 /// What every request path of the API starts with, before `<Service>/<Method>`.
 const PATH_PREFIX: &str = "/bulkhead.v1.";
@@ -47,11 +48,17 @@ const MAX_HEAD: usize = PREFIX_BYTES + 1 + 2 + MAX_PEEKED_NAME;
 #[derive(Debug, Clone)]
 pub struct WriteAdmissionLayer {
     gate: Arc<Gate>,
+    max_message_bytes: usize,
 }
 
 impl WriteAdmissionLayer {
-    pub fn new(gate: Arc<Gate>) -> Self {
-        Self { gate }
+    /// `max_message_bytes`: the services' largest message; a larger one is left to tonic to
+    /// refuse.
+    pub fn new(gate: Arc<Gate>, max_message_bytes: usize) -> Self {
+        Self {
+            gate,
+            max_message_bytes,
+        }
     }
 }
 
@@ -62,15 +69,18 @@ impl<S> Layer<S> for WriteAdmissionLayer {
         WriteAdmission {
             inner,
             gate: self.gate.clone(),
+            max_message_bytes: self.max_message_bytes as u64,
         }
     }
 }
 
-/// Answers a write its tenant can't admit from the first bytes of its message.
+/// Answers a write its tenant can't admit from the first bytes of its message, and reads a
+/// large one it can admit whole, for its handler to decode on the engine pool (`undecoded`).
 #[derive(Debug, Clone)]
 pub struct WriteAdmission<S> {
     inner: S,
     gate: Arc<Gate>,
+    max_message_bytes: u64,
 }
 
 type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<Body>, E>> + Send>>;
@@ -89,7 +99,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let Some(write) = UnreadWrite::of_path(request.uri().path()) else {
+        let Some(write) = WriteMethod::of_path(request.uri().path()) else {
             return Box::pin(self.inner.call(request));
         };
         // The service that was polled ready is the one to call (tower's contract); its clone
@@ -97,32 +107,83 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let gate = self.gate.clone();
+        let max_message_bytes = self.max_message_bytes;
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let (head, body) = read_head(body).await;
-            let request = http::Request::from_parts(parts, body);
-            let refusal = match &head {
-                Some(head) => write.refusal(&gate, request.headers(), head).await,
-                None => None,
+            let Some(head) = head else {
+                return inner.call(http::Request::from_parts(parts, body)).await;
             };
-            match refusal {
-                Some(refusal) => Ok(refusal.into_http()),
-                None => inner.call(request).await,
+            match write.check(&gate, &parts.headers, &head).await {
+                UnreadWrite::Refused(refusal) => Ok(refusal.into_http()),
+                UnreadWrite::Admissible
+                    if head.declared > BULK_WRITE_BYTES && head.declared <= max_message_bytes =>
+                {
+                    match left_undecoded(parts, body, head).await {
+                        Ok(request) => inner.call(request).await,
+                        Err(status) => Ok(status.into_http()),
+                    }
+                }
+                UnreadWrite::Admissible | UnreadWrite::Undecided => {
+                    inner.call(http::Request::from_parts(parts, body)).await
+                }
             }
         })
     }
 }
 
+/// The request with its message, of `head.declared` bytes, read whole from `body` into its
+/// extensions and an empty message in its place.
+async fn left_undecoded(
+    mut parts: http::request::Parts,
+    body: Body,
+    head: Head,
+) -> Result<http::Request<Body>, Status> {
+    let message = read_message(body, head.declared).await?;
+    parts
+        .extensions
+        .insert(UndecodedWrite::new(head.name, message));
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let empty = Body::new(http_body_util::Full::new(Bytes::from_static(
+        &[0; PREFIX_BYTES],
+    )));
+    Ok(http::Request::from_parts(parts, empty))
+}
+
+/// The message of `declared` bytes that `body` carries after its prefix: a unary call's one
+/// message, so a body that ends sooner or carries more is refused.
+async fn read_message(mut body: Body, declared: u64) -> Result<Bytes, Status> {
+    let whole = PREFIX_BYTES + declared as usize;
+    let mut read = Vec::with_capacity(whole);
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame?.data_ref() {
+            if read.len() + data.len() > whole {
+                return Err(Status::invalid_argument(
+                    "the request carries more than its one message",
+                ));
+            }
+            read.extend_from_slice(data);
+        }
+    }
+    if read.len() < whole {
+        return Err(Status::invalid_argument(format!(
+            "the request's message ended after {} of its {declared} bytes",
+            read.len().saturating_sub(PREFIX_BYTES)
+        )));
+    }
+    Ok(Bytes::from(read).slice(PREFIX_BYTES..))
+}
+
 /// The writes refused unread. Each message's field 1 names what it writes, and each counts its
 /// whole message against its tenant's write limit (`services::records`, `cache`, `memory`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum UnreadWrite {
+enum WriteMethod {
     Upsert,
     Store,
     Append,
 }
 
-impl UnreadWrite {
+impl WriteMethod {
     const ALL: [Self; 3] = [Self::Upsert, Self::Store, Self::Append];
 
     /// The write a request's path (`/bulkhead.v1.<Service>/<Method>`) calls, if one of these.
@@ -140,19 +201,19 @@ impl UnreadWrite {
         }
     }
 
-    async fn refusal(self, gate: &Gate, headers: &http::HeaderMap, head: &Head) -> Option<Status> {
+    async fn check(self, gate: &Gate, headers: &http::HeaderMap, head: &Head) -> UnreadWrite {
         let (method, name, bytes) = (self.method(), head.name.as_str(), head.declared);
         match self {
             Self::Upsert => {
-                gate.refuse_unread_write::<CollectionName>(headers, method, name, bytes)
+                gate.check_unread_write::<CollectionName>(headers, method, name, bytes)
                     .await
             }
             Self::Store => {
-                gate.refuse_unread_write::<CacheName>(headers, method, name, bytes)
+                gate.check_unread_write::<CacheName>(headers, method, name, bytes)
                     .await
             }
             Self::Append => {
-                gate.refuse_unread_write::<SessionName>(headers, method, name, bytes)
+                gate.check_unread_write::<SessionName>(headers, method, name, bytes)
                     .await
             }
         }
@@ -361,13 +422,13 @@ mod tests {
             semantic_cache_service_server::SERVICE_NAME,
             memory_service_server::SERVICE_NAME,
         ];
-        for (write, service) in UnreadWrite::ALL.into_iter().zip(services) {
+        for (write, service) in WriteMethod::ALL.into_iter().zip(services) {
             let method = write.method().rsplit('/').next().unwrap();
             let path = format!("/{service}/{method}");
-            assert_eq!(UnreadWrite::of_path(&path), Some(write), "{path}");
+            assert_eq!(WriteMethod::of_path(&path), Some(write), "{path}");
         }
         assert_eq!(
-            UnreadWrite::of_path("/bulkhead.v1.RecordService/Import"),
+            WriteMethod::of_path("/bulkhead.v1.RecordService/Import"),
             None
         );
     }
@@ -395,6 +456,33 @@ mod tests {
         ] {
             assert_head_read_across(&message, name, 9).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_message_is_read_whole_across_frames_without_its_prefix() {
+        let message = framed(&upsert("tenants/t/collections/docs", 40));
+        let declared = (message.len() - PREFIX_BYTES) as u64;
+        let chunks = vec![message[..7].to_vec(), message[7..].to_vec()];
+        let read = read_message(body_of(chunks), declared).await.unwrap();
+        assert_eq!(read, message[PREFIX_BYTES..]);
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_or_longer_than_its_one_message_is_refused() {
+        let message = framed(&upsert("tenants/t/collections/docs", 40));
+        let declared = (message.len() - PREFIX_BYTES) as u64;
+        let short = read_message(
+            body_of(vec![message[..message.len() - 1].to_vec()]),
+            declared,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(short.code(), tonic::Code::InvalidArgument, "{short:?}");
+        let two = [message.clone(), message].concat();
+        let long = read_message(body_of(vec![two]), declared)
+            .await
+            .unwrap_err();
+        assert_eq!(long.code(), tonic::Code::InvalidArgument, "{long:?}");
     }
 
     #[tokio::test]

@@ -13,11 +13,11 @@ use bulkhead_engine::{
 };
 use bulkhead_proto::v1 as pb;
 use pb::semantic_cache_service_server::SemanticCacheService;
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Gate, Scope};
 use crate::status::{core_status, engine_status, wire_status};
+use crate::undecoded::WriteMessage;
 use bulkhead_wire::{metadata_from_pb, metric_from_pb, positive_seconds, record_ids};
 
 #[derive(Debug)]
@@ -146,10 +146,10 @@ impl SemanticCacheService for CacheApi {
         &self,
         request: Request<pb::StoreRequest>,
     ) -> Result<Response<pb::StoreResponse>, Status> {
-        let (md, _, req) = request.into_parts();
-        let cache = req.cache.clone();
+        let (md, message) = WriteMessage::of(request);
+        let cache = message.name(|m: &pb::StoreRequest| &m.cache);
         // Its whole message, as `write_admission` reads it from the message's start.
-        let bytes = req.encoded_len() as u64;
+        let bytes = message.bytes();
         self.gate
             .tenant_call(
                 &md,
@@ -157,6 +157,7 @@ impl SemanticCacheService for CacheApi {
                 &cache,
                 bytes,
                 move |scope: Scope<CacheName, Write>| {
+                    let req = message.decode(|m| &m.cache)?;
                     let entry = CacheEntry {
                         id: RecordId::new(crate::auth::new_key_id().replacen('k', "e", 1))
                             .map_err(core_status)?,

@@ -13,11 +13,11 @@ use bulkhead_wire::engine::{
     memory_to_pb, new_memory, recall, recalled_to_pb, sequence_token, session_spec, session_to_pb,
 };
 use pb::memory_service_server::MemoryService;
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Gate, Scope};
 use crate::status::{core_status, engine_status, wire_status};
+use crate::undecoded::WriteMessage;
 
 #[derive(Debug)]
 pub struct MemoryApi {
@@ -89,10 +89,10 @@ impl MemoryService for MemoryApi {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        let (md, _, req) = request.into_parts();
-        let name = req.session.clone();
+        let (md, message) = WriteMessage::of(request);
+        let name = message.name(|m: &pb::AppendRequest| &m.session);
         // Its whole message, as `write_admission` reads it from the message's start.
-        let bytes = req.encoded_len() as u64;
+        let bytes = message.bytes();
         self.gate
             .tenant_call(
                 &md,
@@ -100,6 +100,7 @@ impl MemoryService for MemoryApi {
                 &name,
                 bytes,
                 move |scope: Scope<SessionName, Write>| {
+                    let req = message.decode(|m| &m.session)?;
                     let items = req
                         .items
                         .into_iter()

@@ -6,11 +6,11 @@ use bulkhead_core::CollectionName;
 use bulkhead_engine::{Include, Query, Read, Write};
 use bulkhead_proto::v1 as pb;
 use pb::record_service_server::RecordService;
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Gate, Scope};
 use crate::status::{engine_status, wire_status};
+use crate::undecoded::WriteMessage;
 use bulkhead_wire::engine::{filter, hit_to_pb, new_record, stored_record_to_pb};
 use bulkhead_wire::record_ids;
 
@@ -24,21 +24,20 @@ pub struct RecordApi {
     pub streams: super::bulk::StreamLimits,
 }
 
-impl RecordApi {
-    fn check_batch(&self, field: &str, n: usize) -> Result<(), Status> {
-        if n == 0 {
-            return Err(Status::invalid_argument(format!(
-                "{field} must not be empty"
-            )));
-        }
-        if n > self.max_batch {
-            return Err(Status::invalid_argument(format!(
-                "{field} has {n} entries, at most {} are allowed per request",
-                self.max_batch
-            )));
-        }
-        Ok(())
+/// `INVALID_ARGUMENT` unless `n`, the entries of `field`, is from 1 to `max_batch`.
+fn check_batch(max_batch: usize, field: &str, n: usize) -> Result<(), Status> {
+    if n == 0 {
+        return Err(Status::invalid_argument(format!(
+            "{field} must not be empty"
+        )));
     }
+    if n > max_batch {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {n} entries, at most {} are allowed per request",
+            max_batch
+        )));
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -68,10 +67,10 @@ impl RecordService for RecordApi {
         &self,
         request: Request<pb::UpsertRequest>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
-        let (md, _, req) = request.into_parts();
-        let bytes = req.encoded_len() as u64;
-        let batch_check = self.check_batch("records", req.records.len());
-        let collection = req.collection.clone();
+        let (md, message) = WriteMessage::of(request);
+        let collection = message.name(|m: &pb::UpsertRequest| &m.collection);
+        let bytes = message.bytes();
+        let max_batch = self.max_batch;
         self.gate
             .tenant_call(
                 &md,
@@ -79,7 +78,8 @@ impl RecordService for RecordApi {
                 &collection,
                 bytes,
                 move |scope: Scope<CollectionName, Write>| {
-                    batch_check?;
+                    let req = message.decode(|m| &m.collection)?;
+                    check_batch(max_batch, "records", req.records.len())?;
                     let records = req
                         .records
                         .into_iter()
@@ -103,7 +103,7 @@ impl RecordService for RecordApi {
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
         let (md, _, req) = request.into_parts();
-        let batch_check = self.check_batch("ids", req.ids.len());
+        let batch_check = check_batch(self.max_batch, "ids", req.ids.len());
         let collection = req.collection.clone();
         self.gate
             .tenant_call(
@@ -136,7 +136,7 @@ impl RecordService for RecordApi {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let (md, _, req) = request.into_parts();
-        let batch_check = self.check_batch("ids", req.ids.len());
+        let batch_check = check_batch(self.max_batch, "ids", req.ids.len());
         let collection = req.collection.clone();
         self.gate
             .tenant_call(

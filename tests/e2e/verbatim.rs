@@ -1,0 +1,160 @@
+//! Writes sent as bytes no encoder would write. The server reads what a large write writes to
+//! from its message's first bytes, and decodes the rest on the engine pool (`undecoded`);
+//! protobuf keeps the last copy of a repeated field, so a message naming two collections must
+//! not be admitted for the first and written to the second.
+
+use prost::Message;
+use prost::bytes::BufMut;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::{Code, Status};
+
+use bulkhead_proto::v1 as pb;
+
+use crate::harness::*;
+
+const DIM: usize = 8;
+
+/// Sends a request's message as the bytes given; decodes the answer as an Upsert's.
+#[derive(Debug, Default, Clone, Copy)]
+struct VerbatimUpsert;
+
+impl Codec for VerbatimUpsert {
+    type Encode = Vec<u8>;
+    type Decode = pb::UpsertResponse;
+    type Encoder = Self;
+    type Decoder = Self;
+
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+impl Encoder for VerbatimUpsert {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for VerbatimUpsert {
+    type Item = pb::UpsertResponse;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        pb::UpsertResponse::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+async fn upsert_verbatim(
+    server: &Server,
+    secret: &str,
+    message: Vec<u8>,
+) -> Result<pb::UpsertResponse, Status> {
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/bulkhead.v1.RecordService/Upsert");
+    grpc.unary(authed(secret, message), path, VerbatimUpsert)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// An Upsert of `records` kilobyte records into `tenant`'s `docs`, ids `v0`, `v1`, ….
+fn upsert_of(tenant: &str, records: u64) -> pb::UpsertRequest {
+    pb::UpsertRequest {
+        collection: format!("tenants/{tenant}/collections/docs"),
+        records: (0..records)
+            .map(|i| record(&format!("v{i}"), i, DIM, &"x".repeat(1000)))
+            .collect(),
+    }
+}
+
+/// `message` followed by a second copy of field 1 naming `tenant`'s `docs`.
+fn naming_also(message: &pb::UpsertRequest, tenant: &str) -> Vec<u8> {
+    let mut bytes = message.encode_to_vec();
+    pb::UpsertRequest {
+        collection: format!("tenants/{tenant}/collections/docs"),
+        records: vec![],
+    }
+    .encode(&mut bytes)
+    .unwrap();
+    bytes
+}
+
+async fn found(c: &mut Clients, secret: &str, tenant: &str) -> usize {
+    c.records
+        .get(authed(
+            secret,
+            pb::GetRequest {
+                collection: format!("tenants/{tenant}/collections/docs"),
+                ids: (0..100).map(|i| format!("v{i}")).collect(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .len()
+}
+
+/// Large (decoded on the engine pool) and small (decoded by tonic) alike: a message naming
+/// the caller's collection, then another tenant's, writes to neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_naming_its_own_collection_then_another_tenants_writes_nowhere() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
+    let other = seeded_tenant(&mut c, "u", 1, DIM).await;
+
+    let large = upsert_of("t", 90);
+    assert!(large.encoded_len() > 64 << 10, "past the bulk threshold");
+    let refused = upsert_verbatim(&server, &secret, naming_also(&large, "u"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("tenants/u/"), "{refused:?}");
+
+    let small = upsert_of("t", 3);
+    let refused = upsert_verbatim(&server, &secret, naming_also(&small, "u"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
+    assert_eq!(found(&mut c, &secret, "t").await, 0);
+    assert_eq!(found(&mut c, &other, "u").await, 0);
+
+    // The same large message, named once, is written whole.
+    let written = upsert_verbatim(&server, &secret, large.encode_to_vec())
+        .await
+        .unwrap();
+    assert_eq!(written.upserted, 90);
+    assert_eq!(found(&mut c, &secret, "t").await, 90);
+}
+
+/// A large write that is not protobuf is refused as such once decoded, not taken for an empty
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_write_that_is_not_protobuf_is_an_invalid_argument() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
+    let mut bytes = pb::UpsertRequest {
+        collection: "tenants/t/collections/docs".into(),
+        records: vec![],
+    }
+    .encode_to_vec();
+    // Field 2 (records), length-delimited, 100,000 bytes long, of which only 90,000 follow.
+    bytes.extend_from_slice(&[0x12, 0xA0, 0x8D, 0x06]);
+    bytes.extend(std::iter::repeat_n(0xFF, 90_000));
+    let refused = upsert_verbatim(&server, &secret, bytes).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("decoded"), "{refused:?}");
+}
