@@ -129,7 +129,9 @@ run_group server "not test(/^leakprobe::|restart|^lifecycle::(sigterm|get_tenant
     crates/bulkhead-server/src/end_user_tokens.rs \
     crates/bulkhead-server/src/end_user.rs \
     crates/bulkhead-server/src/services/cache.rs \
-    crates/bulkhead-server/src/services/memory.rs
+    crates/bulkhead-server/src/services/memory.rs \
+    crates/bulkhead-server/src/write_admission.rs \
+    crates/bulkhead-server/src/undecoded.rs
 
 echo "mutants: $((SECONDS - started)) s in all; reports in $out_root" >&2
 if [ ${#failed[@]} -gt 0 ]; then

@@ -822,11 +822,17 @@ const BEFORE_DECODING: &str = "(refused before decoding)";
 /// A write message larger than this is bulk work to the engine pool: it carries tens of records
 /// (about 40 of 384 dimensions), each a graph insert of 0.1–0.5 ms, so its work takes tens of
 /// milliseconds of CPU.
-pub(crate) const BULK_WRITE_BYTES: u64 = 64 << 10;
+const BULK_WRITE_BYTES: u64 = 64 << 10;
+
+/// Whether a write of `write_bytes` is bulk work ([`BULK_WRITE_BYTES`]): also the writes whose
+/// messages are decoded on the engine pool (`undecoded`).
+pub(crate) fn is_bulk_write(write_bytes: u64) -> bool {
+    write_bytes > BULK_WRITE_BYTES
+}
 
 /// The engine pool's kind of a call that writes `write_bytes` (0 for calls that write nothing).
 fn job_kind_of_write(write_bytes: u64) -> JobKind {
-    if write_bytes > BULK_WRITE_BYTES {
+    if is_bulk_write(write_bytes) {
         JobKind::Bulk
     } else {
         JobKind::Request

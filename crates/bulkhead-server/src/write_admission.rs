@@ -35,7 +35,7 @@ use tower::{Layer, Service};
 
 use bulkhead_core::{CacheName, CollectionName, SessionName};
 
-use crate::gate::{BULK_WRITE_BYTES, Gate, UnreadWrite};
+use crate::gate::{Gate, UnreadWrite, is_bulk_write};
 use crate::small_requests::PREFIX_BYTES;
 use crate::undecoded::UndecodedWrite;
 
@@ -121,7 +121,7 @@ where
             match write.check(&gate, &parts.headers, &head).await {
                 UnreadWrite::Refused(refusal) => Ok(refusal.into_http()),
                 UnreadWrite::Admissible
-                    if head.declared > BULK_WRITE_BYTES && head.declared <= max_message_bytes =>
+                    if is_bulk_write(head.declared) && head.declared <= max_message_bytes =>
                 {
                     match left_undecoded(parts, body, head).await {
                         Ok(request) => inner.call(request).await,
