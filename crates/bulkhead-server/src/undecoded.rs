@@ -30,9 +30,16 @@ impl UndecodedWrite {
     }
 }
 
-/// A write request's message: decoded by tonic, or left to be decoded on the engine pool.
+/// A write request's message, decoded by tonic or left to be decoded on the engine pool, and
+/// how to read the name of what it writes from a decoded one.
 #[derive(Debug)]
-pub enum WriteMessage<M> {
+pub struct WriteMessage<M> {
+    content: Content<M>,
+    name_of: fn(&M) -> &String,
+}
+
+#[derive(Debug)]
+enum Content<M> {
     Decoded(M),
     Undecoded(UndecodedWrite),
 }
@@ -40,45 +47,47 @@ pub enum WriteMessage<M> {
 impl<M: Message + Default> WriteMessage<M> {
     /// The metadata and message of `request`: the undecoded message `write_admission` left in
     /// its extensions if there is one (tonic then decoded an empty message), else tonic's.
-    pub fn of(request: Request<M>) -> (MetadataMap, Self) {
+    /// `name_of` reads what a decoded message writes (field 1).
+    pub fn of(request: Request<M>, name_of: fn(&M) -> &String) -> (MetadataMap, Self) {
         let (metadata, mut extensions, message) = request.into_parts();
-        match extensions.remove::<UndecodedWrite>() {
-            Some(undecoded) => (metadata, Self::Undecoded(undecoded)),
-            None => (metadata, Self::Decoded(message)),
-        }
+        let content = match extensions.remove::<UndecodedWrite>() {
+            Some(undecoded) => Content::Undecoded(undecoded),
+            None => Content::Decoded(message),
+        };
+        (metadata, Self { content, name_of })
     }
 
-    /// The name of what it writes (`name_of` reads it from a decoded message).
-    pub fn name(&self, name_of: fn(&M) -> &String) -> String {
-        match self {
-            Self::Decoded(message) => name_of(message).clone(),
-            Self::Undecoded(undecoded) => undecoded.name.clone(),
+    /// The name of what it writes.
+    pub fn name(&self) -> String {
+        match &self.content {
+            Content::Decoded(message) => (self.name_of)(message).clone(),
+            Content::Undecoded(undecoded) => undecoded.name.clone(),
         }
     }
 
     /// Its encoded length, which its tenant's write limit counts.
     pub fn bytes(&self) -> u64 {
-        match self {
-            Self::Decoded(message) => message.encoded_len() as u64,
-            Self::Undecoded(undecoded) => undecoded.message.len() as u64,
+        match &self.content {
+            Content::Decoded(message) => message.encoded_len() as u64,
+            Content::Undecoded(undecoded) => undecoded.message.len() as u64,
         }
     }
 
     /// The message, decoded now if it was not. `INVALID_ARGUMENT` if it can't be, or if it
     /// names something other than its first bytes did.
-    pub fn decode(self, name_of: fn(&M) -> &String) -> Result<M, Status> {
-        let undecoded = match self {
-            Self::Decoded(message) => return Ok(message),
-            Self::Undecoded(undecoded) => undecoded,
+    pub fn decode(self) -> Result<M, Status> {
+        let undecoded = match self.content {
+            Content::Decoded(message) => return Ok(message),
+            Content::Undecoded(undecoded) => undecoded,
         };
         let message = M::decode(undecoded.message).map_err(|e| {
             Status::invalid_argument(format!("the request's message can't be decoded: {e}"))
         })?;
-        if name_of(&message) != &undecoded.name {
+        let named = (self.name_of)(&message);
+        if named != &undecoded.name {
             return Err(Status::invalid_argument(format!(
                 "the message names what it writes more than once: first {:?}, then {:?}",
-                undecoded.name,
-                name_of(&message)
+                undecoded.name, named
             )));
         }
         Ok(message)
@@ -111,7 +120,7 @@ mod tests {
         request
             .extensions_mut()
             .insert(UndecodedWrite::new(name.into(), Bytes::from(message)));
-        WriteMessage::of(request).1
+        WriteMessage::of(request, collection_of).1
     }
 
     #[test]
@@ -119,17 +128,17 @@ mod tests {
         let sent = upsert("tenants/a/collections/docs");
         let message = left_undecoded(&sent.collection, sent.encode_to_vec());
         assert_eq!(message.bytes(), sent.encoded_len() as u64);
-        assert_eq!(message.name(collection_of), sent.collection);
-        assert_eq!(message.decode(collection_of).unwrap(), sent);
+        assert_eq!(message.name(), sent.collection);
+        assert_eq!(message.decode().unwrap(), sent);
     }
 
     #[test]
     fn a_message_decoded_by_tonic_is_passed_through() {
         let sent = upsert("tenants/a/collections/docs");
-        let (_, message) = WriteMessage::of(Request::new(sent.clone()));
+        let (_, message) = WriteMessage::of(Request::new(sent.clone()), collection_of);
         assert_eq!(message.bytes(), sent.encoded_len() as u64);
-        assert_eq!(message.name(collection_of), sent.collection);
-        assert_eq!(message.decode(collection_of).unwrap(), sent);
+        assert_eq!(message.name(), sent.collection);
+        assert_eq!(message.decode().unwrap(), sent);
     }
 
     /// Field 1 twice: the first copy admitted the write, the last is what decoding keeps.
@@ -143,7 +152,7 @@ mod tests {
         .encode(&mut bytes)
         .unwrap();
         let status = left_undecoded("tenants/a/collections/docs", bytes)
-            .decode(collection_of)
+            .decode()
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert!(
@@ -156,7 +165,7 @@ mod tests {
     #[test]
     fn a_message_that_is_not_protobuf_is_an_invalid_argument() {
         let status = left_undecoded("tenants/a/collections/docs", vec![0x0A, 0xFF, 0xFF])
-            .decode(collection_of)
+            .decode()
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
     }

@@ -146,8 +146,8 @@ impl SemanticCacheService for CacheApi {
         &self,
         request: Request<pb::StoreRequest>,
     ) -> Result<Response<pb::StoreResponse>, Status> {
-        let (md, message) = WriteMessage::of(request);
-        let cache = message.name(|m: &pb::StoreRequest| &m.cache);
+        let (md, message) = WriteMessage::of(request, |m: &pb::StoreRequest| &m.cache);
+        let cache = message.name();
         // Its whole message, as `write_admission` reads it from the message's start.
         let bytes = message.bytes();
         self.gate
@@ -157,7 +157,7 @@ impl SemanticCacheService for CacheApi {
                 &cache,
                 bytes,
                 move |scope: Scope<CacheName, Write>| {
-                    let req = message.decode(|m| &m.cache)?;
+                    let req = message.decode()?;
                     let entry = CacheEntry {
                         id: RecordId::new(crate::auth::new_key_id().replacen('k', "e", 1))
                             .map_err(core_status)?,

@@ -89,8 +89,8 @@ impl MemoryService for MemoryApi {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        let (md, message) = WriteMessage::of(request);
-        let name = message.name(|m: &pb::AppendRequest| &m.session);
+        let (md, message) = WriteMessage::of(request, |m: &pb::AppendRequest| &m.session);
+        let name = message.name();
         // Its whole message, as `write_admission` reads it from the message's start.
         let bytes = message.bytes();
         self.gate
@@ -100,7 +100,7 @@ impl MemoryService for MemoryApi {
                 &name,
                 bytes,
                 move |scope: Scope<SessionName, Write>| {
-                    let req = message.decode(|m| &m.session)?;
+                    let req = message.decode()?;
                     let items = req
                         .items
                         .into_iter()

@@ -67,8 +67,8 @@ impl RecordService for RecordApi {
         &self,
         request: Request<pb::UpsertRequest>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
-        let (md, message) = WriteMessage::of(request);
-        let collection = message.name(|m: &pb::UpsertRequest| &m.collection);
+        let (md, message) = WriteMessage::of(request, |m: &pb::UpsertRequest| &m.collection);
+        let collection = message.name();
         let bytes = message.bytes();
         let max_batch = self.max_batch;
         self.gate
@@ -78,7 +78,7 @@ impl RecordService for RecordApi {
                 &collection,
                 bytes,
                 move |scope: Scope<CollectionName, Write>| {
-                    let req = message.decode(|m| &m.collection)?;
+                    let req = message.decode()?;
                     check_batch(max_batch, "records", req.records.len())?;
                     let records = req
                         .records
