@@ -3,8 +3,8 @@
 # the gate (authentication, authorization, token verification), the key store's tenant binding
 # and the handle's key operations, record readers, the tenant store and the registry's
 # incarnations, filter and allow-list application, filters from the wire, the semantic cache's
-# scope and reserved fields, and sessions (their liveness, key ranges and the handle that
-# reaches one). Every mutant
+# scope and reserved fields, sessions (their liveness, key ranges and the handle that reaches
+# one), and the per-tenant bounds on what a write's first bytes admit. Every mutant
 # cargo-mutants makes there must be caught by a test; the ones that can't be (equivalent
 # mutants) are excluded in .cargo/mutants.toml, each with its reason in docs/security.md.
 #
@@ -131,7 +131,9 @@ run_group server "not test(/^leakprobe::|restart|^lifecycle::(sigterm|get_tenant
     crates/bulkhead-server/src/services/cache.rs \
     crates/bulkhead-server/src/services/memory.rs \
     crates/bulkhead-server/src/write_admission.rs \
-    crates/bulkhead-server/src/undecoded.rs
+    crates/bulkhead-server/src/undecoded.rs \
+    crates/bulkhead-server/src/admission/tenant_slots.rs \
+    crates/bulkhead-server/src/transport_refusals.rs
 
 echo "mutants: $((SECONDS - started)) s in all; reports in $out_root" >&2
 if [ ${#failed[@]} -gt 0 ]; then

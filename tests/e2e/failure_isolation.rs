@@ -8,6 +8,7 @@ use bulkhead_proto::v1 as pb;
 use tonic::Code;
 
 use crate::harness::*;
+use crate::raw_body::{Then, call_with_body, framed_prefix};
 
 /// A server with `settings` (TOML lines) in a config file.
 fn server_with(settings: &str) -> (Server, tempfile::TempDir) {
@@ -1128,5 +1129,136 @@ async fn an_import_past_its_write_limit_is_paced_not_cut_off() {
     assert!(
         matches!(cut, bulkhead_client::ClientError::DeadlineExceeded(_)),
         "{cut:?}"
+    );
+}
+
+/// An Upsert into `tenant`'s `docs` of `records` records of about a kilobyte each.
+fn kilobyte_upsert(tenant: &str, records: u64, dim: usize) -> pb::UpsertRequest {
+    pb::UpsertRequest {
+        collection: format!("tenants/{tenant}/collections/docs"),
+        records: (0..records)
+            .map(|i| record(&format!("k{i}"), i, dim, &"x".repeat(1000)))
+            .collect(),
+    }
+}
+
+/// Large writes are read whole by the server before they are decoded, so a tenant's clients
+/// could have it hold as many of them as they open calls, each up to `max-message-bytes`,
+/// sending their first bytes and then nothing. Now a tenant's large writes being read hold at
+/// most `tenant-write-bytes-in-flight` bytes (past it `RESOURCE_EXHAUSTED`, another tenant's
+/// unaffected), and one whose body stalls holds them only until the request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_timeout() {
+    const DIM: usize = 8;
+    let upsert = |tenant: &str| kilobyte_upsert(tenant, 90, DIM);
+    let message = prost::Message::encode_to_vec(&upsert("t"));
+    assert!(message.len() > 64 << 10, "past the bulk threshold");
+    // Room for three of them at once.
+    let (server, _dir) = server_with(&format!(
+        "request-timeout-secs = 3\ntenant-write-bytes-in-flight = {}\n",
+        message.len() * 7 / 2
+    ));
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
+    let other = seeded_tenant(&mut c, "u", 1, DIM).await;
+
+    let channel = server.channel().await;
+    let mut stalled = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (channel, secret, body) = (
+            channel.clone(),
+            secret.clone(),
+            framed_prefix(&message, 2_000),
+        );
+        stalled.spawn(async move {
+            call_with_body(
+                channel,
+                "/bulkhead.v1.RecordService/Upsert",
+                &secret,
+                body,
+                Then::Stall,
+            )
+            .await
+        });
+    }
+    let mut ended = Vec::new();
+    while ended.len() < 5 {
+        let status = tokio::time::timeout(Duration::from_secs(30), stalled.join_next())
+            .await
+            .expect("the writes past the bound are refused, not held")
+            .unwrap()
+            .unwrap();
+        ended.push(status);
+    }
+    for refused in &ended {
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("tenant-write-bytes-in-flight"),
+            "{refused:?}"
+        );
+    }
+    // Three are held; the other tenant's large writes are not bounded by them.
+    let answered = c.records.upsert(authed(&other, upsert("u"))).await.unwrap();
+    assert_eq!(answered.into_inner().upserted, 90);
+    // The held ones end at the request timeout, with an error, and give their bytes back.
+    while let Some(held) = tokio::time::timeout(Duration::from_secs(30), stalled.join_next())
+        .await
+        .expect("a stalled write ends at the request timeout")
+    {
+        let held = held.unwrap();
+        assert_ne!(held.code(), Code::Ok, "{held:?}");
+        assert_ne!(held.code(), Code::ResourceExhausted, "{held:?}");
+    }
+    let answered = c
+        .records
+        .upsert(authed(&secret, upsert("t")))
+        .await
+        .unwrap();
+    assert_eq!(answered.into_inner().upserted, 90);
+}
+
+/// A large write to another tenant's collection, or with a READ key, is refused from its first
+/// bytes, as the usual path would refuse it (`PERMISSION_DENIED`, in the caller's audit trail),
+/// and nothing more of it is read: a body that never ends is answered all the same. tonic used
+/// to receive such a message whole before its handler could refuse it, so these writes were
+/// memory outside any tenant's bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_write_the_caller_may_not_make_is_refused_from_its_first_bytes() {
+    const DIM: usize = 8;
+    let (server, _dir) = server_with("request-timeout-secs = 30\n");
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
+    seeded_tenant(&mut c, "u", 1, DIM).await;
+    let (_, reader) = create_key(&mut c, "t", pb::Role::Read, None).await;
+    for (caller, target) in [(&secret, "u"), (&reader, "t")] {
+        let message = prost::Message::encode_to_vec(&kilobyte_upsert(target, 90, DIM));
+        let refused = tokio::time::timeout(
+            Duration::from_secs(20),
+            call_with_body(
+                server.channel().await,
+                "/bulkhead.v1.RecordService/Upsert",
+                caller,
+                framed_prefix(&message, 2_000),
+                Then::Stall,
+            ),
+        )
+        .await
+        .expect("refused without the rest of the message");
+        assert_eq!(
+            refused.code(),
+            Code::PermissionDenied,
+            "{target}: {refused:?}"
+        );
+    }
+    let denied = audit_events(&mut c, &secret, "t")
+        .await
+        .into_iter()
+        .filter(|e| e.method == "RecordService/Upsert" && e.outcome == "PERMISSION_DENIED")
+        .map(|e| e.resource)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        denied,
+        ["tenants/u/collections/docs", "tenants/t/collections/docs"],
+        "each refusal is audited in the caller's tenant"
     );
 }

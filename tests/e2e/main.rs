@@ -2,6 +2,7 @@
 //! temporary data directory and talks gRPC to it. Compiled as one binary.
 
 mod harness;
+mod raw_body;
 
 mod arrow;
 mod auth;

@@ -61,8 +61,9 @@ pub struct ServerConfig {
     /// CPU count.
     pub engine_threads: usize,
     /// Most of those one tenant may hold (never all of them while there are two or more); 0:
-    /// half the CPU count (at least 1). This and the two
-    /// `tenant-*` settings below are defaults: a tenant's own `share` overrides them.
+    /// half the CPU count (at least 1). This,
+    /// `tenant-requests-in-flight` and `tenant-open-streams` are defaults: a tenant's own
+    /// `share` overrides them.
     pub engine_threads_per_tenant: usize,
     /// Lowest-priority threads running tenants' work past their share; 0: the CPU count.
     pub borrowed_engine_threads: usize,
@@ -70,6 +71,10 @@ pub struct ServerConfig {
     pub tenant_requests_in_flight: usize,
     /// Most Import and Export streams one tenant may hold open.
     pub tenant_open_streams: usize,
+    /// Most bytes of large writes (Upserts, Stores, Appends over 64 KiB) the server reads at
+    /// once for one tenant's callers; past it, `RESOURCE_EXHAUSTED`. A write larger than this
+    /// is still read while it is the tenant's only one. Not overridden by a tenant's `share`.
+    pub tenant_write_bytes_in_flight: usize,
     /// Requests/s of a tenant that sets no rate limit of its own (0: unlimited).
     pub default_requests_per_second: f64,
     /// Burst of a tenant that sets no rate limit of its own.
@@ -122,6 +127,7 @@ impl Default for ServerConfig {
             borrowed_engine_threads: 0,
             tenant_requests_in_flight: 64,
             tenant_open_streams: 8,
+            tenant_write_bytes_in_flight: 128 << 20,
             default_requests_per_second: 1000.0,
             default_burst: 2000,
             default_write_bytes_per_second: 64 << 20,
@@ -192,6 +198,9 @@ impl ServerConfig {
         if self.tenant_requests_in_flight == 0 || self.tenant_open_streams == 0 {
             bail!("tenant-requests-in-flight and tenant-open-streams must be at least 1");
         }
+        if self.tenant_write_bytes_in_flight == 0 {
+            bail!("tenant-write-bytes-in-flight must be at least 1");
+        }
         if !self.default_requests_per_second.is_finite() || self.default_requests_per_second < 0.0 {
             bail!("default-requests-per-second must be a finite number >= 0");
         }
@@ -232,6 +241,7 @@ impl ServerConfig {
         crate::gate::Shares {
             requests_in_flight: self.tenant_requests_in_flight,
             open_streams: self.tenant_open_streams,
+            write_bytes_in_flight: self.tenant_write_bytes_in_flight,
             engine_threads: or_default(self.engine_threads_per_tenant, (cpus() / 2).max(1)),
         }
     }

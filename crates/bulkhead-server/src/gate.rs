@@ -134,6 +134,10 @@ pub struct Shares {
     pub open_streams: usize,
     /// Normal-priority engine-pool threads.
     pub engine_threads: usize,
+    /// Bytes of large writes (over the bulk threshold) the server reads at once for the
+    /// tenant's callers, each held from its first bytes until it is answered. The server's
+    /// setting for every tenant: no tenant sets its own yet.
+    pub write_bytes_in_flight: usize,
 }
 
 impl Shares {
@@ -147,6 +151,7 @@ impl Shares {
             requests_in_flight: or(own.requests_in_flight, self.requests_in_flight),
             open_streams: or(own.open_streams, self.open_streams),
             engine_threads: or(own.engine_threads, self.engine_threads),
+            write_bytes_in_flight: self.write_bytes_in_flight,
         }
     }
 }
@@ -164,6 +169,7 @@ pub struct Gate {
     shares: Shares,
     in_flight: TenantSlots,
     streams: TenantSlots,
+    write_bytes: TenantSlots,
     over_limit: Refusals,
 }
 
@@ -188,6 +194,9 @@ impl Gate {
             shares,
             in_flight: TenantSlots::new("requests in flight"),
             streams: TenantSlots::new("open streams"),
+            write_bytes: TenantSlots::new(
+                "bytes of large writes in flight (tenant-write-bytes-in-flight)",
+            ),
             over_limit: Refusals::default(),
         }
     }
@@ -226,22 +235,34 @@ impl Gate {
     /// from the message's first bytes: an Upsert, a cache Store, a memory Append) before the
     /// rest of its message is read.
     ///
-    /// [`UnreadWrite::Refused`] when the caller's tenant can't admit it: out of requests, or
-    /// short of `bytes` in its write bucket. The message, up to `max-message-bytes`, is then
-    /// neither received whole nor decoded on a request thread. Audited and pushed back like
-    /// every over-limit refusal.
+    /// [`UnreadWrite::Refused`] when the usual path would refuse it for what it is (a
+    /// malformed name, another tenant's resource, too weak a role, an end user reaching past
+    /// its grant: `INVALID_ARGUMENT` or `PERMISSION_DENIED`, audited as such, however far over
+    /// its limits the caller is), and when the caller's tenant can't admit it: a large write
+    /// past the bytes of large writes its tenant may have in flight, out of requests, or short
+    /// of `bytes` in its write bucket (audited and pushed back like every over-limit refusal).
+    /// The message, up to `max-message-bytes`, is then neither received whole nor decoded on a
+    /// request thread.
+    ///
+    /// `read_whole`: the caller reads the message whole before the usual path runs (a large
+    /// write). [`UnreadWrite::Admissible`] then holds its bytes of its tenant's
+    /// `tenant-write-bytes-in-flight` until dropped: the caller keeps it until the write is
+    /// answered.
     ///
     /// [`UnreadWrite::Undecided`], to read the message and decide as usual: the credential is
-    /// missing or bad (refused there), or the call would be refused there for what it is: a
-    /// malformed name, another tenant's resource, too weak a role, an end user reaching past
-    /// its grant. Those stay `INVALID_ARGUMENT` or `PERMISSION_DENIED`, audited as such, however
-    /// far over its limits the caller is.
+    /// missing or bad (refused there before the message is read), the caller is the operator,
+    /// or the tenant is gone.
+    ///
+    /// Its log lines are a request's like the usual path's (an admitted write's call is logged
+    /// under a number of its own).
+    #[tracing::instrument(name = "request", skip_all, fields(id = next_request_id(), method = method, tenant = tracing::field::Empty))]
     pub async fn check_unread_write<N: TenantResource>(
         &self,
         headers: &http::HeaderMap,
         method: &'static str,
         resource: &str,
         bytes: u64,
+        read_whole: bool,
     ) -> UnreadWrite {
         let started = Instant::now();
         let metadata = MetadataMap::from_headers(headers.clone());
@@ -251,33 +272,45 @@ impl Gate {
         let Principal::Tenant(caller) = &principal else {
             return UnreadWrite::Undecided;
         };
-        let Ok(named) = N::parse(resource) else {
-            return UnreadWrite::Undecided;
-        };
-        if named.tenant() != &caller.tenant
-            || may_reach(&principal, &named, method, Role::Write).is_err()
+        let context = audit_context(&principal, &metadata);
+        if let Err(refusal) = self
+            .authorize_resource::<N>(&principal, &context, method, resource, Role::Write)
+            .await
         {
-            return UnreadWrite::Undecided;
+            return UnreadWrite::Refused(self.finish_status(method, None, started, refusal));
         }
         let Ok(info) = self.engine.tenant_info(&caller.tenant) else {
             return UnreadWrite::Undecided;
         };
-        let Some(status) = self.limits.refuses_writes_of(
-            &caller.tenant,
-            &principal.audit_name(),
-            info.rate_limit,
-            bytes,
-        ) else {
-            return UnreadWrite::Admissible;
+        let held = if read_whole {
+            let count = usize::try_from(bytes).unwrap_or(usize::MAX);
+            let limit = self.shares.with(info.share).write_bytes_in_flight;
+            self.write_bytes
+                .try_take_many(&caller.tenant, count, limit)
+                .map(Some)
+        } else {
+            Ok(None)
+        };
+        let refusal = match held {
+            Ok(held) => match self.limits.refuses_writes_of(
+                &caller.tenant,
+                &principal.audit_name(),
+                info.rate_limit,
+                bytes,
+            ) {
+                None => return UnreadWrite::Admissible(held),
+                Some(status) => status,
+            },
+            Err(status) => status,
         };
         let event = |tenant| Audit {
             tenant,
             principal: principal.audit_name(),
-            context: audit_context(&principal, &metadata),
+            context,
             method,
             resource: audit_resource(resource),
         };
-        let status = self.refuse_over_limit(&caller.tenant, event, status).await;
+        let status = self.refuse_over_limit(&caller.tenant, event, refusal).await;
         UnreadWrite::Refused(self.finish_status(
             method,
             Some(caller.tenant.as_str()),
@@ -845,8 +878,9 @@ pub enum UnreadWrite {
     /// Over its tenant's limits: the answer, sent before the rest of the message is read.
     Refused(Status),
     /// Its caller may make it, and its tenant can admit it now (the usual path still decides,
-    /// and takes what it costs).
-    Admissible,
+    /// and takes what it costs). A large write holds its bytes of its tenant's in-flight share
+    /// until this is dropped.
+    Admissible(Option<Slot>),
     /// Left to the usual path, which reads the message and decides.
     Undecided,
 }
@@ -881,7 +915,6 @@ fn authorize(principal: &Principal, tenant: &TenantId, needed: Role) -> Result<(
     }
 }
 
-/// The end user a principal speaks for, if it is one.
 /// Whether `principal` may call `method` on `name` with role `needed`: its tenant and role,
 /// and within its tenant, for an end user, only what its token grants.
 fn may_reach<N: TenantResource>(
@@ -894,6 +927,7 @@ fn may_reach<N: TenantResource>(
     end_user_of(principal).map_or(Ok(()), |user| user.may(method, name.reach()))
 }
 
+/// The end user a principal speaks for, if it is one.
 fn end_user_of(principal: &Principal) -> Option<&EndUser> {
     match principal {
         Principal::Tenant(TenantCaller {
@@ -904,8 +938,6 @@ fn end_user_of(principal: &Principal) -> Option<&EndUser> {
     }
 }
 
-/// A semantic cache's entries are per-user answers the cache scopes; its collection read as
-/// records would serve one user's answers to another, so end users never reach it.
 /// The reader an end user's reads are bound to: its user, groups and session.
 fn reader_of(user: &EndUser) -> Reader {
     let reader = Reader::new(&user.subject, &user.groups);
@@ -915,6 +947,8 @@ fn reader_of(user: &EndUser) -> Reader {
     }
 }
 
+/// A semantic cache's entries are per-user answers the cache scopes; its collection read as
+/// records would serve one user's answers to another, so end users never reach it.
 fn refuse_cache_to_end_user<A: Access>(
     tenant: &TenantHandle<A>,
     collection: &CollectionId,
@@ -1048,6 +1082,7 @@ mod tests {
             requests_in_flight: 64,
             open_streams: 8,
             engine_threads: 1,
+            write_bytes_in_flight: 1 << 20,
         };
         assert_eq!(defaults.with(ServerShare::default()), defaults);
         let own = ServerShare {
@@ -1061,6 +1096,7 @@ mod tests {
                 requests_in_flight: 64,
                 open_streams: 2,
                 engine_threads: 3,
+                write_bytes_in_flight: 1 << 20,
             }
         );
     }
@@ -1090,6 +1126,7 @@ mod tests {
                 requests_in_flight: 4,
                 open_streams: 1,
                 engine_threads: 1,
+                write_bytes_in_flight: 1 << 20,
             },
             RateDefaults {
                 tenant: RateLimit::default(),

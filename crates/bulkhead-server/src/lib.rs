@@ -15,7 +15,6 @@ mod fault;
 mod gate;
 mod limits;
 mod metrics;
-mod oversize;
 mod principal;
 mod services;
 mod shared_writes;
@@ -24,6 +23,7 @@ mod status;
 mod tls;
 mod tokens;
 mod trace_context;
+mod transport_refusals;
 mod undecoded;
 mod write_admission;
 
@@ -223,7 +223,7 @@ pub async fn serve(
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .layer(tower::util::MapResponseLayer::new(
-            oversize::refusal_is_invalid_argument,
+            transport_refusals::as_invalid_argument,
         ))
         .layer(tower::util::MapRequestLayer::new(
             small_requests::capped_at(config.max_read_message_bytes.min(max)),

@@ -3,7 +3,7 @@
 //! runs, so a 60 MiB Query (a filter listing one value millions of times) would cost the whole
 //! server tens of milliseconds of decoding per request before anything could refuse it. Bodies
 //! of all other methods are capped at `max-read-message-bytes` and refused as
-//! `INVALID_ARGUMENT` (see `oversize`).
+//! `INVALID_ARGUMENT` (see `transport_refusals`).
 //!
 //! Refused at the first five bytes, not at the limit: a gRPC message starts with its length,
 //! so a body whose first message declares more than the limit is refused before the rest is
@@ -45,7 +45,7 @@ pub fn capped_at(
 }
 
 /// The refusal of a message that declares more than the limit. Its text starts like the byte
-/// count's (`http_body_util::LengthLimitError`), so `oversize` answers both alike.
+/// count's (`http_body_util::LengthLimitError`), so `transport_refusals` answers both alike.
 #[derive(Debug)]
 struct DeclaredTooLong {
     declared: u32,

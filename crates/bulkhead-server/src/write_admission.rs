@@ -9,16 +9,20 @@
 //! bytes of an Upsert, a cache Store or a memory Append also name what it writes (field 1 of
 //! each). Each counts its whole message against the write limit, so from those bytes the gate
 //! refuses a write its tenant can't admit before the rest arrives (`Gate::check_unread_write`).
-//! The rest of the decision is the usual path's (`Gate::tenant_call`): a write whose start
-//! can't be read that way (fields out of order, compressed), or that the usual path refuses for
-//! what it is (another tenant's resource, too weak a role: answered `PERMISSION_DENIED` and
-//! audited as such), goes on to it. So does Import, whose first message comes when the client
-//! sends it: the stream must hold a slot of its tenant's while it waits, which only its handler
-//! takes.
+//! A write the usual path (`Gate::tenant_call`) would refuse for what it is (another tenant's
+//! resource, too weak a role) is refused from those bytes too, with the same answer and audit
+//! event. The rest of the decision is the usual path's: a write whose start can't be read that
+//! way (fields out of order, compressed) goes on to it. So does Import, whose first message
+//! comes when the client sends it: the stream must hold a slot of its tenant's while it waits,
+//! which only its handler takes.
 //!
 //! A write it finds admissible and larger than the bulk threshold it also reads whole, without
 //! decoding it, for its handler to decode on the engine pool (`undecoded`): decoded by tonic,
-//! a 785 KB Upsert held the request thread that polled it for milliseconds.
+//! a 785 KB Upsert held the request thread that polled it for milliseconds. Such a write holds
+//! its bytes of its tenant's `tenant-write-bytes-in-flight` from its first bytes until it is
+//! answered: the memory a tenant's concurrent large writes take while they arrive is bounded
+//! per tenant, where tonic alone would buffer as many 64 MiB messages as the client opens
+//! streams.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -118,17 +122,20 @@ where
             let Some(head) = head else {
                 return inner.call(http::Request::from_parts(parts, body)).await;
             };
-            match write.check(&gate, &parts.headers, &head).await {
+            // A message over the limit is left to tonic, which refuses it from its prefix.
+            let read_whole = is_bulk_write(head.declared) && head.declared <= max_message_bytes;
+            match write.check(&gate, &parts.headers, &head, read_whole).await {
                 UnreadWrite::Refused(refusal) => Ok(refusal.into_http()),
-                UnreadWrite::Admissible
-                    if is_bulk_write(head.declared) && head.declared <= max_message_bytes =>
-                {
-                    match left_undecoded(parts, body, head).await {
+                UnreadWrite::Admissible(held) if read_whole => {
+                    let answer = match left_undecoded(parts, body, head).await {
                         Ok(request) => inner.call(request).await,
                         Err(status) => Ok(status.into_http()),
-                    }
+                    };
+                    // Held while the message is read, decoded and written: its memory.
+                    drop(held);
+                    answer
                 }
-                UnreadWrite::Admissible | UnreadWrite::Undecided => {
+                UnreadWrite::Admissible(_) | UnreadWrite::Undecided => {
                     inner.call(http::Request::from_parts(parts, body)).await
                 }
             }
@@ -205,19 +212,25 @@ impl WriteMethod {
         }
     }
 
-    async fn check(self, gate: &Gate, headers: &http::HeaderMap, head: &Head) -> UnreadWrite {
+    async fn check(
+        self,
+        gate: &Gate,
+        headers: &http::HeaderMap,
+        head: &Head,
+        read_whole: bool,
+    ) -> UnreadWrite {
         let (method, name, bytes) = (self.method(), head.name.as_str(), head.declared);
         match self {
             Self::Upsert => {
-                gate.check_unread_write::<CollectionName>(headers, method, name, bytes)
+                gate.check_unread_write::<CollectionName>(headers, method, name, bytes, read_whole)
                     .await
             }
             Self::Store => {
-                gate.check_unread_write::<CacheName>(headers, method, name, bytes)
+                gate.check_unread_write::<CacheName>(headers, method, name, bytes, read_whole)
                     .await
             }
             Self::Append => {
-                gate.check_unread_write::<SessionName>(headers, method, name, bytes)
+                gate.check_unread_write::<SessionName>(headers, method, name, bytes, read_whole)
                     .await
             }
         }

@@ -1,10 +1,18 @@
-//! A request over `max-message-bytes` is refused by tonic's decoder before any handler runs,
-//! with `OUT_OF_RANGE`. It is an invalid argument like every other input limit, and clients
-//! should see one code for "your request is too big" whichever limit caught it, so the
-//! transport's refusal is rewritten here, in the response headers (trailers-only responses) or
-//! the trailers. Only that refusal: other `OUT_OF_RANGE` answers pass through. The same goes
-//! for a body cut off at `max-read-message-bytes` (`small_requests`), which tonic reports as
-//! `UNKNOWN` with the body's error: it gets a message naming the limit.
+//! tonic refuses some requests before any handler runs, with codes that say the server is at
+//! fault or name no limit. Clients should see one code for "your request is wrong or too big"
+//! whichever layer caught it, and operators who alert on `INTERNAL` should not be paged by a
+//! client that sends bytes that are not its message. So these refusals are rewritten to
+//! `INVALID_ARGUMENT` here, in the response headers (trailers-only responses) or the trailers:
+//! - a message over `max-message-bytes` (tonic: `OUT_OF_RANGE`);
+//! - a body cut off at `max-read-message-bytes` (`small_requests`; tonic: `UNKNOWN` with the
+//!   body's error), given a message naming the limit;
+//! - a message that doesn't decode, a body that ends inside its message, a unary call without
+//!   one (tonic: `INTERNAL`). Large writes are read and decoded by the server itself
+//!   (`write_admission`, `undecoded`) and refused the same way, so the code doesn't depend on
+//!   the message's size.
+//!
+//! Only these: other `OUT_OF_RANGE`, `UNKNOWN` and `INTERNAL` answers pass through, and so do
+//! tonic's compression-flag errors, which the gRPC spec requires to be `INTERNAL`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,11 +27,19 @@ const TOO_LARGE: &[u8] = b"Error, decoded message length too large";
 const OUT_OF_RANGE: &str = "11";
 const INVALID_ARGUMENT: &str = "3";
 const UNKNOWN: &str = "2";
+const INTERNAL: &str = "13";
+/// The starts of tonic's messages for a request body that is not its message: prost's decode
+/// error, a body ending inside a message, a unary call's body without one.
+const MALFORMED: &[&[u8]] = &[
+    b"failed to decode Protobuf message",
+    b"Unexpected EOF decoding stream",
+    b"Missing request message",
+];
 /// The error of a body cut off by `http_body_util::Limited`, as tonic reports it.
 const CUT_OFF: &[u8] = b"length limit exceeded";
 const CUT_OFF_EXPLAINED: &str = "the request is larger than max-read-message-bytes allows for this method (only Upsert, Import and the cache's Store take larger requests)";
 
-pub fn refusal_is_invalid_argument(response: http::Response<GrpcBody>) -> http::Response<GrpcBody> {
+pub fn as_invalid_argument(response: http::Response<GrpcBody>) -> http::Response<GrpcBody> {
     let mut response = response.map(|inner| GrpcBody::new(RewriteTrailers { inner }));
     rewrite(response.headers_mut());
     response
@@ -46,6 +62,8 @@ fn rewrite(headers: &mut HeaderMap) {
     } else if status(UNKNOWN) && message_starts(CUT_OFF) {
         headers.insert("grpc-status", HeaderValue::from_static(INVALID_ARGUMENT));
         headers.insert("grpc-message", HeaderValue::from_static(CUT_OFF_EXPLAINED));
+    } else if status(INTERNAL) && MALFORMED.iter().any(|start| message_starts(start)) {
+        headers.insert("grpc-status", HeaderValue::from_static(INVALID_ARGUMENT));
     }
 }
 
@@ -96,7 +114,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_size_refusal_is_rewritten() {
+    fn only_the_size_and_malformed_message_refusals_are_rewritten() {
         let too_large = "Error, decoded message length too large: found 9 bytes";
         let mut h = headers(OUT_OF_RANGE, too_large);
         rewrite(&mut h);
@@ -119,6 +137,28 @@ mod tests {
                 .unwrap()
                 .contains("max-read-message-bytes")
         );
+        for malformed in [
+            "failed to decode Protobuf message: invalid wire type value: 7",
+            "failed%20to%20decode%20Protobuf%20message:%20invalid%20varint",
+            "Unexpected EOF decoding stream.",
+            "Missing request message.",
+        ] {
+            let mut h = headers(INTERNAL, malformed);
+            rewrite(&mut h);
+            assert_eq!(h["grpc-status"], INVALID_ARGUMENT, "{malformed}");
+            assert_eq!(h["grpc-message"], malformed, "the message is kept");
+        }
+        for internal in [
+            "request task failed",
+            "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+        ] {
+            let mut h = headers(INTERNAL, internal);
+            rewrite(&mut h);
+            assert_eq!(h["grpc-status"], INTERNAL, "{internal}");
+        }
+        let mut unknown = headers(UNKNOWN, "failed to decode Protobuf message: invalid varint");
+        rewrite(&mut unknown);
+        assert_eq!(unknown["grpc-status"], UNKNOWN);
         let mut ok = headers("0", too_large);
         rewrite(&mut ok);
         assert_eq!(ok["grpc-status"], "0");
