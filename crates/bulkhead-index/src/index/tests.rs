@@ -682,21 +682,26 @@ fn builds_replay_every_write_made_while_they_ran() {
         ..hnsw_params()
     };
     let idx = VectorIndex::new(8, Metric::L2, params).unwrap();
-    let writing = std::sync::atomic::AtomicBool::new(true);
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let writing = AtomicBool::new(true);
+    let builds = AtomicUsize::new(0);
     let mut live = std::collections::HashMap::new();
-    let mut builds = 0;
     std::thread::scope(|s| {
-        let builder = s.spawn(|| {
-            let mut builds = 0;
-            while writing.load(std::sync::atomic::Ordering::Acquire) {
-                builds += usize::from(
-                    idx.build_if_wanted(&BuildOptions::default())
-                        .unwrap()
-                        .is_some(),
-                );
+        s.spawn(|| {
+            while writing.load(Ordering::Acquire) {
+                if idx
+                    .build_if_wanted(&BuildOptions::default())
+                    .unwrap()
+                    .is_some()
+                {
+                    builds.fetch_add(1, Ordering::AcqRel);
+                }
             }
-            builds
         });
+        // Writes that landed while the current build runs: past a few dozen the writer waits
+        // for the build to end, so the writes spread over many builds however slowly the
+        // machine runs them (one slow build could otherwise take every write).
+        let mut during_build = 0;
         for (label, v) in points.iter().enumerate() {
             idx.insert(label as u32, v).unwrap();
             live.insert(label as u32, v.clone());
@@ -705,11 +710,19 @@ fn builds_replay_every_write_made_while_they_ran() {
                 assert!(idx.remove(victim));
                 live.remove(&victim);
             }
-            // Let a wanted build start, and spread the writes over the builds, so that builds
-            // run again and again with writes landing while they run.
-            if label % 20 == 0 && idx.is_building() {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+            during_build = if idx.is_building() {
+                during_build + 1
+            } else {
+                0
+            };
+            if during_build >= 40 {
+                let ended = builds.load(Ordering::Acquire);
+                while idx.is_building() && builds.load(Ordering::Acquire) == ended {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                during_build = 0;
             }
+            // Let a wanted build start before the next write.
             let waiting = std::time::Instant::now();
             while idx.wanted_build().is_some()
                 && !idx.is_building()
@@ -718,9 +731,9 @@ fn builds_replay_every_write_made_while_they_ran() {
                 std::thread::yield_now();
             }
         }
-        writing.store(false, std::sync::atomic::Ordering::Release);
-        builds = builder.join().unwrap();
+        writing.store(false, Ordering::Release);
     });
+    let builds = builds.into_inner();
     assert!(builds >= 2, "{builds} builds ran during the writes");
     idx.build_if_wanted(&BuildOptions::default()).unwrap();
     assert_eq!(idx.len(), live.len());
