@@ -1132,16 +1132,6 @@ async fn an_import_past_its_write_limit_is_paced_not_cut_off() {
     );
 }
 
-/// An Upsert into `tenant`'s `docs` of `records` records of about a kilobyte each.
-fn kilobyte_upsert(tenant: &str, records: u64, dim: usize) -> pb::UpsertRequest {
-    pb::UpsertRequest {
-        collection: format!("tenants/{tenant}/collections/docs"),
-        records: (0..records)
-            .map(|i| record(&format!("k{i}"), i, dim, &"x".repeat(1000)))
-            .collect(),
-    }
-}
-
 /// Large writes are read whole by the server before they are decoded, so a tenant's clients
 /// could have it hold as many of them as they open calls, each up to `max-message-bytes`,
 /// sending their first bytes and then nothing. Now a tenant's large writes being read hold at

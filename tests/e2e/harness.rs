@@ -307,6 +307,17 @@ pub fn record(id: &str, seed: u64, dim: usize, text: &str) -> pb::Record {
     }
 }
 
+/// An Upsert into `tenant`'s `docs` of `records` records of about a kilobyte each, ids `v0`,
+/// `v1`, ….
+pub fn kilobyte_upsert(tenant: &str, records: u64, dim: usize) -> pb::UpsertRequest {
+    pb::UpsertRequest {
+        collection: format!("tenants/{tenant}/collections/docs"),
+        records: (0..records)
+            .map(|i| record(&format!("v{i}"), i, dim, &"x".repeat(1000)))
+            .collect(),
+    }
+}
+
 /// A tenant with a WRITE key and a collection `docs` holding `n` records tagged with the tenant.
 pub async fn seeded_tenant(c: &mut Clients, tenant: &str, n: u64, dim: usize) -> String {
     create_tenant(c, tenant).await;

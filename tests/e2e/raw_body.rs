@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, Frame};
 use tonic::codegen::Bytes;
 use tonic::{Code, Status};
 use tower::ServiceExt;
@@ -44,10 +44,6 @@ impl Body for RawBody {
 
     fn is_end_stream(&self) -> bool {
         self.bytes.is_none() && self.then == Then::End
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 

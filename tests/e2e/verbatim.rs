@@ -68,16 +68,6 @@ async fn upsert_verbatim(
         .map(tonic::Response::into_inner)
 }
 
-/// An Upsert of `records` kilobyte records into `tenant`'s `docs`, ids `v0`, `v1`, ….
-fn upsert_of(tenant: &str, records: u64) -> pb::UpsertRequest {
-    pb::UpsertRequest {
-        collection: format!("tenants/{tenant}/collections/docs"),
-        records: (0..records)
-            .map(|i| record(&format!("v{i}"), i, DIM, &"x".repeat(1000)))
-            .collect(),
-    }
-}
-
 /// `message` followed by a second copy of field 1 naming `tenant`'s `docs`.
 fn naming_also(message: &pb::UpsertRequest, tenant: &str) -> Vec<u8> {
     let mut bytes = message.encode_to_vec();
@@ -115,7 +105,7 @@ async fn a_write_naming_its_own_collection_then_another_tenants_writes_nowhere()
     let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
     let other = seeded_tenant(&mut c, "u", 1, DIM).await;
 
-    let large = upsert_of("t", 90);
+    let large = kilobyte_upsert("t", 90, DIM);
     assert!(large.encoded_len() > 64 << 10, "past the bulk threshold");
     let refused = upsert_verbatim(&server, &secret, naming_also(&large, "u"))
         .await
@@ -123,7 +113,7 @@ async fn a_write_naming_its_own_collection_then_another_tenants_writes_nowhere()
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     assert!(refused.message().contains("tenants/u/"), "{refused:?}");
 
-    let small = upsert_of("t", 3);
+    let small = kilobyte_upsert("t", 3, DIM);
     let refused = upsert_verbatim(&server, &secret, naming_also(&small, "u"))
         .await
         .unwrap_err();
@@ -177,7 +167,7 @@ async fn a_write_whose_body_ends_inside_its_message_is_an_invalid_argument() {
     let mut c = server.clients().await;
     let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
     for records in [90, 3] {
-        let message = upsert_of("t", records).encode_to_vec();
+        let message = kilobyte_upsert("t", records, DIM).encode_to_vec();
         let refused = call_with_body(
             server.channel().await,
             "/bulkhead.v1.RecordService/Upsert",
