@@ -67,6 +67,7 @@ fn limits() -> TenantOptions {
             requests_in_flight: 12,
             open_streams: 3,
             engine_threads: 1,
+            write_bytes_in_flight: 96 << 20,
         }),
     }
 }

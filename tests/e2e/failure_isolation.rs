@@ -150,6 +150,7 @@ async fn set_share(
         "open_streams" => share.open_streams = value,
         "requests_in_flight" => share.requests_in_flight = value,
         "engine_threads" => share.engine_threads = value,
+        "write_bytes_in_flight" => share.write_bytes_in_flight = value,
         other => panic!("no share field {other}"),
     }
     c.admin
@@ -1152,13 +1153,43 @@ async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_ti
     let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
     let other = seeded_tenant(&mut c, "u", 1, DIM).await;
 
+    let (ended, held) = stall_large_writes(&server, &secret, &message, 8, 5).await;
+    for refused in &ended {
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("tenant-write-bytes-in-flight"),
+            "{refused:?}"
+        );
+    }
+    // Three are held; the other tenant's large writes are not bounded by them.
+    let answered = c.records.upsert(authed(&other, upsert("u"))).await.unwrap();
+    assert_eq!(answered.into_inner().upserted, 90);
+    // The held ones end at the request timeout, with an error, and give their bytes back.
+    ended_at_the_request_timeout(held).await;
+    let answered = c
+        .records
+        .upsert(authed(&secret, upsert("t")))
+        .await
+        .unwrap();
+    assert_eq!(answered.into_inner().upserted, 90);
+}
+
+/// Large writes stalled mid-message by `secret`'s callers, `calls` of them to `tenant`: the
+/// statuses of the first `refused` to end (each within 30 s), and the calls still held.
+async fn stall_large_writes(
+    server: &Server,
+    secret: &str,
+    message: &[u8],
+    calls: usize,
+    refused: usize,
+) -> (Vec<tonic::Status>, tokio::task::JoinSet<tonic::Status>) {
     let channel = server.channel().await;
     let mut stalled = tokio::task::JoinSet::new();
-    for _ in 0..8 {
+    for _ in 0..calls {
         let (channel, secret, body) = (
             channel.clone(),
-            secret.clone(),
-            framed_prefix(&message, 2_000),
+            secret.to_owned(),
+            framed_prefix(message, 2_000),
         );
         stalled.spawn(async move {
             call_with_body(
@@ -1172,7 +1203,7 @@ async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_ti
         });
     }
     let mut ended = Vec::new();
-    while ended.len() < 5 {
+    while ended.len() < refused {
         let status = tokio::time::timeout(Duration::from_secs(30), stalled.join_next())
             .await
             .expect("the writes past the bound are refused, not held")
@@ -1180,31 +1211,95 @@ async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_ti
             .unwrap();
         ended.push(status);
     }
-    for refused in &ended {
-        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
-        assert!(
-            refused.message().contains("tenant-write-bytes-in-flight"),
-            "{refused:?}"
-        );
-    }
-    // Three are held; the other tenant's large writes are not bounded by them.
-    let answered = c.records.upsert(authed(&other, upsert("u"))).await.unwrap();
-    assert_eq!(answered.into_inner().upserted, 90);
-    // The held ones end at the request timeout, with an error, and give their bytes back.
-    while let Some(held) = tokio::time::timeout(Duration::from_secs(30), stalled.join_next())
+    (ended, stalled)
+}
+
+/// Waits for each of `held` (stalled writes) to end, as they do at the request timeout: with an
+/// error, and not a refusal.
+async fn ended_at_the_request_timeout(mut held: tokio::task::JoinSet<tonic::Status>) {
+    while let Some(ended) = tokio::time::timeout(Duration::from_secs(30), held.join_next())
         .await
         .expect("a stalled write ends at the request timeout")
     {
-        let held = held.unwrap();
-        assert_ne!(held.code(), Code::Ok, "{held:?}");
-        assert_ne!(held.code(), Code::ResourceExhausted, "{held:?}");
+        let ended = ended.unwrap();
+        assert_ne!(ended.code(), Code::Ok, "{ended:?}");
+        assert_ne!(ended.code(), Code::ResourceExhausted, "{ended:?}");
     }
-    let answered = c
-        .records
-        .upsert(authed(&secret, upsert("t")))
+}
+
+/// The operator gives one tenant room for more large writes in flight than the server's
+/// `tenant-write-bytes-in-flight` through UpdateTenant (`share.write_bytes_in_flight`); the
+/// other tenant keeps the server's setting, and 0 gives the tenant the server's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_own_write_bytes_in_flight_overrides_the_servers_for_it_alone() {
+    const DIM: usize = 8;
+    let message = prost::Message::encode_to_vec(&kilobyte_upsert("t", 90, DIM));
+    let room_for = |writes: usize| (message.len() * writes + message.len() / 2) as i64;
+    let (server, _dir) = server_with(&format!(
+        "request-timeout-secs = 3\ntenant-write-bytes-in-flight = {}\n",
+        room_for(1)
+    ));
+    let mut c = server.clients().await;
+    let big = seeded_tenant(&mut c, "big", 1, DIM).await;
+    let small = seeded_tenant(&mut c, "small", 1, DIM).await;
+    let share = set_share(&mut c, "big", "write_bytes_in_flight", room_for(3))
         .await
         .unwrap();
-    assert_eq!(answered.into_inner().upserted, 90);
+    assert_eq!(share.write_bytes_in_flight, room_for(3));
+
+    let to = |tenant: &str| prost::Message::encode_to_vec(&kilobyte_upsert(tenant, 90, DIM));
+    let (refused, mut big_held) = stall_large_writes(&server, &big, &to("big"), 6, 3).await;
+    let (refused_small, mut small_held) =
+        stall_large_writes(&server, &small, &to("small"), 3, 2).await;
+    for (status, limit) in refused
+        .iter()
+        .map(|s| (s, room_for(3)))
+        .chain(refused_small.iter().map(|s| (s, room_for(1))))
+    {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains(&format!("limit of {limit}"))
+                && status.message().contains("share.write_bytes_in_flight"),
+            "{status:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for held in [&mut big_held, &mut small_held] {
+        assert!(held.try_join_next().is_none(), "the rest are held");
+    }
+    assert_eq!(
+        (big_held.len(), small_held.len()),
+        (3, 1),
+        "held within each limit"
+    );
+    for held in [big_held, small_held] {
+        ended_at_the_request_timeout(held).await;
+    }
+
+    // 0 restores the server's setting.
+    let share = set_share(&mut c, "big", "write_bytes_in_flight", 0)
+        .await
+        .unwrap();
+    assert_eq!(share.write_bytes_in_flight, 0);
+    let (refused, held) = stall_large_writes(&server, &big, &to("big"), 3, 2).await;
+    assert!(
+        refused
+            .iter()
+            .all(|s| s.message().contains(&format!("limit of {}", room_for(1)))),
+        "{refused:?}"
+    );
+    assert_eq!(held.len(), 1);
+    ended_at_the_request_timeout(held).await;
+
+    let bad = set_share(&mut c, "big", "write_bytes_in_flight", (1 << 40) + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(
+        bad.message().contains("share.write_bytes_in_flight"),
+        "{}",
+        bad.message()
+    );
 }
 
 /// A large write to another tenant's collection, or with a READ key, is refused from its first

@@ -46,6 +46,7 @@ pub struct TenantUpdate {
     pub requests_in_flight: Option<u64>,
     pub open_streams: Option<u64>,
     pub engine_threads: Option<u64>,
+    pub write_bytes_in_flight: Option<u64>,
 }
 
 impl TenantUpdate {
@@ -109,6 +110,12 @@ impl TenantUpdate {
         }
         if set(self.engine_threads.is_some(), "share.engine_threads") {
             share.engine_threads = wire_i64(self.engine_threads);
+        }
+        if set(
+            self.write_bytes_in_flight.is_some(),
+            "share.write_bytes_in_flight",
+        ) {
+            share.write_bytes_in_flight = wire_i64(self.write_bytes_in_flight);
         }
         let mut audit_retention_seconds = 0;
         if set(self.audit_retention.is_some(), "audit_retention_seconds") {

@@ -66,8 +66,8 @@ pub use session::{
     SessionPage, SessionSpec,
 };
 pub use settings::{
-    MAX_ENGINE_THREADS, MAX_OPEN_STREAMS, MAX_REQUESTS_IN_FLIGHT, Quota, RateLimit, ServerShare,
-    TenantSettings,
+    MAX_ENGINE_THREADS, MAX_OPEN_STREAMS, MAX_REQUESTS_IN_FLIGHT, MAX_WRITE_BYTES_IN_FLIGHT, Quota,
+    RateLimit, ServerShare, TenantSettings,
 };
 pub use storage::StorageBackend;
 pub use tenant::{

@@ -39,6 +39,8 @@ pub struct ServerShare {
     /// Normal-priority engine-pool threads the tenant's work may hold at once (the server caps
     /// it at the pool's size).
     pub engine_threads: u64,
+    /// Bytes of large writes the server receives and writes for the tenant's callers at once.
+    pub write_bytes_in_flight: u64,
 }
 
 /// The largest values a tenant's [`ServerShare`] may take: well past any one machine, small
@@ -46,6 +48,7 @@ pub struct ServerShare {
 pub const MAX_REQUESTS_IN_FLIGHT: u64 = 100_000;
 pub const MAX_OPEN_STREAMS: u64 = 10_000;
 pub const MAX_ENGINE_THREADS: u64 = 1024;
+pub const MAX_WRITE_BYTES_IN_FLIGHT: u64 = 1 << 40;
 
 impl ServerShare {
     fn validate(&self) -> crate::Result<()> {
@@ -60,6 +63,11 @@ impl ServerShare {
                 "share.engine_threads",
                 self.engine_threads,
                 MAX_ENGINE_THREADS,
+            ),
+            (
+                "share.write_bytes_in_flight",
+                self.write_bytes_in_flight,
+                MAX_WRITE_BYTES_IN_FLIGHT,
             ),
         ] {
             if value > most {

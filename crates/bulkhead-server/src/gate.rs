@@ -135,8 +135,7 @@ pub struct Shares {
     /// Normal-priority engine-pool threads.
     pub engine_threads: usize,
     /// Bytes of large writes (over the bulk threshold) the server reads at once for the
-    /// tenant's callers, each held from its first bytes until it is answered. The server's
-    /// setting for every tenant: no tenant sets its own yet.
+    /// tenant's callers, each held from its first bytes until it is answered.
     pub write_bytes_in_flight: usize,
 }
 
@@ -151,7 +150,7 @@ impl Shares {
             requests_in_flight: or(own.requests_in_flight, self.requests_in_flight),
             open_streams: or(own.open_streams, self.open_streams),
             engine_threads: or(own.engine_threads, self.engine_threads),
-            write_bytes_in_flight: self.write_bytes_in_flight,
+            write_bytes_in_flight: or(own.write_bytes_in_flight, self.write_bytes_in_flight),
         }
     }
 }
@@ -195,7 +194,7 @@ impl Gate {
             in_flight: TenantSlots::new("requests in flight"),
             streams: TenantSlots::new("open streams"),
             write_bytes: TenantSlots::new(
-                "bytes of large writes in flight (tenant-write-bytes-in-flight)",
+                "bytes of large writes in flight (share.write_bytes_in_flight, by default the server's tenant-write-bytes-in-flight)",
             ),
             over_limit: Refusals::default(),
         }
@@ -1089,6 +1088,7 @@ mod tests {
             requests_in_flight: 0,
             open_streams: 2,
             engine_threads: 3,
+            write_bytes_in_flight: 0,
         };
         assert_eq!(
             defaults.with(own),
@@ -1097,6 +1097,17 @@ mod tests {
                 open_streams: 2,
                 engine_threads: 3,
                 write_bytes_in_flight: 1 << 20,
+            }
+        );
+        let own = ServerShare {
+            write_bytes_in_flight: 4 << 20,
+            ..ServerShare::default()
+        };
+        assert_eq!(
+            defaults.with(own),
+            Shares {
+                write_bytes_in_flight: 4 << 20,
+                ..defaults
             }
         );
     }

@@ -56,6 +56,9 @@ def test_tenant_lifecycle(admin: AdminClient) -> None:
     assert admin.update_tenant(tenant_id, open_streams=0).engine_threads == 1
     with pytest.raises(InvalidArgument, match="share.engine_threads"):
         admin.update_tenant(tenant_id, engine_threads=5000)
+    roomy = admin.update_tenant(tenant_id, write_bytes_in_flight=32 << 20)
+    assert (roomy.write_bytes_in_flight, roomy.engine_threads) == (32 << 20, 1)
+    assert admin.update_tenant(tenant_id, write_bytes_in_flight=0).write_bytes_in_flight == 0
     with pytest.raises(InvalidArgument, match="nothing to update"):
         admin.update_tenant(tenant_id)
 

@@ -50,6 +50,7 @@ fn updated_settings_are_served_and_survive_a_restart() {
             requests_in_flight: 16,
             open_streams: 2,
             engine_threads: 1,
+            write_bytes_in_flight: 8 << 20,
         },
     };
     {
@@ -106,6 +107,13 @@ fn updated_settings_are_served_and_survive_a_restart() {
                 ..ServerShare::default()
             },
             "share.engine_threads",
+        ),
+        (
+            ServerShare {
+                write_bytes_in_flight: bulkhead_engine::MAX_WRITE_BYTES_IN_FLIGHT + 1,
+                ..ServerShare::default()
+            },
+            "share.write_bytes_in_flight",
         ),
     ] {
         let refused = engine.update_tenant(

@@ -50,6 +50,7 @@ const UPDATABLE: &[&str] = &[
     "share.requests_in_flight",
     "share.open_streams",
     "share.engine_threads",
+    "share.write_bytes_in_flight",
     "audit_retention_seconds",
     "max_token_lifetime_seconds",
 ];
@@ -91,6 +92,9 @@ fn apply_update_mask(
             }
             "share.open_streams" => settings.share.open_streams = new_share.open_streams,
             "share.engine_threads" => settings.share.engine_threads = new_share.engine_threads,
+            "share.write_bytes_in_flight" => {
+                settings.share.write_bytes_in_flight = new_share.write_bytes_in_flight
+            }
             "audit_retention_seconds" => {
                 settings.audit_retention =
                     optional_seconds("audit_retention_seconds", tenant.audit_retention_seconds)?
@@ -285,6 +289,7 @@ mod tests {
                 requests_in_flight: 32,
                 open_streams: 4,
                 engine_threads: 2,
+                write_bytes_in_flight: 64 << 20,
             },
         }
     }
@@ -356,6 +361,17 @@ mod tests {
         let mut want = current();
         want.share.engine_threads = 1;
         assert_eq!(got, want, "requests in flight and open streams are kept");
+        let bytes = pb::Tenant {
+            share: Some(pb::ServerShare {
+                write_bytes_in_flight: 8 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = update(&["share.write_bytes_in_flight"], bytes).unwrap();
+        let mut want = current();
+        want.share.write_bytes_in_flight = 8 << 20;
+        assert_eq!(got, want, "the other shares are kept");
         let got = update(&["share"], tenant).unwrap();
         assert_eq!(
             got.share,

@@ -48,6 +48,10 @@ pub fn server_share(s: Option<pb::ServerShare>) -> Result<ServerShare> {
         requests_in_flight: non_negative("share.requests_in_flight", s.requests_in_flight)?,
         open_streams: non_negative("share.open_streams", s.open_streams)?,
         engine_threads: non_negative("share.engine_threads", s.engine_threads)?,
+        write_bytes_in_flight: non_negative(
+            "share.write_bytes_in_flight",
+            s.write_bytes_in_flight,
+        )?,
     })
 }
 
@@ -77,6 +81,7 @@ pub fn tenant_to_pb(t: &TenantInfo, default_retention: Duration) -> pb::Tenant {
             requests_in_flight: t.share.requests_in_flight as i64,
             open_streams: t.share.open_streams as i64,
             engine_threads: t.share.engine_threads as i64,
+            write_bytes_in_flight: t.share.write_bytes_in_flight as i64,
         }),
         max_token_lifetime_seconds: t
             .max_token_lifetime
@@ -134,6 +139,7 @@ mod tests {
             requests_in_flight: 3,
             open_streams: 2,
             engine_threads: 1,
+            write_bytes_in_flight: 4 << 20,
         };
         assert_eq!(
             server_share(Some(s)),
@@ -141,7 +147,16 @@ mod tests {
                 requests_in_flight: 3,
                 open_streams: 2,
                 engine_threads: 1,
+                write_bytes_in_flight: 4 << 20,
             })
+        );
+        let s = pb::ServerShare {
+            write_bytes_in_flight: -1,
+            ..Default::default()
+        };
+        assert_eq!(
+            server_share(Some(s)).unwrap_err().to_string(),
+            "share.write_bytes_in_flight must be >= 0"
         );
     }
 }

@@ -73,6 +73,10 @@ pub struct Settings {
     /// division of them (0 = the server's `engine-threads-per-tenant`).
     #[arg(long)]
     engine_threads: Option<u64>,
+    /// Most bytes of the tenant's Upserts, Stores and Appends over 64 KiB the server receives
+    /// and writes at once (0 = the server's `tenant-write-bytes-in-flight`).
+    #[arg(long)]
+    write_bytes_in_flight: Option<u64>,
 }
 
 impl Settings {
@@ -90,6 +94,7 @@ impl Settings {
             requests_in_flight: self.requests_in_flight,
             open_streams: self.open_streams,
             engine_threads: self.engine_threads,
+            write_bytes_in_flight: self.write_bytes_in_flight,
         }
     }
 }
@@ -134,6 +139,7 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
         "requests_in_flight",
         "open_streams",
         "engine_threads",
+        "write_bytes_in_flight",
     ]);
     for t in tenants {
         let state = pb::TenantState::try_from(t.state)
@@ -158,6 +164,7 @@ fn rows(tenants: impl IntoIterator<Item = pb::Tenant>) -> Rows {
             json!(share.requests_in_flight),
             json!(share.open_streams),
             json!(share.engine_threads),
+            json!(share.write_bytes_in_flight),
         ]);
     }
     r

@@ -436,6 +436,7 @@ class AsyncAdminClient:
         requests_in_flight: int | None = None,
         open_streams: int | None = None,
         engine_threads: int | None = None,
+        write_bytes_in_flight: int | None = None,
     ) -> Tenant:
         request = _requests.create_tenant(
             tenant_id,
@@ -451,6 +452,7 @@ class AsyncAdminClient:
                 "requests_in_flight": requests_in_flight,
                 "open_streams": open_streams,
                 "engine_threads": engine_threads,
+                "write_bytes_in_flight": write_bytes_in_flight,
             },
         )
         return tenant_from_pb(await self._call(self._stubs.admin.CreateTenant, request))
@@ -487,6 +489,7 @@ class AsyncAdminClient:
         requests_in_flight: int | None = None,
         open_streams: int | None = None,
         engine_threads: int | None = None,
+        write_bytes_in_flight: int | None = None,
     ) -> Tenant:
         request = _requests.update_tenant(
             tenant_name(tenant_id),
@@ -502,6 +505,7 @@ class AsyncAdminClient:
                 "requests_in_flight": requests_in_flight,
                 "open_streams": open_streams,
                 "engine_threads": engine_threads,
+                "write_bytes_in_flight": write_bytes_in_flight,
             },
         )
         return tenant_from_pb(await self._call(self._stubs.admin.UpdateTenant, request))

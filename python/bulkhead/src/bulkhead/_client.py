@@ -473,6 +473,7 @@ class AdminClient:
         requests_in_flight: int | None = None,
         open_streams: int | None = None,
         engine_threads: int | None = None,
+        write_bytes_in_flight: int | None = None,
     ) -> Tenant:
         """Creates a tenant; limits not given are unlimited (quotas) or the server's defaults
         (rate limits, shares of the server, audit retention)."""
@@ -490,6 +491,7 @@ class AdminClient:
                 "requests_in_flight": requests_in_flight,
                 "open_streams": open_streams,
                 "engine_threads": engine_threads,
+                "write_bytes_in_flight": write_bytes_in_flight,
             },
         )
         return tenant_from_pb(self._call(self._stubs.admin.CreateTenant, request))
@@ -527,6 +529,7 @@ class AdminClient:
         requests_in_flight: int | None = None,
         open_streams: int | None = None,
         engine_threads: int | None = None,
+        write_bytes_in_flight: int | None = None,
     ) -> Tenant:
         """Changes the settings given (each named in the request's field mask); the others
         keep their values. 0 means unlimited (or, for rate limits and shares of the server, the
@@ -545,6 +548,7 @@ class AdminClient:
                 "requests_in_flight": requests_in_flight,
                 "open_streams": open_streams,
                 "engine_threads": engine_threads,
+                "write_bytes_in_flight": write_bytes_in_flight,
             },
         )
         return tenant_from_pb(self._call(self._stubs.admin.UpdateTenant, request))

@@ -258,7 +258,7 @@ def create_key(
 
 _QUOTA_FIELDS = ("max_collections", "max_records", "max_stored_bytes")
 _RATE_FIELDS = ("requests_per_second", "burst", "write_bytes_per_second")
-_SHARE_FIELDS = ("requests_in_flight", "open_streams", "engine_threads")
+_SHARE_FIELDS = ("requests_in_flight", "open_streams", "engine_threads", "write_bytes_in_flight")
 _SECONDS_FIELDS = ("audit_retention_seconds", "max_token_lifetime_seconds")
 TENANT_SETTINGS = (*_QUOTA_FIELDS, *_RATE_FIELDS, *_SHARE_FIELDS, *_SECONDS_FIELDS)
 

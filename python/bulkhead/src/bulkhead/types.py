@@ -145,6 +145,7 @@ class Tenant:
     requests_in_flight: int = 0
     open_streams: int = 0
     engine_threads: int = 0
+    write_bytes_in_flight: int = 0
 
 
 @dataclass(slots=True)
@@ -534,6 +535,7 @@ def tenant_from_pb(message: admin_pb2.Tenant) -> Tenant:
         requests_in_flight=message.share.requests_in_flight,
         open_streams=message.share.open_streams,
         engine_threads=message.share.engine_threads,
+        write_bytes_in_flight=message.share.write_bytes_in_flight,
     )
 
 

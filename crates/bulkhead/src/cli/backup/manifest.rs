@@ -60,6 +60,10 @@ pub struct ShareLimits {
     pub requests_in_flight: u64,
     pub open_streams: u64,
     pub engine_threads: u64,
+    /// Absent in manifests written before tenants had their own (0: the server's setting, which
+    /// every tenant had then).
+    #[serde(default)]
+    pub write_bytes_in_flight: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -158,6 +162,7 @@ impl TenantLimits {
                 requests_in_flight: u(s.requests_in_flight),
                 open_streams: u(s.open_streams),
                 engine_threads: u(s.engine_threads),
+                write_bytes_in_flight: u(s.write_bytes_in_flight),
             }),
         }
     }
@@ -178,6 +183,7 @@ impl TenantLimits {
             requests_in_flight: self.share.map(|s| s.requests_in_flight),
             open_streams: self.share.map(|s| s.open_streams),
             engine_threads: self.share.map(|s| s.engine_threads),
+            write_bytes_in_flight: self.share.map(|s| s.write_bytes_in_flight),
         }
     }
 }
