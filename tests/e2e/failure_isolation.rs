@@ -1153,7 +1153,7 @@ async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_ti
     let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
     let other = seeded_tenant(&mut c, "u", 1, DIM).await;
 
-    let (ended, held) = stall_large_writes(&server, &secret, &message, 8, 5).await;
+    let (ended, held) = stalled_writes(&server, &secret, &message, 8, 5).await;
     for refused in &ended {
         assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
         assert!(
@@ -1174,9 +1174,9 @@ async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_ti
     assert_eq!(answered.into_inner().upserted, 90);
 }
 
-/// Large writes stalled mid-message by `secret`'s callers, `calls` of them to `tenant`: the
-/// statuses of the first `refused` to end (each within 30 s), and the calls still held.
-async fn stall_large_writes(
+/// Writes of `message` stalled mid-message by `secret`'s callers, `calls` of them: the statuses
+/// of the first `refused` to end (each within 30 s), and the calls still held.
+async fn stalled_writes(
     server: &Server,
     secret: &str,
     message: &[u8],
@@ -1214,6 +1214,52 @@ async fn stall_large_writes(
     (ended, stalled)
 }
 
+/// Small writes (under the 64 KiB past which the server reads a write whole itself) used to be
+/// left to tonic, which buffered each one a client began and stalled until the request timeout,
+/// outside every bound but the connections it opened. They hold their bytes of the tenant's
+/// `tenant-write-bytes-in-flight` from their first bytes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_small_writes_count_against_the_same_bound() {
+    const DIM: usize = 8;
+    let message = prost::Message::encode_to_vec(&kilobyte_upsert("t", 20, DIM));
+    assert!(message.len() < 64 << 10, "under the bulk threshold");
+    // Room for three of them at once.
+    let (server, _dir) = server_with(&format!(
+        "request-timeout-secs = 3\ntenant-write-bytes-in-flight = {}\n",
+        message.len() * 7 / 2
+    ));
+    let mut c = server.clients().await;
+    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
+    let other = seeded_tenant(&mut c, "u", 1, DIM).await;
+
+    let (refused, mut held) = stalled_writes(&server, &secret, &message, 8, 5).await;
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("tenant-write-bytes-in-flight"),
+            "{status:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(held.try_join_next().is_none(), "three are held");
+    assert_eq!(held.len(), 3);
+    // The other tenant writes meanwhile; the held ones end at the request timeout and give
+    // their bytes back.
+    let answered = c
+        .records
+        .upsert(authed(&other, kilobyte_upsert("u", 20, DIM)))
+        .await
+        .unwrap();
+    assert_eq!(answered.into_inner().upserted, 20);
+    ended_at_the_request_timeout(held).await;
+    let answered = c
+        .records
+        .upsert(authed(&secret, kilobyte_upsert("t", 20, DIM)))
+        .await
+        .unwrap();
+    assert_eq!(answered.into_inner().upserted, 20);
+}
+
 /// Waits for each of `held` (stalled writes) to end, as they do at the request timeout: with an
 /// error, and not a refusal.
 async fn ended_at_the_request_timeout(mut held: tokio::task::JoinSet<tonic::Status>) {
@@ -1248,9 +1294,8 @@ async fn a_tenants_own_write_bytes_in_flight_overrides_the_servers_for_it_alone(
     assert_eq!(share.write_bytes_in_flight, room_for(3));
 
     let to = |tenant: &str| prost::Message::encode_to_vec(&kilobyte_upsert(tenant, 90, DIM));
-    let (refused, mut big_held) = stall_large_writes(&server, &big, &to("big"), 6, 3).await;
-    let (refused_small, mut small_held) =
-        stall_large_writes(&server, &small, &to("small"), 3, 2).await;
+    let (refused, mut big_held) = stalled_writes(&server, &big, &to("big"), 6, 3).await;
+    let (refused_small, mut small_held) = stalled_writes(&server, &small, &to("small"), 3, 2).await;
     for (status, limit) in refused
         .iter()
         .map(|s| (s, room_for(3)))
@@ -1281,7 +1326,7 @@ async fn a_tenants_own_write_bytes_in_flight_overrides_the_servers_for_it_alone(
         .await
         .unwrap();
     assert_eq!(share.write_bytes_in_flight, 0);
-    let (refused, held) = stall_large_writes(&server, &big, &to("big"), 3, 2).await;
+    let (refused, held) = stalled_writes(&server, &big, &to("big"), 3, 2).await;
     assert!(
         refused
             .iter()

@@ -39,7 +39,7 @@ pub struct ServerShare {
     /// Normal-priority engine-pool threads the tenant's work may hold at once (the server caps
     /// it at the pool's size).
     pub engine_threads: u64,
-    /// Bytes of large writes the server receives and writes for the tenant's callers at once.
+    /// Bytes of writes the server receives and writes for the tenant's callers at once.
     pub write_bytes_in_flight: u64,
 }
 

@@ -71,9 +71,10 @@ pub struct ServerConfig {
     pub tenant_requests_in_flight: usize,
     /// Most Import and Export streams one tenant may hold open.
     pub tenant_open_streams: usize,
-    /// Most bytes of large writes (Upserts, Stores, Appends over 64 KiB) the server reads at
-    /// once for one tenant's callers; past it, `RESOURCE_EXHAUSTED`. A write larger than this
-    /// is still read while it is the tenant's only one. Not overridden by a tenant's `share`.
+    /// Most bytes of writes (Upserts, Stores, Appends) the server receives at once for one
+    /// tenant's callers; past it, `RESOURCE_EXHAUSTED`. A write larger than this is still read
+    /// while it is the tenant's only one. A tenant's own `share.write_bytes_in_flight`
+    /// overrides it.
     pub tenant_write_bytes_in_flight: usize,
     /// Requests/s of a tenant that sets no rate limit of its own (0: unlimited).
     pub default_requests_per_second: f64,

@@ -134,8 +134,8 @@ pub struct Shares {
     pub open_streams: usize,
     /// Normal-priority engine-pool threads.
     pub engine_threads: usize,
-    /// Bytes of large writes (over the bulk threshold) the server reads at once for the
-    /// tenant's callers, each held from its first bytes until it is answered.
+    /// Bytes of writes the server receives at once for the tenant's callers, each held from its
+    /// first bytes until it is answered.
     pub write_bytes_in_flight: usize,
 }
 
@@ -194,7 +194,7 @@ impl Gate {
             in_flight: TenantSlots::new("requests in flight"),
             streams: TenantSlots::new("open streams"),
             write_bytes: TenantSlots::new(
-                "bytes of large writes in flight (share.write_bytes_in_flight, by default the server's tenant-write-bytes-in-flight)",
+                "bytes of writes in flight (share.write_bytes_in_flight, by default the server's tenant-write-bytes-in-flight)",
             ),
             over_limit: Refusals::default(),
         }
@@ -237,16 +237,17 @@ impl Gate {
     /// [`UnreadWrite::Refused`] when the usual path would refuse it for what it is (a
     /// malformed name, another tenant's resource, too weak a role, an end user reaching past
     /// its grant: `INVALID_ARGUMENT` or `PERMISSION_DENIED`, audited as such, however far over
-    /// its limits the caller is), and when the caller's tenant can't admit it: a large write
-    /// past the bytes of large writes its tenant may have in flight, out of requests, or short
-    /// of `bytes` in its write bucket (audited and pushed back like every over-limit refusal).
-    /// The message, up to `max-message-bytes`, is then neither received whole nor decoded on a
-    /// request thread.
+    /// its limits the caller is), and when the caller's tenant can't admit it: a write past the
+    /// bytes of writes its tenant may have in flight, out of requests, or short of `bytes` in
+    /// its write bucket (audited and pushed back like every over-limit refusal). The message,
+    /// up to `max-message-bytes`, is then neither received whole nor decoded on a request
+    /// thread.
     ///
-    /// `read_whole`: the caller reads the message whole before the usual path runs (a large
-    /// write). [`UnreadWrite::Admissible`] then holds its bytes of its tenant's
+    /// `hold`: the write is one the server will receive (within `max-message-bytes`).
+    /// [`UnreadWrite::Admissible`] then holds its `bytes` of its tenant's
     /// `tenant-write-bytes-in-flight` until dropped: the caller keeps it until the write is
-    /// answered.
+    /// answered, so the messages a tenant's callers have the server receive at once, small or
+    /// large, and however slowly they send them, are bounded.
     ///
     /// [`UnreadWrite::Undecided`], to read the message and decide as usual: the credential is
     /// missing or bad (refused there before the message is read), the caller is the operator,
@@ -261,7 +262,7 @@ impl Gate {
         method: &'static str,
         resource: &str,
         bytes: u64,
-        read_whole: bool,
+        hold: bool,
     ) -> UnreadWrite {
         let started = Instant::now();
         let metadata = MetadataMap::from_headers(headers.clone());
@@ -281,7 +282,7 @@ impl Gate {
         let Ok(info) = self.engine.tenant_info(&caller.tenant) else {
             return UnreadWrite::Undecided;
         };
-        let held = if read_whole {
+        let held = if hold {
             let count = usize::try_from(bytes).unwrap_or(usize::MAX);
             let limit = self.shares.with(info.share).write_bytes_in_flight;
             self.write_bytes

@@ -16,13 +16,13 @@
 //! comes when the client sends it: the stream must hold a slot of its tenant's while it waits,
 //! which only its handler takes.
 //!
-//! A write it finds admissible and larger than the bulk threshold it also reads whole, without
-//! decoding it, for its handler to decode on the engine pool (`undecoded`): decoded by tonic,
-//! a 785 KB Upsert held the request thread that polled it for milliseconds. Such a write holds
-//! its bytes of its tenant's `tenant-write-bytes-in-flight` from its first bytes until it is
-//! answered: the memory a tenant's concurrent large writes take while they arrive is bounded
-//! per tenant, where tonic alone would buffer as many 64 MiB messages as the client opens
-//! streams.
+//! A write it finds admissible holds its bytes of its tenant's `tenant-write-bytes-in-flight`
+//! from its first bytes until it is answered: the memory a tenant's concurrent writes take while
+//! they arrive is bounded per tenant, where tonic alone would buffer as many messages (up to
+//! 64 MiB each) as the client opens streams, each held until the request timeout by a client
+//! that stops sending mid-message. One larger than the bulk threshold it also reads whole,
+//! without decoding it, for its handler to decode on the engine pool (`undecoded`): decoded by
+//! tonic, a 785 KB Upsert held the request thread that polled it for milliseconds.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -123,21 +123,24 @@ where
                 return inner.call(http::Request::from_parts(parts, body)).await;
             };
             // A message over the limit is left to tonic, which refuses it from its prefix.
-            let read_whole = is_bulk_write(head.declared) && head.declared <= max_message_bytes;
-            match write.check(&gate, &parts.headers, &head, read_whole).await {
+            let received = head.declared <= max_message_bytes;
+            let read_whole = received && is_bulk_write(head.declared);
+            match write.check(&gate, &parts.headers, &head, received).await {
                 UnreadWrite::Refused(refusal) => Ok(refusal.into_http()),
-                UnreadWrite::Admissible(held) if read_whole => {
-                    let answer = match left_undecoded(parts, body, head).await {
-                        Ok(request) => inner.call(request).await,
-                        Err(status) => Ok(status.into_http()),
+                UnreadWrite::Admissible(held) => {
+                    let answer = if read_whole {
+                        match left_undecoded(parts, body, head).await {
+                            Ok(request) => inner.call(request).await,
+                            Err(status) => Ok(status.into_http()),
+                        }
+                    } else {
+                        inner.call(http::Request::from_parts(parts, body)).await
                     };
                     // Held while the message is read, decoded and written: its memory.
                     drop(held);
                     answer
                 }
-                UnreadWrite::Admissible(_) | UnreadWrite::Undecided => {
-                    inner.call(http::Request::from_parts(parts, body)).await
-                }
+                UnreadWrite::Undecided => inner.call(http::Request::from_parts(parts, body)).await,
             }
         })
     }
@@ -217,20 +220,20 @@ impl WriteMethod {
         gate: &Gate,
         headers: &http::HeaderMap,
         head: &Head,
-        read_whole: bool,
+        hold: bool,
     ) -> UnreadWrite {
         let (method, name, bytes) = (self.method(), head.name.as_str(), head.declared);
         match self {
             Self::Upsert => {
-                gate.check_unread_write::<CollectionName>(headers, method, name, bytes, read_whole)
+                gate.check_unread_write::<CollectionName>(headers, method, name, bytes, hold)
                     .await
             }
             Self::Store => {
-                gate.check_unread_write::<CacheName>(headers, method, name, bytes, read_whole)
+                gate.check_unread_write::<CacheName>(headers, method, name, bytes, hold)
                     .await
             }
             Self::Append => {
-                gate.check_unread_write::<SessionName>(headers, method, name, bytes, read_whole)
+                gate.check_unread_write::<SessionName>(headers, method, name, bytes, hold)
                     .await
             }
         }

@@ -1,5 +1,5 @@
-//! Counted per-tenant slots (requests in flight, open streams, bytes of large writes being
-//! read): a tenant at its limit is answered `RESOURCE_EXHAUSTED` at once, never queued, so its
+//! Counted per-tenant slots (requests in flight, open streams, bytes of writes being
+//! received): a tenant at its limit is answered `RESOURCE_EXHAUSTED` at once, never queued, so its
 //! excess costs the server nothing and other tenants' counts are untouched.
 
 use std::collections::HashMap;

@@ -73,8 +73,8 @@ pub struct Settings {
     /// division of them (0 = the server's `engine-threads-per-tenant`).
     #[arg(long)]
     engine_threads: Option<u64>,
-    /// Most bytes of the tenant's Upserts, Stores and Appends over 64 KiB the server receives
-    /// and writes at once (0 = the server's `tenant-write-bytes-in-flight`).
+    /// Most bytes of the tenant's Upserts, Stores and Appends the server receives and writes at
+    /// once (0 = the server's `tenant-write-bytes-in-flight`).
     #[arg(long)]
     write_bytes_in_flight: Option<u64>,
 }
