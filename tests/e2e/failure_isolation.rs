@@ -1140,10 +1140,36 @@ async fn an_import_past_its_write_limit_is_paced_not_cut_off() {
 /// unaffected), and one whose body stalls holds them only until the request timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_timeout() {
+    stalled_writes_of_one_tenant_are_bounded_until_the_request_timeout(90, |len| {
+        assert!(len > 64 << 10, "past the bulk threshold")
+    })
+    .await;
+}
+
+/// Small writes (under the 64 KiB past which the server reads a write whole itself) used to be
+/// left to tonic, which buffered each one a client began and stalled until the request timeout,
+/// outside every bound but the connections it opened. They hold their bytes of the tenant's
+/// `tenant-write-bytes-in-flight` from their first bytes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_small_writes_count_against_the_same_bound() {
+    stalled_writes_of_one_tenant_are_bounded_until_the_request_timeout(20, |len| {
+        assert!(len < 64 << 10, "under the bulk threshold")
+    })
+    .await;
+}
+
+/// Eight Upserts of `records` kilobyte records stalled mid-message by one tenant, with room for
+/// three at once (`sized` checks the message's length): five are refused naming
+/// `tenant-write-bytes-in-flight`, three are held while another tenant writes, and they end at
+/// the request timeout and give their bytes back.
+async fn stalled_writes_of_one_tenant_are_bounded_until_the_request_timeout(
+    records: u64,
+    sized: impl FnOnce(usize),
+) {
     const DIM: usize = 8;
-    let upsert = |tenant: &str| kilobyte_upsert(tenant, 90, DIM);
+    let upsert = |tenant: &str| kilobyte_upsert(tenant, records, DIM);
     let message = prost::Message::encode_to_vec(&upsert("t"));
-    assert!(message.len() > 64 << 10, "past the bulk threshold");
+    sized(message.len());
     // Room for three of them at once.
     let (server, _dir) = server_with(&format!(
         "request-timeout-secs = 3\ntenant-write-bytes-in-flight = {}\n",
@@ -1153,17 +1179,20 @@ async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_ti
     let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
     let other = seeded_tenant(&mut c, "u", 1, DIM).await;
 
-    let (ended, held) = stalled_writes(&server, &secret, &message, 8, 5).await;
-    for refused in &ended {
-        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let (refused, mut held) = stalled_writes(&server, &secret, &message, 8, 5).await;
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         assert!(
-            refused.message().contains("tenant-write-bytes-in-flight"),
-            "{refused:?}"
+            status.message().contains("tenant-write-bytes-in-flight"),
+            "{status:?}"
         );
     }
-    // Three are held; the other tenant's large writes are not bounded by them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(held.try_join_next().is_none(), "three are held");
+    assert_eq!(held.len(), 3);
+    // The other tenant's writes are not bounded by them.
     let answered = c.records.upsert(authed(&other, upsert("u"))).await.unwrap();
-    assert_eq!(answered.into_inner().upserted, 90);
+    assert_eq!(answered.into_inner().upserted, records);
     // The held ones end at the request timeout, with an error, and give their bytes back.
     ended_at_the_request_timeout(held).await;
     let answered = c
@@ -1171,7 +1200,7 @@ async fn stalled_large_writes_hold_a_bounded_part_of_memory_until_the_request_ti
         .upsert(authed(&secret, upsert("t")))
         .await
         .unwrap();
-    assert_eq!(answered.into_inner().upserted, 90);
+    assert_eq!(answered.into_inner().upserted, records);
 }
 
 /// Writes of `message` stalled mid-message by `secret`'s callers, `calls` of them: the statuses
@@ -1212,52 +1241,6 @@ async fn stalled_writes(
         ended.push(status);
     }
     (ended, stalled)
-}
-
-/// Small writes (under the 64 KiB past which the server reads a write whole itself) used to be
-/// left to tonic, which buffered each one a client began and stalled until the request timeout,
-/// outside every bound but the connections it opened. They hold their bytes of the tenant's
-/// `tenant-write-bytes-in-flight` from their first bytes too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_small_writes_count_against_the_same_bound() {
-    const DIM: usize = 8;
-    let message = prost::Message::encode_to_vec(&kilobyte_upsert("t", 20, DIM));
-    assert!(message.len() < 64 << 10, "under the bulk threshold");
-    // Room for three of them at once.
-    let (server, _dir) = server_with(&format!(
-        "request-timeout-secs = 3\ntenant-write-bytes-in-flight = {}\n",
-        message.len() * 7 / 2
-    ));
-    let mut c = server.clients().await;
-    let secret = seeded_tenant(&mut c, "t", 1, DIM).await;
-    let other = seeded_tenant(&mut c, "u", 1, DIM).await;
-
-    let (refused, mut held) = stalled_writes(&server, &secret, &message, 8, 5).await;
-    for status in &refused {
-        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-        assert!(
-            status.message().contains("tenant-write-bytes-in-flight"),
-            "{status:?}"
-        );
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(held.try_join_next().is_none(), "three are held");
-    assert_eq!(held.len(), 3);
-    // The other tenant writes meanwhile; the held ones end at the request timeout and give
-    // their bytes back.
-    let answered = c
-        .records
-        .upsert(authed(&other, kilobyte_upsert("u", 20, DIM)))
-        .await
-        .unwrap();
-    assert_eq!(answered.into_inner().upserted, 20);
-    ended_at_the_request_timeout(held).await;
-    let answered = c
-        .records
-        .upsert(authed(&secret, kilobyte_upsert("t", 20, DIM)))
-        .await
-        .unwrap();
-    assert_eq!(answered.into_inner().upserted, 20);
 }
 
 /// Waits for each of `held` (stalled writes) to end, as they do at the request timeout: with an
