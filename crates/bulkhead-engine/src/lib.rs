@@ -18,6 +18,7 @@ mod codec;
 mod collection;
 mod config;
 mod config_units;
+mod disk_pacing;
 mod engine;
 mod error;
 mod fault;

@@ -6,8 +6,10 @@
 //! A segment is a cache of what RocksDB holds, never the truth: a file that is missing,
 //! truncated, fails its checksum, or was written for other settings or another incarnation of
 //! the collection is ignored and removed, and the collection is rebuilt from its records. It is
-//! written to a temporary name, fsynced, then renamed, so a crash leaves either the old file or
-//! the new one. Layout: magic, change number, the collection's creation time, the index image
+//! written to a temporary name, synced as it grows, then renamed, so a crash leaves either the
+//! old file or the new one. The file it replaces first gets a second name, so the rename frees
+//! nothing under the collection's writer lock; the caller removes it in steps afterwards
+//! (`disk_pacing` says why). Layout: magic, change number, the collection's creation time, the index image
 //! (`bulkhead_index::VectorIndex::write_image`), the slots, and a CRC-32 of all of it.
 
 use std::fs::File;
@@ -18,6 +20,7 @@ use bulkhead_core::{CollectionId, RecordId};
 use bulkhead_index::{IndexImage, VectorIndex};
 
 use crate::collection::{CollectionMeta, Slot};
+use crate::disk_pacing::{self, SyncingWriter};
 use crate::error::{EngineError, Result};
 use crate::fields::{FieldKey, OrderedF64};
 
@@ -33,6 +36,11 @@ pub(crate) fn segment_path(dir: &Path, collection: &CollectionId) -> PathBuf {
 
 fn temporary_path(path: &Path) -> PathBuf {
     path.with_extension("seg.tmp")
+}
+
+/// The name a replaced segment keeps until it is removed.
+fn retired_path(path: &Path) -> PathBuf {
+    path.with_extension("seg.old")
 }
 
 fn io(path: &Path, e: std::io::Error) -> EngineError {
@@ -88,22 +96,48 @@ pub(crate) struct Written {
     path: PathBuf,
 }
 
+/// A segment put in place: its size, and the one it replaced, still to be removed.
+#[derive(Debug)]
+#[must_use = "the replaced segment is still on disk"]
+pub(crate) struct Installed {
+    pub bytes: u64,
+    retired: Option<PathBuf>,
+}
+
+impl Installed {
+    /// Removes the segment it replaced, in steps; for after the collection's lock is released.
+    pub fn remove_retired(self) -> Result<()> {
+        match &self.retired {
+            Some(old) => disk_pacing::remove_file(old).map_err(|e| io(old, e)),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Written {
-    /// Renames it over any older segment, durably; returns its size.
-    pub fn install(self) -> Result<u64> {
+    /// Renames it over any older segment, durably. The older one keeps a second name, so the
+    /// rename frees none of its blocks: [`Installed::remove_retired`] does, in steps.
+    pub fn install(self) -> Result<Installed> {
         let dir = self.path.parent().expect("a segment path has a directory");
+        let old = retired_path(&self.path);
+        // One left by a crash, or by an earlier install whose removal failed.
+        disk_pacing::remove_file(&old).map_err(|e| io(&old, e))?;
+        // Without a second name (no older segment, or a filesystem without hard links), the
+        // rename frees the older one's blocks itself, as it always may.
+        let retired = std::fs::hard_link(&self.path, &old).is_ok().then_some(old);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| io(&self.path, e))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io(dir, e))?;
-        std::fs::metadata(&self.path)
+        let bytes = std::fs::metadata(&self.path)
             .map(|m| m.len())
-            .map_err(|e| io(&self.path, e))
+            .map_err(|e| io(&self.path, e))?;
+        Ok(Installed { bytes, retired })
     }
 
     /// Drops it (the collection it was written for is gone or was reloaded meanwhile).
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = disk_pacing::remove_file(&self.tmp);
     }
 }
 
@@ -123,17 +157,17 @@ pub(crate) fn write(
     let tmp = temporary_path(path);
     let file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
     let mut out = Checksummed {
-        inner: BufWriter::with_capacity(IO_BUFFER, file),
+        inner: BufWriter::with_capacity(IO_BUFFER, SyncingWriter::new(file)),
         crc: crc32fast::Hasher::new(),
     };
     let written = write_body(&mut out, meta, change, index, image, slots).and_then(|()| {
         let crc = out.crc.clone().finalize();
         out.inner.write_all(&crc.to_le_bytes())?;
         out.inner.flush()?;
-        out.inner.get_ref().sync_all()
+        out.inner.get_ref().get_ref().sync_all()
     });
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = disk_pacing::remove_file(&tmp);
         return Err(io(&tmp, e));
     }
     Ok(Written {
@@ -162,7 +196,8 @@ fn write_body(
 /// Reads the segment at `path` written for a collection with `meta`; `Ok(None)` if there is
 /// none, an error if it is unusable (the caller removes it and rebuilds).
 pub(crate) fn read(path: &Path, meta: &CollectionMeta) -> Result<Option<SegmentContents>> {
-    let _ = std::fs::remove_file(temporary_path(path));
+    let _ = disk_pacing::remove_file(&temporary_path(path));
+    let _ = disk_pacing::remove_file(&retired_path(path));
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -212,12 +247,9 @@ pub(crate) fn read(path: &Path, meta: &CollectionMeta) -> Result<Option<SegmentC
     }))
 }
 
-/// Removes `collection`'s segment, if any.
+/// Removes `collection`'s segment, if any, in steps.
 pub(crate) fn remove(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path, e)),
-        _ => Ok(()),
-    }
+    disk_pacing::remove_file(path).map_err(|e| io(path, e))
 }
 
 fn read_u64(input: &mut dyn Read) -> std::io::Result<u64> {

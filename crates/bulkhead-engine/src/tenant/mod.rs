@@ -294,12 +294,8 @@ impl TenantState {
         self.store.drop_all()?;
         fail::fail_point!("delete-tenant:column-family-dropped");
         let segments = self.segment_dir();
-        match std::fs::remove_dir_all(&segments) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(EngineError::Storage(format!("{}: {e}", segments.display())))
-            }
-            _ => Ok(()),
-        }
+        crate::disk_pacing::remove_dir_all(&segments)
+            .map_err(|e| EngineError::Storage(format!("{}: {e}", segments.display())))
     }
 }
 

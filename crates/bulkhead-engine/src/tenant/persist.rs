@@ -62,7 +62,7 @@ pub(crate) fn remove_unregistered_segments(
         }
         let dir = segment_dir(data_dir, incarnation);
         tracing::warn!(dir = %dir.display(), "removing the segments of a deleted tenant");
-        std::fs::remove_dir_all(&dir)
+        crate::disk_pacing::remove_dir_all(&dir)
             .map_err(|e| EngineError::Storage(format!("{}: {e}", dir.display())))?;
         removed += 1;
     }
@@ -137,7 +137,7 @@ impl<A: Access> TenantHandle<A> {
             }
             return Ok(Persisted::Nothing);
         }
-        let bytes = match written {
+        let installed = match written {
             Some(w) => Some(w.install()?),
             None => {
                 segment::remove(&path)?;
@@ -152,14 +152,27 @@ impl<A: Access> TenantHandle<A> {
         trim.put(keys::change_key(&col.id, change), Vec::new());
         self.store().write(trim)?;
         col.changes.set_persisted(change);
-        match bytes {
-            Some(_) => col.changes.set_segment_written(self.state.now_ms()),
-            None => col.changes.set_segment_written(0),
+        let persisted = match &installed {
+            Some(installed) => {
+                col.changes.set_segment_written(self.state.now_ms());
+                Persisted::Segment {
+                    change,
+                    bytes: installed.bytes,
+                }
+            }
+            None => {
+                col.changes.set_segment_written(0);
+                Persisted::Trimmed { change }
+            }
+        };
+        // The replaced segment goes once the collection's writers no longer wait on this.
+        drop(deleted);
+        drop(gate);
+        if let Some(Err(e)) = installed.map(|i| i.remove_retired()) {
+            // The next install or load of the collection removes it.
+            tracing::warn!(tenant = %self.id(), collection = %col.id, error = %e, "replaced segment left on disk");
         }
-        Ok(match bytes {
-            Some(bytes) => Persisted::Segment { change, bytes },
-            None => Persisted::Trimmed { change },
-        })
+        Ok(persisted)
     }
 
     /// Queues a segment for each loaded collection with `segment_refresh_changes` changes

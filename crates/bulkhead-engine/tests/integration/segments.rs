@@ -170,6 +170,43 @@ fn a_damaged_segment_is_detected_and_the_collection_rebuilt() {
     assert_ne!(rewritten, bytes);
 }
 
+/// A segment written over an older one leaves one file, holding the newer state; the older
+/// one's second name (kept while it is removed in steps) is gone once the write returns, and
+/// one a crash left behind is removed when the collection is next loaded.
+#[test]
+fn a_replaced_segment_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let t = tenant_with_docs(&engine, "acme", DIM);
+        t.create_collection(&coll("big"), &graph_spec()).unwrap();
+        upsert_range(&t, 0..600, 0);
+        wait_for_builds(&engine);
+        let [first] = segment_files(dir.path()).try_into().unwrap();
+        let first_bytes = std::fs::read(&first).unwrap();
+        upsert_range(&t, 600..700, 0);
+        assert_eq!(t.write_segments().unwrap(), 1);
+        assert_eq!(segment_files(dir.path()), vec![first.clone()]);
+        assert_ne!(
+            std::fs::read(&first).unwrap(),
+            first_bytes,
+            "the newer state"
+        );
+        // As a crash between the rename and the removal leaves it.
+        std::fs::write(first.with_extension("seg.old"), &first_bytes).unwrap();
+    }
+    let engine = open(dir.path());
+    let t = engine.handle(&tenant("acme")).unwrap();
+    let expected: Vec<(u64, u64)> = (0..700).map(|i| (i, i * 1000)).collect();
+    assert_answers(&t, &expected, &[]);
+    assert_eq!(
+        engine.index_build_stats().finished,
+        0,
+        "the graph came from the newer segment"
+    );
+    assert_eq!(segment_files(dir.path()).len(), 1, "the leftover is gone");
+}
+
 #[test]
 fn deleting_a_collection_or_tenant_removes_its_segments() {
     let dir = tempfile::tempdir().unwrap();
