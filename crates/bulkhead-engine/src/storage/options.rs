@@ -100,11 +100,6 @@ impl SharedResources {
         // With many column families the WAL can only be recycled once every one of them has
         // flushed; a cap forces flushes of stale memtables instead of growing the WAL forever.
         o.set_max_total_wal_size(64 << 20);
-        // A log no longer needed is kept for reuse rather than deleted: on a filesystem mounted
-        // with `discard`, deleting a 33 MB log sent the device a discard that held a
-        // neighbour's log sync for up to 60 ms (benchmarks.md, *Segments written and removed
-        // in steps*), and a reused file needs no new blocks either.
-        o.set_recycle_log_file_num(1);
         o.set_keep_log_file_num(2);
         o.set_max_background_jobs(FLUSH_THREADS + COMPACTION_THREADS);
         o.set_stats_dump_period_sec(0);
