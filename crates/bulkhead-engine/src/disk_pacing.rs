@@ -16,8 +16,8 @@
 //! ahead of a neighbour's sync. Measured with `tools/disk_neighbour.py` on this project's VM
 //! (64 MiB files, steps paced at 128 MiB/s), a neighbour's sync p99 was 86 ms beside a file
 //! written whole, 2.5 ms beside one written in steps (0.9 ms quiet); 178 ms beside a file
-//! unlinked whole, 22 ms beside one removed in steps (5 ms at 256 MiB/s in another run). The pace costs background work time only: a 92 MB
-//! segment takes under a second to write.
+//! unlinked whole, 22 ms beside one removed in steps (5 ms at 256 MiB/s in another run). The
+//! pace costs background work time only: a 92 MB segment takes under a second to write.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

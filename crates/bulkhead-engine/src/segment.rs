@@ -9,8 +9,9 @@
 //! written to a temporary name, synced as it grows, then renamed, so a crash leaves either the
 //! old file or the new one. The file it replaces first gets a second name, so the rename frees
 //! nothing under the collection's writer lock; the caller removes it in steps afterwards
-//! (`disk_pacing` says why). Layout: magic, change number, the collection's creation time, the index image
-//! (`bulkhead_index::VectorIndex::write_image`), the slots, and a CRC-32 of all of it.
+//! (`disk_pacing` says why). Layout: magic, change number, the collection's creation time,
+//! the index image (`bulkhead_index::VectorIndex::write_image`), the slots, and a CRC-32 of
+//! all of it.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -96,35 +97,52 @@ pub(crate) struct Written {
     path: PathBuf,
 }
 
-/// A segment put in place: its size, and the one it replaced, still to be removed.
+/// A segment taken out of use under a name of its own, still on disk until removed.
 #[derive(Debug)]
-#[must_use = "the replaced segment is still on disk"]
-pub(crate) struct Installed {
-    pub bytes: u64,
-    retired: Option<PathBuf>,
-}
+#[must_use = "the retired segment is still on disk"]
+pub(crate) struct Retired(Option<PathBuf>);
 
-impl Installed {
-    /// Removes the segment it replaced, in steps; for after the collection's lock is released.
-    pub fn remove_retired(self) -> Result<()> {
-        match &self.retired {
+impl Retired {
+    /// Removes it, in steps; for after the collection's lock is released.
+    pub fn remove(self) -> Result<()> {
+        match &self.0 {
             Some(old) => disk_pacing::remove_file(old).map_err(|e| io(old, e)),
             None => Ok(()),
         }
     }
 }
 
+/// A segment put in place: its size, and the one it replaced.
+#[derive(Debug)]
+pub(crate) struct Installed {
+    pub bytes: u64,
+    pub replaced: Retired,
+}
+
+/// Takes the segment at `path`, if any, out of use without freeing its blocks (a rename), so
+/// that it can be removed in steps later: for a collection that keeps no segment any more.
+pub(crate) fn retire(path: &Path) -> Result<Retired> {
+    let old = retired_path(path);
+    // One left by a crash, or by an earlier removal that failed.
+    disk_pacing::remove_file(&old).map_err(|e| io(&old, e))?;
+    match std::fs::rename(path, &old) {
+        Ok(()) => Ok(Retired(Some(old))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Retired(None)),
+        Err(e) => Err(io(path, e)),
+    }
+}
+
 impl Written {
     /// Renames it over any older segment, durably. The older one keeps a second name, so the
-    /// rename frees none of its blocks: [`Installed::remove_retired`] does, in steps.
+    /// rename frees none of its blocks: [`Retired::remove`] does, in steps.
     pub fn install(self) -> Result<Installed> {
         let dir = self.path.parent().expect("a segment path has a directory");
         let old = retired_path(&self.path);
-        // One left by a crash, or by an earlier install whose removal failed.
+        // One left by a crash, or by an earlier removal that failed.
         disk_pacing::remove_file(&old).map_err(|e| io(&old, e))?;
         // Without a second name (no older segment, or a filesystem without hard links), the
         // rename frees the older one's blocks itself, as it always may.
-        let retired = std::fs::hard_link(&self.path, &old).is_ok().then_some(old);
+        let replaced = Retired(std::fs::hard_link(&self.path, &old).is_ok().then_some(old));
         std::fs::rename(&self.tmp, &self.path).map_err(|e| io(&self.path, e))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -132,7 +150,7 @@ impl Written {
         let bytes = std::fs::metadata(&self.path)
             .map(|m| m.len())
             .map_err(|e| io(&self.path, e))?;
-        Ok(Installed { bytes, retired })
+        Ok(Installed { bytes, replaced })
     }
 
     /// Drops it (the collection it was written for is gone or was reloaded meanwhile).

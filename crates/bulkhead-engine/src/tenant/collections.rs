@@ -134,9 +134,11 @@ impl<A: CanWrite> TenantHandle<A> {
         self.commit(set, 0)?;
         *deleted = true;
         loaded.collections.write().remove(id);
-        // A segment left behind (a crash right here) is refused by its creation time.
-        crate::segment::remove(&self.segment_path(id))?;
+        // A segment left behind (a crash right here) is refused by its creation time. It is
+        // removed in steps, once the collection's lock is released.
+        let retired = crate::segment::retire(&self.segment_path(id))?;
         drop(deleted);
+        retired.remove()?;
         self.store().compact(keys::record_range(id))?;
         Ok(())
     }

@@ -101,7 +101,8 @@ impl<A: Access> TenantHandle<A> {
     /// Writes `col`'s segment if it changed since the last one (a flat collection, or one
     /// whose settings turn segments off, gets none: any old one is removed), then trims its
     /// change log. Runs on the engine's build thread;
-    /// writes of the collection wait only while its structure is copied and for the rename.
+    /// writes of the collection wait only while its structure is copied and for the rename
+    /// (the file replaced is removed after).
     pub(crate) fn persist(&self, col: &LiveCollection) -> Result<Persisted> {
         let path = self.segment_path(&col.id);
         let (change, image, slots) = {
@@ -132,17 +133,20 @@ impl<A: Access> TenantHandle<A> {
         let current = gate.is_ok() && self.serves(col);
         let deleted = col.writer.lock();
         if gate.is_err() || !current || *deleted {
+            // Removed in steps, so not while the collection's writers wait.
+            drop(deleted);
+            drop(gate);
             if let Some(w) = written {
                 w.discard();
             }
             return Ok(Persisted::Nothing);
         }
-        let installed = match written {
-            Some(w) => Some(w.install()?),
-            None => {
-                segment::remove(&path)?;
-                None
+        let (bytes, retired) = match written {
+            Some(w) => {
+                let installed = w.install()?;
+                (Some(installed.bytes), installed.replaced)
             }
+            None => (None, segment::retire(&path)?),
         };
         let mut trim = WriteSet::default();
         trim.delete_range((
@@ -152,23 +156,20 @@ impl<A: Access> TenantHandle<A> {
         trim.put(keys::change_key(&col.id, change), Vec::new());
         self.store().write(trim)?;
         col.changes.set_persisted(change);
-        let persisted = match &installed {
-            Some(installed) => {
+        let persisted = match bytes {
+            Some(bytes) => {
                 col.changes.set_segment_written(self.state.now_ms());
-                Persisted::Segment {
-                    change,
-                    bytes: installed.bytes,
-                }
+                Persisted::Segment { change, bytes }
             }
             None => {
                 col.changes.set_segment_written(0);
                 Persisted::Trimmed { change }
             }
         };
-        // The replaced segment goes once the collection's writers no longer wait on this.
+        // The older segment goes once the collection's writers no longer wait on this.
         drop(deleted);
         drop(gate);
-        if let Some(Err(e)) = installed.map(|i| i.remove_retired()) {
+        if let Err(e) = retired.remove() {
             // The next install or load of the collection removes it.
             tracing::warn!(tenant = %self.id(), collection = %col.id, error = %e, "replaced segment left on disk");
         }
