@@ -44,6 +44,13 @@ fn retired_path(path: &Path) -> PathBuf {
     path.with_extension("seg.old")
 }
 
+/// `path`'s retired name, freed of any file a crash or a failed removal left under it.
+fn free_retired_path(path: &Path) -> Result<PathBuf> {
+    let old = retired_path(path);
+    disk_pacing::remove_file(&old).map_err(|e| io(&old, e))?;
+    Ok(old)
+}
+
 fn io(path: &Path, e: std::io::Error) -> EngineError {
     EngineError::Storage(format!("segment {}: {e}", path.display()))
 }
@@ -122,9 +129,7 @@ pub(crate) struct Installed {
 /// Takes the segment at `path`, if any, out of use without freeing its blocks (a rename), so
 /// that it can be removed in steps later: for a collection that keeps no segment any more.
 pub(crate) fn retire(path: &Path) -> Result<Retired> {
-    let old = retired_path(path);
-    // One left by a crash, or by an earlier removal that failed.
-    disk_pacing::remove_file(&old).map_err(|e| io(&old, e))?;
+    let old = free_retired_path(path)?;
     match std::fs::rename(path, &old) {
         Ok(()) => Ok(Retired(Some(old))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Retired(None)),
@@ -137,9 +142,7 @@ impl Written {
     /// rename frees none of its blocks: [`Retired::remove`] does, in steps.
     pub fn install(self) -> Result<Installed> {
         let dir = self.path.parent().expect("a segment path has a directory");
-        let old = retired_path(&self.path);
-        // One left by a crash, or by an earlier removal that failed.
-        disk_pacing::remove_file(&old).map_err(|e| io(&old, e))?;
+        let old = free_retired_path(&self.path)?;
         // Without a second name (no older segment, or a filesystem without hard links), the
         // rename frees the older one's blocks itself, as it always may.
         let replaced = Retired(std::fs::hard_link(&self.path, &old).is_ok().then_some(old));

@@ -48,6 +48,16 @@ fn upsert_range(t: &TenantHandle, range: std::ops::Range<u64>, salt: u64) {
     t.upsert(&coll("big"), batch).unwrap();
 }
 
+/// Tenant `acme` with collection `big` holding records 0..`records`, its graph built (and so
+/// its segment written).
+fn acme_with_built_graph(engine: &Engine, records: u64) -> TenantHandle {
+    let t = tenant_with_docs(engine, "acme", DIM);
+    t.create_collection(&coll("big"), &graph_spec()).unwrap();
+    upsert_range(&t, 0..records, 0);
+    wait_for_builds(engine);
+    t
+}
+
 /// Each of `expected` (id number, vector seed) is found first by its own vector, and
 /// `absent` ids are never returned.
 fn assert_answers(t: &TenantHandle, expected: &[(u64, u64)], absent: &[u64]) {
@@ -67,10 +77,7 @@ fn a_restart_starts_from_the_segment_and_replays_the_writes_after_it() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = open(dir.path());
-        let t = tenant_with_docs(&engine, "acme", DIM);
-        t.create_collection(&coll("big"), &graph_spec()).unwrap();
-        upsert_range(&t, 0..1000, 0);
-        wait_for_builds(&engine);
+        let t = acme_with_built_graph(&engine, 1000);
         assert_eq!(
             segment_files(dir.path()).len(),
             1,
@@ -145,10 +152,7 @@ fn a_damaged_segment_is_detected_and_the_collection_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = open(dir.path());
-        let t = tenant_with_docs(&engine, "acme", DIM);
-        t.create_collection(&coll("big"), &graph_spec()).unwrap();
-        upsert_range(&t, 0..600, 0);
-        wait_for_builds(&engine);
+        acme_with_built_graph(&engine, 600);
     }
     let [segment] = segment_files(dir.path()).try_into().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
@@ -178,10 +182,7 @@ fn a_replaced_segment_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = open(dir.path());
-        let t = tenant_with_docs(&engine, "acme", DIM);
-        t.create_collection(&coll("big"), &graph_spec()).unwrap();
-        upsert_range(&t, 0..600, 0);
-        wait_for_builds(&engine);
+        let t = acme_with_built_graph(&engine, 600);
         let [first] = segment_files(dir.path()).try_into().unwrap();
         let first_bytes = std::fs::read(&first).unwrap();
         upsert_range(&t, 600..700, 0);
